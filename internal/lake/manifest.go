@@ -1,0 +1,283 @@
+package lake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ManifestVersion is the current manifest format.
+const ManifestVersion = 1
+
+// Manifest is one commit of a source: the source positions [Start, End) it
+// covers and every object those positions produced. A commit exists iff its
+// manifest exists; data files named by no manifest are garbage.
+type Manifest struct {
+	Version int    `json:"version"`
+	Source  string `json:"source"`
+	Seq     uint64 `json:"seq"`
+	Writer  string `json:"writer"`
+	// Start and End delimit the source positions covered: Kafka offsets, or
+	// line numbers of a file. The next commit starts where this one ends.
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+	// Files lists the data files of this commit.
+	Files []DataFile `json:"files"`
+	// Rejected names the dead-letter file of this commit, if any record was rejected.
+	Rejected      string `json:"rejected,omitempty"`
+	ValidCount    int64  `json:"valid"`
+	RejectedCount int64  `json:"rejected_count"`
+	// Watermark is the highest event time (epoch ms) the source has
+	// delivered up to and including this commit; it never decreases.
+	Watermark int64 `json:"watermark_ms"`
+	// Hours maps each event-time hour touched by this commit to its mark.
+	Hours     map[string]HourMark `json:"hours,omitempty"`
+	Committed time.Time           `json:"committed"`
+}
+
+// DataFile is one data file of a commit.
+type DataFile struct {
+	Key    string `json:"key"`
+	Bucket int    `json:"bucket"`
+	Hour   string `json:"hour"` // HourFormat
+	Events int64  `json:"events"`
+	Bytes  int64  `json:"bytes"`
+	MinTs  int64  `json:"min_ts_ms"`
+	MaxTs  int64  `json:"max_ts_ms"`
+}
+
+// Partition returns the data file's partition.
+func (f DataFile) Partition() (Partition, error) {
+	h, err := time.Parse(HourFormat, f.Hour)
+	if err != nil {
+		return Partition{}, fmt.Errorf("lake: data file %s: hour %q: %w", f.Key, f.Hour, err)
+	}
+	return Partition{Hour: h.UTC(), Bucket: f.Bucket}, nil
+}
+
+// HourMark records, for one source and event-time hour, how many events a
+// commit added and the latest event time seen in that hour so far.
+type HourMark struct {
+	Events int64 `json:"events"`
+	MaxTs  int64 `json:"max_ts_ms"`
+}
+
+// Watermark is the record a source keeps at WatermarkKey: how far in event
+// time, and in source position, ingest has come.
+type Watermark struct {
+	Source    string    `json:"source"`
+	Seq       uint64    `json:"seq"`
+	End       int64     `json:"end"`
+	Watermark int64     `json:"watermark_ms"`
+	Updated   time.Time `json:"updated"`
+}
+
+// Meta is the lake's own record at MetaKey, fixed when the lake is created.
+type Meta struct {
+	Version int       `json:"version"`
+	Buckets int       `json:"buckets"`
+	Created time.Time `json:"created"`
+}
+
+// ErrFenced reports that another writer committed the sequence number this
+// writer tried to commit: this writer's view of the source is stale.
+var ErrFenced = errors.New("lake: commit fenced by another writer")
+
+// EnsureMeta returns the lake's metadata, creating it with buckets if the
+// lake is new. A lake's bucket count never changes: asking for a different
+// non-zero count than the lake has is an error.
+func EnsureMeta(ctx context.Context, s Store, buckets int) (Meta, error) {
+	if buckets < 0 {
+		return Meta{}, fmt.Errorf("lake: bucket count %d must be positive", buckets)
+	}
+	m, err := ReadMeta(ctx, s)
+	if errors.Is(err, ErrNotExist) {
+		n := buckets
+		if n == 0 {
+			n = DefaultBuckets
+		}
+		m = Meta{Version: 1, Buckets: n, Created: time.Now().UTC()}
+		data, _ := json.Marshal(m)
+		err = s.PutIfAbsent(ctx, MetaKey, data)
+		if errors.Is(err, ErrExists) { // another writer created it first
+			m, err = ReadMeta(ctx, s)
+		}
+	}
+	if err != nil {
+		return Meta{}, err
+	}
+	if buckets != 0 && buckets != m.Buckets {
+		return Meta{}, fmt.Errorf("lake %s has %d buckets, not %d: the bucket count is fixed when a lake is created", s.URI(), m.Buckets, buckets)
+	}
+	return m, nil
+}
+
+// ReadMeta reads the lake's metadata; ErrNotExist if the lake is new.
+func ReadMeta(ctx context.Context, s Store) (Meta, error) {
+	data, err := s.Get(ctx, MetaKey)
+	if err != nil {
+		return Meta{}, fmt.Errorf("lake: read %s: %w", MetaKey, err)
+	}
+	var m Meta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Meta{}, fmt.Errorf("lake: decode %s: %w", MetaKey, err)
+	}
+	if m.Buckets <= 0 {
+		return Meta{}, fmt.Errorf("lake: %s: invalid bucket count %d", MetaKey, m.Buckets)
+	}
+	return m, nil
+}
+
+// Commit writes m as the manifest of its source and sequence number. It
+// returns ErrFenced if that sequence number is already committed. After a
+// successful commit it updates the source's watermark record (best effort:
+// the manifest is the truth, the record a cheap summary of it).
+func Commit(ctx context.Context, s Store, m *Manifest) error {
+	m.Version = ManifestVersion
+	if m.Committed.IsZero() {
+		m.Committed = time.Now().UTC()
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("lake: encode manifest: %w", err)
+	}
+	key := ManifestKey(m.Source, m.Seq)
+	if err := s.PutIfAbsent(ctx, key, data); err != nil {
+		if errors.Is(err, ErrExists) {
+			return fmt.Errorf("lake: commit %s: %w", key, ErrFenced)
+		}
+		return fmt.Errorf("lake: commit %s: %w", key, err)
+	}
+	wm, _ := json.Marshal(Watermark{Source: m.Source, Seq: m.Seq, End: m.End, Watermark: m.Watermark, Updated: m.Committed})
+	if err := s.Put(ctx, WatermarkKey(m.Source), wm); err != nil {
+		return fmt.Errorf("lake: commit %s: update watermark: %w", key, err)
+	}
+	return nil
+}
+
+// ReadManifest reads one manifest by key.
+func ReadManifest(ctx context.Context, s Store, key string) (*Manifest, error) {
+	data, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("lake: read manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("lake: decode manifest %s: %w", key, err)
+	}
+	if m.Version != ManifestVersion {
+		return nil, fmt.Errorf("lake: manifest %s: unsupported version %d", key, m.Version)
+	}
+	return &m, nil
+}
+
+// LastManifest returns the newest committed manifest of source, or nil if
+// the source has never committed.
+func LastManifest(ctx context.Context, s Store, source string) (*Manifest, error) {
+	objs, err := s.List(ctx, ManifestSourcePrefix(source))
+	if err != nil {
+		return nil, fmt.Errorf("lake: list manifests of %s: %w", source, err)
+	}
+	var last string
+	var lastSeq uint64
+	for _, o := range objs {
+		seq, err := ParseManifestSeq(o.Key)
+		if err != nil {
+			continue // not a manifest
+		}
+		if seq >= lastSeq {
+			last, lastSeq = o.Key, seq
+		}
+	}
+	if last == "" {
+		return nil, nil
+	}
+	return ReadManifest(ctx, s, last)
+}
+
+// Snapshot is the committed content of the lake at one moment: every
+// manifest of every source.
+type Snapshot struct {
+	Meta      Meta
+	Manifests []*Manifest // sorted by (source, seq)
+}
+
+// ReadSnapshot reads every manifest of the lake, concurrently.
+func ReadSnapshot(ctx context.Context, s Store) (*Snapshot, error) {
+	meta, err := ReadMeta(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := s.List(ctx, ManifestsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("lake: list manifests: %w", err)
+	}
+	keys := make([]string, 0, len(objs))
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".json") {
+			keys = append(keys, o.Key)
+		}
+	}
+	out := make([]*Manifest, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], errs[i] = ReadManifest(ctx, s, k)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Seq < out[j].Seq
+	})
+	return &Snapshot{Meta: meta, Manifests: out}, nil
+}
+
+// FilesFor returns, per user bucket, the committed data files holding events
+// whose time lies in [from, to), sorted by key. Files are selected by their
+// recorded time range, so an hour partially inside the range is included.
+func (sn *Snapshot) FilesFor(from, to time.Time) map[int][]DataFile {
+	lo, hi := from.UnixMilli(), to.UnixMilli()
+	out := make(map[int][]DataFile)
+	for _, m := range sn.Manifests {
+		for _, f := range m.Files {
+			if f.MaxTs < lo || f.MinTs >= hi {
+				continue
+			}
+			out[f.Bucket] = append(out[f.Bucket], f)
+		}
+	}
+	for b := range out {
+		slices.SortFunc(out[b], func(x, y DataFile) int { return strings.Compare(x.Key, y.Key) })
+	}
+	return out
+}
+
+// Watermarks returns the latest watermark of every source in the snapshot.
+func (sn *Snapshot) Watermarks() map[string]Watermark {
+	out := make(map[string]Watermark)
+	for _, m := range sn.Manifests {
+		w := out[m.Source]
+		if m.Seq >= w.Seq {
+			out[m.Source] = Watermark{Source: m.Source, Seq: m.Seq, End: m.End, Watermark: m.Watermark, Updated: m.Committed}
+		}
+	}
+	return out
+}
