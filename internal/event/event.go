@@ -1,5 +1,3 @@
-// Package event holds the click event contract: the Event type stored in the
-// lake and the parser that validates raw Kafka message values against it.
 package event
 
 // MaxSize is the default limit on a raw message value, in bytes.

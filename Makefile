@@ -1,0 +1,68 @@
+# clickstream — build, test and run the platform on one machine.
+#
+#   make demo   the whole pipeline end to end on a local stack
+#   make test   every test, against the real services (started if needed)
+
+SHELL        := /bin/bash
+GO           ?= go
+BIN          := bin/clickstream
+STACK        := deploy/local/stack.sh
+STATE        ?= $(or $(CLICKSTREAM_STATE),$(HOME)/.local/state/clickstream)
+STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT ?= 40m
+# Sourced before tests and the demo: the endpoints of the local stack.
+WITH_STACK   := set -a; . $(STATE)/env; set +a;
+
+.PHONY: all build test test-short bench demo demo-down dev-up dev-down lint fuzz proto tidy-check clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/clickstream
+
+## test: start the local stack if needed, then run every test with -race.
+test: dev-up
+	$(WITH_STACK) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## test-short: unit tests only, no services.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## bench: benchmarks (numbers, never pass/fail), services included.
+bench: dev-up build
+	$(WITH_STACK) $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./...
+
+## demo: the pipeline end to end on the local stack.
+demo: dev-up build
+	$(WITH_STACK) deploy/local/demo.sh
+
+demo-down:
+	-deploy/local/demo.sh down
+	$(STACK) down
+
+dev-up:
+	$(STACK) up
+
+dev-down:
+	$(STACK) down
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: run every fuzz target for a while (FUZZTIME per target).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/event/
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./internal/aggregate/
+
+## proto: regenerate the gRPC code (committed) from proto/.
+proto:
+	proto/gen.sh
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+clean:
+	rm -rf bin

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/internal/cluster/clustertest"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+var (
+	testFrom = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	testTo   = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// TestLocalClusterMatchesReference runs jobs on a coordinator and three
+// workers over loopback gRPC with an embedded etcd, on random data, and
+// compares each result with aggregate.Compute over all events at once.
+func TestLocalClusterMatchesReference(t *testing.T) {
+	ctx := context.Background()
+	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 2, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Close)
+	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+
+	for _, tc := range []struct {
+		name                   string
+		seed                   uint64
+		users, events, buckets int
+		format                 pb.OutputFormat
+	}{
+		{"small", 1, 50, 2000, 4, pb.OutputFormat_OUTPUT_FORMAT_NDJSON},
+		{"many-buckets", 2, 400, 30000, 16, pb.OutputFormat_OUTPUT_FORMAT_NDJSON},
+		{"csv", 3, 100, 5000, 8, pb.OutputFormat_OUTPUT_FORMAT_CSV},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := laketest.NewFile(t)
+			events := clustertest.Events(tc.seed, tc.users, tc.events, testFrom, testTo)
+			clustertest.WriteLake(t, src, tc.buckets, 3, events)
+			out := laketest.NewFile(t)
+			j := submitAndWait(t, c, &pb.JobSpec{
+				From: timestamppb.New(testFrom), To: timestamppb.New(testTo),
+				OutUri: out.URI(), LakeUri: src.URI(), Format: tc.format,
+			})
+			if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+				t.Fatalf("job %s: %s", coordinator.StateName(j.GetState()), j.GetError())
+			}
+			got, meta, err := results.ReadResult(ctx, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := clustertest.Reference(events, testFrom, testTo, 30*time.Minute)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("result differs from the reference: %d rows, want %d", len(got), len(want))
+			}
+			if meta.Partitions != tc.buckets || int(j.GetProgress().GetTasksTotal()) != tc.buckets {
+				t.Errorf("partitions %d, tasks %d; want %d", meta.Partitions, j.GetProgress().GetTasksTotal(), tc.buckets)
+			}
+			if meta.EventsRead == 0 || meta.EventsRead != j.GetProgress().GetEventsRead() {
+				t.Errorf("events read: meta %d, status %d", meta.EventsRead, j.GetProgress().GetEventsRead())
+			}
+			// Partials and plan are cleaned up after the commit.
+			waitFor(t, "job leftovers removed", func() bool {
+				objs, err := out.List(ctx, results.JobsPrefix)
+				return err == nil && len(objs) == 0
+			})
+		})
+	}
+}
+
+func submitAndWait(t *testing.T, c *coordinator.Client, spec *pb.JobSpec) *pb.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := c.Submit(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err = c.Wait(ctx, j.GetId(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunCommand runs `clickstream run` end to end, then again over the
+// same output, which replaces the result whole.
+func TestRunCommand(t *testing.T) {
+	src := laketest.NewFile(t)
+	events := clustertest.Events(7, 100, 5000, testFrom, testTo)
+	clustertest.WriteLake(t, src, 8, 2, events)
+	out := laketest.NewFile(t)
+	args := []string{"--lake", src.URI(), "--from", testFrom.Format(time.RFC3339), "--to", testTo.Format(time.RFC3339), "--out", out.URI(), "--workers", "2"}
+	var stdout bytes.Buffer
+	if err := runLocal(context.Background(), args, &stdout); err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "succeeded") || !strings.Contains(stdout.String(), "rows:") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+	first, err := results.ReadMeta(context.Background(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := runLocal(context.Background(), append(args, "--format", "csv"), &stdout); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	got, meta, err := results.ReadResult(context.Background(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Format != results.CSV || meta.Previous != first.Run || meta.Job == first.Job {
+		t.Errorf("second result: format %s, previous %q (want %q)", meta.Format, meta.Previous, first.Run)
+	}
+	if want := clustertest.Reference(events, testFrom, testTo, 30*time.Minute); !reflect.DeepEqual(got, want) {
+		t.Errorf("second result differs from the reference")
+	}
+}
+
+// TestRunEmptyWindow: a window without data succeeds with an empty result
+// and a warning.
+func TestRunEmptyWindow(t *testing.T) {
+	src := laketest.NewFile(t)
+	clustertest.WriteLake(t, src, 4, 1, clustertest.Events(1, 10, 100, testFrom, testTo))
+	out := laketest.NewFile(t)
+	from := testFrom.Add(-72 * time.Hour)
+	args := []string{"--lake", src.URI(), "--from", from.Format(time.RFC3339), "--to", from.Add(time.Hour).Format(time.RFC3339), "--out", out.URI(), "--workers", "1"}
+	var stdout bytes.Buffer
+	if err := runLocal(context.Background(), args, &stdout); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "warning:") {
+		t.Errorf("no warning in summary:\n%s", stdout.String())
+	}
+	rows, meta, err := results.ReadResult(context.Background(), out)
+	if err != nil || len(rows) != 0 || meta.Rows != 0 || meta.Warning == "" {
+		t.Fatalf("rows %d, meta %+v, err %v", len(rows), meta, err)
+	}
+}
+
+// TestClusterCommandErrors: bad ranges and times are usage errors found
+// before any network call; an unreachable coordinator fails fast.
+func TestClusterCommandErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		cmd  func(context.Context, []string, *bytes.Buffer) error
+		args []string
+		want string
+	}{
+		{"to before from", submitCmd, []string{"--from", "2026-11-27T03:00:00Z", "--to", "2026-11-27T00:00:00Z", "--out", "file:///tmp/x"}, "bad time range"},
+		{"empty range", submitCmd, []string{"--from", "2026-11-27T03:00:00Z", "--to", "2026-11-27T03:00:00Z", "--out", "file:///tmp/x"}, "bad time range"},
+		{"unparsable", submitCmd, []string{"--from", "2026-11-27", "--to", "2026-11-28T00:00:00Z", "--out", "file:///tmp/x"}, "not an RFC 3339 time"},
+		{"no out", submitCmd, []string{"--from", "2026-11-27T00:00:00Z", "--to", "2026-11-28T00:00:00Z"}, "--out is required"},
+		{"run no lake", runCmd, []string{"--from", "2026-11-27T00:00:00Z", "--to", "2026-11-28T00:00:00Z", "--out", "file:///tmp/x"}, "--lake is required"},
+		{"cancel no job", cancelCmd, nil, "exactly one job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cmd(ctx, tc.args, &bytes.Buffer{})
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("unreachable coordinator", func(t *testing.T) {
+		start := time.Now()
+		err := runSubmit(ctx, []string{"--coordinator", "127.0.0.1:1", "--from", "2026-11-27T00:00:00Z",
+			"--to", "2026-11-28T00:00:00Z", "--out", "file:///tmp/x", "--wait"}, &bytes.Buffer{})
+		if !errors.Is(err, coordinator.ErrUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Fatalf("err = %v, want ErrUnreachable naming the address", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("took %v to fail", d)
+		}
+		err = runStatus(ctx, []string{"--coordinator", "127.0.0.1:1"}, &bytes.Buffer{})
+		if !errors.Is(err, coordinator.ErrUnreachable) {
+			t.Fatalf("status: err = %v", err)
+		}
+	})
+}
+
+func submitCmd(ctx context.Context, args []string, w *bytes.Buffer) error { return runSubmit(ctx, args, w) }
+func runCmd(ctx context.Context, args []string, w *bytes.Buffer) error    { return runLocal(ctx, args, w) }
+func cancelCmd(ctx context.Context, args []string, w *bytes.Buffer) error { return runCancel(ctx, args, w) }
+
+var _ = lake.ErrNotExist

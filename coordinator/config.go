@@ -1,0 +1,159 @@
+package coordinator
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+// Defaults of Config.
+const (
+	DefaultListen          = ":7400"
+	DefaultEtcdListen      = "127.0.0.1:2379"
+	DefaultDataDir         = "clickstream-etcd"
+	DefaultMaxAttempts     = 3
+	DefaultMaxLost         = 10
+	DefaultWorkerTTL       = 5 * time.Second
+	DefaultLeaderTTL       = 5 * time.Second
+	DefaultBackupAfter     = 5 * time.Second
+	DefaultBackupFraction  = 0.1
+	DefaultBackupRemaining = 2
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMergeParallel   = 8
+)
+
+// Config configures a coordinator. Build it with NewConfig, bind it to
+// flags with AddFlags, and check it with Validate.
+type Config struct {
+	// Listen is the gRPC listen address of the CoordinatorService.
+	Listen string
+	// Advertise is the address other coordinators and users are told to
+	// use for the leader; empty means the listener's address.
+	Advertise string
+	// Etcd lists etcd endpoints, comma-separated. Empty makes Run start an
+	// embedded etcd in DataDir, serving clients on EtcdListen.
+	Etcd       string
+	EtcdPrefix string
+	DataDir    string
+	EtcdListen string
+	// Lake is the default lake URI of jobs that name none.
+	Lake string
+	// SessionTimeout is the default session timeout of jobs.
+	SessionTimeout time.Duration
+	// MaxAttempts bounds the failed attempts of a task (errors reported by
+	// a worker); the job fails with the last error after that many.
+	MaxAttempts int
+	// MaxLost bounds the attempts of a task lost with their worker (dead,
+	// unreachable, shutting down) before the job fails.
+	MaxLost int
+	// WorkerTTL is the registration lease TTL the leader publishes for
+	// workers that were given none: a dead worker's tasks are re-leased
+	// this long after its last keep-alive.
+	WorkerTTL time.Duration
+	// LeaderTTL is the TTL of the coordinator's election session: a dead
+	// leader is replaced this long after its last keep-alive.
+	LeaderTTL time.Duration
+	// Backups: when at most max(BackupRemaining, BackupFraction × tasks)
+	// tasks of a job remain, a task whose only attempt has run longer than
+	// max(BackupAfter, 2 × the median duration of the job's finished tasks)
+	// gets a second attempt on another worker. BackupAfter < 0 disables
+	// backups.
+	BackupAfter     time.Duration
+	BackupFraction  float64
+	BackupRemaining int
+	// MergeParallelism bounds the partials read at once when merging.
+	MergeParallelism int
+	MetricsListen    string
+	ShutdownTimeout  time.Duration
+	// FastEtcd gives an embedded etcd test ticks (10 ms).
+	FastEtcd bool
+	S3       lake.S3Options
+
+	// Runner runs task attempts on workers; nil means gRPC.
+	Runner TaskRunner `json:"-"`
+	// Indexer, if set, is called after each job's result is committed; its
+	// outcome is recorded in the job status.
+	Indexer Indexer `json:"-"`
+}
+
+// NewConfig returns the default configuration.
+func NewConfig() Config {
+	return Config{
+		Listen:           DefaultListen,
+		EtcdPrefix:       cluster.DefaultPrefix,
+		DataDir:          DefaultDataDir,
+		EtcdListen:       DefaultEtcdListen,
+		SessionTimeout:   aggregate.DefaultSessionTimeout,
+		MaxAttempts:      DefaultMaxAttempts,
+		MaxLost:          DefaultMaxLost,
+		WorkerTTL:        DefaultWorkerTTL,
+		LeaderTTL:        DefaultLeaderTTL,
+		BackupAfter:      DefaultBackupAfter,
+		BackupFraction:   DefaultBackupFraction,
+		BackupRemaining:  DefaultBackupRemaining,
+		MergeParallelism: DefaultMergeParallel,
+		ShutdownTimeout:  DefaultShutdownTimeout,
+	}
+}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = fmt.Errorf("coordinator: invalid config")
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return fmt.Errorf("%w: empty listen address", ErrConfig)
+	case c.Etcd == "" && (c.DataDir == "" || c.EtcdListen == ""):
+		return fmt.Errorf("%w: without --etcd, an embedded etcd needs --data-dir and --etcd-listen", ErrConfig)
+	case c.SessionTimeout <= 0:
+		return fmt.Errorf("%w: session timeout %v must be positive", ErrConfig, c.SessionTimeout)
+	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
+		return fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrConfig, c.MaxAttempts)
+	case c.MaxLost < 1:
+		return fmt.Errorf("%w: max lost attempts %d < 1", ErrConfig, c.MaxLost)
+	case c.WorkerTTL < 2*time.Second:
+		return fmt.Errorf("%w: worker TTL %v: want at least 2s", ErrConfig, c.WorkerTTL)
+	case c.LeaderTTL < 2*time.Second:
+		return fmt.Errorf("%w: leader TTL %v: want at least 2s", ErrConfig, c.LeaderTTL)
+	case c.BackupFraction < 0 || c.BackupFraction > 1:
+		return fmt.Errorf("%w: backup fraction %v: want 0 to 1", ErrConfig, c.BackupFraction)
+	case c.BackupRemaining < 0:
+		return fmt.Errorf("%w: backup remaining %d < 0", ErrConfig, c.BackupRemaining)
+	case c.MergeParallelism < 1:
+		return fmt.Errorf("%w: merge parallelism %d < 1", ErrConfig, c.MergeParallelism)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("%w: negative shutdown timeout", ErrConfig)
+	}
+	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// AddFlags binds the configuration to flags of fs.
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address announced as the leader's (default: the listen address)")
+	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated (empty: run an embedded etcd)")
+	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory of the embedded etcd (without --etcd)")
+	fs.StringVar(&c.EtcdListen, "etcd-listen", c.EtcdListen, "client address of the embedded etcd (without --etcd)")
+	fs.StringVar(&c.Lake, "lake", c.Lake, "default lake URI of jobs (s3://bucket/prefix or file:///dir)")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "default session timeout of jobs")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "failed attempts of a task before its job fails")
+	fs.IntVar(&c.MaxLost, "max-lost", c.MaxLost, "attempts of a task lost with their worker before its job fails")
+	fs.DurationVar(&c.WorkerTTL, "worker-ttl", c.WorkerTTL, "registration lease TTL of workers: how fast a dead worker's tasks move")
+	fs.DurationVar(&c.LeaderTTL, "leader-ttl", c.LeaderTTL, "election lease TTL: how fast a standby replaces a dead leader")
+	fs.DurationVar(&c.BackupAfter, "backup-after", c.BackupAfter, "minimum run time before a straggling task gets a backup attempt (<0: no backups)")
+	fs.Float64Var(&c.BackupFraction, "backup-fraction", c.BackupFraction, "backups start when at most this fraction of a job's tasks remain")
+	fs.IntVar(&c.BackupRemaining, "backup-remaining", c.BackupRemaining, "... or at most this many")
+	fs.IntVar(&c.MergeParallelism, "merge-parallelism", c.MergeParallelism, "partials read at once when merging")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")
+	c.S3.AddFlags(fs)
+}

@@ -1,0 +1,240 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/lake"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// ErrClosed is returned by Start on a closed coordinator.
+var ErrClosed = errors.New("coordinator: closed")
+
+// Coordinator serves CoordinatorService and, while it leads the cluster,
+// runs jobs. Several may run against one etcd: one leads, the others stand
+// by, and all of them answer the API from etcd.
+type Coordinator struct {
+	pb.UnimplementedCoordinatorServiceServer
+
+	cfg     Config
+	cli     *clientv3.Client
+	logger  *slog.Logger
+	metrics *metrics
+	keys    cluster.Keys
+	runner  TaskRunner
+	grpcRun *grpcRunner // runner when cfg.Runner is nil
+
+	lis  net.Listener
+	srv  *grpc.Server
+	addr string
+
+	// base ends the leadership loop and open WatchJob streams on Close.
+	base   context.Context
+	stop   context.CancelFunc
+	loops  sync.WaitGroup
+	closed atomic.Bool
+	leader atomic.Bool
+
+	storesMu sync.Mutex
+	stores   map[string]lake.Store
+}
+
+// New returns a coordinator using the etcd client cli, which the caller
+// keeps and closes after Close. logger nil discards logs; reg nil
+// registers no metrics.
+func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cli == nil {
+		return nil, fmt.Errorf("coordinator: nil etcd client")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		cfg:     cfg,
+		cli:     cli,
+		logger:  logger,
+		metrics: newMetrics(reg),
+		keys:    cluster.Keys{Prefix: cfg.EtcdPrefix},
+		runner:  cfg.Runner,
+		stores:  make(map[string]lake.Store),
+	}
+	if c.runner == nil {
+		c.grpcRun = newGRPCRunner()
+		c.runner = c.grpcRun
+	}
+	return c, nil
+}
+
+// Start listens, serves the API and starts campaigning for leadership. The
+// caller must Close the coordinator.
+func (c *Coordinator) Start(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	lis, err := net.Listen("tcp", c.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("coordinator: listen: %w", err)
+	}
+	c.lis = lis
+	c.addr = c.cfg.Advertise
+	if c.addr == "" {
+		c.addr = advertised(lis.Addr())
+	}
+	c.base, c.stop = context.WithCancel(context.WithoutCancel(ctx))
+	c.srv = grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	pb.RegisterCoordinatorServiceServer(c.srv, c)
+	c.loops.Add(2)
+	go func() {
+		defer c.loops.Done()
+		if err := c.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			c.logger.Error("grpc server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer c.loops.Done()
+		c.campaign(c.base)
+	}()
+	c.logger.Info("coordinator started", "addr", c.addr, "etcd_prefix", c.cfg.EtcdPrefix, "lake", c.cfg.Lake)
+	return nil
+}
+
+func advertised(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "localhost"
+		}
+		return net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	}
+	return tcp.String()
+}
+
+// Addr returns the coordinator's advertised gRPC address; valid after Start.
+func (c *Coordinator) Addr() string { return c.addr }
+
+// IsLeader reports whether the coordinator leads the cluster now.
+func (c *Coordinator) IsLeader() bool { return c.leader.Load() }
+
+// Close stops the coordinator, in this order:
+//  1. it stops leading: running task attempts are cancelled (the workers
+//     drop them) and the election is resigned, so that a standby takes
+//     over at once; job state stays in etcd for the next leader;
+//  2. it ends WatchJob streams (clients reconnect) and stops the gRPC
+//     server gracefully for at most Config.ShutdownTimeout, then hard;
+//  3. it closes its connections to workers.
+//
+// The etcd client belongs to the caller.
+func (c *Coordinator) Close() error {
+	if c.closed.Swap(true) || c.srv == nil {
+		return nil
+	}
+	c.stop()
+	done := make(chan struct{})
+	go func() {
+		c.srv.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(c.cfg.ShutdownTimeout)
+	select {
+	case <-done:
+	case <-timer.C:
+		c.srv.Stop()
+		<-done
+	}
+	timer.Stop()
+	c.loops.Wait()
+	if c.grpcRun != nil {
+		c.grpcRun.Close()
+	}
+	c.logger.Info("coordinator stopped")
+	return nil
+}
+
+// store returns the store at uri, opening it once.
+func (c *Coordinator) store(ctx context.Context, uri string) (lake.Store, error) {
+	c.storesMu.Lock()
+	defer c.storesMu.Unlock()
+	if s, ok := c.stores[uri]; ok {
+		return s, nil
+	}
+	s, err := lake.Open(ctx, uri, c.cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	c.stores[uri] = s
+	return s, nil
+}
+
+// Run runs a coordinator until ctx ends: it connects to etcd (or starts an
+// embedded one when cfg.Etcd is empty), serves metrics on
+// cfg.MetricsListen when set, and closes everything in reverse order on
+// the way out. Logs go to slog.Default, metrics to the default registry.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger := slog.Default()
+	endpoints := cluster.ParseEndpoints(cfg.Etcd)
+	if len(endpoints) == 0 {
+		srv, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{
+			Dir: cfg.DataDir, ClientAddr: cfg.EtcdListen, Fast: cfg.FastEtcd,
+		})
+		if err != nil {
+			return fmt.Errorf("coordinator: %w", err)
+		}
+		defer srv.Close() // last: after the coordinator let go of it
+		endpoints = srv.Endpoints()
+		logger.Info("embedded etcd started", "endpoints", endpoints, "dir", cfg.DataDir)
+	}
+	cli, err := cluster.Dial(ctx, endpoints)
+	if err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	defer cli.Close()
+	if cfg.MetricsListen != "" {
+		mlis, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("coordinator: metrics listen: %w", err)
+		}
+		msrv := &http.Server{Handler: promhttp.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mlis) }()
+		defer msrv.Close()
+	}
+	c, err := New(cfg, cli, logger, prometheus.DefaultRegisterer)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-c.base.Done():
+	}
+	return c.Close()
+}

@@ -1,0 +1,415 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dataco/clickstream/internal/cluster/clustertest"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// checkResult compares the committed result with the reference.
+func (h *harness) checkResult(j *pb.Job) results.Meta {
+	h.t.Helper()
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		h.t.Fatalf("job %s %s: %s", j.GetId(), StateName(j.GetState()), j.GetError())
+	}
+	got, meta, err := results.ReadResult(context.Background(), h.out)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	want := clustertest.Reference(h.events, tFrom, tTo, 30*time.Minute)
+	if !reflect.DeepEqual(got, want) {
+		h.t.Fatalf("result differs from the reference: %d rows, want %d", len(got), len(want))
+	}
+	if meta.Job != j.GetId() || meta.Rows != j.GetResult().GetRows() {
+		h.t.Errorf("meta job %s rows %d; status job %s rows %d", meta.Job, meta.Rows, j.GetId(), j.GetResult().GetRows())
+	}
+	return meta
+}
+
+func TestJobMatchesReference(t *testing.T) {
+	h := newHarness(t, 8, 100, 4000)
+	for i := range 3 {
+		h.worker([]string{"a", "b", "c"}[i], 2, nil)
+	}
+	c := h.coordinator(nil)
+	cl := h.client(c)
+	j := h.run(cl, h.spec())
+	meta := h.checkResult(j)
+	p := j.GetProgress()
+	if p.GetTasksTotal() != 8 || p.GetTasksDone() != 8 || p.GetAttempts() != 8 || p.GetRetries() != 0 || p.GetBackups() != 0 {
+		t.Errorf("progress %+v", p)
+	}
+	if meta.EventsRead != p.GetEventsRead() || meta.EventsRead == 0 {
+		t.Errorf("events read: meta %d, progress %d", meta.EventsRead, p.GetEventsRead())
+	}
+	if !c.IsLeader() || j.GetLeader() != c.Addr() {
+		t.Errorf("leader %q, want %q", j.GetLeader(), c.Addr())
+	}
+	// Finished jobs keep no task or lease keys in etcd.
+	for _, prefix := range []string{h.keys.Tasks(j.GetId()), h.keys.Leases(j.GetId())} {
+		resp, err := h.cli.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil || resp.Count != 0 {
+			t.Errorf("%s: %d keys left (err %v)", prefix, resp.Count, err)
+		}
+	}
+	// List and Get agree.
+	jobs, err := cl.List(context.Background(), 10)
+	if err != nil || len(jobs) != 1 || jobs[0].GetId() != j.GetId() {
+		t.Fatalf("list: %v %v", jobs, err)
+	}
+}
+
+func TestSubmitValidation(t *testing.T) {
+	h := newHarness(t, 4, 0, 0)
+	c := h.coordinator(nil)
+	cl := h.client(c)
+	ctx := context.Background()
+	noLake := laketest.NewFile(t)
+	for _, tc := range []struct {
+		name string
+		spec func(*pb.JobSpec)
+		code codes.Code
+		want string
+	}{
+		{"to before from", func(s *pb.JobSpec) { s.From, s.To = s.To, s.From }, codes.InvalidArgument, "to must be after from"},
+		{"empty window", func(s *pb.JobSpec) { s.To = s.From }, codes.InvalidArgument, "to must be after from"},
+		{"no from", func(s *pb.JobSpec) { s.From = nil }, codes.InvalidArgument, "from and to are required"},
+		{"no out", func(s *pb.JobSpec) { s.OutUri = "" }, codes.InvalidArgument, "no output URI"},
+		{"bad out", func(s *pb.JobSpec) { s.OutUri = "ftp://x" }, codes.InvalidArgument, "unsupported store URI"},
+		{"out is lake", func(s *pb.JobSpec) { s.OutUri = h.src.URI() }, codes.InvalidArgument, "is the lake itself"},
+		{"not a lake", func(s *pb.JobSpec) { s.LakeUri = noLake.URI() }, codes.FailedPrecondition, "has no _lake.json"},
+		{"negative timeout", func(s *pb.JobSpec) { s.SessionTimeout = durationpb.New(-time.Second) }, codes.InvalidArgument, "negative session timeout"},
+		{"attempts", func(s *pb.JobSpec) { s.MaxAttempts = 1000 }, codes.InvalidArgument, "max attempts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := h.spec()
+			tc.spec(spec)
+			_, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %v containing %q", err, tc.code, tc.want)
+			}
+			if _, err := cl.Submit(ctx, spec); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("client err = %v", err)
+			}
+		})
+	}
+	if _, err := cl.Get(ctx, "no-such-job"); status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "no such job") {
+		t.Errorf("get unknown job: %v", err)
+	}
+	if _, err := cl.Get(ctx, "../etc"); err == nil {
+		t.Errorf("get bad id: no error")
+	}
+}
+
+func TestEmptyWindow(t *testing.T) {
+	h := newHarness(t, 4, 20, 500)
+	h.worker("a", 2, nil)
+	cl := h.client(h.coordinator(nil))
+	spec := h.spec()
+	spec.From, spec.To = timestampOf(tFrom.AddDate(0, 0, -7)), timestampOf(tFrom.AddDate(0, 0, -6))
+	j := h.run(cl, spec)
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED || !strings.Contains(j.GetWarning(), "no committed events") {
+		t.Fatalf("state %v, warning %q, error %q", j.GetState(), j.GetWarning(), j.GetError())
+	}
+	rows, meta, err := results.ReadResult(context.Background(), h.out)
+	if err != nil || len(rows) != 0 || meta.Warning == "" || len(meta.Files) != 1 {
+		t.Fatalf("rows %d meta %+v err %v", len(rows), meta, err)
+	}
+}
+
+func TestFailingTask(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	var calls atomic.Int32
+	// Bucket 2 fails the first time only; bucket 3 always.
+	behave := func(alwaysFail bool) func(context.Context, *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		return func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+			if req.GetBucket() == 3 && alwaysFail {
+				return nil, status.Error(codes.DataLoss, "corrupt file "+req.GetFileKeys()[0])
+			}
+			if req.GetBucket() == 2 && calls.Add(1) == 1 {
+				return nil, status.Error(codes.Internal, "transient")
+			}
+			return computeTask(ctx, req)
+		}
+	}
+	h.worker("a", 2, behave(false))
+	h.worker("b", 2, behave(false))
+	cl := h.client(h.coordinator(nil))
+	j := h.run(cl, h.spec())
+	h.checkResult(j)
+	if j.GetProgress().GetRetries() != 1 {
+		t.Errorf("retries = %d, want 1", j.GetProgress().GetRetries())
+	}
+
+	// Now bucket 3 fails every time: the job fails after MaxAttempts.
+	h2 := newHarness(t, 4, 50, 1000)
+	w := h2.worker("a", 2, behave(true))
+	cl2 := h2.client(h2.coordinator(nil))
+	spec := h2.spec()
+	spec.MaxAttempts = 2
+	j = h2.run(cl2, spec)
+	if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "failed 2 times") ||
+		!strings.Contains(j.GetError(), "corrupt file") || !strings.Contains(j.GetError(), "bucket 3") {
+		t.Fatalf("state %v, error %q", j.GetState(), j.GetError())
+	}
+	if _, err := results.ReadMeta(context.Background(), h2.out); !errors.Is(err, results.ErrNoResult) {
+		t.Errorf("a failed job left a result: %v", err)
+	}
+	_ = w
+}
+
+// TestWorkerDeath: a worker that dies mid-task loses its lease, and the
+// leader re-leases its tasks to the living.
+func TestWorkerDeath(t *testing.T) {
+	h := newHarness(t, 6, 50, 2000)
+	doomed := h.worker("doomed", 2, hang)
+	h.worker("ok", 1, slow(20*time.Millisecond))
+	c := h.coordinator(nil)
+	cl := h.client(c)
+	ctx := context.Background()
+	j, err := cl.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the doomed worker to hold tasks", 10*time.Second, func() bool { return doomed.running.Load() == 2 })
+	h.kill(doomed)
+	j, err = cl.Wait(ctx, j.GetId(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.checkResult(j)
+	if j.GetProgress().GetRetries() < 2 {
+		t.Errorf("retries = %d, want >= 2", j.GetProgress().GetRetries())
+	}
+}
+
+// TestUnavailableWorker: RunTask failing with Unavailable re-leases the
+// task elsewhere without counting it as a failure of the task.
+func TestUnavailableWorker(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("gone", 4, func(context.Context, *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	})
+	h.worker("ok", 1, nil)
+	cl := h.client(h.coordinator(func(c *Config) { c.MaxAttempts = 1 }))
+	j := h.run(cl, h.spec())
+	h.checkResult(j)
+}
+
+// TestBackupTasks: a straggling worker's tasks get backup attempts near
+// the end of the job, and the first commit wins.
+func TestBackupTasks(t *testing.T) {
+	h := newHarness(t, 8, 100, 3000)
+	straggler := h.worker("straggler", 1, slow(time.Minute))
+	h.worker("fast", 4, nil)
+	cl := h.client(h.coordinator(func(c *Config) { c.BackupAfter = 200 * time.Millisecond }))
+	start := time.Now()
+	j := h.run(cl, h.spec())
+	h.checkResult(j)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("job took %v: backups did not help", d)
+	}
+	if j.GetProgress().GetBackups() < 1 || straggler.calls.Load() < 1 {
+		t.Errorf("backups = %d, straggler calls = %d", j.GetProgress().GetBackups(), straggler.calls.Load())
+	}
+	waitUntil(t, "the straggler's attempt to be cancelled", 5*time.Second, func() bool { return straggler.running.Load() == 0 })
+}
+
+func TestCancel(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	w := h.worker("a", 4, hang)
+	c := h.coordinator(nil)
+	cl := h.client(c)
+	ctx := context.Background()
+	j, err := cl.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "tasks to run", 10*time.Second, func() bool { return w.running.Load() == 4 })
+	if _, err := cl.Cancel(ctx, j.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	j, err = cl.Wait(ctx, j.GetId(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.GetState() != pb.JobState_JOB_STATE_CANCELLED {
+		t.Fatalf("state %v", j.GetState())
+	}
+	waitUntil(t, "attempts to be cancelled", 5*time.Second, func() bool { return w.running.Load() == 0 })
+	if _, err := cl.Cancel(ctx, j.GetId()); err == nil || !strings.Contains(err.Error(), "already finished") {
+		t.Errorf("second cancel: %v", err)
+	}
+}
+
+// TestLeaderFailover: the leader goes away mid-job; a standby takes over,
+// joins the attempts still running, and finishes the job.
+func TestLeaderFailover(t *testing.T) {
+	h := newHarness(t, 8, 100, 3000)
+	h.worker("a", 2, slow(150*time.Millisecond))
+	h.worker("b", 2, slow(150*time.Millisecond))
+	first := h.coordinator(nil)
+	waitUntil(t, "a leader", 10*time.Second, first.IsLeader)
+	standby := h.coordinator(nil)
+	clFirst, clStandby := h.client(first), h.client(standby)
+	ctx := context.Background()
+	// Submit through the standby: it records the job; the leader runs it.
+	j, err := clStandby.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "some progress", 20*time.Second, func() bool {
+		j, err := clFirst.Get(ctx, j.GetId())
+		return err == nil && j.GetProgress().GetTasksDone() >= 2
+	})
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = clStandby.Wait(ctx, j.GetId(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.checkResult(j)
+	if !standby.IsLeader() || j.GetLeader() != standby.Addr() {
+		t.Errorf("leader %q, standby %q (leading: %v)", j.GetLeader(), standby.Addr(), standby.IsLeader())
+	}
+}
+
+// TestResumeCommittedTasks: a new leader counts tasks whose partials were
+// committed but never recorded as done, and does not run them again.
+func TestResumeCommittedTasks(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	var blocked atomic.Bool
+	blocked.Store(true)
+	w := h.worker("a", 4, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if blocked.Load() {
+			// Commit, then hang as if the leader died before hearing back.
+			if _, err := computeTask(ctx, req); err != nil {
+				return nil, err
+			}
+			return hang(ctx, req)
+		}
+		return computeTask(ctx, req)
+	})
+	first := h.coordinator(nil)
+	cl := h.client(first)
+	ctx := context.Background()
+	j, err := cl.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "partials committed", 10*time.Second, func() bool {
+		objs, _ := h.out.List(ctx, results.PartialsPrefix(j.GetId()))
+		return len(objs) == 4
+	})
+	first.Close()
+	blocked.Store(false)
+	callsBefore := w.calls.Load()
+	second := h.coordinator(nil)
+	j, err = h.client(second).Wait(ctx, j.GetId(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.checkResult(j)
+	// The attempts' lease keys were still there (the worker lives): the new
+	// leader joins them again, each once.
+	if n := w.calls.Load() - callsBefore; n > 4 {
+		t.Errorf("%d calls after the takeover, want at most 4", n)
+	}
+}
+
+func TestIndexer(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, nil)
+	var got atomic.Pointer[results.Meta]
+	fail := atomic.Bool{}
+	idx := IndexerFunc(func(ctx context.Context, out lake.Store, meta results.Meta) error {
+		got.Store(&meta)
+		if fail.Load() {
+			return errors.New("elasticsearch said no")
+		}
+		return nil
+	})
+	c := h.coordinator(func(c *Config) { c.Indexer = idx })
+	cl := h.client(c)
+	j := h.run(cl, h.spec())
+	h.checkResult(j)
+	ctx := context.Background()
+	waitUntil(t, "indexer status", 10*time.Second, func() bool {
+		j, _ = cl.Get(ctx, j.GetId())
+		return j.GetIndexerStatus() == indexOK
+	})
+	if m := got.Load(); m == nil || m.Job != j.GetId() {
+		t.Fatalf("indexer got %+v", m)
+	}
+	fail.Store(true)
+	j = h.run(cl, h.spec())
+	waitUntil(t, "indexer error status", 10*time.Second, func() bool {
+		j, _ = cl.Get(ctx, j.GetId())
+		return strings.Contains(j.GetIndexerStatus(), "elasticsearch said no")
+	})
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		t.Errorf("state %v: an indexer error must not fail the job", j.GetState())
+	}
+}
+
+// TestOutputInUse: two jobs may not write the same output at once.
+func TestOutputInUse(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	w := h.worker("a", 4, hang)
+	cl := h.client(h.coordinator(nil))
+	ctx := context.Background()
+	first, err := cl.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first job to run", 10*time.Second, func() bool { return w.running.Load() > 0 })
+	j := h.run(cl, h.spec())
+	if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "in use by job "+first.GetId()) {
+		t.Fatalf("state %v error %q", j.GetState(), j.GetError())
+	}
+	if _, err := cl.Cancel(ctx, first.GetId()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRerunReplacesResult(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, nil)
+	cl := h.client(h.coordinator(nil))
+	first := h.checkResult(h.run(cl, h.spec()))
+	spec := h.spec()
+	spec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
+	second := h.checkResult(h.run(cl, spec))
+	third := h.checkResult(h.run(cl, h.spec()))
+	if second.Previous != first.Run || third.Previous != second.Run || third.Format != results.NDJSON {
+		t.Errorf("runs: %s <- %s <- %s; previous %q %q", first.Run, second.Run, third.Run, second.Previous, third.Previous)
+	}
+	objs, err := h.out.List(context.Background(), results.RunsPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if strings.HasPrefix(o.Key, results.RunsPrefix+first.Run+"/") {
+			t.Errorf("run %s not pruned: %s", first.Run, o.Key)
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+)
+
+// planVersion is the format of plan.json.
+const planVersion = 1
+
+// loadPlan returns the job's plan and the buckets whose partials are
+// committed. A pending job is planned from a snapshot of the lake's
+// manifests: one task per user bucket with files whose events overlap
+// [from, to + session timeout) (the look-ahead times the window's last
+// clicks). The plan is stored with put-if-absent, so a leader that takes
+// over a job mid-planning adopts its predecessor's plan.
+func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, map[int]bool, error) {
+	out, err := c.store(ctx, rec.Spec.Out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("output: %w", err)
+	}
+	key := planKey(rec.ID)
+	data, err := out.Get(ctx, key)
+	if errors.Is(err, lake.ErrNotExist) {
+		if rec.State != statePending {
+			return nil, nil, fmt.Errorf("the plan %s of this %s job is missing from %s", key, rec.State, out.URI())
+		}
+		p, perr := c.makePlan(ctx, rec)
+		if perr != nil {
+			return nil, nil, perr
+		}
+		data, _ = json.Marshal(p)
+		err = out.PutIfAbsent(ctx, key, data)
+		if errors.Is(err, lake.ErrExists) {
+			data, err = out.Get(ctx, key)
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("plan: %w", err)
+	}
+	var p plan
+	if err := json.Unmarshal(data, &p); err != nil || p.Version != planVersion || p.Job != rec.ID {
+		return nil, nil, fmt.Errorf("plan %s in %s is corrupt (version %d, job %q): %v", key, out.URI(), p.Version, p.Job, err)
+	}
+	committed := map[int]bool{}
+	if rec.State != statePending {
+		objs, err := out.List(ctx, results.PartialsPrefix(rec.ID))
+		if err != nil {
+			return nil, nil, fmt.Errorf("list partials: %w", err)
+		}
+		for _, o := range objs {
+			var b int
+			if _, err := fmt.Sscanf(path.Base(o.Key), "task-%d.bin", &b); err == nil && o.Key == results.PartialKey(rec.ID, b) {
+				committed[b] = true
+			}
+		}
+	}
+	return &p, committed, nil
+}
+
+func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, error) {
+	src, err := c.store(ctx, rec.Spec.Lake)
+	if err != nil {
+		return nil, fmt.Errorf("lake: %w", err)
+	}
+	snap, err := lake.ReadSnapshot(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("read the lake's manifests: %w", err)
+	}
+	files := snap.FilesFor(rec.Spec.From, rec.Spec.To.Add(rec.Spec.SessionTimeout))
+	buckets := make([]int, 0, len(files))
+	for b := range files {
+		buckets = append(buckets, b)
+	}
+	sort.Ints(buckets)
+	p := &plan{Version: planVersion, Job: rec.ID, Lake: rec.Spec.Lake, Buckets: snap.Meta.Buckets}
+	for i, b := range buckets {
+		pt := planTask{Task: i, Bucket: b}
+		for _, f := range files[b] {
+			pt.Files = append(pt.Files, f.Key)
+			pt.Bytes += f.Bytes
+			pt.Events += f.Events
+		}
+		p.Tasks = append(p.Tasks, pt)
+	}
+	return p, nil
+}
+
+// merge reads every task's partial, merges them and commits the result.
+// If a predecessor already committed this job's result, merge returns
+// that. Memory: the merged partial, plus MergeParallelism partials in
+// flight.
+func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k finalCounters) (results.Meta, error) {
+	out, err := c.store(ctx, rec.Spec.Out)
+	if err != nil {
+		return results.Meta{}, err
+	}
+	if m, err := results.ReadMeta(ctx, out); err == nil && m.Job == rec.ID {
+		done := *rec
+		done.State = stateSucceeded
+		c.cleanup(ctx, &done)
+		return m, nil // committed by a predecessor that died before recording it
+	}
+	total, err := c.mergePartials(ctx, out, rec.ID, p)
+	if err != nil {
+		return results.Meta{}, err
+	}
+	w := aggregate.Window{From: rec.Spec.From, To: rec.Spec.To}
+	rows := total.Result(w)
+	meta := results.Meta{
+		Job: rec.ID, Run: results.RunName(rec.ID, rec.MergeAttempt), Format: rec.Spec.Format,
+		From: rec.Spec.From, To: rec.Spec.To, SessionTimeout: rec.Spec.SessionTimeout.String(), Lake: rec.Spec.Lake,
+		EventsRead: total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
+		Attempts: k.Attempts, Retries: k.Retries, Backups: k.Backups, Started: rec.Started,
+		Warning: rec.Warning,
+	}
+	if total.Events == 0 && meta.Warning == "" {
+		meta.Warning = fmt.Sprintf("no events in %s: the result is empty", windowString(rec.Spec.From, rec.Spec.To))
+	}
+	meta.DurationSeconds = time.Since(rec.Started).Seconds()
+	if err := ctx.Err(); err != nil { // cancelled: do not commit
+		return results.Meta{}, err
+	}
+	if meta, err = results.Commit(ctx, out, rows, meta); err != nil {
+		return meta, err
+	}
+	// Clean up now rather than after recording success: a leader that
+	// takes over before that finds this job's _SUCCESS and needs no partial.
+	done := *rec
+	done.State = stateSucceeded
+	c.cleanup(ctx, &done)
+	return meta, nil
+}
+
+// mergePartials reads the partials of p's tasks, MergeParallelism at a
+// time, and merges them in task order.
+func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job string, p *plan) (*aggregate.Partial, error) {
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: no fetcher is left blocked
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type item struct {
+		q   *aggregate.Partial
+		err error
+	}
+	slots := make([]chan item, len(p.Tasks))
+	for i := range slots {
+		slots[i] = make(chan item, 1)
+	}
+	sem := make(chan struct{}, c.cfg.MergeParallelism)
+	wg.Add(1)
+	go func() { // fetchers, started in order
+		defer wg.Done()
+		for i, t := range p.Tasks {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				slots[i] <- item{err: ctx.Err()}
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := results.PartialKey(job, t.Bucket)
+				data, err := out.Get(ctx, key)
+				if err != nil {
+					slots[i] <- item{err: fmt.Errorf("read partial %s: %w", key, err)}
+					return
+				}
+				q := aggregate.NewPartial()
+				if err := q.UnmarshalBinary(data); err != nil {
+					slots[i] <- item{err: fmt.Errorf("partial %s: %w", key, err)}
+					return
+				}
+				slots[i] <- item{q: q}
+			}()
+		}
+	}()
+	total := aggregate.NewPartial()
+	for i := range slots {
+		it := <-slots[i]
+		<-sem
+		if it.err != nil {
+			return nil, it.err
+		}
+		total.Merge(it.q)
+	}
+	return total, nil
+}
+
+// cleanup removes a finished job's leftovers from its output store: its
+// plan and partials, and (after a success) the result runs that are
+// neither the committed one nor the one it replaced. Errors are logged.
+func (c *Coordinator) cleanup(ctx context.Context, rec *jobRecord) {
+	out, err := c.store(ctx, rec.Spec.Out)
+	if err != nil {
+		c.logger.Warn("cleanup: open output", "job", rec.ID, "err", err)
+		return
+	}
+	if err := results.DeletePrefix(ctx, out, results.JobPrefix(rec.ID)); err != nil {
+		c.logger.Warn("cleanup: delete partials", "job", rec.ID, "err", err)
+	}
+	if rec.State == stateSucceeded {
+		if m, err := results.ReadMeta(ctx, out); err == nil && strings.HasPrefix(m.Run, rec.ID+"-") {
+			if err := results.Prune(ctx, out); err != nil {
+				c.logger.Warn("cleanup: prune old results", "job", rec.ID, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package coordinator
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	jobs     *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	leader   prometheus.Gauge
+	merge    prometheus.Histogram
+	jobTime  prometheus.Histogram
+}
+
+// Attempt outcomes, the values of the "outcome" label.
+const (
+	attemptOK        = "ok"
+	attemptDuplicate = "duplicate" // another attempt of the task committed first
+	attemptFailed    = "failed"
+	attemptLost      = "lost"
+	attemptCancelled = "cancelled"
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_jobs_total",
+			Help: "Jobs finished by this coordinator as leader, by final state.",
+		}, []string{"state"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_task_attempts_total",
+			Help: "Task attempts ended, by outcome (ok, duplicate, failed, lost, cancelled).",
+		}, []string{"outcome"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_leader",
+			Help: "1 while this coordinator leads the cluster.",
+		}),
+		merge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "clickstream_coordinator_merge_seconds",
+			Help:    "Time to merge a job's partials and commit its result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+		}),
+		jobTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "clickstream_coordinator_job_duration_seconds",
+			Help:    "Wall time of succeeded jobs, from start to commit.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
+		}),
+	}
+	for _, s := range []string{"succeeded", "failed", "cancelled"} {
+		m.jobs.WithLabelValues(s)
+	}
+	for _, o := range []string{attemptOK, attemptDuplicate, attemptFailed, attemptLost, attemptCancelled} {
+		m.attempts.WithLabelValues(o)
+	}
+	if reg != nil {
+		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime)
+	}
+	return m
+}

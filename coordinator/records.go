@@ -1,0 +1,199 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// Job states as stored in etcd.
+const (
+	statePending   = "pending"
+	stateRunning   = "running"
+	stateMerging   = "merging"
+	stateSucceeded = "succeeded"
+	stateFailed    = "failed"
+	stateCancelled = "cancelled"
+)
+
+func terminal(state string) bool {
+	return state == stateSucceeded || state == stateFailed || state == stateCancelled
+}
+
+// Task states as stored in etcd. A task without a record is pending.
+const (
+	taskRunning = "running"
+	taskDone    = "done"
+)
+
+// Indexer statuses recorded in a job.
+const (
+	indexPending = "pending"
+	indexOK      = "ok"
+)
+
+// jobSpec is a validated, normalized JobSpec.
+type jobSpec struct {
+	From           time.Time      `json:"from"`
+	To             time.Time      `json:"to"`
+	Out            string         `json:"out"`
+	Lake           string         `json:"lake"`
+	Format         results.Format `json:"format"`
+	SessionTimeout time.Duration  `json:"session_timeout_ns"`
+	MaxAttempts    int            `json:"max_attempts"`
+}
+
+// jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
+// and sets CancelRequested; only the leader changes anything else.
+type jobRecord struct {
+	ID              string    `json:"id"`
+	Spec            jobSpec   `json:"spec"`
+	State           string    `json:"state"`
+	Created         time.Time `json:"created"`
+	Started         time.Time `json:"started,omitzero"`
+	Finished        time.Time `json:"finished,omitzero"`
+	Tasks           int       `json:"tasks"`
+	Error           string    `json:"error,omitempty"`
+	Warning         string    `json:"warning,omitempty"`
+	CancelRequested bool      `json:"cancel_requested,omitempty"`
+	// MergeAttempt numbers the result commits tried, so that each writes
+	// its own run folder.
+	MergeAttempt  int            `json:"merge_attempt,omitempty"`
+	Result        *results.Meta  `json:"result,omitempty"`
+	IndexerStatus string         `json:"indexer_status,omitempty"`
+	Final         *finalCounters `json:"final,omitempty"`
+}
+
+// finalCounters freeze a finished job's progress, so that its status does
+// not depend on task records.
+type finalCounters struct {
+	Done, Attempts, Retries, Backups int
+	EventsRead, BytesRead            int64
+}
+
+// taskRecord is the value of Keys.Task, written by the leader when a task
+// first starts and whenever it changes.
+type taskRecord struct {
+	Task     int    `json:"task"`
+	Bucket   int    `json:"bucket"`
+	State    string `json:"state"`
+	Attempts int    `json:"attempts"` // started, backups included; the last attempt's number
+	Failures int    `json:"failures"` // attempts that failed with an error
+	Lost     int    `json:"lost"`     // attempts lost with their worker
+	Backups  int    `json:"backups"`
+	// LastError is the last attempt error, for status and for the job
+	// error when the task gives up.
+	LastError string `json:"last_error,omitempty"`
+	// Set when done.
+	Worker     string    `json:"worker,omitempty"`
+	EventsRead int64     `json:"events_read,omitempty"`
+	BytesRead  int64     `json:"bytes_read,omitempty"`
+	Seconds    float64   `json:"seconds,omitempty"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+}
+
+// leaseRecord is the value of Keys.Lease: one running attempt, attached to
+// the lease of the worker running it.
+type leaseRecord struct {
+	Worker  string    `json:"worker"`
+	Addr    string    `json:"addr"`
+	Attempt int       `json:"attempt"`
+	Backup  bool      `json:"backup,omitempty"`
+	Started time.Time `json:"started"`
+}
+
+// plan is a job's task list, fixed when the job starts running and kept in
+// the output store (results.JobPrefix + "plan.json"), so that etcd holds
+// only small, changing state.
+type plan struct {
+	Version int        `json:"version"`
+	Job     string     `json:"job"`
+	Lake    string     `json:"lake"`
+	Buckets int        `json:"buckets"`
+	Tasks   []planTask `json:"tasks"`
+}
+
+type planTask struct {
+	Task   int      `json:"task"`
+	Bucket int      `json:"bucket"`
+	Files  []string `json:"files"`
+	Bytes  int64    `json:"bytes"`
+	Events int64    `json:"events"`
+}
+
+func planKey(job string) string { return results.JobPrefix(job) + "plan.json" }
+
+func decode[T any](data []byte, what string) (*T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("coordinator: decode %s: %w", what, err)
+	}
+	return &v, nil
+}
+
+func encode(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // records are plain data
+	}
+	return string(data)
+}
+
+var stateToPB = map[string]pb.JobState{
+	statePending:   pb.JobState_JOB_STATE_PENDING,
+	stateRunning:   pb.JobState_JOB_STATE_RUNNING,
+	stateMerging:   pb.JobState_JOB_STATE_MERGING,
+	stateSucceeded: pb.JobState_JOB_STATE_SUCCEEDED,
+	stateFailed:    pb.JobState_JOB_STATE_FAILED,
+	stateCancelled: pb.JobState_JOB_STATE_CANCELLED,
+}
+
+func formatToPB(f results.Format) pb.OutputFormat {
+	if f == results.CSV {
+		return pb.OutputFormat_OUTPUT_FORMAT_CSV
+	}
+	return pb.OutputFormat_OUTPUT_FORMAT_NDJSON
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// toPB renders a job record and its progress as the API's Job.
+func (r *jobRecord) toPB(p *pb.JobProgress, leader string) *pb.Job {
+	j := &pb.Job{
+		Id: r.ID,
+		Spec: &pb.JobSpec{
+			From: ts(r.Spec.From), To: ts(r.Spec.To), OutUri: r.Spec.Out, LakeUri: r.Spec.Lake,
+			Format: formatToPB(r.Spec.Format), SessionTimeout: durationpb.New(r.Spec.SessionTimeout),
+			MaxAttempts: int32(r.Spec.MaxAttempts),
+		},
+		State:         stateToPB[r.State],
+		Progress:      p,
+		Created:       ts(r.Created),
+		Started:       ts(r.Started),
+		Finished:      ts(r.Finished),
+		Error:         r.Error,
+		Warning:       r.Warning,
+		IndexerStatus: r.IndexerStatus,
+		Leader:        leader,
+	}
+	if m := r.Result; m != nil {
+		j.Result = &pb.JobResult{
+			SuccessUri: strings.TrimSuffix(r.Spec.Out, "/") + "/" + results.SuccessKey, Run: results.RunsPrefix + m.Run,
+			Files: m.Files, Rows: m.Rows, Events: m.EventsInWindow,
+		}
+	}
+	return j
+}

@@ -1,0 +1,389 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// Sentinel errors of the API; they map to gRPC codes at the RPC edge.
+var (
+	ErrInvalidJob  = errors.New("coordinator: invalid job")
+	ErrJobNotFound = errors.New("coordinator: no such job")
+	ErrJobFinished = errors.New("coordinator: job already finished")
+	ErrNoLake      = errors.New("coordinator: not a lake")
+)
+
+// watchInterval is the longest a WatchJob stream waits between updates of
+// a changing job, and watchRefresh the longest between updates at all.
+const (
+	watchInterval = 200 * time.Millisecond
+	watchRefresh  = 2 * time.Second
+)
+
+func rpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err() // already a status
+	}
+	var code codes.Code
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, ErrInvalidJob):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrJobNotFound):
+		code = codes.NotFound
+	case errors.Is(err, ErrJobFinished), errors.Is(err, ErrNoLake):
+		code = codes.FailedPrecondition
+	default:
+		code = codes.Unavailable // etcd trouble: retry later
+	}
+	return status.Error(code, err.Error())
+}
+
+// newJobID returns a random job id that sorts by creation time.
+func newJobID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// normalize validates a JobSpec and fills its defaults. Store URIs are
+// replaced by the stores' canonical URIs, so that every process resolves
+// them the same way.
+func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, error) {
+	var js jobSpec
+	if s == nil || s.GetFrom() == nil || s.GetTo() == nil {
+		return js, fmt.Errorf("%w: from and to are required", ErrInvalidJob)
+	}
+	js.From, js.To = s.GetFrom().AsTime().UTC(), s.GetTo().AsTime().UTC()
+	if err := (aggregate.Window{From: js.From, To: js.To}).Validate(); err != nil {
+		return js, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	}
+	switch s.GetFormat() {
+	case pb.OutputFormat_OUTPUT_FORMAT_UNSPECIFIED, pb.OutputFormat_OUTPUT_FORMAT_NDJSON:
+		js.Format = results.NDJSON
+	case pb.OutputFormat_OUTPUT_FORMAT_CSV:
+		js.Format = results.CSV
+	default:
+		return js, fmt.Errorf("%w: unknown output format %v", ErrInvalidJob, s.GetFormat())
+	}
+	js.SessionTimeout = s.GetSessionTimeout().AsDuration()
+	switch {
+	case s.GetSessionTimeout() == nil || js.SessionTimeout == 0:
+		js.SessionTimeout = c.cfg.SessionTimeout
+	case js.SessionTimeout < 0:
+		return js, fmt.Errorf("%w: negative session timeout %v", ErrInvalidJob, js.SessionTimeout)
+	}
+	js.MaxAttempts = int(s.GetMaxAttempts())
+	switch {
+	case js.MaxAttempts == 0:
+		js.MaxAttempts = c.cfg.MaxAttempts
+	case js.MaxAttempts < 0 || js.MaxAttempts > 100:
+		return js, fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrInvalidJob, js.MaxAttempts)
+	}
+	if s.GetOutUri() == "" {
+		return js, fmt.Errorf("%w: no output URI", ErrInvalidJob)
+	}
+	out, err := c.store(ctx, s.GetOutUri())
+	if err != nil {
+		return js, fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
+	}
+	js.Out = out.URI()
+	lakeURI := s.GetLakeUri()
+	if lakeURI == "" {
+		lakeURI = c.cfg.Lake
+	}
+	if lakeURI == "" {
+		return js, fmt.Errorf("%w: no lake: the job names none and the coordinator has no --lake", ErrInvalidJob)
+	}
+	src, err := c.store(ctx, lakeURI)
+	if err != nil {
+		return js, fmt.Errorf("%w: lake: %w", ErrInvalidJob, err)
+	}
+	js.Lake = src.URI()
+	if strings.TrimSuffix(js.Out, "/") == strings.TrimSuffix(js.Lake, "/") {
+		return js, fmt.Errorf("%w: the output %s is the lake itself; write results elsewhere", ErrInvalidJob, js.Out)
+	}
+	if _, err := lake.ReadMeta(ctx, src); err != nil {
+		if errors.Is(err, lake.ErrNotExist) {
+			return js, fmt.Errorf("%w: %s has no %s (nothing was ever ingested there?)", ErrNoLake, js.Lake, lake.MetaKey)
+		}
+		return js, fmt.Errorf("%w: %s: %w", ErrNoLake, js.Lake, err)
+	}
+	return js, nil
+}
+
+// SubmitJob implements CoordinatorService.SubmitJob: it records the job as
+// pending; the leader picks it up from etcd.
+func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.SubmitJobResponse, error) {
+	spec, err := c.normalize(ctx, req.GetSpec())
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	now := time.Now().UTC()
+	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now}
+	key := c.keys.Job(rec.ID)
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, encode(rec))).Commit()
+	if err != nil {
+		return nil, rpcError(fmt.Errorf("coordinator: record job: %w", err))
+	}
+	if !resp.Succeeded {
+		return nil, status.Errorf(codes.Aborted, "job id %s taken; submit again", rec.ID)
+	}
+	c.logger.Info("job submitted", "job", rec.ID, "from", spec.From, "to", spec.To, "out", spec.Out, "lake", spec.Lake)
+	j, err := c.jobStatus(ctx, rec)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &pb.SubmitJobResponse{Job: j}, nil
+}
+
+func (c *Coordinator) readJob(ctx context.Context, id string) (*jobRecord, int64, error) {
+	if err := cluster.ValidateID("job", id); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrJobNotFound, err)
+	}
+	resp, err := c.cli.Get(ctx, c.keys.Job(id))
+	if err != nil {
+		return nil, 0, fmt.Errorf("coordinator: read job %s: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, 0, fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	}
+	rec, err := decode[jobRecord](resp.Kvs[0].Value, "job "+id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rec, resp.Kvs[0].ModRevision, nil
+}
+
+// leaderAddr returns the address of the current leader, or "".
+func (c *Coordinator) leaderAddr(ctx context.Context) string {
+	resp, err := c.cli.Get(ctx, c.keys.Election(), clientv3.WithFirstCreate()...)
+	if err != nil || len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+// progress counts a job's tasks from etcd.
+func (c *Coordinator) progress(ctx context.Context, rec *jobRecord) (*pb.JobProgress, error) {
+	p := &pb.JobProgress{TasksTotal: int32(rec.Tasks)}
+	if f := rec.Final; f != nil {
+		p.TasksDone, p.Attempts, p.Retries, p.Backups = int32(f.Done), int32(f.Attempts), int32(f.Retries), int32(f.Backups)
+		p.EventsRead, p.BytesRead = f.EventsRead, f.BytesRead
+	} else if rec.State != statePending {
+		resp, err := c.cli.Get(ctx, c.keys.Tasks(rec.ID), clientv3.WithPrefix())
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: read tasks of %s: %w", rec.ID, err)
+		}
+		for _, kv := range resp.Kvs {
+			t, err := decode[taskRecord](kv.Value, "task")
+			if err != nil {
+				continue
+			}
+			switch t.State {
+			case taskDone:
+				p.TasksDone++
+				p.EventsRead += t.EventsRead
+				p.BytesRead += t.BytesRead
+			case taskRunning:
+				p.TasksRunning++
+			}
+			p.Attempts += int32(t.Attempts)
+			p.Retries += int32(t.Failures + t.Lost)
+			p.Backups += int32(t.Backups)
+		}
+		// At the same revision, so that tasks and leases agree.
+		lresp, err := c.cli.Get(ctx, c.keys.Leases(rec.ID), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: read leases of %s: %w", rec.ID, err)
+		}
+		workers := map[string]bool{}
+		for _, kv := range lresp.Kvs {
+			if l, err := decode[leaseRecord](kv.Value, "lease"); err == nil {
+				workers[l.Worker] = true
+			}
+		}
+		p.Workers = int32(len(workers))
+	}
+	p.TasksPending = max(0, p.TasksTotal-p.TasksDone-p.TasksRunning)
+	if !terminal(rec.State) {
+		wresp, err := c.cli.Get(ctx, c.keys.Workers(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: count workers: %w", err)
+		}
+		p.ClusterWorkers = int32(wresp.Count)
+	}
+	return p, nil
+}
+
+func (c *Coordinator) jobStatus(ctx context.Context, rec *jobRecord) (*pb.Job, error) {
+	p, err := c.progress(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return rec.toPB(p, c.leaderAddr(ctx)), nil
+}
+
+// GetJob implements CoordinatorService.GetJob.
+func (c *Coordinator) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
+	rec, _, err := c.readJob(ctx, req.GetId())
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	j, err := c.jobStatus(ctx, rec)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &pb.GetJobResponse{Job: j}, nil
+}
+
+// ListJobs implements CoordinatorService.ListJobs.
+func (c *Coordinator) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
+	limit := int(req.GetLimit())
+	if limit <= 0 {
+		limit = 100
+	}
+	resp, err := c.cli.Get(ctx, c.keys.Jobs(), clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, rpcError(fmt.Errorf("coordinator: list jobs: %w", err))
+	}
+	out := &pb.ListJobsResponse{}
+	leader := c.leaderAddr(ctx)
+	for _, kv := range resp.Kvs {
+		rec, err := decode[jobRecord](kv.Value, "job")
+		if err != nil {
+			continue
+		}
+		p, err := c.progress(ctx, rec)
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		out.Jobs = append(out.Jobs, rec.toPB(p, leader))
+	}
+	slices.SortStableFunc(out.Jobs, func(a, b *pb.Job) int { return strings.Compare(b.GetId(), a.GetId()) })
+	return out, nil
+}
+
+// CancelJob implements CoordinatorService.CancelJob: it marks the job for
+// cancellation; the leader stops it.
+func (c *Coordinator) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.CancelJobResponse, error) {
+	for range 10 {
+		rec, rev, err := c.readJob(ctx, req.GetId())
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		if terminal(rec.State) {
+			return nil, rpcError(fmt.Errorf("%w: %s is %s", ErrJobFinished, rec.ID, rec.State))
+		}
+		if !rec.CancelRequested {
+			rec.CancelRequested = true
+			key := c.keys.Job(rec.ID)
+			resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+				Then(clientv3.OpPut(key, encode(rec))).Commit()
+			if err != nil {
+				return nil, rpcError(fmt.Errorf("coordinator: cancel %s: %w", rec.ID, err))
+			}
+			if !resp.Succeeded {
+				continue // changed under us: read again
+			}
+			c.logger.Info("job cancel requested", "job", rec.ID)
+		}
+		j, err := c.jobStatus(ctx, rec)
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		return &pb.CancelJobResponse{Job: j}, nil
+	}
+	return nil, status.Errorf(codes.Aborted, "job %s keeps changing; cancel again", req.GetId())
+}
+
+// WatchJob implements CoordinatorService.WatchJob.
+func (c *Coordinator) WatchJob(req *pb.WatchJobRequest, stream pb.CoordinatorService_WatchJobServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() { // end the stream when the coordinator closes
+		select {
+		case <-c.base.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := c.watchJob(ctx, req.GetId(), stream.Send)
+	if c.base.Err() != nil && stream.Context().Err() == nil {
+		return status.Error(codes.Unavailable, "coordinator shutting down; watch again")
+	}
+	return rpcError(err)
+}
+
+var errWatchLost = status.Error(codes.Unavailable, "lost the etcd watch; watch again")
+
+// watchJob sends the job's status whenever it changes, until it is terminal.
+func (c *Coordinator) watchJob(ctx context.Context, id string, send func(*pb.WatchJobResponse) error) error {
+	rec, rev, err := c.readJob(ctx, id)
+	if err != nil {
+		return err
+	}
+	wctx := clientv3.WithRequireLeader(ctx)
+	jobCh := c.cli.Watch(wctx, c.keys.Job(rec.ID), clientv3.WithRev(rev+1))
+	taskCh := c.cli.Watch(wctx, c.keys.Tasks(rec.ID), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	tick := time.NewTicker(watchInterval)
+	defer tick.Stop()
+	var last time.Time
+	dirty := true
+	for {
+		if since := time.Since(last); (dirty && since >= watchInterval) || since >= watchRefresh {
+			if rec, _, err = c.readJob(ctx, rec.ID); err != nil {
+				return err
+			}
+			j, err := c.jobStatus(ctx, rec)
+			if err != nil {
+				return err
+			}
+			if err := send(&pb.WatchJobResponse{Job: j}); err != nil {
+				return err
+			}
+			if terminal(rec.State) {
+				return nil
+			}
+			dirty, last = false, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case wr, ok := <-jobCh:
+			if !ok || wr.Err() != nil {
+				return errWatchLost
+			}
+			dirty = true
+		case wr, ok := <-taskCh:
+			if !ok || wr.Err() != nil {
+				return errWatchLost
+			}
+			dirty = true
+		case <-tick.C:
+		}
+	}
+}

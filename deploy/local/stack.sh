@@ -1,0 +1,711 @@
+#!/usr/bin/env bash
+# deploy/local/stack.sh — the clickstream dev/test stack as native processes (no Docker).
+#
+#   stack.sh up [svc...]             install what is missing, start what is not running, wait until healthy
+#   stack.sh down [--purge] [svc...] stop what this script started (SIGTERM, then SIGKILL); --purge deletes data
+#   stack.sh stop SVC                stop one service, keep its data (chaos tests)
+#   stack.sh start SVC               start one service again and wait until healthy
+#   stack.sh status                  state, pid and endpoint of every service
+#   stack.sh env                     print (and rewrite) $STATE/env: export lines for the services that are up
+#   stack.sh logs [-f] SVC           last lines (LINES=200) of a service's log, -f to follow
+#
+# Services: kafka s3 es etcd (default: all). Works as root (CI) or as a normal user (apt via sudo).
+# Downloads: ${CLICKSTREAM_CACHE:-~/.cache/clickstream}; data, logs, pids: ${CLICKSTREAM_STATE:-~/.local/state/clickstream}.
+# Every port, version and timeout below can be overridden from the environment.
+set -Eeuo pipefail
+umask 022
+
+# ---------------------------------------------------------------------------------------------- settings
+CACHE=${CLICKSTREAM_CACHE:-$HOME/.cache/clickstream}
+STATE=${CLICKSTREAM_STATE:-$HOME/.local/state/clickstream}
+HOST=127.0.0.1
+
+KAFKA_VERSION=${CLICKSTREAM_KAFKA_VERSION:-4.4.0}
+KAFKA_PORT=${CLICKSTREAM_KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${CLICKSTREAM_KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_HEAP=${CLICKSTREAM_KAFKA_HEAP:--Xms256m -Xmx512m}
+
+VERSITYGW_VERSION=${CLICKSTREAM_VERSITYGW_VERSION:-v1.8.0}
+S3_PORT=${CLICKSTREAM_S3_PORT:-17070}
+S3_ACCESS_KEY=${CLICKSTREAM_S3_ACCESS_KEY:-clickstream}
+S3_SECRET_KEY=${CLICKSTREAM_S3_SECRET_KEY:-clickstream-secret}
+S3_REGION=${CLICKSTREAM_S3_REGION:-us-east-1}
+
+ES_VERSION=${CLICKSTREAM_ES_VERSION:-8.19.21}
+ES_PORT=${CLICKSTREAM_ES_PORT:-19200}
+ES_TRANSPORT_PORT=${CLICKSTREAM_ES_TRANSPORT_PORT:-19300}
+ES_HEAP=${CLICKSTREAM_ES_HEAP:--Xms512m -Xmx512m}
+ES_USER=${CLICKSTREAM_ES_USER:-clickstream}   # Elasticsearch refuses to run as root
+ES_JAVA_HOME_OVERRIDE=${CLICKSTREAM_ES_JAVA_HOME:-}  # default: the Java 17+ that Kafka uses
+
+ETCD_PORT=${CLICKSTREAM_ETCD_PORT:-12379}
+ETCD_PEER_PORT=${CLICKSTREAM_ETCD_PEER_PORT:-12380}
+
+UP_TIMEOUT=${CLICKSTREAM_UP_TIMEOUT:-180}     # seconds to wait for one service to become healthy
+STOP_TIMEOUT=${CLICKSTREAM_STOP_TIMEOUT:-30}  # seconds between SIGTERM and SIGKILL
+MAVEN_REPO=${CLICKSTREAM_MAVEN_REPO:-$CACHE/m2}
+
+ALL_SERVICES=(kafka s3 es etcd)
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+export DEBIAN_FRONTEND=noninteractive
+
+# --------------------------------------------------------------------------------------------- utilities
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+now() { date +%s; }
+
+# as_root CMD...: run CMD as root (directly, or through non-interactive sudo)
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+  else die "need root for: $* (run as root or install sudo)"
+  fi
+}
+
+APT_UPDATED=0
+apt_install() { # apt_install PKG...
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install -y $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
+need_cmd() { # need_cmd CMD [DEBIAN_PACKAGE]
+  command -v "$1" >/dev/null 2>&1 || apt_install "${2:-$1}"
+  command -v "$1" >/dev/null 2>&1 || die "$1 not found after installing ${2:-$1}"
+}
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# java_home_for MIN_MAJOR: print a JDK directory with java >= MIN_MAJOR
+java_home_for() {
+  local min=$1 cand v
+  for cand in "${CLICKSTREAM_JAVA_HOME:-}" /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64 \
+              /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/temurin-21-jdk-amd64 "${JAVA_HOME:-}" \
+              "$(dirname "$(dirname "$(readlink -f "$(command -v java 2>/dev/null || echo /nonexistent)")")")"; do
+    [[ -n $cand && -x $cand/bin/java ]] || continue
+    v=$("$cand/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+    [[ ${v%%.*} =~ ^[0-9]+$ ]] && (( ${v%%.*} >= min )) && { echo "$cand"; return 0; }
+  done
+  return 1
+}
+
+# java17: set JAVA17 (cached) to a Java 17+ home, or die
+JAVA17=""
+java17() {
+  [[ -n $JAVA17 ]] && return 0
+  JAVA17=$(java_home_for 17) || die "needs Java 17+ (apt-get install openjdk-17-jre-headless, or set CLICKSTREAM_JAVA_HOME)"
+}
+
+# ------------------------------------------------------------------------------------ process bookkeeping
+pidfile() { echo "$STATE/run/$1.pid"; }
+logfile() { echo "$STATE/logs/$1.log"; }
+
+# marker: a string that the command line of the service's leader process contains, naming this state
+# directory: guards against pid reuse and against a service of another state directory
+marker() {
+  case $1 in
+    kafka) echo "kafka.Kafka $STATE/kafka/server.properties" ;;
+    s3) echo "posix $STATE/s3" ;;
+    es) echo "-Des.path.conf=$STATE/es/config" ;;
+    etcd) echo "--data-dir $STATE/etcd/data" ;;
+  esac
+}
+
+# svc_pid SVC: print the pid if this script started SVC and it is still running
+svc_pid() {
+  local f pid
+  f=$(pidfile "$1")
+  [[ -f $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker "$1")" || return 1
+  echo "$pid"
+}
+
+# launch SVC CMD...: start CMD in its own session (pgid = pid) with output to the service log
+launch() {
+  local svc=$1 lf pid
+  shift
+  lf=$(logfile "$svc")
+  [[ -f $lf ]] && mv -f "$lf" "$lf.prev"
+  printf '=== %s: %s\n' "$(date -Is)" "$*" >"$lf"
+  # fd 9 holds the stack lock: the service must not inherit it
+  setsid "$@" >>"$lf" 2>&1 </dev/null 9>&- &
+  pid=$!
+  echo "$pid" >"$(pidfile "$svc")"
+  now >"$STATE/run/$svc.started"
+  log "$svc: started (pid $pid, log $lf)"
+}
+
+# stop_svc SVC: SIGTERM the service's process group, SIGKILL after STOP_TIMEOUT
+stop_svc() {
+  local svc=$1 pid deadline
+  if ! pid=$(svc_pid "$svc"); then
+    rm -f "$(pidfile "$svc")"
+    log "$svc: not running"
+    return 0
+  fi
+  log "$svc: stopping (pid $pid)"
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  deadline=$(( $(now) + STOP_TIMEOUT ))
+  while alive "$pid" || pgrp_alive "$pid"; do
+    if (( $(now) >= deadline )); then
+      log "$svc: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$(pidfile "$svc")" "$STATE/run/$svc.started"
+  log "$svc: stopped"
+}
+
+# alive PID / pgrp_alive PGID: a live (non-zombie) process / a live process in the group
+alive() {
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $st && $st != Z ]]
+}
+pgrp_alive() { ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'; }
+
+# fail SVC MESSAGE: report a start failure with the tail of the service's log
+fail() {
+  local svc=$1 lf
+  shift
+  lf=$(logfile "$svc")
+  {
+    printf '[stack] ERROR: %s: %s\n' "$svc" "$*"
+    if [[ -f $lf ]]; then
+      printf '[stack] ---- last 40 lines of %s ----\n' "$lf"
+      tail -n 40 "$lf"
+      printf '[stack] ----\n'
+    fi
+  } >&2
+  return 1
+}
+
+# wait_healthy SVC [started]: poll health_SVC until it succeeds, the process dies, or UP_TIMEOUT passes
+wait_healthy() {
+  local svc=$1 start deadline
+  start=$(now)
+  deadline=$(( start + UP_TIMEOUT ))
+  until "health_$svc"; do
+    svc_pid "$svc" >/dev/null || { fail "$svc" "process exited during startup"; return 1; }
+    (( $(now) < deadline )) || { fail "$svc" "not healthy after ${UP_TIMEOUT}s"; return 1; }
+    sleep 0.5
+  done
+  if [[ ${2:-} == started ]]; then
+    log "$svc: healthy, $(( $(now) - $(<"$STATE/run/$svc.started") ))s after its start"
+  fi
+}
+
+check_port_free() { # check_port_free SVC PORT...
+  local svc=$1 p
+  shift
+  for p in "$@"; do
+    if port_open "$p"; then
+      die "$svc: port $HOST:$p is already in use by a process this script did not start: $(ss -Htlnp "sport = :$p" 2>/dev/null | awk '{print $NF}' | head -1). Stop it or override the port (see the top of $0)."
+    fi
+  done
+}
+
+# ------------------------------------------------------------------------------------------------ kafka
+KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
+KAFKA_DIR=$STATE/kafka
+
+install_kafka() {
+  [[ -f $KAFKA_HOME/.complete ]] && return 0
+  java17
+  need_cmd mvn maven
+  log "kafka: fetching Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_HOME/libs"
+  rm -rf "$KAFKA_HOME.tmp"
+  mkdir -p "$KAFKA_HOME.tmp/libs"
+  JAVA_HOME=$JAVA17 mvn -B -q -f "$SCRIPT_DIR/kafka/pom.xml" \
+    -Dmaven.repo.local="$MAVEN_REPO" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME.tmp/libs" \
+    || die "kafka: mvn dependency:copy-dependencies failed"
+  rm -rf "$KAFKA_HOME"
+  mv "$KAFKA_HOME.tmp" "$KAFKA_HOME"
+  touch "$KAFKA_HOME/.complete"
+}
+
+kafka_java() { # kafka_java LOG4J_CONFIG JVM_ARGS... -- MAIN ARGS...
+  local l4j=$1
+  shift
+  java17
+  "$JAVA17/bin/java" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$l4j" -cp "$KAFKA_HOME/libs/*" "$@"
+}
+
+write_kafka_config() {
+  mkdir -p "$KAFKA_DIR/data"
+  cat >"$KAFKA_DIR/server.properties" <<EOF
+# generated by deploy/local/stack.sh — rewritten at every start
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+auto.create.topics.enable=true
+num.partitions=4
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=24
+log.segment.bytes=67108864
+EOF
+  cat >"$KAFKA_DIR/log4j2.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.statechange.name = state.change.logger
+logger.statechange.level = warn
+EOF
+  cat >"$KAFKA_DIR/tools-log4j2.properties" <<'EOF'
+status = error
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.err.ref = STDERR
+EOF
+}
+
+# a random Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not starting with '-'
+new_cluster_id() {
+  local id
+  while :; do
+    id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [[ ${#id} -eq 22 && $id != -* ]] && { echo "$id"; return; }
+  done
+}
+
+start_kafka() {
+  check_port_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  java17
+  write_kafka_config
+  if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
+    [[ -f $KAFKA_DIR/cluster.id ]] || new_cluster_id >"$KAFKA_DIR/cluster.id"
+    log "kafka: formatting storage (cluster id $(<"$KAFKA_DIR/cluster.id"))"
+    kafka_java "$KAFKA_DIR/tools-log4j2.properties" -Xmx256m kafka.tools.StorageTool format \
+      --cluster-id "$(<"$KAFKA_DIR/cluster.id")" -c "$KAFKA_DIR/server.properties" \
+      >"$STATE/logs/kafka-format.log" 2>&1 || { cat "$STATE/logs/kafka-format.log" >&2; die "kafka: storage format failed"; }
+  fi
+  (
+    cd "$KAFKA_DIR"
+    # shellcheck disable=SC2086 # KAFKA_HEAP holds several JVM flags
+    launch kafka "$JAVA17/bin/java" -server $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false \
+      -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
+      -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties"
+  )
+}
+
+# healthy once this start's log says the server started and a client can list topics.
+# The client check (a JVM, ~2 s) runs once per start; its result is remembered in run/kafka.ok.
+health_kafka() {
+  local pid ok
+  pid=$(svc_pid kafka) || return 1
+  port_open "$KAFKA_PORT" || return 1
+  ok=$STATE/run/kafka.ok
+  [[ -f $ok && $(<"$ok") == "$pid" ]] && return 0
+  grep -q 'Kafka Server started' "$(logfile kafka)" 2>/dev/null || return 1
+  kafka_java "$KAFKA_DIR/tools-log4j2.properties" -Xmx128m -XX:TieredStopAtLevel=1 \
+    org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_PORT" --list >/dev/null 2>&1 || return 1
+  echo "$pid" >"$ok"
+}
+
+# --------------------------------------------------------------------------------------------------- s3
+VERSITYGW=$CACHE/bin/versitygw
+
+# versitygw_version: the module version a versitygw binary was built from (needs go), "" if unknown
+versitygw_version() {
+  command -v go >/dev/null 2>&1 || return 0
+  go version -m "$VERSITYGW" 2>/dev/null | awk '$1 == "mod" && $2 == "github.com/versity/versitygw" { print $3 }'
+}
+
+install_s3() {
+  if [[ -x $VERSITYGW ]]; then
+    local have
+    have=$(versitygw_version)
+    [[ -z $have || $have == "$VERSITYGW_VERSION" ]] && return 0
+    log "s3: $VERSITYGW is $have, want $VERSITYGW_VERSION: reinstalling"
+  fi
+  command -v go >/dev/null 2>&1 || die "s3: needs Go on PATH to install versitygw"
+  log "s3: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION (a minute or more)"
+  mkdir -p "$CACHE/bin/.gobin.$$"
+  GOBIN=$CACHE/bin/.gobin.$$ GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" \
+    || die "s3: go install versitygw failed"
+  mv -f "$CACHE/bin/.gobin.$$/versitygw" "$VERSITYGW"   # rename: safe while another copy runs
+  rmdir "$CACHE/bin/.gobin.$$"
+}
+
+start_s3() {
+  check_port_free s3 "$S3_PORT"
+  mkdir -p "$STATE/s3"
+  # versitygw keeps object metadata in extended attributes
+  if command -v setfattr >/dev/null 2>&1; then
+    setfattr -n user.clickstream.probe -v 1 "$STATE/s3" 2>/dev/null \
+      || log "s3: WARNING: $STATE/s3 does not support user xattrs; versitygw posix needs them"
+    setfattr -x user.clickstream.probe "$STATE/s3" 2>/dev/null || true
+  fi
+  launch s3 "$VERSITYGW" \
+    --access "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" --region "$S3_REGION" \
+    --port "$HOST:$S3_PORT" --health /_health --keep-alive --quiet posix "$STATE/s3"
+}
+
+# GET /_health answers 200 (a path no bucket can have: bucket names never start with '_')
+health_s3() {
+  svc_pid s3 >/dev/null || return 1
+  curl -sf -o /dev/null -m 2 "http://$HOST:$S3_PORT/_health" 2>/dev/null
+}
+
+# --------------------------------------------------------------------------------------- elasticsearch
+ES_HOME=$CACHE/elasticsearch-$ES_VERSION
+ES_DIR=$STATE/es
+
+install_es() {
+  [[ -f $ES_HOME/.complete ]] && return 0
+  java17
+  need_cmd mvn maven
+  need_cmd unzip
+  log "es: fetching org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip from Maven Central"
+  rm -rf "$CACHE/es-download.tmp" "$ES_HOME.tmp"
+  mkdir -p "$CACHE/es-download.tmp" "$ES_HOME.tmp"
+  JAVA_HOME=$JAVA17 mvn -B -q -Dmaven.repo.local="$MAVEN_REPO" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" \
+    -DoutputDirectory="$CACHE/es-download.tmp" || die "es: mvn dependency:copy failed"
+  unzip -q "$CACHE/es-download.tmp/elasticsearch-$ES_VERSION.zip" -d "$ES_HOME.tmp" || die "es: unzip failed"
+  rm -rf "$ES_HOME" "$CACHE/es-download.tmp"
+  mv "$ES_HOME.tmp/elasticsearch-$ES_VERSION" "$ES_HOME"
+  rmdir "$ES_HOME.tmp"
+  chmod -R a+rX "$ES_HOME"
+  touch "$ES_HOME/.complete"
+}
+
+# es_run_user: the user Elasticsearch runs as ("" = the current user)
+es_run_user() {
+  if [[ $EUID -eq 0 ]]; then echo "$ES_USER"; fi
+}
+
+ensure_es_user() {
+  local u
+  u=$(es_run_user)
+  [[ -n $u ]] || return 0
+  id -u "$u" >/dev/null 2>&1 && return 0
+  log "es: creating system user $u (Elasticsearch refuses to run as root)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u" \
+    || die "es: useradd $u failed"
+}
+
+write_es_config() {
+  local extra=""
+  mkdir -p "$ES_DIR/data" "$ES_DIR/logs" "$ES_DIR/tmp"
+  if [[ ! -f $ES_DIR/config/jvm.options ]]; then
+    rm -rf "$ES_DIR/config"
+    cp -r "$ES_HOME/config" "$ES_DIR/config"
+  fi
+  # settings of modules that this distribution may not contain: an unknown setting stops the node
+  [[ -d $ES_HOME/modules/ingest-geoip ]] && extra+=$'ingest.geoip.downloader.enabled: false\n'
+  [[ -d $ES_HOME/modules/x-pack-ml ]] && extra+=$'xpack.ml.enabled: false\n'
+  [[ -d $ES_HOME/modules/x-pack-monitoring ]] && extra+=$'xpack.monitoring.collection.enabled: false\n'
+  cat >"$ES_DIR/config/elasticsearch.yml" <<EOF
+# generated by deploy/local/stack.sh — rewritten at every start
+cluster.name: clickstream-dev
+node.name: clickstream-dev-1
+discovery.type: single-node
+network.host: $HOST
+http.port: $ES_PORT
+transport.port: $ES_TRANSPORT_PORT
+path.data: $ES_DIR/data
+path.logs: $ES_DIR/logs
+xpack.security.enabled: false
+cluster.routing.allocation.disk.threshold_enabled: false
+action.destructive_requires_name: false
+${extra}
+EOF
+}
+
+# grant_traverse USER PATH...: let USER pass through every parent directory of each PATH. A parent closed
+# to it (typically /root, mode 700, when CACHE and STATE are under root's home) gets one ACL entry
+# "u:USER:--x" (search only: no listing, no reading); nothing else changes.
+grant_traverse() {
+  local u=$1 p d dirs=()
+  shift
+  for p in "$@"; do
+    d=$p
+    while [[ $d != / ]]; do
+      d=$(dirname "$d")
+      setpriv --reuid="$u" --regid="$u" --init-groups test -x "$d" 2>/dev/null || dirs=("$d" "${dirs[@]}")
+    done
+  done
+  [[ ${#dirs[@]} -gt 0 ]] || return 0
+  need_cmd setfacl acl
+  local uniq
+  mapfile -t uniq < <(printf '%s\n' "${dirs[@]}" | awk '!seen[$0]++')
+  for d in "${uniq[@]}"; do
+    setpriv --reuid="$u" --regid="$u" --init-groups test -x "$d" 2>/dev/null && continue
+    log "es: granting user $u search (x) permission on $d (ACL u:$u:x)"
+    setfacl -m "u:$u:x" "$d" || die "es: setfacl on $d failed: put CLICKSTREAM_CACHE/CLICKSTREAM_STATE where user $u can reach them"
+  done
+}
+
+start_es() {
+  local u
+  check_port_free es "$ES_PORT" "$ES_TRANSPORT_PORT"
+  java17
+  ensure_es_user
+  write_es_config
+  u=$(es_run_user)
+  local cmd=(env ES_JAVA_HOME="${ES_JAVA_HOME_OVERRIDE:-$JAVA17}" ES_PATH_CONF="$ES_DIR/config" ES_TMPDIR="$ES_DIR/tmp"
+             ES_JAVA_OPTS="$ES_HEAP -XX:-HeapDumpOnOutOfMemoryError" "$ES_HOME/bin/elasticsearch")
+  if [[ -n $u ]]; then
+    chown -R "$u:" "$ES_DIR"
+    grant_traverse "$u" "$ES_HOME/bin" "$ES_DIR/data"
+    cmd=(setpriv --reuid="$u" --regid="$u" --init-groups "${cmd[@]}")
+  fi
+  ( cd "$ES_DIR" && launch es "${cmd[@]}" )
+}
+
+health_es() {
+  local body
+  svc_pid es >/dev/null || return 1
+  body=$(curl -s -m 3 "http://$HOST:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null) || return 1
+  [[ $body == *'"status":"green"'* || $body == *'"status":"yellow"'* ]]
+}
+
+# ------------------------------------------------------------------------------------------------- etcd
+install_etcd() {
+  command -v etcd >/dev/null 2>&1 && return 0
+  apt_install etcd-server
+  command -v etcd >/dev/null 2>&1 || die "etcd: not on PATH after installing etcd-server"
+  # the package enables its own service (port 2379) on systemd hosts; ours is a separate process on other ports
+}
+
+start_etcd() {
+  check_port_free etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
+  mkdir -p "$STATE/etcd"
+  chmod 700 "$STATE/etcd"
+  local envs=()
+  # etcd reads ETCD_* variables as flags and refuses a variable that a flag shadows: drop them all
+  local v
+  for v in $(compgen -e | grep '^ETCD_' || true); do envs+=(-u "$v"); done
+  case $(uname -m) in
+    aarch64|arm64) envs+=(ETCD_UNSUPPORTED_ARCH=arm64) ;;
+  esac
+  launch etcd env "${envs[@]}" etcd --name clickstream --data-dir "$STATE/etcd/data" \
+    --listen-client-urls "http://$HOST:$ETCD_PORT" --advertise-client-urls "http://$HOST:$ETCD_PORT" \
+    --listen-peer-urls "http://$HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$HOST:$ETCD_PEER_PORT" \
+    --initial-cluster "clickstream=http://$HOST:$ETCD_PEER_PORT" --initial-cluster-state new \
+    --initial-cluster-token clickstream-dev --logger zap --log-level warn \
+    --auto-compaction-mode periodic --auto-compaction-retention 1h
+}
+
+health_etcd() {
+  svc_pid etcd >/dev/null || return 1
+  curl -s -m 2 "http://$HOST:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'
+}
+
+# -------------------------------------------------------------------------------------------------- env
+endpoint() {
+  case $1 in
+    kafka) echo "$HOST:$KAFKA_PORT" ;;
+    s3) echo "http://$HOST:$S3_PORT" ;;
+    es) echo "http://$HOST:$ES_PORT" ;;
+    etcd) echo "http://$HOST:$ETCD_PORT" ;;
+  esac
+}
+
+svc_port() {
+  case $1 in
+    kafka) echo "$KAFKA_PORT" ;;
+    s3) echo "$S3_PORT" ;;
+    es) echo "$ES_PORT" ;;
+    etcd) echo "$ETCD_PORT" ;;
+  esac
+}
+
+# a cheap "is up" for env/status: our process is alive and its port accepts connections
+svc_up() { svc_pid "$1" >/dev/null && port_open "$(svc_port "$1")"; }
+
+write_env() {
+  local tmp
+  tmp=$(mktemp "$STATE/.env.XXXXXX")
+  {
+    echo "# clickstream local stack — generated by deploy/local/stack.sh at $(date -Is); services that are up only"
+    echo "export CLICKSTREAM_STACK=$STATE"
+    if svc_up kafka; then
+      echo "export CLICKSTREAM_KAFKA_BROKERS=$(endpoint kafka)"
+    fi
+    if svc_up s3; then
+      echo "export CLICKSTREAM_S3_ENDPOINT=$(endpoint s3)"
+      echo "export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
+      echo "export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
+      echo "export AWS_REGION=$S3_REGION"
+    fi
+    if svc_up es; then
+      echo "export CLICKSTREAM_ES_URL=$(endpoint es)"
+    fi
+    if svc_up etcd; then
+      echo "export CLICKSTREAM_ETCD_ENDPOINTS=$(endpoint etcd)"
+    fi
+  } >"$tmp"
+  chmod 644 "$tmp"
+  mv -f "$tmp" "$STATE/env"
+}
+
+# ----------------------------------------------------------------------------------------------- commands
+parse_services() { # sets SERVICES from the arguments (default: all)
+  SERVICES=()
+  local s a
+  [[ $# -eq 0 ]] && { SERVICES=("${ALL_SERVICES[@]}"); return; }
+  for a in "$@"; do
+    for s in "${ALL_SERVICES[@]}"; do [[ $a == "$s" ]] && { SERVICES+=("$a"); continue 2; }; done
+    die "unknown service '$a' (services: ${ALL_SERVICES[*]})"
+  done
+}
+
+init_dirs() {
+  mkdir -p "$CACHE" "$STATE/run" "$STATE/logs"
+  exec 9>"$STATE/run/.lock"
+  flock -w 900 9 || die "another stack.sh holds $STATE/run/.lock"
+}
+
+cmd_up() {
+  local t0 s pids=() failed=0 to_start=()
+  t0=$(now)
+  parse_services "$@"
+  init_dirs
+  need_cmd curl
+  need_cmd setsid util-linux
+  need_cmd pgrep procps
+  for s in "${SERVICES[@]}"; do
+    if svc_pid "$s" >/dev/null; then
+      continue
+    fi
+    rm -f "$(pidfile "$s")"
+    to_start+=("$s")
+  done
+  # installs: apt first (not concurrently), then the downloads and the Go build side by side
+  for s in "${to_start[@]}"; do
+    [[ $s == etcd ]] && install_etcd
+  done
+  if [[ " ${to_start[*]} " == *" s3 "* ]]; then install_s3 & pids+=($!); fi
+  # the two Maven fetches share one local repository: one after the other
+  ( for s in "${to_start[@]}"; do case $s in kafka) install_kafka ;; es) install_es ;; esac; done ) & pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  (( failed == 0 )) || die "install failed (see above)"
+  # start everything, then wait for each
+  for s in "${to_start[@]}"; do "start_$s"; done
+  for s in "${SERVICES[@]}"; do
+    if [[ " ${to_start[*]} " == *" $s "* ]]; then
+      wait_healthy "$s" started || failed=1
+    else
+      wait_healthy "$s" || failed=1
+    fi
+  done
+  write_env
+  (( failed == 0 )) || die "some services did not become healthy; endpoints that are up are in $STATE/env"
+  for s in "${SERVICES[@]}"; do printf '%-6s %s\n' "$s" "$(endpoint "$s")"; done
+  log "up in $(( $(now) - t0 ))s; env: source $STATE/env"
+}
+
+cmd_down() {
+  local purge=0 args=() s
+  for s in "$@"; do
+    if [[ $s == --purge ]]; then purge=1; else args+=("$s"); fi
+  done
+  parse_services "${args[@]}"
+  init_dirs
+  for s in "${SERVICES[@]}"; do stop_svc "$s"; done
+  if (( purge )); then
+    for s in "${SERVICES[@]}"; do
+      log "$s: deleting data in $STATE/$s"
+      rm -rf "${STATE:?}/$s" "$(logfile "$s")" "$(logfile "$s").prev"
+      [[ $s == kafka ]] && rm -f "$STATE/logs/kafka-format.log" "$STATE/run/kafka.ok"
+    done
+  fi
+  write_env
+}
+
+cmd_status() {
+  local s pid state
+  mkdir -p "$STATE/run"
+  printf '%-6s %-10s %-8s %s\n' SVC STATE PID ENDPOINT
+  for s in "${ALL_SERVICES[@]}"; do
+    if pid=$(svc_pid "$s"); then
+      if "health_$s"; then state=healthy; else state=unhealthy; fi
+    else
+      pid=-
+      state=down
+    fi
+    printf '%-6s %-10s %-8s %s\n' "$s" "$state" "$pid" "$(endpoint "$s")"
+  done
+}
+
+cmd_logs() {
+  local follow=0
+  [[ ${1:-} == -f ]] && { follow=1; shift; }
+  [[ $# -eq 1 ]] || die "usage: $0 logs [-f] SVC"
+  parse_services "$1"
+  local lf
+  lf=$(logfile "$1")
+  [[ -f $lf ]] || die "no log for $1 yet ($lf)"
+  if (( follow )); then tail -n "${LINES:-200}" -F "$lf"; else tail -n "${LINES:-200}" "$lf"; fi
+  if [[ $1 == es && $follow -eq 0 ]]; then
+    echo "(Elasticsearch's own logs: $ES_DIR/logs)"
+  fi
+}
+
+usage() {
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+main() {
+  local action=${1:-}
+  [[ $# -gt 0 ]] && shift
+  case $action in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    stop) [[ $# -eq 1 ]] || die "usage: $0 stop SVC"; parse_services "$1"; init_dirs; stop_svc "$1"; write_env ;;
+    start) [[ $# -eq 1 ]] || die "usage: $0 start SVC"; cmd_up "$1" ;;
+    status) cmd_status ;;
+    env) mkdir -p "$STATE/run"; write_env; cat "$STATE/env" ;;
+    logs) cmd_logs "$@" ;;
+    -h|--help|help) usage 0 ;;
+    *) usage 2 >&2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,172 @@
+package ingest
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+// Defaults of a new Config.
+const (
+	DefaultTopic         = "clicks"
+	DefaultGroup         = "clickstream-ingest"
+	DefaultFlushRecords  = 100_000
+	DefaultFlushBytes    = 32 << 20
+	DefaultFlushInterval = 10 * time.Second
+	DefaultUploads       = 8
+)
+
+// Config configures an ingest process. Exactly one source is used: Kafka
+// (Brokers, Topic, Group) or a file (FromFile).
+type Config struct {
+	// Kafka source.
+	Brokers []string
+	Topic   string
+	Group   string
+	// InstanceID, if set, makes this process a static member of the group
+	// (KIP-345): a restarted process with the same id takes its partitions
+	// back at once instead of waiting for a rebalance. Use the pod name.
+	InstanceID string
+	// SessionTimeout is the group session timeout: how long the broker waits
+	// for a silent member before giving its partitions to others.
+	SessionTimeout time.Duration
+	// FromFile reads NDJSON from a file instead of Kafka; "-" is stdin.
+	FromFile string
+	// SourceID names a file source in the lake. Re-ingesting with the same
+	// id resumes, or does nothing if the source was fully committed. Empty:
+	// derived from the file's content (a hash), random for stdin.
+	SourceID string
+
+	// Lake is the data lake URI: s3://bucket/prefix or file:///dir.
+	Lake string
+	S3   lake.S3Options
+	// Buckets is the user-bucket count of a new lake; 0 takes the lake's
+	// (or the default for a new one). It cannot change once the lake exists.
+	Buckets int
+	Format  lake.Format
+
+	FlushRecords  int
+	FlushBytes    int
+	FlushInterval time.Duration
+	Uploads       int
+	MaxRecordSize int
+
+	// ExitWhenIdle, if positive, makes the process commit and exit once no
+	// record has arrived for that long (backfills and tests).
+	ExitWhenIdle time.Duration
+	// MetricsListen serves /metrics on this address if not empty.
+	MetricsListen string
+}
+
+// NewConfig returns a Config with the defaults.
+func NewConfig() Config {
+	return Config{
+		Topic:          DefaultTopic,
+		Group:          DefaultGroup,
+		SessionTimeout: 10 * time.Second,
+		Format:         lake.FormatParquet,
+		FlushRecords:   DefaultFlushRecords,
+		FlushBytes:     DefaultFlushBytes,
+		FlushInterval:  DefaultFlushInterval,
+		Uploads:        DefaultUploads,
+		MaxRecordSize:  event.MaxSize,
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Lake == "" {
+		errs = append(errs, errors.New("--lake is required (s3://bucket/prefix or file:///dir)"))
+	}
+	if c.FromFile == "" {
+		if len(c.Brokers) == 0 {
+			errs = append(errs, errors.New("--brokers is required unless --from-file is given"))
+		}
+		if c.Topic == "" {
+			errs = append(errs, errors.New("--topic must not be empty"))
+		}
+		if c.SessionTimeout < time.Second {
+			errs = append(errs, errors.New("--kafka-session-timeout must be at least 1s"))
+		}
+		if c.Group == "" {
+			errs = append(errs, errors.New("--group must not be empty"))
+		}
+	}
+	if _, err := lake.ParseFormat(string(c.Format)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Buckets < 0 || c.Buckets > 65536 {
+		errs = append(errs, fmt.Errorf("--buckets %d out of range [0, 65536]", c.Buckets))
+	}
+	if c.FlushRecords <= 0 || c.FlushBytes <= 0 || c.FlushInterval <= 0 {
+		errs = append(errs, errors.New("--flush-records, --flush-bytes and --flush-interval must be positive"))
+	}
+	if c.MaxRecordSize <= 0 {
+		errs = append(errs, errors.New("--max-record-size must be positive"))
+	}
+	if c.Uploads <= 0 {
+		errs = append(errs, errors.New("--uploads must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ingest: invalid config: %w", err)
+	}
+	return nil
+}
+
+// AddFlags binds the configuration to command-line flags. Defaults may come
+// from the environment: CLICKSTREAM_KAFKA_BROKERS, CLICKSTREAM_LAKE,
+// CLICKSTREAM_S3_ENDPOINT.
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	brokers := envOr("CLICKSTREAM_KAFKA_BROKERS", strings.Join(c.Brokers, ","))
+	c.Brokers = splitList(brokers)
+	fs.Func("brokers", "Kafka bootstrap brokers, comma-separated (env CLICKSTREAM_KAFKA_BROKERS)", func(s string) error {
+		c.Brokers = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.Topic, "topic", c.Topic, "Kafka topic to consume")
+	fs.StringVar(&c.Group, "group", c.Group, "Kafka consumer group")
+	fs.StringVar(&c.InstanceID, "instance-id", c.InstanceID, "static group membership id, e.g. the pod name (empty: dynamic membership)")
+	fs.DurationVar(&c.SessionTimeout, "kafka-session-timeout", c.SessionTimeout, "consumer group session timeout (the broker allows 6s to 30m by default)")
+	fs.StringVar(&c.FromFile, "from-file", c.FromFile, "ingest NDJSON from this file instead of Kafka ('-' for stdin)")
+	fs.StringVar(&c.SourceID, "source-id", c.SourceID, "lake source name of a file ingest (default: from the file's content hash)")
+	c.Lake = envOr("CLICKSTREAM_LAKE", c.Lake)
+	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir (env CLICKSTREAM_LAKE)")
+	c.S3.AddFlags(fs)
+	fs.IntVar(&c.Buckets, "buckets", c.Buckets, "user buckets of a new lake (0: the lake's own, or 16 for a new lake)")
+	fs.Func("format", "data file format: parquet or ndjson.gz (default parquet)", func(s string) error {
+		f, err := lake.ParseFormat(s)
+		c.Format = f
+		return err
+	})
+	fs.IntVar(&c.FlushRecords, "flush-records", c.FlushRecords, "commit a source after this many records")
+	fs.IntVar(&c.FlushBytes, "flush-bytes", c.FlushBytes, "commit a source after this many raw bytes")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "commit a source at least this often")
+	fs.IntVar(&c.Uploads, "uploads", c.Uploads, "concurrent object uploads per commit")
+	fs.IntVar(&c.MaxRecordSize, "max-record-size", c.MaxRecordSize, "reject records larger than this many bytes")
+	fs.DurationVar(&c.ExitWhenIdle, "exit-when-idle", c.ExitWhenIdle, "commit and exit after no record arrived for this long (0: run until stopped)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

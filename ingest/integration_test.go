@@ -1,0 +1,309 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
+)
+
+// The integration tests run against the local stack (make dev-up): Kafka and
+// versitygw, found through the environment the stack script writes.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// clickstreamBinary builds the clickstream command once per test binary.
+func clickstreamBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "clickstream-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "clickstream")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, "github.com/dataco/clickstream/cmd/clickstream").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func kafkaBrokers(t *testing.T) []string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs Kafka (make dev-up)")
+	}
+	b := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
+	if b == "" {
+		t.Fatal("CLICKSTREAM_KAFKA_BROKERS is not set: start the local stack with 'make dev-up' and source its env file, or run 'make test'")
+	}
+	return strings.Split(b, ",")
+}
+
+// createTopic creates a fresh topic with the given partition count.
+func createTopic(t *testing.T, brokers []string, partitions int32) string {
+	t.Helper()
+	topic := fmt.Sprintf("test-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano())
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, sc)
+	if err != nil {
+		t.Fatalf("kafka admin: %v", err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	t.Cleanup(func() {
+		if a, err := sarama.NewClusterAdmin(brokers, sc); err == nil {
+			_ = a.DeleteTopic(topic)
+			a.Close()
+		}
+	})
+	return topic
+}
+
+// genNDJSON runs `clickstream gen` to stdout and returns its lines: the
+// exact stream the same flags produce into Kafka.
+func genNDJSON(t *testing.T, args ...string) [][]byte {
+	t.Helper()
+	out, err := exec.Command(clickstreamBinary(t), append([]string{"gen"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("clickstream gen: %v", err)
+	}
+	var lines [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, bytes.Clone(sc.Bytes()))
+	}
+	return lines
+}
+
+// expected splits raw messages by the contract.
+func expected(lines [][]byte) (valid []event.Event, rejected int) {
+	for _, l := range lines {
+		ev, err := event.Parse(l)
+		if err != nil {
+			rejected++
+			continue
+		}
+		valid = append(valid, ev)
+	}
+	return valid, rejected
+}
+
+func runCmd(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(clickstreamBinary(t), args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("clickstream %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func assertLake(t *testing.T, store lake.Store, lines [][]byte) lakeContent {
+	t.Helper()
+	got := readLake(t, store)
+	if err := got.checkChains(); err != nil {
+		t.Fatal(err)
+	}
+	valid, rejected := expected(lines)
+	assertSameEvents(t, got.events, valid)
+	if len(got.rejected) != rejected {
+		t.Fatalf("dead-letter area holds %d records, want %d", len(got.rejected), rejected)
+	}
+	for _, r := range got.rejected {
+		if r.Reason == "" || (r.Raw == "" && r.RawBase64 == "" && r.Reason != string(event.ReasonMalformedJSON)) {
+			t.Fatalf("dead letter without reason or raw bytes: %+v", r)
+		}
+	}
+	return got
+}
+
+// TestKafkaToS3 is the straight path: gen → Kafka → ingest → versitygw, and
+// the lake read back holds every valid event once and every invalid one in
+// the dead-letter area with its reason.
+func TestKafkaToS3(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	store := laketest.NewS3(t)
+	topic := createTopic(t, brokers, 4)
+	genArgs := []string{"--seed", "7", "--events", "20000", "--invalid-ratio", "0.02"}
+	lines := genNDJSON(t, genArgs...)
+	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
+
+	cfg := NewConfig()
+	cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+	cfg.FlushRecords, cfg.FlushInterval, cfg.ExitWhenIdle = 3000, 500*time.Millisecond, 3*time.Second
+	cfg.SessionTimeout = 6 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := assertLake(t, store, lines)
+	if sum.Accepted != int64(len(got.events)) || sum.Rejected != int64(len(got.rejected)) {
+		t.Fatalf("summary %v disagrees with the lake (%d events, %d rejected)", sum, len(got.events), len(got.rejected))
+	}
+}
+
+// TestKafkaIngestSurvivesKills kills the ingest process again and again —
+// at random moments, between writing data files and the manifest, and
+// between the manifest and the Kafka offset — while a second consumer of the
+// group joins and leaves; the lake ends up with every event exactly once.
+func TestKafkaIngestSurvivesKills(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	store := laketest.NewS3(t)
+	topic := createTopic(t, brokers, 4)
+	genArgs := []string{"--seed", "11", "--events", "60000", "--invalid-ratio", "0.01"}
+	lines := genNDJSON(t, genArgs...)
+	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
+
+	ingestArgs := []string{"ingest", "--brokers", strings.Join(brokers, ","), "--topic", topic, "--group", topic,
+		"--lake", store.URI(), "--flush-records", "1500", "--flush-interval", "200ms",
+		"--instance-id", "ingest-a", "--kafka-session-timeout", "6s"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	crashes := []string{"", "before-manifest:3", "", "after-manifest:2", "before-manifest:1", ""}
+
+	// A second member of the group joins for a while and leaves.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(2 * time.Second)
+		cfg := NewConfig()
+		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 1000, 200*time.Millisecond, 6*time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+		defer cancel()
+		if _, err := Run(ctx, cfg, Options{Logger: testLogger(t).With("member", "b")}); err != nil {
+			t.Errorf("second consumer: %v", err)
+		}
+	}()
+
+	killed := 0
+	for i, crash := range crashes {
+		cmd := exec.Command(clickstreamBinary(t), ingestArgs...)
+		cmd.Env = append(os.Environ(), EnvCrashAt+"="+crash)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done: // crashed at its failpoint
+			if crash == "" {
+				t.Fatalf("run %d exited by itself: %v\n%s", i, err, stderr.String())
+			}
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("run %d (%s) ended without SIGKILL: %v\n%s", i, crash, err, stderr.String())
+			}
+		case <-time.After(time.Duration(1500+rng.IntN(2500)) * time.Millisecond):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		killed++
+	}
+	wg.Wait()
+
+	// A clean run finishes the topic.
+	runCmd(t, append(ingestArgs, "--exit-when-idle", "5s")...)
+	got := assertLake(t, store, lines)
+	t.Logf("%d kills; %d manifests; %d events; %d rejected", killed, len(got.manifests), len(got.events), len(got.rejected))
+
+	// The failpoints did leave uncommitted files behind, which readers ignore.
+	orphans := orphanDataFiles(t, store, got)
+	if orphans == 0 {
+		t.Fatal("no orphaned data files: the before-manifest crash was never exercised")
+	}
+}
+
+// orphanDataFiles counts data files that no manifest names.
+func orphanDataFiles(t *testing.T, store lake.Store, c lakeContent) int {
+	t.Helper()
+	named := map[string]bool{}
+	for _, m := range c.manifests {
+		for _, f := range m.Files {
+			named[f.Key] = true
+		}
+	}
+	objs, err := store.List(context.Background(), lake.EventsPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, o := range objs {
+		if !named[o.Key] {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFileIngestSameOnFileAndS3 ingests one NDJSON file into a file:// lake
+// and an s3:// lake: both hold the same events, and a second run adds nothing.
+func TestFileIngestSameOnFileAndS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs versitygw (make dev-up)")
+	}
+	lines := genNDJSON(t, "--seed", "3", "--events", "5000", "--invalid-ratio", "0.05")
+	path := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(path, append(bytes.Join(lines, []byte("\n")), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fileLake := laketest.NewFile(t)
+	s3Lake := laketest.NewS3(t)
+	for _, store := range []lake.Store{fileLake, s3Lake} {
+		for run := 0; run < 2; run++ {
+			out, err := exec.Command(clickstreamBinary(t), "ingest", "--from-file", path, "--lake", store.URI(), "--flush-records", "700").Output()
+			if err != nil {
+				t.Fatalf("ingest into %s: %v", store.URI(), err)
+			}
+			valid, rejected := expected(lines)
+			want := fmt.Sprintf("accepted=%d rejected=%d", len(valid), rejected)
+			if run == 1 {
+				want = "accepted=0 rejected=0"
+			}
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("run %d into %s printed %q, want %q", run, store.URI(), out, want)
+			}
+		}
+		assertLake(t, store, lines)
+	}
+	a, b := readLake(t, fileLake), readLake(t, s3Lake)
+	assertSameEvents(t, a.events, b.events)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}

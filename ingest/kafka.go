@@ -1,0 +1,244 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+// kafkaSource consumes a topic through a sarama consumer group. Each claimed
+// partition is one lake source; its goroutine (sarama's ConsumeClaim) owns
+// the partition's batch and commits it to the lake.
+type kafkaSource struct {
+	cfg    *Config
+	sink   *sink
+	client sarama.Client
+
+	mu     sync.Mutex
+	states map[int32]*sourceState // recovered in Setup, per claimed partition
+
+	lastRecord atomic.Int64 // unix nanos of the last record received
+	totals     totals
+}
+
+// totals counts what a process committed.
+type totals struct {
+	consumed, valid, rejected atomic.Int64
+}
+
+func newSaramaConfig(cfg *Config) *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.Consumer.Group.InstanceId = cfg.InstanceID
+	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = cfg.SessionTimeout / 4
+	sc.ClientID = "clickstream-ingest"
+	sc.Version = sarama.V3_6_0_0
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// Offsets committed to Kafka are advisory (for lag tooling): on every
+	// assignment the position is recovered from the lake's manifests.
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	sc.Consumer.Fetch.Default = 4 << 20
+	sc.ChannelBufferSize = 1024
+	return sc
+}
+
+// Setup runs at the start of every group session, before any ConsumeClaim:
+// it recovers each claimed partition's position from the lake and moves the
+// session's offset there, backwards if need be.
+func (k *kafkaSource) Setup(sess sarama.ConsumerGroupSession) error {
+	ctx := sess.Context()
+	states := make(map[int32]*sourceState)
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			st, err := k.sink.recover(ctx, lake.KafkaSource(topic, p))
+			if err != nil {
+				return err
+			}
+			if st.seq == 0 {
+				// Never committed: start at the oldest retained record.
+				oldest, err := k.client.GetOffset(topic, p, sarama.OffsetOldest)
+				if err != nil {
+					return fmt.Errorf("ingest: oldest offset of %s/%d: %w", topic, p, err)
+				}
+				st.end = oldest
+			}
+			sess.ResetOffset(topic, p, st.end, "")
+			states[p] = &st
+			k.sink.log.Info("partition assigned", "topic", topic, "partition", p,
+				"resume_offset", st.end, "last_seq", st.seq, "generation", sess.GenerationID())
+		}
+	}
+	k.mu.Lock()
+	k.states = states
+	k.mu.Unlock()
+	return nil
+}
+
+// Cleanup runs after every ConsumeClaim of the session has returned.
+func (k *kafkaSource) Cleanup(sess sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim batches one partition's records and commits them to the lake
+// by size, by time, and when the claim ends (rebalance or shutdown). A claim
+// ends only after its last batch is committed or abandoned: abandoned
+// records were never committed, so the partition's next owner reads them
+// again from the lake's position.
+func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	k.mu.Lock()
+	st := k.states[claim.Partition()]
+	k.mu.Unlock()
+	if st == nil {
+		return fmt.Errorf("ingest: partition %d claimed without setup", claim.Partition())
+	}
+	topic, part := claim.Topic(), claim.Partition()
+	lag := k.sink.metrics.lag.WithLabelValues(topic, strconv.Itoa(int(part)))
+	b := &batch{}
+	b.reset(st.end)
+	ticker := time.NewTicker(k.cfg.FlushInterval)
+	defer ticker.Stop()
+
+	commit := func(ctx context.Context) error {
+		if len(b.records) == 0 && b.next <= st.end {
+			return nil
+		}
+		res, err := k.sink.flush(ctx, st, b)
+		if err != nil {
+			return err
+		}
+		k.totals.valid.Add(res.valid)
+		k.totals.rejected.Add(res.rejected)
+		sess.MarkOffset(topic, part, st.end, "")
+		return nil
+	}
+	// The final commit of a claim must not be cut short by the session's
+	// cancellation: it is what makes a SIGTERM drain lose nothing.
+	drain := func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), 2*time.Minute)
+		defer cancel()
+		return commit(ctx)
+	}
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return drain()
+			}
+			k.lastRecord.Store(time.Now().UnixNano())
+			if msg.Offset < b.next {
+				continue // already committed or already in the batch
+			}
+			k.totals.consumed.Add(1)
+			k.sink.metrics.consumed.Inc()
+			lag.Set(float64(claim.HighWaterMarkOffset() - msg.Offset - 1))
+			b.add(k.sink.parse(msg.Offset, msg.Value))
+			if len(b.records) >= k.cfg.FlushRecords || b.rawBytes >= k.cfg.FlushBytes {
+				if err := commit(sess.Context()); err != nil {
+					return k.failed(sess, err)
+				}
+			}
+		case <-ticker.C:
+			if err := commit(sess.Context()); err != nil {
+				return k.failed(sess, err)
+			}
+		case <-sess.Context().Done():
+			return drain()
+		}
+	}
+}
+
+// failed handles a commit that could not be written: the batch is dropped
+// (it was never committed) and the session ends, so that the partition is
+// consumed again from the lake's position.
+func (k *kafkaSource) failed(sess sarama.ConsumerGroupSession, err error) error {
+	if sess.Context().Err() != nil {
+		return nil
+	}
+	k.sink.log.Error("commit failed; restarting the session from the lake's position", "err", err)
+	return err
+}
+
+// runKafka consumes until ctx is done or the source has been idle for
+// cfg.ExitWhenIdle.
+func runKafka(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
+	sc := newSaramaConfig(cfg)
+	client, err := sarama.NewClient(cfg.Brokers, sc)
+	if err != nil {
+		return Summary{}, fmt.Errorf("ingest: connect to Kafka %v: %w", cfg.Brokers, err)
+	}
+	defer client.Close()
+	group, err := sarama.NewConsumerGroupFromClient(cfg.Group, client)
+	if err != nil {
+		return Summary{}, fmt.Errorf("ingest: consumer group %s: %w", cfg.Group, err)
+	}
+	k := &kafkaSource{cfg: cfg, sink: s, client: client}
+	k.lastRecord.Store(time.Now().UnixNano())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	// Owned here: logs the group's asynchronous errors until the group closes.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for err := range group.Errors() {
+			s.log.Warn("consumer group error", "err", err)
+		}
+	}()
+	if cfg.ExitWhenIdle > 0 {
+		// Owned here: cancels the consumer once nothing has arrived for a while.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(min(cfg.ExitWhenIdle/4, time.Second))
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if time.Since(time.Unix(0, k.lastRecord.Load())) >= cfg.ExitWhenIdle {
+						s.log.Info("idle; stopping", "idle_for", cfg.ExitWhenIdle)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+
+	var runErr error
+	for ctx.Err() == nil {
+		// Consume returns at every rebalance; ConsumeClaim has committed or
+		// abandoned every batch by then.
+		if err := group.Consume(ctx, []string{cfg.Topic}, k); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
+				break
+			}
+			s.log.Warn("consumer session ended with an error; rejoining", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	cancel()
+	if err := group.Close(); err != nil {
+		runErr = fmt.Errorf("ingest: close consumer group: %w", err)
+	}
+	wg.Wait()
+	return Summary{
+		Consumed: k.totals.consumed.Load(),
+		Accepted: k.totals.valid.Load(),
+		Rejected: k.totals.rejected.Load(),
+	}, runErr
+}

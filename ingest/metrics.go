@@ -1,0 +1,54 @@
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the ingest's Prometheus metrics, registered once per process.
+type metrics struct {
+	consumed     prometheus.Counter
+	written      prometheus.Counter
+	rejected     *prometheus.CounterVec
+	commits      prometheus.Counter
+	fenced       prometheus.Counter
+	flushSeconds prometheus.Histogram
+	lag          *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_records_consumed_total",
+			Help: "Raw records read from the source (Kafka or file).",
+		}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_events_written_total",
+			Help: "Valid events committed to the lake.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_ingest_records_rejected_total",
+			Help: "Invalid records committed to the dead-letter area, by reason.",
+		}, []string{"reason"}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_commits_total",
+			Help: "Manifests committed to the lake.",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_commits_fenced_total",
+			Help: "Commits refused because another writer had committed the same sequence number.",
+		}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "clickstream_ingest_flush_duration_seconds",
+			Help:    "Time to write one commit's objects and manifest.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clickstream_ingest_consumer_lag_records",
+			Help: "Records between the partition's high-water mark and the last record consumed.",
+		}, []string{"topic", "partition"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag)
+	}
+	return m
+}

@@ -1,0 +1,230 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+func newTestSink(t *testing.T, store lake.Store, writer string) *sink {
+	t.Helper()
+	meta, err := lake.EnsureMeta(context.Background(), store, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sink{store: store, buckets: meta.Buckets, format: lake.FormatParquet, writer: writer,
+		parser: event.Parser{MaxSize: event.MaxSize}, uploads: 2, metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
+}
+
+func testMessage(i int) []byte {
+	if i%7 == 3 {
+		return []byte(fmt.Sprintf(`{"user_id":"u%d","url":"/missing-timestamp"}`, i))
+	}
+	ts := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC).Add(time.Duration(i) * 13 * time.Second)
+	return []byte(fmt.Sprintf(`{"user_id":"u%d","timestamp":"%s","url":"/p/%d","country":"FR"}`, i%11, ts.Format(time.RFC3339), i%5))
+}
+
+// TestFencedWriterCommitsEachPositionOnce plays the zombie scenario: two
+// writers believe they own one source. Whoever commits a sequence number
+// first wins; the other re-reads the lake, keeps only the records the winner
+// did not cover, and commits those. Every position lands exactly once.
+func TestFencedWriterCommitsEachPositionOnce(t *testing.T) {
+	ctx := context.Background()
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const source = "kafka.clicks.0"
+	a, b := newTestSink(t, store, "aaaa"), newTestSink(t, store, "bbbb")
+	stA, _ := a.recover(ctx, source)
+	stB, _ := b.recover(ctx, source)
+
+	fill := func(s *sink, bt *batch, from, to int) {
+		for i := from; i < to; i++ {
+			bt.add(s.parse(int64(i), testMessage(i)))
+		}
+	}
+	// A (the new owner) commits [0, 100).
+	ba := &batch{}
+	ba.reset(stA.end)
+	fill(a, ba, 0, 100)
+	if _, err := a.flush(ctx, &stA, ba); err != nil {
+		t.Fatal(err)
+	}
+	// B (the zombie) still holds [0, 150) and tries to commit seq 1.
+	bb := &batch{}
+	bb.reset(stB.end)
+	fill(b, bb, 0, 150)
+	res, err := b.flush(ctx, &stB, bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.fenced {
+		t.Fatal("zombie commit was not fenced")
+	}
+	if stB.seq != 2 || stB.end != 150 {
+		t.Fatalf("zombie state after resync = seq %d end %d, want seq 2 end 150", stB.seq, stB.end)
+	}
+	// A, unaware, commits [100, 120): fenced in turn, and nothing is new.
+	ba.reset(stA.end)
+	fill(a, ba, 100, 120)
+	if _, err := a.flush(ctx, &stA, ba); err != nil {
+		t.Fatal(err)
+	}
+	if stA.end != 150 || stA.seq != 2 {
+		t.Fatalf("owner state = seq %d end %d, want seq 2 end 150", stA.seq, stA.end)
+	}
+
+	got := readLake(t, store)
+	if err := got.checkChains(); err != nil {
+		t.Fatal(err)
+	}
+	var wantValid []event.Event
+	wantRejected := 0
+	for i := 0; i < 150; i++ {
+		ev, err := event.Parse(testMessage(i))
+		if err != nil {
+			wantRejected++
+			continue
+		}
+		wantValid = append(wantValid, ev)
+	}
+	assertSameEvents(t, got.events, wantValid)
+	if len(got.rejected) != wantRejected {
+		t.Fatalf("rejected = %d, want %d", len(got.rejected), wantRejected)
+	}
+}
+
+func TestBatchDropBefore(t *testing.T) {
+	b := &batch{}
+	b.reset(10)
+	for _, p := range []int64{10, 11, 13, 14} {
+		b.add(record{pos: p, raw: []byte("xx")})
+	}
+	b.dropBefore(12)
+	if b.start != 12 || b.next != 15 || len(b.records) != 2 || b.records[0].pos != 13 || b.rawBytes != 4 {
+		t.Fatalf("after dropBefore(12): start %d next %d records %d rawBytes %d", b.start, b.next, len(b.records), b.rawBytes)
+	}
+	b.dropBefore(20)
+	if b.start != 20 || b.next != 20 || len(b.records) != 0 || b.rawBytes != 0 {
+		t.Fatalf("after dropBefore(20): start %d next %d records %d", b.start, b.next, len(b.records))
+	}
+}
+
+// lakeContent is everything committed in a lake, read through manifests.
+type lakeContent struct {
+	manifests []*lake.Manifest
+	events    []event.Event
+	rejected  []rejectedRecord
+}
+
+func readLake(t testing.TB, store lake.Store) lakeContent {
+	t.Helper()
+	ctx := context.Background()
+	sn, err := lake.ReadSnapshot(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lakeContent
+	out.manifests = sn.Manifests
+	for _, m := range sn.Manifests {
+		for _, f := range m.Files {
+			data, err := store.Get(ctx, f.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := lake.DecodeFile(f.Key, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(len(evs)) != f.Events {
+				t.Fatalf("%s holds %d events, manifest says %d", f.Key, len(evs), f.Events)
+			}
+			for _, e := range evs {
+				p := lake.Partition{Hour: lake.HourOf(e.Timestamp), Bucket: lake.Bucket(e.UserID, sn.Meta.Buckets)}
+				if want, _ := f.Partition(); p != want {
+					t.Fatalf("event %+v in partition %s, belongs in %s", e, want, p)
+				}
+			}
+			out.events = append(out.events, evs...)
+		}
+		if m.Rejected != "" {
+			data, err := store.Get(ctx, m.Rejected)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := decodeRejected(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.rejected = append(out.rejected, rs...)
+		}
+	}
+	return out
+}
+
+// checkChains verifies that each source's manifests form one gapless chain
+// of positions: seq 1..n, each starting where the previous ended.
+func (c lakeContent) checkChains() error {
+	last := map[string]*lake.Manifest{}
+	for _, m := range c.manifests {
+		prev := last[m.Source]
+		switch {
+		case prev == nil && m.Seq != 1:
+			return fmt.Errorf("%s: first manifest has seq %d", m.Source, m.Seq)
+		case prev != nil && m.Seq != prev.Seq+1:
+			return fmt.Errorf("%s: seq %d follows %d", m.Source, m.Seq, prev.Seq)
+		case prev != nil && m.Start != prev.End:
+			return fmt.Errorf("%s: seq %d starts at %d, previous ended at %d", m.Source, m.Seq, m.Start, prev.End)
+		case m.End <= m.Start:
+			return fmt.Errorf("%s: seq %d covers the empty range [%d, %d)", m.Source, m.Seq, m.Start, m.End)
+		}
+		last[m.Source] = m
+	}
+	return nil
+}
+
+func sortEvents(evs []event.Event) {
+	slices.SortFunc(evs, func(a, b event.Event) int {
+		if a.UserID != b.UserID {
+			if a.UserID < b.UserID {
+				return -1
+			}
+			return 1
+		}
+		if a.Timestamp != b.Timestamp {
+			if a.Timestamp < b.Timestamp {
+				return -1
+			}
+			return 1
+		}
+		switch {
+		case a.URL < b.URL:
+			return -1
+		case a.URL > b.URL:
+			return 1
+		}
+		return 0
+	})
+}
+
+func assertSameEvents(t testing.TB, got, want []event.Event) {
+	t.Helper()
+	got, want = slices.Clone(got), slices.Clone(want)
+	sortEvents(got)
+	sortEvents(want)
+	if len(got) != len(want) {
+		t.Fatalf("lake holds %d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("event %d: lake has %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,280 @@
+package aggregate
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/dataco/clickstream/internal/event"
+)
+
+// noID marks an unassigned dense id.
+const noID = ^uint32(0)
+
+// rec is one kept event over dense ids: the user and the (url, country) key
+// index builder.users and builder.keys.
+type rec struct {
+	ts   int64
+	user uint32
+	key  uint32
+}
+
+// builder collects the kept events of one task and turns them into a
+// Partial. Compute and ComputeParquet differ only in how they fill it.
+type builder struct {
+	b     bounds
+	recs  []rec
+	users []string // user id strings by dense user id
+	keys  []Key    // keys by dense key id
+	read  int64
+}
+
+// Compute aggregates the events of one task over window w. The events may
+// come in any order and may include events before w.From (ignored) and
+// look-ahead events at or after w.To (not counted, but used as the next
+// event of in-window ones). sessionTimeout <= 0 means
+// DefaultSessionTimeout.
+//
+// Compute does not modify events: it copies the fields it needs into
+// records over dense ids (about 16 bytes per kept event plus the same again
+// when the input is not grouped by user) and sorts those. Input already
+// grouped by user, with each user's events in (timestamp, url, country)
+// order, is detected and not reordered. An invalid window counts nothing;
+// callers check Window.Validate first.
+func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Partial {
+	c := builder{b: newBounds(w, sessionTimeout), read: int64(len(events))}
+	c.recs = make([]rec, 0, len(events))
+	userIDs := make(map[string]uint32)
+	keyIDs := make(map[Key]uint32)
+
+	// One-entry caches: consecutive events of a user, or on a URL, skip the
+	// map lookups (grouped input is mostly runs).
+	var prevUser, prevURL, prevCountry string
+	prevUID, prevKID := noID, noID
+	for i := range events {
+		e := &events[i]
+		if !c.b.keep(e.Timestamp) {
+			continue
+		}
+		if prevUID == noID || e.UserID != prevUser {
+			id, ok := userIDs[e.UserID]
+			if !ok {
+				id = uint32(len(c.users))
+				userIDs[e.UserID] = id
+				c.users = append(c.users, e.UserID)
+			}
+			prevUser, prevUID = e.UserID, id
+		}
+		if prevKID == noID || e.URL != prevURL || e.Country != prevCountry {
+			k := Key{URL: e.URL, Country: e.Country}
+			id, ok := keyIDs[k]
+			if !ok {
+				id = uint32(len(c.keys))
+				keyIDs[k] = id
+				c.keys = append(c.keys, k)
+			}
+			prevURL, prevCountry, prevKID = e.URL, e.Country, id
+		}
+		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: prevKID})
+	}
+	return c.finish()
+}
+
+// acc accumulates one key during the scan.
+type acc struct {
+	clicks, users, ms, samples int64
+	last                       uint32 // stamp of the last user counted
+}
+
+// userSeg is the slice [start, end) of one user's records, and its hash.
+type userSeg struct {
+	hash       uint64
+	start, end int
+}
+
+// finish groups the records by user, orders each user's events, computes
+// time spent and exact distinct users per key, and builds the Partial.
+//
+// Users are processed in UserHash order, so the hashes appended to each
+// key's set come out sorted and need no per-key sort. Exact distinct
+// counting uses a per-key stamp of the last user counted: O(1) per event.
+func (c *builder) finish() *Partial {
+	segs, recs := c.group()
+
+	accs := make([]acc, len(c.keys))
+	to, timeout := c.b.to, c.b.timeout
+	inWindow := 0 // bounds the (key, user) pairs
+	for i := range recs {
+		if recs[i].ts < to {
+			inWindow++
+		}
+	}
+	pairKeys := make([]uint32, 0, inWindow) // (key, user hash) in hash order
+	pairHashes := make([]uint64, 0, inWindow)
+	var events int64
+	for n, s := range segs {
+		seg := recs[s.start:s.end]
+		if !c.sorted(seg) {
+			slices.SortFunc(seg, c.compareRecs)
+		}
+		stamp := uint32(n) + 1
+		// The segment is in time order: in-window records are a prefix and
+		// the rest is look-ahead (every record is >= from already).
+		for i := range seg {
+			r := &seg[i]
+			if r.ts >= to {
+				break
+			}
+			a := &accs[r.key]
+			a.clicks++
+			if a.last != stamp {
+				a.last = stamp
+				a.users++
+				pairKeys = append(pairKeys, r.key)
+				pairHashes = append(pairHashes, s.hash)
+			}
+			if i+1 < len(seg) {
+				if gap := seg[i+1].ts - r.ts; gap < timeout {
+					a.ms += gap
+					a.samples++
+				}
+			}
+		}
+	}
+
+	// Lay the hash sets out key by key in one backing array (a stable
+	// counting sort of the pairs by key keeps each set sorted).
+	start := make([]int, len(c.keys)+1)
+	nrows := 0
+	for k := range accs {
+		start[k+1] = start[k] + int(accs[k].users)
+		if accs[k].clicks > 0 {
+			nrows++
+		}
+	}
+	backing := make([]uint64, len(pairHashes))
+	fill := slices.Clone(start[:len(c.keys)])
+	for i, k := range pairKeys {
+		h := pairHashes[i]
+		// Distinct users with equal hashes (a 64-bit collision) are adjacent
+		// in hash order: keep the set duplicate-free.
+		if p := fill[k]; p == start[k] || backing[p-1] != h {
+			backing[p] = h
+			fill[k] = p + 1
+		}
+	}
+
+	p := &Partial{Rows: make(map[Key]*Row, nrows), Read: c.read}
+	rows := make([]Row, 0, nrows)
+	for k := range accs {
+		a := &accs[k]
+		if a.clicks == 0 {
+			continue
+		}
+		events += a.clicks
+		rows = append(rows, Row{
+			Clicks:      a.clicks,
+			Users:       a.users,
+			UserHashes:  backing[start[k]:fill[k]:fill[k]],
+			TimeSpentMs: a.ms,
+			Samples:     a.samples,
+		})
+		p.Rows[c.keys[k]] = &rows[len(rows)-1]
+	}
+	p.Events = events
+	return p
+}
+
+// group returns the user segments in UserHash order and the records they
+// index. Records already grouped by user (each user one contiguous run) are
+// used in place; otherwise a counting sort by user copies them, laid out in
+// hash order.
+func (c *builder) group() ([]userSeg, []rec) {
+	nu := len(c.users)
+	starts := make([]int, nu) // run start + 1; 0 = no run seen
+	ends := make([]int, nu)
+	grouped := true
+	prev := noID
+	for i := range c.recs {
+		u := c.recs[i].user
+		if u == prev {
+			continue
+		}
+		if starts[u] != 0 {
+			grouped = false
+			break
+		}
+		if prev != noID {
+			ends[prev] = i
+		}
+		starts[u] = i + 1
+		prev = u
+	}
+
+	segs := make([]userSeg, 0, nu)
+	if grouped {
+		if prev != noID {
+			ends[prev] = len(c.recs)
+		}
+		for u, s := range starts {
+			if s != 0 {
+				segs = append(segs, userSeg{hash: UserHash(c.users[u]), start: s - 1, end: ends[u]})
+			}
+		}
+		sortSegs(segs)
+		return segs, c.recs
+	}
+
+	counts := ends // reuse: records per user
+	clear(counts)
+	for i := range c.recs {
+		counts[c.recs[i].user]++
+	}
+	for u, n := range counts {
+		if n != 0 {
+			segs = append(segs, userSeg{hash: UserHash(c.users[u]), start: u}) // start holds the user id until laid out
+		}
+	}
+	sortSegs(segs)
+	// Offsets in hash order; pos (reusing counts) is each user's next slot.
+	off := 0
+	for i := range segs {
+		u := segs[i].start
+		n := counts[u]
+		segs[i].start, segs[i].end = off, off+n
+		counts[u] = off
+		off += n
+	}
+	out := make([]rec, len(c.recs))
+	for _, r := range c.recs {
+		p := counts[r.user]
+		out[p] = r
+		counts[r.user] = p + 1
+	}
+	return segs, out
+}
+
+func sortSegs(segs []userSeg) {
+	slices.SortFunc(segs, func(a, b userSeg) int { return cmp.Compare(a.hash, b.hash) })
+}
+
+// sorted reports whether a user's records are in (ts, url, country) order.
+func (c *builder) sorted(seg []rec) bool {
+	for i := 1; i < len(seg); i++ {
+		if a, b := &seg[i-1], &seg[i]; a.ts > b.ts || (a.ts == b.ts && a.key != b.key && compareKeys(c.keys[a.key], c.keys[b.key]) > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// compareRecs orders a user's records by (timestamp, url, country).
+func (c *builder) compareRecs(a, b rec) int {
+	if a.ts != b.ts {
+		return cmp.Compare(a.ts, b.ts)
+	}
+	if a.key == b.key {
+		return 0
+	}
+	return compareKeys(c.keys[a.key], c.keys[b.key])
+}

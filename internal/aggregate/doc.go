@@ -1,0 +1,65 @@
+// Package aggregate computes the click aggregate of one event-time window:
+// per (url, country), clicks, exact unique users and Google-Analytics-style
+// time spent, as mergeable partials.
+//
+// # Semantics
+//
+// A job aggregates the window [From, To). Per user, events are ordered by
+// (timestamp, url, country). The time spent on an event is the next event's
+// timestamp minus its own when that gap is strictly less than the session
+// timeout (DefaultSessionTimeout, 30 min); otherwise the event is an exit
+// and has no time-spent value, so that the average time spent is
+// total / (pageviews - exits) = TimeSpentMs / Samples. Only events with
+// From <= ts < To count. The next event may lie at or after To: a task is
+// given events up to To + timeout (look-ahead), which are used as
+// successors but not counted. Events before From never matter.
+//
+// # Tasks, partials and unique users
+//
+// The lake partitions events by hour and user bucket, bucket =
+// FNV-1a 64(user_id) mod B, and a worker task covers one bucket over the
+// whole window (plus look-ahead). Every event of a user therefore reaches
+// exactly one task, which has all of that user's events of the window and
+// its look-ahead: the task computes the user's time spent exactly, with no
+// session state crossing tasks.
+//
+// Inside a task, Compute counts distinct users exactly: it groups events by
+// user and keeps, per key, the stamp of the last user counted, so a user
+// adds one to a key's Users the first time it appears there (O(1) per
+// event). Tasks cover disjoint sets of users, so for any key the set of its
+// users in the whole job is the disjoint union of its per-task sets, and the
+// size of a disjoint union is the sum of the sizes:
+//
+//	unique_users(key) = |U_1 ∪ ... ∪ U_n| = |U_1| + ... + |U_n|   (U_i ∩ U_j = ∅)
+//
+// which is what Partial.Merge does with Users: exact, with no sketch error.
+// The argument needs the bucket function to be a function of the user id
+// alone, which lake.Bucket is. Row.UserHashes (sorted UserHash values, a
+// hash unrelated to the bucket hash) is the mergeable set for what the sum
+// cannot do: roll-ups over partials that may share users (several windows
+// or hours), and cross-checks (len(UserHashes) == Users, up to 64-bit hash
+// collisions, which have probability about n²/2⁶⁵).
+//
+// # Usage
+//
+//	w := aggregate.Window{From: from, To: from.Add(time.Hour)}
+//	if err := w.Validate(); err != nil { ... }
+//	p, err := aggregate.ComputeParquet(files, w, 0) // or Compute(events, w, 0)
+//	data, err := p.MarshalBinary()                   // worker -> coordinator
+//	...
+//	total := aggregate.NewPartial()
+//	for _, data := range results {                   // one per bucket task
+//		var q aggregate.Partial
+//		if err := q.UnmarshalBinary(data); err != nil { ... }
+//		total.Merge(&q)
+//	}
+//	err = aggregate.WriteNDJSON(out, total.Result(w))
+//
+// # Performance and memory
+//
+// Compute keeps about 16 bytes per event in the window and look-ahead (32
+// when the input is not grouped by user), plus the strings it interns:
+// memory grows with the task's events. ComputeParquet decodes only the four
+// columns it needs, page by page, through the column chunk dictionaries;
+// see ColumnReader.
+package aggregate

@@ -1,0 +1,194 @@
+package aggregate
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/dataco/clickstream/internal/event"
+)
+
+// writeParquet writes events the way the lake codec does, plus options
+// (small pages, row groups, dictionary limits) to exercise the reader.
+func writeParquet(tb testing.TB, events []event.Event, opts ...parquet.WriterOption) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	opts = append([]parquet.WriterOption{parquet.Compression(&parquet.Zstd)}, opts...)
+	w := parquet.NewGenericWriter[event.Event](&buf, opts...)
+	if len(events) > 0 {
+		if _, err := w.Write(events); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rowGroupsAndPages counts the row groups and data pages of a file's
+// user_id column.
+func rowGroupsAndPages(tb testing.TB, data []byte) (groups, pages int) {
+	tb.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	leaf, _ := f.Schema().Lookup(columnUserID)
+	for _, rg := range f.RowGroups() {
+		groups++
+		err := forEachPage(rg.ColumnChunks()[leaf.ColumnIndex], func(parquet.Page) error { pages++; return nil })
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return groups, pages
+}
+
+func TestComputeParquetProperty(t *testing.T) {
+	layouts := []struct {
+		name string
+		opts []parquet.WriterOption
+	}{
+		{"default", nil},
+		{"small pages and row groups", []parquet.WriterOption{parquet.PageBufferSize(512), parquet.MaxRowsPerRowGroup(700)}},
+		{"plain fallback", []parquet.WriterOption{parquet.DictionaryMaxBytes(64), parquet.PageBufferSize(1024), parquet.MaxRowsPerRowGroup(1000)}},
+		{"data page v2", []parquet.WriterOption{parquet.DataPageVersion(2), parquet.PageBufferSize(2048), parquet.MaxRowsPerRowGroup(1500)}},
+	}
+	g := genConfig{events: 4000, users: 120, urls: 25, countries: 5, span: 3 * time.Hour, tick: time.Second}
+	seeds := 4
+	if testing.Short() {
+		seeds = 1
+	}
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			for seed := range seeds {
+				rng := rand.New(rand.NewPCG(7, uint64(seed)))
+				evs := randomEvents(rng, g)
+				w := testWindow()
+				if seed%2 == 1 { // a window cutting through the data
+					w = Window{From: testFrom.Add(40 * time.Minute), To: testFrom.Add(70 * time.Minute)}
+				}
+				for _, order := range []func([]event.Event){nil, sortByTime, sortByUser} {
+					if order != nil {
+						order(evs)
+					}
+					// Split into three files, as a partition with several commits.
+					n := len(evs)
+					files := [][]byte{
+						writeParquet(t, evs[:n/3], l.opts...),
+						writeParquet(t, evs[n/3:n/2], l.opts...),
+						writeParquet(t, evs[n/2:], l.opts...),
+					}
+					got, err := ComputeParquet(files, w, 10*time.Minute)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkSameAs(t, "ComputeParquet", got, Compute(evs, w, 10*time.Minute))
+				}
+			}
+		})
+	}
+}
+
+func TestComputeParquetLayoutCoverage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	evs := randomEvents(rng, genConfig{events: 3000, users: 50, urls: 10, countries: 3, span: time.Hour, tick: time.Second})
+	data := writeParquet(t, evs, parquet.PageBufferSize(512), parquet.MaxRowsPerRowGroup(700))
+	if groups, pages := rowGroupsAndPages(t, data); groups < 3 || pages <= groups {
+		t.Fatalf("test file has %d row groups and %d pages; want several of each", groups, pages)
+	}
+}
+
+func TestComputeParquetSkipsRowGroups(t *testing.T) {
+	// A time-ordered file whose early row groups are before the window: the
+	// result must not change when they are skipped by their statistics.
+	rng := rand.New(rand.NewPCG(3, 4))
+	evs := randomEvents(rng, genConfig{events: 5000, users: 80, urls: 10, countries: 3, span: 4 * time.Hour, tick: time.Second})
+	sortByTime(evs)
+	data := writeParquet(t, evs, parquet.MaxRowsPerRowGroup(500))
+	w := Window{From: testFrom.Add(2 * time.Hour), To: testFrom.Add(150 * time.Minute)}
+	got, err := ComputeParquet([][]byte{data}, w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameAs(t, "ComputeParquet", got, Compute(evs, w, 0))
+	if got.Events == 0 {
+		t.Fatal("window holds no events: test data is off")
+	}
+}
+
+func TestComputeParquetErrors(t *testing.T) {
+	good := writeParquet(t, []event.Event{ev("u", at(0), "/a", "us")})
+
+	type other struct {
+		UserID string `parquet:"user_id"`
+		Other  int64  `parquet:"other"`
+	}
+	var buf bytes.Buffer
+	ow := parquet.NewGenericWriter[other](&buf)
+	if _, err := ow.Write([]other{{"u", 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ow.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	type optional struct {
+		UserID    *string `parquet:"user_id,optional"`
+		Timestamp int64   `parquet:"timestamp_ms"`
+		URL       string  `parquet:"url"`
+		Country   string  `parquet:"country"`
+	}
+	var obuf bytes.Buffer
+	opw := parquet.NewGenericWriter[optional](&obuf)
+	if _, err := opw.Write([]optional{{nil, 1, "/a", "us"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := opw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name        string
+		data        []byte
+		unsupported bool
+	}{
+		{"not parquet", []byte("hello, world"), false},
+		{"truncated", good[:len(good)/2], false},
+		{"missing columns", buf.Bytes(), true},
+		{"optional column", obuf.Bytes(), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ComputeParquet([][]byte{good, tt.data}, testWindow(), 0)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tt.unsupported != errors.Is(err, ErrUnsupportedFile) {
+				t.Fatalf("error %v: unsupported=%v", err, errors.Is(err, ErrUnsupportedFile))
+			}
+		})
+	}
+}
+
+// TestComputeParquetCorruptPages flips bytes inside a file: the reader must
+// return an error or a result, never panic.
+func TestComputeParquetCorruptPages(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	evs := randomEvents(rng, genConfig{events: 500, users: 20, urls: 5, countries: 3, span: time.Hour, tick: time.Second})
+	good := writeParquet(t, evs, parquet.PageBufferSize(256))
+	for i := range 200 {
+		data := bytes.Clone(good)
+		for range 1 + i%4 {
+			data[4+rng.IntN(len(data)-12)] ^= byte(1 + rng.IntN(255))
+		}
+		_, _ = ComputeParquet([][]byte{data}, testWindow(), 0)
+	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,157 @@
+package aggregate
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Key groups the aggregate: one row per (URL, country).
+type Key struct {
+	URL, Country string
+}
+
+func compareKeys(a, b Key) int {
+	if c := cmp.Compare(a.URL, b.URL); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Country, b.Country)
+}
+
+// Row is the partial aggregate of one key.
+type Row struct {
+	Clicks int64 // in-window events
+	// Users is the exact number of distinct users in this partial. Partials
+	// of disjoint user sets add up (see the package documentation).
+	Users int64
+	// UserHashes is the set of distinct UserHash values of those users,
+	// sorted ascending without duplicates: the mergeable set for roll-ups
+	// over partials that may share users, and a cross-check of Users
+	// (len(UserHashes) == Users unless two users' hashes collide).
+	UserHashes  []uint64
+	TimeSpentMs int64 // sum of time-spent values, in milliseconds
+	Samples     int64 // events with a time-spent value (clicks - exits)
+}
+
+// Partial is the aggregate of one task, or of several merged tasks.
+type Partial struct {
+	Rows   map[Key]*Row
+	Events int64 // events counted in the window (the sum of Clicks)
+	Read   int64 // events given to the task, including look-ahead and pre-window ones
+}
+
+// NewPartial returns an empty partial.
+func NewPartial() *Partial { return &Partial{Rows: make(map[Key]*Row)} }
+
+// Merge adds q into p. q must cover users disjoint from p's, as tasks over
+// different user buckets do: Users then add up exactly. UserHashes are
+// united (a sorted merge), the other counters add. q is not modified and p
+// shares no memory with q afterwards. A nil q is a no-op.
+func (p *Partial) Merge(q *Partial) {
+	if q == nil {
+		return
+	}
+	if p.Rows == nil {
+		p.Rows = make(map[Key]*Row, len(q.Rows))
+	}
+	p.Events += q.Events
+	p.Read += q.Read
+	var fresh []Row // rows new to p, allocated together
+	for k, qr := range q.Rows {
+		if pr, ok := p.Rows[k]; ok {
+			pr.Clicks += qr.Clicks
+			pr.Users += qr.Users
+			pr.TimeSpentMs += qr.TimeSpentMs
+			pr.Samples += qr.Samples
+			pr.UserHashes = unionSorted(pr.UserHashes, qr.UserHashes)
+			continue
+		}
+		if fresh == nil {
+			fresh = make([]Row, 0, len(q.Rows))
+		}
+		fresh = append(fresh, *qr)
+		r := &fresh[len(fresh)-1]
+		r.UserHashes = slices.Clone(qr.UserHashes)
+		p.Rows[k] = r
+	}
+}
+
+// unionSorted returns the sorted union of two sorted duplicate-free sets in
+// a new slice (never aliasing a or b, which may be shared).
+func unionSorted(a, b []uint64) []uint64 {
+	if len(a) == 0 && len(b) == 0 {
+		return nil
+	}
+	out := make([]uint64, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch x, y := a[i], b[j]; {
+		case x < y:
+			out = append(out, x)
+			i++
+		case y < x:
+			out = append(out, y)
+			j++
+		default:
+			out = append(out, x)
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// Keys returns the keys of p sorted by (URL, Country).
+func (p *Partial) Keys() []Key {
+	keys := make([]Key, 0, len(p.Rows))
+	for k := range p.Rows {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	return keys
+}
+
+// ResultRow is one output row of a job: the final aggregate of a key.
+type ResultRow struct {
+	WindowStart      time.Time `json:"window_start"`
+	WindowEnd        time.Time `json:"window_end"`
+	URL              string    `json:"url"`
+	Country          string    `json:"country"`
+	Clicks           int64     `json:"clicks"`
+	UniqueUsers      int64     `json:"unique_users"`
+	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
+	TimeSpentSamples int64     `json:"time_spent_samples"`
+	// AvgTimeSpentS is TotalTimeSpentS / TimeSpentSamples, nil (JSON null)
+	// when there are no samples.
+	AvgTimeSpentS *float64 `json:"avg_time_spent_s"`
+}
+
+// Result turns p, the aggregate of window w, into output rows sorted by
+// (URL, Country). Window times are in UTC.
+func (p *Partial) Result(w Window) []ResultRow {
+	keys := p.Keys()
+	out := make([]ResultRow, len(keys))
+	from, to := w.From.UTC(), w.To.UTC()
+	for i, k := range keys {
+		r := p.Rows[k]
+		total := float64(r.TimeSpentMs) / 1000
+		out[i] = ResultRow{
+			WindowStart:      from,
+			WindowEnd:        to,
+			URL:              k.URL,
+			Country:          k.Country,
+			Clicks:           r.Clicks,
+			UniqueUsers:      r.Users,
+			TotalTimeSpentS:  total,
+			TimeSpentSamples: r.Samples,
+		}
+		if r.Samples > 0 {
+			// total/samples, computed in milliseconds first: the same value up
+			// to rounding, and 2001 ms / 3 prints as 0.667, not 0.6669999999999999.
+			avg := float64(r.TimeSpentMs) / float64(r.Samples) / 1000
+			out[i].AvgTimeSpentS = &avg
+		}
+	}
+	return out
+}

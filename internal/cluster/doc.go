@@ -1,0 +1,28 @@
+// Package cluster holds what the coordinator and the workers share about
+// their meeting place, etcd: the key layout (Keys), the records stored
+// there by workers (WorkerInfo) and by the coordinator for the workers
+// (Settings), a client constructor that fails fast (Dial), and an embedded
+// etcd server (StartEmbedded) for single-machine use and tests.
+//
+// The layout under a prefix (default /clickstream/v1):
+//
+//	<prefix>/workers/<worker>                  WorkerInfo, under the worker's lease
+//	<prefix>/settings                          Settings, written by the leader
+//	<prefix>/leader/<lease>                    election keys (clientv3/concurrency)
+//	<prefix>/jobs/<job>                        a job record (coordinator)
+//	<prefix>/tasks/<job>/<task>                a task record (coordinator)
+//	<prefix>/leases/<job>/<task>/<attempt>     a running attempt, under the *worker's* lease
+//
+// Tasks and leases live in their own trees, not under jobs/<job>/, so that
+// listing jobs reads job records only.
+//
+// Example, a test cluster on an embedded etcd:
+//
+//	srv, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true})
+//	...
+//	defer srv.Close()
+//	cli, err := cluster.Dial(ctx, srv.Endpoints())
+//	...
+//	keys := cluster.Keys{Prefix: cluster.DefaultPrefix}
+//	resp, err := cli.Get(ctx, keys.Workers(), clientv3.WithPrefix())
+package cluster

@@ -1,0 +1,208 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// EnvS3Endpoint names the environment variable that Open reads for the S3
+// endpoint when S3Options.Endpoint is empty, e.g. "http://127.0.0.1:7070"
+// for a local versitygw. Credentials and region come from the standard AWS
+// chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles...).
+const EnvS3Endpoint = "CLICKSTREAM_S3_ENDPOINT"
+
+// acceptedURIs is quoted by every URI parsing error.
+const acceptedURIs = `accepted forms: "file:///abs/dir", "file://./rel/dir", "s3://bucket", "s3://bucket/prefix"`
+
+// Open returns the store named by uri:
+//
+//	file:///abs/dir          a folder on the local filesystem (created if missing)
+//	file://localhost/abs/dir the same
+//	file://./rel/dir         a folder relative to the working directory
+//	s3://bucket              the root of an S3 bucket
+//	s3://bucket/some/prefix  the objects of a bucket under some/prefix/
+//
+// File paths are taken literally (no percent-decoding). For s3:// URIs an
+// empty opts.Endpoint is filled from $CLICKSTREAM_S3_ENDPOINT; the bucket
+// must already exist (see S3Store.EnsureBucket).
+func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
+	switch {
+	case strings.HasPrefix(uri, "file://"):
+		dir, err := parseFileURI(uri)
+		if err != nil {
+			return nil, err
+		}
+		return NewFileStore(dir)
+	case strings.HasPrefix(uri, "s3://"):
+		bucket, prefix, err := parseS3URI(uri)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Endpoint == "" {
+			opts.Endpoint = os.Getenv(EnvS3Endpoint)
+		}
+		return NewS3Store(ctx, bucket, prefix, opts)
+	}
+	return nil, fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)
+}
+
+func parseFileURI(uri string) (string, error) {
+	rest := strings.TrimPrefix(uri, "file://")
+	if r, ok := strings.CutPrefix(rest, "localhost/"); ok {
+		rest = "/" + r
+	}
+	switch {
+	case strings.HasPrefix(rest, "/"):
+		return filepath.FromSlash(rest), nil
+	case rest == "." || rest == ".." || strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../"):
+		abs, err := filepath.Abs(filepath.FromSlash(rest))
+		if err != nil {
+			return "", fmt.Errorf("lake: store URI %q: %w", uri, err)
+		}
+		return abs, nil
+	}
+	return "", fmt.Errorf("lake: store URI %q: file URIs need an absolute path or one starting with ./ (%s)", uri, acceptedURIs)
+}
+
+func parseS3URI(uri string) (bucket, prefix string, err error) {
+	rest := strings.TrimPrefix(uri, "s3://")
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	if err := checkBucket(bucket); err != nil {
+		return "", "", fmt.Errorf("lake: store URI %q: %w (%s)", uri, err, acceptedURIs)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		if err := checkKey(prefix); err != nil {
+			return "", "", fmt.Errorf("lake: store URI %q: prefix: %w", uri, err)
+		}
+	}
+	return bucket, prefix, nil
+}
+
+// checkBucket applies the S3 bucket naming rules that matter here:
+// 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending
+// with a letter or digit.
+func checkBucket(b string) error {
+	if len(b) < 3 || len(b) > 63 {
+		return fmt.Errorf("bucket name %q must be 3 to 63 characters long", b)
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (c != '.' && c != '-' || i == 0 || i == len(b)-1) {
+			return fmt.Errorf("bucket name %q: only lowercase letters, digits, '.' and '-' allowed, starting and ending with a letter or digit", b)
+		}
+	}
+	return nil
+}
+
+// checkKey rejects keys that would escape a store's root or name different
+// objects on different stores: empty keys, absolute keys, backslashes, NUL
+// bytes, and empty, "." or ".." segments (so no leading, trailing or
+// doubled '/').
+func checkKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("lake: empty key")
+	}
+	if strings.HasPrefix(key, "/") {
+		return fmt.Errorf("lake: key %q is absolute; keys are relative to the store root", key)
+	}
+	if strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("lake: key %q contains a backslash or NUL byte", key)
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("lake: key %q has an empty segment (leading, trailing or doubled '/')", key)
+		case ".", "..":
+			return fmt.Errorf("lake: key %q has a %q segment", key, seg)
+		}
+	}
+	return nil
+}
+
+// checkPrefix accepts "" and any prefix of a valid key, such as "events/"
+// or "events/hour=2026-".
+func checkPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	// A prefix ending in '/' is the prefix of the key prefix+"x"; a partial
+	// last segment such as "." or ".." could still grow into a valid one.
+	k := prefix + "x"
+	if err := checkKey(k); err != nil {
+		return fmt.Errorf("lake: bad list prefix %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// Sub returns a view of s rooted at prefix: key k of the view is key
+// prefix+"/"+k of s. A blank prefix returns s itself. Sub panics if prefix
+// is not a valid key (it is meant for constant or validated prefixes).
+func Sub(s Store, prefix string) Store {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return s
+	}
+	if err := checkKey(prefix); err != nil {
+		panic(fmt.Sprintf("lake.Sub: %v", err))
+	}
+	if sub, ok := s.(*subStore); ok {
+		return &subStore{parent: sub.parent, prefix: sub.prefix + prefix + "/"}
+	}
+	return &subStore{parent: s, prefix: prefix + "/"}
+}
+
+type subStore struct {
+	parent Store
+	prefix string // ends in '/'
+}
+
+func (s *subStore) Put(ctx context.Context, key string, data []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return s.parent.Put(ctx, s.prefix+key, data)
+}
+
+func (s *subStore) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return s.parent.PutIfAbsent(ctx, s.prefix+key, data)
+}
+
+func (s *subStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	return s.parent.Get(ctx, s.prefix+key)
+}
+
+func (s *subStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	objs, err := s.parent.List(ctx, s.prefix+prefix)
+	if err != nil {
+		return nil, err
+	}
+	for i := range objs {
+		objs[i].Key = strings.TrimPrefix(objs[i].Key, s.prefix)
+	}
+	return objs, nil
+}
+
+func (s *subStore) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return s.parent.Delete(ctx, s.prefix+key)
+}
+
+func (s *subStore) URI() string {
+	return strings.TrimSuffix(s.parent.URI(), "/") + "/" + strings.TrimSuffix(s.prefix, "/")
+}

@@ -1,0 +1,124 @@
+package lake_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+func TestOpenFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		uri, dir string
+	}{
+		{"file://" + dir, dir},
+		{"file://" + dir + "/", dir},
+		{"file://localhost" + dir + "/sub", filepath.Join(dir, "sub")},
+		{"file://./rel/../rel2", filepath.Join(dir, "rel2")},
+		{"file://.", dir},
+	} {
+		t.Run(tc.uri, func(t *testing.T) {
+			s, err := lake.Open(context.Background(), tc.uri, lake.S3Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs, ok := s.(*lake.FileStore)
+			if !ok {
+				t.Fatalf("Open returned %T, want *lake.FileStore", s)
+			}
+			if fs.Dir() != tc.dir {
+				t.Errorf("Dir = %q, want %q", fs.Dir(), tc.dir)
+			}
+			if _, err := os.Stat(filepath.Join(tc.dir, ".tmp")); err != nil {
+				t.Errorf("temp folder not created: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpenS3(t *testing.T) {
+	t.Setenv(lake.EnvS3Endpoint, "http://127.0.0.1:1")
+	for _, tc := range []struct {
+		uri, want string
+	}{
+		{"s3://bucket", "s3://bucket"},
+		{"s3://bucket/", "s3://bucket"},
+		{"s3://my.bucket-1/some/prefix", "s3://my.bucket-1/some/prefix"},
+		{"s3://bucket/some/prefix/", "s3://bucket/some/prefix"},
+	} {
+		s, err := lake.Open(context.Background(), tc.uri, lake.S3Options{Region: "eu-west-1"})
+		if err != nil {
+			t.Fatalf("Open(%q): %v", tc.uri, err)
+		}
+		s3s, ok := s.(*lake.S3Store)
+		if !ok {
+			t.Fatalf("Open(%q) returned %T", tc.uri, s)
+		}
+		if s.URI() != tc.want {
+			t.Errorf("Open(%q).URI() = %q, want %q", tc.uri, s.URI(), tc.want)
+		}
+		o := s3s.Client().Options()
+		if got := *o.BaseEndpoint; got != "http://127.0.0.1:1" || !o.UsePathStyle || o.Region != "eu-west-1" {
+			t.Errorf("Open(%q): endpoint %q path-style %v region %q; want the env endpoint, path-style, eu-west-1", tc.uri, got, o.UsePathStyle, o.Region)
+		}
+	}
+	// An explicit endpoint wins over the environment.
+	s, err := lake.Open(context.Background(), "s3://bucket", lake.S3Options{Endpoint: "http://127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *s.(*lake.S3Store).Client().Options().BaseEndpoint; got != "http://127.0.0.1:2" {
+		t.Errorf("endpoint = %q, want the explicit one", got)
+	}
+}
+
+func TestOpenDefaultRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_PROFILE", "")
+	s, err := lake.NewS3Store(context.Background(), "bucket", "", lake.S3Options{Endpoint: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Client().Options().Region; r != lake.DefaultS3Region {
+		t.Fatalf("region = %q, want %q", r, lake.DefaultS3Region)
+	}
+}
+
+func TestOpenBadURIs(t *testing.T) {
+	for _, uri := range []string{
+		"", "/abs/dir", "rel/dir", "http://host/x", "S3://bucket", "gs://bucket",
+		"file:rel", "file://host/dir", "file://rel/dir", "file://",
+		"s3://", "s3:///prefix", "s3://ab", "s3://Bucket", "s3://bucket_x", "s3://-bucket",
+		"s3://bucket/../x", "s3://bucket/a//b", "s3://bucket/a\\b",
+	} {
+		_, err := lake.Open(context.Background(), uri, lake.S3Options{})
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", uri)
+			continue
+		}
+		if !strings.Contains(err.Error(), strconv.Quote(uri)) {
+			t.Errorf("Open(%q) error %q does not name the URI", uri, err)
+		}
+	}
+	_, err := lake.Open(context.Background(), "gs://bucket", lake.S3Options{})
+	if !strings.Contains(err.Error(), "s3://bucket/prefix") || !strings.Contains(err.Error(), "file:///") {
+		t.Errorf("error %q does not list the accepted forms", err)
+	}
+}
+
+func TestSubPanicsOnBadPrefix(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Sub with a .. prefix did not panic")
+		}
+	}()
+	lake.Sub(lake.Store(nil), "a/../b")
+}

@@ -1,0 +1,359 @@
+package results
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+// Keys of the output layout.
+const (
+	SuccessKey  = "_SUCCESS"
+	RunsPrefix  = "_runs/"
+	JobsPrefix  = "_jobs/"
+	MetaVersion = 1
+)
+
+// DefaultRowsPerFile caps the rows of one result file.
+const DefaultRowsPerFile = 1_000_000
+
+var (
+	// ErrNoResult reports an output store without a committed result.
+	ErrNoResult = errors.New("results: no committed result (no _SUCCESS)")
+	// ErrBadMeta reports a _SUCCESS that does not decode or is inconsistent.
+	ErrBadMeta = errors.New("results: malformed _SUCCESS")
+)
+
+// Format is the file format of a result.
+type Format string
+
+// Result formats.
+const (
+	NDJSON Format = "ndjson"
+	CSV    Format = "csv"
+)
+
+// ParseFormat parses "ndjson" (or "") and "csv", case-insensitively.
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "ndjson", "json":
+		return NDJSON, nil
+	case "csv":
+		return CSV, nil
+	}
+	return "", fmt.Errorf("results: unknown format %q (want ndjson or csv)", s)
+}
+
+// PartialsPrefix is the folder of a job's task partials in the output store.
+func PartialsPrefix(job string) string { return JobsPrefix + job + "/partials/" }
+
+// PartialKey is the key of the committed partial of one user bucket of a job.
+// It is deterministic, so every attempt of a task targets the same key and
+// put-if-absent lets exactly one commit.
+func PartialKey(job string, bucket int) string {
+	return fmt.Sprintf("%stask-%05d.bin", PartialsPrefix(job), bucket)
+}
+
+// JobPrefix is the folder of everything a job keeps in the output store
+// while it runs.
+func JobPrefix(job string) string { return JobsPrefix + job + "/" }
+
+// RunName names the result folder of one commit attempt of a job.
+func RunName(job string, attempt int) string { return fmt.Sprintf("%s-%d", job, attempt) }
+
+// Meta is the content of _SUCCESS: which files hold the result, and how the
+// job that produced it went.
+type Meta struct {
+	Version int    `json:"version"`
+	Job     string `json:"job"`
+	// Run is the folder of the result files, RunsPrefix + Run.
+	Run string `json:"run"`
+	// Previous is the run this one replaced, if any (kept by Prune).
+	Previous string   `json:"previous,omitempty"`
+	Format   Format   `json:"format"`
+	Files    []string `json:"files"` // keys relative to the output store
+	Rows     int64    `json:"rows"`
+
+	From           time.Time `json:"from"`
+	To             time.Time `json:"to"`
+	SessionTimeout string    `json:"session_timeout"`
+	Lake           string    `json:"lake,omitempty"`
+
+	EventsRead     int64 `json:"events_read"`      // by the tasks, look-ahead included
+	EventsInWindow int64 `json:"events_in_window"` // counted in the result
+	Partitions     int   `json:"partitions"`       // tasks (user buckets with data)
+	Attempts       int   `json:"attempts"`         // task attempts, retries and backups included
+	Retries        int   `json:"retries"`
+	Backups        int   `json:"backups"`
+
+	Started         time.Time `json:"started"`
+	Committed       time.Time `json:"committed"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Warning         string    `json:"warning,omitempty"`
+	RowsPerFile     int       `json:"rows_per_file,omitempty"`
+}
+
+// Ext is the file name extension of the format, dot included.
+func (f Format) Ext() string {
+	if f == CSV {
+		return ".csv"
+	}
+	return ".ndjson"
+}
+
+// Commit writes rows as the run m.Run (m.Format, m.RowsPerFile rows a file)
+// and then commits it by replacing _SUCCESS. It fills m's Version, Files,
+// Rows, Previous and Committed and returns it. Files of a failed Commit are
+// garbage that a later Prune removes; the previous result stays visible.
+func Commit(ctx context.Context, out lake.Store, rows []aggregate.ResultRow, m Meta) (Meta, error) {
+	if m.Run == "" || strings.Contains(m.Run, "/") {
+		return m, fmt.Errorf("results: commit: bad run name %q", m.Run)
+	}
+	if m.Format == "" {
+		m.Format = NDJSON
+	}
+	if m.Format != NDJSON && m.Format != CSV {
+		return m, fmt.Errorf("results: commit: unknown format %q", m.Format)
+	}
+	per := m.RowsPerFile
+	if per <= 0 {
+		per = DefaultRowsPerFile
+	}
+	m.Version = MetaVersion
+	m.Rows = int64(len(rows))
+	m.Files = m.Files[:0]
+	// Always at least one file, so that an empty result is a visible file
+	// (a CSV header) and not nothing.
+	for i, start := 0, 0; start == 0 || start < len(rows); i, start = i+1, start+per {
+		chunk := rows[start:min(start+per, len(rows))]
+		var buf bytes.Buffer
+		var err error
+		if m.Format == CSV {
+			err = aggregate.WriteCSV(&buf, chunk)
+		} else {
+			err = aggregate.WriteNDJSON(&buf, chunk)
+		}
+		if err != nil {
+			return m, fmt.Errorf("results: commit: %w", err)
+		}
+		key := fmt.Sprintf("%s%s/part-%05d%s", RunsPrefix, m.Run, i, m.Format.Ext())
+		if err := out.Put(ctx, key, buf.Bytes()); err != nil {
+			return m, fmt.Errorf("results: commit: write %s: %w", key, err)
+		}
+		m.Files = append(m.Files, key)
+		if len(rows) == 0 {
+			break
+		}
+	}
+	prev, err := ReadMeta(ctx, out)
+	switch {
+	case err == nil:
+		if prev.Run != m.Run {
+			m.Previous = prev.Run
+		} else {
+			m.Previous = prev.Previous
+		}
+	case errors.Is(err, ErrNoResult), errors.Is(err, ErrBadMeta):
+	default:
+		return m, err
+	}
+	m.Committed = time.Now().UTC()
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return m, fmt.Errorf("results: commit: %w", err)
+	}
+	if err := out.Put(ctx, SuccessKey, append(data, '\n')); err != nil {
+		return m, fmt.Errorf("results: commit %s: %w", SuccessKey, err)
+	}
+	return m, nil
+}
+
+// Prune deletes every object under RunsPrefix that belongs neither to the
+// committed run nor to the run it replaced. It must not run while another
+// job writes a result to the same store (the coordinator never lets two
+// jobs share an output).
+func Prune(ctx context.Context, out lake.Store) error {
+	m, err := ReadMeta(ctx, out)
+	if err != nil {
+		return err
+	}
+	objs, err := out.List(ctx, RunsPrefix)
+	if err != nil {
+		return fmt.Errorf("results: prune: %w", err)
+	}
+	var errs []error
+	for _, o := range objs {
+		run, _, _ := strings.Cut(strings.TrimPrefix(o.Key, RunsPrefix), "/")
+		if run == m.Run || (run == m.Previous && m.Previous != "") {
+			continue
+		}
+		if err := out.Delete(ctx, o.Key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("results: prune: %w", err)
+	}
+	return nil
+}
+
+// DeletePrefix deletes every object under prefix (best effort: it goes on
+// after an error and returns them all).
+func DeletePrefix(ctx context.Context, s lake.Store, prefix string) error {
+	objs, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, o := range objs {
+		if err := s.Delete(ctx, o.Key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReadMeta reads _SUCCESS; ErrNoResult if there is none.
+func ReadMeta(ctx context.Context, out lake.Store) (Meta, error) {
+	data, err := out.Get(ctx, SuccessKey)
+	if errors.Is(err, lake.ErrNotExist) {
+		return Meta{}, fmt.Errorf("%w in %s", ErrNoResult, out.URI())
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("results: read %s: %w", SuccessKey, err)
+	}
+	var m Meta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Meta{}, fmt.Errorf("%w in %s: %v", ErrBadMeta, out.URI(), err)
+	}
+	if m.Version != MetaVersion || m.Run == "" {
+		return Meta{}, fmt.Errorf("%w in %s: version %d, run %q", ErrBadMeta, out.URI(), m.Version, m.Run)
+	}
+	if m.Format != NDJSON && m.Format != CSV {
+		return Meta{}, fmt.Errorf("%w in %s: format %q", ErrBadMeta, out.URI(), m.Format)
+	}
+	return m, nil
+}
+
+// ReadResult reads the committed result: its rows, in file order (sorted
+// by URL and country, as the coordinator writes them), and its Meta. If a
+// result is replaced while it is being read, ReadResult starts over with
+// the new one.
+func ReadResult(ctx context.Context, out lake.Store) ([]aggregate.ResultRow, Meta, error) {
+	var lastErr error
+	for range 3 {
+		m, err := ReadMeta(ctx, out)
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		rows, err := readFiles(ctx, out, m)
+		if err == nil {
+			if int64(len(rows)) != m.Rows {
+				return nil, m, fmt.Errorf("%w in %s: %d rows in the files, %d in _SUCCESS", ErrBadMeta, out.URI(), len(rows), m.Rows)
+			}
+			return rows, m, nil
+		}
+		if !errors.Is(err, lake.ErrNotExist) {
+			return nil, m, err
+		}
+		lastErr = err // replaced and pruned under us: read the new one
+	}
+	return nil, Meta{}, lastErr
+}
+
+func readFiles(ctx context.Context, out lake.Store, m Meta) ([]aggregate.ResultRow, error) {
+	rows := make([]aggregate.ResultRow, 0, m.Rows)
+	for _, key := range m.Files {
+		data, err := out.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("results: read %s: %w", key, err)
+		}
+		var part []aggregate.ResultRow
+		if m.Format == CSV {
+			part, err = ReadCSV(bytes.NewReader(data))
+		} else {
+			part, err = aggregate.ReadNDJSON(bytes.NewReader(data))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("results: %s: %w", key, err)
+		}
+		rows = append(rows, part...)
+	}
+	return rows, nil
+}
+
+// ReadCSV reads rows written by aggregate.WriteCSV.
+func ReadCSV(r io.Reader) ([]aggregate.ResultRow, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = len(aggregate.CSVHeader)
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("results: read csv header: %w", err)
+	}
+	for i, h := range aggregate.CSVHeader {
+		if head[i] != h {
+			return nil, fmt.Errorf("results: read csv: column %d is %q, want %q", i, head[i], h)
+		}
+	}
+	var rows []aggregate.ResultRow
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return rows, fmt.Errorf("results: read csv: %w", err)
+		}
+		row, err := parseCSVRow(rec)
+		if err != nil {
+			return rows, fmt.Errorf("results: read csv: row %d: %w", len(rows), err)
+		}
+		rows = append(rows, row)
+	}
+}
+
+func parseCSVRow(rec []string) (aggregate.ResultRow, error) {
+	var r aggregate.ResultRow
+	var errs []error
+	parseTime := func(s string) time.Time {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		errs = append(errs, err)
+		return t.UTC()
+	}
+	parseInt := func(s string) int64 {
+		n, err := strconv.ParseInt(s, 10, 64)
+		errs = append(errs, err)
+		return n
+	}
+	parseFloat := func(s string) float64 {
+		f, err := strconv.ParseFloat(s, 64)
+		errs = append(errs, err)
+		return f
+	}
+	r.WindowStart = parseTime(rec[0])
+	r.WindowEnd = parseTime(rec[1])
+	r.URL, r.Country = rec[2], rec[3]
+	r.Clicks = parseInt(rec[4])
+	r.UniqueUsers = parseInt(rec[5])
+	r.TotalTimeSpentS = parseFloat(rec[6])
+	r.TimeSpentSamples = parseInt(rec[7])
+	if rec[8] != "" {
+		avg := parseFloat(rec[8])
+		r.AvgTimeSpentS = &avg
+	}
+	return r, errors.Join(errs...)
+}

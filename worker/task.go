@@ -1,0 +1,318 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// Sentinel errors of task execution; RunTask maps them to gRPC codes.
+var (
+	ErrBadRequest = errors.New("worker: bad task request")
+	ErrDraining   = errors.New("worker: shutting down")
+	ErrDecode     = errors.New("worker: undecodable data file")
+)
+
+// attemptKey names one attempt of one task.
+type attemptKey struct {
+	job     string
+	task    int32
+	attempt int32
+}
+
+// run is one computation of an attempt, shared by every RunTask call for
+// that attempt: a coordinator that took over re-issues the calls of its
+// predecessor, and they join the running computation.
+type run struct {
+	done    chan struct{}
+	resp    *pb.RunTaskResponse
+	err     error
+	cancel  context.CancelFunc
+	waiters int  // guarded by Worker.runsMu
+	dropped bool // cancelled: every caller left (guarded by Worker.runsMu)
+}
+
+// task is a validated RunTaskRequest.
+type task struct {
+	req     *pb.RunTaskRequest
+	window  aggregate.Window
+	timeout time.Duration
+}
+
+func parseTask(req *pb.RunTaskRequest) (task, error) {
+	t := task{req: req}
+	switch {
+	case req.GetJobId() == "":
+		return t, fmt.Errorf("%w: no job id", ErrBadRequest)
+	case req.GetAttempt() < 1:
+		return t, fmt.Errorf("%w: attempt %d < 1", ErrBadRequest, req.GetAttempt())
+	case req.GetLakeUri() == "" || req.GetPartialUri() == "" || req.GetPartialKey() == "":
+		return t, fmt.Errorf("%w: lake_uri, partial_uri and partial_key are required", ErrBadRequest)
+	case req.GetWindowFrom() == nil || req.GetWindowTo() == nil:
+		return t, fmt.Errorf("%w: no window", ErrBadRequest)
+	}
+	t.window = aggregate.Window{From: req.GetWindowFrom().AsTime(), To: req.GetWindowTo().AsTime()}
+	if err := t.window.Validate(); err != nil {
+		return t, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	t.timeout = req.GetSessionTimeout().AsDuration()
+	if t.timeout <= 0 {
+		t.timeout = aggregate.DefaultSessionTimeout
+	}
+	return t, nil
+}
+
+// RunTask implements WorkerService.RunTask: see the proto for the contract.
+func (w *Worker) RunTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+	if w.draining.Load() {
+		return nil, toStatus(ErrDraining)
+	}
+	t, err := parseTask(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	key := attemptKey{req.GetJobId(), req.GetTaskId(), req.GetAttempt()}
+	w.runsMu.Lock()
+	r, joined := w.runs[key]
+	if joined && r.dropped {
+		joined = false // cancelled but not gone yet: start afresh
+	}
+	if !joined {
+		rctx, cancel := context.WithCancel(w.base)
+		r = &run{done: make(chan struct{}), cancel: cancel}
+		w.runs[key] = r
+		w.tasks.Add(1)
+		go func() {
+			defer w.tasks.Done()
+			defer cancel()
+			r.resp, r.err = w.execute(rctx, t)
+			w.runsMu.Lock()
+			if w.runs[key] == r {
+				delete(w.runs, key)
+			}
+			w.runsMu.Unlock()
+			close(r.done)
+		}()
+	}
+	r.waiters++
+	w.runsMu.Unlock()
+	if joined {
+		w.logger.Info("joined running attempt", "job", key.job, "task", key.task, "attempt", key.attempt)
+	}
+
+	select {
+	case <-r.done:
+		w.leave(r)
+		if r.err != nil {
+			return nil, toStatus(r.err)
+		}
+		return r.resp, nil
+	case <-ctx.Done():
+		// The last caller to give up cancels the computation.
+		w.leave(r)
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (w *Worker) leave(r *run) {
+	w.runsMu.Lock()
+	r.waiters--
+	if r.waiters == 0 {
+		r.dropped = true
+		r.cancel()
+	}
+	w.runsMu.Unlock()
+}
+
+// execute runs one attempt: wait for a slot, read the files, compute the
+// partial, commit it with put-if-absent.
+func (w *Worker) execute(ctx context.Context, t task) (*pb.RunTaskResponse, error) {
+	req := t.req
+	log := w.logger.With("job", req.GetJobId(), "task", req.GetTaskId(), "attempt", req.GetAttempt())
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		w.metrics.tasks.WithLabelValues(outcomeCancelled).Inc()
+		return nil, ctx.Err()
+	}
+	defer func() { <-w.sem }()
+	w.metrics.running.Inc()
+	defer w.metrics.running.Dec()
+	start := time.Now()
+	resp, err := w.compute(ctx, t)
+	elapsed := time.Since(start)
+	w.metrics.duration.Observe(elapsed.Seconds())
+	switch {
+	case err == nil && resp.AlreadyCommitted:
+		w.metrics.tasks.WithLabelValues(outcomeCommitted).Inc()
+	case err == nil:
+		w.metrics.tasks.WithLabelValues(outcomeOK).Inc()
+	case ctx.Err() != nil:
+		w.metrics.tasks.WithLabelValues(outcomeCancelled).Inc()
+		log.Info("task cancelled", "after", elapsed)
+		return nil, ctx.Err()
+	default:
+		w.metrics.tasks.WithLabelValues(outcomeFailed).Inc()
+		log.Error("task failed", "err", err, "after", elapsed)
+		return nil, err
+	}
+	resp.WorkerId = w.id
+	resp.Duration = durationpb.New(elapsed)
+	log.Info("task done", "events_read", resp.EventsRead, "bytes", resp.BytesRead,
+		"already_committed", resp.AlreadyCommitted, "took", elapsed)
+	return resp, nil
+}
+
+func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, error) {
+	req := t.req
+	if w.cfg.Slow > 0 {
+		select {
+		case <-time.After(w.cfg.Slow):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	out, err := w.store(ctx, req.GetPartialUri())
+	if err != nil {
+		return nil, fmt.Errorf("%w: partial store: %w", ErrBadRequest, err)
+	}
+	// A copy of this task (an earlier attempt, a backup) may have committed
+	// already: then there is nothing to do.
+	if done, err := exists(ctx, out, req.GetPartialKey()); err != nil {
+		return nil, err
+	} else if done {
+		return &pb.RunTaskResponse{AlreadyCommitted: true}, nil
+	}
+	src, err := w.store(ctx, req.GetLakeUri())
+	if err != nil {
+		return nil, fmt.Errorf("%w: lake: %w", ErrBadRequest, err)
+	}
+	events, nbytes, err := w.readEvents(ctx, src, req.GetFileKeys())
+	if err != nil {
+		return nil, err
+	}
+	w.metrics.eventsRead.Add(float64(len(events)))
+	w.metrics.bytesRead.Add(float64(nbytes))
+	p := aggregate.Compute(events, t.window, t.timeout)
+	events = nil
+	data, err := p.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("worker: encode partial: %w", err)
+	}
+	resp := &pb.RunTaskResponse{
+		EventsRead: p.Read, EventsInWindow: p.Events, BytesRead: nbytes, PartialBytes: int64(len(data)),
+	}
+	switch err := out.PutIfAbsent(ctx, req.GetPartialKey(), data); {
+	case errors.Is(err, lake.ErrExists):
+		resp.AlreadyCommitted = true // another attempt won; same bytes
+	case err != nil:
+		return nil, fmt.Errorf("worker: commit partial %s: %w", req.GetPartialKey(), err)
+	}
+	return resp, nil
+}
+
+// exists reports whether key is in s.
+func exists(ctx context.Context, s lake.Store, key string) (bool, error) {
+	objs, err := s.List(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("worker: check partial %s: %w", key, err)
+	}
+	for _, o := range objs {
+		if o.Key == key {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readEvents fetches and decodes the files, FetchParallelism at a time,
+// and returns their events in file order.
+func (w *Worker) readEvents(ctx context.Context, s lake.Store, keys []string) ([]event.Event, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make([][]event.Event, len(keys))
+	sizes := make([]int64, len(keys))
+	errs := make([]error, len(keys))
+	par := max(1, w.cfg.FetchParallelism)
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+		if errs[i] != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			data, err := s.Get(ctx, key)
+			if err != nil {
+				errs[i] = fmt.Errorf("worker: read %s: %w", key, err)
+				cancel()
+				return
+			}
+			sizes[i] = int64(len(data))
+			parts[i], err = lake.DecodeFile(key, data)
+			if err != nil {
+				errs[i] = fmt.Errorf("%w %s: %w", ErrDecode, key, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// Report the first real error, not the cancellations it caused.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, 0, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, err
+	}
+	n, nbytes := 0, int64(0)
+	for i := range parts {
+		n += len(parts[i])
+		nbytes += sizes[i]
+	}
+	events := make([]event.Event, 0, n)
+	for i := range parts {
+		events = append(events, parts[i]...)
+		parts[i] = nil
+	}
+	return events, nbytes, nil
+}
+
+// toStatus maps an error to a gRPC status at the RPC edge.
+func toStatus(err error) error {
+	var code codes.Code
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, ErrBadRequest):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrDraining):
+		code = codes.Unavailable
+	case errors.Is(err, lake.ErrNotExist):
+		code = codes.NotFound
+	case errors.Is(err, ErrDecode):
+		code = codes.DataLoss
+	default:
+		code = codes.Internal
+	}
+	return status.Error(code, err.Error())
+}

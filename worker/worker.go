@@ -1,0 +1,362 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/lake"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// ErrClosed is returned by Start on a closed worker.
+var ErrClosed = errors.New("worker: closed")
+
+// Worker runs tasks for the leading coordinator: it serves WorkerService
+// over gRPC and keeps itself registered in etcd under a lease.
+type Worker struct {
+	pb.UnimplementedWorkerServiceServer
+
+	cfg     Config
+	logger  *slog.Logger
+	metrics *metrics
+	keys    cluster.Keys
+	id      string
+	sem     chan struct{} // one token per running task
+
+	cli     *clientv3.Client
+	lis     net.Listener
+	srv     *grpc.Server
+	addr    string
+	started time.Time
+
+	// base is cancelled by Close after the graceful drain: it ends task
+	// computations and the registration loop.
+	base     context.Context
+	stop     context.CancelFunc
+	loops    sync.WaitGroup // the registration loop and the gRPC server
+	tasks    sync.WaitGroup // task computations
+	draining atomic.Bool
+	closed   atomic.Bool
+
+	leaseMu sync.Mutex
+	lease   clientv3.LeaseID
+
+	storesMu sync.Mutex
+	stores   map[string]lake.Store
+
+	runsMu sync.Mutex
+	runs   map[attemptKey]*run
+}
+
+// New returns a worker for cfg. logger nil discards logs; reg nil
+// registers no metrics.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	id := cfg.ID
+	if id == "" {
+		id = defaultID()
+	}
+	return &Worker{
+		cfg:     cfg,
+		logger:  logger.With("worker", id),
+		metrics: newMetrics(reg),
+		keys:    cluster.Keys{Prefix: cfg.EtcdPrefix},
+		id:      id,
+		sem:     make(chan struct{}, cfg.parallelism()),
+		stores:  make(map[string]lake.Store),
+		runs:    make(map[attemptKey]*run),
+	}, nil
+}
+
+func defaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '-'
+	}, host)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%.60s-%s", host, hex.EncodeToString(b[:]))
+}
+
+// ID returns the worker's id in etcd.
+func (w *Worker) ID() string { return w.id }
+
+// Addr returns the advertised address of the worker's gRPC server; valid
+// after Start.
+func (w *Worker) Addr() string { return w.addr }
+
+// Start connects to etcd, starts serving gRPC and registers the worker.
+// When Start returns nil the worker is visible to the coordinator; the
+// caller must Close it.
+func (w *Worker) Start(ctx context.Context) error {
+	if w.closed.Load() {
+		return ErrClosed
+	}
+	cli, err := cluster.Dial(ctx, cluster.ParseEndpoints(w.cfg.Etcd))
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	lis, err := net.Listen("tcp", w.cfg.Listen)
+	if err != nil {
+		cli.Close()
+		return fmt.Errorf("worker: listen: %w", err)
+	}
+	w.cli, w.lis = cli, lis
+	w.addr = advertised(w.cfg.Advertise, lis.Addr())
+	w.started = time.Now().UTC()
+	w.base, w.stop = context.WithCancel(context.WithoutCancel(ctx))
+	w.srv = grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	pb.RegisterWorkerServiceServer(w.srv, w)
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		if err := w.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			w.logger.Error("grpc server stopped", "err", err)
+		}
+	}()
+	ka, err := w.register(ctx)
+	if err != nil {
+		w.stop()
+		w.srv.Stop()
+		w.loops.Wait()
+		cli.Close()
+		return err
+	}
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		w.keepRegistered(ka)
+	}()
+	w.logger.Info("worker started", "addr", w.addr, "parallelism", cap(w.sem), "etcd", w.cfg.Etcd)
+	return nil
+}
+
+func advertised(adv string, a net.Addr) string {
+	if adv != "" {
+		return adv
+	}
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "localhost"
+		}
+		return net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	}
+	return tcp.String()
+}
+
+// leaseTTL returns the registration TTL in whole seconds: the configured
+// one, else the cluster's setting, else the default.
+func (w *Worker) leaseTTL(ctx context.Context) int64 {
+	if w.cfg.LeaseTTL > 0 {
+		return int64((w.cfg.LeaseTTL + time.Second - 1) / time.Second)
+	}
+	if resp, err := w.cli.Get(ctx, w.keys.Settings()); err == nil && len(resp.Kvs) > 0 {
+		var s cluster.Settings
+		if json.Unmarshal(resp.Kvs[0].Value, &s) == nil && s.WorkerTTLSeconds >= 2 {
+			return int64(s.WorkerTTLSeconds)
+		}
+	}
+	return int64(DefaultLeaseTTL / time.Second)
+}
+
+func (w *Worker) info() cluster.WorkerInfo {
+	host, _ := os.Hostname()
+	return cluster.WorkerInfo{
+		ID: w.id, Addr: w.addr, Parallelism: cap(w.sem), Started: w.started,
+		Draining: w.draining.Load(), Host: host, PID: os.Getpid(),
+	}
+}
+
+// register grants a lease, writes the registration under it and starts
+// its keep-alive.
+func (w *Worker) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, cluster.DialTimeout)
+	defer cancel()
+	ttl := w.leaseTTL(ctx)
+	g, err := w.cli.Grant(ctx, ttl)
+	if err != nil {
+		return nil, fmt.Errorf("worker: grant lease: %w", err)
+	}
+	data, _ := json.Marshal(w.info())
+	if _, err := w.cli.Put(ctx, w.keys.Worker(w.id), string(data), clientv3.WithLease(g.ID)); err != nil {
+		_, _ = w.cli.Revoke(context.WithoutCancel(ctx), g.ID)
+		return nil, fmt.Errorf("worker: register: %w", err)
+	}
+	ka, err := w.cli.KeepAlive(w.base, g.ID)
+	if err != nil {
+		_, _ = w.cli.Revoke(context.WithoutCancel(ctx), g.ID)
+		return nil, fmt.Errorf("worker: keep lease alive: %w", err)
+	}
+	w.leaseMu.Lock()
+	w.lease = g.ID
+	w.leaseMu.Unlock()
+	w.logger.Debug("registered", "lease", int64(g.ID), "ttl_s", ttl)
+	return ka, nil
+}
+
+// keepRegistered drains keep-alive responses and registers again with a
+// new lease when the lease is lost (etcd unreachable for longer than the
+// TTL). Tasks running then go on: their attempt leases vanished with the
+// old lease, so the coordinator may have started copies elsewhere, and the
+// first commit wins.
+func (w *Worker) keepRegistered(ka <-chan *clientv3.LeaseKeepAliveResponse) {
+	backoff := 100 * time.Millisecond
+	for {
+		for range ka {
+		}
+		if w.base.Err() != nil {
+			return
+		}
+		w.logger.Warn("registration lease lost; registering again")
+		for {
+			var err error
+			if ka, err = w.register(w.base); err == nil {
+				backoff = 100 * time.Millisecond
+				break
+			}
+			w.logger.Warn("register failed", "err", err, "retry_in", backoff)
+			select {
+			case <-w.base.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+}
+
+// Close stops the worker, in this order:
+//  1. it marks its registration draining, so the leader gives it no new task;
+//  2. it stops the gRPC server gracefully: running tasks may finish and
+//     commit, for at most Config.ShutdownTimeout; then it stops hard,
+//     cancelling what still runs;
+//  3. it revokes its lease, deleting its registration and the leases of
+//     its unfinished attempts at once (the leader re-leases them without
+//     waiting for the TTL);
+//  4. it closes its etcd client.
+func (w *Worker) Close() error {
+	if w.closed.Swap(true) || w.srv == nil {
+		return nil
+	}
+	w.draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	data, _ := json.Marshal(w.info())
+	w.leaseMu.Lock()
+	lease := w.lease
+	w.leaseMu.Unlock()
+	if _, err := w.cli.Put(ctx, w.keys.Worker(w.id), string(data), clientv3.WithLease(lease)); err != nil {
+		w.logger.Warn("mark draining", "err", err)
+	}
+	cancel()
+
+	done := make(chan struct{})
+	go func() {
+		w.srv.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(w.cfg.ShutdownTimeout)
+	select {
+	case <-done:
+	case <-timer.C:
+		w.logger.Warn("tasks still running after shutdown timeout; stopping them", "timeout", w.cfg.ShutdownTimeout)
+		w.srv.Stop()
+		<-done
+	}
+	timer.Stop()
+	w.stop()
+	w.tasks.Wait()
+	w.loops.Wait()
+
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	w.leaseMu.Lock()
+	lease = w.lease
+	w.leaseMu.Unlock()
+	var errs []error
+	if _, err := w.cli.Revoke(ctx, lease); err != nil {
+		errs = append(errs, fmt.Errorf("worker: revoke lease: %w", err))
+	}
+	if err := w.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		errs = append(errs, fmt.Errorf("worker: close etcd client: %w", err))
+	}
+	w.logger.Info("worker stopped")
+	return errors.Join(errs...)
+}
+
+// store returns the store at uri, opening it once.
+func (w *Worker) store(ctx context.Context, uri string) (lake.Store, error) {
+	w.storesMu.Lock()
+	defer w.storesMu.Unlock()
+	if s, ok := w.stores[uri]; ok {
+		return s, nil
+	}
+	s, err := lake.Open(ctx, uri, w.cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	w.stores[uri] = s
+	return s, nil
+}
+
+// Run runs a worker until ctx ends, then closes it. Logs go to
+// slog.Default; metrics to the default Prometheus registry, served on
+// cfg.MetricsListen when set.
+func Run(ctx context.Context, cfg Config) error {
+	w, err := New(cfg, slog.Default(), prometheus.DefaultRegisterer)
+	if err != nil {
+		return err
+	}
+	var msrv *http.Server
+	if cfg.MetricsListen != "" {
+		mlis, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("worker: metrics listen: %w", err)
+		}
+		msrv = &http.Server{Handler: promhttp.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mlis) }()
+		defer msrv.Close()
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return w.Close()
+}
