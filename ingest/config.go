@@ -19,7 +19,7 @@ const (
 	DefaultFlushRecords  = 100_000
 	DefaultFlushBytes    = 32 << 20
 	DefaultFlushInterval = 10 * time.Second
-	DefaultUploads       = 8
+	DefaultUploads       = 16
 )
 
 // Config configures an ingest process. Exactly one source is used: Kafka

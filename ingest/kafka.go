@@ -89,7 +89,9 @@ func (k *kafkaSource) Setup(sess sarama.ConsumerGroupSession) error {
 func (k *kafkaSource) Cleanup(sess sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim batches one partition's records and commits them to the lake
-// by size, by time, and when the claim ends (rebalance or shutdown). A claim
+// by size, by time, and when the claim ends (rebalance or shutdown). Commits
+// run in a committer goroutine, one at a time and in order, while the next
+// batch fills: consuming and parsing overlap encoding and uploading. A claim
 // ends only after its last batch is committed or abandoned: abandoned
 // records were never committed, so the partition's next owner reads them
 // again from the lake's position.
@@ -102,56 +104,100 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 	}
 	topic, part := claim.Topic(), claim.Partition()
 	lag := k.sink.metrics.lag.WithLabelValues(topic, strconv.Itoa(int(part)))
-	b := &batch{}
-	b.reset(st.end)
-	ticker := time.NewTicker(k.cfg.FlushInterval)
-	defer ticker.Stop()
 
-	commit := func(ctx context.Context) error {
-		if len(b.records) == 0 && b.next <= st.end {
-			return nil
+	// The committer owns st from here on; it stops when batches is closed.
+	// Its context outlives the session's cancellation for the final drain:
+	// that is what makes a SIGTERM lose nothing.
+	commitCtx, cancelCommits := context.WithCancel(context.WithoutCancel(sess.Context()))
+	defer cancelCommits()
+	batches := make(chan *batch, 1)
+	free := make(chan *batch, 2)
+	free <- &batch{}
+	free <- &batch{}
+	var commitErr atomic.Pointer[error]
+	committerDone := make(chan struct{})
+	go func() {
+		defer close(committerDone)
+		for b := range batches {
+			if commitErr.Load() == nil {
+				res, err := k.sink.flush(commitCtx, st, b)
+				if err != nil {
+					commitErr.Store(&err)
+				} else {
+					k.totals.valid.Add(res.valid)
+					k.totals.rejected.Add(res.rejected)
+					sess.MarkOffset(topic, part, st.end, "")
+				}
+			}
+			free <- b
 		}
-		res, err := k.sink.flush(ctx, st, b)
-		if err != nil {
-			return err
+	}()
+	// finish hands over the last batch and waits for every commit, at most
+	// two minutes after the session has ended.
+	finish := func(b *batch) error {
+		if len(b.records) > 0 {
+			batches <- b
 		}
-		k.totals.valid.Add(res.valid)
-		k.totals.rejected.Add(res.rejected)
-		sess.MarkOffset(topic, part, st.end, "")
+		close(batches)
+		select {
+		case <-committerDone:
+		case <-sess.Context().Done():
+			select {
+			case <-committerDone:
+			case <-time.After(2 * time.Minute):
+				cancelCommits()
+				<-committerDone
+			}
+		}
+		if p := commitErr.Load(); p != nil {
+			return k.failed(sess, *p)
+		}
 		return nil
 	}
-	// The final commit of a claim must not be cut short by the session's
-	// cancellation: it is what makes a SIGTERM drain lose nothing.
-	drain := func() error {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), 2*time.Minute)
-		defer cancel()
-		return commit(ctx)
+
+	b := <-free
+	b.reset(st.end)
+	// handOver queues the full batch for commit and takes an empty one; it
+	// waits while the committer is still busy with the previous batch.
+	handOver := func() error {
+		if p := commitErr.Load(); p != nil {
+			return *p
+		}
+		next := b.next
+		batches <- b
+		b = <-free
+		b.reset(next)
+		return nil
 	}
+	ticker := time.NewTicker(k.cfg.FlushInterval)
+	defer ticker.Stop()
 	for {
 		select {
 		case msg, ok := <-claim.Messages():
 			if !ok {
-				return drain()
+				return finish(b)
 			}
 			k.lastRecord.Store(time.Now().UnixNano())
 			if msg.Offset < b.next {
-				continue // already committed or already in the batch
+				continue // already committed or already batched
 			}
 			k.totals.consumed.Add(1)
 			k.sink.metrics.consumed.Inc()
 			lag.Set(float64(claim.HighWaterMarkOffset() - msg.Offset - 1))
 			b.add(k.sink.parse(msg.Offset, msg.Value))
 			if len(b.records) >= k.cfg.FlushRecords || b.rawBytes >= k.cfg.FlushBytes {
-				if err := commit(sess.Context()); err != nil {
-					return k.failed(sess, err)
+				if err := handOver(); err != nil {
+					return finish(b)
 				}
 			}
 		case <-ticker.C:
-			if err := commit(sess.Context()); err != nil {
-				return k.failed(sess, err)
+			if len(b.records) > 0 {
+				if err := handOver(); err != nil {
+					return finish(b)
+				}
 			}
 		case <-sess.Context().Done():
-			return drain()
+			return finish(b)
 		}
 	}
 }

@@ -24,8 +24,8 @@ import (
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/results"
-	"github.com/dataco/clickstream/worker"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+	"github.com/dataco/clickstream/worker"
 )
 
 func init() {

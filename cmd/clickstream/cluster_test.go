@@ -219,8 +219,12 @@ func TestClusterCommandErrors(t *testing.T) {
 	})
 }
 
-func submitCmd(ctx context.Context, args []string, w *bytes.Buffer) error { return runSubmit(ctx, args, w) }
-func runCmd(ctx context.Context, args []string, w *bytes.Buffer) error    { return runLocal(ctx, args, w) }
-func cancelCmd(ctx context.Context, args []string, w *bytes.Buffer) error { return runCancel(ctx, args, w) }
+func submitCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
+	return runSubmit(ctx, args, w)
+}
+func runCmd(ctx context.Context, args []string, w *bytes.Buffer) error { return runLocal(ctx, args, w) }
+func cancelCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
+	return runCancel(ctx, args, w)
+}
 
 var _ = lake.ErrNotExist

@@ -1,0 +1,179 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
+)
+
+// BenchmarkKafkaToLake measures, in one run and side by side, the rate at
+// which ingest moves a topic into the lake and the rate at which the same
+// client (a sarama consumer group with ingest's settings) merely consumes it:
+// the ceiling. The ratio is the figure of merit.
+//
+//	make bench   or   go test -run '^$' -bench KafkaToLake -benchtime 3x ./ingest/
+func BenchmarkKafkaToLake(b *testing.B) {
+	brokers := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
+	if brokers == "" {
+		b.Fatal("CLICKSTREAM_KAFKA_BROKERS is not set: run 'make dev-up' and source its env file, or 'make bench'")
+	}
+	events := 500_000
+	if s := os.Getenv("CLICKSTREAM_BENCH_EVENTS"); s != "" {
+		fmt.Sscan(s, &events)
+	}
+	bl := strings.Split(brokers, ",")
+	topic := fmt.Sprintf("bench-ingest-%d", time.Now().UnixNano())
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	admin, err := sarama.NewClusterAdmin(bl, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1}, false); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = admin.DeleteTopic(topic); admin.Close() })
+	out, err := exec.Command("go", "run", "github.com/dataco/clickstream/cmd/clickstream", "gen",
+		"--brokers", brokers, "--topic", topic, "--events", fmt.Sprint(events), "--seed", "5").CombinedOutput()
+	if err != nil {
+		b.Fatalf("gen: %v\n%s", err, out)
+	}
+
+	for _, kind := range []string{"s3", "file"} {
+		b.Run(kind, func(b *testing.B) {
+			var consumeSecs, ingestSecs float64
+			for i := 0; i < b.N; i++ {
+				consumeSecs += consumeOnly(b, bl, topic, int64(events)).Seconds()
+				var store lake.Store
+				if kind == "s3" {
+					store = laketest.NewS3(b)
+				} else {
+					store = laketest.NewFile(b)
+				}
+				ingestSecs += ingestAll(b, bl, topic, store, int64(events)).Seconds()
+			}
+			ceiling := float64(events*b.N) / consumeSecs
+			rate := float64(events*b.N) / ingestSecs
+			b.ReportMetric(ceiling, "consume_events/s")
+			b.ReportMetric(rate, "lake_events/s")
+			b.ReportMetric(rate/ceiling, "ratio")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// consumeOnly reads the whole topic through a fresh consumer group with
+// ingest's client settings and does nothing with the records.
+func consumeOnly(b *testing.B, brokers []string, topic string, want int64) time.Duration {
+	b.Helper()
+	cfg := NewConfig()
+	sc := newSaramaConfig(&cfg)
+	group, err := sarama.NewConsumerGroup(brokers, fmt.Sprintf("bench-consume-%d", time.Now().UnixNano()), sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer group.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	h := &countingHandler{want: want, done: cancel}
+	start := time.Now()
+	for ctx.Err() == nil {
+		if err := group.Consume(ctx, []string{topic}, h); err != nil && ctx.Err() == nil {
+			b.Fatal(err)
+		}
+	}
+	if h.n.Load() < want {
+		b.Fatalf("consumed %d of %d", h.n.Load(), want)
+	}
+	return time.Since(start)
+}
+
+type countingHandler struct {
+	n    atomic.Int64
+	want int64
+	done func()
+}
+
+func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *countingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	var bytes int
+	for msg := range claim.Messages() {
+		bytes += len(msg.Value)
+		if h.n.Add(1) == h.want {
+			h.done()
+		}
+	}
+	_ = bytes
+	return nil
+}
+
+// ingestAll runs ingest until the lake holds the whole topic.
+func ingestAll(b *testing.B, brokers []string, topic string, store lake.Store, want int64) time.Duration {
+	b.Helper()
+	cfg := NewConfig()
+	cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, fmt.Sprintf("bench-ingest-%d", time.Now().UnixNano()), store.URI()
+	// Size-based flushes as in production; a short interval so that the tail
+	// of the topic does not wait for the default 10 s timer.
+	cfg.FlushInterval = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := Run(ctx, cfg, Options{})
+		done <- err
+	}()
+	// Committed when the sources' manifests reach the topic's end.
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var elapsed time.Duration
+	for elapsed == 0 {
+		select {
+		case err := <-done:
+			b.Fatalf("ingest stopped early: %v", err)
+		case <-t.C:
+		}
+		if committedEnd(ctx, store) >= want {
+			elapsed = time.Since(start)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return elapsed
+}
+
+// committedEnd sums the committed end positions of every source, from the
+// watermark records.
+func committedEnd(ctx context.Context, store lake.Store) int64 {
+	objs, err := store.List(ctx, lake.WatermarksPrefix)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, o := range objs {
+		data, err := store.Get(ctx, o.Key)
+		if err != nil {
+			return 0
+		}
+		var w lake.Watermark
+		if json.Unmarshal(data, &w) != nil {
+			return 0
+		}
+		n += w.End
+	}
+	return n
+}
