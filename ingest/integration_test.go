@@ -307,3 +307,103 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// TestKafkaZombieIsFenced makes a real zombie: consumer A stops itself
+// (SIGSTOP) with a batch written but its manifest not yet committed; the
+// group gives A's partitions to consumer B, which commits past A's batch;
+// then A resumes and tries to commit. The conditional manifest fences A, and
+// the lake still holds every event exactly once.
+func TestKafkaZombieIsFenced(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	store := laketest.NewS3(t)
+	topic := createTopic(t, brokers, 2)
+	genArgs := []string{"--seed", "13", "--events", "30000", "--invalid-ratio", "0.01"}
+	lines := genNDJSON(t, genArgs...)
+	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
+	args := []string{"ingest", "--brokers", strings.Join(brokers, ","), "--topic", topic, "--group", topic,
+		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s"}
+
+	a := exec.Command(clickstreamBinary(t), args...)
+	a.Env = append(os.Environ(), EnvCrashAt+"=pause-before-manifest:2", "CLICKSTREAM_LOG_LEVEL=info")
+	var aErr lockedBuffer
+	a.Stderr = &aErr
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Process.Kill(); _ = a.Wait() })
+	waitFor(t, 60*time.Second, "consumer A to stop itself", func() bool { return processState(a.Process.Pid) == "T" })
+
+	// B takes over once A's session times out, and commits past A's batch.
+	ctx, cancel := context.WithCancel(context.Background())
+	bDone := make(chan error, 1)
+	go func() {
+		cfg := NewConfig()
+		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 2000, 200*time.Millisecond, 6*time.Second
+		_, err := Run(ctx, cfg, Options{Logger: testLogger(t).With("member", "b")})
+		bDone <- err
+	}()
+	waitFor(t, 90*time.Second, "consumer B to commit the whole topic", func() bool {
+		return committedEnd(context.Background(), store) >= int64(len(lines))
+	})
+
+	// A wakes up as a zombie and tries to commit its stale batch.
+	if err := a.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "zombie A to be fenced", func() bool {
+		return strings.Contains(aErr.String(), "commit fenced by another writer")
+	})
+	_ = a.Process.Signal(syscall.SIGTERM)
+	cancel()
+	if err := <-bDone; err != nil {
+		t.Fatalf("consumer B: %v", err)
+	}
+	got := assertLake(t, store, lines)
+	if orphanDataFiles(t, store, got) == 0 {
+		t.Fatal("the zombie's batch left no orphaned files: it was never written")
+	}
+}
+
+// processState returns the state letter of a process (R, S, T, Z, ...).
+func processState(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer process and a reader test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
