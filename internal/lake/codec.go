@@ -13,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/dataco/clickstream/internal/event"
 )
@@ -146,7 +147,8 @@ const (
 )
 
 // DecodeParquet reads every event of a parquet file. A corrupt or foreign
-// file is an error, never a panic.
+// file is an error, never a panic. Only zstd-compressed or uncompressed
+// files are accepted (EncodeParquet writes zstd).
 func DecodeParquet(data []byte) (events []event.Event, err error) {
 	// parquet-go panics on some malformed inputs past OpenFile (bad pages,
 	// dictionary indexes out of range); a data file is untrusted input.
@@ -166,6 +168,18 @@ func DecodeParquet(data []byte) (events []event.Event, err error) {
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, fmt.Errorf("lake: decode parquet: %w", err)
+	}
+	// Only the codecs the lake writes: parquet-go's LZ4 decoder doubles its
+	// buffer forever on a corrupt block (one flipped codec byte made a
+	// zstd file hang and eat memory), and its snappy one allocates
+	// whatever length the block claims.
+	for _, rg := range f.Metadata().RowGroups {
+		for _, c := range rg.Columns {
+			if codec := c.MetaData.Codec; codec != format.Zstd && codec != format.Uncompressed {
+				return nil, fmt.Errorf("lake: decode parquet: column %s: compression %v not accepted (only zstd or none)",
+					strings.Join(c.MetaData.PathInSchema, "."), codec)
+			}
+		}
 	}
 	n := f.NumRows()
 	if n < 0 {

@@ -50,7 +50,9 @@ func (p Partition) Dir() string {
 	return fmt.Sprintf("%shour=%s/bucket=%04d/", EventsPrefix, p.Hour.UTC().Format(HourFormat), p.Bucket)
 }
 
-func (p Partition) String() string { return strings.TrimSuffix(strings.TrimPrefix(p.Dir(), EventsPrefix), "/") }
+func (p Partition) String() string {
+	return strings.TrimSuffix(strings.TrimPrefix(p.Dir(), EventsPrefix), "/")
+}
 
 // ParsePartitionDir parses the folder part of a data file key.
 func ParsePartitionDir(key string) (Partition, error) {

@@ -2,6 +2,8 @@ package lake_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,4 +123,34 @@ func TestSubPanicsOnBadPrefix(t *testing.T) {
 		}
 	}()
 	lake.Sub(lake.Store(nil), "a/../b")
+}
+
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "lake-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	store, err := lake.Open(ctx, "file://"+dir, lake.S3Options{})
+	if err != nil {
+		panic(err)
+	}
+	out := lake.Sub(store, "outputs/run-1")
+	if err := out.PutIfAbsent(ctx, "_SUCCESS", []byte("ok")); err != nil {
+		panic(err)
+	}
+	err = out.PutIfAbsent(ctx, "_SUCCESS", []byte("again"))
+	fmt.Println(errors.Is(err, lake.ErrExists))
+	objs, err := store.List(ctx, "outputs/")
+	if err != nil {
+		panic(err)
+	}
+	for _, o := range objs {
+		fmt.Println(o.Key, o.Size)
+	}
+	// Output:
+	// true
+	// outputs/run-1/_SUCCESS 2
 }

@@ -89,7 +89,15 @@ func NewS3Store(ctx context.Context, bucket, prefix string, opts S3Options) (*S3
 			o.RateLimiter = ratelimit.None
 		})
 	}
-	loadOpts := []func(*config.LoadOptions) error{config.WithRetryer(newRetryer)}
+	// Writers put files of many partitions in parallel: keep more than the
+	// default 10 idle connections per host, or each burst reconnects.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = 64
+	})
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRetryer(newRetryer),
+		config.WithHTTPClient(httpClient),
+	}
 	if opts.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
 	}

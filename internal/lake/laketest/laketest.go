@@ -49,10 +49,10 @@ func NewS3Store(t testing.TB) *lake.S3Store {
 	}
 	endpoint := os.Getenv(lake.EnvS3Endpoint)
 	if endpoint == "" {
-		t.Fatalf("$%s is not set: run `make dev-up` (it starts versitygw and prints the variables to export), or use go test -short to skip S3 tests", lake.EnvS3Endpoint)
+		t.Fatalf("$%s is not set: run `make dev-up` to start a local S3 (versitygw) and export %s, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for it; or use go test -short to skip S3 tests", lake.EnvS3Endpoint, lake.EnvS3Endpoint)
 	}
 	if os.Getenv("AWS_ACCESS_KEY_ID") == "" || os.Getenv("AWS_SECRET_ACCESS_KEY") == "" {
-		t.Fatalf("$%s is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not: run `make dev-up` and export the variables it prints", lake.EnvS3Endpoint)
+		t.Fatalf("$%s is set but AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not: export the credentials of the S3 server that `make dev-up` starts", lake.EnvS3Endpoint)
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
