@@ -35,6 +35,9 @@ ES_VERSION=${CLICKSTREAM_ES_VERSION:-8.19.21}
 ES_PORT=${CLICKSTREAM_ES_PORT:-19200}
 ES_TRANSPORT_PORT=${CLICKSTREAM_ES_TRANSPORT_PORT:-19300}
 ES_HEAP=${CLICKSTREAM_ES_HEAP:--Xms512m -Xmx512m}
+# C1 only: Elasticsearch starts with ~35% less CPU (a restart in chaos tests, a cold CI machine) at some cost
+# in peak throughput, which a test stack does not need. CLICKSTREAM_ES_JAVA_OPTS= (empty) turns it off.
+ES_EXTRA_JAVA_OPTS=${CLICKSTREAM_ES_JAVA_OPTS--XX:TieredStopAtLevel=1}
 ES_USER=${CLICKSTREAM_ES_USER:-clickstream}   # Elasticsearch refuses to run as root
 ES_JAVA_HOME_OVERRIDE=${CLICKSTREAM_ES_JAVA_HOME:-}  # default: the Java 17+ that Kafka uses
 
@@ -76,6 +79,18 @@ apt_install() { # apt_install PKG...
     || die "apt-get install $* failed"
 }
 
+# run_logged NAME CMD...: run CMD with its output in $STATE/logs/NAME.log; on failure show the log's tail
+run_logged() {
+  local name=$1 lf
+  shift
+  lf=$STATE/logs/$name.log
+  if ! "$@" >"$lf" 2>&1; then
+    printf '[stack] ---- %s failed; last 30 lines of %s ----\n' "$*" "$lf" >&2
+    tail -n 30 "$lf" >&2
+    return 1
+  fi
+}
+
 need_cmd() { # need_cmd CMD [DEBIAN_PACKAGE]
   command -v "$1" >/dev/null 2>&1 || apt_install "${2:-$1}"
   command -v "$1" >/dev/null 2>&1 || die "$1 not found after installing ${2:-$1}"
@@ -108,8 +123,8 @@ java17() {
 pidfile() { echo "$STATE/run/$1.pid"; }
 logfile() { echo "$STATE/logs/$1.log"; }
 
-# marker: a string that the command line of the service's leader process contains, naming this state
-# directory: guards against pid reuse and against a service of another state directory
+# marker: a string that the command line of a running service's leader contains (pid files without a
+# start time only)
 marker() {
   case $1 in
     kafka) echo "kafka.Kafka $STATE/kafka/server.properties" ;;
@@ -119,14 +134,22 @@ marker() {
   esac
 }
 
-# svc_pid SVC: print the pid if this script started SVC and it is still running
+# proc_start PID: the process's start time (clock ticks since boot); with the pid it identifies a process
+proc_start() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'; }
+
+# svc_pid SVC: print the pid if this script started SVC and it is still running. The pid file holds
+# "PID START": a reused pid has another start time. (A file without START falls back to the marker.)
 svc_pid() {
-  local f pid
+  local f pid st
   f=$(pidfile "$1")
   [[ -f $f ]] || return 1
-  pid=$(<"$f")
+  read -r pid st <"$f" || [[ -n ${pid:-} ]] || return 1
   [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker "$1")" || return 1
+  if [[ -n ${st:-} ]]; then
+    [[ $(proc_start "$pid") == "$st" ]] || return 1
+  else
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker "$1")" || return 1
+  fi
   echo "$pid"
 }
 
@@ -140,7 +163,7 @@ launch() {
   # fd 9 holds the stack lock: the service must not inherit it
   setsid "$@" >>"$lf" 2>&1 </dev/null 9>&- &
   pid=$!
-  echo "$pid" >"$(pidfile "$svc")"
+  echo "$pid $(proc_start "$pid")" >"$(pidfile "$svc")"
   now >"$STATE/run/$svc.started"
   log "$svc: started (pid $pid, log $lf)"
 }
@@ -193,19 +216,32 @@ fail() {
   return 1
 }
 
-# wait_healthy SVC [started]: poll health_SVC until it succeeds, the process dies, or UP_TIMEOUT passes
+# wait_healthy SVC...: poll every service's health_SVC until all pass; fail a service whose process
+# dies or that is not healthy UP_TIMEOUT seconds after its start. Logs each as it becomes healthy.
 wait_healthy() {
-  local svc=$1 start deadline
-  start=$(now)
-  deadline=$(( start + UP_TIMEOUT ))
-  until "health_$svc"; do
-    svc_pid "$svc" >/dev/null || { fail "$svc" "process exited during startup"; return 1; }
-    (( $(now) < deadline )) || { fail "$svc" "not healthy after ${UP_TIMEOUT}s"; return 1; }
-    sleep 0.5
+  local pending=("$@") next s started rc=0
+  while [[ ${#pending[@]} -gt 0 ]]; do
+    next=()
+    for s in "${pending[@]}"; do
+      started=$(cat "$STATE/run/$s.started" 2>/dev/null || now)
+      if "health_$s"; then
+        if [[ " ${TO_START[*]} " == *" $s "* ]]; then
+          log "$s: healthy, $(( $(now) - started ))s after its start"
+        else
+          log "$s: healthy (already running)"
+        fi
+      elif ! svc_pid "$s" >/dev/null; then
+        fail "$s" "process exited during startup" || rc=1
+      elif (( $(now) - started >= UP_TIMEOUT )); then
+        fail "$s" "not healthy ${UP_TIMEOUT}s after its start" || rc=1
+      else
+        next+=("$s")
+      fi
+    done
+    pending=("${next[@]}")
+    [[ ${#pending[@]} -eq 0 ]] || sleep 0.5
   done
-  if [[ ${2:-} == started ]]; then
-    log "$svc: healthy, $(( $(now) - $(<"$STATE/run/$svc.started") ))s after its start"
-  fi
+  return "$rc"
 }
 
 check_port_free() { # check_port_free SVC PORT...
@@ -224,21 +260,24 @@ KAFKA_DIR=$STATE/kafka
 
 install_kafka() {
   [[ -f $KAFKA_HOME/.complete ]] && return 0
+  local t0
+  t0=$(now)
   java17
   need_cmd mvn maven
   log "kafka: fetching Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_HOME/libs"
   rm -rf "$KAFKA_HOME.tmp"
   mkdir -p "$KAFKA_HOME.tmp/libs"
-  JAVA_HOME=$JAVA17 mvn -B -q -f "$SCRIPT_DIR/kafka/pom.xml" \
+  JAVA_HOME=$JAVA17 run_logged install-kafka mvn -B -q -Dstyle.color=never -f "$SCRIPT_DIR/kafka/pom.xml" \
     -Dmaven.repo.local="$MAVEN_REPO" -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME.tmp/libs" \
     || die "kafka: mvn dependency:copy-dependencies failed"
   rm -rf "$KAFKA_HOME"
   mv "$KAFKA_HOME.tmp" "$KAFKA_HOME"
   touch "$KAFKA_HOME/.complete"
+  log "kafka: installed in $(( $(now) - t0 ))s"
 }
 
-kafka_java() { # kafka_java LOG4J_CONFIG JVM_ARGS... -- MAIN ARGS...
+kafka_java() { # kafka_java LOG4J_CONFIG [JVM_ARGS...] MAIN_CLASS [ARGS...]: a Kafka tool
   local l4j=$1
   shift
   java17
@@ -272,7 +311,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
-log.retention.hours=24
+# keep records whatever their timestamps (tests produce event times in the past); bound the disk instead
+log.retention.ms=-1
+log.retention.bytes=1073741824
 log.segment.bytes=67108864
 EOF
   cat >"$KAFKA_DIR/log4j2.properties" <<'EOF'
@@ -361,12 +402,15 @@ install_s3() {
     log "s3: $VERSITYGW is $have, want $VERSITYGW_VERSION: reinstalling"
   fi
   command -v go >/dev/null 2>&1 || die "s3: needs Go on PATH to install versitygw"
+  local t0
+  t0=$(now)
   log "s3: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION (a minute or more)"
   mkdir -p "$CACHE/bin/.gobin.$$"
-  GOBIN=$CACHE/bin/.gobin.$$ GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" \
-    || die "s3: go install versitygw failed"
+  GOBIN=$CACHE/bin/.gobin.$$ GOFLAGS=-mod=mod run_logged install-s3 \
+    go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" || die "s3: go install versitygw failed"
   mv -f "$CACHE/bin/.gobin.$$/versitygw" "$VERSITYGW"   # rename: safe while another copy runs
   rmdir "$CACHE/bin/.gobin.$$"
+  log "s3: installed in $(( $(now) - t0 ))s"
 }
 
 start_s3() {
@@ -395,13 +439,15 @@ ES_DIR=$STATE/es
 
 install_es() {
   [[ -f $ES_HOME/.complete ]] && return 0
+  local t0
+  t0=$(now)
   java17
   need_cmd mvn maven
   need_cmd unzip
   log "es: fetching org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip from Maven Central"
   rm -rf "$CACHE/es-download.tmp" "$ES_HOME.tmp"
   mkdir -p "$CACHE/es-download.tmp" "$ES_HOME.tmp"
-  JAVA_HOME=$JAVA17 mvn -B -q -Dmaven.repo.local="$MAVEN_REPO" \
+  JAVA_HOME=$JAVA17 run_logged install-es mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$MAVEN_REPO" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
     -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" \
     -DoutputDirectory="$CACHE/es-download.tmp" || die "es: mvn dependency:copy failed"
@@ -411,6 +457,7 @@ install_es() {
   rmdir "$ES_HOME.tmp"
   chmod -R a+rX "$ES_HOME"
   touch "$ES_HOME/.complete"
+  log "es: installed in $(( $(now) - t0 ))s"
 }
 
 # es_run_user: the user Elasticsearch runs as ("" = the current user)
@@ -431,9 +478,11 @@ ensure_es_user() {
 write_es_config() {
   local extra=""
   mkdir -p "$ES_DIR/data" "$ES_DIR/logs" "$ES_DIR/tmp"
-  if [[ ! -f $ES_DIR/config/jvm.options ]]; then
+  # a copy of the distribution's config dir (jvm.options, log4j2.properties; ES adds its keystore)
+  if [[ ! -f $ES_DIR/config/jvm.options || $(cat "$ES_DIR/config/.version" 2>/dev/null) != "$ES_VERSION" ]]; then
     rm -rf "$ES_DIR/config"
     cp -r "$ES_HOME/config" "$ES_DIR/config"
+    echo "$ES_VERSION" >"$ES_DIR/config/.version"
   fi
   # settings of modules that this distribution may not contain: an unknown setting stops the node
   [[ -d $ES_HOME/modules/ingest-geoip ]] && extra+=$'ingest.geoip.downloader.enabled: false\n'
@@ -488,7 +537,7 @@ start_es() {
   write_es_config
   u=$(es_run_user)
   local cmd=(env ES_JAVA_HOME="${ES_JAVA_HOME_OVERRIDE:-$JAVA17}" ES_PATH_CONF="$ES_DIR/config" ES_TMPDIR="$ES_DIR/tmp"
-             ES_JAVA_OPTS="$ES_HEAP -XX:-HeapDumpOnOutOfMemoryError" "$ES_HOME/bin/elasticsearch")
+             ES_JAVA_OPTS="$ES_HEAP $ES_EXTRA_JAVA_OPTS -XX:-HeapDumpOnOutOfMemoryError" "$ES_HOME/bin/elasticsearch")
   if [[ -n $u ]]; then
     chown -R "$u:" "$ES_DIR"
     grant_traverse "$u" "$ES_HOME/bin" "$ES_DIR/data"
@@ -507,8 +556,11 @@ health_es() {
 # ------------------------------------------------------------------------------------------------- etcd
 install_etcd() {
   command -v etcd >/dev/null 2>&1 && return 0
+  local t0
+  t0=$(now)
   apt_install etcd-server
   command -v etcd >/dev/null 2>&1 || die "etcd: not on PATH after installing etcd-server"
+  log "etcd: installed etcd-server $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p') in $(( $(now) - t0 ))s"
   # the package enables its own service (port 2379) on systemd hosts; ours is a separate process on other ports
 }
 
@@ -601,8 +653,9 @@ init_dirs() {
   flock -w 900 9 || die "another stack.sh holds $STATE/run/.lock"
 }
 
+TO_START=()
 cmd_up() {
-  local t0 s pids=() failed=0 to_start=()
+  local t0 s p pids=() failed=0
   t0=$(now)
   parse_services "$@"
   init_dirs
@@ -614,26 +667,20 @@ cmd_up() {
       continue
     fi
     rm -f "$(pidfile "$s")"
-    to_start+=("$s")
+    TO_START+=("$s")
   done
   # installs: apt first (not concurrently), then the downloads and the Go build side by side
-  for s in "${to_start[@]}"; do
+  for s in "${TO_START[@]}"; do
     [[ $s == etcd ]] && install_etcd
   done
-  if [[ " ${to_start[*]} " == *" s3 "* ]]; then install_s3 & pids+=($!); fi
+  if [[ " ${TO_START[*]} " == *" s3 "* ]]; then install_s3 & pids+=($!); fi
   # the two Maven fetches share one local repository: one after the other
-  ( for s in "${to_start[@]}"; do case $s in kafka) install_kafka ;; es) install_es ;; esac; done ) & pids+=($!)
+  ( for s in "${TO_START[@]}"; do case $s in kafka) install_kafka ;; es) install_es ;; esac; done ) & pids+=($!)
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
   (( failed == 0 )) || die "install failed (see above)"
   # start everything, then wait for each
-  for s in "${to_start[@]}"; do "start_$s"; done
-  for s in "${SERVICES[@]}"; do
-    if [[ " ${to_start[*]} " == *" $s "* ]]; then
-      wait_healthy "$s" started || failed=1
-    else
-      wait_healthy "$s" || failed=1
-    fi
-  done
+  for s in "${TO_START[@]}"; do "start_$s"; done
+  wait_healthy "${SERVICES[@]}" || failed=1
   write_env
   (( failed == 0 )) || die "some services did not become healthy; endpoints that are up are in $STATE/env"
   for s in "${SERVICES[@]}"; do printf '%-6s %s\n' "$s" "$(endpoint "$s")"; done
@@ -688,7 +735,7 @@ cmd_logs() {
 }
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
