@@ -1,0 +1,129 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+)
+
+// MaxCountries bounds the countries TopURLs returns (there are fewer than
+// 300 ISO 3166 codes).
+const MaxCountries = 300
+
+// URLClicks is one URL and its clicks.
+type URLClicks struct {
+	URL    string `json:"url"`
+	Clicks int64  `json:"clicks"`
+}
+
+// CountryTop is the most clicked URLs of one country.
+type CountryTop struct {
+	Country string      `json:"country"`
+	Clicks  int64       `json:"clicks"` // all clicks of the country
+	URLs    []URLClicks `json:"urls"`   // by clicks, descending, then URL
+}
+
+// TopURLsQuery is the search body of TopURLs: documents of window (every
+// window if nil), grouped by country (by clicks, descending), with the
+// perCountry URLs of most clicks in each. On an index of several shards
+// the per-country URL lists are approximate for long tails, as with any
+// terms aggregation.
+func TopURLsQuery(window *aggregate.Window, perCountry int) []byte {
+	perCountry = max(perCountry, 1)
+	query := map[string]any{"match_all": map[string]any{}}
+	if window != nil {
+		query = windowQuery(*window)
+	}
+	sumClicks := map[string]any{"sum": map[string]any{"field": "clicks"}}
+	order := []any{map[string]any{"clicks": "desc"}, map[string]any{"_key": "asc"}}
+	body := map[string]any{
+		"size":  0,
+		"query": query,
+		"aggs": map[string]any{
+			"countries": map[string]any{
+				"terms": map[string]any{"field": "country", "size": MaxCountries, "order": order},
+				"aggs": map[string]any{
+					"clicks": sumClicks,
+					"urls": map[string]any{
+						"terms": map[string]any{"field": "url", "size": perCountry, "shard_size": max(perCountry*10, 100), "order": order},
+						"aggs":  map[string]any{"clicks": sumClicks},
+					},
+				},
+			},
+		},
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		panic(err) // static shape
+	}
+	return data
+}
+
+// TopURLs returns, for each country, the perCountry URLs with the most
+// clicks in window (all windows if nil), read through alias.
+func TopURLs(ctx context.Context, client *elasticsearch.Client, alias string, window *aggregate.Window, perCountry int) ([]CountryTop, error) {
+	body, _, err := call(ctx, client, esapi.SearchRequest{
+		Index: []string{alias},
+		Body:  strings.NewReader(string(TopURLsQuery(window, perCountry))),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("indexer: top urls: %w", err)
+	}
+	type sum struct {
+		Value float64 `json:"value"`
+	}
+	var resp struct {
+		Aggregations struct {
+			Countries struct {
+				Buckets []struct {
+					Key    string `json:"key"`
+					Clicks sum    `json:"clicks"`
+					URLs   struct {
+						Buckets []struct {
+							Key    string `json:"key"`
+							Clicks sum    `json:"clicks"`
+						} `json:"buckets"`
+					} `json:"urls"`
+				} `json:"buckets"`
+			} `json:"countries"`
+		} `json:"aggregations"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("indexer: top urls: decoding the response: %w", err)
+	}
+	out := make([]CountryTop, 0, len(resp.Aggregations.Countries.Buckets))
+	for _, c := range resp.Aggregations.Countries.Buckets {
+		ct := CountryTop{Country: c.Key, Clicks: int64(math.Round(c.Clicks.Value))}
+		for _, u := range c.URLs.Buckets {
+			ct.URLs = append(ct.URLs, URLClicks{URL: u.Key, Clicks: int64(math.Round(u.Clicks.Value))})
+		}
+		out = append(out, ct)
+	}
+	return out, nil
+}
+
+// TopURLsCurl returns a curl command that runs the TopURLs query against
+// esURL (credentials in it are dropped: add -u or an Authorization header
+// yourself), for a user to paste into a shell.
+func TopURLsCurl(esURL, alias string, window *aggregate.Window, perCountry int) string {
+	base := strings.TrimRight(esURL, "/")
+	if u, err := url.Parse(base); err == nil {
+		u.User = nil
+		base = u.String()
+	}
+	endpoint := base + "/" + url.PathEscape(alias) + "/_search?filter_path=aggregations&pretty"
+	return "curl -sS -H 'Content-Type: application/json' " + shellQuote(endpoint) + " -d " + shellQuote(string(TopURLsQuery(window, perCountry)))
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
