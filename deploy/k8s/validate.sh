@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Validates the Kubernetes manifests offline. From anywhere:
+#
+#   deploy/k8s/validate.sh            # what the machine has; missing optional tools are skipped
+#   deploy/k8s/validate.sh --install  # first install kubeconform (Go module proxy) and the
+#                                     # kubernetes-validate schemas (PyPI) into the cache
+#
+# Steps:
+#   1. kustomize build of base, overlays/example and monitoring (required: any error fails).
+#   2. flags: every clickstream container's args are parsed by the real binary (`<args> -h`), so a
+#      renamed or mistyped flag fails here, not in a CrashLoopBackOff. Needs go and python3 + PyYAML.
+#   3. kubeconform -strict against the Kubernetes JSON schemas of K8S_VERSIONS, from local files only
+#      (never downloaded by kubeconform). The schemas come from the PyPI package kubernetes-validate,
+#      rewritten once into the cache so that kubeconform can resolve their references offline.
+#      ServiceMonitor (a CRD) has no schema there and is skipped.
+#
+# Environment:
+#   K8S_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0"; 1.25-1.37 available)
+#   K8S_SCHEMA_DIR   a directory with v<version>-local-strict/ or v<version>-standalone-strict/ schema
+#                    folders (kubeconform layout) to use instead of kubernetes-validate's
+#   KUBECONFORM      the kubeconform binary (default: PATH, then $(go env GOPATH)/bin, then the cache)
+#   KUSTOMIZE        a command that takes `build DIR` (default: `kubectl kustomize`, then `kustomize`,
+#                    then `go run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2`)
+#   CLICKSTREAM_BIN  a built clickstream binary for step 2 (default: go build ./cmd/clickstream)
+#   CLICKSTREAM_CACHE  cache root (default ~/.cache/clickstream); tools live in $CLICKSTREAM_CACHE/k8s
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${CLICKSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstream}/k8s
+versions=${K8S_VERSIONS:-1.30.0 1.37.0}
+kubeconform_version=v0.8.0
+kubernetes_validate_version=1.37.0
+
+install=false
+for a in "$@"; do
+	case $a in
+	--install) install=true ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "validate.sh: unknown argument $a" >&2; exit 2 ;;
+	esac
+done
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+say() { printf '== %s\n' "$*"; }
+failed=0
+
+# ------------------------------------------------------------------------------------ 1. kustomize
+if [[ -n ${KUSTOMIZE:-} ]]; then
+	read -r -a kustomize <<<"$KUSTOMIZE"
+elif command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
+	kustomize=(kubectl kustomize)
+elif command -v kustomize >/dev/null; then
+	kustomize=(kustomize build)
+else
+	kustomize=(go run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2 build)
+fi
+builds=(base overlays/example monitoring)
+for d in "${builds[@]}"; do
+	f=$out/$(echo "$d" | tr / _).yaml
+	if "${kustomize[@]}" "$here/$d" >"$f" 2>"$out/err"; then
+		say "kustomize build $d: ok ($(grep -c '^kind:' "$f") resources)"
+	else
+		say "kustomize build $d: FAILED"
+		cat "$out/err" >&2
+		failed=1
+	fi
+done
+[[ $failed == 0 ]] || { echo "validate.sh: kustomize failed" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------- 2. flags
+if python3 -c 'import yaml' 2>/dev/null && { [[ -n ${CLICKSTREAM_BIN:-} ]] || command -v go >/dev/null; }; then
+	if [[ -n ${CLICKSTREAM_BIN:-} ]] && cp "$CLICKSTREAM_BIN" "$out/clickstream" ||
+		(cd "$repo" && go build -o "$out/clickstream" ./cmd/clickstream) 2>"$out/err"; then
+		# every clickstream container of the example overlay, its $(VAR)s replaced by a placeholder
+		if ! python3 - "$out/clickstream" "$out/overlays_example.yaml" <<'EOF'; then
+import re, subprocess, sys, yaml
+binary, rendered = sys.argv[1], sys.argv[2]
+ok = True
+for doc in yaml.safe_load_all(open(rendered)):
+    if not doc or doc.get("kind") not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+        continue
+    spec = doc["spec"]
+    if doc["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    for c in spec["template"]["spec"].get("containers", []):
+        if "clickstream" not in c.get("image", "") or not c.get("args"):
+            continue
+        args = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", "placeholder", a) for a in c["args"]]
+        r = subprocess.run([binary, *args, "-h"], capture_output=True, text=True)
+        what = f"{doc['kind']} {doc['metadata']['name']} ({args[0]})"
+        if r.returncode == 0:
+            print(f"== flags of {what}: ok")
+        else:
+            ok = False
+            errs = [l for l in r.stderr.splitlines() if l and not l.startswith((" ", "\t", "Usage", "Flags"))]
+            print(f"== flags of {what}: FAILED: " + "; ".join(errs[:3]))
+sys.exit(0 if ok else 1)
+EOF
+			failed=1
+		fi
+	else
+		say "flags: SKIPPED (go build ./cmd/clickstream failed)"
+		head -5 "$out/err" >&2
+	fi
+else
+	say "flags: SKIPPED (needs python3 with PyYAML, and go or CLICKSTREAM_BIN)"
+fi
+
+# ----------------------------------------------------------------------------------- 3. kubeconform
+if $install; then
+	mkdir -p "$cache/bin"
+	if [[ ! -x $cache/bin/kubeconform ]]; then
+		say "installing kubeconform $kubeconform_version into $cache/bin"
+		GOBIN=$cache/bin go install "github.com/yannh/kubeconform/cmd/kubeconform@$kubeconform_version"
+	fi
+	if [[ ! -x $cache/venv/bin/python ]] || ! "$cache/venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
+		say "installing kubernetes-validate $kubernetes_validate_version (schemas) into $cache/venv"
+		python3 -m venv "$cache/venv"
+		"$cache/venv/bin/pip" install -q "kubernetes-validate==$kubernetes_validate_version"
+	fi
+fi
+
+kc=${KUBECONFORM:-}
+if [[ -z $kc ]]; then
+	for c in "$(command -v kubeconform || true)" "$(go env GOPATH 2>/dev/null)/bin/kubeconform" "$cache/bin/kubeconform"; do
+		if [[ -n $c && -x $c && ! -d $c ]]; then kc=$c; break; fi
+	done
+fi
+
+# schema folders: $K8S_SCHEMA_DIR as is, or kubernetes-validate's, rewritten into the cache
+schemas=${K8S_SCHEMA_DIR:-}
+if [[ -z $schemas ]]; then
+	src=
+	for py in "$cache/venv/bin/python" python3; do
+		if src=$("$py" -c 'import kubernetes_validate, os; print(os.path.join(os.path.dirname(kubernetes_validate.__file__), "kubernetes-json-schema"))' 2>/dev/null); then
+			break
+		fi
+		src=
+	done
+	if [[ -n $src && -d $src ]]; then
+		schemas=$cache/schemas
+		for v in $versions; do
+			d=v$v-local-strict
+			[[ -f $schemas/$d/.ready ]] && continue
+			if [[ ! -d $src/$d ]]; then
+				echo "validate.sh: kubernetes-validate has no schemas for $v" >&2
+				exit 1
+			fi
+			rm -rf "$schemas/$d.tmp" && mkdir -p "$schemas" && cp -r "$src/$d" "$schemas/$d.tmp"
+			# references point at https://kubernetes.io/api/_definitions.json (the package resolves them
+			# itself): drop the $id and make them file-relative, so that nothing is fetched
+			sed -i -e 's#"\$id": "https://kubernetes.io/[^"]*"#"$comment": "$id removed for offline validation"#' \
+				-e 's#"/api/_definitions.json#"_definitions.json#g' "$schemas/$d.tmp"/*.json
+			touch "$schemas/$d.tmp/.ready"
+			rm -rf "${schemas:?}/$d" && mv "$schemas/$d.tmp" "$schemas/$d"
+		done
+	fi
+fi
+
+if [[ -z $kc ]]; then
+	say "kubeconform: SKIPPED (not installed: run with --install, or go install github.com/yannh/kubeconform/cmd/kubeconform@$kubeconform_version)"
+elif [[ -z $schemas ]]; then
+	say "kubeconform: SKIPPED (no local schemas: run with --install, or set K8S_SCHEMA_DIR)"
+else
+	for v in $versions; do
+		if [[ -d $schemas/v$v-local-strict ]]; then
+			loc="$schemas/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+		else
+			loc="$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+		fi
+		for d in "${builds[@]}"; do
+			f=$out/$(echo "$d" | tr / _).yaml
+			# -schema-location without "default": local files only, nothing is downloaded
+			if res=$("$kc" -strict -summary -kubernetes-version "$v" -schema-location "$loc" \
+				-skip ServiceMonitor "$f" 2>&1); then
+				say "kubeconform $v $d: ${res##*$'\n'}"
+			else
+				say "kubeconform $v $d: FAILED"
+				echo "$res" | sed "s#$out/##" >&2
+				failed=1
+			fi
+		done
+	done
+fi
+
+if [[ $failed != 0 ]]; then
+	echo "validate.sh: FAILED" >&2
+	exit 1
+fi
+say "all checks passed"
