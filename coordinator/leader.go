@@ -111,10 +111,10 @@ func (w *workerState) free() int { return max(1, w.info.Parallelism) - w.running
 
 // Phases of a job in the leader's memory.
 const (
-	phaseLoading  = iota // planning or reloading its plan
-	phaseRunning         // tasks run
-	phaseMerging         // merging partials and committing
-	phaseFinishing       // terminal; cleanup and indexing left
+	phaseLoading   = iota // planning or reloading its plan
+	phaseRunning          // tasks run
+	phaseMerging          // merging partials and committing
+	phaseFinishing        // terminal; cleanup and indexing left
 )
 
 type jobRun struct {
@@ -976,6 +976,10 @@ func (s *scheduler) endJob(j *jobRun, state, msg string) {
 	s.cancelAttempts(j)
 	j.cancel()
 	k := s.counters(j)
+	if r := j.rec.Result; r != nil && state == stateSucceeded {
+		// Exact even for tasks a new leader found committed without stats.
+		k.EventsRead = r.EventsRead
+	}
 	j.rec.State, j.rec.Finished, j.rec.Final = state, time.Now().UTC(), &k
 	if state != stateSucceeded {
 		j.rec.Error = msg

@@ -47,6 +47,9 @@ func (p *Progress) Update(j *pb.Job) {
 	if n := pr.GetBackups(); n > 0 {
 		fmt.Fprintf(&b, ", %d backups", n)
 	}
+	if j.GetState() == pb.JobState_JOB_STATE_RUNNING && pr.GetClusterWorkers() == 0 {
+		b.WriteString(" - no worker in the cluster: start `clickstream worker`")
+	}
 	key := b.String()
 	if eta := p.eta(j); eta != "" {
 		fmt.Fprintf(&b, ", ETA %s", eta)
@@ -74,6 +77,9 @@ func (p *Progress) eta(j *pb.Job) string {
 	elapsed := p.now().Sub(j.GetStarted().AsTime())
 	left := pr.GetTasksTotal() - pr.GetTasksDone()
 	d := time.Duration(float64(elapsed) / float64(pr.GetTasksDone()) * float64(left))
+	if d < time.Second {
+		return "<1s"
+	}
 	return d.Round(time.Second).String()
 }
 
@@ -126,7 +132,9 @@ func FormatStatus(w io.Writer, j *pb.Job) {
 	fmt.Fprintf(w, "out:         %s (%s)\n", s.GetOutUri(), strings.ToLower(strings.TrimPrefix(s.GetFormat().String(), "OUTPUT_FORMAT_")))
 	fmt.Fprintf(w, "tasks:       %d/%d done, %d running, %d pending\n", pr.GetTasksDone(), pr.GetTasksTotal(), pr.GetTasksRunning(), pr.GetTasksPending())
 	fmt.Fprintf(w, "attempts:    %d (%d retries, %d backups)\n", pr.GetAttempts(), pr.GetRetries(), pr.GetBackups())
-	fmt.Fprintf(w, "workers:     %d on this job, %d in the cluster\n", pr.GetWorkers(), pr.GetClusterWorkers())
+	if !Terminal(j.GetState()) {
+		fmt.Fprintf(w, "workers:     %d on this job, %d in the cluster\n", pr.GetWorkers(), pr.GetClusterWorkers())
+	}
 	fmt.Fprintf(w, "events read: %d (%d bytes)\n", pr.GetEventsRead(), pr.GetBytesRead())
 	fmt.Fprintf(w, "created:     %s\n", fmtTime(j.GetCreated().AsTime()))
 	if j.GetStarted() != nil {

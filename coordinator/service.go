@@ -296,7 +296,7 @@ func (c *Coordinator) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (
 			return nil, rpcError(err)
 		}
 		if terminal(rec.State) {
-			return nil, rpcError(fmt.Errorf("%w: %s is %s", ErrJobFinished, rec.ID, rec.State))
+			return nil, rpcError(fmt.Errorf("%w: %s %s", ErrJobFinished, rec.ID, rec.State))
 		}
 		if !rec.CancelRequested {
 			rec.CancelRequested = true
@@ -342,10 +342,17 @@ var errWatchLost = status.Error(codes.Unavailable, "lost the etcd watch; watch a
 
 // watchJob sends the job's status whenever it changes, until it is terminal.
 func (c *Coordinator) watchJob(ctx context.Context, id string, send func(*pb.WatchJobResponse) error) error {
-	rec, rev, err := c.readJob(ctx, id)
+	rec, _, err := c.readJob(ctx, id)
 	if err != nil {
 		return err
 	}
+	// Watch from now, not from the record's revision, which compaction may
+	// have removed from etcd's history: the first status is read after.
+	now, err := c.cli.Get(ctx, c.keys.Job(id), clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("coordinator: watch job %s: %w", id, err)
+	}
+	rev := now.Header.Revision
 	wctx := clientv3.WithRequireLeader(ctx)
 	jobCh := c.cli.Watch(wctx, c.keys.Job(rec.ID), clientv3.WithRev(rev+1))
 	taskCh := c.cli.Watch(wctx, c.keys.Tasks(rec.ID), clientv3.WithPrefix(), clientv3.WithRev(rev+1))

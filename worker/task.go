@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,14 +199,12 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: lake: %w", ErrBadRequest, err)
 	}
-	events, nbytes, err := w.readEvents(ctx, src, req.GetFileKeys())
+	p, nbytes, err := w.aggregate(ctx, src, req.GetFileKeys(), t)
 	if err != nil {
 		return nil, err
 	}
-	w.metrics.eventsRead.Add(float64(len(events)))
+	w.metrics.eventsRead.Add(float64(p.Read))
 	w.metrics.bytesRead.Add(float64(nbytes))
-	p := aggregate.Compute(events, t.window, t.timeout)
-	events = nil
 	data, err := p.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("worker: encode partial: %w", err)
@@ -236,65 +235,100 @@ func exists(ctx context.Context, s lake.Store, key string) (bool, error) {
 	return false, nil
 }
 
-// readEvents fetches and decodes the files, FetchParallelism at a time,
-// and returns their events in file order.
-func (w *Worker) readEvents(ctx context.Context, s lake.Store, keys []string) ([]event.Event, int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	parts := make([][]event.Event, len(keys))
-	sizes := make([]int64, len(keys))
-	errs := make([]error, len(keys))
-	par := max(1, w.cfg.FetchParallelism)
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	for i, key := range keys {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
+// aggregate computes the partial of the files. Parquet files go through
+// aggregate.ColumnReader one file at a time, so that a task holds at most
+// FetchParallelism files plus the compact per-event records of its bucket;
+// other formats (or a Parquet schema the column reader does not handle)
+// are decoded into events first.
+func (w *Worker) aggregate(ctx context.Context, s lake.Store, keys []string, t task) (*aggregate.Partial, int64, error) {
+	columnar := true
+	for _, k := range keys {
+		if f, err := lake.FormatOfKey(k); err != nil || f != lake.FormatParquet {
+			columnar = false
 		}
-		if errs[i] != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			data, err := s.Get(ctx, key)
-			if err != nil {
-				errs[i] = fmt.Errorf("worker: read %s: %w", key, err)
-				cancel()
-				return
-			}
-			sizes[i] = int64(len(data))
-			parts[i], err = lake.DecodeFile(key, data)
-			if err != nil {
-				errs[i] = fmt.Errorf("%w %s: %w", ErrDecode, key, err)
-				cancel()
-			}
-		}()
 	}
-	wg.Wait()
-	// Report the first real error, not the cancellations it caused.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
+	if columnar {
+		r := aggregate.NewColumnReader(t.window, t.timeout)
+		n, err := w.fetchInOrder(ctx, s, keys, func(key string, data []byte) error {
+			if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
+				return fmt.Errorf("%w %s: %w", ErrDecode, key, err)
+			}
+			return nil
+		})
+		if err == nil {
+			return r.Partial(), n, nil
+		}
+		if !errors.Is(err, aggregate.ErrUnsupportedFile) {
 			return nil, 0, err
 		}
+		w.logger.Warn("column reader cannot read a file; decoding rows instead", "err", err)
 	}
-	if err := errors.Join(errs...); err != nil {
+	var events []event.Event
+	n, err := w.fetchInOrder(ctx, s, keys, func(key string, data []byte) error {
+		evs, err := lake.DecodeFile(key, data)
+		if err != nil {
+			return fmt.Errorf("%w %s: %w", ErrDecode, key, err)
+		}
+		events = append(events, evs...)
+		return nil
+	})
+	if err != nil {
 		return nil, 0, err
 	}
-	n, nbytes := 0, int64(0)
-	for i := range parts {
-		n += len(parts[i])
-		nbytes += sizes[i]
+	return aggregate.Compute(events, t.window, t.timeout), n, nil
+}
+
+// fetchInOrder reads the objects at keys, FetchParallelism at a time, and
+// calls use with each in key order. It returns the bytes read.
+func (w *Worker) fetchInOrder(ctx context.Context, s lake.Store, keys []string, use func(key string, data []byte) error) (int64, error) {
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: no fetcher is left blocked
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type item struct {
+		data []byte
+		err  error
 	}
-	events := make([]event.Event, 0, n)
-	for i := range parts {
-		events = append(events, parts[i]...)
-		parts[i] = nil
+	slots := make([]chan item, len(keys))
+	for i := range slots {
+		slots[i] = make(chan item, 1)
 	}
-	return events, nbytes, nil
+	sem := make(chan struct{}, max(1, w.cfg.FetchParallelism))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i, key := range keys {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				slots[i] <- item{err: ctx.Err()}
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				data, err := s.Get(ctx, key)
+				if err != nil {
+					err = fmt.Errorf("worker: read %s: %w", key, err)
+				}
+				slots[i] <- item{data: data, err: err}
+			}()
+		}
+	}()
+	var n int64
+	for i, key := range keys {
+		it := <-slots[i]
+		if it.err != nil {
+			return n, it.err
+		}
+		n += int64(len(it.data))
+		err := use(key, it.data)
+		<-sem // the slot frees only once the file is used: bounded memory
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // toStatus maps an error to a gRPC status at the RPC edge.

@@ -153,6 +153,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.srv.Stop()
 		w.loops.Wait()
 		cli.Close()
+		w.srv = nil // nothing left for Close
 		return err
 	}
 	w.loops.Add(1)
@@ -312,7 +313,8 @@ func (w *Worker) Close() error {
 	w.leaseMu.Unlock()
 	var errs []error
 	if _, err := w.cli.Revoke(ctx, lease); err != nil {
-		errs = append(errs, fmt.Errorf("worker: revoke lease: %w", err))
+		// etcd is away: the registration expires with its TTL instead.
+		w.logger.Warn("could not revoke the registration lease; it expires by itself", "err", err)
 	}
 	if err := w.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, fmt.Errorf("worker: close etcd client: %w", err))

@@ -15,10 +15,10 @@ import (
 
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
-	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+	"github.com/dataco/clickstream/worker"
 )
 
 var (
@@ -227,4 +227,53 @@ func cancelCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
 	return runCancel(ctx, args, w)
 }
 
-var _ = lake.ErrNotExist
+// TestCancelCommand cancels a running job with `clickstream cancel`; the
+// workers stop its tasks.
+func TestCancelCommand(t *testing.T) {
+	ctx := context.Background()
+	src := laketest.NewFile(t)
+	clustertest.WriteLake(t, src, 4, 1, clustertest.Events(9, 50, 1000, testFrom, testTo))
+	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 2, Parallelism: 2, Logger: testLogger(t),
+		Worker: func(_ int, c *worker.Config) { c.Slow = time.Minute }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Close)
+	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	out := laketest.NewFile(t)
+	j, err := c.Submit(ctx, &pb.JobSpec{From: timestamppb.New(testFrom), To: timestamppb.New(testTo), OutUri: out.URI(), LakeUri: src.URI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tasks running", func() bool {
+		j, err := c.Get(ctx, j.GetId())
+		return err == nil && j.GetProgress().GetTasksRunning() == 4
+	})
+	var stdout bytes.Buffer
+	if err := runCancel(ctx, []string{"--coordinator", lc.Coordinator.Addr(), j.GetId()}, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "cancelled") {
+		t.Errorf("cancel output: %q", stdout.String())
+	}
+	j, err = c.Get(ctx, j.GetId())
+	if err != nil || j.GetState() != pb.JobState_JOB_STATE_CANCELLED {
+		t.Fatalf("state %v, err %v", j.GetState(), err)
+	}
+	if _, err := results.ReadMeta(ctx, out); !errors.Is(err, results.ErrNoResult) {
+		t.Errorf("cancelled job left a result: %v", err)
+	}
+	stdout.Reset()
+	if err := runStatus(ctx, []string{j.GetId(), "--coordinator", lc.Coordinator.Addr()}, &stdout); err != nil ||
+		!strings.Contains(stdout.String(), "state:       cancelled") {
+		t.Errorf("status: %v\n%s", err, stdout.String())
+	}
+	stdout.Reset()
+	if err := runStatus(ctx, []string{"--coordinator", lc.Coordinator.Addr()}, &stdout); err != nil || !strings.Contains(stdout.String(), j.GetId()) {
+		t.Errorf("status list: %v\n%s", err, stdout.String())
+	}
+}

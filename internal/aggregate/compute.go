@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"cmp"
+	"math/bits"
 	"slices"
 	"time"
 
@@ -45,12 +46,15 @@ func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Part
 	c := builder{b: newBounds(w, sessionTimeout), read: int64(len(events))}
 	c.recs = make([]rec, 0, len(events))
 	userIDs := make(map[string]uint32)
-	keyIDs := make(map[Key]uint32)
+	var urls, countries stringColumn
+	urls.init()
+	countries.init()
+	var kt keyTable
 
 	// One-entry caches: consecutive events of a user, or on a URL, skip the
 	// map lookups (grouped input is mostly runs).
 	var prevUser, prevURL, prevCountry string
-	prevUID, prevKID := noID, noID
+	prevUID, prevURLID, prevCountryID := noID, noID, noID
 	for i := range events {
 		e := &events[i]
 		if !c.b.keep(e.Timestamp) {
@@ -65,19 +69,46 @@ func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Part
 			}
 			prevUser, prevUID = e.UserID, id
 		}
-		if prevKID == noID || e.URL != prevURL || e.Country != prevCountry {
-			k := Key{URL: e.URL, Country: e.Country}
-			id, ok := keyIDs[k]
-			if !ok {
-				id = uint32(len(c.keys))
-				keyIDs[k] = id
-				c.keys = append(c.keys, k)
-			}
-			prevURL, prevCountry, prevKID = e.URL, e.Country, id
+		if prevURLID == noID || e.URL != prevURL {
+			prevURL, prevURLID = e.URL, urls.internString(e.URL)
 		}
-		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: prevKID})
+		if prevCountryID == noID || e.Country != prevCountry {
+			prevCountry, prevCountryID = e.Country, countries.internString(e.Country)
+		}
+		slot := kt.slot(prevURLID, prevCountryID)
+		if *slot == noID {
+			*slot = uint32(len(c.keys))
+			c.keys = append(c.keys, Key{URL: e.URL, Country: e.Country})
+		}
+		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: *slot})
 	}
 	return c.finish()
+}
+
+// keyTable maps (url id, country id) to a dense key id. URLs are far fewer
+// than keys and countries fewer still, so two small string maps and this
+// table stay in cache where one map of (url, country) strings would not.
+type keyTable struct {
+	rows [][]uint32 // by url id: key id by country id, noID if none yet
+}
+
+// slot returns the key id slot of (u, c), growing the table as needed.
+func (t *keyTable) slot(u, c uint32) *uint32 {
+	if int(u) >= len(t.rows) {
+		t.rows = append(t.rows, make([][]uint32, int(u)+1-len(t.rows))...)
+	}
+	row := t.rows[u]
+	if int(c) >= len(row) {
+		n := max(int(c)+1, 2*len(row), 4)
+		grown := make([]uint32, n)
+		copy(grown, row)
+		for i := len(row); i < n; i++ {
+			grown[i] = noID
+		}
+		row = grown
+		t.rows[u] = row
+	}
+	return &row[c]
 }
 
 // acc accumulates one key during the scan.
@@ -254,9 +285,40 @@ func (c *builder) group() ([]userSeg, []rec) {
 	return segs, out
 }
 
+// sortSegs sorts segments by user hash. The hashes are uniform, so a
+// bucket sort on their top bits leaves about one segment a bucket: linear
+// time instead of n log n comparisons through a closure.
 func sortSegs(segs []userSeg) {
-	slices.SortFunc(segs, func(a, b userSeg) int { return cmp.Compare(a.hash, b.hash) })
+	n := len(segs)
+	if n < 64 {
+		slices.SortFunc(segs, compareSegs)
+		return
+	}
+	bitsN := bits.Len(uint(n - 1)) // 2^bitsN >= n buckets
+	shift := 64 - bitsN
+	start := make([]int32, 1<<bitsN+1)
+	for i := range segs {
+		start[segs[i].hash>>shift+1]++
+	}
+	for b := 1; b < len(start); b++ {
+		start[b] += start[b-1]
+	}
+	out := make([]userSeg, n)
+	fill := slices.Clone(start[:len(start)-1])
+	for _, s := range segs {
+		b := s.hash >> shift
+		out[fill[b]] = s
+		fill[b]++
+	}
+	for b := 0; b+1 < len(start); b++ {
+		if lo, hi := start[b], start[b+1]; hi-lo > 1 {
+			slices.SortFunc(out[lo:hi], compareSegs)
+		}
+	}
+	copy(segs, out)
 }
+
+func compareSegs(a, b userSeg) int { return cmp.Compare(a.hash, b.hash) }
 
 // sorted reports whether a user's records are in (ts, url, country) order.
 func (c *builder) sorted(seg []rec) bool {

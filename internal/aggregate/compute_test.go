@@ -381,3 +381,27 @@ func TestMergeDoesNotAlias(t *testing.T) {
 		t.Fatalf("merged row %+v", *x)
 	}
 }
+
+func TestSortSegs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{0, 1, 5, 63, 64, 65, 1000, 4097} {
+		segs := make([]userSeg, n)
+		for i := range segs {
+			segs[i] = userSeg{hash: rng.Uint64(), start: i}
+			if i%7 == 3 { // clustered and equal hashes too
+				segs[i].hash = segs[i-1].hash
+			}
+		}
+		sortSegs(segs)
+		if !slices.IsSortedFunc(segs, compareSegs) {
+			t.Fatalf("n=%d: not sorted", n)
+		}
+		seen := make([]bool, n)
+		for _, s := range segs {
+			seen[s.start] = true
+		}
+		if slices.Contains(seen, false) {
+			t.Fatalf("n=%d: lost a segment", n)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // Parquet column names of the fields an aggregate needs (see event.Event).
@@ -48,7 +51,10 @@ func ComputeParquet(files [][]byte, w Window, sessionTimeout time.Duration) (*Pa
 type ColumnReader struct {
 	c                   builder
 	users, urls, countr stringColumn
-	keyIDs              map[uint64]uint32 // url id<<32 | country id -> key id
+	keys                keyTable
+
+	skipped int    // row groups skipped by their statistics (for tests)
+	chunk   []byte // checkPages scratch
 
 	// per row group scratch, one entry a row
 	ts                    []int64
@@ -59,8 +65,7 @@ type ColumnReader struct {
 // means DefaultSessionTimeout.
 func NewColumnReader(w Window, sessionTimeout time.Duration) *ColumnReader {
 	r := &ColumnReader{
-		c:      builder{b: newBounds(w, sessionTimeout)},
-		keyIDs: make(map[uint64]uint32),
+		c: builder{b: newBounds(w, sessionTimeout)},
 	}
 	r.users.init()
 	r.urls.init()
@@ -72,6 +77,88 @@ func NewColumnReader(w Window, sessionTimeout time.Duration) *ColumnReader {
 func (r *ColumnReader) Partial() *Partial {
 	r.c.users = r.users.strs
 	return r.c.finish()
+}
+
+// checkFileEnds rejects what is not a plain Parquet file before parquet-go
+// sees it: parquet-go allocates the footer length a file claims before
+// checking it against the file size.
+func checkFileEnds(file io.ReaderAt, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("not a parquet file: %d bytes", size)
+	}
+	var head [4]byte
+	var tail [8]byte
+	if _, err := file.ReadAt(head[:], 0); err != nil {
+		return err
+	}
+	if _, err := file.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(head[:]) != "PAR1" || string(tail[4:]) != "PAR1" {
+		return errors.New("not a parquet file (no PAR1 magic at both ends)")
+	}
+	if footer := int64(binary.LittleEndian.Uint32(tail[:4])); footer > size-12 {
+		return fmt.Errorf("footer length %d exceeds the %d-byte file", footer, size)
+	}
+	return nil
+}
+
+// Limits on what a page header may claim (checkPages).
+const (
+	maxPageBytes  = 64 << 20 // uncompressed size of one page
+	maxPageValues = 16 << 20 // values in one page
+)
+
+// checkPages walks the page headers of a column chunk before parquet-go
+// reads it. parquet-go decodes a page header from a stream and allocates
+// whatever length a field of it claims, up to 2 GiB, and then a page
+// buffer of the size the header claims: one flipped bit in a corrupt file
+// could make a worker allocate gigabytes. Here the headers are decoded from
+// the chunk's bytes, which bounds every length by the data present, and
+// the page sizes are checked against the chunk and against maxPageBytes and
+// maxPageValues. The lake writes pages of 256 KiB and row groups of 128k
+// rows, far below both.
+func (r *ColumnReader) checkPages(file io.ReaderAt, size int64, md *format.ColumnMetaData) error {
+	start, n := md.DataPageOffset, md.TotalCompressedSize
+	if d := md.DictionaryPageOffset; d > 0 && d < start {
+		start = d
+	}
+	if start < 4 || n < 0 || n > size || start > size-n {
+		return fmt.Errorf("column %v: chunk [%d, +%d) outside the %d-byte file", md.PathInSchema, start, n, size)
+	}
+	if cap(r.chunk) < int(n) {
+		r.chunk = make([]byte, n)
+	}
+	chunk := r.chunk[:n]
+	if _, err := file.ReadAt(chunk, start); err != nil {
+		return err
+	}
+	var proto thrift.CompactProtocol
+	for off := 0; off < len(chunk); {
+		var h format.PageHeader
+		rd := proto.NewReaderFromBytes(chunk[off:])
+		if err := thrift.NewDecoder(rd).Decode(&h); err != nil {
+			return fmt.Errorf("column %v: page header at %d: %w", md.PathInSchema, start+int64(off), err)
+		}
+		var values int32
+		switch {
+		case h.DataPageHeader.Valid:
+			values = h.DataPageHeader.V.NumValues
+		case h.DataPageHeaderV2.Valid:
+			values = h.DataPageHeaderV2.V.NumValues
+		case h.DictionaryPageHeader.Valid:
+			values = h.DictionaryPageHeader.V.NumValues
+		}
+		off += rd.BytesRead()
+		if h.CompressedPageSize < 0 || int(h.CompressedPageSize) > len(chunk)-off ||
+			h.UncompressedPageSize < 0 || h.UncompressedPageSize > maxPageBytes ||
+			values < 0 || values > maxPageValues {
+			return fmt.Errorf("column %v: implausible page header at %d (%d bytes, %d uncompressed, %d values)",
+				md.PathInSchema, start+int64(off), h.CompressedPageSize, h.UncompressedPageSize, values)
+		}
+		off += int(h.CompressedPageSize)
+	}
+	return nil
 }
 
 type leafColumns struct{ user, ts, url, country int }
@@ -112,6 +199,9 @@ func (r *ColumnReader) AddFile(file io.ReaderAt, size int64) (err error) {
 			err = fmt.Errorf("decoding parquet: panic: %v", p)
 		}
 	}()
+	if err := checkFileEnds(file, size); err != nil {
+		return err
+	}
 	f, err := parquet.OpenFile(file, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return err
@@ -119,6 +209,24 @@ func (r *ColumnReader) AddFile(file io.ReaderAt, size int64) (err error) {
 	cols, err := lookupColumns(f.Schema())
 	if err != nil {
 		return err
+	}
+	// Only the codecs the lake writes (as lake.DecodeParquet): parquet-go's
+	// LZ4 decoder can loop growing its buffer on a corrupt block, and its
+	// snappy one allocates whatever length a block claims.
+	for _, rg := range f.Metadata().RowGroups {
+		for _, c := range rg.Columns {
+			if codec := c.MetaData.Codec; codec != format.Zstd && codec != format.Uncompressed {
+				return fmt.Errorf("column %v: compression %v: %w", c.MetaData.PathInSchema, codec, ErrUnsupportedFile)
+			}
+		}
+		for _, i := range []int{cols.user, cols.ts, cols.url, cols.country} {
+			if i >= len(rg.Columns) {
+				return fmt.Errorf("row group has %d columns, want %d", len(rg.Columns), i+1)
+			}
+			if err := r.checkPages(file, size, &rg.Columns[i].MetaData); err != nil {
+				return err
+			}
+		}
 	}
 	for g, rg := range f.RowGroups() {
 		if err := r.addRowGroup(rg, cols); err != nil {
@@ -136,6 +244,7 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 		min, max, ok := fc.Bounds()
 		if ok && min.Kind() == parquet.Int64 && max.Kind() == parquet.Int64 &&
 			(max.Int64() < r.c.b.from || min.Int64() >= r.c.b.limit) {
+			r.skipped++
 			return nil // nothing in the window or its look-ahead
 		}
 	}
@@ -159,24 +268,26 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 		}
 	}
 
+	if free := cap(r.c.recs) - len(r.c.recs); free < len(r.ts) {
+		// Double rather than let append grow by 1.25x: the records are
+		// most of a task's memory, and each regrowth copies them all.
+		grown := make([]rec, len(r.c.recs), max(2*cap(r.c.recs), len(r.c.recs)+len(r.ts)))
+		copy(grown, r.c.recs)
+		r.c.recs = grown
+	}
 	b := &r.c.b
 	ts, uids, urlIDs, ctryIDs := r.ts, r.uids[:len(r.ts)], r.urlIDs[:len(r.ts)], r.ctryIDs[:len(r.ts)]
-	prevPair, prevKey := ^uint64(0), noID
 	for i, t := range ts {
 		if !b.keep(t) {
 			continue
 		}
-		pair := uint64(urlIDs[i])<<32 | uint64(ctryIDs[i])
-		if pair != prevPair {
-			k, ok := r.keyIDs[pair]
-			if !ok {
-				k = uint32(len(r.c.keys))
-				r.keyIDs[pair] = k
-				r.c.keys = append(r.c.keys, Key{URL: r.urls.strs[urlIDs[i]], Country: r.countr.strs[ctryIDs[i]]})
-			}
-			prevPair, prevKey = pair, k
+		u, c := urlIDs[i], ctryIDs[i]
+		slot := r.keys.slot(u, c)
+		if *slot == noID {
+			*slot = uint32(len(r.c.keys))
+			r.c.keys = append(r.c.keys, Key{URL: r.urls.strs[u], Country: r.countr.strs[c]})
 		}
-		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: prevKey})
+		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: *slot})
 	}
 	return nil
 }
@@ -256,6 +367,16 @@ func (s *stringColumn) intern(b []byte) uint32 {
 	id := uint32(len(s.strs))
 	s.ids[str] = id
 	s.strs = append(s.strs, str)
+	return id
+}
+
+func (s *stringColumn) internString(str string) uint32 {
+	id, ok := s.ids[str]
+	if !ok {
+		id = uint32(len(s.strs))
+		s.ids[str] = id
+		s.strs = append(s.strs, str)
+	}
 	return id
 }
 

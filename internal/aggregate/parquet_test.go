@@ -2,15 +2,27 @@ package aggregate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
 )
+
+// lakeWriterOptions are the lake codec's writer settings (see
+// lake.EncodeParquet), on top of zstd: delta-encoded timestamps, row groups
+// of at most 128k rows, 256 KiB pages.
+var lakeWriterOptions = []parquet.WriterOption{
+	parquet.DefaultEncodingFor(parquet.Int64, &parquet.DeltaBinaryPacked),
+	parquet.MaxRowsPerRowGroup(128 << 10),
+	parquet.PageBufferSize(256 << 10),
+}
 
 // writeParquet writes events the way the lake codec does, plus options
 // (small pages, row groups, dictionary limits) to exercise the reader.
@@ -55,6 +67,7 @@ func TestComputeParquetProperty(t *testing.T) {
 		opts []parquet.WriterOption
 	}{
 		{"default", nil},
+		{"lake settings", lakeWriterOptions},
 		{"small pages and row groups", []parquet.WriterOption{parquet.PageBufferSize(512), parquet.MaxRowsPerRowGroup(700)}},
 		{"plain fallback", []parquet.WriterOption{parquet.DictionaryMaxBytes(64), parquet.PageBufferSize(1024), parquet.MaxRowsPerRowGroup(1000)}},
 		{"data page v2", []parquet.WriterOption{parquet.DataPageVersion(2), parquet.PageBufferSize(2048), parquet.MaxRowsPerRowGroup(1500)}},
@@ -112,13 +125,14 @@ func TestComputeParquetSkipsRowGroups(t *testing.T) {
 	sortByTime(evs)
 	data := writeParquet(t, evs, parquet.MaxRowsPerRowGroup(500))
 	w := Window{From: testFrom.Add(2 * time.Hour), To: testFrom.Add(150 * time.Minute)}
-	got, err := ComputeParquet([][]byte{data}, w, 0)
-	if err != nil {
+	r := NewColumnReader(w, 0)
+	if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	checkSameAs(t, "ComputeParquet", got, Compute(evs, w, 0))
-	if got.Events == 0 {
-		t.Fatal("window holds no events: test data is off")
+	got := r.Partial()
+	checkSameAs(t, "ColumnReader", got, Compute(evs, w, 0))
+	if got.Events == 0 || r.skipped == 0 {
+		t.Fatalf("%d events, %d row groups skipped: test data is off", got.Events, r.skipped)
 	}
 }
 
@@ -153,13 +167,27 @@ func TestComputeParquetErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var sbuf bytes.Buffer
+	sw := parquet.NewGenericWriter[event.Event](&sbuf, parquet.Compression(&parquet.Snappy))
+	if _, err := sw.Write([]event.Event{ev("u", at(0), "/a", "us")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hugeFooter := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(hugeFooter[len(hugeFooter)-8:], 1<<31)
+
 	tests := []struct {
 		name        string
 		data        []byte
 		unsupported bool
 	}{
 		{"not parquet", []byte("hello, world"), false},
+		{"tiny", []byte("PAR1"), false},
 		{"truncated", good[:len(good)/2], false},
+		{"huge footer length", hugeFooter, false},
+		{"snappy", sbuf.Bytes(), true},
 		{"missing columns", buf.Bytes(), true},
 		{"optional column", obuf.Bytes(), true},
 	}
@@ -192,3 +220,37 @@ func TestComputeParquetCorruptPages(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestComputeParquetLakeFiles reads files written by the lake codec itself.
+func TestComputeParquetLakeFiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	evs := randomEvents(rng, genConfig{events: 6000, users: 200, urls: 30, countries: 6, span: 3 * time.Hour, tick: time.Millisecond})
+	var files [][]byte
+	for i := range 3 { // three commits, each sorted by user as ingest does
+		part := slices.Clone(evs[i*2000 : (i+1)*2000])
+		sortByUser(part)
+		data, err := lake.EncodeParquet(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, data)
+	}
+	w := testWindow()
+	got, err := ComputeParquet(files, w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameAs(t, "ComputeParquet", got, Compute(evs, w, 0))
+}
+
+// FuzzColumnReader: a corrupt file is an error, never a panic or a hang.
+func FuzzColumnReader(f *testing.F) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	evs := randomEvents(rng, genConfig{events: 60, users: 5, urls: 4, countries: 2, span: time.Hour, tick: time.Second})
+	f.Add(writeParquet(f, evs))
+	f.Add(writeParquet(f, evs, parquet.PageBufferSize(128), parquet.MaxRowsPerRowGroup(20)))
+	f.Add(writeParquet(f, evs, lakeWriterOptions...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = ComputeParquet([][]byte{data}, testWindow(), 0)
+	})
+}

@@ -76,7 +76,8 @@ type EmbeddedConfig struct {
 	// can lose the data. For tests and throw-away clusters only.
 	NoFsync bool
 	// LogLevel of the server's own logger: debug, info, warn, error, panic;
-	// empty means error.
+	// empty means panic (silent): its errors reach the clients anyway, and
+	// it logs harmless ones when closed.
 	LogLevel string
 }
 
@@ -96,7 +97,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.Dir = cfg.Dir
 	ec.LogLevel = cfg.LogLevel
 	if ec.LogLevel == "" {
-		ec.LogLevel = "error"
+		ec.LogLevel = "panic"
 	}
 	if cfg.Fast {
 		ec.TickMs, ec.ElectionMs = 10, 50
@@ -150,6 +151,7 @@ func (s *Embedded) Endpoints() []string {
 // Err reports a fatal server error after start.
 func (s *Embedded) Err() <-chan error { return s.e.Err() }
 
-// Close stops the server and waits for it. Clients still connected see
-// their requests fail.
+// Close stops the server and waits for it: up to the request timeout (7 s
+// with default ticks) while clients keep streams open. Clients still
+// connected see their requests fail.
 func (s *Embedded) Close() { s.e.Close() }

@@ -8,5 +8,6 @@ func (o *S3Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Endpoint, "s3-endpoint", o.Endpoint,
 		"S3-compatible endpoint URL, path-style addressing (env "+EnvS3Endpoint+"; empty: AWS)")
 	fs.StringVar(&o.Region, "s3-region", o.Region, "S3 region (empty: AWS_REGION, the profile, then us-east-1)")
+	fs.BoolVar(&o.CreateBucket, "s3-create-bucket", o.CreateBucket, "create the S3 bucket if it does not exist")
 	fs.BoolVar(&o.PathStyle, "s3-path-style", o.PathStyle, "use path-style addressing without a custom endpoint")
 }

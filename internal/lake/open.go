@@ -44,7 +44,16 @@ func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
 		if opts.Endpoint == "" {
 			opts.Endpoint = os.Getenv(EnvS3Endpoint)
 		}
-		return NewS3Store(ctx, bucket, prefix, opts)
+		st, err := NewS3Store(ctx, bucket, prefix, opts)
+		if err != nil {
+			return nil, err
+		}
+		if opts.CreateBucket {
+			if err := st.EnsureBucket(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)
 }

@@ -45,6 +45,9 @@ type S3Options struct {
 	// 0 means DefaultS3MaxAttempts. Throttling, 5xx and network errors are
 	// retried with exponential backoff and jitter up to DefaultS3MaxBackoff.
 	MaxAttempts int
+	// CreateBucket makes Open create the bucket if it does not exist
+	// (development stacks; production buckets are provisioned).
+	CreateBucket bool
 }
 
 // S3Store is a Store on an S3 bucket, rooted at an optional key prefix.

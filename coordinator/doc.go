@@ -1,0 +1,74 @@
+// Package coordinator plans aggregation jobs, leases their tasks to
+// workers through etcd, and merges and commits their results. It also
+// holds the client side of its API (Client, Progress) used by the CLI.
+//
+// # Roles
+//
+// Every coordinator serves CoordinatorService from etcd: submissions are
+// recorded as pending job records, status is read from job and task
+// records. Coordinators elect a leader with clientv3/concurrency (election
+// prefix <prefix>/leader/, session TTL LeaderTTL); only the leader runs
+// jobs. Standbys take over when the leader's session ends: at once when it
+// shuts down cleanly (it resigns), within LeaderTTL when it dies.
+//
+// # Keys (see package internal/cluster)
+//
+//	<prefix>/jobs/<job>                    job record: spec, state, counters, result
+//	<prefix>/tasks/<job>/<task>            task record: state, attempts, failures, lost, backups
+//	<prefix>/leases/<job>/<task>/<attempt> a running attempt, attached to the worker's lease
+//	<prefix>/workers/<worker>              worker registration, under its lease
+//	<prefix>/settings                      the worker TTL the leader publishes
+//
+// Every write of the leader is a transaction guarded by its election key
+// (create revision unchanged): a deposed leader cannot change anything.
+//
+// # Lease protocol
+//
+// To start an attempt the leader writes, in one transaction guarded by the
+// worker's registration (same create revision), the attempt key with the
+// worker's own lease ID and the task record, then calls RunTask. The
+// attempt key vanishes with the worker's lease, so a dead worker's attempts
+// show up as deletions on the leader's watch within the worker TTL; a
+// RunTask failing with UNAVAILABLE (refused, shutting down) is treated the
+// same way. A lost attempt is re-leased to another worker and counted in
+// Lost (bounded by MaxLost); an attempt failing with an error is counted
+// in Failures, and the job fails with that error after MaxAttempts. When an
+// attempt succeeds the leader records the task done and deletes its attempt
+// keys in one transaction; other attempts of the task are cancelled.
+//
+// # Resuming
+//
+// A new leader reads every unfinished job: a pending job is planned (the
+// plan is kept in the output store with put-if-absent, so a predecessor's
+// plan is reused); a running job gets its task records, the partials
+// already committed in the output store (done, even if never recorded),
+// and its attempt keys: attempts whose worker still lives are joined again
+// by calling RunTask with the same attempt number (the worker attaches the
+// call to the running computation), the rest are re-queued. A merging job
+// is merged again, unless its _SUCCESS already names it.
+//
+// # Backups
+//
+// When at most max(BackupRemaining, BackupFraction × tasks) tasks of a job
+// remain and none waits for a worker, a task whose single attempt has run
+// longer than max(BackupAfter, 2 × the median duration of the job's
+// finished tasks) gets a backup attempt on another worker. Both compute the
+// same bytes; the first commit wins and the loser is cancelled.
+//
+// # Results
+//
+// When every task is done the leader reads the partials, merges them,
+// writes the result files under <out>/_runs/<job>-<n>/ and commits by
+// replacing <out>/_SUCCESS (package internal/results), then deletes the
+// job's partials and older runs, records the job succeeded and calls the
+// Indexer, if any, recording its outcome in the job status.
+//
+// # Use
+//
+//	cfg := coordinator.NewConfig()
+//	cfg.Etcd, cfg.Lake = "http://etcd:2379", "s3://lake/clicks"
+//	err := coordinator.Run(ctx, cfg) // until ctx ends
+//
+// In process (tests, `clickstream run`): New with an etcd client, Start,
+// Close. Clients: Dial(addr, timeout), then Submit, Wait, Get, List, Cancel.
+package coordinator

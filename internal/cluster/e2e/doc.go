@@ -1,0 +1,7 @@
+// Package e2e holds the multi-process tests of the cluster: a clickstream
+// binary built once, a coordinator and workers as separate processes on a
+// real etcd ($CLICKSTREAM_ETCD_ENDPOINTS, started by `make dev-up`), each
+// test under its own etcd key prefix. They kill workers and coordinators
+// with SIGKILL mid-job and check that the result is still exactly the
+// fault-free one. `go test -short` skips them.
+package e2e

@@ -1,0 +1,488 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/cluster/clustertest"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// binary is the clickstream binary built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := func() int {
+		if !testing.Short() {
+			dir, err := os.MkdirTemp("", "clickstream-e2e-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			binary = filepath.Join(dir, "clickstream")
+			out, err := exec.Command("go", "build", "-o", binary, "github.com/dataco/clickstream/cmd/clickstream").CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build clickstream: %v\n%s", err, out)
+				return 1
+			}
+		}
+		defer func() {
+			if shared.dir != "" {
+				os.RemoveAll(shared.dir)
+			}
+		}()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+var (
+	from = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	to   = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+)
+
+// shared is the lake every test reads, and the fault-free result.
+var shared struct {
+	once    sync.Once
+	dir     string
+	lake    string
+	want    []byte // the fault-free result's bytes
+	wantErr error
+}
+
+const buckets = 16
+
+// testCluster is one test's processes, under its own etcd prefix.
+type testCluster struct {
+	t      *testing.T
+	etcd   string
+	prefix string
+	dir    string
+	procs  []*proc
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	mu   *sync.Mutex
+	done chan struct{}
+}
+
+func newCluster(t *testing.T) *testCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	etcd := os.Getenv("CLICKSTREAM_ETCD_ENDPOINTS")
+	if etcd == "" {
+		t.Fatal("CLICKSTREAM_ETCD_ENDPOINTS is empty: run `make dev-up` (deploy/local/stack.sh up etcd) and source its env, or use -short")
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	c := &testCluster{t: t, etcd: etcd, prefix: "/e2e/" + t.Name() + "-" + hex.EncodeToString(b[:]), dir: t.TempDir()}
+	t.Cleanup(c.stopAll)
+	t.Cleanup(func() { // after stopAll: drop the test's keys from the shared etcd
+		cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(etcd))
+		if err != nil {
+			t.Log(err)
+			return
+		}
+		defer cli.Close()
+		if _, err := cli.Delete(context.Background(), c.prefix+"/", clientv3.WithPrefix()); err != nil {
+			t.Log(err)
+		}
+	})
+	return c
+}
+
+// lakeURI returns the shared lake, written on first use.
+func lakeURI(t *testing.T) string {
+	t.Helper()
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "clickstream-e2e-lake-")
+		if err != nil {
+			shared.wantErr = err
+			return
+		}
+		shared.dir = dir
+		s, err := lake.NewFileStore(dir)
+		if err != nil {
+			shared.wantErr = err
+			return
+		}
+		events := clustertest.Events(11, 500, 40000, from, to)
+		clustertest.WriteLake(t, s, buckets, 2, events)
+		shared.lake = s.URI()
+		var buf bytes.Buffer
+		if err := aggregate.WriteNDJSON(&buf, clustertest.Reference(events, from, to, 30*time.Minute)); err != nil {
+			shared.wantErr = err
+		}
+		shared.want = buf.Bytes()
+	})
+	if shared.wantErr != nil {
+		t.Fatal(shared.wantErr)
+	}
+	return shared.lake
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs `clickstream args...` with its output kept for failures.
+func (c *testCluster) start(name string, args ...string) *proc {
+	c.t.Helper()
+	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	w := &lockedWriter{mu: p.mu, w: p.log}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.Env = append(os.Environ(), "CLICKSTREAM_LOG_LEVEL=info")
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	c.procs = append(c.procs, p)
+	return p
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// kill sends SIGKILL and waits for the process to die.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+// stopAll stops every process (SIGTERM, then SIGKILL after 10 s) and
+// shows their logs if the test failed or $CLICKSTREAM_E2E_LOGS is set.
+func (c *testCluster) stopAll() {
+	for _, p := range c.procs {
+		select {
+		case <-p.done:
+			continue
+		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range c.procs {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if c.t.Failed() || os.Getenv("CLICKSTREAM_E2E_LOGS") != "" {
+			c.t.Logf("---- %s:\n%s", p.name, p.output())
+		}
+	}
+}
+
+func (c *testCluster) coordinator(extra ...string) (*proc, string) {
+	addr := freeAddr(c.t)
+	args := append([]string{"coordinator", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", addr,
+		"--lake", lakeURI(c.t), "--worker-ttl", "2s", "--leader-ttl", "2s"}, extra...)
+	return c.start("coordinator "+addr, args...), addr
+}
+
+func (c *testCluster) worker(id string, extra ...string) *proc {
+	args := append([]string{"worker", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", "127.0.0.1:0",
+		"--id", id, "--ttl", "2s", "--parallelism", "2", "--shutdown-timeout", "2s"}, extra...)
+	return c.start("worker "+id, args...)
+}
+
+func (c *testCluster) client(addr string) *coordinator.Client {
+	cl, err := coordinator.Dial(addr, 5*time.Second)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func (c *testCluster) spec(out string) *pb.JobSpec {
+	return &pb.JobSpec{From: timestamppb.New(from), To: timestamppb.New(to), OutUri: out}
+}
+
+// ready waits until the coordinator answers.
+func (c *testCluster) ready(cl *coordinator.Client) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := cl.List(context.Background(), 1)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("coordinator at %s not ready: %v", cl.Addr(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitWorkers waits until n workers are registered in etcd.
+func (c *testCluster) waitWorkers(n int) {
+	c.t.Helper()
+	cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(c.etcd))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cli.Close()
+	keys := cluster.Keys{Prefix: c.prefix}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := cli.Get(context.Background(), keys.Workers(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err == nil && resp.Count == int64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d workers registered, want %d (err %v)", resp.Count, n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// submit submits a job, retrying while the coordinator starts.
+func (c *testCluster) submit(cl *coordinator.Client, spec *pb.JobSpec) *pb.Job {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		j, err := cl.Submit(context.Background(), spec)
+		if err == nil {
+			return j
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("submit: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *testCluster) waitProgress(cl *coordinator.Client, id string, what string, cond func(*pb.Job) bool) *pb.Job {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		j, err := cl.Get(context.Background(), id)
+		if err == nil && cond(j) {
+			return j
+		}
+		if err == nil && coordinator.Terminal(j.GetState()) {
+			c.t.Fatalf("job ended (%s: %s) before %s", coordinator.StateName(j.GetState()), j.GetError(), what)
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s (last err %v)", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *testCluster) wait(cl *coordinator.Client, id string) *pb.Job {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	j, err := cl.Wait(ctx, id, nil)
+	if err != nil {
+		c.t.Fatalf("wait for %s: %v", id, err)
+	}
+	return j
+}
+
+// checkResult asserts that the job succeeded and its result is byte for
+// byte the fault-free one.
+func (c *testCluster) checkResult(j *pb.Job, out string) {
+	c.t.Helper()
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		c.t.Fatalf("job %s %s: %s", j.GetId(), coordinator.StateName(j.GetState()), j.GetError())
+	}
+	store, err := lake.Open(context.Background(), out, lake.S3Options{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	meta, err := results.ReadMeta(context.Background(), store)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var got []byte
+	for _, f := range meta.Files {
+		data, err := store.Get(context.Background(), f)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		got = append(got, data...)
+	}
+	if !bytes.Equal(got, shared.want) {
+		c.t.Fatalf("result differs from the fault-free one: %d bytes, want %d", len(got), len(shared.want))
+	}
+}
+
+func (c *testCluster) outURI() string { return "file://" + filepath.Join(c.dir, "out") }
+
+// TestKillWorker: a worker killed mid-job loses its tasks to the others;
+// the result is the fault-free one. The job is submitted with the CLI.
+func TestKillWorker(t *testing.T) {
+	c := newCluster(t)
+	_, addr := c.coordinator()
+	victim := c.worker("w1", "--slow", "500ms")
+	c.worker("w2", "--slow", "500ms")
+	c.worker("w3", "--slow", "500ms")
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(3)
+	out := c.outURI()
+	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
+		"--to", to.Format(time.RFC3339), "--out", out, "--wait")
+	var id string
+	deadline := time.Now().Add(30 * time.Second)
+	for id == "" {
+		jobs, err := cl.List(context.Background(), 1)
+		if err == nil && len(jobs) == 1 {
+			id = jobs[0].GetId()
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no job submitted: %v\n%s", err, submit.output())
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.waitProgress(cl, id, "tasks running on every worker", func(j *pb.Job) bool {
+		return j.GetProgress().GetTasksDone() >= 1 && j.GetProgress().GetWorkers() == 3
+	})
+	victim.kill(t)
+	select {
+	case <-submit.done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("submit --wait did not return")
+	}
+	if code := submit.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("submit --wait exited %d:\n%s", code, submit.output())
+	}
+	if !strings.Contains(submit.output(), "succeeded") {
+		t.Errorf("submit output:\n%s", submit.output())
+	}
+	j := c.wait(cl, id)
+	c.checkResult(j, out)
+	if j.GetProgress().GetRetries() < 1 {
+		t.Errorf("retries = %d: the victim's tasks were not re-leased?", j.GetProgress().GetRetries())
+	}
+}
+
+// TestKillCoordinator: the coordinator is killed mid-job; another one
+// started afterwards resumes the job from etcd and the lake.
+func TestKillCoordinator(t *testing.T) {
+	c := newCluster(t)
+	first, addr := c.coordinator()
+	for _, id := range []string{"w1", "w2", "w3"} {
+		c.worker(id, "--slow", "400ms")
+	}
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(3)
+	out := c.outURI()
+	j := c.submit(cl, c.spec(out))
+	c.waitProgress(cl, j.GetId(), "some tasks done", func(j *pb.Job) bool {
+		p := j.GetProgress()
+		return p.GetTasksDone() >= 3 && p.GetTasksDone() < p.GetTasksTotal()-3
+	})
+	first.kill(t)
+	_, addr2 := c.coordinator()
+	cl2 := c.client(addr2)
+	j = c.wait(cl2, j.GetId())
+	c.checkResult(j, out)
+	if j.GetLeader() != addr2 {
+		t.Errorf("leader %q, want the new coordinator %q", j.GetLeader(), addr2)
+	}
+}
+
+// TestStraggler: one worker is very slow; backup attempts of its tasks on
+// the other workers finish the job.
+func TestStraggler(t *testing.T) {
+	c := newCluster(t)
+	_, addr := c.coordinator("--backup-after", "1s")
+	c.worker("w1")
+	c.worker("w2")
+	c.worker("slow", "--slow", "5m", "--parallelism", "2")
+	cl := c.client(addr)
+	c.ready(cl)
+	out := c.outURI()
+	c.waitWorkers(3) // so that the slow one gets tasks
+	start := time.Now()
+	j := c.submit(cl, c.spec(out))
+	j = c.wait(cl, j.GetId())
+	c.checkResult(j, out)
+	if j.GetProgress().GetBackups() < 1 {
+		t.Errorf("backups = %d, want > 0", j.GetProgress().GetBackups())
+	}
+	if d := time.Since(start); d > 60*time.Second {
+		t.Errorf("job took %v", d)
+	}
+}
+
+// TestSubmitUnreachable: the CLI fails fast and clearly without a
+// coordinator.
+func TestSubmitUnreachable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	start := time.Now()
+	cmd := exec.Command(binary, "submit", "--coordinator", freeAddr(t), "--from", from.Format(time.RFC3339),
+		"--to", to.Format(time.RFC3339), "--out", "file:///tmp/unused", "--wait")
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("exit %v:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "coordinator unreachable") {
+		t.Errorf("output:\n%s", out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+}

@@ -1,0 +1,145 @@
+package results
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
+)
+
+func rows(n int) []aggregate.ResultRow {
+	from := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	out := make([]aggregate.ResultRow, n)
+	for i := range out {
+		out[i] = aggregate.ResultRow{
+			WindowStart: from, WindowEnd: from.Add(time.Hour),
+			URL: "https://x.example/" + strings.Repeat("p", i+1), Country: "DE",
+			Clicks: int64(10 + i), UniqueUsers: int64(1 + i), TotalTimeSpentS: 1.5 * float64(i), TimeSpentSamples: int64(i),
+		}
+		if i > 0 {
+			avg := out[i].TotalTimeSpentS / float64(i)
+			out[i].AvgTimeSpentS = &avg
+		}
+	}
+	return out
+}
+
+func TestCommitAndRead(t *testing.T) {
+	ctx := context.Background()
+	for _, format := range []Format{NDJSON, CSV} {
+		for _, n := range []int{0, 1, 5} {
+			t.Run(string(format)+"/"+strings.Repeat("r", n), func(t *testing.T) {
+				out := laketest.NewFile(t)
+				want := rows(n)
+				m, err := Commit(ctx, out, want, Meta{Job: "j1", Run: RunName("j1", 1), Format: format, RowsPerFile: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wantFiles := max(1, (n+1)/2); len(m.Files) != wantFiles {
+					t.Errorf("%d files, want %d", len(m.Files), wantFiles)
+				}
+				got, meta, err := ReadResult(ctx, out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want) == 0 {
+					want = nil
+				}
+				if len(got) == 0 {
+					got = nil
+				}
+				if !reflect.DeepEqual(got, want) || meta.Rows != int64(n) || meta.Format != format {
+					t.Fatalf("read back %d rows (meta %+v), want %d", len(got), meta, n)
+				}
+			})
+		}
+	}
+}
+
+func TestReplaceAndPrune(t *testing.T) {
+	ctx := context.Background()
+	out := laketest.NewFile(t)
+	var metas []Meta
+	for i := 1; i <= 3; i++ {
+		m, err := Commit(ctx, out, rows(i), Meta{Job: "j", Run: RunName("j", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Prune(ctx, out); err != nil {
+			t.Fatal(err)
+		}
+		metas = append(metas, m)
+	}
+	if metas[1].Previous != metas[0].Run || metas[2].Previous != metas[1].Run {
+		t.Errorf("previous runs: %q %q", metas[1].Previous, metas[2].Previous)
+	}
+	objs, err := out.List(ctx, RunsPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if strings.Contains(o.Key, metas[0].Run+"/") {
+			t.Errorf("%s not pruned", o.Key)
+		}
+	}
+	got, _, err := ReadResult(ctx, out)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("%d rows, %v", len(got), err)
+	}
+	// Garbage of a failed commit is pruned too.
+	if err := out.Put(ctx, RunsPrefix+"crashed-1/part-00000.ndjson", []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Prune(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := out.Get(ctx, RunsPrefix+"crashed-1/part-00000.ndjson"); !errors.Is(err, lake.ErrNotExist) {
+		t.Errorf("garbage run kept: %v", err)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	ctx := context.Background()
+	out := laketest.NewFile(t)
+	if _, _, err := ReadResult(ctx, out); !errors.Is(err, ErrNoResult) {
+		t.Fatalf("empty store: %v", err)
+	}
+	for _, bad := range []string{"{", `{"version":9,"run":"x","format":"ndjson"}`, `{"version":1,"run":"","format":"ndjson"}`, `{"version":1,"run":"x","format":"xml"}`} {
+		if err := out.Put(ctx, SuccessKey, []byte(bad)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ReadResult(ctx, out); !errors.Is(err, ErrBadMeta) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	// _SUCCESS naming a missing file.
+	if err := out.Put(ctx, SuccessKey, []byte(`{"version":1,"run":"x","format":"ndjson","files":["_runs/x/part-00000.ndjson"],"rows":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadResult(ctx, out); !errors.Is(err, lake.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := Commit(ctx, out, nil, Meta{Run: "a/b"}); err == nil {
+		t.Error("bad run name accepted")
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"": NDJSON, "ndjson": NDJSON, "JSON": NDJSON, "csv": CSV, " CSV ": CSV} {
+		if got, err := ParseFormat(in); err != nil || got != want {
+			t.Errorf("ParseFormat(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseFormat("parquet"); err == nil {
+		t.Error("parquet accepted")
+	}
+	if got := PartialKey("j", 7); got != "_jobs/j/partials/task-00007.bin" {
+		t.Errorf("PartialKey = %s", got)
+	}
+}
