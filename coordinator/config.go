@@ -73,6 +73,9 @@ type Config struct {
 	FastEtcd bool
 	S3       lake.S3Options
 
+	// Schedule configures periodic processing of event-time windows.
+	Schedule Schedule
+
 	// Runner runs task attempts on workers; nil means gRPC.
 	Runner TaskRunner `json:"-"`
 	// Indexer, if set, is called after each job's result is committed; its
@@ -97,6 +100,7 @@ func NewConfig() Config {
 		BackupRemaining:  DefaultBackupRemaining,
 		MergeParallelism: DefaultMergeParallel,
 		ShutdownTimeout:  DefaultShutdownTimeout,
+		Schedule:         NewSchedule(),
 	}
 }
 
@@ -132,7 +136,10 @@ func (c *Config) Validate() error {
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return nil
+	if c.Schedule.Enabled && c.Lake == "" {
+		return fmt.Errorf("%w: --schedule needs --lake", ErrConfig)
+	}
+	return c.Schedule.Validate()
 }
 
 // AddFlags binds the configuration to flags of fs.
@@ -156,4 +163,5 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")
 	c.S3.AddFlags(fs)
+	c.Schedule.AddFlags(fs)
 }

@@ -104,6 +104,13 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	pb.RegisterCoordinatorServiceServer(c.srv, c)
+	if c.cfg.Schedule.Enabled {
+		c.loops.Add(1)
+		go func() {
+			defer c.loops.Done()
+			c.runSchedule(c.base, c.cfg.Schedule)
+		}()
+	}
 	c.loops.Add(2)
 	go func() {
 		defer c.loops.Done()

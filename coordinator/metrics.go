@@ -8,6 +8,10 @@ type metrics struct {
 	leader   prometheus.Gauge
 	merge    prometheus.Histogram
 	jobTime  prometheus.Histogram
+
+	scheduleWindows *prometheus.CounterVec
+	scheduleReruns  prometheus.Counter
+	scheduleLag     prometheus.Gauge
 }
 
 // Attempt outcomes, the values of the "outcome" label.
@@ -43,6 +47,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Wall time of succeeded jobs, from start to commit.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
 		}),
+		scheduleWindows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_schedule_windows_total",
+			Help: "Scheduled window jobs finished, by outcome (succeeded, failed).",
+		}, []string{"outcome"}),
+		scheduleReruns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_schedule_reruns_total",
+			Help: "Windows processed again because their input changed (late data).",
+		}),
+		scheduleLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_schedule_watermark_lag_seconds",
+			Help: "Wall clock minus the lake's event-time watermark, as the scheduler last saw it.",
+		}),
 	}
 	for _, s := range []string{"succeeded", "failed", "cancelled"} {
 		m.jobs.WithLabelValues(s)
@@ -51,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.attempts.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime)
+		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
 	}
 	return m
 }

@@ -162,12 +162,21 @@ func FormatStatus(w io.Writer, j *pb.Job) {
 
 // FormatList writes one line per job.
 func FormatList(w io.Writer, jobs []*pb.Job) {
-	fmt.Fprintf(w, "%-26s %-10s %-11s %-41s %s\n", "JOB", "STATE", "TASKS", "WINDOW", "OUT")
+	fmt.Fprintf(w, "%-26s %-10s %-11s %-41s %-9s %s\n", "JOB", "STATE", "TASKS", "WINDOW", "INDEXED", "OUT")
 	for _, j := range jobs {
 		s, pr := j.GetSpec(), j.GetProgress()
-		fmt.Fprintf(w, "%-26s %-10s %-11s %-41s %s\n", j.GetId(), StateName(j.GetState()),
+		indexed := "-"
+		switch st := j.GetIndexerStatus(); {
+		case st == indexOK:
+			indexed = "yes"
+		case st == indexPending:
+			indexed = "pending"
+		case st != "":
+			indexed = "failed"
+		}
+		fmt.Fprintf(w, "%-26s %-10s %-11s %-41s %-9s %s\n", j.GetId(), StateName(j.GetState()),
 			fmt.Sprintf("%d/%d", pr.GetTasksDone(), pr.GetTasksTotal()),
-			fmtTime(s.GetFrom().AsTime())+"/"+fmtTime(s.GetTo().AsTime()), s.GetOutUri())
+			fmtTime(s.GetFrom().AsTime())+"/"+fmtTime(s.GetTo().AsTime()), indexed, s.GetOutUri())
 	}
 }
 

@@ -21,8 +21,12 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 	"github.com/dataco/clickstream/worker"
@@ -112,7 +116,9 @@ func runCoordinator(ctx context.Context, args []string, _ io.Writer) error {
 	cfg := coordinator.NewConfig()
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
 	cfg.AddFlags(fs)
-	fs.Usage = clusterUsage(fs, "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [flags]")
+	es := indexer.NewConfig()
+	es.AddFlags(fs)
+	fs.Usage = clusterUsage(fs, "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]")
 	if pos, err := parseClusterFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -121,7 +127,47 @@ func runCoordinator(ctx context.Context, args []string, _ io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageErrorf("%w", err)
 	}
+	// Results are indexed when --es is given (or CLICKSTREAM_ES): the
+	// Elasticsearch URL the stack exports for the index command alone does
+	// not turn indexing on.
+	if flagSet(fs, "es") {
+		if err := es.Validate(); err != nil {
+			return usageErrorf("%w", err)
+		}
+		ix, err := indexer.New(es, slog.Default(), prometheus.DefaultRegisterer)
+		if err != nil {
+			return err
+		}
+		defer ix.Close(context.WithoutCancel(ctx))
+		cfg.Indexer = resultIndexer(ix)
+	}
 	return coordinator.Run(ctx, cfg)
+}
+
+// resultIndexer adapts the Elasticsearch indexer to the coordinator's hook:
+// after a job commits its result, read it back and index it; rejected
+// documents go to the result's own store.
+func resultIndexer(ix *indexer.Indexer) coordinator.Indexer {
+	return coordinator.IndexerFunc(func(ctx context.Context, out lake.Store, _ results.Meta) error {
+		rows, meta, err := results.ReadResult(ctx, out)
+		if err != nil {
+			return err
+		}
+		rep, err := ix.IndexResult(ctx, rows, meta, out)
+		if err != nil {
+			return err
+		}
+		if rep.Rejected > 0 {
+			return fmt.Errorf("%d of %d documents rejected by Elasticsearch (dead letters in %s)", rep.Rejected, len(rows), out.URI())
+		}
+		return nil
+	})
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func runWorker(ctx context.Context, args []string, _ io.Writer) error {

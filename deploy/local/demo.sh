@@ -23,6 +23,7 @@ SESSION_TIMEOUT=${DEMO_SESSION_TIMEOUT:-30s}
 LATENESS=${DEMO_LATENESS:-5s}
 TIMEOUT=${DEMO_TIMEOUT:-420}
 COORD=127.0.0.1:${DEMO_COORDINATOR_PORT:-17400}
+INGEST_METRICS=127.0.0.1:${DEMO_INGEST_METRICS_PORT:-17401}
 ALIAS=${DEMO_INDEX:-clickstream-demo-$(date -u +%Y%m%d%H%M%S)}
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
@@ -64,6 +65,11 @@ OUT=s3://clickstream-demo/$ID/aggregates
 PREFIX=/clickstream-demo/$ID
 [[ ${DEMO_KEEP:-0} == 1 ]] || trap 'stop_all' EXIT
 
+lake_events() { # valid events ingest has committed, from its metrics
+  curl -fsS "http://$INGEST_METRICS/metrics" 2>/dev/null |
+    awk '/^clickstream_ingest_events_written_total/ {printf "%d", $2; found=1} END {if (!found) printf "0"}'
+}
+
 start() { # start NAME ARGS...: run the binary in the background, log and pid in $DEMO_DIR
   local name=$1; shift
   "$BIN" "$@" >"$DEMO_DIR/$name.log" 2>&1 &
@@ -75,7 +81,7 @@ say "windows of $WINDOW, session timeout $SESSION_TIMEOUT, allowed lateness $LAT
 start gen gen --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --realtime --rate "$RATE" --events 0 \
   --users 3000 --urls 300 --late-ratio 0.002 --max-lateness 3s --seed "$RANDOM"
 start ingest ingest --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --group "demo-$ID" \
-  --lake "$LAKE" --s3-create-bucket --flush-interval 2s --metrics-listen 127.0.0.1:0
+  --lake "$LAKE" --s3-create-bucket --flush-interval 2s --metrics-listen "$INGEST_METRICS"
 start coordinator coordinator --etcd "$CLICKSTREAM_ETCD_ENDPOINTS" --etcd-prefix "$PREFIX" --listen "$COORD" \
   --lake "$LAKE" --s3-create-bucket --session-timeout "$SESSION_TIMEOUT" \
   --schedule --window "$WINDOW" --lateness "$LATENESS" --schedule-out "$OUT" --schedule-interval 2s \
@@ -94,9 +100,9 @@ while (( $(date +%s) < deadline )); do
   done
   committed=$(grep -c 'msg=committed' "$DEMO_DIR/ingest.log" 2>/dev/null || true)
   jobs=$("$BIN" status --coordinator "$COORD" 2>/dev/null || true)
-  done_windows=$(grep -c 'indexed' <<<"$jobs" || true)
-  running=$(grep -cE 'RUNNING|MERGING|PENDING' <<<"$jobs" || true)
-  say "$(date -u +%T)  clicks flowing; windows indexed: $done_windows/$WINDOWS, jobs running: $running"
+  done_windows=$(grep -ciE ' succeeded .* yes ' <<<"$jobs" || true)
+  running=$(grep -ciE ' (running|merging|pending) ' <<<"$jobs" || true)
+  say "$(date -u +%T)  events committed to the lake: $(lake_events); windows indexed: $done_windows/$WINDOWS, jobs running: $running"
   (( done_windows >= WINDOWS )) && break
 done
 (( done_windows >= WINDOWS )) || { "$BIN" status --coordinator "$COORD" >&2 || true; die "only $done_windows windows indexed within ${TIMEOUT}s"; }

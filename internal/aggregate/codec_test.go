@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -35,6 +36,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 			{"", "x"}:         {Clicks: math.MaxInt64, Users: 3, UserHashes: []uint64{0, 1, math.MaxUint64}},
 			{"/é\x00", "us"}:  {Clicks: 1, Users: 1, UserHashes: []uint64{math.MaxUint64}},
 			{"/é\x00/", "us"}: {Clicks: 2, Users: 2, UserHashes: []uint64{5, 1 << 63}, TimeSpentMs: 7, Samples: 1},
+			// Skewed: long unary quotients for the last gap.
+			{"/skew", "us"}: {Clicks: 101, Users: 101, UserHashes: append(seq(1, 100), math.MaxUint64)},
 		}}},
 	}
 	for _, tt := range tests {
@@ -109,6 +112,14 @@ func TestMarshalCompact(t *testing.T) {
 		n += len(r.UserHashes)
 	}
 	t.Logf("%d keys, %d user hashes: %d bytes, %.2f bytes per hash, codec %d", len(p.Rows), n, len(data), float64(len(data))/float64(n), data[5])
+}
+
+func seq(from, to uint64) []uint64 {
+	var s []uint64
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
 }
 
 // zstdSample is a partial whose encoding zstd shrinks: many keys with long,
@@ -319,4 +330,32 @@ func TestFuzzCorpusPresent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Workers marshal and the coordinator unmarshals concurrently; the shared
+// zstd encoder and decoder must allow it.
+func TestCodecConcurrent(t *testing.T) {
+	p := zstdSample()
+	want, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				data, err := p.MarshalBinary()
+				if err != nil || !bytes.Equal(data, want) {
+					t.Error("concurrent marshal differs")
+					return
+				}
+				var q Partial
+				if err := q.UnmarshalBinary(data); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

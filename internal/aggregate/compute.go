@@ -75,12 +75,11 @@ func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Part
 		if prevCountryID == noID || e.Country != prevCountry {
 			prevCountry, prevCountryID = e.Country, countries.internString(e.Country)
 		}
-		slot := kt.slot(prevURLID, prevCountryID)
-		if *slot == noID {
-			*slot = uint32(len(c.keys))
+		k, added := kt.id(prevURLID, prevCountryID, uint32(len(c.keys)))
+		if added {
 			c.keys = append(c.keys, Key{URL: e.URL, Country: e.Country})
 		}
-		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: *slot})
+		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: k})
 	}
 	return c.finish()
 }
@@ -88,27 +87,40 @@ func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Part
 // keyTable maps (url id, country id) to a dense key id. URLs are far fewer
 // than keys and countries fewer still, so two small string maps and this
 // table stay in cache where one map of (url, country) strings would not.
+// Each URL has a dense row for the first denseCountries country ids (in
+// order of first appearance, so mostly the common countries); the rest go
+// to a map, which bounds the table at 64 bytes a URL however many rare
+// countries the long tail of URLs sees.
 type keyTable struct {
-	rows [][]uint32 // by url id: key id by country id, noID if none yet
+	rows  [][denseCountries]uint32 // by url id: key id + 1 by country id, 0 if none yet
+	other map[uint64]uint32        // url id<<32 | country id -> key id + 1, for the rest
 }
 
-// slot returns the key id slot of (u, c), growing the table as needed.
-func (t *keyTable) slot(u, c uint32) *uint32 {
+const denseCountries = 16
+
+// id returns the key id of (u, c). If (u, c) has none yet, it gets next
+// and added is true.
+func (t *keyTable) id(u, c, next uint32) (id uint32, added bool) {
 	if int(u) >= len(t.rows) {
-		t.rows = append(t.rows, make([][]uint32, int(u)+1-len(t.rows))...)
+		t.rows = append(t.rows, make([][denseCountries]uint32, int(u)+1-len(t.rows))...)
 	}
-	row := t.rows[u]
-	if int(c) >= len(row) {
-		n := max(int(c)+1, 2*len(row), 4)
-		grown := make([]uint32, n)
-		copy(grown, row)
-		for i := len(row); i < n; i++ {
-			grown[i] = noID
+	if c < denseCountries {
+		p := &t.rows[u][c]
+		if *p == 0 {
+			*p = next + 1
+			return next, true
 		}
-		row = grown
-		t.rows[u] = row
+		return *p - 1, false
 	}
-	return &row[c]
+	k := uint64(u)<<32 | uint64(c)
+	if id, ok := t.other[k]; ok {
+		return id - 1, false
+	}
+	if t.other == nil {
+		t.other = make(map[uint64]uint32)
+	}
+	t.other[k] = next + 1
+	return next, true
 }
 
 // acc accumulates one key during the scan.

@@ -328,6 +328,7 @@ func TestComputeProperty(t *testing.T) {
 		{events: 2000, users: 40, urls: 12, countries: 4, span: 2 * time.Hour, tick: 10 * time.Second},
 		{events: 5000, users: 300, urls: 30, countries: 8, span: 3 * time.Hour, tick: time.Millisecond},
 		{events: 3000, users: 10, urls: 5, countries: 3, span: 90 * time.Minute, tick: 5 * time.Minute},
+		{events: 4000, users: 100, urls: 20, countries: 40, span: 2 * time.Hour, tick: time.Second}, // beyond keyTable's dense rows
 	}
 	seeds := 8
 	if testing.Short() {

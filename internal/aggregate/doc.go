@@ -33,22 +33,28 @@
 //	unique_users(key) = |U_1 ∪ ... ∪ U_n| = |U_1| + ... + |U_n|   (U_i ∩ U_j = ∅)
 //
 // which is what Partial.Merge does with Users: exact, with no sketch error.
-// The argument needs the bucket function to be a function of the user id
-// alone, which lake.Bucket is. Row.UserHashes (sorted UserHash values, a
+// The argument needs the bucket to be a function of the user id alone,
+// which lake.Bucket is for the lake's fixed bucket count, and each bucket
+// to be one task's. Row.UserHashes (sorted UserHash values, a
 // hash unrelated to the bucket hash) is the mergeable set for what the sum
 // cannot do: roll-ups over partials that may share users (several windows
-// or hours), and cross-checks (len(UserHashes) == Users, up to 64-bit hash
-// collisions, which have probability about n²/2⁶⁵).
+// or hours), and cross-checks: len(UserHashes) == Users up to 64-bit hash
+// collisions (probability about n²/2⁶⁵), so after merging, a set smaller
+// than the summed Users reveals partials that were not user-disjoint.
 //
 // # Usage
 //
 //	w := aggregate.Window{From: from, To: from.Add(time.Hour)}
 //	if err := w.Validate(); err != nil { ... }
-//	p, err := aggregate.ComputeParquet(files, w, 0) // or Compute(events, w, 0)
-//	data, err := p.MarshalBinary()                   // worker -> coordinator
+//	r := aggregate.NewColumnReader(w, 0) // worker: one bucket's files
+//	for _, f := range files {
+//		if err := r.AddFile(bytes.NewReader(f), int64(len(f))); err != nil { ... }
+//	}
+//	p := r.Partial()                  // or ComputeParquet(files, w, 0), Compute(events, w, 0)
+//	data, err := p.MarshalBinary()    // worker -> coordinator
 //	...
 //	total := aggregate.NewPartial()
-//	for _, data := range results {                   // one per bucket task
+//	for _, data := range results { // one per bucket task
 //		var q aggregate.Partial
 //		if err := q.UnmarshalBinary(data); err != nil { ... }
 //		total.Merge(&q)
@@ -57,9 +63,11 @@
 //
 // # Performance and memory
 //
-// Compute keeps about 16 bytes per event in the window and look-ahead (32
-// when the input is not grouped by user), plus the strings it interns:
-// memory grows with the task's events. ComputeParquet decodes only the four
-// columns it needs, page by page, through the column chunk dictionaries;
-// see ColumnReader.
+// Compute and ColumnReader keep 16 bytes per event in the window and its
+// look-ahead (32 while grouping input that is not already grouped by user),
+// plus one copy of each distinct user id, URL and country: memory grows
+// with the task's events. ColumnReader decodes only the four columns it
+// needs, page by page, through the column chunk dictionaries, so strings
+// are looked up once per dictionary entry, not per row. Users are processed
+// in UserHash order, which yields each key's hash set already sorted.
 package aggregate

@@ -120,7 +120,11 @@ func randomEvents(rng *rand.Rand, g genConfig) []event.Event {
 	for i := range urls {
 		urls[i] = fmt.Sprintf("https://shop.example/p/%d", i*i)
 	}
-	countries := []string{"unknown", "de", "fr", "us", "br", "jp", "in", "ng"}[:g.countries]
+	countries := []string{"unknown", "de", "fr", "us", "br", "jp", "in", "ng"}
+	for i := len(countries); i < g.countries; i++ {
+		countries = append(countries, fmt.Sprintf("c%02d", i))
+	}
+	countries = countries[:g.countries]
 	out := make([]event.Event, g.events)
 	start := testFrom.Add(-g.span / 4).UnixMilli()
 	ticks := int64(g.span/g.tick) * 5 / 4

@@ -25,7 +25,10 @@ const (
 // ComputeParquet aggregates the events stored in Parquet files (as written
 // by parquet.GenericWriter[event.Event]) over window w, like Compute over the
 // same events. Files are read page by page with ColumnReader. The error
-// wraps ErrUnsupportedFile for a schema it cannot read.
+// wraps ErrUnsupportedFile for a file it cannot read by columns (missing,
+// optional or mistyped columns, a codec other than zstd or none), for which
+// decoding rows (lake.DecodeFile) and Compute is the fallback; other errors
+// are corrupt files.
 func ComputeParquet(files [][]byte, w Window, sessionTimeout time.Duration) (*Partial, error) {
 	r := NewColumnReader(w, sessionTimeout)
 	for i, f := range files {
@@ -264,7 +267,7 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 	}
 	for _, l := range []int{len(r.ts), len(r.uids), len(r.urlIDs), len(r.ctryIDs)} {
 		if int64(l) != n {
-			return fmt.Errorf("column chunk has %d values for %d rows: %w", l, n, ErrUnsupportedFile)
+			return fmt.Errorf("corrupt file: column chunk has %d values for %d rows", l, n)
 		}
 	}
 
@@ -282,12 +285,11 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 			continue
 		}
 		u, c := urlIDs[i], ctryIDs[i]
-		slot := r.keys.slot(u, c)
-		if *slot == noID {
-			*slot = uint32(len(r.c.keys))
+		k, added := r.keys.id(u, c, uint32(len(r.c.keys)))
+		if added {
 			r.c.keys = append(r.c.keys, Key{URL: r.urls.strs[u], Country: r.countr.strs[c]})
 		}
-		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: *slot})
+		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: k})
 	}
 	return nil
 }
@@ -328,7 +330,7 @@ func readTimestamps(chunk parquet.ColumnChunk, dst []int64) ([]int64, error) {
 			dict := dv.Int64()
 			for _, i := range vals.Int32() {
 				if uint32(i) >= uint32(len(dict)) {
-					return fmt.Errorf("timestamp dictionary index %d out of %d: %w", i, len(dict), ErrUnsupportedFile)
+					return fmt.Errorf("corrupt file: timestamp dictionary index %d out of %d", i, len(dict))
 				}
 				dst = append(dst, dict[i])
 			}
@@ -396,7 +398,7 @@ func (s *stringColumn) readChunk(chunk parquet.ColumnChunk, dst []uint32) ([]uin
 			tab := s.tab
 			for _, i := range vals.Int32() {
 				if uint32(i) >= uint32(len(tab)) {
-					return fmt.Errorf("dictionary index %d out of %d: %w", i, len(tab), ErrUnsupportedFile)
+					return fmt.Errorf("corrupt file: dictionary index %d out of %d", i, len(tab))
 				}
 				id := tab[i]
 				if id == noID {
@@ -434,7 +436,7 @@ func (s *stringColumn) setDictionary(d parquet.Dictionary) error {
 	data, offsets := dv.ByteArray()
 	n := len(offsets) - 1
 	if n < 0 || n != d.Len() {
-		return fmt.Errorf("dictionary with %d offsets for %d values: %w", len(offsets), d.Len(), ErrUnsupportedFile)
+		return fmt.Errorf("corrupt file: dictionary with %d offsets for %d values", len(offsets), d.Len())
 	}
 	s.dict, s.data, s.offsets = d, data, offsets
 	if cap(s.tab) < n {

@@ -72,7 +72,7 @@ func TestComputeParquetProperty(t *testing.T) {
 		{"plain fallback", []parquet.WriterOption{parquet.DictionaryMaxBytes(64), parquet.PageBufferSize(1024), parquet.MaxRowsPerRowGroup(1000)}},
 		{"data page v2", []parquet.WriterOption{parquet.DataPageVersion(2), parquet.PageBufferSize(2048), parquet.MaxRowsPerRowGroup(1500)}},
 	}
-	g := genConfig{events: 4000, users: 120, urls: 25, countries: 5, span: 3 * time.Hour, tick: time.Second}
+	g := genConfig{events: 4000, users: 120, urls: 25, countries: 30, span: 3 * time.Hour, tick: time.Second}
 	seeds := 4
 	if testing.Short() {
 		seeds = 1
@@ -253,4 +253,34 @@ func FuzzColumnReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = ComputeParquet([][]byte{data}, testWindow(), 0)
 	})
+}
+
+// TestComputeParquetOtherSchema reads a file holding only the four needed
+// columns, with dictionary-encoded timestamps and in another column order.
+func TestComputeParquetOtherSchema(t *testing.T) {
+	type minimal struct {
+		Country   string `parquet:"country,dict"`
+		URL       string `parquet:"url"`
+		Timestamp int64  `parquet:"timestamp_ms,dict"`
+		UserID    string `parquet:"user_id,dict"`
+	}
+	rng := rand.New(rand.NewPCG(12, 12))
+	evs := randomEvents(rng, genConfig{events: 3000, users: 40, urls: 8, countries: 4, span: 2 * time.Hour, tick: time.Minute})
+	rows := make([]minimal, len(evs))
+	for i, e := range evs {
+		rows[i] = minimal{Country: e.Country, URL: e.URL, Timestamp: e.Timestamp, UserID: e.UserID}
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[minimal](&buf, parquet.Compression(&parquet.Zstd), parquet.PageBufferSize(1024))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ComputeParquet([][]byte{buf.Bytes()}, testWindow(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameAs(t, "ComputeParquet", got, Compute(evs, testWindow(), 0))
 }

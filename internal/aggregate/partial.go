@@ -47,6 +47,10 @@ func NewPartial() *Partial { return &Partial{Rows: make(map[Key]*Row)} }
 // different user buckets do: Users then add up exactly. UserHashes are
 // united (a sorted merge), the other counters add. q is not modified and p
 // shares no memory with q afterwards. A nil q is a no-op.
+//
+// The hash sets of the rows q touches are rebuilt in one allocation, and
+// rows new to p are allocated together: a merge costs one map lookup a row
+// of q plus the size of the sets, not an allocation a row.
 func (p *Partial) Merge(q *Partial) {
 	if q == nil {
 		return
@@ -56,50 +60,71 @@ func (p *Partial) Merge(q *Partial) {
 	}
 	p.Events += q.Events
 	p.Read += q.Read
-	var fresh []Row // rows new to p, allocated together
+
+	type pair struct {
+		k      Key
+		pr, qr *Row // pr nil: a key new to p
+	}
+	pairs := make([]pair, 0, len(q.Rows))
+	hashes, fresh := 0, 0
 	for k, qr := range q.Rows {
-		if pr, ok := p.Rows[k]; ok {
-			pr.Clicks += qr.Clicks
-			pr.Users += qr.Users
-			pr.TimeSpentMs += qr.TimeSpentMs
-			pr.Samples += qr.Samples
-			pr.UserHashes = unionSorted(pr.UserHashes, qr.UserHashes)
+		pr := p.Rows[k]
+		if pr != nil {
+			hashes += len(pr.UserHashes)
+		} else {
+			fresh++
+		}
+		hashes += len(qr.UserHashes)
+		pairs = append(pairs, pair{k, pr, qr})
+	}
+	backing := make([]uint64, 0, hashes)
+	rows := make([]Row, 0, fresh)
+	for _, x := range pairs {
+		start := len(backing)
+		if x.pr == nil {
+			backing = append(backing, x.qr.UserHashes...)
+			rows = append(rows, *x.qr)
+			r := &rows[len(rows)-1]
+			r.UserHashes = backing[start:len(backing):len(backing)]
+			if len(r.UserHashes) == 0 {
+				r.UserHashes = nil
+			}
+			p.Rows[x.k] = r
 			continue
 		}
-		if fresh == nil {
-			fresh = make([]Row, 0, len(q.Rows))
+		backing = unionSortedAppend(backing, x.pr.UserHashes, x.qr.UserHashes)
+		pr, qr := x.pr, x.qr
+		pr.Clicks += qr.Clicks
+		pr.Users += qr.Users
+		pr.TimeSpentMs += qr.TimeSpentMs
+		pr.Samples += qr.Samples
+		pr.UserHashes = backing[start:len(backing):len(backing)]
+		if len(pr.UserHashes) == 0 {
+			pr.UserHashes = nil
 		}
-		fresh = append(fresh, *qr)
-		r := &fresh[len(fresh)-1]
-		r.UserHashes = slices.Clone(qr.UserHashes)
-		p.Rows[k] = r
 	}
 }
 
-// unionSorted returns the sorted union of two sorted duplicate-free sets in
-// a new slice (never aliasing a or b, which may be shared).
-func unionSorted(a, b []uint64) []uint64 {
-	if len(a) == 0 && len(b) == 0 {
-		return nil
-	}
-	out := make([]uint64, 0, len(a)+len(b))
+// unionSortedAppend appends the sorted union of two sorted duplicate-free
+// sets to dst.
+func unionSortedAppend(dst, a, b []uint64) []uint64 {
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch x, y := a[i], b[j]; {
 		case x < y:
-			out = append(out, x)
+			dst = append(dst, x)
 			i++
 		case y < x:
-			out = append(out, y)
+			dst = append(dst, y)
 			j++
 		default:
-			out = append(out, x)
+			dst = append(dst, x)
 			i++
 			j++
 		}
 	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
+	dst = append(dst, a[i:]...)
+	return append(dst, b[j:]...)
 }
 
 // Keys returns the keys of p sorted by (URL, Country).

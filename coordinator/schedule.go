@@ -1,0 +1,376 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dataco/clickstream/internal/lake"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// Defaults of periodic processing.
+const (
+	DefaultScheduleWindow   = time.Hour
+	DefaultAllowedLateness  = 5 * time.Minute
+	DefaultScheduleInterval = 10 * time.Second
+	DefaultIdleSource       = 2 * time.Minute
+	// scheduleMaxFailures is how often a window's job may fail before the
+	// scheduler moves on to the next window (new data retries it).
+	scheduleMaxFailures = 3
+)
+
+// Schedule configures periodic processing: the leader submits one job per
+// event-time window once ingest's watermark shows the window, its session
+// look-ahead and the allowed lateness are complete, in window order, one at
+// a time. A window whose input changed after it was processed (late data)
+// is processed again; results and indexed documents are idempotent, so a
+// re-run replaces them.
+type Schedule struct {
+	Enabled bool
+	// Window is the length of a window; windows are aligned to multiples of
+	// it since the Unix epoch (1h windows start on the hour).
+	Window time.Duration
+	// Lateness is how far behind the watermark late events may still arrive
+	// before a window is processed the first time.
+	Lateness time.Duration
+	// Out is the base URI of results: each window's result is committed
+	// under Out/window=<start, e.g. 20261127T010000Z>.
+	Out string
+	// Start is the first window to consider; zero means the window of the
+	// earliest event in the lake.
+	Start time.Time
+	// Interval is how often the lake is checked for complete windows.
+	Interval time.Duration
+	// IdleSource: a source (Kafka partition, file) that committed nothing for
+	// this long does not hold the watermark back. When every source is idle,
+	// the watermark is the wall clock.
+	IdleSource time.Duration
+	// Format of the results: "ndjson" or "csv".
+	Format string
+}
+
+// NewSchedule returns the default (disabled) schedule.
+func NewSchedule() Schedule {
+	return Schedule{
+		Window:     DefaultScheduleWindow,
+		Lateness:   DefaultAllowedLateness,
+		Interval:   DefaultScheduleInterval,
+		IdleSource: DefaultIdleSource,
+		Format:     "ndjson",
+	}
+}
+
+// AddFlags binds the schedule to flags.
+func (s *Schedule) AddFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&s.Enabled, "schedule", s.Enabled, "process event-time windows periodically as ingest completes them")
+	fs.DurationVar(&s.Window, "window", s.Window, "window length of --schedule (aligned to the epoch)")
+	fs.DurationVar(&s.Lateness, "lateness", s.Lateness, "allowed lateness: how long after the watermark passes a window (plus the session timeout) it is processed")
+	fs.StringVar(&s.Out, "schedule-out", s.Out, "base URI of scheduled results; each window goes under <base>/window=<start>")
+	fs.TextVar(&s.Start, "schedule-start", s.Start, "first window start, RFC 3339 (default: the window of the lake's earliest event)")
+	fs.DurationVar(&s.Interval, "schedule-interval", s.Interval, "how often the lake is checked for complete windows")
+	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
+	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
+}
+
+// Validate checks the schedule.
+func (s *Schedule) Validate() error {
+	if !s.Enabled {
+		return nil
+	}
+	var errs []error
+	if s.Window <= 0 || s.Window%time.Second != 0 {
+		errs = append(errs, errors.New("--window must be a positive whole number of seconds"))
+	}
+	if s.Lateness < 0 {
+		errs = append(errs, errors.New("--lateness must not be negative"))
+	}
+	if s.Out == "" {
+		errs = append(errs, errors.New("--schedule-out is required with --schedule"))
+	}
+	if s.Interval <= 0 || s.IdleSource <= 0 {
+		errs = append(errs, errors.New("--schedule-interval and --idle-source-timeout must be positive"))
+	}
+	if f := strings.ToLower(s.Format); f != "ndjson" && f != "csv" && f != "" {
+		errs = append(errs, fmt.Errorf("--schedule-format %q: want ndjson or csv", s.Format))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// WindowOut is the result URI of the window starting at from.
+func (s *Schedule) WindowOut(from time.Time) string {
+	return strings.TrimSuffix(s.Out, "/") + "/window=" + from.UTC().Format("20060102T150405Z")
+}
+
+// windowRecord is the scheduler's state of one window, kept in etcd so that
+// a new leader continues where the old one stopped.
+type windowRecord struct {
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Job   string    `json:"job"`
+	State string    `json:"state"` // running, done, failed
+	// Input fingerprints the committed lake data the window's job read
+	// (files and events over [from, to + session timeout)).
+	Input    string    `json:"input"`
+	Runs     int       `json:"runs"`
+	Failures int       `json:"failures"`
+	Error    string    `json:"error,omitempty"`
+	Updated  time.Time `json:"updated"`
+}
+
+const (
+	windowRunning = "running"
+	windowDone    = "done"
+	windowFailed  = "failed"
+)
+
+func (c *Coordinator) scheduleKey(from time.Time) string {
+	return c.cfg.EtcdPrefix + "/schedule/windows/" + from.UTC().Format("20060102T150405Z")
+}
+
+// runSchedule is the scheduler loop; it acts only while this coordinator
+// leads. It returns when ctx is done.
+func (c *Coordinator) runSchedule(ctx context.Context, s Schedule) {
+	log := c.logger.With("component", "schedule")
+	log.Info("schedule enabled", "window", s.Window, "lateness", s.Lateness, "out", s.Out)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := s.Interval
+		if c.IsLeader() {
+			progressed, err := c.scheduleTick(ctx, s)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("schedule tick failed", "err", err)
+			}
+			if progressed {
+				next = 0 // more may be ready at once: backfills run window after window
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// scheduleTick looks at the lake once and advances at most one window: it
+// waits for a running job, or submits the first window (in order) that is
+// complete and not processed with its current input. It reports whether
+// it changed anything.
+func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error) {
+	store, err := c.store(ctx, c.cfg.Lake)
+	if err != nil {
+		return false, err
+	}
+	sn, err := lake.ReadSnapshot(ctx, store)
+	if errors.Is(err, lake.ErrNotExist) {
+		return false, nil // no lake yet
+	}
+	if err != nil {
+		return false, err
+	}
+	now := time.Now().UTC()
+	wm, ok := scheduleWatermark(sn, now, s.IdleSource)
+	if !ok {
+		return false, nil
+	}
+	c.metrics.scheduleLag.Set(now.Sub(wm).Seconds())
+	first := s.Start
+	if first.IsZero() {
+		earliest, ok := earliestEvent(sn)
+		if !ok {
+			return false, nil
+		}
+		first = earliest
+	}
+	first = first.UTC().Truncate(s.Window)
+	timeout := c.cfg.SessionTimeout
+
+	recs, err := c.windowRecords(ctx)
+	if err != nil {
+		return false, err
+	}
+	for from := first; !from.Add(s.Window + timeout + s.Lateness).After(wm); from = from.Add(s.Window) {
+		to := from.Add(s.Window)
+		rec := recs[from.Unix()]
+		if rec != nil && rec.State == windowRunning {
+			return c.awaitWindow(ctx, s, rec)
+		}
+		input, events := inputFingerprint(sn, from, to.Add(timeout))
+		switch {
+		case rec == nil && events == 0:
+			continue // nothing to aggregate (yet)
+		case rec != nil && rec.Input == input:
+			continue // processed with this very input
+		case rec != nil && rec.State == windowFailed && rec.Failures >= scheduleMaxFailures && rec.Input == input:
+			continue
+		}
+		if rec == nil {
+			rec = &windowRecord{From: from, To: to}
+		} else {
+			c.logger.Info("window input changed since it was processed: running it again",
+				"window", from, "was", rec.Input, "now", input)
+			c.metrics.scheduleReruns.Inc()
+		}
+		return true, c.submitWindow(ctx, s, rec, input)
+	}
+	return false, nil
+}
+
+func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowRecord, input string) error {
+	spec := &pb.JobSpec{
+		From:           timestamppb.New(rec.From),
+		To:             timestamppb.New(rec.To),
+		OutUri:         s.WindowOut(rec.From),
+		LakeUri:        c.cfg.Lake,
+		SessionTimeout: durationpb.New(c.cfg.SessionTimeout),
+	}
+	if strings.EqualFold(s.Format, "csv") {
+		spec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
+	}
+	resp, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		return fmt.Errorf("schedule: submit window %s: %w", rec.From.Format(time.RFC3339), err)
+	}
+	rec.Job, rec.State, rec.Input, rec.Error = resp.GetJob().GetId(), windowRunning, input, ""
+	rec.Runs++
+	c.logger.Info("window submitted", "window", rec.From, "job", rec.Job, "input", input, "run", rec.Runs)
+	return c.putWindow(ctx, rec)
+}
+
+// awaitWindow waits for a window's running job and records its outcome.
+func (c *Coordinator) awaitWindow(ctx context.Context, s Schedule, rec *windowRecord) (bool, error) {
+	for {
+		resp, err := c.GetJob(ctx, &pb.GetJobRequest{Id: rec.Job})
+		if err != nil {
+			return false, fmt.Errorf("schedule: job %s of window %s: %w", rec.Job, rec.From.Format(time.RFC3339), err)
+		}
+		j := resp.GetJob()
+		switch j.GetState() {
+		case pb.JobState_JOB_STATE_SUCCEEDED:
+			if j.GetIndexerStatus() == indexPending {
+				break // the result is committed; indexing is under way
+			}
+			if st := j.GetIndexerStatus(); st != "" && st != indexOK {
+				// Committed but not indexed: run the window again, which
+				// re-indexes it (documents are idempotent).
+				rec.State, rec.Error, rec.Input = windowFailed, "indexing: "+st, ""
+				rec.Failures++
+				c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
+				c.logger.Error("window indexing failed", "window", rec.From, "job", rec.Job, "err", st)
+				return true, c.putWindow(ctx, rec)
+			}
+			rec.State, rec.Failures = windowDone, 0
+			c.metrics.scheduleWindows.WithLabelValues("succeeded").Inc()
+			c.logger.Info("window done", "window", rec.From, "job", rec.Job, "out", s.WindowOut(rec.From), "indexer", j.GetIndexerStatus())
+			return true, c.putWindow(ctx, rec)
+		case pb.JobState_JOB_STATE_FAILED, pb.JobState_JOB_STATE_CANCELLED:
+			rec.State, rec.Error = windowFailed, j.GetError()
+			rec.Failures++
+			if rec.Failures < scheduleMaxFailures {
+				rec.Input = "" // try again on the next tick
+			}
+			c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
+			c.logger.Error("window job failed", "window", rec.From, "job", rec.Job, "failures", rec.Failures, "err", j.GetError())
+			return true, c.putWindow(ctx, rec)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		if !c.IsLeader() {
+			return false, nil // the new leader takes over from etcd
+		}
+	}
+}
+
+func (c *Coordinator) putWindow(ctx context.Context, rec *windowRecord) error {
+	rec.Updated = time.Now().UTC()
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("schedule: encode window: %w", err)
+	}
+	if _, err := c.cli.Put(ctx, c.scheduleKey(rec.From), string(data)); err != nil {
+		return fmt.Errorf("schedule: record window %s: %w", rec.From.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// windowRecords reads the scheduler's state, by window start (Unix seconds).
+func (c *Coordinator) windowRecords(ctx context.Context) (map[int64]*windowRecord, error) {
+	resp, err := c.cli.Get(ctx, c.cfg.EtcdPrefix+"/schedule/windows/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("schedule: read windows: %w", err)
+	}
+	out := make(map[int64]*windowRecord, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var r windowRecord
+		if err := json.Unmarshal(kv.Value, &r); err != nil {
+			return nil, fmt.Errorf("schedule: decode %s: %w", kv.Key, err)
+		}
+		out[r.From.Unix()] = &r
+	}
+	return out, nil
+}
+
+// scheduleWatermark is the event time up to which the lake is complete: the
+// lowest watermark of the sources that committed within idle, or, when every
+// source is idle, the wall clock (nothing more is coming for now; anything
+// that comes later re-runs its window).
+func scheduleWatermark(sn *lake.Snapshot, now time.Time, idle time.Duration) (time.Time, bool) {
+	wms := sn.Watermarks()
+	if len(wms) == 0 {
+		return time.Time{}, false
+	}
+	lo, active := int64(math.MaxInt64), false
+	for _, w := range wms {
+		if now.Sub(w.Updated) < idle {
+			active = true
+			lo = min(lo, w.Watermark)
+		}
+	}
+	if !active {
+		return now, true
+	}
+	return time.UnixMilli(lo).UTC(), true
+}
+
+// earliestEvent is the time of the lake's earliest committed event.
+func earliestEvent(sn *lake.Snapshot) (time.Time, bool) {
+	lo, ok := int64(math.MaxInt64), false
+	for _, m := range sn.Manifests {
+		for _, f := range m.Files {
+			lo, ok = min(lo, f.MinTs), true
+		}
+	}
+	return time.UnixMilli(lo).UTC(), ok
+}
+
+// inputFingerprint identifies the committed data a window's job reads:
+// the files overlapping [from, to) and their events. Late data adds files,
+// which changes it.
+func inputFingerprint(sn *lake.Snapshot, from, to time.Time) (string, int64) {
+	var files, events int64
+	for _, fs := range sn.FilesFor(from, to) {
+		for _, f := range fs {
+			files++
+			events += f.Events
+		}
+	}
+	return fmt.Sprintf("files=%d,events=%d", files, events), events
+}
