@@ -45,7 +45,10 @@ func BenchmarkKafkaToLake(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = admin.DeleteTopic(topic); admin.Close() })
 	out, err := exec.Command("go", "run", "github.com/dataco/clickstream/cmd/clickstream", "gen",
-		"--brokers", brokers, "--topic", topic, "--events", fmt.Sprint(events), "--seed", "5").CombinedOutput()
+		"--brokers", brokers, "--topic", topic, "--events", fmt.Sprint(events), "--seed", "5",
+		// Traffic of a busy site: many users, so an hour holds ~1M events
+		// and a batch touches one or two hours, as in a real-time stream.
+		"--users", "300000").CombinedOutput()
 	if err != nil {
 		b.Fatalf("gen: %v\n%s", err, out)
 	}
