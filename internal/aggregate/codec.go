@@ -62,8 +62,8 @@ var (
 func zstdCodec() (*zstd.Encoder, *zstd.Decoder, error) {
 	zstdOnce.Do(func() {
 		zstdEnc, zstdErr = zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderCRC(false), // the header holds a CRC of the body
+			zstd.WithEncoderLevel(zstd.SpeedFastest), // hash sets barely compress: speed over ratio
+			zstd.WithEncoderCRC(false),               // the header holds a CRC of the body
 		)
 		if zstdErr != nil {
 			return
