@@ -110,8 +110,29 @@ func (s *Schedule) Validate() error {
 }
 
 // WindowOut is the result URI of the window starting at from.
-func (s *Schedule) WindowOut(from time.Time) string {
-	return strings.TrimSuffix(s.Out, "/") + "/window=" + from.UTC().Format("20060102T150405Z")
+func (s *Schedule) WindowOut(from time.Time) string { return WindowOut(s.Out, from) }
+
+// WindowOut is the result URI, under base, of the window starting at from:
+// base/window=20261127T010000Z. Scheduled jobs and backfills share it, so a
+// backfill of a window replaces the scheduled result, and vice versa.
+func WindowOut(base string, from time.Time) string {
+	return strings.TrimSuffix(base, "/") + "/window=" + from.UTC().Format("20060102T150405Z")
+}
+
+// SplitWindows cuts [from, to) at multiples of window since the Unix epoch
+// (the scheduler's windows); the first and last piece may be shorter when
+// from or to is not on a boundary.
+func SplitWindows(from, to time.Time, window time.Duration) [][2]time.Time {
+	var out [][2]time.Time
+	for start := from; start.Before(to); {
+		end := start.Truncate(window).Add(window)
+		if end.After(to) {
+			end = to
+		}
+		out = append(out, [2]time.Time{start, end})
+		start = end
+	}
+	return out
 }
 
 // windowRecord is the scheduler's state of one window, kept in etcd so that

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -318,7 +319,8 @@ func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
 	var jf jobFlags
 	jf.add(fs, "lake URI (default: the coordinator's --lake)")
 	wait := fs.Bool("wait", false, "follow the job with a progress display until it ends; exit non-zero unless it succeeds")
-	fs.Usage = clusterUsage(fs, "submit --from T --to T --out URI [--coordinator ADDR] [--lake URI] [--format ndjson|csv] [--wait]")
+	window := fs.Duration("window", 0, "backfill: one job per window of this length (aligned to the epoch), each under <out>/window=<start>")
+	fs.Usage = clusterUsage(fs, "submit --from T --to T --out URI [--window D] [--coordinator ADDR] [--lake URI] [--format ndjson|csv] [--wait]")
 	if pos, err := parseClusterFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -328,11 +330,17 @@ func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *window < 0 || (*window > 0 && *window%time.Second != 0) {
+		return usageErrorf("--window %v: want a positive whole number of seconds", *window)
+	}
 	c, err := coordinator.Dial(cf.addr, cf.timeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if *window > 0 {
+		return submitWindows(ctx, c, spec, *window, *wait, stdout)
+	}
 	j, err := c.Submit(ctx, spec)
 	if err != nil {
 		return err
@@ -343,6 +351,42 @@ func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(os.Stderr, "submitted job %s\n", j.GetId())
 	return waitJob(ctx, c, j.GetId(), stdout)
+}
+
+// submitWindows submits one job per window of spec's range, then, with
+// wait, follows them in order; it fails if any job does not succeed.
+func submitWindows(ctx context.Context, c *coordinator.Client, spec *pb.JobSpec, window time.Duration, wait bool, stdout io.Writer) error {
+	var ids []string
+	for _, w := range coordinator.SplitWindows(spec.GetFrom().AsTime(), spec.GetTo().AsTime(), window) {
+		ws := proto.Clone(spec).(*pb.JobSpec)
+		ws.From, ws.To = timestamppb.New(w[0]), timestamppb.New(w[1])
+		ws.OutUri = coordinator.WindowOut(spec.GetOutUri(), w[0])
+		j, err := c.Submit(ctx, ws)
+		if err != nil {
+			return fmt.Errorf("window %s: %w", w[0].Format(time.RFC3339), err)
+		}
+		ids = append(ids, j.GetId())
+		if !wait {
+			fmt.Fprintln(stdout, j.GetId())
+		}
+	}
+	if !wait {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "submitted %d jobs, one per %v window\n", len(ids), window)
+	var failed []string
+	for _, id := range ids {
+		if err := waitJob(ctx, c, id, stdout); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("%s: %v", id, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d window jobs failed:\n  %s", len(failed), len(ids), strings.Join(failed, "\n  "))
+	}
+	return nil
 }
 
 func runStatus(ctx context.Context, args []string, stdout io.Writer) error {

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+)
+
+// TestPipelineCLIMatchesReference is the CLI acceptance test:
+// `clickstream gen` output plus hand-written edge cases, through
+// `clickstream ingest --from-file` and `clickstream run` (NDJSON and CSV),
+// gives exactly the rows of an independent reference computed here from
+// the lines event.Parse accepts.
+func TestPipelineCLIMatchesReference(t *testing.T) {
+	// Commands run in this process, as main runs them. They set the
+	// default logger and register metrics with the default registry (so a
+	// second ingest in one process would panic): both are restored.
+	oldLogger, oldReg := slog.Default(), prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() { slog.SetDefault(oldLogger); prometheus.DefaultRegisterer = oldReg })
+
+	dir := t.TempDir()
+	lakeURI := "file://" + filepath.ToSlash(filepath.Join(dir, "lake"))
+	from := time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC) // gen's data spans 00:00 to about 03:45
+	to := time.Date(2026, 1, 5, 2, 30, 0, 0, time.UTC)
+	const timeout = 30 * time.Minute
+
+	// 1. Generated data, then the edge cases.
+	start := time.Now()
+	genOut := pipeRun(t, "gen", "--seed", "21", "--events", "50000", "--invalid-ratio", "0.02")
+	if n := bytes.Count(genOut, []byte("\n")); n != 50000 {
+		t.Fatalf("gen wrote %d lines, want 50000", n)
+	}
+	edge, want := pipeEdgeCases(from)
+	input := append(slices.Clip(genOut), edge...)
+	file := filepath.Join(dir, "events.ndjson")
+	if err := os.WriteFile(file, input, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// What ingest must make of each line, by event.Parse: the edge-case
+	// users must be new to the generated data, so that their rows are
+	// exactly the hand-computed ones.
+	var valid []event.Event
+	accepted, rejected := 0, 0
+	for _, line := range pipeLines(input) {
+		e, err := event.Parse(line)
+		if err != nil {
+			rejected++
+			continue
+		}
+		accepted++
+		valid = append(valid, e)
+	}
+	edgeUsers := map[string]bool{}
+	for _, e := range mustParseLines(t, edge) {
+		edgeUsers[e.UserID] = true
+	}
+	for _, e := range mustParseLines(t, genOut) {
+		if edgeUsers[e.UserID] {
+			t.Fatalf("generated data has edge-case user %q", e.UserID)
+		}
+	}
+	if rejected < 500 || accepted < 45000 {
+		t.Fatalf("event.Parse: %d accepted, %d rejected: not the generated mix", accepted, rejected)
+	}
+	t.Logf("generated %d lines + %d edge-case lines in %v", 50000, bytes.Count(edge, []byte("\n")), time.Since(start).Round(time.Millisecond))
+
+	// 2. ingest --from-file: the summary counts are event.Parse's.
+	start = time.Now()
+	out := pipeRun(t, "ingest", "--from-file", file, "--lake", lakeURI, "--buckets", "8", "--flush-records", "9000")
+	m := regexp.MustCompile(`ingest: accepted=(\d+) rejected=(\d+) consumed=(\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("ingest summary not found in %q", out)
+	}
+	gotAcc, _ := strconv.Atoi(string(m[1]))
+	gotRej, _ := strconv.Atoi(string(m[2]))
+	gotCons, _ := strconv.Atoi(string(m[3]))
+	if gotAcc != accepted || gotRej != rejected || gotCons != accepted+rejected {
+		t.Fatalf("ingest: accepted=%d rejected=%d consumed=%d; event.Parse: %d accepted, %d rejected", gotAcc, gotRej, gotCons, accepted, rejected)
+	}
+	t.Logf("ingest: %d accepted, %d rejected in %v", gotAcc, gotRej, time.Since(start).Round(time.Millisecond))
+
+	// 3. The independent reference agrees with the hand-computed edge rows.
+	ref := pipeReference(valid, from, to, timeout)
+	for k, w := range want {
+		r, ok := ref[k]
+		switch {
+		case w == nil && ok:
+			t.Errorf("reference counts %q/%q, which is outside the window", k.url, k.country)
+		case w != nil && !ok:
+			t.Errorf("reference lacks %q/%q", k.url, k.country)
+		case w != nil && (r.clicks != w.clicks || int64(len(r.users)) != w.nUsers || r.samples != w.samples || r.ms != w.ms):
+			t.Errorf("reference %q/%q: clicks %d users %d samples %d ms %d; by hand %d %d %d %d",
+				k.url, k.country, r.clicks, len(r.users), r.samples, r.ms, w.clicks, w.nUsers, w.samples, w.ms)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// 4. clickstream run, NDJSON then CSV, each against the reference.
+	var ndjson []aggregate.ResultRow
+	for _, format := range []string{"ndjson", "csv"} {
+		start = time.Now()
+		outURI := "file://" + filepath.ToSlash(filepath.Join(dir, "out-"+format))
+		summary := pipeRun(t, "run", "--lake", lakeURI, "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339),
+			"--out", outURI, "--workers", "3", "--session-timeout", "30m", "--format", format)
+		if !bytes.Contains(summary, []byte("succeeded")) {
+			t.Errorf("run summary:\n%s", summary)
+		}
+		store, err := lake.Open(context.Background(), outURI, lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, meta, err := results.ReadResult(context.Background(), store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(meta.Format) != format || meta.Rows != int64(len(rows)) || meta.SessionTimeout != timeout.String() {
+			t.Errorf("%s result meta: format %s, rows %d of %d, session timeout %s", format, meta.Format, meta.Rows, len(rows), meta.SessionTimeout)
+		}
+		pipeCompare(t, format, rows, ref, from, to)
+		var events int64
+		for _, r := range ref {
+			events += r.clicks
+		}
+		if meta.EventsInWindow != events {
+			t.Errorf("%s result: %d events in the window, reference %d", format, meta.EventsInWindow, events)
+		}
+		if format == "ndjson" {
+			ndjson = rows
+		} else if !slices.EqualFunc(ndjson, rows, pipeRowsEqual) {
+			t.Errorf("the CSV result's rows differ from the NDJSON result's")
+		}
+		t.Logf("run --format %s: %d rows, %d events in the window, in %v", format, len(rows), events, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// pipeRun runs a clickstream command in this process, as main does, and
+// returns its standard output; it fails the test unless it exits 0.
+func pipeRun(t *testing.T, args ...string) []byte {
+	t.Helper()
+	var stdout, stderr lockedBuffer
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("clickstream %s: exit %d\n%s", strings.Join(args, " "), code, stderr.Bytes())
+	}
+	return stdout.Bytes()
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers (loggers).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// pipeLines splits input into records the way ingest reads a file: lines
+// end with "\n" (a "\r" before it is dropped); the last may lack it.
+func pipeLines(input []byte) [][]byte {
+	var out [][]byte
+	for len(input) > 0 {
+		line, rest, found := bytes.Cut(input, []byte("\n"))
+		if found {
+			line = bytes.TrimSuffix(line, []byte("\r"))
+		}
+		out = append(out, line)
+		input = rest
+	}
+	return out
+}
+
+func mustParseLines(t *testing.T, input []byte) []event.Event {
+	t.Helper()
+	var out []event.Event
+	for _, line := range pipeLines(input) {
+		if e, err := event.Parse(line); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type pipeKey struct{ url, country string }
+
+// pipeWant is a hand-computed row; nil means "no row".
+type pipeWant struct {
+	clicks, nUsers, samples, ms int64
+}
+
+// pipeEdgeCases returns NDJSON lines covering the edge cases of the
+// semantics and of the contract, around the window starting at from
+// (01:00Z; the window ends at 02:30Z, the session timeout is 30 min), and
+// the rows they must give, computed by hand. Lines are deliberately out of
+// time order.
+func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
+	at := func(d string) time.Time { // offset from 00:00Z of the day
+		dd, err := time.ParseDuration(d)
+		if err != nil {
+			panic(err)
+		}
+		return from.Add(-time.Hour).Add(dd)
+	}
+	z := func(d string) string { return `"` + at(d).Format("2006-01-02T15:04:05.000Z07:00") + `"` }
+	ms := func(d string) string { return strconv.FormatInt(at(d).UnixMilli(), 10) }
+	const u = "https://edge.example"
+	line := func(user, ts, url string, country ...string) string {
+		s := `{"user_id":` + user + `,"timestamp":` + ts + `,"url":"` + u + url + `"`
+		if len(country) > 0 {
+			s += `,"country":` + country[0]
+		}
+		return s + "}\n"
+	}
+	var b strings.Builder
+	w := func(s ...string) {
+		for _, x := range s {
+			b.WriteString(x)
+		}
+	}
+	want := map[pipeKey]*pipeWant{}
+	row := func(url, country string, clicks, users, samples, ms int64) {
+		want[pipeKey{u + url, country}] = &pipeWant{clicks, users, samples, ms}
+	}
+	none := func(url, country string) { want[pipeKey{u + url, country}] = nil }
+
+	// Ties: one user, one millisecond, three (url, country); ordered by
+	// (url, country): a/AT, a/FR, b/DE, each the next's predecessor with
+	// a gap of 0; then tie/next 5 s later, the user's last click (exit).
+	w(line(`"edge-tie"`, z("1h10m5s"), "/tie/next", `"DE"`),
+		line(`"edge-tie"`, z("1h10m"), "/tie/b", `"DE"`),
+		line(`"edge-tie"`, `"2026-01-05T01:10:00Z"`, "/tie/a", `"FR"`),
+		line(`"edge-tie"`, ms("1h10m"), "/tie/a", `"AT"`))
+	row("/tie/a", "AT", 1, 1, 1, 0)
+	row("/tie/a", "FR", 1, 1, 1, 0)
+	row("/tie/b", "DE", 1, 1, 1, 5000)
+	row("/tie/next", "DE", 1, 1, 0, 0)
+
+	// A gap of exactly the session timeout is an exit; 1 ms less is not.
+	w(line(`"edge-gap"`, z("3h19m59.999s"), "/gap/end", `"US"`),
+		line(`"edge-gap"`, z("2h50m"), "/gap/under", `"US"`),
+		line(`"edge-gap"`, z("2h20m"), "/gap/exact", `"US"`))
+	row("/gap/exact", "US", 1, 1, 0, 0)
+	row("/gap/under", "US", 1, 1, 1, 1_799_999)
+	row("/gap/end", "US", 1, 1, 0, 0)
+
+	// Just before from: not counted, and not anyone's successor that counts.
+	w(line(`"edge-pre"`, z("2h0m10s"), "/pre/second", `"FR"`),
+		line(`"edge-pre"`, z("59m59.999s"), "/pre/before", `"FR"`),
+		line(`"edge-pre"`, z("2h"), "/pre/first", `"FR"`))
+	none("/pre/before", "FR")
+	row("/pre/first", "FR", 1, 1, 1, 10_000)
+	row("/pre/second", "FR", 1, 1, 0, 0)
+
+	// Last in-window clicks followed by events after to (look-ahead): at
+	// to itself, 5 s after, 30 min - 1 ms after, exactly 30 min after.
+	w(line(`"edge-at-to"`, z("3h30m"), "/at-to/at", `"JP"`),
+		line(`"edge-at-to"`, z("3h29m59.999s"), "/at-to/last-in", `"JP"`),
+		line(`"edge-look"`, z("3h29m50s"), "/look/last", `"JP"`),
+		line(`"edge-look"`, z("3h30m5s"), "/look/after", `"JP"`),
+		line(`"edge-look-far"`, z("3h59m29.999s"), "/look/far-after", `"JP"`),
+		line(`"edge-look-far"`, z("3h29m30s"), "/look/far-last", `"JP"`),
+		line(`"edge-look-exit"`, z("3h29m30s"), "/look/exit-last", `"JP"`),
+		line(`"edge-look-exit"`, z("3h59m30s"), "/look/exit-after", `"JP"`))
+	row("/at-to/last-in", "JP", 1, 1, 1, 1)
+	none("/at-to/at", "JP")
+	row("/look/last", "JP", 1, 1, 1, 15_000)
+	none("/look/after", "JP")
+	row("/look/far-last", "JP", 1, 1, 1, 1_799_999)
+	none("/look/far-after", "JP")
+	row("/look/exit-last", "JP", 1, 1, 0, 0)
+	none("/look/exit-after", "JP")
+
+	// Country: blank, missing and null become "unknown" (as does
+	// "unknown" itself); surrounding white space is trimmed.
+	w(line(`"edge-country"`, z("2h30m3s"), "/country", `" DE "`),
+		line(`"edge-country"`, z("2h30m"), "/country", `"   "`),
+		line(`"edge-country"`, z("2h30m1s"), "/country"),
+		line(`"edge-country"`, z("2h30m2s"), "/country", `null`),
+		line(`"edge-country"`, z("2h30m4s"), "/country", `"unknown"`))
+	row("/country", "unknown", 4, 1, 3, 3000)
+	row("/country", "DE", 1, 1, 1, 1000)
+	none("/country", " DE ")
+
+	// Integer user ids are their digits: 42 and "42" are one user, as are
+	// -7 and "-7" (so the first clicks have a successor, and /int/shared
+	// has one user).
+	w(line(`"42"`, z("2h42m30s"), "/int/shared", `"US"`),
+		line(`42`, z("2h40m"), "/int/first", `"US"`),
+		line(`42`, z("2h42m"), "/int/shared", `"US"`),
+		line(`"42"`, z("2h40m10s"), "/int/second", `"US"`),
+		line(`"-7"`, z("2h41m20s"), "/int/neg-second", `"US"`),
+		line(`-7`, z("2h41m"), "/int/neg-first", `"US"`))
+	row("/int/first", "US", 1, 1, 1, 10_000)
+	row("/int/second", "US", 1, 1, 1, 110_000)
+	row("/int/shared", "US", 2, 1, 1, 30_000)
+	row("/int/neg-first", "US", 1, 1, 1, 20_000)
+	row("/int/neg-second", "US", 1, 1, 0, 0)
+
+	// Timestamp forms: offsets, epoch milliseconds, lower-case t and z,
+	// fractions finer than a millisecond (truncated), one-digit fractions.
+	w(line(`"edge-ts"`, `"2026-01-05t01:50:15.1239z"`, "/ts/lower", `"BR"`),
+		line(`"edge-ts"`, `"2026-01-05T02:50:00.000+01:00"`, "/ts/plus", `"BR"`),
+		line(`"edge-ts"`, ms("1h50m10s"), "/ts/epoch", `"BR"`),
+		line(`"edge-ts"`, `"2026-01-04T20:20:05-05:30"`, "/ts/minus", `"BR"`),
+		line(`"edge-ts"`, `"2026-01-05T01:50:20.5Z"`, "/ts/frac", `"BR"`))
+	row("/ts/plus", "BR", 1, 1, 1, 5000)
+	row("/ts/minus", "BR", 1, 1, 1, 5000)
+	row("/ts/epoch", "BR", 1, 1, 1, 5123)
+	row("/ts/lower", "BR", 1, 1, 1, 5377)
+	row("/ts/frac", "BR", 1, 1, 0, 0)
+
+	// The same click twice (one a tie of the other, gap 0), a CRLF line
+	// end, white space around the object, an empty line (rejected), and
+	// unknown fields.
+	dup := line(`"edge-dup"`, z("2h55m"), "/dup", `"GB"`)
+	w(dup, "\n", dup,
+		strings.TrimSuffix(line(`"edge-crlf"`, z("2h56m"), "/crlf", `"GB"`), "\n")+"\r\n",
+		"  "+strings.TrimSuffix(line(`"edge-space"`, z("2h57m"), "/space", `"GB"`), "\n")+" \t\n",
+		`{"extra":[1,{"user_id":"nested"}],"user_id":"edge-extra","timestamp":`+z("2h58m")+`,"url":"`+u+`/extra","country":"GB","consent":null}`+"\n")
+	row("/dup", "GB", 2, 1, 1, 0)
+	row("/crlf", "GB", 1, 1, 0, 0)
+	row("/space", "GB", 1, 1, 0, 0)
+	row("/extra", "GB", 1, 1, 0, 0)
+
+	// The file's last line without a newline.
+	w(strings.TrimSuffix(line(`"edge-last"`, z("2h59m"), "/last-line", `"GB"`), "\n"))
+	row("/last-line", "GB", 1, 1, 0, 0)
+	return []byte(b.String()), want
+}
+
+// pipeRef is the reference aggregate of one (url, country).
+type pipeRef struct {
+	clicks, ms, samples int64
+	users               map[string]bool
+}
+
+// pipeReference computes the window [from, to) the plain way: per user,
+// the events at or after from in (timestamp, url, country) order; an event
+// before to is a click, and its time spent is the gap to the user's next
+// event (wherever that is) when the gap is under the timeout.
+func pipeReference(events []event.Event, from, to time.Time, timeout time.Duration) map[pipeKey]*pipeRef {
+	byUser := map[string][]event.Event{}
+	for _, e := range events {
+		if e.Timestamp >= from.UnixMilli() {
+			byUser[e.UserID] = append(byUser[e.UserID], e)
+		}
+	}
+	out := map[pipeKey]*pipeRef{}
+	for user, evs := range byUser {
+		slices.SortFunc(evs, func(a, b event.Event) int {
+			switch {
+			case a.Timestamp < b.Timestamp:
+				return -1
+			case a.Timestamp > b.Timestamp:
+				return 1
+			case a.URL != b.URL:
+				return strings.Compare(a.URL, b.URL)
+			}
+			return strings.Compare(a.Country, b.Country)
+		})
+		for i, e := range evs {
+			if e.Timestamp >= to.UnixMilli() {
+				break
+			}
+			k := pipeKey{e.URL, e.Country}
+			a := out[k]
+			if a == nil {
+				a = &pipeRef{users: map[string]bool{}}
+				out[k] = a
+			}
+			a.clicks++
+			a.users[user] = true
+			if i+1 < len(evs) {
+				if gap := evs[i+1].Timestamp - e.Timestamp; gap < timeout.Milliseconds() {
+					a.ms += gap
+					a.samples++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// pipeCompare checks rows against the reference: the same keys, once
+// each, in (url, country) order; equal counts; times within 1e-9 relative.
+func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[pipeKey]*pipeRef, from, to time.Time) {
+	t.Helper()
+	if len(rows) != len(ref) {
+		t.Errorf("%s: %d rows, reference %d", name, len(rows), len(ref))
+	}
+	seen := map[pipeKey]bool{}
+	bad := 0
+	for i, r := range rows {
+		k := pipeKey{r.URL, r.Country}
+		if i > 0 && (rows[i-1].URL > r.URL || rows[i-1].URL == r.URL && rows[i-1].Country >= r.Country) {
+			t.Errorf("%s: rows out of (url, country) order at %q/%q", name, r.URL, r.Country)
+		}
+		if seen[k] {
+			t.Errorf("%s: duplicate row %q/%q", name, r.URL, r.Country)
+		}
+		seen[k] = true
+		w, ok := ref[k]
+		if !ok {
+			t.Errorf("%s: row %q/%q not in the reference", name, r.URL, r.Country)
+			continue
+		}
+		var errs []string
+		if !r.WindowStart.Equal(from) || !r.WindowEnd.Equal(to) {
+			errs = append(errs, fmt.Sprintf("window [%s, %s)", r.WindowStart, r.WindowEnd))
+		}
+		if r.Clicks != w.clicks || r.UniqueUsers != int64(len(w.users)) || r.TimeSpentSamples != w.samples {
+			errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
+				r.Clicks, r.UniqueUsers, r.TimeSpentSamples, w.clicks, len(w.users), w.samples))
+		}
+		total := float64(w.ms) / 1000
+		if !pipeClose(r.TotalTimeSpentS, total) {
+			errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", r.TotalTimeSpentS, total))
+		}
+		switch {
+		case w.samples == 0 && r.AvgTimeSpentS != nil:
+			errs = append(errs, fmt.Sprintf("average %v, want none", *r.AvgTimeSpentS))
+		case w.samples > 0 && r.AvgTimeSpentS == nil:
+			errs = append(errs, "no average")
+		case w.samples > 0 && !pipeClose(*r.AvgTimeSpentS, total/float64(w.samples)):
+			errs = append(errs, fmt.Sprintf("average %v s, want %v", *r.AvgTimeSpentS, total/float64(w.samples)))
+		}
+		if len(errs) > 0 {
+			if bad++; bad <= 20 {
+				t.Errorf("%s: %q/%q: %s", name, r.URL, r.Country, strings.Join(errs, "; "))
+			}
+		}
+	}
+	for k := range ref {
+		if !seen[k] {
+			if bad++; bad <= 20 {
+				t.Errorf("%s: reference row %q/%q missing", name, k.url, k.country)
+			}
+		}
+	}
+	if bad > 20 {
+		t.Errorf("%s: %d bad rows in all", name, bad)
+	}
+}
+
+func pipeClose(got, want float64) bool {
+	return got == want || math.Abs(got-want) <= 1e-9*math.Max(math.Abs(got), math.Abs(want))
+}
+
+func pipeRowsEqual(a, b aggregate.ResultRow) bool {
+	return a.WindowStart.Equal(b.WindowStart) && a.WindowEnd.Equal(b.WindowEnd) && a.URL == b.URL && a.Country == b.Country &&
+		a.Clicks == b.Clicks && a.UniqueUsers == b.UniqueUsers && a.TotalTimeSpentS == b.TotalTimeSpentS &&
+		a.TimeSpentSamples == b.TimeSpentSamples && (a.AvgTimeSpentS == nil) == (b.AvgTimeSpentS == nil) &&
+		(a.AvgTimeSpentS == nil || *a.AvgTimeSpentS == *b.AvgTimeSpentS)
+}
