@@ -277,9 +277,9 @@ func checkIndexName(name string) error {
 	case len(name) > 255:
 		return fmt.Errorf("longer than 255 bytes")
 	case strings.ContainsAny(name, `\/*?"<>| ,#:`):
-		return fmt.Errorf(`contains one of \ / * ? " < > | space , # :`)
+		return fmt.Errorf(`contains a space or one of the characters \ / * ? " < > | , # : (not allowed)`)
 	case strings.IndexAny(name[:1], "-_+.") == 0:
-		return fmt.Errorf("starts with -, _, + or .")
+		return fmt.Errorf("starts with '-', '_', '+' or '.'")
 	case strings.ToLower(name) != name:
 		return fmt.Errorf("must be lowercase")
 	}
