@@ -21,8 +21,12 @@ build:
 	$(GO) build -o $(BIN) ./cmd/clickstream
 
 ## test: start the local stack if needed, then run every test with -race.
+## The Elasticsearch outage test stops Elasticsearch for 30 s, so it runs on
+## its own, after every other test that needs Elasticsearch.
+OUTAGE_TEST := ^TestIndexingSurvivesElasticsearchRestart$$
 test: dev-up
-	$(WITH_STACK) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(WITH_STACK) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -skip '$(OUTAGE_TEST)' ./...
+	$(WITH_STACK) $(GO) test -race -count=1 -timeout 10m -run '$(OUTAGE_TEST)' -v ./indexer/ | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 ## test-short: unit tests only, no services.
 test-short:
