@@ -225,7 +225,18 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 	if err != nil {
 		return false, err
 	}
-	for from := first; !from.Add(s.Window + timeout + s.Lateness).After(wm); from = from.Add(s.Window) {
+	// A window is processed the first time once the watermark has passed
+	// it; a window at or before the last one processed was complete once,
+	// so late data re-runs it whatever the watermark says now (a new source
+	// with old events can pull the watermark back).
+	var lastSeen time.Time
+	for _, r := range recs {
+		if r.From.After(lastSeen) {
+			lastSeen = r.From
+		}
+	}
+	complete := func(from time.Time) bool { return !from.Add(s.Window + timeout + s.Lateness).After(wm) }
+	for from := first; !from.After(lastSeen) || complete(from); from = from.Add(s.Window) {
 		to := from.Add(s.Window)
 		rec := recs[from.Unix()]
 		if rec != nil && rec.State == windowRunning {

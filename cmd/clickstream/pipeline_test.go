@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"math"
 	"os"
@@ -31,11 +32,17 @@ import (
 // the lines event.Parse accepts.
 func TestPipelineCLIMatchesReference(t *testing.T) {
 	// Commands run in this process, as main runs them. They set the
-	// default logger and register metrics with the default registry (so a
-	// second ingest in one process would panic): both are restored.
-	oldLogger, oldReg := slog.Default(), prometheus.DefaultRegisterer
+	// default logger (which redirects the log package too) and register
+	// metrics with the default registry (so a second ingest in one process
+	// would panic): all are restored.
+	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
 	prometheus.DefaultRegisterer = prometheus.NewRegistry()
-	t.Cleanup(func() { slog.SetDefault(oldLogger); prometheus.DefaultRegisterer = oldReg })
+	t.Cleanup(func() {
+		slog.SetDefault(oldLogger)
+		log.SetOutput(oldLogOut)
+		log.SetFlags(oldLogFlags)
+		prometheus.DefaultRegisterer = oldReg
+	})
 
 	dir := t.TempDir()
 	lakeURI := "file://" + filepath.ToSlash(filepath.Join(dir, "lake"))
@@ -82,7 +89,26 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 	if rejected < 500 || accepted < 45000 {
 		t.Fatalf("event.Parse: %d accepted, %d rejected: not the generated mix", accepted, rejected)
 	}
-	t.Logf("generated %d lines + %d edge-case lines in %v", 50000, bytes.Count(edge, []byte("\n")), time.Since(start).Round(time.Millisecond))
+	// The window cuts through the data: events before it, in it, in its
+	// look-ahead and after that.
+	var pre, in, ahead, after int
+	for _, e := range valid {
+		switch ts := time.UnixMilli(e.Timestamp); {
+		case ts.Before(from):
+			pre++
+		case ts.Before(to):
+			in++
+		case ts.Before(to.Add(timeout)):
+			ahead++
+		default:
+			after++
+		}
+	}
+	if pre < 1000 || in < 1000 || ahead < 1000 || after < 1000 {
+		t.Fatalf("valid events before/in/look-ahead/after the window: %d/%d/%d/%d", pre, in, ahead, after)
+	}
+	t.Logf("generated %d lines + %d edge-case lines in %v; valid events before/in/look-ahead/after the window: %d/%d/%d/%d",
+		50000, len(pipeLines(edge)), time.Since(start).Round(time.Millisecond), pre, in, ahead, after)
 
 	// 2. ingest --from-file: the summary counts are event.Parse's.
 	start = time.Now()
@@ -143,8 +169,9 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		for _, r := range ref {
 			events += r.clicks
 		}
-		if meta.EventsInWindow != events {
-			t.Errorf("%s result: %d events in the window, reference %d", format, meta.EventsInWindow, events)
+		if meta.EventsInWindow != events || meta.EventsRead < events+int64(ahead) {
+			t.Errorf("%s result: %d events in the window and %d read; reference %d in the window, %d in the look-ahead",
+				format, meta.EventsInWindow, meta.EventsRead, events, ahead)
 		}
 		if format == "ndjson" {
 			ndjson = rows
@@ -265,31 +292,31 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 	row("/tie/next", "DE", 1, 1, 0, 0)
 
 	// A gap of exactly the session timeout is an exit; 1 ms less is not.
-	w(line(`"edge-gap"`, z("3h19m59.999s"), "/gap/end", `"US"`),
-		line(`"edge-gap"`, z("2h50m"), "/gap/under", `"US"`),
-		line(`"edge-gap"`, z("2h20m"), "/gap/exact", `"US"`))
+	w(line(`"edge-gap"`, z("2h19m59.999s"), "/gap/end", `"US"`),
+		line(`"edge-gap"`, z("1h50m"), "/gap/under", `"US"`),
+		line(`"edge-gap"`, z("1h20m"), "/gap/exact", `"US"`))
 	row("/gap/exact", "US", 1, 1, 0, 0)
 	row("/gap/under", "US", 1, 1, 1, 1_799_999)
 	row("/gap/end", "US", 1, 1, 0, 0)
 
 	// Just before from: not counted, and not anyone's successor that counts.
-	w(line(`"edge-pre"`, z("2h0m10s"), "/pre/second", `"FR"`),
+	w(line(`"edge-pre"`, z("1h10s"), "/pre/second", `"FR"`),
 		line(`"edge-pre"`, z("59m59.999s"), "/pre/before", `"FR"`),
-		line(`"edge-pre"`, z("2h"), "/pre/first", `"FR"`))
+		line(`"edge-pre"`, z("1h0m"), "/pre/first", `"FR"`))
 	none("/pre/before", "FR")
 	row("/pre/first", "FR", 1, 1, 1, 10_000)
 	row("/pre/second", "FR", 1, 1, 0, 0)
 
 	// Last in-window clicks followed by events after to (look-ahead): at
 	// to itself, 5 s after, 30 min - 1 ms after, exactly 30 min after.
-	w(line(`"edge-at-to"`, z("3h30m"), "/at-to/at", `"JP"`),
-		line(`"edge-at-to"`, z("3h29m59.999s"), "/at-to/last-in", `"JP"`),
-		line(`"edge-look"`, z("3h29m50s"), "/look/last", `"JP"`),
-		line(`"edge-look"`, z("3h30m5s"), "/look/after", `"JP"`),
-		line(`"edge-look-far"`, z("3h59m29.999s"), "/look/far-after", `"JP"`),
-		line(`"edge-look-far"`, z("3h29m30s"), "/look/far-last", `"JP"`),
-		line(`"edge-look-exit"`, z("3h29m30s"), "/look/exit-last", `"JP"`),
-		line(`"edge-look-exit"`, z("3h59m30s"), "/look/exit-after", `"JP"`))
+	w(line(`"edge-at-to"`, z("2h30m"), "/at-to/at", `"JP"`),
+		line(`"edge-at-to"`, z("2h29m59.999s"), "/at-to/last-in", `"JP"`),
+		line(`"edge-look"`, z("2h29m50s"), "/look/last", `"JP"`),
+		line(`"edge-look"`, z("2h30m5s"), "/look/after", `"JP"`),
+		line(`"edge-look-far"`, z("2h59m29.999s"), "/look/far-after", `"JP"`),
+		line(`"edge-look-far"`, z("2h29m30s"), "/look/far-last", `"JP"`),
+		line(`"edge-look-exit"`, z("2h29m30s"), "/look/exit-last", `"JP"`),
+		line(`"edge-look-exit"`, z("2h59m30s"), "/look/exit-after", `"JP"`))
 	row("/at-to/last-in", "JP", 1, 1, 1, 1)
 	none("/at-to/at", "JP")
 	row("/look/last", "JP", 1, 1, 1, 15_000)
@@ -301,11 +328,11 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 
 	// Country: blank, missing and null become "unknown" (as does
 	// "unknown" itself); surrounding white space is trimmed.
-	w(line(`"edge-country"`, z("2h30m3s"), "/country", `" DE "`),
-		line(`"edge-country"`, z("2h30m"), "/country", `"   "`),
-		line(`"edge-country"`, z("2h30m1s"), "/country"),
-		line(`"edge-country"`, z("2h30m2s"), "/country", `null`),
-		line(`"edge-country"`, z("2h30m4s"), "/country", `"unknown"`))
+	w(line(`"edge-country"`, z("1h30m3s"), "/country", `" DE "`),
+		line(`"edge-country"`, z("1h30m"), "/country", `"   "`),
+		line(`"edge-country"`, z("1h30m1s"), "/country"),
+		line(`"edge-country"`, z("1h30m2s"), "/country", `null`),
+		line(`"edge-country"`, z("1h30m4s"), "/country", `"unknown"`))
 	row("/country", "unknown", 4, 1, 3, 3000)
 	row("/country", "DE", 1, 1, 1, 1000)
 	none("/country", " DE ")
@@ -313,12 +340,12 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 	// Integer user ids are their digits: 42 and "42" are one user, as are
 	// -7 and "-7" (so the first clicks have a successor, and /int/shared
 	// has one user).
-	w(line(`"42"`, z("2h42m30s"), "/int/shared", `"US"`),
-		line(`42`, z("2h40m"), "/int/first", `"US"`),
-		line(`42`, z("2h42m"), "/int/shared", `"US"`),
-		line(`"42"`, z("2h40m10s"), "/int/second", `"US"`),
-		line(`"-7"`, z("2h41m20s"), "/int/neg-second", `"US"`),
-		line(`-7`, z("2h41m"), "/int/neg-first", `"US"`))
+	w(line(`"42"`, z("1h42m30s"), "/int/shared", `"US"`),
+		line(`42`, z("1h40m"), "/int/first", `"US"`),
+		line(`42`, z("1h42m"), "/int/shared", `"US"`),
+		line(`"42"`, z("1h40m10s"), "/int/second", `"US"`),
+		line(`"-7"`, z("1h41m20s"), "/int/neg-second", `"US"`),
+		line(`-7`, z("1h41m"), "/int/neg-first", `"US"`))
 	row("/int/first", "US", 1, 1, 1, 10_000)
 	row("/int/second", "US", 1, 1, 1, 110_000)
 	row("/int/shared", "US", 2, 1, 1, 30_000)
@@ -341,18 +368,18 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 	// The same click twice (one a tie of the other, gap 0), a CRLF line
 	// end, white space around the object, an empty line (rejected), and
 	// unknown fields.
-	dup := line(`"edge-dup"`, z("2h55m"), "/dup", `"GB"`)
+	dup := line(`"edge-dup"`, z("1h55m"), "/dup", `"GB"`)
 	w(dup, "\n", dup,
-		strings.TrimSuffix(line(`"edge-crlf"`, z("2h56m"), "/crlf", `"GB"`), "\n")+"\r\n",
-		"  "+strings.TrimSuffix(line(`"edge-space"`, z("2h57m"), "/space", `"GB"`), "\n")+" \t\n",
-		`{"extra":[1,{"user_id":"nested"}],"user_id":"edge-extra","timestamp":`+z("2h58m")+`,"url":"`+u+`/extra","country":"GB","consent":null}`+"\n")
+		strings.TrimSuffix(line(`"edge-crlf"`, z("1h56m"), "/crlf", `"GB"`), "\n")+"\r\n",
+		"  "+strings.TrimSuffix(line(`"edge-space"`, z("1h57m"), "/space", `"GB"`), "\n")+" \t\n",
+		`{"extra":[1,{"user_id":"nested"}],"user_id":"edge-extra","timestamp":`+z("1h58m")+`,"url":"`+u+`/extra","country":"GB","consent":null}`+"\n")
 	row("/dup", "GB", 2, 1, 1, 0)
 	row("/crlf", "GB", 1, 1, 0, 0)
 	row("/space", "GB", 1, 1, 0, 0)
 	row("/extra", "GB", 1, 1, 0, 0)
 
 	// The file's last line without a newline.
-	w(strings.TrimSuffix(line(`"edge-last"`, z("2h59m"), "/last-line", `"GB"`), "\n"))
+	w(strings.TrimSuffix(line(`"edge-last"`, z("1h59m"), "/last-line", `"GB"`), "\n"))
 	row("/last-line", "GB", 1, 1, 0, 0)
 	return []byte(b.String()), want
 }

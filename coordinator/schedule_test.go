@@ -1,0 +1,662 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/dataco/clickstream/indexer"
+	"github.com/dataco/clickstream/ingest"
+	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// TestScheduleWindowsLateDataAndIndex is the acceptance test of periodic
+// processing: with a lake fed by file ingests of several sources, the
+// scheduler runs one job per complete 1-minute event-time window, in window
+// order and one at a time, only once the lowest source watermark has passed
+// the window's end + session timeout + lateness; a late event (from a new
+// source, then from a source already ahead) re-runs its done window, and
+// only that window; and after every step each document in Elasticsearch
+// equals an independent computation over the events ingested so far, one
+// document per result row, from the window's latest job.
+func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
+	esBase := scheduleESURL(t)
+	ctx := context.Background()
+
+	const (
+		window   = time.Minute
+		timeout  = 30 * time.Second
+		lateness = time.Second
+		interval = 200 * time.Millisecond
+		buckets  = 4
+	)
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) // window-aligned
+	w1, w2, w3, w4 := t0, t0.Add(window), t0.Add(2*window), t0.Add(3*window)
+	// Window k is complete once the watermark reaches its end + 31 s.
+	wmA := t0.Add(3*time.Minute + 40*time.Second)  // completes w1..w3, not w4
+	wmB1 := t0.Add(2*time.Minute + 40*time.Second) // completes w1, w2, not w3
+	wmB2 := t0.Add(3*time.Minute + 50*time.Second)
+
+	h := newHarness(t, buckets, 0, 0) // embedded etcd + an empty lake of 4 buckets
+	dir := t.TempDir()
+
+	// Events: users of source a, users of source b, and users whose events
+	// are split between both (all of a user's events share a bucket in the
+	// lake whatever source brought them).
+	r := mrand.New(mrand.NewPCG(2026, 11))
+	var evA, evB []event.Event
+	for i := range 16 {
+		evA = append(evA, schedUserEvents(r, fmt.Sprintf("a-user-%02d", i), t0, wmA)...)
+	}
+	for i := range 8 {
+		evB = append(evB, schedUserEvents(r, fmt.Sprintf("b-user-%02d", i), t0, wmB2)...)
+	}
+	for i := range 4 {
+		for _, e := range schedUserEvents(r, fmt.Sprintf("shared-%d", i), t0, wmB2) {
+			if r.IntN(2) == 0 && e.Timestamp < wmA.UnixMilli() {
+				evA = append(evA, e)
+			} else {
+				evB = append(evB, e)
+			}
+		}
+	}
+	// Events exactly at the intended watermarks, so that they are exact.
+	evA = append(evA, schedEvent("a-user-00", wmA, "/home", "US"))
+	evB = append(evB, schedEvent("b-user-00", wmB1, "/home", "DE"), schedEvent("b-user-01", wmB2, "/cart", "FR"))
+	var evB1, evB2 []event.Event
+	for _, e := range evB {
+		if e.Timestamp <= wmB1.UnixMilli() {
+			evB1 = append(evB1, e)
+		} else {
+			evB2 = append(evB2, e)
+		}
+	}
+	// Files are written in shuffled line order: ingest must not care.
+	r.Shuffle(len(evA), func(i, j int) { evA[i], evA[j] = evA[j], evA[i] })
+	r.Shuffle(len(evB1), func(i, j int) { evB1[i], evB1[j] = evB1[j], evB1[i] })
+
+	fileA, fileB := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "b.ndjson")
+	var ingested []event.Event // everything committed to the lake so far, as parsed
+	ingested = append(ingested, schedIngest(t, h.src, fileA, "a", evA)...)
+	ingested = append(ingested, schedIngest(t, h.src, fileB, "b", evB1)...)
+
+	// Elasticsearch: a fresh alias, removed with its indices and template
+	// at the end (after the indexer and the coordinator are closed: cleanups
+	// run last-in first-out).
+	icfg := indexer.NewConfig()
+	icfg.Addresses = []string{esBase}
+	icfg.Alias = "cs-sched-test-" + schedRandHex(5)
+	icfg.Replicas = 0
+	icfg.RetryTimeout = 30 * time.Second
+	t.Cleanup(func() {
+		schedES(t, http.MethodDelete, esBase+"/"+icfg.Alias+"-*?expand_wildcards=all", nil, nil, 200, 404)
+		schedES(t, http.MethodDelete, esBase+"/_index_template/"+icfg.Alias, nil, nil, 200, 404)
+	})
+	ix, err := indexer.New(icfg, testLogger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := ix.Close(cctx); err != nil {
+			t.Errorf("close indexer: %v", err)
+		}
+	})
+
+	h.worker("w1", 2, nil)
+	h.worker("w2", 2, nil)
+	outDir := t.TempDir()
+	sched := Schedule{
+		Enabled: true, Window: window, Lateness: lateness,
+		Out:      "file://" + filepath.ToSlash(outDir),
+		Interval: interval, IdleSource: time.Hour, Format: "ndjson",
+	}
+	start := time.Now()
+	c := h.coordinator(func(cfg *Config) {
+		cfg.SessionTimeout = timeout
+		cfg.Schedule = sched
+		cfg.Indexer = schedResultIndexer(ix)
+	})
+
+	// --- 1. The lake's watermark (min of a and b = wmB1) completes w1 and
+	// w2 only: both are processed, in order, one at a time; w3 is not.
+	waitUntil(t, "windows 1 and 2 done", 30*time.Second, func() bool {
+		return schedWindowState(t, c, w1) == windowDone && schedWindowState(t, c, w2) == windowDone
+	})
+	// Let the scheduler look at the lake again after w2 was recorded done
+	// (it submits nothing, below); its watermark is the lower one, b's.
+	schedAwaitTicks(t, c, wmB1)
+	jobs := schedJobs(t, c)
+	schedCheckJobs(t, jobs, []time.Time{w1, w2}, window)
+	schedCheckES(t, esBase, icfg.Alias, c, sched, ingested, []time.Time{w1, w2}, timeout, window)
+	t.Logf("windows 1-2 done and indexed after %v", time.Since(start).Round(time.Millisecond))
+
+	// --- 2. Source b catches up: the watermark becomes min(wmA, wmB2) =
+	// wmA, which completes w3 but not w4. w3 is processed; w1 and w2, whose
+	// input did not change, are not run again.
+	ingested = append(ingested, schedIngest(t, h.src, fileB, "b", evB2)...)
+	waitUntil(t, "window 3 done", 30*time.Second, func() bool { return schedWindowState(t, c, w3) == windowDone })
+	schedAwaitTicks(t, c, wmA)
+	jobs = schedJobs(t, c)
+	schedCheckJobs(t, jobs, []time.Time{w1, w2, w3}, window)
+	if st := schedWindowState(t, c, w4); st != "" {
+		t.Fatalf("window 4 (incomplete: watermark %s) has state %q", wmA.Format(time.RFC3339), st)
+	}
+	beforeLate := schedCheckES(t, esBase, icfg.Alias, c, sched, ingested, []time.Time{w1, w2, w3}, timeout, window)
+	t.Logf("window 3 done and indexed after %v", time.Since(start).Round(time.Millisecond))
+
+	// --- 3. A late event for window 1 arrives from a new source, alone.
+	// That source's watermark is the late event's time, so the scheduler's
+	// watermark falls back into window 1; window 1 was complete once, so it
+	// runs again all the same, and no window after it starts early. The
+	// late event is of a user with clicks around it, on a new (url,
+	// country): it adds a document to window 1 and changes the time spent
+	// of that user's previous click.
+	lateUser := "a-user-03"
+	lateEv := schedEvent(lateUser, w1.Add(45*time.Second+123*time.Millisecond), "/late-arrival", "NZ")
+	ingested = append(ingested, schedIngest(t, h.src, filepath.Join(dir, "late.ndjson"), "late", []event.Event{lateEv})...)
+	waitUntil(t, "window 1 re-run", 30*time.Second, func() bool {
+		recs, err := c.windowRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := recs[w1.Unix()]
+		return rec != nil && rec.Runs == 2 && rec.State == windowDone
+	})
+	schedAwaitTicks(t, c, time.UnixMilli(lateEv.Timestamp))
+	jobs = schedJobs(t, c)
+	schedCheckJobs(t, jobs, []time.Time{w1, w2, w3, w1}, window)
+	afterLate := schedCheckES(t, esBase, icfg.Alias, c, sched, ingested, []time.Time{w1, w2, w3}, timeout, window)
+
+	// The late event is visible in window 1, and only there.
+	key := schedDocKey{w1.UnixMilli(), "/late-arrival", "NZ"}
+	if d, ok := afterLate[key]; !ok || d.Clicks != 1 || d.UniqueUsers != 1 {
+		t.Errorf("late event's document: %+v (found %v), want 1 click of 1 user", d, ok)
+	}
+	if _, ok := beforeLate[key]; ok {
+		t.Errorf("late event's document existed before the late event")
+	}
+	changed := 0
+	for k, d := range afterLate {
+		if b, ok := beforeLate[k]; k != key && (!ok || b.Clicks != d.Clicks || b.TotalTimeSpentS != d.TotalTimeSpentS || b.TimeSpentSamples != d.TimeSpentSamples) {
+			if k.window != w1.UnixMilli() {
+				t.Errorf("document %+v of another window changed with the late event", k)
+			}
+			changed++
+		}
+	}
+	if len(afterLate) != len(beforeLate)+1 {
+		t.Errorf("%d documents after the late event, %d before: want one more", len(afterLate), len(beforeLate))
+	}
+	t.Logf("late event re-run and re-indexed after %v; %d other window-1 documents changed (time spent of the previous click)",
+		time.Since(start).Round(time.Millisecond), changed)
+
+	// --- 4. A late event on a source that is already ahead (a Kafka
+	// partition delivering a late record; here source a resumes its file):
+	// its watermark stays, window 2 is re-run and the event's existing
+	// (url, country) document counts one more click. At 1m45s into window
+	// 2, the event is outside window 1's input ([from, to + timeout)), so
+	// window 1 is not run again.
+	var key2 schedDocKey
+	for k := range afterLate {
+		if k.window == w2.UnixMilli() && (key2.url == "" || k.url+k.country < key2.url+key2.country) {
+			key2 = k
+		}
+	}
+	late2 := schedEvent("a-user-05", w2.Add(45*time.Second+456*time.Millisecond), key2.url, key2.country)
+	ingested = append(ingested, schedIngest(t, h.src, fileA, "a", []event.Event{late2})...)
+	waitUntil(t, "window 2 re-run", 30*time.Second, func() bool {
+		recs, err := c.windowRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := recs[w2.Unix()]
+		return rec != nil && rec.Runs == 2 && rec.State == windowDone
+	})
+	schedAwaitTicks(t, c, time.UnixMilli(lateEv.Timestamp)) // the late source still holds it back
+	jobs = schedJobs(t, c)
+	schedCheckJobs(t, jobs, []time.Time{w1, w2, w3, w1, w2}, window)
+	final := schedCheckES(t, esBase, icfg.Alias, c, sched, ingested, []time.Time{w1, w2, w3}, timeout, window)
+	if got, was := final[key2].Clicks, afterLate[key2].Clicks; got != was+1 {
+		t.Errorf("%q/%q in window 2: %d clicks after the late event, %d before", key2.url, key2.country, got, was)
+	}
+	t.Logf("second late event re-run and re-indexed after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// schedUserEvents returns the clicks of one user in [from, until): think
+// times mostly under the 30 s session timeout, some over it (exits), and a
+// few ties (same millisecond, another page).
+func schedUserEvents(r *mrand.Rand, user string, from, until time.Time) []event.Event {
+	urls := []string{"/home", "/search", "/p/1", "/p/2", "/p/3", "/cart", "/checkout"}
+	countries := []string{"US", "DE", "FR", "JP", event.UnknownCountry}
+	country := countries[r.IntN(len(countries))]
+	ts := from.UnixMilli() + r.Int64N(20_000)
+	var out []event.Event
+	for ts < until.UnixMilli() {
+		c := country
+		if r.IntN(10) == 0 { // a user seen from another country now and then
+			c = countries[r.IntN(len(countries))]
+		}
+		out = append(out, event.Event{UserID: user, Timestamp: ts, URL: urls[r.IntN(len(urls))], Country: c, City: "Springfield", UserAgent: "test"})
+		switch p := r.IntN(100); {
+		case p < 5: // a tie
+		case p < 80:
+			ts += 1 + int64(r.ExpFloat64()*6000)
+		default:
+			ts += 20_000 + r.Int64N(30_000) // around the session timeout
+		}
+	}
+	return out
+}
+
+func schedEvent(user string, ts time.Time, url, country string) event.Event {
+	return event.Event{UserID: user, Timestamp: ts.UnixMilli(), URL: url, Country: country, City: "Springfield", UserAgent: "test"}
+}
+
+// schedIngest appends events to an NDJSON file and ingests the file as
+// source id, the way `clickstream ingest --from-file F --source-id id`
+// does: a re-run resumes after the lines already committed. It returns the
+// events as ingest parsed them.
+func schedIngest(t *testing.T, store lake.Store, file, source string, events []event.Event) []event.Event {
+	t.Helper()
+	var buf bytes.Buffer
+	parsed := make([]event.Event, 0, len(events))
+	for _, e := range events {
+		line := event.Encode(e)
+		p, err := event.Parse(line)
+		if err != nil {
+			t.Fatalf("encoded event does not parse: %v: %s", err, line)
+		}
+		parsed = append(parsed, p)
+		buf.Write(line)
+		buf.WriteByte('\n')
+	}
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ingest.NewConfig()
+	cfg.FromFile, cfg.SourceID, cfg.Lake = file, source, store.URI()
+	sum, err := ingest.Run(context.Background(), cfg, ingest.Options{Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("ingest %s: %v", source, err)
+	}
+	if sum.Accepted != int64(len(events)) || sum.Rejected != 0 || sum.Consumed != int64(len(events)) {
+		t.Fatalf("ingest %s: %s; want %d accepted", source, sum, len(events))
+	}
+	return parsed
+}
+
+// schedResultIndexer is cmd/clickstream's resultIndexer: the coordinator's
+// hook reads a committed result back and indexes it.
+func schedResultIndexer(ix *indexer.Indexer) Indexer {
+	return IndexerFunc(func(ctx context.Context, out lake.Store, _ results.Meta) error {
+		rows, meta, err := results.ReadResult(ctx, out)
+		if err != nil {
+			return err
+		}
+		rep, err := ix.IndexResult(ctx, rows, meta, out)
+		if err != nil {
+			return err
+		}
+		if rep.Rejected > 0 {
+			return fmt.Errorf("%d of %d documents rejected by Elasticsearch (dead letters in %s)", rep.Rejected, len(rows), out.URI())
+		}
+		return nil
+	})
+}
+
+func schedWindowState(t *testing.T, c *Coordinator, from time.Time) string {
+	t.Helper()
+	recs, err := c.windowRecords(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := recs[from.Unix()]; rec != nil {
+		return rec.State
+	}
+	return ""
+}
+
+// schedAwaitTicks waits until the scheduler has run a whole tick after
+// the call, and checks the watermark that tick saw. Every tick sets the
+// lag gauge to its start time minus the watermark, a new value each time:
+// the tick that set the second new value started after the one that set
+// the first had ended, and that one started after this call.
+func schedAwaitTicks(t *testing.T, c *Coordinator, wantWatermark time.Time) {
+	t.Helper()
+	lag := func() float64 {
+		var m dto.Metric
+		if err := c.metrics.scheduleLag.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue()
+	}
+	last, changes := lag(), 0
+	waitUntil(t, "two scheduler ticks", 10*time.Second, func() bool {
+		if v := lag(); v != last {
+			last, changes = v, changes+1
+		}
+		return changes >= 2
+	})
+	// lag = tick start - watermark, and the tick started less than a few
+	// intervals ago: the watermark is now - lag, give or take that.
+	wm := time.Now().Add(-time.Duration(last * float64(time.Second)))
+	if d := wm.Sub(wantWatermark); d < -time.Second || d > 5*time.Second {
+		t.Fatalf("the scheduler's watermark is about %s, want %s (the lowest source watermark)",
+			wm.Format(time.RFC3339Nano), wantWatermark.Format(time.RFC3339Nano))
+	}
+}
+
+// schedJobs lists every job in submission order.
+func schedJobs(t *testing.T, c *Coordinator) []*pb.Job {
+	t.Helper()
+	resp, err := c.ListJobs(context.Background(), &pb.ListJobsRequest{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := resp.GetJobs()
+	slices.SortFunc(jobs, func(a, b *pb.Job) int { return a.GetCreated().AsTime().Compare(b.GetCreated().AsTime()) })
+	return jobs
+}
+
+// schedCheckJobs checks that the jobs are, in submission order, one per
+// window of want, each succeeded and indexed, each submitted after the
+// previous one finished.
+func schedCheckJobs(t *testing.T, jobs []*pb.Job, want []time.Time, window time.Duration) {
+	t.Helper()
+	var got []string
+	for _, j := range jobs {
+		got = append(got, j.GetSpec().GetFrom().AsTime().UTC().Format("15:04:05"))
+	}
+	var wantS []string
+	for _, w := range want {
+		wantS = append(wantS, w.Format("15:04:05"))
+	}
+	if !slices.Equal(got, wantS) {
+		t.Fatalf("jobs by submission, by window start: %v, want %v", got, wantS)
+	}
+	for i, j := range jobs {
+		if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED || j.GetIndexerStatus() != indexOK {
+			t.Errorf("job %s (window %s): %s, indexer %q, error %q", j.GetId(), got[i], StateName(j.GetState()), j.GetIndexerStatus(), j.GetError())
+		}
+		if d := j.GetSpec().GetTo().AsTime().Sub(j.GetSpec().GetFrom().AsTime()); d != window {
+			t.Errorf("job %s: window length %v", j.GetId(), d)
+		}
+		if i > 0 && j.GetCreated().AsTime().Before(jobs[i-1].GetFinished().AsTime()) {
+			t.Errorf("job %s (window %s) was submitted at %s, before job %s finished at %s", j.GetId(), got[i],
+				j.GetCreated().AsTime().Format(time.RFC3339Nano), jobs[i-1].GetId(), jobs[i-1].GetFinished().AsTime().Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// schedDoc is an indexed document, as read back from Elasticsearch.
+type schedDoc struct {
+	WindowStart      time.Time `json:"window_start"`
+	WindowEnd        time.Time `json:"window_end"`
+	URL              string    `json:"url"`
+	Country          string    `json:"country"`
+	Clicks           int64     `json:"clicks"`
+	UniqueUsers      int64     `json:"unique_users"`
+	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
+	TimeSpentSamples int64     `json:"time_spent_samples"`
+	AvgTimeSpentS    *float64  `json:"avg_time_spent_s"`
+	Job              string    `json:"job"`
+}
+
+type schedDocKey struct {
+	window       int64 // window start, epoch ms
+	url, country string
+}
+
+// schedCheckES reads every document of the alias and compares it with the
+// reference over events for each window of windows: the same keys, equal
+// counts, times within 1e-9 relative; one document per result row, each
+// from the window's latest job. It returns the documents.
+func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule, events []event.Event, windows []time.Time, timeout, window time.Duration) map[schedDocKey]schedDoc {
+	t.Helper()
+	ctx := context.Background()
+	schedES(t, http.MethodPost, esBase+"/"+alias+"/_refresh", nil, nil, 200)
+	var resp struct {
+		Hits struct {
+			Total struct {
+				Value int64 `json:"value"`
+			} `json:"total"`
+			Hits []struct {
+				ID     string   `json:"_id"`
+				Source schedDoc `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	schedES(t, http.MethodPost, esBase+"/"+alias+"/_search",
+		map[string]any{"size": 10000, "track_total_hits": true, "query": map[string]any{"match_all": map[string]any{}}}, &resp, 200)
+	if int64(len(resp.Hits.Hits)) != resp.Hits.Total.Value {
+		t.Fatalf("search returned %d of %d documents", len(resp.Hits.Hits), resp.Hits.Total.Value)
+	}
+	docs := map[schedDocKey]schedDoc{}
+	perWindow := map[int64]int{}
+	for _, h := range resp.Hits.Hits {
+		d := h.Source
+		k := schedDocKey{d.WindowStart.UnixMilli(), d.URL, d.Country}
+		if _, dup := docs[k]; dup {
+			t.Errorf("duplicate document for %+v", k)
+		}
+		if want := indexer.DocID(d.WindowStart, d.WindowEnd, d.URL, d.Country); h.ID != want {
+			t.Errorf("document %+v has id %s, want %s", k, h.ID, want)
+		}
+		docs[k] = d
+		perWindow[k.window]++
+	}
+	total := 0
+	for _, from := range windows {
+		to := from.Add(window)
+		// The committed result of the window: as many rows as documents,
+		// and the documents come from its job.
+		out, err := lake.Open(ctx, s.WindowOut(from), lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, meta, err := results.ReadResult(ctx, out)
+		if err != nil {
+			t.Fatalf("window %s: %v", from.Format(time.RFC3339), err)
+		}
+		if perWindow[from.UnixMilli()] != len(rows) {
+			t.Errorf("window %s: %d documents, %d result rows", from.Format(time.RFC3339), perWindow[from.UnixMilli()], len(rows))
+		}
+		want := schedReference(events, from, to, timeout)
+		if len(want) != len(rows) {
+			t.Errorf("window %s: %d result rows, reference has %d keys", from.Format(time.RFC3339), len(rows), len(want))
+		}
+		for k, w := range want {
+			d, ok := docs[schedDocKey{from.UnixMilli(), k.url, k.country}]
+			if !ok {
+				t.Errorf("window %s: no document for %q/%q (reference %+v)", from.Format(time.RFC3339), k.url, k.country, w)
+				continue
+			}
+			if msg := schedCompare(d, w, from, to); msg != "" {
+				t.Errorf("window %s, %q/%q: %s", from.Format(time.RFC3339), k.url, k.country, msg)
+			}
+			if d.Job != meta.Job {
+				t.Errorf("window %s, %q/%q: document of job %s, the result is job %s's", from.Format(time.RFC3339), k.url, k.country, d.Job, meta.Job)
+			}
+		}
+		total += len(want)
+	}
+	if len(docs) != total {
+		for k := range docs {
+			if !slices.ContainsFunc(windows, func(w time.Time) bool { return w.UnixMilli() == k.window }) {
+				t.Errorf("document of an unexpected window: %+v", k)
+			}
+		}
+		t.Fatalf("%d documents in %s, want %d", len(docs), alias, total)
+	}
+	return docs
+}
+
+func schedCompare(d schedDoc, w *schedRef, from, to time.Time) string {
+	var errs []string
+	if !d.WindowStart.Equal(from) || !d.WindowEnd.Equal(to) {
+		errs = append(errs, fmt.Sprintf("window [%s, %s)", d.WindowStart, d.WindowEnd))
+	}
+	if d.Clicks != w.clicks || d.UniqueUsers != int64(len(w.users)) || d.TimeSpentSamples != w.samples {
+		errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
+			d.Clicks, d.UniqueUsers, d.TimeSpentSamples, w.clicks, len(w.users), w.samples))
+	}
+	total := float64(w.ms) / 1000
+	if !schedClose(d.TotalTimeSpentS, total) {
+		errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", d.TotalTimeSpentS, total))
+	}
+	switch {
+	case w.samples == 0 && d.AvgTimeSpentS != nil:
+		errs = append(errs, fmt.Sprintf("average %v, want none (no samples)", *d.AvgTimeSpentS))
+	case w.samples > 0 && d.AvgTimeSpentS == nil:
+		errs = append(errs, "no average")
+	case w.samples > 0 && !schedClose(*d.AvgTimeSpentS, total/float64(w.samples)):
+		errs = append(errs, fmt.Sprintf("average %v s, want %v", *d.AvgTimeSpentS, total/float64(w.samples)))
+	}
+	return strings.Join(errs, "; ")
+}
+
+func schedClose(got, want float64) bool {
+	return got == want || math.Abs(got-want) <= 1e-9*math.Max(math.Abs(got), math.Abs(want))
+}
+
+// schedRef is the reference aggregate of one (url, country).
+type schedRef struct {
+	clicks, ms, samples int64
+	users               map[string]bool
+}
+
+type schedRefKey struct{ url, country string }
+
+// schedReference computes the window [from, to) the plain way: per user,
+// the events at or after from in (timestamp, url, country) order; an event
+// before to is a click, and its time spent is the gap to the user's next
+// event (wherever that is) when the gap is under the timeout.
+func schedReference(events []event.Event, from, to time.Time, timeout time.Duration) map[schedRefKey]*schedRef {
+	byUser := map[string][]event.Event{}
+	for _, e := range events {
+		if e.Timestamp >= from.UnixMilli() {
+			byUser[e.UserID] = append(byUser[e.UserID], e)
+		}
+	}
+	out := map[schedRefKey]*schedRef{}
+	for user, evs := range byUser {
+		slices.SortFunc(evs, func(a, b event.Event) int {
+			switch {
+			case a.Timestamp != b.Timestamp:
+				if a.Timestamp < b.Timestamp {
+					return -1
+				}
+				return 1
+			case a.URL != b.URL:
+				return strings.Compare(a.URL, b.URL)
+			}
+			return strings.Compare(a.Country, b.Country)
+		})
+		for i, e := range evs {
+			if e.Timestamp >= to.UnixMilli() {
+				break
+			}
+			k := schedRefKey{e.URL, e.Country}
+			a := out[k]
+			if a == nil {
+				a = &schedRef{users: map[string]bool{}}
+				out[k] = a
+			}
+			a.clicks++
+			a.users[user] = true
+			if i+1 < len(evs) {
+				if gap := evs[i+1].Timestamp - e.Timestamp; gap < timeout.Milliseconds() {
+					a.ms += gap
+					a.samples++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scheduleESURL is the local stack's Elasticsearch: the test skips under
+// -short and fails without it.
+func scheduleESURL(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs Elasticsearch (make dev-up)")
+	}
+	u := os.Getenv(indexer.EnvURL)
+	if strings.TrimSpace(u) == "" {
+		t.Fatalf("$%s is not set: start the local stack with `make dev-up` and source its env file "+
+			"(set -a; . ~/.local/state/clickstream/env; set +a), or run `make test`; go test -short skips this test", indexer.EnvURL)
+	}
+	return strings.TrimSuffix(strings.TrimSpace(strings.Split(u, ",")[0]), "/")
+}
+
+func schedRandHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// schedES sends a request to Elasticsearch and decodes the response into
+// out (if not nil); the status must be one of ok.
+func schedES(t *testing.T, method, url string, body, out any, ok ...int) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	if !slices.Contains(ok, resp.StatusCode) {
+		t.Fatalf("%s %s: status %d: %s", method, url, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decoding %s: %v", method, url, data, err)
+		}
+	}
+}
