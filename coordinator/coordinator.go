@@ -51,8 +51,7 @@ type Coordinator struct {
 	closed atomic.Bool
 	leader atomic.Bool
 
-	storesMu sync.Mutex
-	stores   map[string]lake.Store
+	stores *lake.Stores
 }
 
 // New returns a coordinator using the etcd client cli, which the caller
@@ -75,7 +74,7 @@ func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.R
 		metrics: newMetrics(reg),
 		keys:    cluster.Keys{Prefix: cfg.EtcdPrefix},
 		runner:  cfg.Runner,
-		stores:  make(map[string]lake.Store),
+		stores:  lake.NewStores(cfg.S3),
 	}
 	if c.runner == nil {
 		c.grpcRun = newGRPCRunner()
@@ -184,17 +183,7 @@ func (c *Coordinator) Close() error {
 
 // store returns the store at uri, opening it once.
 func (c *Coordinator) store(ctx context.Context, uri string) (lake.Store, error) {
-	c.storesMu.Lock()
-	defer c.storesMu.Unlock()
-	if s, ok := c.stores[uri]; ok {
-		return s, nil
-	}
-	s, err := lake.Open(ctx, uri, c.cfg.S3)
-	if err != nil {
-		return nil, err
-	}
-	c.stores[uri] = s
-	return s, nil
+	return c.stores.Open(ctx, uri)
 }
 
 // Run runs a coordinator until ctx ends: it connects to etcd (or starts an

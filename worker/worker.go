@@ -60,8 +60,7 @@ type Worker struct {
 	leaseMu sync.Mutex
 	lease   clientv3.LeaseID
 
-	storesMu sync.Mutex
-	stores   map[string]lake.Store
+	stores *lake.Stores
 
 	runsMu sync.Mutex
 	runs   map[attemptKey]*run
@@ -87,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Worker, e
 		keys:    cluster.Keys{Prefix: cfg.EtcdPrefix},
 		id:      id,
 		sem:     make(chan struct{}, cfg.parallelism()),
-		stores:  make(map[string]lake.Store),
+		stores:  lake.NewStores(cfg.S3),
 		runs:    make(map[attemptKey]*run),
 	}, nil
 }
@@ -325,17 +324,7 @@ func (w *Worker) Close() error {
 
 // store returns the store at uri, opening it once.
 func (w *Worker) store(ctx context.Context, uri string) (lake.Store, error) {
-	w.storesMu.Lock()
-	defer w.storesMu.Unlock()
-	if s, ok := w.stores[uri]; ok {
-		return s, nil
-	}
-	s, err := lake.Open(ctx, uri, w.cfg.S3)
-	if err != nil {
-		return nil, err
-	}
-	w.stores[uri] = s
-	return s, nil
+	return w.stores.Open(ctx, uri)
 }
 
 // Run runs a worker until ctx ends, then closes it. Logs go to
