@@ -22,6 +22,7 @@ import (
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/ingest"
+	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
@@ -488,21 +489,21 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 		if perWindow[from.UnixMilli()] != len(rows) {
 			t.Errorf("window %s: %d documents, %d result rows", from.Format(time.RFC3339), perWindow[from.UnixMilli()], len(rows))
 		}
-		want := schedReference(events, from, to, timeout)
+		want := aggtest.Reference(events, from, to, timeout)
 		if len(want) != len(rows) {
 			t.Errorf("window %s: %d result rows, reference has %d keys", from.Format(time.RFC3339), len(rows), len(want))
 		}
 		for k, w := range want {
-			d, ok := docs[schedDocKey{from.UnixMilli(), k.url, k.country}]
+			d, ok := docs[schedDocKey{from.UnixMilli(), k.URL, k.Country}]
 			if !ok {
-				t.Errorf("window %s: no document for %q/%q (reference %+v)", from.Format(time.RFC3339), k.url, k.country, w)
+				t.Errorf("window %s: no document for %q/%q (reference %+v)", from.Format(time.RFC3339), k.URL, k.Country, w)
 				continue
 			}
 			if msg := schedCompare(d, w, from, to); msg != "" {
-				t.Errorf("window %s, %q/%q: %s", from.Format(time.RFC3339), k.url, k.country, msg)
+				t.Errorf("window %s, %q/%q: %s", from.Format(time.RFC3339), k.URL, k.Country, msg)
 			}
 			if d.Job != meta.Job {
-				t.Errorf("window %s, %q/%q: document of job %s, the result is job %s's", from.Format(time.RFC3339), k.url, k.country, d.Job, meta.Job)
+				t.Errorf("window %s, %q/%q: document of job %s, the result is job %s's", from.Format(time.RFC3339), k.URL, k.Country, d.Job, meta.Job)
 			}
 		}
 		total += len(want)
@@ -518,88 +519,32 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 	return docs
 }
 
-func schedCompare(d schedDoc, w *schedRef, from, to time.Time) string {
+func schedCompare(d schedDoc, w *aggtest.Row, from, to time.Time) string {
 	var errs []string
 	if !d.WindowStart.Equal(from) || !d.WindowEnd.Equal(to) {
 		errs = append(errs, fmt.Sprintf("window [%s, %s)", d.WindowStart, d.WindowEnd))
 	}
-	if d.Clicks != w.clicks || d.UniqueUsers != int64(len(w.users)) || d.TimeSpentSamples != w.samples {
+	if d.Clicks != w.Clicks || d.UniqueUsers != int64(len(w.Users)) || d.TimeSpentSamples != w.Samples {
 		errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
-			d.Clicks, d.UniqueUsers, d.TimeSpentSamples, w.clicks, len(w.users), w.samples))
+			d.Clicks, d.UniqueUsers, d.TimeSpentSamples, w.Clicks, len(w.Users), w.Samples))
 	}
-	total := float64(w.ms) / 1000
+	total := float64(w.Ms) / 1000
 	if !schedClose(d.TotalTimeSpentS, total) {
 		errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", d.TotalTimeSpentS, total))
 	}
 	switch {
-	case w.samples == 0 && d.AvgTimeSpentS != nil:
+	case w.Samples == 0 && d.AvgTimeSpentS != nil:
 		errs = append(errs, fmt.Sprintf("average %v, want none (no samples)", *d.AvgTimeSpentS))
-	case w.samples > 0 && d.AvgTimeSpentS == nil:
+	case w.Samples > 0 && d.AvgTimeSpentS == nil:
 		errs = append(errs, "no average")
-	case w.samples > 0 && !schedClose(*d.AvgTimeSpentS, total/float64(w.samples)):
-		errs = append(errs, fmt.Sprintf("average %v s, want %v", *d.AvgTimeSpentS, total/float64(w.samples)))
+	case w.Samples > 0 && !schedClose(*d.AvgTimeSpentS, total/float64(w.Samples)):
+		errs = append(errs, fmt.Sprintf("average %v s, want %v", *d.AvgTimeSpentS, total/float64(w.Samples)))
 	}
 	return strings.Join(errs, "; ")
 }
 
 func schedClose(got, want float64) bool {
 	return got == want || math.Abs(got-want) <= 1e-9*math.Max(math.Abs(got), math.Abs(want))
-}
-
-// schedRef is the reference aggregate of one (url, country).
-type schedRef struct {
-	clicks, ms, samples int64
-	users               map[string]bool
-}
-
-type schedRefKey struct{ url, country string }
-
-// schedReference computes the window [from, to) the plain way: per user,
-// the events at or after from in (timestamp, url, country) order; an event
-// before to is a click, and its time spent is the gap to the user's next
-// event (wherever that is) when the gap is under the timeout.
-func schedReference(events []event.Event, from, to time.Time, timeout time.Duration) map[schedRefKey]*schedRef {
-	byUser := map[string][]event.Event{}
-	for _, e := range events {
-		if e.Timestamp >= from.UnixMilli() {
-			byUser[e.UserID] = append(byUser[e.UserID], e)
-		}
-	}
-	out := map[schedRefKey]*schedRef{}
-	for user, evs := range byUser {
-		slices.SortFunc(evs, func(a, b event.Event) int {
-			switch {
-			case a.Timestamp != b.Timestamp:
-				if a.Timestamp < b.Timestamp {
-					return -1
-				}
-				return 1
-			case a.URL != b.URL:
-				return strings.Compare(a.URL, b.URL)
-			}
-			return strings.Compare(a.Country, b.Country)
-		})
-		for i, e := range evs {
-			if e.Timestamp >= to.UnixMilli() {
-				break
-			}
-			k := schedRefKey{e.URL, e.Country}
-			a := out[k]
-			if a == nil {
-				a = &schedRef{users: map[string]bool{}}
-				out[k] = a
-			}
-			a.clicks++
-			a.users[user] = true
-			if i+1 < len(evs) {
-				if gap := evs[i+1].Timestamp - e.Timestamp; gap < timeout.Milliseconds() {
-					a.ms += gap
-					a.samples++
-				}
-			}
-		}
-	}
-	return out
 }
 
 // scheduleESURL is the local stack's Elasticsearch: the test skips under

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
@@ -126,17 +127,17 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 	t.Logf("ingest: %d accepted, %d rejected in %v", gotAcc, gotRej, time.Since(start).Round(time.Millisecond))
 
 	// 3. The independent reference agrees with the hand-computed edge rows.
-	ref := pipeReference(valid, from, to, timeout)
+	ref := aggtest.Reference(valid, from, to, timeout)
 	for k, w := range want {
 		r, ok := ref[k]
 		switch {
 		case w == nil && ok:
-			t.Errorf("reference counts %q/%q, which is outside the window", k.url, k.country)
+			t.Errorf("reference counts %q/%q, which is outside the window", k.URL, k.Country)
 		case w != nil && !ok:
-			t.Errorf("reference lacks %q/%q", k.url, k.country)
-		case w != nil && (r.clicks != w.clicks || int64(len(r.users)) != w.nUsers || r.samples != w.samples || r.ms != w.ms):
+			t.Errorf("reference lacks %q/%q", k.URL, k.Country)
+		case w != nil && (r.Clicks != w.Clicks || int64(len(r.Users)) != w.nUsers || r.Samples != w.Samples || r.Ms != w.Ms):
 			t.Errorf("reference %q/%q: clicks %d users %d samples %d ms %d; by hand %d %d %d %d",
-				k.url, k.country, r.clicks, len(r.users), r.samples, r.ms, w.clicks, w.nUsers, w.samples, w.ms)
+				k.URL, k.Country, r.Clicks, len(r.Users), r.Samples, r.Ms, w.Clicks, w.nUsers, w.Samples, w.Ms)
 		}
 	}
 	if t.Failed() {
@@ -167,7 +168,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		pipeCompare(t, format, rows, ref, from, to)
 		var events int64
 		for _, r := range ref {
-			events += r.clicks
+			events += r.Clicks
 		}
 		if meta.EventsInWindow != events || meta.EventsRead < events+int64(ahead) {
 			t.Errorf("%s result: %d events in the window and %d read; reference %d in the window, %d in the look-ahead",
@@ -237,11 +238,11 @@ func mustParseLines(t *testing.T, input []byte) []event.Event {
 	return out
 }
 
-type pipeKey struct{ url, country string }
+type pipeKey = aggtest.Key
 
 // pipeWant is a hand-computed row; nil means "no row".
 type pipeWant struct {
-	clicks, nUsers, samples, ms int64
+	Clicks, nUsers, Samples, Ms int64
 }
 
 // pipeEdgeCases returns NDJSON lines covering the edge cases of the
@@ -275,9 +276,9 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 	}
 	want := map[pipeKey]*pipeWant{}
 	row := func(url, country string, clicks, users, samples, ms int64) {
-		want[pipeKey{u + url, country}] = &pipeWant{clicks, users, samples, ms}
+		want[pipeKey{URL: u + url, Country: country}] = &pipeWant{clicks, users, samples, ms}
 	}
-	none := func(url, country string) { want[pipeKey{u + url, country}] = nil }
+	none := func(url, country string) { want[pipeKey{URL: u + url, Country: country}] = nil }
 
 	// Ties: one user, one millisecond, three (url, country); ordered by
 	// (url, country): a/AT, a/FR, b/DE, each the next's predecessor with
@@ -384,62 +385,9 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 	return []byte(b.String()), want
 }
 
-// pipeRef is the reference aggregate of one (url, country).
-type pipeRef struct {
-	clicks, ms, samples int64
-	users               map[string]bool
-}
-
-// pipeReference computes the window [from, to) the plain way: per user,
-// the events at or after from in (timestamp, url, country) order; an event
-// before to is a click, and its time spent is the gap to the user's next
-// event (wherever that is) when the gap is under the timeout.
-func pipeReference(events []event.Event, from, to time.Time, timeout time.Duration) map[pipeKey]*pipeRef {
-	byUser := map[string][]event.Event{}
-	for _, e := range events {
-		if e.Timestamp >= from.UnixMilli() {
-			byUser[e.UserID] = append(byUser[e.UserID], e)
-		}
-	}
-	out := map[pipeKey]*pipeRef{}
-	for user, evs := range byUser {
-		slices.SortFunc(evs, func(a, b event.Event) int {
-			switch {
-			case a.Timestamp < b.Timestamp:
-				return -1
-			case a.Timestamp > b.Timestamp:
-				return 1
-			case a.URL != b.URL:
-				return strings.Compare(a.URL, b.URL)
-			}
-			return strings.Compare(a.Country, b.Country)
-		})
-		for i, e := range evs {
-			if e.Timestamp >= to.UnixMilli() {
-				break
-			}
-			k := pipeKey{e.URL, e.Country}
-			a := out[k]
-			if a == nil {
-				a = &pipeRef{users: map[string]bool{}}
-				out[k] = a
-			}
-			a.clicks++
-			a.users[user] = true
-			if i+1 < len(evs) {
-				if gap := evs[i+1].Timestamp - e.Timestamp; gap < timeout.Milliseconds() {
-					a.ms += gap
-					a.samples++
-				}
-			}
-		}
-	}
-	return out
-}
-
 // pipeCompare checks rows against the reference: the same keys, once
 // each, in (url, country) order; equal counts; times within 1e-9 relative.
-func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[pipeKey]*pipeRef, from, to time.Time) {
+func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[pipeKey]*aggtest.Row, from, to time.Time) {
 	t.Helper()
 	if len(rows) != len(ref) {
 		t.Errorf("%s: %d rows, reference %d", name, len(rows), len(ref))
@@ -447,7 +395,7 @@ func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[
 	seen := map[pipeKey]bool{}
 	bad := 0
 	for i, r := range rows {
-		k := pipeKey{r.URL, r.Country}
+		k := pipeKey{URL: r.URL, Country: r.Country}
 		if i > 0 && (rows[i-1].URL > r.URL || rows[i-1].URL == r.URL && rows[i-1].Country >= r.Country) {
 			t.Errorf("%s: rows out of (url, country) order at %q/%q", name, r.URL, r.Country)
 		}
@@ -464,21 +412,21 @@ func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[
 		if !r.WindowStart.Equal(from) || !r.WindowEnd.Equal(to) {
 			errs = append(errs, fmt.Sprintf("window [%s, %s)", r.WindowStart, r.WindowEnd))
 		}
-		if r.Clicks != w.clicks || r.UniqueUsers != int64(len(w.users)) || r.TimeSpentSamples != w.samples {
+		if r.Clicks != w.Clicks || r.UniqueUsers != int64(len(w.Users)) || r.TimeSpentSamples != w.Samples {
 			errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
-				r.Clicks, r.UniqueUsers, r.TimeSpentSamples, w.clicks, len(w.users), w.samples))
+				r.Clicks, r.UniqueUsers, r.TimeSpentSamples, w.Clicks, len(w.Users), w.Samples))
 		}
-		total := float64(w.ms) / 1000
+		total := float64(w.Ms) / 1000
 		if !pipeClose(r.TotalTimeSpentS, total) {
 			errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", r.TotalTimeSpentS, total))
 		}
 		switch {
-		case w.samples == 0 && r.AvgTimeSpentS != nil:
+		case w.Samples == 0 && r.AvgTimeSpentS != nil:
 			errs = append(errs, fmt.Sprintf("average %v, want none", *r.AvgTimeSpentS))
-		case w.samples > 0 && r.AvgTimeSpentS == nil:
+		case w.Samples > 0 && r.AvgTimeSpentS == nil:
 			errs = append(errs, "no average")
-		case w.samples > 0 && !pipeClose(*r.AvgTimeSpentS, total/float64(w.samples)):
-			errs = append(errs, fmt.Sprintf("average %v s, want %v", *r.AvgTimeSpentS, total/float64(w.samples)))
+		case w.Samples > 0 && !pipeClose(*r.AvgTimeSpentS, total/float64(w.Samples)):
+			errs = append(errs, fmt.Sprintf("average %v s, want %v", *r.AvgTimeSpentS, total/float64(w.Samples)))
 		}
 		if len(errs) > 0 {
 			if bad++; bad <= 20 {
@@ -489,7 +437,7 @@ func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[
 	for k := range ref {
 		if !seen[k] {
 			if bad++; bad <= 20 {
-				t.Errorf("%s: reference row %q/%q missing", name, k.url, k.country)
+				t.Errorf("%s: reference row %q/%q missing", name, k.URL, k.Country)
 			}
 		}
 	}
