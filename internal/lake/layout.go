@@ -2,7 +2,6 @@ package lake
 
 import (
 	"fmt"
-	"hash/fnv"
 	"path"
 	"strconv"
 	"strings"
@@ -29,9 +28,19 @@ const DefaultBuckets = 16
 // Bucket returns the user bucket of userID in a lake of n buckets:
 // FNV-1a 64 of the id, modulo n. All events of a user share a bucket.
 func Bucket(userID string, n int) int {
-	h := fnv.New64a()
-	h.Write([]byte(userID))
-	return int(h.Sum64() % uint64(n))
+	return int(UserIDHash(userID) % uint64(n))
+}
+
+// UserIDHash is FNV-1a 64 of userID: what Bucket reduces modulo the bucket
+// count, and the order in which ingest groups a partition's users.
+func UserIDHash(userID string) uint64 {
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(userID); i++ {
+		h ^= uint64(userID[i])
+		h *= prime64
+	}
+	return h
 }
 
 // Partition is one cell of the layout: an event-time hour and a user bucket.
