@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/ingest"
+	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
@@ -520,31 +520,11 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 }
 
 func schedCompare(d schedDoc, w *aggtest.Row, from, to time.Time) string {
-	var errs []string
-	if !d.WindowStart.Equal(from) || !d.WindowEnd.Equal(to) {
-		errs = append(errs, fmt.Sprintf("window [%s, %s)", d.WindowStart, d.WindowEnd))
-	}
-	if d.Clicks != w.Clicks || d.UniqueUsers != int64(len(w.Users)) || d.TimeSpentSamples != w.Samples {
-		errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
-			d.Clicks, d.UniqueUsers, d.TimeSpentSamples, w.Clicks, len(w.Users), w.Samples))
-	}
-	total := float64(w.Ms) / 1000
-	if !schedClose(d.TotalTimeSpentS, total) {
-		errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", d.TotalTimeSpentS, total))
-	}
-	switch {
-	case w.Samples == 0 && d.AvgTimeSpentS != nil:
-		errs = append(errs, fmt.Sprintf("average %v, want none (no samples)", *d.AvgTimeSpentS))
-	case w.Samples > 0 && d.AvgTimeSpentS == nil:
-		errs = append(errs, "no average")
-	case w.Samples > 0 && !schedClose(*d.AvgTimeSpentS, total/float64(w.Samples)):
-		errs = append(errs, fmt.Sprintf("average %v s, want %v", *d.AvgTimeSpentS, total/float64(w.Samples)))
-	}
-	return strings.Join(errs, "; ")
-}
-
-func schedClose(got, want float64) bool {
-	return got == want || math.Abs(got-want) <= 1e-9*math.Max(math.Abs(got), math.Abs(want))
+	return w.Diff(aggregate.ResultRow{
+		WindowStart: d.WindowStart, WindowEnd: d.WindowEnd, URL: d.URL, Country: d.Country,
+		Clicks: d.Clicks, UniqueUsers: d.UniqueUsers, TotalTimeSpentS: d.TotalTimeSpentS,
+		TimeSpentSamples: d.TimeSpentSamples, AvgTimeSpentS: d.AvgTimeSpentS,
+	}, from, to)
 }
 
 // scheduleESURL is the local stack's Elasticsearch: the test skips under

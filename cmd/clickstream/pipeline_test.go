@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -408,29 +406,9 @@ func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[
 			t.Errorf("%s: row %q/%q not in the reference", name, r.URL, r.Country)
 			continue
 		}
-		var errs []string
-		if !r.WindowStart.Equal(from) || !r.WindowEnd.Equal(to) {
-			errs = append(errs, fmt.Sprintf("window [%s, %s)", r.WindowStart, r.WindowEnd))
-		}
-		if r.Clicks != w.Clicks || r.UniqueUsers != int64(len(w.Users)) || r.TimeSpentSamples != w.Samples {
-			errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
-				r.Clicks, r.UniqueUsers, r.TimeSpentSamples, w.Clicks, len(w.Users), w.Samples))
-		}
-		total := float64(w.Ms) / 1000
-		if !pipeClose(r.TotalTimeSpentS, total) {
-			errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", r.TotalTimeSpentS, total))
-		}
-		switch {
-		case w.Samples == 0 && r.AvgTimeSpentS != nil:
-			errs = append(errs, fmt.Sprintf("average %v, want none", *r.AvgTimeSpentS))
-		case w.Samples > 0 && r.AvgTimeSpentS == nil:
-			errs = append(errs, "no average")
-		case w.Samples > 0 && !pipeClose(*r.AvgTimeSpentS, total/float64(w.Samples)):
-			errs = append(errs, fmt.Sprintf("average %v s, want %v", *r.AvgTimeSpentS, total/float64(w.Samples)))
-		}
-		if len(errs) > 0 {
+		if msg := w.Diff(r, from, to); msg != "" {
 			if bad++; bad <= 20 {
-				t.Errorf("%s: %q/%q: %s", name, r.URL, r.Country, strings.Join(errs, "; "))
+				t.Errorf("%s: %q/%q: %s", name, r.URL, r.Country, msg)
 			}
 		}
 	}
@@ -444,10 +422,6 @@ func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[
 	if bad > 20 {
 		t.Errorf("%s: %d bad rows in all", name, bad)
 	}
-}
-
-func pipeClose(got, want float64) bool {
-	return got == want || math.Abs(got-want) <= 1e-9*math.Max(math.Abs(got), math.Abs(want))
 }
 
 func pipeRowsEqual(a, b aggregate.ResultRow) bool {

@@ -4,10 +4,13 @@
 package aggtest
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/event"
 )
 
@@ -65,4 +68,36 @@ func Reference(events []event.Event, from, to time.Time, timeout time.Duration) 
 		}
 	}
 	return out
+}
+
+// Diff compares one result row with the reference row of its key: counts
+// exactly, time spent and its average within 1e-9 relative. It returns ""
+// when they agree, else what differs.
+func (r *Row) Diff(got aggregate.ResultRow, from, to time.Time) string {
+	var errs []string
+	if !got.WindowStart.Equal(from) || !got.WindowEnd.Equal(to) {
+		errs = append(errs, fmt.Sprintf("window [%s, %s), want [%s, %s)", got.WindowStart, got.WindowEnd, from, to))
+	}
+	if got.Clicks != r.Clicks || got.UniqueUsers != int64(len(r.Users)) || got.TimeSpentSamples != r.Samples {
+		errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
+			got.Clicks, got.UniqueUsers, got.TimeSpentSamples, r.Clicks, len(r.Users), r.Samples))
+	}
+	total := float64(r.Ms) / 1000
+	if !Close(got.TotalTimeSpentS, total) {
+		errs = append(errs, fmt.Sprintf("total time spent %v s, want %v", got.TotalTimeSpentS, total))
+	}
+	switch {
+	case r.Samples == 0 && got.AvgTimeSpentS != nil:
+		errs = append(errs, fmt.Sprintf("average %v, want none (no samples)", *got.AvgTimeSpentS))
+	case r.Samples > 0 && got.AvgTimeSpentS == nil:
+		errs = append(errs, "no average")
+	case r.Samples > 0 && !Close(*got.AvgTimeSpentS, total/float64(r.Samples)):
+		errs = append(errs, fmt.Sprintf("average %v s, want %v", *got.AvgTimeSpentS, total/float64(r.Samples)))
+	}
+	return strings.Join(errs, "; ")
+}
+
+// Close reports whether got equals want within 1e-9 relative.
+func Close(got, want float64) bool {
+	return got == want || math.Abs(got-want) <= 1e-9*math.Max(math.Abs(got), math.Abs(want))
 }
