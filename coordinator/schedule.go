@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -209,6 +211,11 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 	if !ok {
 		return false, nil
 	}
+	// A source whose clock runs ahead must not make windows that are still
+	// filling look complete.
+	if wm.After(now) {
+		wm = now
+	}
 	c.metrics.scheduleLag.Set(now.Sub(wm).Seconds())
 	first := s.Start
 	if first.IsZero() {
@@ -237,6 +244,9 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 	}
 	complete := func(from time.Time) bool { return !from.Add(s.Window + timeout + s.Lateness).After(wm) }
 	for from := first; !from.After(lastSeen) || complete(from); from = from.Add(s.Window) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		to := from.Add(s.Window)
 		rec := recs[from.Unix()]
 		if rec != nil && rec.State == windowRunning {
@@ -248,8 +258,6 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 			continue // nothing to aggregate (yet)
 		case rec != nil && rec.Input == input:
 			continue // processed with this very input
-		case rec != nil && rec.State == windowFailed && rec.Failures >= scheduleMaxFailures && rec.Input == input:
-			continue
 		}
 		if rec == nil {
 			rec = &windowRecord{From: from, To: to}
@@ -275,6 +283,13 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		spec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
 	}
 	resp, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if status.Code(err) == codes.InvalidArgument {
+		// The window itself is unacceptable (e.g. events dated year 0):
+		// record it as failed for this input and move on to the next.
+		rec.State, rec.Error, rec.Input, rec.Failures = windowFailed, err.Error(), input, scheduleMaxFailures
+		c.logger.Error("window cannot be aggregated; skipping it until its input changes", "window", rec.From, "err", err)
+		return c.putWindow(ctx, rec)
+	}
 	if err != nil {
 		return fmt.Errorf("schedule: submit window %s: %w", rec.From.Format(time.RFC3339), err)
 	}
@@ -300,8 +315,11 @@ func (c *Coordinator) awaitWindow(ctx context.Context, s Schedule, rec *windowRe
 			if st := j.GetIndexerStatus(); st != "" && st != indexOK {
 				// Committed but not indexed: run the window again, which
 				// re-indexes it (documents are idempotent).
-				rec.State, rec.Error, rec.Input = windowFailed, "indexing: "+st, ""
+				rec.State, rec.Error = windowFailed, "indexing: "+st
 				rec.Failures++
+				if rec.Failures < scheduleMaxFailures {
+					rec.Input = "" // try again on the next tick
+				}
 				c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
 				c.logger.Error("window indexing failed", "window", rec.From, "job", rec.Job, "err", st)
 				return true, c.putWindow(ctx, rec)
@@ -371,6 +389,9 @@ func scheduleWatermark(sn *lake.Snapshot, now time.Time, idle time.Duration) (ti
 	}
 	lo, active := int64(math.MaxInt64), false
 	for _, w := range wms {
+		if w.Watermark == math.MinInt64 {
+			continue // no valid event yet (only rejected records): no event time to hold back
+		}
 		if now.Sub(w.Updated) < idle {
 			active = true
 			lo = min(lo, w.Watermark)

@@ -49,7 +49,7 @@ func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
 		interval = 200 * time.Millisecond
 		buckets  = 4
 	)
-	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) // window-aligned
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC) // window-aligned, in the past (the scheduler never lets the watermark pass the wall clock)
 	w1, w2, w3, w4 := t0, t0.Add(window), t0.Add(2*window), t0.Add(3*window)
 	// Window k is complete once the watermark reaches its end + 31 s.
 	wmA := t0.Add(3*time.Minute + 40*time.Second)  // completes w1..w3, not w4

@@ -1,8 +1,11 @@
 package coordinator
 
 import (
+	"math"
 	"testing"
 	"time"
+
+	"github.com/dataco/clickstream/internal/lake"
 )
 
 func TestSplitWindows(t *testing.T) {
@@ -47,5 +50,33 @@ func TestWindowOut(t *testing.T) {
 		if got, want := WindowOut(base, from), "s3://b/out/window=20261127T010000Z"; got != want {
 			t.Fatalf("WindowOut(%q) = %q, want %q", base, got, want)
 		}
+	}
+}
+
+func TestScheduleWatermark(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	m := func(source string, wm time.Time, committedAgo time.Duration) *lake.Manifest {
+		return &lake.Manifest{Source: source, Seq: 1, Watermark: wm.UnixMilli(), Committed: now.Add(-committedAgo)}
+	}
+	noEvents := &lake.Manifest{Source: "garbage", Seq: 1, Watermark: math.MinInt64, Committed: now}
+	tests := []struct {
+		name string
+		ms   []*lake.Manifest
+		want time.Time
+		ok   bool
+	}{
+		{"no sources", nil, time.Time{}, false},
+		{"lowest active source", []*lake.Manifest{m("a", now.Add(-time.Minute), 0), m("b", now.Add(-3*time.Minute), time.Second)}, now.Add(-3 * time.Minute), true},
+		{"idle source ignored", []*lake.Manifest{m("a", now.Add(-time.Minute), 0), m("b", now.Add(-time.Hour), time.Hour)}, now.Add(-time.Minute), true},
+		{"all idle: wall clock", []*lake.Manifest{m("a", now.Add(-time.Hour), time.Hour)}, now, true},
+		{"source without valid events ignored", []*lake.Manifest{m("a", now.Add(-time.Minute), 0), noEvents}, now.Add(-time.Minute), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := scheduleWatermark(&lake.Snapshot{Manifests: tt.ms}, now, 2*time.Minute)
+			if ok != tt.ok || !got.Equal(tt.want) {
+				t.Fatalf("scheduleWatermark = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }

@@ -191,6 +191,9 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				}
 			}
 		case <-ticker.C:
+			if commitErr.Load() != nil {
+				return finish(b) // a commit failed: end the session, resume from the lake
+			}
 			if len(b.records) > 0 {
 				if err := handOver(); err != nil {
 					return finish(b)
@@ -206,10 +209,10 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 // (it was never committed) and the session ends, so that the partition is
 // consumed again from the lake's position.
 func (k *kafkaSource) failed(sess sarama.ConsumerGroupSession, err error) error {
+	k.sink.log.Error("commit failed; the partition resumes from the lake's position", "err", err)
 	if sess.Context().Err() != nil {
-		return nil
+		return nil // the session is over anyway
 	}
-	k.sink.log.Error("commit failed; restarting the session from the lake's position", "err", err)
 	return err
 }
 
