@@ -3,8 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -31,16 +29,7 @@ import (
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := clustertest.CheckLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { clustertest.Main(m) }
 
 var (
 	tFrom = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)

@@ -2,8 +2,10 @@ package clustertest
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -40,4 +42,19 @@ func CheckLeaks() error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Main runs a package's tests, then fails the run if any goroutine of this
+// module outlived them (see CheckLeaks). Use it as the package's TestMain:
+//
+//	func TestMain(m *testing.M) { clustertest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := CheckLeaks(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
