@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,22 +56,32 @@ func BenchmarkKafkaToLake(b *testing.B) {
 
 	for _, kind := range []string{"s3", "file"} {
 		b.Run(kind, func(b *testing.B) {
-			var consumeSecs, ingestSecs float64
+			var consumeSecs, ingestSecs, consumeCPU, ingestCPU float64
 			for i := 0; i < b.N; i++ {
+				cpu0 := processCPU(b)
 				consumeSecs += consumeOnly(b, bl, topic, int64(events)).Seconds()
+				cpu1 := processCPU(b)
+				consumeCPU += cpu1 - cpu0
 				var store lake.Store
 				if kind == "s3" {
 					store = laketest.NewS3(b)
 				} else {
 					store = laketest.NewFile(b)
 				}
+				cpu2 := processCPU(b)
 				ingestSecs += ingestAll(b, bl, topic, store, int64(events)).Seconds()
+				ingestCPU += processCPU(b) - cpu2
 			}
 			ceiling := float64(events*b.N) / consumeSecs
 			rate := float64(events*b.N) / ingestSecs
 			b.ReportMetric(ceiling, "consume_events/s")
 			b.ReportMetric(rate, "lake_events/s")
 			b.ReportMetric(rate/ceiling, "ratio")
+			// CPU seconds of this process per second of each phase: how
+			// much of the machine each side used (the broker's share is not
+			// counted).
+			b.ReportMetric(consumeCPU/consumeSecs, "consume_cores")
+			b.ReportMetric(ingestCPU/ingestSecs, "lake_cores")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -157,6 +168,16 @@ func ingestAll(b *testing.B, brokers []string, topic string, store lake.Store, w
 		b.Fatal(err)
 	}
 	return elapsed
+}
+
+// processCPU returns the user and system CPU time this process has used,
+// in seconds.
+func processCPU(b *testing.B) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // committedEnd sums the committed end positions of every source, from the

@@ -17,6 +17,7 @@ const (
 	DefaultTopic         = "clicks"
 	DefaultGroup         = "clickstream-ingest"
 	DefaultFlushRecords  = 100_000
+	MaxFlushRecords      = 1 << 24 // records of a batch are indexed by int32
 	DefaultFlushBytes    = 32 << 20
 	DefaultFlushInterval = 10 * time.Second
 	DefaultUploads       = 16
@@ -107,6 +108,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushRecords <= 0 || c.FlushBytes <= 0 || c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("--flush-records, --flush-bytes and --flush-interval must be positive"))
+	}
+	if c.FlushRecords > MaxFlushRecords {
+		errs = append(errs, fmt.Errorf("--flush-records %d over the maximum %d", c.FlushRecords, MaxFlushRecords))
 	}
 	if c.MaxRecordSize <= 0 {
 		errs = append(errs, errors.New("--max-record-size must be positive"))

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/dataco/clickstream/internal/event"
 )
 
 // runFile ingests an NDJSON file (or stdin) as one lake source whose
@@ -55,6 +57,7 @@ func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 
 	b := &batch{}
 	b.reset(st.end)
+	strs := event.NewInterner(0)
 	lastFlush := time.Now()
 	commit := func() error {
 		res, err := s.flush(ctx, &st, b)
@@ -85,11 +88,11 @@ func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 		sum.Consumed++
 		s.metrics.consumed.Inc()
 		if errors.Is(err, errTooLong) {
-			b.add(s.tooLarge(pos, line, cfg.MaxRecordSize))
+			b.add(s.tooLarge(pos, line, cfg.MaxRecordSize), len(line))
 		} else {
-			b.add(s.parse(pos, line))
+			b.add(s.parse(pos, line, strs), len(line))
 		}
-		if len(b.records) >= cfg.FlushRecords || b.rawBytes >= cfg.FlushBytes || time.Since(lastFlush) >= cfg.FlushInterval {
+		if b.len() >= cfg.FlushRecords || b.rawBytes >= cfg.FlushBytes || time.Since(lastFlush) >= cfg.FlushInterval {
 			if err := commit(); err != nil {
 				return sum, err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
@@ -50,6 +52,9 @@ func newSaramaConfig(cfg *Config) *sarama.Config {
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Fetch.Default = 4 << 20
 	sc.ChannelBufferSize = 1024
+	if v, err := strconv.Atoi(os.Getenv("XBUF")); err == nil {
+		sc.ChannelBufferSize = v
+	}
 	return sc
 }
 
@@ -135,7 +140,7 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 	// finish hands over the last batch and waits for every commit, at most
 	// two minutes after the session has ended.
 	finish := func(b *batch) error {
-		if len(b.records) > 0 {
+		if b.len() > 0 {
 			batches <- b
 		}
 		close(batches)
@@ -169,32 +174,65 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		b.reset(next)
 		return nil
 	}
+	strs := event.NewInterner(0) // this goroutine's
+	msgs := claim.Messages()
+	// take adds one record to the batch, handing the batch over when full.
+	added := 0
+	take := func(msg *sarama.ConsumerMessage) error {
+		if msg.Offset < b.next {
+			return nil // already committed or already batched
+		}
+		added++
+		b.add(k.sink.parse(msg.Offset, msg.Value, strs), len(msg.Value))
+		if b.len() >= k.cfg.FlushRecords || b.rawBytes >= k.cfg.FlushBytes {
+			return handOver()
+		}
+		return nil
+	}
 	ticker := time.NewTicker(k.cfg.FlushInterval)
 	defer ticker.Stop()
 	for {
 		select {
-		case msg, ok := <-claim.Messages():
+		case msg, ok := <-msgs:
 			if !ok {
 				return finish(b)
 			}
-			k.lastRecord.Store(time.Now().UnixNano())
-			if msg.Offset < b.next {
-				continue // already committed or already batched
-			}
-			k.totals.consumed.Add(1)
-			k.sink.metrics.consumed.Inc()
-			lag.Set(float64(claim.HighWaterMarkOffset() - msg.Offset - 1))
-			b.add(k.sink.parse(msg.Offset, msg.Value))
-			if len(b.records) >= k.cfg.FlushRecords || b.rawBytes >= k.cfg.FlushBytes {
-				if err := handOver(); err != nil {
+			// Take what is buffered already without a select per record,
+			// up to drainMax records between checks of the timer and the
+			// session; account for them once.
+			n, open := 0, true
+			added = 0
+			for {
+				if err := take(msg); err != nil {
 					return finish(b)
 				}
+				n++
+				if n == drainMax {
+					break
+				}
+				next, more := msg, false
+				select {
+				case next, open = <-msgs:
+					more = open
+				default:
+				}
+				if !more {
+					break
+				}
+				msg = next
+			}
+			k.lastRecord.Store(time.Now().UnixNano())
+			k.totals.consumed.Add(int64(added))
+			k.sink.metrics.consumed.Add(float64(added))
+			lag.Set(float64(claim.HighWaterMarkOffset() - msg.Offset - 1))
+			if !open {
+				return finish(b)
 			}
 		case <-ticker.C:
 			if commitErr.Load() != nil {
 				return finish(b) // a commit failed: end the session, resume from the lake
 			}
-			if len(b.records) > 0 {
+			if b.len() > 0 {
 				if err := handOver(); err != nil {
 					return finish(b)
 				}
@@ -204,6 +242,10 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		}
 	}
 }
+
+// drainMax is the most records ConsumeClaim takes from the claim's channel
+// between two looks at its timer and its session.
+const drainMax = 4096
 
 // failed handles a commit that could not be written: the batch is dropped
 // (it was never committed) and the session ends, so that the partition is

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -56,10 +57,12 @@ func (s *sink) recover(ctx context.Context, source string) (sourceState, error) 
 
 // record is one raw message with its source position, parsed.
 type record struct {
-	pos int64
-	raw []byte
-	ev  event.Event
-	err error // non-nil: rejected
+	pos  int64
+	raw  []byte // rejected records only: what the dead-letter area keeps
+	ev   event.Event
+	user uint64 // lake.UserIDHash(ev.UserID), valid records only
+	err  error  // non-nil: rejected
+	size int    // of the raw message
 }
 
 // rejectedRecord is one line of a dead-letter file.
@@ -74,23 +77,49 @@ type rejectedRecord struct {
 
 // batch accumulates the records of one source between commits. Records are
 // in position order; positions may have gaps (Kafka transaction markers,
-// compaction), so the batch covers [start, next).
+// compaction), so the batch covers [start, next). Records are stored in
+// fixed-size chunks that the batch keeps from one use to the next: a batch
+// grows without copying what it holds.
 type batch struct {
 	start, next int64
-	records     []record
+	chunks      [][]record // chunks[:len-1] are full
+	n           int        // records held
 	rawBytes    int
 }
 
+// Record chunks hold 1<<chunkBits records.
+const (
+	chunkBits = 12
+	chunkSize = 1 << chunkBits
+)
+
+// len returns the number of records in the batch.
+func (b *batch) len() int { return b.n }
+
+// at returns the i-th record of the batch.
+func (b *batch) at(i int) *record { return &b.chunks[i>>chunkBits][i&(chunkSize-1)] }
+
 func (b *batch) reset(pos int64) {
+	// Let go of the records, and so of the messages their strings point
+	// into.
+	for i := 0; i < b.n; i += chunkSize {
+		clear(b.chunks[i>>chunkBits][:min(chunkSize, b.n-i)])
+	}
 	b.start, b.next = pos, pos
-	b.records = b.records[:0]
+	b.n = 0
 	b.rawBytes = 0
 }
 
-func (b *batch) add(r record) {
-	b.records = append(b.records, r)
+func (b *batch) add(r record, size int) {
+	r.size = size
+	c := b.n >> chunkBits
+	if c == len(b.chunks) {
+		b.chunks = append(b.chunks, make([]record, chunkSize))
+	}
+	b.chunks[c][b.n&(chunkSize-1)] = r
+	b.n++
 	b.next = r.pos + 1
-	b.rawBytes += len(r.raw)
+	b.rawBytes += size
 }
 
 // dropBefore keeps only the records at or after pos, after another writer
@@ -100,21 +129,30 @@ func (b *batch) dropBefore(pos int64) {
 		return
 	}
 	i := 0
-	for i < len(b.records) && b.records[i].pos < pos {
-		b.rawBytes -= len(b.records[i].raw)
+	for i < b.n && b.at(i).pos < pos {
+		b.rawBytes -= b.at(i).size
 		i++
 	}
-	b.records = append(b.records[:0], b.records[i:]...)
+	for j := i; j < b.n; j++ {
+		*b.at(j - i) = *b.at(j)
+	}
+	b.n -= i
 	b.start = pos
 	if b.next < pos {
 		b.next = pos
 	}
 }
 
-// parse validates a raw value into a record.
-func (s *sink) parse(pos int64, raw []byte) record {
-	ev, err := s.parser.Parse(raw)
-	return record{pos: pos, raw: raw, ev: ev, err: err}
+// parse validates a raw value into a record. A valid record's strings
+// point into raw (see event.Parser.ParseAliased): raw must stay as it is
+// until the batch is reset, as Kafka message values and the file source's
+// lines do.
+func (s *sink) parse(pos int64, raw []byte, in *event.Interner) record {
+	ev, err := s.parser.ParseAliased(raw, in)
+	if err != nil {
+		return record{pos: pos, raw: raw, err: err}
+	}
+	return record{pos: pos, ev: ev, user: lake.UserIDHash(ev.UserID)}
 }
 
 // flushResult summarises one commit.
@@ -161,6 +199,37 @@ func (s *sink) flush(ctx context.Context, st *sourceState, b *batch) (flushResul
 	}
 }
 
+// cell is a partition of the layout as integers: the hour's start in epoch
+// milliseconds and the bucket.
+type cell struct {
+	hour   int64
+	bucket int
+}
+
+// partition returns the lake partition of the cell.
+func (c cell) partition() lake.Partition {
+	return lake.Partition{Hour: time.UnixMilli(c.hour).UTC(), Bucket: c.bucket}
+}
+
+// cellGroup is what a commit knows of one cell: where its sort keys are and
+// its event-time range.
+type cellGroup struct {
+	cell
+	start, n     int // keys[start:start+n]
+	minTs, maxTs int64
+}
+
+// sortKey orders a partition's events: by user-id hash, then time, then
+// the record's index into the batch.
+type sortKey struct {
+	user uint64
+	ts   int64
+	i    int32
+}
+
+// hourMillis is an hour in milliseconds.
+const hourMillis = int64(time.Hour / time.Millisecond)
+
 // commit writes the batch's objects, then its manifest.
 func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResult, error) {
 	start := time.Now()
@@ -171,17 +240,22 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		Watermark: st.watermark,
 		Hours:     map[string]lake.HourMark{},
 	}
-	// Group valid events by partition; collect the rejects.
-	groups := map[lake.Partition][]keyedEvent{}
-	hours := map[int64]lake.HourMark{}
+	// Assign the valid events to cells, counting per cell, then place their
+	// sort keys cell by cell into one array (a counting sort); collect the
+	// rejects on the way.
+	slot := make(map[cell]int32)
+	var groups []cellGroup
+	cellOf := make([]int32, b.len())
 	var rejects []byte
 	reasons := map[event.Reason]int{}
-	for _, r := range b.records {
+	for i := range b.len() {
+		r := b.at(i)
+		cellOf[i] = -1
 		if r.pos < st.end {
 			continue
 		}
 		if r.err != nil {
-			line, err := json.Marshal(s.reject(st.source, r))
+			line, err := json.Marshal(s.reject(st.source, *r))
 			if err != nil {
 				return flushResult{}, fmt.Errorf("ingest: encode rejected record: %w", err)
 			}
@@ -190,40 +264,58 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 			m.RejectedCount++
 			continue
 		}
-		uh := lake.UserIDHash(r.ev.UserID)
-		hour := lake.HourOf(r.ev.Timestamp)
-		p := lake.Partition{Hour: hour, Bucket: int(uh % uint64(s.buckets))}
-		groups[p] = append(groups[p], keyedEvent{user: uh, ev: r.ev})
+		ts := r.ev.Timestamp
+		c := cell{hour: floorDiv(ts, hourMillis) * hourMillis, bucket: int(r.user % uint64(s.buckets))}
+		g, ok := slot[c]
+		if !ok {
+			g = int32(len(groups))
+			slot[c] = g
+			groups = append(groups, cellGroup{cell: c, minTs: ts, maxTs: ts})
+		}
+		cellOf[i] = g
+		cg := &groups[g]
+		cg.n++
+		cg.minTs, cg.maxTs = min(cg.minTs, ts), max(cg.maxTs, ts)
 		m.ValidCount++
-		m.Watermark = max(m.Watermark, r.ev.Timestamp)
-		hm := hours[hour.Unix()]
-		hm.Events++
-		hm.MaxTs = max(hm.MaxTs, r.ev.Timestamp)
-		hours[hour.Unix()] = hm
+		m.Watermark = max(m.Watermark, ts)
 	}
-	for h, hm := range hours {
-		m.Hours[time.Unix(h, 0).UTC().Format(lake.HourFormat)] = hm
+	slices.SortFunc(groups, func(a, b cellGroup) int {
+		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.bucket, b.bucket))
+	})
+	next := make([]int, len(groups)) // per slot: where its next key goes
+	off := 0
+	for gi := range groups {
+		g := &groups[gi]
+		g.start = off
+		next[slot[g.cell]] = off
+		off += g.n
+		h := time.UnixMilli(g.hour).UTC().Format(lake.HourFormat)
+		hm := m.Hours[h]
+		hm.Events += int64(g.n)
+		hm.MaxTs = max(hm.MaxTs, g.maxTs)
+		m.Hours[h] = hm
+	}
+	keys := make([]sortKey, off)
+	for i, g := range cellOf {
+		if g >= 0 {
+			r := b.at(i)
+			keys[next[g]] = sortKey{user: r.user, ts: r.ev.Timestamp, i: int32(i)}
+			next[g]++
+		}
 	}
 
 	// Encode and upload the data files, a few at a time.
-	parts := make([]lake.Partition, 0, len(groups))
-	for p := range groups {
-		parts = append(parts, p)
-	}
-	slices.SortFunc(parts, func(a, b lake.Partition) int {
-		return cmp.Or(a.Hour.Compare(b.Hour), cmp.Compare(a.Bucket, b.Bucket))
-	})
-	m.Files = make([]lake.DataFile, len(parts))
-	errs := make([]error, len(parts))
+	m.Files = make([]lake.DataFile, len(groups))
+	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, s.uploads))
-	for i, p := range parts {
+	for i, g := range groups {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			m.Files[i], errs[i] = s.writeFile(ctx, p, st.source, seq, groups[p])
+			m.Files[i], errs[i] = s.writeFile(ctx, g, st.source, seq, b, keys[g.start:g.start+g.n])
 		}()
 	}
 	wg.Wait()
@@ -254,40 +346,66 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	return flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files)}, nil
 }
 
-// keyedEvent is a valid event with the hash of its user id.
-type keyedEvent struct {
-	user uint64
-	ev   event.Event
+// sortKeys returns keys in the order of compare, which must order by user
+// hash first. User hashes are uniform, so a counting sort on their top bits
+// spreads the keys into buckets of one or two, already in order between
+// buckets; compare then only orders each bucket. That is linear where a
+// comparison sort costs n log n calls of compare.
+func sortKeys(keys []sortKey, compare func(a, b sortKey) int) []sortKey {
+	n := len(keys)
+	if n < 64 {
+		slices.SortFunc(keys, compare)
+		return keys
+	}
+	width := bits.Len(uint(n)) // about one key per bucket
+	shift := 64 - width
+	starts := make([]int32, 1<<width+1)
+	for _, k := range keys {
+		starts[k.user>>shift+1]++
+	}
+	for i := 1; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	out := make([]sortKey, n)
+	next := slices.Clone(starts[:len(starts)-1])
+	for _, k := range keys {
+		j := k.user >> shift
+		out[next[j]] = k
+		next[j]++
+	}
+	for j := range len(starts) - 1 {
+		if lo, hi := starts[j], starts[j+1]; hi-lo > 1 {
+			slices.SortFunc(out[lo:hi], compare)
+		}
+	}
+	return out
 }
 
-// writeFile groups a partition's events by user and orders each user's by
-// time — which keeps a user's clicks together for the aggregation job and
+// floorDiv is a / b rounded toward negative infinity, for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// writeFile orders a partition's events by user and each user's by time —
+// which keeps a user's clicks together for the aggregation job and
 // compresses well — and uploads them as one data file. Users are ordered by
 // the hash of their id: integer comparisons, where comparing the ids
-// themselves dominated ingest's CPU time.
-func (s *sink) writeFile(ctx context.Context, p lake.Partition, source string, seq uint64, kevs []keyedEvent) (lake.DataFile, error) {
-	// Sort small keys, not the events themselves: a key moves 24 bytes.
-	type sortKey struct {
-		user uint64
-		ts   int64
-		i    int
-	}
-	keys := make([]sortKey, len(kevs))
-	for i := range kevs {
-		keys[i] = sortKey{kevs[i].user, kevs[i].ev.Timestamp, i}
-	}
-	slices.SortFunc(keys, func(a, b sortKey) int {
-		if c := cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.ts, b.ts)); c != 0 {
+// themselves dominated ingest's CPU time. Sorting small keys, not the
+// events, moves 24 bytes per swap.
+func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq uint64, b *batch, keys []sortKey) (lake.DataFile, error) {
+	keys = sortKeys(keys, func(k, l sortKey) int {
+		if c := cmp.Or(cmp.Compare(k.user, l.user), cmp.Compare(k.ts, l.ts)); c != 0 {
 			return c
 		}
-		x, y := &kevs[a.i].ev, &kevs[b.i].ev
+		x, y := &b.at(int(k.i)).ev, &b.at(int(l.i)).ev
 		return cmp.Or(cmp.Compare(x.UserID, y.UserID), cmp.Compare(x.URL, y.URL), cmp.Compare(x.Country, y.Country))
 	})
-	evs := make([]event.Event, len(kevs))
-	for j, k := range keys {
-		evs[j] = kevs[k.i].ev
-	}
-	data, err := s.format.Encode(evs)
+	p := g.partition()
+	data, err := s.format.EncodeFunc(len(keys), func(i int) *event.Event { return &b.at(int(keys[i].i)).ev })
 	if err != nil {
 		return lake.DataFile{}, fmt.Errorf("ingest: encode %s: %w", p, err)
 	}
@@ -295,13 +413,8 @@ func (s *sink) writeFile(ctx context.Context, p lake.Partition, source string, s
 	if err := s.store.Put(ctx, key, data); err != nil {
 		return lake.DataFile{}, fmt.Errorf("ingest: write %s: %w", key, err)
 	}
-	f := lake.DataFile{Key: key, Bucket: p.Bucket, Hour: p.Hour.Format(lake.HourFormat),
-		Events: int64(len(evs)), Bytes: int64(len(data)), MinTs: evs[0].Timestamp, MaxTs: evs[0].Timestamp}
-	for _, e := range evs {
-		f.MinTs = min(f.MinTs, e.Timestamp)
-		f.MaxTs = max(f.MaxTs, e.Timestamp)
-	}
-	return f, nil
+	return lake.DataFile{Key: key, Bucket: p.Bucket, Hour: p.Hour.Format(lake.HourFormat),
+		Events: int64(len(keys)), Bytes: int64(len(data)), MinTs: g.minTs, MaxTs: g.maxTs}, nil
 }
 
 func (s *sink) reject(source string, r record) rejectedRecord {

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +14,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 )
 
-func newTestSink(t *testing.T, store lake.Store, writer string) *sink {
+func newTestSink(t testing.TB, store lake.Store, writer string) *sink {
 	t.Helper()
 	meta, err := lake.EnsureMeta(context.Background(), store, 4)
 	if err != nil {
@@ -47,7 +49,7 @@ func TestFencedWriterCommitsEachPositionOnce(t *testing.T) {
 
 	fill := func(s *sink, bt *batch, from, to int) {
 		for i := from; i < to; i++ {
-			bt.add(s.parse(int64(i), testMessage(i)))
+			bt.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
 		}
 	}
 	// A (the new owner) commits [0, 100).
@@ -105,15 +107,15 @@ func TestBatchDropBefore(t *testing.T) {
 	b := &batch{}
 	b.reset(10)
 	for _, p := range []int64{10, 11, 13, 14} {
-		b.add(record{pos: p, raw: []byte("xx")})
+		b.add(record{pos: p, raw: []byte("xx")}, 2)
 	}
 	b.dropBefore(12)
-	if b.start != 12 || b.next != 15 || len(b.records) != 2 || b.records[0].pos != 13 || b.rawBytes != 4 {
-		t.Fatalf("after dropBefore(12): start %d next %d records %d rawBytes %d", b.start, b.next, len(b.records), b.rawBytes)
+	if b.start != 12 || b.next != 15 || b.len() != 2 || b.at(0).pos != 13 || b.rawBytes != 4 {
+		t.Fatalf("after dropBefore(12): start %d next %d records %d rawBytes %d", b.start, b.next, b.len(), b.rawBytes)
 	}
 	b.dropBefore(20)
-	if b.start != 20 || b.next != 20 || len(b.records) != 0 || b.rawBytes != 0 {
-		t.Fatalf("after dropBefore(20): start %d next %d records %d", b.start, b.next, len(b.records))
+	if b.start != 20 || b.next != 20 || b.len() != 0 || b.rawBytes != 0 {
+		t.Fatalf("after dropBefore(20): start %d next %d records %d", b.start, b.next, b.len())
 	}
 }
 
@@ -225,6 +227,36 @@ func assertSameEvents(t testing.TB, got, want []event.Event) {
 	for i := range got {
 		if got[i] != want[i] {
 			t.Fatalf("event %d: lake has %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSortKeys checks the bucketed sort against a plain comparison sort, on
+// uniform hashes, on hashes sharing their top bits, and on ties broken by
+// time and index.
+func TestSortKeys(t *testing.T) {
+	compare := func(a, b sortKey) int {
+		return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.ts, b.ts), cmp.Compare(a.i, b.i))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 5, 63, 64, 65, 1000, 4096, 10_000} {
+		for _, spread := range []string{"uniform", "clustered", "few-users"} {
+			keys := make([]sortKey, n)
+			for i := range keys {
+				u := rng.Uint64()
+				switch spread {
+				case "clustered":
+					u = 0xabcd<<48 | u>>16 // every key in one top-bits bucket
+				case "few-users":
+					u = uint64(rng.IntN(7)) << 61
+				}
+				keys[i] = sortKey{user: u, ts: rng.Int64N(5), i: int32(i)}
+			}
+			want := slices.Clone(keys)
+			slices.SortFunc(want, compare)
+			if got := sortKeys(keys, compare); !slices.Equal(got, want) {
+				t.Errorf("n=%d %s: sortKeys differs from slices.SortFunc", n, spread)
+			}
 		}
 	}
 }

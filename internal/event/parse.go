@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Timestamp bounds: the instants RFC 3339 can write, years 0000 to 9999 in
@@ -73,6 +74,22 @@ func Parse(raw []byte) (Event, error) {
 // fields of one event share a single allocation (so holding on to one of
 // them keeps all of them in memory); none aliases raw.
 func (p Parser) Parse(raw []byte) (Event, error) {
+	return p.parse(raw, false, nil)
+}
+
+// ParseAliased is Parse without copying: the strings of the event that raw
+// holds verbatim (without escapes) share raw's memory, so parsing costs no
+// allocation for most messages. raw must not change for as long as the
+// event is in use; holding on to the event keeps all of raw in memory.
+//
+// If in is not nil, the url, country, city and user_agent strings come
+// from it instead: a stream repeats those values, and one shared copy of
+// each is compact and stays in cache for whoever reads the events next.
+func (p Parser) ParseAliased(raw []byte, in *Interner) (Event, error) {
+	return p.parse(raw, true, in)
+}
+
+func (p Parser) parse(raw []byte, alias bool, in *Interner) (Event, error) {
 	limit := p.MaxSize
 	if limit <= 0 {
 		limit = MaxSize
@@ -107,7 +124,7 @@ func (p Parser) Parse(raw []byte) (Event, error) {
 	if f.dup != "" {
 		return Event{}, reject(ReasonDuplicateField, "field "+f.dup+" appears more than once")
 	}
-	return f.event(raw)
+	return f.event(raw, alias, in)
 }
 
 // Field indexes into fields.val.
@@ -221,22 +238,27 @@ func (f *fields) scanObject(raw []byte, i int) (int, error) {
 	}
 }
 
-// event checks the collected fields against the contract.
-func (f *fields) event(raw []byte) (Event, error) {
-	// Decode every string field into one buffer, then share it. Decoded
-	// strings are never longer than their raw JSON.
+// event checks the collected fields against the contract. With alias,
+// strings that raw holds verbatim point into raw, or come from in for the
+// fields from url on.
+func (f *fields) event(raw []byte, alias bool, in *Interner) (Event, error) {
+	direct := func(k int) bool { return alias && !f.val[k].escaped }
+	// Decode every other string field into one buffer, then share it.
+	// Decoded strings are never longer than their raw JSON.
 	var sb strings.Builder
 	n := 0
 	for k, s := range f.val {
-		if k != fTimestamp || s.escaped {
+		if (k != fTimestamp || s.escaped) && !direct(k) {
 			n += s.end - s.start
 		}
 	}
-	sb.Grow(n)
+	if n > 0 {
+		sb.Grow(n)
+	}
 	var off [numFields][2]int // decoded [start, end) in sb, for string values
 	for k, s := range f.val {
-		if s.end == 0 || raw[s.start] != '"' || (k == fTimestamp && !s.escaped) {
-			continue // not a string, or parsed in place
+		if s.end == 0 || raw[s.start] != '"' || (k == fTimestamp && !s.escaped) || direct(k) {
+			continue // not a string, parsed in place, or aliased
 		}
 		off[k][0] = sb.Len()
 		body := raw[s.start+1 : s.end-1]
@@ -248,7 +270,15 @@ func (f *fields) event(raw []byte) (Event, error) {
 		off[k][1] = sb.Len()
 	}
 	all := sb.String()
-	str := func(k int) string { return all[off[k][0]:off[k][1]] }
+	str := func(k int) string {
+		if direct(k) {
+			if in != nil && k >= fURL {
+				return in.intern(raw[f.val[k].start+1 : f.val[k].end-1])
+			}
+			return aliasString(raw[f.val[k].start+1 : f.val[k].end-1])
+		}
+		return all[off[k][0]:off[k][1]]
+	}
 
 	var e Event
 
@@ -265,7 +295,11 @@ func (f *fields) event(raw []byte) (Event, error) {
 		if !isIntegerLiteral(raw[s.start:s.end]) {
 			return Event{}, reject(ReasonBadUserID, "user_id is not an integer: "+string(raw[s.start:s.end]))
 		}
-		e.UserID = string(raw[s.start:s.end])
+		if alias {
+			e.UserID = aliasString(raw[s.start:s.end])
+		} else {
+			e.UserID = string(raw[s.start:s.end])
+		}
 	default:
 		return Event{}, reject(ReasonBadUserID, "user_id is "+kindOf(raw[s.start]))
 	}
@@ -337,6 +371,56 @@ func (f *fields) event(raw []byte) (Event, error) {
 		return Event{}, reject(ReasonBadUserAgent, "user_agent is "+kindOf(raw[s.start]))
 	}
 	return e, nil
+}
+
+// DefaultInternerSize is the number of distinct strings an Interner keeps
+// unless told otherwise.
+const DefaultInternerSize = 1 << 16
+
+// maxInterned is the longest string an Interner keeps.
+const maxInterned = 1 << 10
+
+// Interner holds the strings that ParseAliased has seen, to hand the same
+// string out again. It keeps at most its size of them and starts afresh
+// when full, so that a field with unbounded values costs a map reset now and
+// then, never unbounded memory. An Interner is not safe for concurrent use:
+// give each parsing goroutine its own.
+type Interner struct {
+	m    map[string]string
+	size int
+}
+
+// NewInterner returns an Interner that keeps at most size strings;
+// size <= 0 means DefaultInternerSize.
+func NewInterner(size int) *Interner {
+	if size <= 0 {
+		size = DefaultInternerSize
+	}
+	return &Interner{m: make(map[string]string), size: size}
+}
+
+// intern returns b as a string: the one it returned before if it has one,
+// else a copy.
+func (in *Interner) intern(b []byte) string {
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(b) <= maxInterned {
+		if len(in.m) >= in.size {
+			clear(in.m)
+		}
+		in.m[s] = s
+	}
+	return s
+}
+
+// aliasString returns a string sharing b's memory.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // quoteDetail shortens s for an error detail.

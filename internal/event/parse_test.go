@@ -3,10 +3,13 @@ package event
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // base is a valid message; cases below vary one field at a time.
@@ -237,6 +240,14 @@ func TestParse(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("Parse(%.80q) = %+v, want %+v", tc.in, got, tc.want)
 			}
+			// Aliasing and interning change nothing, on a first or a
+			// repeated value.
+			in := NewInterner(0)
+			for _, in := range []*Interner{nil, in, in} {
+				if ag, aerr := (Parser{}).ParseAliased([]byte(tc.in), in); ag != got || ReasonOf(aerr) != ReasonOf(err) {
+					t.Errorf("ParseAliased = %+v, %v; Parse = %+v, %v", ag, aerr, got, err)
+				}
+			}
 			// The reference implementation agrees on every case.
 			ref, refErr := referenceParse([]byte(tc.in), MaxSize)
 			if ReasonOf(refErr) != tc.reason || ref != tc.want {
@@ -342,12 +353,19 @@ func FuzzParse(f *testing.F) {
 			f.Add([]byte(tc.in))
 		}
 	}
+	// One interner across inputs, small enough to be reset now and then.
+	in := NewInterner(8)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, limit := range []int{MaxSize, 64} {
 			got, err := Parser{MaxSize: limit}.Parse(raw)
 			want, wantErr := referenceParse(raw, limit)
 			if ReasonOf(err) != ReasonOf(wantErr) || got != want {
 				t.Fatalf("limit %d: Parse(%q)\n = %+v, %v\nreference %+v, %v", limit, raw, got, err, want, wantErr)
+			}
+			for _, in := range []*Interner{nil, in} {
+				if ag, aerr := (Parser{MaxSize: limit}).ParseAliased(raw, in); ag != got || ReasonOf(aerr) != ReasonOf(err) {
+					t.Fatalf("limit %d: ParseAliased(%q) = %+v, %v; Parse = %+v, %v", limit, raw, ag, aerr, got, err)
+				}
 			}
 			if err != nil {
 				var re *RejectError
@@ -384,6 +402,15 @@ var benchMessages = []string{
 
 func BenchmarkParse(b *testing.B) {
 	benchmarkParse(b, func(raw []byte) (Event, error) { return Parse(raw) })
+}
+
+func BenchmarkParseAliased(b *testing.B) {
+	benchmarkParse(b, func(raw []byte) (Event, error) { return Parser{}.ParseAliased(raw, nil) })
+}
+
+func BenchmarkParseAliasedInterned(b *testing.B) {
+	in := NewInterner(0)
+	benchmarkParse(b, func(raw []byte) (Event, error) { return Parser{}.ParseAliased(raw, in) })
 }
 
 func BenchmarkParseReference(b *testing.B) {
@@ -429,4 +456,73 @@ func FuzzTimestamp(f *testing.F) {
 			t.Fatalf("parseRFC3339(%q) = %d, %v; []byte: %d, %v; reference %d, %v", s, got, ok, gotB, okB, want, wantOK)
 		}
 	})
+}
+
+// TestParseAliased checks what ParseAliased shares with the message: the
+// strings it holds verbatim, not the ones it had to unescape, and Parse
+// shares nothing.
+func TestParseAliased(t *testing.T) {
+	raw := []byte(`{"user_id":"u1","timestamp":0,"url":"/a\u00e9","country":" DE ","city":"Köln","user_agent":"ua"}`)
+	inRaw := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		lo := uintptr(unsafe.Pointer(&raw[0]))
+		return len(s) > 0 && p >= lo && p < lo+uintptr(len(raw))
+	}
+	e, err := Parser{}.ParseAliased(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.URL != "/a\u00e9" || e.Country != "DE" || e.City != "Köln" {
+		t.Fatalf("ParseAliased = %+v", e)
+	}
+	for _, s := range []string{e.UserID, e.Country, e.City, e.UserAgent} {
+		if !inRaw(s) {
+			t.Errorf("%q was copied, not aliased", s)
+		}
+	}
+	if inRaw(e.URL) {
+		t.Errorf("escaped url %q aliases the message", e.URL)
+	}
+	c, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{c.UserID, c.URL, c.Country, c.City, c.UserAgent} {
+		if inRaw(s) {
+			t.Errorf("Parse shares %q with the message", s)
+		}
+	}
+	plain := []byte(benchMessages[0])
+	if n := testing.AllocsPerRun(100, func() { _, _ = Parser{}.ParseAliased(plain, nil) }); n != 0 {
+		t.Errorf("ParseAliased of a message without escapes allocates %v times", n)
+	}
+
+	// With an interner, the fields from url on are shared between events,
+	// and the user id still aliases the message.
+	in := NewInterner(4)
+	a, _ := Parser{}.ParseAliased(raw, in)
+	b, _ := Parser{}.ParseAliased(slices.Clone(raw), in)
+	if a != b {
+		t.Fatalf("events differ: %+v, %+v", a, b)
+	}
+	for _, p := range [][2]string{{a.Country, b.Country}, {a.City, b.City}, {a.UserAgent, b.UserAgent}} {
+		if unsafe.StringData(p[0]) != unsafe.StringData(p[1]) {
+			t.Errorf("repeated value %q was not shared", p[0])
+		}
+	}
+	if !inRaw(a.UserID) {
+		t.Errorf("user id %q was copied, not aliased", a.UserID)
+	}
+	small := NewInterner(2)
+	for i := range 10 {
+		small.intern([]byte(strconv.Itoa(i)))
+		if len(small.m) > small.size {
+			t.Fatalf("interner holds %d strings, more than its size %d", len(small.m), small.size)
+		}
+	}
+	long := strings.Repeat("x", maxInterned+1)
+	small.intern([]byte(long))
+	if _, ok := small.m[long]; ok {
+		t.Error("a string over maxInterned was kept")
+	}
 }

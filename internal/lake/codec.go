@@ -69,11 +69,17 @@ func (f Format) Ext() string { return "." + string(f) }
 
 // Encode encodes events in the format, in the order given.
 func (f Format) Encode(events []event.Event) ([]byte, error) {
+	return f.EncodeFunc(len(events), func(i int) *event.Event { return &events[i] })
+}
+
+// EncodeFunc encodes n events, in the order at(0), at(1), …, at(n-1): the
+// events need not sit in one slice in that order.
+func (f Format) EncodeFunc(n int, at func(i int) *event.Event) ([]byte, error) {
 	switch f {
 	case FormatParquet:
-		return EncodeParquet(events)
+		return encodeParquet(n, at)
 	case FormatNDJSONGzip:
-		return EncodeNDJSONGzip(events)
+		return encodeNDJSONGzip(n, at)
 	}
 	return nil, fmt.Errorf("lake: encode: unknown format %q", string(f))
 }
@@ -117,10 +123,18 @@ func DecodeFile(key string, data []byte) ([]event.Event, error) {
 // zstd pages, dictionary-encoded strings, delta-encoded timestamps, row
 // groups of at most ParquetMaxRowsPerRowGroup rows.
 func EncodeParquet(events []event.Event) ([]byte, error) {
+	return FormatParquet.Encode(events)
+}
+
+// parquetWriteChunk is how many events encodeParquet hands parquet-go at a
+// time.
+const parquetWriteChunk = 1024
+
+func encodeParquet(n int, at func(i int) *event.Event) ([]byte, error) {
 	var buf bytes.Buffer
 	// A sorted file compresses to ~5-6 bytes per event; over-reserving a
 	// little saves the buffer's regrowth copies.
-	buf.Grow(1024 + 8*len(events))
+	buf.Grow(1024 + 8*n)
 	w := parquet.NewGenericWriter[event.Event](&buf,
 		parquet.Compression(&parquet.Zstd),
 		// Timestamps as deltas: in files sorted by (user_id, ts) that is
@@ -129,9 +143,23 @@ func EncodeParquet(events []event.Event) ([]byte, error) {
 		parquet.DefaultEncodingFor(parquet.Int64, &parquet.DeltaBinaryPacked),
 		parquet.MaxRowsPerRowGroup(ParquetMaxRowsPerRowGroup),
 		parquet.PageBufferSize(parquetPageBufferSize),
+		// Page bounds go to the column index only, not a second time into
+		// every page header; and none for the columns no reader filters
+		// on, whose min and max cost string comparisons per page.
+		parquet.DataPageStatistics(false),
+		parquet.SkipPageBounds("user_id"),
+		parquet.SkipPageBounds("city"),
+		parquet.SkipPageBounds("user_agent"),
 	)
-	if _, err := w.Write(events); err != nil {
-		return nil, fmt.Errorf("lake: encode parquet: %w", err)
+	chunk := make([]event.Event, min(n, parquetWriteChunk))
+	for i := 0; i < n; i += len(chunk) {
+		c := chunk[:min(len(chunk), n-i)]
+		for j := range c {
+			c[j] = *at(i + j)
+		}
+		if _, err := w.Write(c); err != nil {
+			return nil, fmt.Errorf("lake: encode parquet: %w", err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("lake: encode parquet: %w", err)
@@ -215,12 +243,16 @@ func DecodeParquet(data []byte) (events []event.Event, err error) {
 // EncodeNDJSONGzip writes events, in the order given, as gzipped
 // newline-delimited JSON with the Event's json field names.
 func EncodeNDJSONGzip(events []event.Event) ([]byte, error) {
+	return FormatNDJSONGzip.Encode(events)
+}
+
+func encodeNDJSONGzip(n int, at func(i int) *event.Event) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	enc := json.NewEncoder(zw) // Encode ends each value with '\n'
 	enc.SetEscapeHTML(false)   // keep '&' in URLs readable
-	for i := range events {
-		if err := enc.Encode(&events[i]); err != nil {
+	for i := range n {
+		if err := enc.Encode(at(i)); err != nil {
 			return nil, fmt.Errorf("lake: encode ndjson: %w", err)
 		}
 	}
