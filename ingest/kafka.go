@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,9 +51,6 @@ func newSaramaConfig(cfg *Config) *sarama.Config {
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Fetch.Default = 4 << 20
 	sc.ChannelBufferSize = 1024
-	if v, err := strconv.Atoi(os.Getenv("XBUF")); err == nil {
-		sc.ChannelBufferSize = v
-	}
 	return sc
 }
 
