@@ -30,7 +30,7 @@ func BenchmarkKafkaToLake(b *testing.B) {
 	if brokers == "" {
 		b.Fatal("CLICKSTREAM_KAFKA_BROKERS is not set: run 'make dev-up' and source its env file, or 'make bench'")
 	}
-	events := 500_000
+	events := 2_000_000
 	if s := os.Getenv("CLICKSTREAM_BENCH_EVENTS"); s != "" {
 		fmt.Sscan(s, &events)
 	}

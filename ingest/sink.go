@@ -12,8 +12,10 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
@@ -85,6 +87,7 @@ type batch struct {
 	chunks      [][]record // chunks[:len-1] are full
 	n           int        // records held
 	rawBytes    int
+	ids         idArena // the records' user ids
 }
 
 // Record chunks hold 1<<chunkBits records.
@@ -108,10 +111,59 @@ func (b *batch) reset(pos int64) {
 	b.start, b.next = pos, pos
 	b.n = 0
 	b.rawBytes = 0
+	b.ids.reset()
+}
+
+// idArena holds user ids back to back in blocks that are reused from one
+// batch to the next: where the commit reads them, in an order unrelated to
+// arrival, they sit in a few hundred kilobytes instead of in each message.
+// Strings it returns are valid until reset.
+type idArena struct {
+	blocks [][]byte
+	cur    int // index of the block being filled
+}
+
+// idBlockSize is the size of an arena block; longer ids are copied apart.
+const idBlockSize = 64 << 10
+
+// keep returns a copy of s held by the arena.
+func (a *idArena) keep(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) > idBlockSize/16 {
+		return strings.Clone(s)
+	}
+	if len(a.blocks) == 0 {
+		a.blocks = append(a.blocks, make([]byte, 0, idBlockSize))
+	}
+	if blk := a.blocks[a.cur]; cap(blk)-len(blk) < len(s) {
+		a.cur++
+		if a.cur == len(a.blocks) {
+			a.blocks = append(a.blocks, make([]byte, 0, idBlockSize))
+		}
+	}
+	blk := a.blocks[a.cur]
+	start := len(blk)
+	blk = append(blk, s...)
+	a.blocks[a.cur] = blk
+	return unsafe.String(&blk[start], len(s))
+}
+
+// reset empties the arena, keeping its blocks: every string it returned
+// becomes invalid.
+func (a *idArena) reset() {
+	for i := range a.blocks[:min(a.cur+1, len(a.blocks))] {
+		a.blocks[i] = a.blocks[i][:0]
+	}
+	a.cur = 0
 }
 
 func (b *batch) add(r record, size int) {
 	r.size = size
+	if r.err == nil {
+		r.ev.UserID = b.ids.keep(r.ev.UserID)
+	}
 	c := b.n >> chunkBits
 	if c == len(b.chunks) {
 		b.chunks = append(b.chunks, make([]record, chunkSize))
@@ -136,6 +188,9 @@ func (b *batch) dropBefore(pos int64) {
 	for j := i; j < b.n; j++ {
 		*b.at(j - i) = *b.at(j)
 	}
+	for j := b.n - i; j < b.n; j++ {
+		*b.at(j) = record{}
+	}
 	b.n -= i
 	b.start = pos
 	if b.next < pos {
@@ -143,10 +198,10 @@ func (b *batch) dropBefore(pos int64) {
 	}
 }
 
-// parse validates a raw value into a record. A valid record's strings
-// point into raw (see event.Parser.ParseAliased): raw must stay as it is
-// until the batch is reset, as Kafka message values and the file source's
-// lines do.
+// parse validates a raw value into a record, sharing the strings of the
+// repeated fields through in (owned by the calling goroutine). The user id
+// of a valid record still points into raw until batch.add copies it to
+// the batch: only a rejected record keeps raw.
 func (s *sink) parse(pos int64, raw []byte, in *event.Interner) record {
 	ev, err := s.parser.ParseAliased(raw, in)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +259,30 @@ func TestSortKeys(t *testing.T) {
 				t.Errorf("n=%d %s: sortKeys differs from slices.SortFunc", n, spread)
 			}
 		}
+	}
+}
+
+// TestIDArena checks that kept ids survive the arena's growth, stay intact
+// until reset, and that blocks are reused after it.
+func TestIDArena(t *testing.T) {
+	var a idArena
+	var kept, want []string
+	for i := range 20_000 { // several blocks
+		id := fmt.Sprintf("user-%d", i)
+		kept = append(kept, a.keep(id))
+		want = append(want, id)
+	}
+	long := strings.Repeat("x", idBlockSize)
+	kept, want = append(kept, a.keep(long), a.keep("")), append(want, long, "")
+	if !slices.Equal(kept, want) {
+		t.Fatal("kept ids changed while the arena grew")
+	}
+	blocks := len(a.blocks)
+	a.reset()
+	for i := range 20_000 {
+		a.keep(fmt.Sprintf("other-%d", i))
+	}
+	if len(a.blocks) > blocks+1 {
+		t.Errorf("after reset the arena grew from %d to %d blocks instead of reusing them", blocks, len(a.blocks))
 	}
 }
