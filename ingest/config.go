@@ -21,6 +21,7 @@ const (
 	DefaultFlushBytes    = 32 << 20
 	DefaultFlushInterval = 10 * time.Second
 	DefaultUploads       = 16
+	DefaultCommitTimeout = 2 * time.Minute
 )
 
 // Config configures an ingest process. Exactly one source is used: Kafka
@@ -57,6 +58,10 @@ type Config struct {
 	FlushInterval time.Duration
 	Uploads       int
 	MaxRecordSize int
+	// CommitTimeout bounds one commit attempt (its uploads and its
+	// manifest): a commit that takes longer fails, and its source resumes
+	// from the lake's position.
+	CommitTimeout time.Duration
 
 	// ExitWhenIdle, if positive, makes the process commit and exit once no
 	// record has arrived for that long (backfills and tests).
@@ -77,6 +82,7 @@ func NewConfig() Config {
 		FlushInterval:  DefaultFlushInterval,
 		Uploads:        DefaultUploads,
 		MaxRecordSize:  event.MaxSize,
+		CommitTimeout:  DefaultCommitTimeout,
 	}
 }
 
@@ -118,6 +124,9 @@ func (c *Config) Validate() error {
 	if c.Uploads <= 0 {
 		errs = append(errs, errors.New("--uploads must be positive"))
 	}
+	if c.CommitTimeout <= 0 {
+		errs = append(errs, errors.New("--commit-timeout must be positive"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("ingest: invalid config: %w", err)
 	}
@@ -153,6 +162,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FlushBytes, "flush-bytes", c.FlushBytes, "commit a source after this many raw bytes")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "commit a source at least this often")
 	fs.IntVar(&c.Uploads, "uploads", c.Uploads, "concurrent object uploads per commit")
+	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "give up a commit that takes longer than this; the source resumes from the lake")
 	fs.IntVar(&c.MaxRecordSize, "max-record-size", c.MaxRecordSize, "reject records larger than this many bytes")
 	fs.DurationVar(&c.ExitWhenIdle, "exit-when-idle", c.ExitWhenIdle, "commit and exit after no record arrived for this long (0: run until stopped)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
@@ -452,4 +454,64 @@ func TestKafkaIngestSIGTERMDrains(t *testing.T) {
 	if consumed == 400000 {
 		t.Log("the whole topic was consumed before SIGTERM arrived; the drain was not exercised mid-stream")
 	}
+}
+
+// TestKafkaRetentionGapIsReported deletes records from a partition (as
+// retention would) after ingest committed some and before it read the
+// rest: ingest reports exactly the lost records, in its log and metric, and
+// goes on with what Kafka still holds, each record exactly once.
+func TestKafkaRetentionGapIsReported(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	store := laketest.NewFile(t)
+	topic := createTopic(t, brokers, 1)
+	first := []string{"--seed", "11", "--events", "1000", "--invalid-ratio", "0"}
+	second := []string{"--seed", "12", "--events", "500", "--invalid-ratio", "0"}
+	lines1, lines2 := genNDJSON(t, first...), genNDJSON(t, second...)
+	produce := func(args []string) {
+		runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, args...)...)
+	}
+	ingest := func() *prometheus.Registry {
+		cfg := NewConfig()
+		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+		cfg.FlushInterval, cfg.ExitWhenIdle, cfg.SessionTimeout = 500*time.Millisecond, 3*time.Second, 6*time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		reg := prometheus.NewRegistry()
+		if _, err := Run(ctx, cfg, Options{Logger: testLogger(t), Registry: reg}); err != nil {
+			t.Fatal(err)
+		}
+		return reg
+	}
+	produce(first)
+	ingest()
+	produce(second)
+	const lost = 200
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.DeleteRecords(topic, map[int32]int64{0: int64(len(lines1) + lost)}); err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
+	reg := ingest()
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gap float64
+	for _, mf := range mfs {
+		if mf.GetName() == "clickstream_ingest_retention_gap_records_total" {
+			for _, m := range mf.GetMetric() {
+				gap += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if gap != lost {
+		t.Errorf("retention gap metric = %v, want %d", gap, lost)
+	}
+	assertLake(t, store, append(slices.Clone(lines1), lines2[lost:]...))
 }

@@ -28,6 +28,7 @@ type kafkaSource struct {
 
 	lastRecord atomic.Int64 // unix nanos of the last record received
 	totals     totals
+	gaps       map[int32]int64 // per partition, the offset up to which a retention gap was reported
 }
 
 // totals counts what a process committed.
@@ -66,15 +67,16 @@ func (k *kafkaSource) Setup(sess sarama.ConsumerGroupSession) error {
 			if err != nil {
 				return err
 			}
-			if st.seq == 0 {
-				// Never committed: start at the oldest retained record.
-				oldest, err := k.client.GetOffset(topic, p, sarama.OffsetOldest)
-				if err != nil {
-					return fmt.Errorf("ingest: oldest offset of %s/%d: %w", topic, p, err)
-				}
-				st.end = oldest
+			oldest, err := k.client.GetOffset(topic, p, sarama.OffsetOldest)
+			if err != nil {
+				return fmt.Errorf("ingest: oldest offset of %s/%d: %w", topic, p, err)
 			}
-			sess.ResetOffset(topic, p, st.end, "")
+			if st.seq == 0 {
+				st.end = oldest // never committed: start at the oldest retained record
+			} else if st.end < oldest {
+				k.retentionGap(topic, p, st.end, oldest)
+			}
+			sess.ResetOffset(topic, p, max(st.end, oldest), "")
 			states[p] = &st
 			k.sink.log.Info("partition assigned", "topic", topic, "partition", p,
 				"resume_offset", st.end, "last_seq", st.seq, "generation", sess.GenerationID())
@@ -84,6 +86,28 @@ func (k *kafkaSource) Setup(sess sarama.ConsumerGroupSession) error {
 	k.states = states
 	k.mu.Unlock()
 	return nil
+}
+
+// retentionGap reports that Kafka no longer holds [end, oldest) of a
+// partition although the lake never got it: records lost upstream, to
+// retention, while ingest was behind or down. The partition goes on from
+// oldest; its next manifest covers the gap, as it covers offsets compaction removed.
+// Each lost record is counted once per process, however often the
+// partition is assigned before the next commit.
+func (k *kafkaSource) retentionGap(topic string, p int32, end, oldest int64) {
+	k.mu.Lock()
+	if k.gaps == nil {
+		k.gaps = make(map[int32]int64)
+	}
+	from := max(end, k.gaps[p])
+	k.gaps[p] = max(k.gaps[p], oldest)
+	k.mu.Unlock()
+	if from >= oldest {
+		return
+	}
+	k.sink.log.Error("records expired from Kafka before they reached the lake",
+		"topic", topic, "partition", p, "lake_end", end, "oldest_retained", oldest, "lost", oldest-from)
+	k.sink.metrics.retentionGap.WithLabelValues(topic, strconv.Itoa(int(p))).Add(float64(oldest - from))
 }
 
 // Cleanup runs after every ConsumeClaim of the session has returned.

@@ -13,6 +13,7 @@ type metrics struct {
 	fenced       prometheus.Counter
 	flushSeconds prometheus.Histogram
 	lag          *prometheus.GaugeVec
+	retentionGap *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,9 +47,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_ingest_consumer_lag_records",
 			Help: "Records between the partition's high-water mark and the last record consumed.",
 		}, []string{"topic", "partition"}),
+		retentionGap: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_ingest_retention_gap_records_total",
+			Help: "Records Kafka deleted (retention) before ingest committed them to the lake: lost upstream.",
+		}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag)
+		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag, m.retentionGap)
 	}
 	return m
 }

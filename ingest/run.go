@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (Summary, error) {
 		writer:  randomHex(6),
 		parser:  event.Parser{MaxSize: cfg.MaxRecordSize},
 		uploads: cfg.Uploads,
+		timeout: cfg.CommitTimeout,
 		metrics: newMetrics(reg),
 		log:     log,
 	}

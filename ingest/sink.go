@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"math/bits"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -29,7 +29,8 @@ type sink struct {
 	format  lake.Format
 	writer  string // unique per process run: names this run's objects
 	parser  event.Parser
-	uploads int // concurrent object uploads per flush
+	uploads int           // concurrent object uploads per flush
+	timeout time.Duration // of one commit attempt; 0: none
 	metrics *metrics
 	log     *slog.Logger
 	crash   *failpoint // nil except in crash tests
@@ -285,8 +286,16 @@ type sortKey struct {
 // hourMillis is an hour in milliseconds.
 const hourMillis = int64(time.Hour / time.Millisecond)
 
-// commit writes the batch's objects, then its manifest.
+// commit writes the batch's objects, then its manifest, within s.timeout.
+// A commit that times out fails like any other: its source resumes from
+// the position the lake records, which includes the commit if the store
+// completed the manifest's write after all.
 func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResult, error) {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	start := time.Now()
 	seq := st.seq + 1
 	m := &lake.Manifest{

@@ -3,6 +3,7 @@ package ingest
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -284,5 +285,58 @@ func TestIDArena(t *testing.T) {
 	}
 	if len(a.blocks) > blocks+1 {
 		t.Errorf("after reset the arena grew from %d to %d blocks instead of reusing them", blocks, len(a.blocks))
+	}
+}
+
+// hangingStore is a real store whose manifest writes hang until their
+// context ends, as a stuck S3 request would.
+type hangingStore struct {
+	lake.Store
+}
+
+func (h hangingStore) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	if strings.HasPrefix(key, lake.ManifestsPrefix) {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.Store.PutIfAbsent(ctx, key, data)
+}
+
+// TestCommitTimeout checks that a commit whose store call hangs fails
+// after the commit timeout, with the deadline as its cause, and commits
+// nothing: the same batch then commits in full once the store answers.
+func TestCommitTimeout(t *testing.T) {
+	ctx := context.Background()
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSink(t, store, "aaaa")
+	s.store = hangingStore{store}
+	s.timeout = 200 * time.Millisecond
+	st, _ := s.recover(ctx, "file.x")
+	b := &batch{}
+	b.reset(st.end)
+	for i := range 50 {
+		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
+	}
+	start := time.Now()
+	_, err = s.flush(ctx, &st, b)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("flush on a hanging store = %v, want a deadline error", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("flush took %v with a 200ms commit timeout", took)
+	}
+	if st.seq != 0 || st.end != 0 {
+		t.Fatalf("state advanced to seq %d end %d by a failed commit", st.seq, st.end)
+	}
+	s.store = store
+	res, err := s.flush(ctx, &st, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.valid+res.rejected != 50 || st.end != 50 {
+		t.Fatalf("retry committed %d valid + %d rejected up to %d, want 50 records", res.valid, res.rejected, st.end)
 	}
 }
