@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (Summary, error) {
 		parser:  event.Parser{MaxSize: cfg.MaxRecordSize},
 		uploads: cfg.Uploads,
 		timeout: cfg.CommitTimeout,
+		cpu:     make(chan struct{}, runtime.GOMAXPROCS(0)),
 		metrics: newMetrics(reg),
 		log:     log,
 	}

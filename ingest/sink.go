@@ -31,6 +31,7 @@ type sink struct {
 	parser  event.Parser
 	uploads int           // concurrent object uploads per flush
 	timeout time.Duration // of one commit attempt; 0: none
+	cpu     chan struct{} // a token per core, held while encoding
 	metrics *metrics
 	log     *slog.Logger
 	crash   *failpoint // nil except in crash tests
@@ -469,7 +470,12 @@ func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq ui
 		return cmp.Or(cmp.Compare(x.UserID, y.UserID), cmp.Compare(x.URL, y.URL), cmp.Compare(x.Country, y.Country))
 	})
 	p := g.partition()
+	// Sorting and encoding are CPU work: no more files at once than there
+	// are cores, whatever the number of uploads in flight, so that each
+	// encoder's buffers stay in cache.
+	s.cpu <- struct{}{}
 	data, err := s.format.EncodeFunc(len(keys), func(i int) *event.Event { return &b.at(int(keys[i].i)).ev })
+	<-s.cpu
 	if err != nil {
 		return lake.DataFile{}, fmt.Errorf("ingest: encode %s: %w", p, err)
 	}

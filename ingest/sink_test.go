@@ -23,7 +23,7 @@ func newTestSink(t testing.TB, store lake.Store, writer string) *sink {
 		t.Fatal(err)
 	}
 	return &sink{store: store, buckets: meta.Buckets, format: lake.FormatParquet, writer: writer,
-		parser: event.Parser{MaxSize: event.MaxSize}, uploads: 2, metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
+		parser: event.Parser{MaxSize: event.MaxSize}, uploads: 2, cpu: make(chan struct{}, 2), metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
 }
 
 func testMessage(i int) []byte {
