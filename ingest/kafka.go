@@ -222,9 +222,10 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			// session; account for them once.
 			n, open := 0, true
 			added = 0
+			var takeErr error
 			for {
-				if err := take(msg); err != nil {
-					return finish(b)
+				if takeErr = take(msg); takeErr != nil {
+					break
 				}
 				n++
 				if n == drainMax {
@@ -245,7 +246,7 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			k.totals.consumed.Add(int64(added))
 			k.sink.metrics.consumed.Add(float64(added))
 			lag.Set(float64(claim.HighWaterMarkOffset() - msg.Offset - 1))
-			if !open {
+			if takeErr != nil || !open {
 				return finish(b)
 			}
 		case <-ticker.C:

@@ -59,6 +59,17 @@ func (s *sink) recover(ctx context.Context, source string) (sourceState, error) 
 	return st, nil
 }
 
+// recoverWithin is recover bounded by the commit timeout, for the commit
+// path.
+func (s *sink) recoverWithin(ctx context.Context, source string) (sourceState, error) {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	return s.recover(ctx, source)
+}
+
 // record is one raw message with its source position, parsed.
 type record struct {
 	pos  int64
@@ -235,7 +246,7 @@ func (s *sink) flush(ctx context.Context, st *sourceState, b *batch) (flushResul
 		if errors.Is(err, lake.ErrFenced) {
 			res.fenced = true
 			s.metrics.fenced.Inc()
-			fresh, rerr := s.recover(ctx, st.source)
+			fresh, rerr := s.recoverWithin(ctx, st.source)
 			if rerr != nil {
 				return res, rerr
 			}
@@ -396,7 +407,11 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	// The manifest is the commit point: before it, nothing above is visible.
 	s.crash.hit("before-manifest")
 	if err := lake.Commit(ctx, s.store, m); err != nil {
-		return flushResult{}, err
+		if !errors.Is(err, lake.ErrWatermark) {
+			return flushResult{}, err
+		}
+		// Committed: only the summary record lags, until the next commit.
+		s.log.Warn("committed, but the watermark record was not updated", "source", st.source, "seq", seq, "err", err)
 	}
 	s.crash.hit("after-manifest")
 	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
@@ -467,7 +482,8 @@ func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq ui
 			return c
 		}
 		x, y := &b.at(int(k.i)).ev, &b.at(int(l.i)).ev
-		return cmp.Or(cmp.Compare(x.UserID, y.UserID), cmp.Compare(x.URL, y.URL), cmp.Compare(x.Country, y.Country))
+		return cmp.Or(cmp.Compare(x.UserID, y.UserID), cmp.Compare(x.URL, y.URL), cmp.Compare(x.Country, y.Country),
+			cmp.Compare(k.i, l.i)) // arrival order: the same batch always writes the same file
 	})
 	p := g.partition()
 	// Sorting and encoding are CPU work: no more files at once than there

@@ -3,6 +3,7 @@ package ingest
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -320,8 +321,11 @@ func TestCommitTimeout(t *testing.T) {
 	for i := range 50 {
 		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
 	}
+	// Without the commit timeout, only this outer one would end the hang.
+	outer, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	start := time.Now()
-	_, err = s.flush(ctx, &st, b)
+	_, err = s.flush(outer, &st, b)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("flush on a hanging store = %v, want a deadline error", err)
 	}
@@ -338,5 +342,60 @@ func TestCommitTimeout(t *testing.T) {
 	}
 	if res.valid+res.rejected != 50 || st.end != 50 {
 		t.Fatalf("retry committed %d valid + %d rejected up to %d, want 50 records", res.valid, res.rejected, st.end)
+	}
+}
+
+// failingWatermarks is a real store that cannot write watermark records.
+type failingWatermarks struct {
+	lake.Store
+}
+
+func (f failingWatermarks) Put(ctx context.Context, key string, data []byte) error {
+	if strings.HasPrefix(key, lake.WatermarksPrefix) {
+		return errors.New("injected: watermark write failed")
+	}
+	return f.Store.Put(ctx, key, data)
+}
+
+// TestCommitStandsWhenWatermarkFails checks that a commit whose manifest is
+// written counts as committed even if its watermark record cannot be
+// updated, and that the next commit brings the record up to date.
+func TestCommitStandsWhenWatermarkFails(t *testing.T) {
+	ctx := context.Background()
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSink(t, store, "aaaa")
+	s.store = failingWatermarks{store}
+	st, _ := s.recover(ctx, "file.x")
+	b := &batch{}
+	b.reset(st.end)
+	for i := range 30 {
+		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
+	}
+	if _, err := s.flush(ctx, &st, b); err != nil {
+		t.Fatalf("flush with a failing watermark write = %v, want the commit to stand", err)
+	}
+	if st.seq != 1 || st.end != 30 {
+		t.Fatalf("state after the commit: seq %d end %d, want 1 and 30", st.seq, st.end)
+	}
+	if m, err := lake.LastManifest(ctx, store, "file.x"); err != nil || m == nil || m.End != 30 {
+		t.Fatalf("last manifest = %+v, %v; want one ending at 30", m, err)
+	}
+	s.store = store
+	for i := 30; i < 40; i++ {
+		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
+	}
+	if _, err := s.flush(ctx, &st, b); err != nil {
+		t.Fatal(err)
+	}
+	data, err := store.Get(ctx, lake.WatermarkKey("file.x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w lake.Watermark
+	if err := json.Unmarshal(data, &w); err != nil || w.Seq != 2 || w.End != 40 {
+		t.Fatalf("watermark record %s (%v), want seq 2 end 40", data, err)
 	}
 }

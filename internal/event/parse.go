@@ -373,30 +373,31 @@ func (f *fields) event(raw []byte, alias bool, in *Interner) (Event, error) {
 	return e, nil
 }
 
-// DefaultInternerSize is the number of distinct strings an Interner keeps
-// unless told otherwise.
-const DefaultInternerSize = 1 << 16
+// DefaultInternerBytes is the memory an Interner's strings may take unless
+// told otherwise.
+const DefaultInternerBytes = 4 << 20
 
 // maxInterned is the longest string an Interner keeps.
 const maxInterned = 1 << 10
 
 // Interner holds the strings that ParseAliased has seen, to hand the same
-// string out again. It keeps at most its size of them and starts afresh
-// when full, so that a field with unbounded values costs a map reset now and
-// then, never unbounded memory. An Interner is not safe for concurrent use:
-// give each parsing goroutine its own.
+// string out again. Its strings take at most its budget of bytes; when full
+// it starts afresh, so that a field with unbounded values costs a map reset
+// now and then, never unbounded memory. An Interner is not safe for
+// concurrent use: give each parsing goroutine its own.
 type Interner struct {
-	m    map[string]string
-	size int
+	m      map[string]string
+	bytes  int // held by the strings of m
+	budget int
 }
 
-// NewInterner returns an Interner that keeps at most size strings;
-// size <= 0 means DefaultInternerSize.
-func NewInterner(size int) *Interner {
-	if size <= 0 {
-		size = DefaultInternerSize
+// NewInterner returns an Interner whose strings take at most budget bytes;
+// budget <= 0 means DefaultInternerBytes.
+func NewInterner(budget int) *Interner {
+	if budget <= 0 {
+		budget = DefaultInternerBytes
 	}
-	return &Interner{m: make(map[string]string), size: size}
+	return &Interner{m: make(map[string]string), budget: budget}
 }
 
 // intern returns b as a string: the one it returned before if it has one,
@@ -407,10 +408,12 @@ func (in *Interner) intern(b []byte) string {
 	}
 	s := string(b)
 	if len(b) <= maxInterned {
-		if len(in.m) >= in.size {
+		if in.bytes+len(b) > in.budget {
 			clear(in.m)
+			in.bytes = 0
 		}
 		in.m[s] = s
+		in.bytes += len(b)
 	}
 	return s
 }

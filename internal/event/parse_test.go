@@ -354,7 +354,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	// One interner across inputs, small enough to be reset now and then.
-	in := NewInterner(8)
+	in := NewInterner(64)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, limit := range []int{MaxSize, 64} {
 			got, err := Parser{MaxSize: limit}.Parse(raw)
@@ -498,8 +498,8 @@ func TestParseAliased(t *testing.T) {
 	}
 
 	// With an interner, the fields from url on are shared between events,
-	// and the user id still aliases the message.
-	in := NewInterner(4)
+	// and the user id still aliases the message; the interner keeps copies.
+	in := NewInterner(0)
 	a, _ := Parser{}.ParseAliased(raw, in)
 	b, _ := Parser{}.ParseAliased(slices.Clone(raw), in)
 	if a != b {
@@ -513,11 +513,16 @@ func TestParseAliased(t *testing.T) {
 	if !inRaw(a.UserID) {
 		t.Errorf("user id %q was copied, not aliased", a.UserID)
 	}
-	small := NewInterner(2)
-	for i := range 10 {
-		small.intern([]byte(strconv.Itoa(i)))
-		if len(small.m) > small.size {
-			t.Fatalf("interner holds %d strings, more than its size %d", len(small.m), small.size)
+	for _, v := range in.m {
+		if inRaw(v) {
+			t.Errorf("the interner holds %q, which points into a message", v)
+		}
+	}
+	small := NewInterner(16)
+	for i := range 100 {
+		small.intern([]byte(strconv.Itoa(i * 1000)))
+		if small.bytes > small.budget {
+			t.Fatalf("interner holds %d bytes, more than its budget %d", small.bytes, small.budget)
 		}
 	}
 	long := strings.Repeat("x", maxInterned+1)

@@ -160,11 +160,22 @@ var parquetWriters = sync.Pool{New: func() any {
 var parquetZstd = zstd.Codec{Level: zstd.SpeedFastest}
 
 func encodeParquet(n int, at func(i int) *event.Event) ([]byte, error) {
+	w := parquetWriters.Get().(*parquet.GenericWriter[event.Event])
+	data, err := encodeParquetWith(w, n, at)
+	if err != nil {
+		return nil, err // w is not reused
+	}
+	parquetWriters.Put(w)
+	return data, nil
+}
+
+// encodeParquetWith encodes with w, leaving it reset for the next file if
+// it succeeds.
+func encodeParquetWith(w *parquet.GenericWriter[event.Event], n int, at func(i int) *event.Event) ([]byte, error) {
 	var buf bytes.Buffer
 	// A sorted file compresses to ~5-14 bytes per event; over-reserving a
 	// little saves the buffer's regrowth copies.
 	buf.Grow(1024 + 16*n)
-	w := parquetWriters.Get().(*parquet.GenericWriter[event.Event])
 	w.Reset(&buf)
 	chunk := make([]event.Event, min(n, parquetWriteChunk))
 	for i := 0; i < n; i += len(chunk) {
@@ -173,16 +184,15 @@ func encodeParquet(n int, at func(i int) *event.Event) ([]byte, error) {
 			c[j] = *at(i + j)
 		}
 		if _, err := w.Write(c); err != nil {
-			return nil, fmt.Errorf("lake: encode parquet: %w", err) // w is not reused
+			return nil, fmt.Errorf("lake: encode parquet: %w", err)
 		}
 	}
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("lake: encode parquet: %w", err)
 	}
-	clear(chunk) // w keeps no reference to the events; neither does the pool
+	clear(chunk) // w keeps no reference to the events
 	detachColumnPaths(w)
 	w.Reset(io.Discard)
-	parquetWriters.Put(w)
 	return buf.Bytes(), nil
 }
 

@@ -89,6 +89,10 @@ type Meta struct {
 // writer tried to commit: this writer's view of the source is stale.
 var ErrFenced = errors.New("lake: commit fenced by another writer")
 
+// ErrWatermark reports a commit whose manifest was written but whose
+// watermark record could not be updated.
+var ErrWatermark = errors.New("watermark record not updated")
+
 // EnsureMeta returns the lake's metadata, creating it with buckets if the
 // lake is new. A lake's bucket count never changes: asking for a different
 // non-zero count than the lake has is an error.
@@ -136,8 +140,9 @@ func ReadMeta(ctx context.Context, s Store) (Meta, error) {
 
 // Commit writes m as the manifest of its source and sequence number. It
 // returns ErrFenced if that sequence number is already committed. After a
-// successful commit it updates the source's watermark record (best effort:
-// the manifest is the truth, the record a cheap summary of it).
+// successful commit it updates the source's watermark record; if that fails
+// the error wraps ErrWatermark, and the commit stands: the manifest is the
+// truth, the record a cheap summary of it that the next commit rewrites.
 func Commit(ctx context.Context, s Store, m *Manifest) error {
 	m.Version = ManifestVersion
 	if m.Committed.IsZero() {
@@ -156,7 +161,7 @@ func Commit(ctx context.Context, s Store, m *Manifest) error {
 	}
 	wm, _ := json.Marshal(Watermark{Source: m.Source, Seq: m.Seq, End: m.End, Watermark: m.Watermark, Updated: m.Committed})
 	if err := s.Put(ctx, WatermarkKey(m.Source), wm); err != nil {
-		return fmt.Errorf("lake: commit %s: update watermark: %w", key, err)
+		return fmt.Errorf("lake: commit %s: %w: %w", key, ErrWatermark, err)
 	}
 	return nil
 }
