@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -27,7 +29,8 @@ type sink struct {
 	store   lake.Store
 	buckets int
 	format  lake.Format
-	writer  string // unique per process run: names this run's objects
+	writer  string        // unique per process run: names this run's objects
+	tries   atomic.Uint64 // commit attempts so far: names each attempt's objects
 	parser  event.Parser
 	uploads int           // concurrent object uploads per flush
 	timeout time.Duration // of one commit attempt; 0: none
@@ -310,6 +313,11 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	}
 	start := time.Now()
 	seq := st.seq + 1
+	// Objects are named per attempt, not per sequence number: a write of a
+	// failed attempt that the store completes late (a timed-out request)
+	// lands on that attempt's own orphan, never on a file a later attempt
+	// committed under the same sequence number.
+	attempt := s.writer + "." + strconv.FormatUint(s.tries.Add(1), 36)
 	m := &lake.Manifest{
 		Source: st.source, Seq: seq, Writer: s.writer,
 		Start: st.end, End: b.next,
@@ -391,7 +399,7 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			m.Files[i], errs[i] = s.writeFile(ctx, g, st.source, seq, b, keys[g.start:g.start+g.n])
+			m.Files[i], errs[i] = s.writeFile(ctx, g, st.source, seq, attempt, b, keys[g.start:g.start+g.n])
 		}()
 	}
 	wg.Wait()
@@ -399,7 +407,7 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		return flushResult{}, err
 	}
 	if len(rejects) > 0 {
-		m.Rejected = lake.RejectedKey(st.source, seq, s.writer)
+		m.Rejected = lake.RejectedKey(st.source, seq, attempt)
 		if err := s.store.Put(ctx, m.Rejected, rejects); err != nil {
 			return flushResult{}, fmt.Errorf("ingest: write dead letters %s: %w", m.Rejected, err)
 		}
@@ -476,7 +484,7 @@ func floorDiv(a, b int64) int64 {
 // the hash of their id: integer comparisons, where comparing the ids
 // themselves dominated ingest's CPU time. Sorting small keys, not the
 // events, moves 24 bytes per swap.
-func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq uint64, b *batch, keys []sortKey) (lake.DataFile, error) {
+func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq uint64, attempt string, b *batch, keys []sortKey) (lake.DataFile, error) {
 	keys = sortKeys(keys, func(k, l sortKey) int {
 		if c := cmp.Or(cmp.Compare(k.user, l.user), cmp.Compare(k.ts, l.ts)); c != 0 {
 			return c
@@ -495,7 +503,7 @@ func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq ui
 	if err != nil {
 		return lake.DataFile{}, fmt.Errorf("ingest: encode %s: %w", p, err)
 	}
-	key := lake.DataFileKey(p, source, seq, s.writer, s.format.Ext())
+	key := lake.DataFileKey(p, source, seq, attempt, s.format.Ext())
 	if err := s.store.Put(ctx, key, data); err != nil {
 		return lake.DataFile{}, fmt.Errorf("ingest: write %s: %w", key, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -397,5 +398,75 @@ func TestCommitStandsWhenWatermarkFails(t *testing.T) {
 	var w lake.Watermark
 	if err := json.Unmarshal(data, &w); err != nil || w.Seq != 2 || w.End != 40 {
 		t.Fatalf("watermark record %s (%v), want seq 2 end 40", data, err)
+	}
+}
+
+// manifestOnceFails is a real store that refuses the first manifest write
+// after writing nothing, and records every data file key written.
+type manifestOnceFails struct {
+	lake.Store
+	mu     sync.Mutex
+	failed bool
+	puts   []string
+}
+
+func (m *manifestOnceFails) Put(ctx context.Context, key string, data []byte) error {
+	m.mu.Lock()
+	m.puts = append(m.puts, key)
+	m.mu.Unlock()
+	return m.Store.Put(ctx, key, data)
+}
+
+func (m *manifestOnceFails) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	m.mu.Lock()
+	fail := strings.HasPrefix(key, lake.ManifestsPrefix) && !m.failed
+	m.failed = m.failed || fail
+	m.mu.Unlock()
+	if fail {
+		return errors.New("injected: manifest write failed")
+	}
+	return m.Store.PutIfAbsent(ctx, key, data)
+}
+
+// TestRetriedCommitWritesNewObjects checks that a commit retried under the
+// same sequence number writes objects under new names: a late write of the
+// failed attempt can then only land on its own orphan, never on a file the
+// committed manifest names.
+func TestRetriedCommitWritesNewObjects(t *testing.T) {
+	ctx := context.Background()
+	base, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &manifestOnceFails{Store: base}
+	s := newTestSink(t, store, "aaaa")
+	st, _ := s.recover(ctx, "file.x")
+	b := &batch{}
+	b.reset(st.end)
+	for i := range 40 {
+		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
+	}
+	if _, err := s.flush(ctx, &st, b); err == nil {
+		t.Fatal("the first attempt committed although its manifest write failed")
+	}
+	first := slices.Clone(store.puts)
+	if len(first) == 0 {
+		t.Fatal("the failed attempt wrote no objects")
+	}
+	if _, err := s.flush(ctx, &st, b); err != nil {
+		t.Fatal(err)
+	}
+	m, err := lake.LastManifest(ctx, base, "file.x")
+	if err != nil || m == nil || m.Seq != 1 {
+		t.Fatalf("last manifest = %+v, %v; want seq 1", m, err)
+	}
+	named := []string{m.Rejected}
+	for _, f := range m.Files {
+		named = append(named, f.Key)
+	}
+	for _, k := range named {
+		if slices.Contains(first, k) {
+			t.Errorf("the committed manifest names %s, which the failed attempt also wrote", k)
+		}
 	}
 }

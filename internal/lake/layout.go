@@ -90,8 +90,9 @@ func ParsePartitionDir(key string) (Partition, error) {
 }
 
 // DataFileKey names a data file written by one commit of a source.
-// writer is unique per writer process run, so that files of a fenced-off
-// writer never collide with the winner's.
+// writer is unique per commit attempt (ingest: the process run's id and an
+// attempt number), so that files of a fenced-off writer, or late writes of
+// an attempt that failed, never collide with the files a manifest names.
 func DataFileKey(p Partition, source string, seq uint64, writer, ext string) string {
 	return path.Join(p.Dir(), fmt.Sprintf("%s-%012d-%s%s", sanitize(source), seq, writer, ext))
 }
