@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/hashsort"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
@@ -434,41 +434,6 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	return flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files)}, nil
 }
 
-// sortKeys returns keys in the order of compare, which must order by user
-// hash first. User hashes are uniform, so a counting sort on their top bits
-// spreads the keys into buckets of one or two, already in order between
-// buckets; compare then only orders each bucket. That is linear where a
-// comparison sort costs n log n calls of compare.
-func sortKeys(keys []sortKey, compare func(a, b sortKey) int) []sortKey {
-	n := len(keys)
-	if n < 64 {
-		slices.SortFunc(keys, compare)
-		return keys
-	}
-	width := bits.Len(uint(n)) // about one key per bucket
-	shift := 64 - width
-	starts := make([]int32, 1<<width+1)
-	for _, k := range keys {
-		starts[k.user>>shift+1]++
-	}
-	for i := 1; i < len(starts); i++ {
-		starts[i] += starts[i-1]
-	}
-	out := make([]sortKey, n)
-	next := slices.Clone(starts[:len(starts)-1])
-	for _, k := range keys {
-		j := k.user >> shift
-		out[next[j]] = k
-		next[j]++
-	}
-	for j := range len(starts) - 1 {
-		if lo, hi := starts[j], starts[j+1]; hi-lo > 1 {
-			slices.SortFunc(out[lo:hi], compare)
-		}
-	}
-	return out
-}
-
 // floorDiv is a / b rounded toward negative infinity, for b > 0.
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -485,7 +450,7 @@ func floorDiv(a, b int64) int64 {
 // themselves dominated ingest's CPU time. Sorting small keys, not the
 // events, moves 24 bytes per swap.
 func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq uint64, attempt string, b *batch, keys []sortKey) (lake.DataFile, error) {
-	keys = sortKeys(keys, func(k, l sortKey) int {
+	keys = hashsort.Sort(keys, func(k *sortKey) uint64 { return k.user }, func(k, l sortKey) int {
 		if c := cmp.Or(cmp.Compare(k.user, l.user), cmp.Compare(k.ts, l.ts)); c != 0 {
 			return c
 		}

@@ -1,13 +1,11 @@
 package ingest
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +24,35 @@ func newTestSink(t testing.TB, store lake.Store, writer string) *sink {
 	}
 	return &sink{store: store, buckets: meta.Buckets, format: lake.FormatParquet, writer: writer,
 		parser: event.Parser{MaxSize: event.MaxSize}, uploads: 2, cpu: make(chan struct{}, 2), metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
+}
+
+// fill adds testMessage(from) … testMessage(to-1), parsed by s, to b.
+func fill(s *sink, b *batch, from, to int) {
+	for i := from; i < to; i++ {
+		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
+	}
+}
+
+// startFileSource returns a sink writing to a fresh file:// lake through
+// wrap (a fault-injecting store, or nil), the lake itself, the state of
+// source "file.x" and an empty batch at its end.
+func startFileSource(t *testing.T, wrap func(lake.Store) lake.Store) (*sink, lake.Store, sourceState, *batch) {
+	t.Helper()
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSink(t, store, "aaaa")
+	if wrap != nil {
+		s.store = wrap(store)
+	}
+	st, err := s.recover(context.Background(), "file.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &batch{}
+	b.reset(st.end)
+	return s, store, st, b
 }
 
 func testMessage(i int) []byte {
@@ -51,11 +78,6 @@ func TestFencedWriterCommitsEachPositionOnce(t *testing.T) {
 	stA, _ := a.recover(ctx, source)
 	stB, _ := b.recover(ctx, source)
 
-	fill := func(s *sink, bt *batch, from, to int) {
-		for i := from; i < to; i++ {
-			bt.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
-		}
-	}
 	// A (the new owner) commits [0, 100).
 	ba := &batch{}
 	ba.reset(stA.end)
@@ -91,16 +113,11 @@ func TestFencedWriterCommitsEachPositionOnce(t *testing.T) {
 	if err := got.checkChains(); err != nil {
 		t.Fatal(err)
 	}
-	var wantValid []event.Event
-	wantRejected := 0
-	for i := 0; i < 150; i++ {
-		ev, err := event.Parse(testMessage(i))
-		if err != nil {
-			wantRejected++
-			continue
-		}
-		wantValid = append(wantValid, ev)
+	var msgs [][]byte
+	for i := range 150 {
+		msgs = append(msgs, testMessage(i))
 	}
+	wantValid, wantRejected := expected(msgs)
 	assertSameEvents(t, got.events, wantValid)
 	if len(got.rejected) != wantRejected {
 		t.Fatalf("rejected = %d, want %d", len(got.rejected), wantRejected)
@@ -235,36 +252,6 @@ func assertSameEvents(t testing.TB, got, want []event.Event) {
 	}
 }
 
-// TestSortKeys checks the bucketed sort against a plain comparison sort, on
-// uniform hashes, on hashes sharing their top bits, and on ties broken by
-// time and index.
-func TestSortKeys(t *testing.T) {
-	compare := func(a, b sortKey) int {
-		return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.ts, b.ts), cmp.Compare(a.i, b.i))
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 5, 63, 64, 65, 1000, 4096, 10_000} {
-		for _, spread := range []string{"uniform", "clustered", "few-users"} {
-			keys := make([]sortKey, n)
-			for i := range keys {
-				u := rng.Uint64()
-				switch spread {
-				case "clustered":
-					u = 0xabcd<<48 | u>>16 // every key in one top-bits bucket
-				case "few-users":
-					u = uint64(rng.IntN(7)) << 61
-				}
-				keys[i] = sortKey{user: u, ts: rng.Int64N(5), i: int32(i)}
-			}
-			want := slices.Clone(keys)
-			slices.SortFunc(want, compare)
-			if got := sortKeys(keys, compare); !slices.Equal(got, want) {
-				t.Errorf("n=%d %s: sortKeys differs from slices.SortFunc", n, spread)
-			}
-		}
-	}
-}
-
 // TestIDArena checks that kept ids survive the arena's growth, stay intact
 // until reset, and that blocks are reused after it.
 func TestIDArena(t *testing.T) {
@@ -309,24 +296,14 @@ func (h hangingStore) PutIfAbsent(ctx context.Context, key string, data []byte) 
 // nothing: the same batch then commits in full once the store answers.
 func TestCommitTimeout(t *testing.T) {
 	ctx := context.Background()
-	store, err := lake.NewFileStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newTestSink(t, store, "aaaa")
-	s.store = hangingStore{store}
+	s, store, st, b := startFileSource(t, func(s lake.Store) lake.Store { return hangingStore{s} })
 	s.timeout = 200 * time.Millisecond
-	st, _ := s.recover(ctx, "file.x")
-	b := &batch{}
-	b.reset(st.end)
-	for i := range 50 {
-		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
-	}
+	fill(s, b, 0, 50)
 	// Without the commit timeout, only this outer one would end the hang.
 	outer, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = s.flush(outer, &st, b)
+	_, err := s.flush(outer, &st, b)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("flush on a hanging store = %v, want a deadline error", err)
 	}
@@ -363,18 +340,8 @@ func (f failingWatermarks) Put(ctx context.Context, key string, data []byte) err
 // updated, and that the next commit brings the record up to date.
 func TestCommitStandsWhenWatermarkFails(t *testing.T) {
 	ctx := context.Background()
-	store, err := lake.NewFileStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newTestSink(t, store, "aaaa")
-	s.store = failingWatermarks{store}
-	st, _ := s.recover(ctx, "file.x")
-	b := &batch{}
-	b.reset(st.end)
-	for i := range 30 {
-		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
-	}
+	s, store, st, b := startFileSource(t, func(s lake.Store) lake.Store { return failingWatermarks{s} })
+	fill(s, b, 0, 30)
 	if _, err := s.flush(ctx, &st, b); err != nil {
 		t.Fatalf("flush with a failing watermark write = %v, want the commit to stand", err)
 	}
@@ -385,9 +352,7 @@ func TestCommitStandsWhenWatermarkFails(t *testing.T) {
 		t.Fatalf("last manifest = %+v, %v; want one ending at 30", m, err)
 	}
 	s.store = store
-	for i := 30; i < 40; i++ {
-		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
-	}
+	fill(s, b, 30, 40)
 	if _, err := s.flush(ctx, &st, b); err != nil {
 		t.Fatal(err)
 	}
@@ -434,18 +399,12 @@ func (m *manifestOnceFails) PutIfAbsent(ctx context.Context, key string, data []
 // committed manifest names.
 func TestRetriedCommitWritesNewObjects(t *testing.T) {
 	ctx := context.Background()
-	base, err := lake.NewFileStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &manifestOnceFails{Store: base}
-	s := newTestSink(t, store, "aaaa")
-	st, _ := s.recover(ctx, "file.x")
-	b := &batch{}
-	b.reset(st.end)
-	for i := range 40 {
-		b.add(s.parse(int64(i), testMessage(i), nil), len(testMessage(i)))
-	}
+	var store *manifestOnceFails
+	s, base, st, b := startFileSource(t, func(s lake.Store) lake.Store {
+		store = &manifestOnceFails{Store: s}
+		return store
+	})
+	fill(s, b, 0, 40)
 	if _, err := s.flush(ctx, &st, b); err == nil {
 		t.Fatal("the first attempt committed although its manifest write failed")
 	}

@@ -2,11 +2,11 @@ package aggregate
 
 import (
 	"cmp"
-	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/hashsort"
 )
 
 // noID marks an unassigned dense id.
@@ -297,37 +297,10 @@ func (c *builder) group() ([]userSeg, []rec) {
 	return segs, out
 }
 
-// sortSegs sorts segments by user hash. The hashes are uniform, so a
-// bucket sort on their top bits leaves about one segment a bucket: linear
-// time instead of n log n comparisons through a closure.
+// sortSegs sorts segments by user hash (see hashsort: linear time, the
+// hashes being uniform).
 func sortSegs(segs []userSeg) {
-	n := len(segs)
-	if n < 64 {
-		slices.SortFunc(segs, compareSegs)
-		return
-	}
-	bitsN := bits.Len(uint(n - 1)) // 2^bitsN >= n buckets
-	shift := 64 - bitsN
-	start := make([]int32, 1<<bitsN+1)
-	for i := range segs {
-		start[segs[i].hash>>shift+1]++
-	}
-	for b := 1; b < len(start); b++ {
-		start[b] += start[b-1]
-	}
-	out := make([]userSeg, n)
-	fill := slices.Clone(start[:len(start)-1])
-	for _, s := range segs {
-		b := s.hash >> shift
-		out[fill[b]] = s
-		fill[b]++
-	}
-	for b := 0; b+1 < len(start); b++ {
-		if lo, hi := start[b], start[b+1]; hi-lo > 1 {
-			slices.SortFunc(out[lo:hi], compareSegs)
-		}
-	}
-	copy(segs, out)
+	copy(segs, hashsort.Sort(segs, func(s *userSeg) uint64 { return s.hash }, compareSegs))
 }
 
 func compareSegs(a, b userSeg) int { return cmp.Compare(a.hash, b.hash) }
