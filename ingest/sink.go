@@ -324,14 +324,76 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		Watermark: st.watermark,
 		Hours:     map[string]lake.HourMark{},
 	}
+	pl, err := s.plan(st, b, m)
+	if err != nil {
+		return flushResult{}, err
+	}
+
+	// Encode and upload the data files, a few at a time.
+	m.Files = make([]lake.DataFile, len(pl.groups))
+	errs := make([]error, len(pl.groups))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, s.uploads))
+	for i, g := range pl.groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m.Files[i], errs[i] = s.writeFile(ctx, g, st.source, seq, attempt, b, pl.keys[g.start:g.start+g.n])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return flushResult{}, err
+	}
+	if len(pl.rejects) > 0 {
+		m.Rejected = lake.RejectedKey(st.source, seq, attempt)
+		if err := s.store.Put(ctx, m.Rejected, pl.rejects); err != nil {
+			return flushResult{}, fmt.Errorf("ingest: write dead letters %s: %w", m.Rejected, err)
+		}
+	}
+	// The manifest is the commit point: before it, nothing above is visible.
+	s.crash.hit("before-manifest")
+	if err := lake.Commit(ctx, s.store, m); err != nil {
+		if !errors.Is(err, lake.ErrWatermark) {
+			return flushResult{}, err
+		}
+		// Committed: only the summary record lags, until the next commit.
+		s.log.Warn("committed, but the watermark record was not updated", "source", st.source, "seq", seq, "err", err)
+	}
+	s.crash.hit("after-manifest")
+	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
+	s.metrics.written.Add(float64(m.ValidCount))
+	for reason, n := range pl.reasons {
+		s.metrics.rejected.WithLabelValues(string(reason)).Add(float64(n))
+	}
+	s.metrics.commits.Inc()
+	s.metrics.flushSeconds.Observe(time.Since(start).Seconds())
+	s.log.Debug("committed", "source", st.source, "seq", seq, "start", m.Start, "end", m.End,
+		"valid", m.ValidCount, "rejected", m.RejectedCount, "files", len(m.Files), "took", time.Since(start))
+	return flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files)}, nil
+}
+
+// commitPlan is what one commit writes: the cells' sort keys, the dead
+// letters, and the rejection counts by reason.
+type commitPlan struct {
+	groups  []cellGroup // ordered by hour, then bucket
+	keys    []sortKey   // groups[i]'s at keys[groups[i].start:][:groups[i].n]
+	rejects []byte      // NDJSON lines of the dead-letter file
+	reasons map[event.Reason]int
+}
+
+// plan lays out the commit of the batch's records from st.end on, and
+// fills in m's counts, hours and watermark.
+func (s *sink) plan(st *sourceState, b *batch, m *lake.Manifest) (commitPlan, error) {
 	// Assign the valid events to cells, counting per cell, then place their
 	// sort keys cell by cell into one array (a counting sort); collect the
 	// rejects on the way.
 	slot := make(map[cell]int32)
 	var groups []cellGroup
 	cellOf := make([]int32, b.len())
-	var rejects []byte
-	reasons := map[event.Reason]int{}
+	pl := commitPlan{reasons: map[event.Reason]int{}}
 	for i := range b.len() {
 		r := b.at(i)
 		cellOf[i] = -1
@@ -341,10 +403,10 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		if r.err != nil {
 			line, err := json.Marshal(s.reject(st.source, *r))
 			if err != nil {
-				return flushResult{}, fmt.Errorf("ingest: encode rejected record: %w", err)
+				return commitPlan{}, fmt.Errorf("ingest: encode rejected record: %w", err)
 			}
-			rejects = append(append(rejects, line...), '\n')
-			reasons[event.ReasonOf(r.err)]++
+			pl.rejects = append(append(pl.rejects, line...), '\n')
+			pl.reasons[event.ReasonOf(r.err)]++
 			m.RejectedCount++
 			continue
 		}
@@ -387,51 +449,8 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 			next[g]++
 		}
 	}
-
-	// Encode and upload the data files, a few at a time.
-	m.Files = make([]lake.DataFile, len(groups))
-	errs := make([]error, len(groups))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, s.uploads))
-	for i, g := range groups {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			m.Files[i], errs[i] = s.writeFile(ctx, g, st.source, seq, attempt, b, keys[g.start:g.start+g.n])
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return flushResult{}, err
-	}
-	if len(rejects) > 0 {
-		m.Rejected = lake.RejectedKey(st.source, seq, attempt)
-		if err := s.store.Put(ctx, m.Rejected, rejects); err != nil {
-			return flushResult{}, fmt.Errorf("ingest: write dead letters %s: %w", m.Rejected, err)
-		}
-	}
-	// The manifest is the commit point: before it, nothing above is visible.
-	s.crash.hit("before-manifest")
-	if err := lake.Commit(ctx, s.store, m); err != nil {
-		if !errors.Is(err, lake.ErrWatermark) {
-			return flushResult{}, err
-		}
-		// Committed: only the summary record lags, until the next commit.
-		s.log.Warn("committed, but the watermark record was not updated", "source", st.source, "seq", seq, "err", err)
-	}
-	s.crash.hit("after-manifest")
-	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
-	s.metrics.written.Add(float64(m.ValidCount))
-	for reason, n := range reasons {
-		s.metrics.rejected.WithLabelValues(string(reason)).Add(float64(n))
-	}
-	s.metrics.commits.Inc()
-	s.metrics.flushSeconds.Observe(time.Since(start).Seconds())
-	s.log.Debug("committed", "source", st.source, "seq", seq, "start", m.Start, "end", m.End,
-		"valid", m.ValidCount, "rejected", m.RejectedCount, "files", len(m.Files), "took", time.Since(start))
-	return flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files)}, nil
+	pl.groups, pl.keys = groups, keys
+	return pl, nil
 }
 
 // floorDiv is a / b rounded toward negative infinity, for b > 0.
