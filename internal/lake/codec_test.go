@@ -2,6 +2,7 @@ package lake_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"cmp"
 	"flag"
 	"fmt"
@@ -257,6 +258,105 @@ func TestParquetWriterReuse(t *testing.T) {
 		if len(c.MetaData.PathInSchema) != 1 || c.MetaData.PathInSchema[0] == "" {
 			t.Errorf("column path %q in the footer of a reused writer's file", c.MetaData.PathInSchema)
 		}
+	}
+}
+
+// TestParquetPageIndex checks the bounds parquet files give readers that
+// skip data by them — column chunk statistics and the column index of
+// every page, for every column — against the events written. A lookup of
+// one user by Spark or Arrow prunes pages with them: a bound that is too
+// tight loses rows silently (parquet-go writes ["", ""] for a column it is
+// told to skip bounds of).
+func TestParquetPageIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for name, evs := range map[string][]event.Event{
+		"random":    randomEvents(r, 3000),
+		"generated": generatedEvents(5000, 300, true),
+		"pages":     generatedEvents(200_000, 20_000, false), // several pages per column chunk
+	} {
+		t.Run(name, func(t *testing.T) {
+			data, err := lake.EncodeParquet(evs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPageIndex(t, f, evs)
+		})
+	}
+}
+
+// checkPageIndex checks the column indexes' page bounds, and the column
+// chunks' statistics, against the events on each page, as the offset
+// indexes place them.
+func checkPageIndex(t *testing.T, f *parquet.File, evs []event.Event) {
+	t.Helper()
+	cols := map[string]func(e *event.Event) []byte{
+		"user_id":      func(e *event.Event) []byte { return []byte(e.UserID) },
+		"timestamp_ms": func(e *event.Event) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(e.Timestamp)) },
+		"url":          func(e *event.Event) []byte { return []byte(e.URL) },
+		"country":      func(e *event.Event) []byte { return []byte(e.Country) },
+		"city":         func(e *event.Event) []byte { return []byte(e.City) },
+		"user_agent":   func(e *event.Event) []byte { return []byte(e.UserAgent) },
+	}
+	less := func(name string, a, b []byte) bool {
+		if name == "timestamp_ms" {
+			return int64(binary.LittleEndian.Uint64(a)) < int64(binary.LittleEndian.Uint64(b))
+		}
+		return bytes.Compare(a, b) < 0
+	}
+	cis, ois := f.ColumnIndexes(), f.OffsetIndexes()
+	md := f.Metadata()
+	base := 0
+	k := 0
+	for _, rg := range md.RowGroups {
+		for _, c := range rg.Columns {
+			name := c.MetaData.PathInSchema[0]
+			oi := ois[k]
+			val := cols[name]
+			ci := cis[k]
+			k++
+			if len(ci.MinValues) != len(oi.PageLocations) {
+				t.Fatalf("column %s: %d page bounds for %d pages", name, len(ci.MinValues), len(oi.PageLocations))
+			}
+			var clo, chi []byte // the chunk's
+			for p, loc := range oi.PageLocations {
+				end := int(rg.NumRows)
+				if p+1 < len(oi.PageLocations) {
+					end = int(oi.PageLocations[p+1].FirstRowIndex)
+				}
+				lo, hi := val(&evs[base+int(loc.FirstRowIndex)]), val(&evs[base+int(loc.FirstRowIndex)])
+				for i := base + int(loc.FirstRowIndex); i < base+end; i++ {
+					v := val(&evs[i])
+					if less(name, v, lo) {
+						lo = v
+					}
+					if less(name, hi, v) {
+						hi = v
+					}
+				}
+				// Bounds may be shorter values than those on the page
+				// (parquet-go truncates strings), but must enclose them.
+				if less(name, lo, ci.MinValues[p]) || less(name, ci.MaxValues[p], hi) {
+					t.Errorf("column %s page %d: bounds [%q, %q] do not enclose its values [%q, %q]", name, p, ci.MinValues[p], ci.MaxValues[p], lo, hi)
+				}
+				if p == 0 || less(name, lo, clo) {
+					clo = lo
+				}
+				if p == 0 || less(name, chi, hi) {
+					chi = hi
+				}
+			}
+			// Statistics may be absent (no bounds), not wrong.
+			if st := c.MetaData.Statistics; st.MinValue != nil || st.MaxValue != nil {
+				if less(name, clo, st.MinValue) || less(name, st.MaxValue, chi) {
+					t.Errorf("column %s: statistics [%q, %q] do not enclose its values [%q, %q]", name, st.MinValue, st.MaxValue, clo, chi)
+				}
+			}
+		}
+		base += int(rg.NumRows)
 	}
 }
 
