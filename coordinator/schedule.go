@@ -151,6 +151,8 @@ type windowRecord struct {
 	Failures int       `json:"failures"`
 	Error    string    `json:"error,omitempty"`
 	Updated  time.Time `json:"updated"`
+
+	rev int64 // etcd mod revision of the record as read; 0: none yet
 }
 
 const (
@@ -271,8 +273,13 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 	return false, nil
 }
 
+// submitWindow submits the window's job and records the window as running
+// in the same etcd transaction, provided the window's record is still the
+// one rec was read from: a job is never submitted without its window
+// knowing it (a new leader would submit it again), and two leaders, one
+// of them stale, cannot both submit a window.
 func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowRecord, input string) error {
-	spec := &pb.JobSpec{
+	pspec := &pb.JobSpec{
 		From:           timestamppb.New(rec.From),
 		To:             timestamppb.New(rec.To),
 		OutUri:         s.WindowOut(rec.From),
@@ -280,10 +287,10 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		SessionTimeout: durationpb.New(c.cfg.SessionTimeout),
 	}
 	if strings.EqualFold(s.Format, "csv") {
-		spec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
+		pspec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
 	}
-	resp, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
-	if status.Code(err) == codes.InvalidArgument {
+	spec, err := c.normalize(ctx, pspec)
+	if status.Code(rpcError(err)) == codes.InvalidArgument {
 		// The window itself is unacceptable (e.g. events dated year 0):
 		// record it as failed for this input and move on to the next.
 		rec.State, rec.Error, rec.Input, rec.Failures = windowFailed, err.Error(), input, scheduleMaxFailures
@@ -293,10 +300,29 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 	if err != nil {
 		return fmt.Errorf("schedule: submit window %s: %w", rec.From.Format(time.RFC3339), err)
 	}
-	rec.Job, rec.State, rec.Input, rec.Error = resp.GetJob().GetId(), windowRunning, input, ""
-	rec.Runs++
+	next := *rec
+	next.State, next.Input, next.Error, next.Updated = windowRunning, input, "", time.Now().UTC()
+	next.Runs++
+	key := c.scheduleKey(rec.From)
+	unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", rec.rev)
+	_, ok, err := c.submit(ctx, spec, []clientv3.Cmp{unchanged}, func(id string) ([]clientv3.Op, error) {
+		next.Job = id
+		data, err := json.Marshal(&next)
+		if err != nil {
+			return nil, fmt.Errorf("encode window: %w", err)
+		}
+		return []clientv3.Op{clientv3.OpPut(key, string(data))}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("schedule: submit window %s: %w", rec.From.Format(time.RFC3339), err)
+	}
+	if !ok {
+		c.logger.Warn("window record changed since it was read (another leader?): not submitting", "window", rec.From)
+		return nil
+	}
+	*rec = next
 	c.logger.Info("window submitted", "window", rec.From, "job", rec.Job, "input", input, "run", rec.Runs)
-	return c.putWindow(ctx, rec)
+	return nil
 }
 
 // awaitWindow waits for a window's running job and records its outcome.
@@ -373,6 +399,7 @@ func (c *Coordinator) windowRecords(ctx context.Context) (map[int64]*windowRecor
 		if err := json.Unmarshal(kv.Value, &r); err != nil {
 			return nil, fmt.Errorf("schedule: decode %s: %w", kv.Key, err)
 		}
+		r.rev = kv.ModRevision
 		out[r.From.Unix()] = &r
 	}
 	return out, nil

@@ -585,3 +585,66 @@ func schedES(t *testing.T, method, url string, body, out any, ok ...int) {
 		}
 	}
 }
+
+// TestSubmitWindowOnce checks that a window's job and the window's record
+// are written together, and only over the record the scheduler read: a
+// scheduler holding a stale record (a leader that lost its lease, or read
+// before another one submitted) submits nothing, and of two schedulers
+// submitting the same window at once exactly one job results.
+func TestSubmitWindowOnce(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, 4, 0, 0)
+	c := h.coordinator(nil) // no schedule: the test drives submitWindow
+	s := Schedule{Out: "file://" + filepath.ToSlash(t.TempDir()), Format: "ndjson", Window: time.Minute}
+	from := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	fresh := func() *windowRecord {
+		recs, err := c.windowRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := recs[from.Unix()]; r != nil {
+			return r
+		}
+		return &windowRecord{From: from, To: from.Add(time.Minute)}
+	}
+
+	// Read, then someone else records the window: the stale read submits
+	// nothing and leaves the record alone.
+	stale := fresh()
+	if err := c.putWindow(ctx, &windowRecord{From: from, To: from.Add(time.Minute), State: windowDone, Input: "files=1,events=1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.submitWindow(ctx, s, stale, "files=2,events=5"); err != nil {
+		t.Fatal(err)
+	}
+	if jobs := schedJobs(t, c); len(jobs) != 0 {
+		t.Fatalf("a stale window record submitted %d jobs", len(jobs))
+	}
+	if got := fresh(); got.State != windowDone || got.Input != "files=1,events=1" {
+		t.Fatalf("a stale submission changed the window record to %+v", got)
+	}
+
+	// Two schedulers with the same, current read at once: one job, and the
+	// window names it.
+	a, b := fresh(), fresh()
+	errs := make(chan error, 2)
+	for _, r := range []*windowRecord{a, b} {
+		go func() { errs <- c.submitWindow(ctx, s, r, "files=2,events=5") }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs := schedJobs(t, c)
+	if len(jobs) != 1 {
+		t.Fatalf("two concurrent submissions of one window made %d jobs, want 1", len(jobs))
+	}
+	rec := fresh()
+	if rec.State != windowRunning || rec.Job != jobs[0].GetId() || rec.Input != "files=2,events=5" || rec.Runs != 1 {
+		t.Fatalf("window record %+v after submitting job %s", rec, jobs[0].GetId())
+	}
+	if got, want := jobs[0].GetSpec().GetOutUri(), s.WindowOut(from); got != want {
+		t.Fatalf("job writes to %s, want %s", got, want)
+	}
+}

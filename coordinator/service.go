@@ -139,24 +139,48 @@ func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	now := time.Now().UTC()
-	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now}
-	key := c.keys.Job(rec.ID)
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, encode(rec))).Commit()
-	if err != nil {
-		return nil, rpcError(fmt.Errorf("coordinator: record job: %w", err))
-	}
-	if !resp.Succeeded {
-		return nil, status.Errorf(codes.Aborted, "job id %s taken; submit again", rec.ID)
-	}
-	c.logger.Info("job submitted", "job", rec.ID, "from", spec.From, "to", spec.To, "out", spec.Out, "lake", spec.Lake)
-	j, err := c.jobStatus(ctx, rec)
+	j, _, err := c.submit(ctx, spec, nil, nil)
 	if err != nil {
 		return nil, rpcError(err)
 	}
 	return &pb.SubmitJobResponse{Job: j}, nil
+}
+
+// submit records a new job for spec. The job's record is written in one
+// etcd transaction with the operations also returns for the job's id, and
+// only if conds hold: ok is false, and nothing written, if they do not.
+func (c *Coordinator) submit(ctx context.Context, spec jobSpec, conds []clientv3.Cmp, also func(id string) ([]clientv3.Op, error)) (_ *pb.Job, ok bool, _ error) {
+	now := time.Now().UTC()
+	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now}
+	key := c.keys.Job(rec.ID)
+	ops := []clientv3.Op{clientv3.OpPut(key, encode(rec))}
+	if also != nil {
+		more, err := also(rec.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		ops = append(ops, more...)
+	}
+	jobIsNew := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	resp, err := c.cli.Txn(ctx).
+		If(append([]clientv3.Cmp{jobIsNew}, conds...)...).
+		Then(ops...).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).Commit()
+	if err != nil {
+		return nil, false, fmt.Errorf("coordinator: record job: %w", err)
+	}
+	if !resp.Succeeded {
+		if len(resp.Responses) > 0 && len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
+			return nil, false, status.Errorf(codes.Aborted, "job id %s taken; submit again", rec.ID)
+		}
+		return nil, false, nil
+	}
+	c.logger.Info("job submitted", "job", rec.ID, "from", spec.From, "to", spec.To, "out", spec.Out, "lake", spec.Lake)
+	j, err := c.jobStatus(ctx, rec)
+	if err != nil {
+		return nil, true, err
+	}
+	return j, true, nil
 }
 
 func (c *Coordinator) readJob(ctx context.Context, id string) (*jobRecord, int64, error) {
