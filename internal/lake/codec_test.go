@@ -2,8 +2,8 @@ package lake_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"cmp"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
