@@ -26,8 +26,10 @@ const (
 	DefaultAllowedLateness  = 5 * time.Minute
 	DefaultScheduleInterval = 10 * time.Second
 	DefaultIdleSource       = 2 * time.Minute
-	// scheduleMaxFailures is how often a window's job may fail before the
-	// scheduler moves on to the next window (new data retries it).
+	DefaultRetryFailed      = 15 * time.Minute
+	// scheduleMaxFailures is how often in a row a window's job may fail
+	// before the scheduler moves on to the next window; the window is
+	// tried again when its input changes or RetryFailed later.
 	scheduleMaxFailures = 3
 )
 
@@ -59,16 +61,23 @@ type Schedule struct {
 	IdleSource time.Duration
 	// Format of the results: "ndjson" or "csv".
 	Format string
+	// RetryFailed: a window whose job failed scheduleMaxFailures times in a
+	// row is run again this long after its last failure (and again after
+	// each failure), so that it recovers from an outage that outlasted the
+	// quick retries. 0 waits for its input to change. Windows that cannot
+	// be aggregated at all (an invalid job) are not retried.
+	RetryFailed time.Duration
 }
 
 // NewSchedule returns the default (disabled) schedule.
 func NewSchedule() Schedule {
 	return Schedule{
-		Window:     DefaultScheduleWindow,
-		Lateness:   DefaultAllowedLateness,
-		Interval:   DefaultScheduleInterval,
-		IdleSource: DefaultIdleSource,
-		Format:     "ndjson",
+		Window:      DefaultScheduleWindow,
+		Lateness:    DefaultAllowedLateness,
+		Interval:    DefaultScheduleInterval,
+		IdleSource:  DefaultIdleSource,
+		Format:      "ndjson",
+		RetryFailed: DefaultRetryFailed,
 	}
 }
 
@@ -82,6 +91,7 @@ func (s *Schedule) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Interval, "schedule-interval", s.Interval, "how often the lake is checked for complete windows")
 	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
+	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure (0: only when its input changes)")
 }
 
 // Validate checks the schedule.
@@ -101,6 +111,9 @@ func (s *Schedule) Validate() error {
 	}
 	if s.Interval <= 0 || s.IdleSource <= 0 {
 		errs = append(errs, errors.New("--schedule-interval and --idle-source-timeout must be positive"))
+	}
+	if s.RetryFailed < 0 {
+		errs = append(errs, errors.New("--schedule-retry-failed must not be negative"))
 	}
 	if f := strings.ToLower(s.Format); f != "ndjson" && f != "csv" && f != "" {
 		errs = append(errs, fmt.Errorf("--schedule-format %q: want ndjson or csv", s.Format))
@@ -146,11 +159,14 @@ type windowRecord struct {
 	State string    `json:"state"` // running, done, failed
 	// Input fingerprints the committed lake data the window's job read
 	// (files and events over [from, to + session timeout)).
-	Input    string    `json:"input"`
-	Runs     int       `json:"runs"`
-	Failures int       `json:"failures"`
-	Error    string    `json:"error,omitempty"`
-	Updated  time.Time `json:"updated"`
+	Input    string `json:"input"`
+	Runs     int    `json:"runs"`
+	Failures int    `json:"failures"` // in a row
+	Error    string `json:"error,omitempty"`
+	// Invalid: the window's job cannot be submitted with this input (no
+	// retry helps).
+	Invalid bool      `json:"invalid,omitempty"`
+	Updated time.Time `json:"updated"`
 
 	rev int64 // etcd mod revision of the record as read; 0: none yet
 }
@@ -258,11 +274,14 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 		switch {
 		case rec == nil && events == 0:
 			continue // nothing to aggregate (yet)
-		case rec != nil && rec.Input == input:
+		case rec != nil && rec.Input == input && !retryDue(rec, s, now):
 			continue // processed with this very input
 		}
 		if rec == nil {
 			rec = &windowRecord{From: from, To: to}
+		} else if rec.Input == input {
+			c.logger.Info("window failed repeatedly; trying it again", "window", from,
+				"failures", rec.Failures, "last_failure", rec.Updated, "err", rec.Error)
 		} else {
 			c.logger.Info("window input changed since it was processed: running it again",
 				"window", from, "was", rec.Input, "now", input)
@@ -293,7 +312,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 	if status.Code(rpcError(err)) == codes.InvalidArgument {
 		// The window itself is unacceptable (e.g. events dated year 0):
 		// record it as failed for this input and move on to the next.
-		rec.State, rec.Error, rec.Input, rec.Failures = windowFailed, err.Error(), input, scheduleMaxFailures
+		rec.State, rec.Error, rec.Input, rec.Failures, rec.Invalid = windowFailed, err.Error(), input, scheduleMaxFailures, true
 		c.logger.Error("window cannot be aggregated; skipping it until its input changes", "window", rec.From, "err", err)
 		return c.putWindow(ctx, rec)
 	}
@@ -301,7 +320,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		return fmt.Errorf("schedule: submit window %s: %w", rec.From.Format(time.RFC3339), err)
 	}
 	next := *rec
-	next.State, next.Input, next.Error, next.Updated = windowRunning, input, "", time.Now().UTC()
+	next.State, next.Input, next.Error, next.Invalid, next.Updated = windowRunning, input, "", false, time.Now().UTC()
 	next.Runs++
 	key := c.scheduleKey(rec.From)
 	unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", rec.rev)
@@ -323,6 +342,13 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 	*rec = next
 	c.logger.Info("window submitted", "window", rec.From, "job", rec.Job, "input", input, "run", rec.Runs)
 	return nil
+}
+
+// retryDue tells whether a window that failed too often in a row, with the
+// input it has now, is due for another run.
+func retryDue(rec *windowRecord, s Schedule, now time.Time) bool {
+	return rec.State == windowFailed && !rec.Invalid && s.RetryFailed > 0 &&
+		rec.Failures >= scheduleMaxFailures && now.Sub(rec.Updated) >= s.RetryFailed
 }
 
 // awaitWindow waits for a window's running job and records its outcome.

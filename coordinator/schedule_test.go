@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/ingest"
@@ -646,5 +649,104 @@ func TestSubmitWindowOnce(t *testing.T) {
 	}
 	if got, want := jobs[0].GetSpec().GetOutUri(), s.WindowOut(from); got != want {
 		t.Fatalf("job writes to %s, want %s", got, want)
+	}
+}
+
+// TestScheduleRetriesFailedWindow: a window whose job keeps failing is
+// tried scheduleMaxFailures times in a row, then left alone for
+// RetryFailed, then run again — and once the failure has gone, done.
+func TestScheduleRetriesFailedWindow(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, 2, 20, 300) // events over [tFrom, tTo): one 3 h window
+	var failing atomic.Bool
+	failing.Store(true)
+	h.worker("w1", 2, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if failing.Load() {
+			return nil, status.Error(codes.Internal, "injected failure")
+		}
+		return computeTask(ctx, req)
+	})
+	const retry = 2 * time.Second
+	sched := Schedule{
+		Enabled: true, Window: 3 * time.Hour, Start: tFrom,
+		Out:      "file://" + filepath.ToSlash(t.TempDir()),
+		Interval: 50 * time.Millisecond, IdleSource: time.Millisecond, Format: "ndjson",
+		RetryFailed: retry,
+	}
+	c := h.coordinator(func(cfg *Config) {
+		cfg.SessionTimeout = time.Minute
+		cfg.Schedule = sched
+	})
+	window := func() *windowRecord {
+		recs, err := c.windowRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := recs[tFrom.Unix()]; r != nil {
+			return r
+		}
+		return &windowRecord{}
+	}
+	waitUntil(t, "three failures of the window", time.Minute, func() bool {
+		r := window()
+		return r.State == windowFailed && r.Failures >= scheduleMaxFailures
+	})
+	failed := window()
+	if failed.Runs != scheduleMaxFailures || failed.Failures != scheduleMaxFailures {
+		t.Fatalf("after the quick retries: %d runs, %d failures in a row, want %d and %d",
+			failed.Runs, failed.Failures, scheduleMaxFailures, scheduleMaxFailures)
+	}
+	failing.Store(false)
+	waitUntil(t, "the window done", time.Minute, func() bool { return window().State == windowDone })
+	done := window()
+	if done.Runs != scheduleMaxFailures+1 || done.Failures != 0 {
+		t.Fatalf("done after %d runs with %d failures in a row, want %d and 0", done.Runs, done.Failures, scheduleMaxFailures+1)
+	}
+	var jobs []*pb.Job // of the window
+	for _, j := range schedJobs(t, c) {
+		if j.GetSpec().GetFrom().AsTime().Equal(tFrom) {
+			jobs = append(jobs, j)
+		}
+	}
+	if len(jobs) != scheduleMaxFailures+1 {
+		t.Fatalf("%d jobs of the window, want %d", len(jobs), scheduleMaxFailures+1)
+	}
+	for i, j := range jobs {
+		want := pb.JobState_JOB_STATE_FAILED
+		if i == len(jobs)-1 {
+			want = pb.JobState_JOB_STATE_SUCCEEDED
+		}
+		if j.GetState() != want {
+			t.Errorf("job %d: %v, want %v", i, j.GetState(), want)
+		}
+	}
+	if retried := jobs[len(jobs)-1].GetCreated().AsTime(); retried.Before(failed.Updated.Add(retry)) {
+		t.Errorf("retried at %v, less than %v after the third failure (%v)", retried, retry, failed.Updated)
+	}
+}
+
+func TestRetryDue(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s := Schedule{RetryFailed: 15 * time.Minute}
+	failed := func(failures int, ago time.Duration, invalid bool) *windowRecord {
+		return &windowRecord{State: windowFailed, Failures: failures, Updated: now.Add(-ago), Invalid: invalid}
+	}
+	for _, tc := range []struct {
+		name string
+		rec  *windowRecord
+		s    Schedule
+		want bool
+	}{
+		{"due", failed(scheduleMaxFailures, 15*time.Minute, false), s, true},
+		{"not yet", failed(scheduleMaxFailures, 14*time.Minute, false), s, false},
+		{"failed again since", failed(scheduleMaxFailures+4, time.Hour, false), s, true},
+		{"invalid job", failed(scheduleMaxFailures, time.Hour, true), s, false},
+		{"retries off", failed(scheduleMaxFailures, time.Hour, false), Schedule{}, false},
+		{"done", &windowRecord{State: windowDone, Updated: now.Add(-time.Hour)}, s, false},
+		{"running", &windowRecord{State: windowRunning, Failures: scheduleMaxFailures, Updated: now.Add(-time.Hour)}, s, false},
+	} {
+		if got := retryDue(tc.rec, tc.s, now); got != tc.want {
+			t.Errorf("%s: retryDue = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
