@@ -17,6 +17,7 @@ const (
 	DefaultDataDir         = "clickstream-etcd"
 	DefaultMaxAttempts     = 3
 	DefaultMaxLost         = 10
+	DefaultTaskTimeout     = 30 * time.Minute
 	DefaultWorkerTTL       = 5 * time.Second
 	DefaultLeaderTTL       = 5 * time.Second
 	DefaultBackupAfter     = 5 * time.Second
@@ -50,6 +51,10 @@ type Config struct {
 	// MaxLost bounds the attempts of a task lost with their worker (dead,
 	// unreachable, shutting down) before the job fails.
 	MaxLost int
+	// TaskTimeout bounds one attempt of a task: a worker that is alive but
+	// stuck (a hung store read, a wedged process) fails the attempt after
+	// it, and the task runs again elsewhere; 0 means no bound.
+	TaskTimeout time.Duration
 	// WorkerTTL is the registration lease TTL the leader publishes for
 	// workers that were given none: a dead worker's tasks are re-leased
 	// this long after its last keep-alive.
@@ -93,6 +98,7 @@ func NewConfig() Config {
 		SessionTimeout:   aggregate.DefaultSessionTimeout,
 		MaxAttempts:      DefaultMaxAttempts,
 		MaxLost:          DefaultMaxLost,
+		TaskTimeout:      DefaultTaskTimeout,
 		WorkerTTL:        DefaultWorkerTTL,
 		LeaderTTL:        DefaultLeaderTTL,
 		BackupAfter:      DefaultBackupAfter,
@@ -120,6 +126,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrConfig, c.MaxAttempts)
 	case c.MaxLost < 1:
 		return fmt.Errorf("%w: max lost attempts %d < 1", ErrConfig, c.MaxLost)
+	case c.TaskTimeout < 0:
+		return fmt.Errorf("%w: negative task timeout", ErrConfig)
 	case c.WorkerTTL < 2*time.Second:
 		return fmt.Errorf("%w: worker TTL %v: want at least 2s", ErrConfig, c.WorkerTTL)
 	case c.LeaderTTL < 2*time.Second:
@@ -154,6 +162,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "default session timeout of jobs")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "failed attempts of a task before its job fails")
 	fs.IntVar(&c.MaxLost, "max-lost", c.MaxLost, "attempts of a task lost with their worker before its job fails")
+	fs.DurationVar(&c.TaskTimeout, "task-timeout", c.TaskTimeout, "longest an attempt of a task may run before it fails and the task runs again (0: no limit)")
 	fs.DurationVar(&c.WorkerTTL, "worker-ttl", c.WorkerTTL, "registration lease TTL of workers: how fast a dead worker's tasks move")
 	fs.DurationVar(&c.LeaderTTL, "leader-ttl", c.LeaderTTL, "election lease TTL: how fast a standby replaces a dead leader")
 	fs.DurationVar(&c.BackupAfter, "backup-after", c.BackupAfter, "minimum run time before a straggling task gets a backup attempt (<0: no backups)")

@@ -233,6 +233,35 @@ func TestBackupTasks(t *testing.T) {
 	waitUntil(t, "the straggler's attempt to be cancelled", 5*time.Second, func() bool { return straggler.running.Load() == 0 })
 }
 
+// TestTaskTimeout: an attempt on a worker that is alive but stuck fails
+// after --task-timeout and the task runs again on another worker; when
+// every attempt times out, the job fails saying so, after MaxAttempts.
+func TestTaskTimeout(t *testing.T) {
+	t.Run("recovers", func(t *testing.T) {
+		h := newHarness(t, 4, 50, 1000)
+		stuck := h.worker("stuck", 2, hang)
+		h.worker("ok", 2, nil)
+		cl := h.client(h.coordinator(func(c *Config) { c.TaskTimeout = 300 * time.Millisecond }))
+		j := h.run(cl, h.spec())
+		h.checkResult(j)
+		if stuck.calls.Load() == 0 {
+			t.Fatal("the stuck worker got no task: nothing was tested")
+		}
+		waitUntil(t, "the stuck attempts to be cancelled", 5*time.Second, func() bool { return stuck.running.Load() == 0 })
+	})
+	t.Run("fails", func(t *testing.T) {
+		h := newHarness(t, 2, 20, 300)
+		stuck := h.worker("stuck", 4, hang)
+		cl := h.client(h.coordinator(func(c *Config) { c.TaskTimeout = 200 * time.Millisecond; c.MaxAttempts = 2 }))
+		j := h.run(cl, h.spec())
+		if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "timed out") ||
+			!strings.Contains(j.GetError(), "failed 2 times") {
+			t.Fatalf("state %v, error %q", j.GetState(), j.GetError())
+		}
+		waitUntil(t, "the stuck attempts to be cancelled", 5*time.Second, func() bool { return stuck.running.Load() == 0 })
+	})
+}
+
 func TestCancel(t *testing.T) {
 	h := newHarness(t, 4, 50, 1000)
 	w := h.worker("a", 4, hang)

@@ -145,8 +145,13 @@ type attemptRun struct {
 	worker  *workerState
 	started time.Time
 	backup  bool
+	ctx     context.Context // of the RunTask call
 	cancel  context.CancelFunc
 }
+
+// errTaskTimeout is the cause of an attempt's context when the attempt
+// outlives Config.TaskTimeout.
+var errTaskTimeout = errors.New("task attempt timed out")
 
 // scheduler is the state of one leadership term. Everything but the
 // goroutines it starts (RPCs, lake I/O) runs on the goroutine of run;
@@ -688,7 +693,12 @@ func (s *scheduler) launch(j *jobRun, t *taskRun, w *workerState, backup bool) b
 // startAttempt calls RunTask for a recorded attempt.
 func (s *scheduler) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	var actx context.Context
-	actx, a.cancel = context.WithCancel(j.ctx)
+	if d := s.c.cfg.TaskTimeout; d > 0 {
+		actx, a.cancel = context.WithTimeoutCause(j.ctx, d, errTaskTimeout)
+	} else {
+		actx, a.cancel = context.WithCancel(j.ctx)
+	}
+	a.ctx = actx
 	t.attempts[a.n] = a
 	a.worker.running++
 	spec := j.rec.Spec
@@ -727,6 +737,13 @@ func (s *scheduler) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb
 	}
 	code := status.Code(err)
 	msg := fmt.Sprintf("attempt %d on worker %s: %v", a.n, a.worker.info.ID, errorMessage(err))
+	if context.Cause(a.ctx) == errTaskTimeout {
+		// Our deadline, not the worker's trouble: a task that never ends in
+		// time must fail its job after MaxAttempts, not be re-run forever as
+		// if its workers kept dying.
+		s.failAttempt(j, t, a, fmt.Sprintf("attempt %d on worker %s: %v (--task-timeout %v)", a.n, a.worker.info.ID, errTaskTimeout, s.c.cfg.TaskTimeout))
+		return
+	}
 	switch code {
 	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
 		if code == codes.Unavailable {
