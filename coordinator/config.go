@@ -18,6 +18,7 @@ const (
 	DefaultMaxAttempts     = 3
 	DefaultMaxLost         = 10
 	DefaultTaskTimeout     = 30 * time.Minute
+	DefaultJobRetention    = 30 * 24 * time.Hour
 	DefaultWorkerTTL       = 5 * time.Second
 	DefaultLeaderTTL       = 5 * time.Second
 	DefaultBackupAfter     = 5 * time.Second
@@ -70,6 +71,12 @@ type Config struct {
 	BackupAfter     time.Duration
 	BackupFraction  float64
 	BackupRemaining int
+	// JobRetention: the leader deletes the etcd records of jobs finished
+	// longer ago than this (results stay in their store); 0 keeps them.
+	JobRetention time.Duration
+	// pruneInterval is how often the leader looks for such jobs (tests
+	// shorten it); 0 means jobPruneInterval.
+	pruneInterval time.Duration
 	// MergeParallelism bounds the partials read at once when merging.
 	MergeParallelism int
 	MetricsListen    string
@@ -99,6 +106,7 @@ func NewConfig() Config {
 		MaxAttempts:      DefaultMaxAttempts,
 		MaxLost:          DefaultMaxLost,
 		TaskTimeout:      DefaultTaskTimeout,
+		JobRetention:     DefaultJobRetention,
 		WorkerTTL:        DefaultWorkerTTL,
 		LeaderTTL:        DefaultLeaderTTL,
 		BackupAfter:      DefaultBackupAfter,
@@ -128,6 +136,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max lost attempts %d < 1", ErrConfig, c.MaxLost)
 	case c.TaskTimeout < 0:
 		return fmt.Errorf("%w: negative task timeout", ErrConfig)
+	case c.JobRetention < 0:
+		return fmt.Errorf("%w: negative job retention", ErrConfig)
 	case c.WorkerTTL < 2*time.Second:
 		return fmt.Errorf("%w: worker TTL %v: want at least 2s", ErrConfig, c.WorkerTTL)
 	case c.LeaderTTL < 2*time.Second:
@@ -168,6 +178,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BackupAfter, "backup-after", c.BackupAfter, "minimum run time before a straggling task gets a backup attempt (<0: no backups)")
 	fs.Float64Var(&c.BackupFraction, "backup-fraction", c.BackupFraction, "backups start when at most this fraction of a job's tasks remain")
 	fs.IntVar(&c.BackupRemaining, "backup-remaining", c.BackupRemaining, "... or at most this many")
+	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "delete the records of jobs finished longer ago than this (0: keep them)")
 	fs.IntVar(&c.MergeParallelism, "merge-parallelism", c.MergeParallelism, "partials read at once when merging")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -440,5 +441,43 @@ func TestRerunReplacesResult(t *testing.T) {
 		if strings.HasPrefix(o.Key, results.RunsPrefix+first.Run+"/") {
 			t.Errorf("run %s not pruned: %s", first.Run, o.Key)
 		}
+	}
+}
+
+// TestJobRetention: the leader deletes the records of jobs finished longer
+// ago than JobRetention, and only those.
+func TestJobRetention(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	ok := h.worker("ok", 2, nil)
+	c := h.coordinator(func(c *Config) {
+		c.JobRetention = 1500 * time.Millisecond
+		c.pruneInterval = 100 * time.Millisecond
+	})
+	cl := h.client(c)
+	ctx := context.Background()
+	done := h.run(cl, h.spec())
+	h.checkResult(done)
+	if _, err := cl.Get(ctx, done.GetId()); err != nil {
+		t.Fatalf("a job just finished is gone already: %v", err)
+	}
+	// A job that does not finish: its record stays whatever its age.
+	hanger := h.worker("hanger", 4, hang)
+	h.kill(ok)
+	running, err := cl.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the second job's tasks to run", 10*time.Second, func() bool { return hanger.running.Load() > 0 })
+	waitUntil(t, "the finished job's record to expire", 15*time.Second, func() bool {
+		_, err := cl.Get(ctx, done.GetId())
+		return status.Code(err) == codes.NotFound
+	})
+	time.Sleep(2 * time.Second) // older than the retention now, but running
+	if j, err := cl.Get(ctx, running.GetId()); err != nil || j.GetState() != pb.JobState_JOB_STATE_RUNNING {
+		t.Fatalf("running job: %v, %v", j.GetState(), err)
+	}
+	var m dto.Metric
+	if err := c.metrics.jobsPruned.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Fatalf("jobs pruned: %v (%v), want 1", m.GetCounter().GetValue(), err)
 	}
 }

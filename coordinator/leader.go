@@ -226,6 +226,9 @@ func (s *scheduler) run(ctx context.Context) error {
 	for _, kv := range jresp.Kvs {
 		s.onJobKV(kv)
 	}
+	if s.c.cfg.JobRetention > 0 {
+		s.spawn(func() { s.pruneJobs(ctx) })
+	}
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for s.fatal == nil {
@@ -277,6 +280,73 @@ func (s *scheduler) run(ctx context.Context) error {
 		}
 	}
 	return s.fatal
+}
+
+// jobPruneInterval is how often the leader deletes expired job records.
+const jobPruneInterval = 10 * time.Minute
+
+// pruneJobs deletes, now and then until ctx is done, the records of jobs
+// that finished more than JobRetention ago. Each record is deleted only if
+// it has not changed since it was read, and only while this coordinator
+// leads (the deletes run on the scheduler's goroutine).
+func (s *scheduler) pruneJobs(ctx context.Context) {
+	every := s.c.cfg.pruneInterval
+	if every <= 0 {
+		every = jobPruneInterval
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(every)
+		gctx, cancel := context.WithTimeout(ctx, etcdOpTimeout)
+		resp, err := s.c.cli.Get(gctx, s.c.keys.Jobs(), clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.c.logger.Warn("listing jobs to prune failed", "err", err)
+			}
+			continue
+		}
+		cutoff := time.Now().Add(-s.c.cfg.JobRetention)
+		var expired []clientv3.Cmp
+		var deletes []clientv3.Op
+		for _, kv := range resp.Kvs {
+			rec, err := decode[jobRecord](kv.Value, string(kv.Key))
+			if err != nil || !terminal(rec.State) || rec.IndexerStatus == indexPending ||
+				rec.Finished.IsZero() || !rec.Finished.Before(cutoff) {
+				continue
+			}
+			key := string(kv.Key)
+			expired = append(expired, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
+			deletes = append(deletes, clientv3.OpDelete(key))
+		}
+		// A batch per transaction, within etcd's default limit of 128
+		// operations (the leader check counts as one).
+		const batch = 60
+		for len(deletes) > 0 {
+			n := min(batch, len(deletes))
+			conds, ops := expired[:n], deletes[:n]
+			expired, deletes = expired[n:], deletes[n:]
+			done := make(chan struct{})
+			s.post(func() {
+				defer close(done)
+				if ok, err := s.txn(conds, ops...); err == nil && ok {
+					s.c.metrics.jobsPruned.Add(float64(len(ops)))
+					s.c.logger.Info("deleted expired job records", "jobs", len(ops), "finished_before", cutoff)
+				}
+			})
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 }
 
 // txn runs ops if this coordinator still leads and conds hold. It returns

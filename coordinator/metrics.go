@@ -8,6 +8,8 @@ type metrics struct {
 	leader   prometheus.Gauge
 	merge    prometheus.Histogram
 	jobTime  prometheus.Histogram
+	// jobsPruned counts job records deleted after the retention period.
+	jobsPruned prometheus.Counter
 
 	scheduleWindows *prometheus.CounterVec
 	scheduleReruns  prometheus.Counter
@@ -51,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_coordinator_schedule_windows_total",
 			Help: "Scheduled window jobs finished, by outcome (succeeded, failed).",
 		}, []string{"outcome"}),
+		jobsPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_jobs_pruned_total",
+			Help: "Records of finished jobs deleted from etcd after --job-retention.",
+		}),
 		scheduleReruns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_schedule_reruns_total",
 			Help: "Windows processed again because their input changed (late data).",
@@ -67,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.attempts.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
+		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
 	}
 	return m
 }

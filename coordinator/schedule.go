@@ -355,6 +355,13 @@ func retryDue(rec *windowRecord, s Schedule, now time.Time) bool {
 func (c *Coordinator) awaitWindow(ctx context.Context, s Schedule, rec *windowRecord) (bool, error) {
 	for {
 		resp, err := c.GetJob(ctx, &pb.GetJobRequest{Id: rec.Job})
+		if status.Code(err) == codes.NotFound {
+			// Its record expired (--job-retention) before the window learnt
+			// the outcome: run the window again.
+			rec.State, rec.Error, rec.Input = windowFailed, "job record gone: "+err.Error(), ""
+			c.logger.Warn("window's job record is gone; running the window again", "window", rec.From, "job", rec.Job)
+			return true, c.putWindow(ctx, rec)
+		}
 		if err != nil {
 			return false, fmt.Errorf("schedule: job %s of window %s: %w", rec.Job, rec.From.Format(time.RFC3339), err)
 		}
