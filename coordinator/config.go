@@ -12,13 +12,15 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen          = ":7400"
-	DefaultEtcdListen      = "127.0.0.1:2379"
-	DefaultDataDir         = "clickstream-etcd"
-	DefaultMaxAttempts     = 3
-	DefaultMaxLost         = 10
-	DefaultTaskTimeout     = 30 * time.Minute
-	DefaultJobRetention    = 30 * 24 * time.Hour
+	DefaultListen       = ":7400"
+	DefaultEtcdListen   = "127.0.0.1:2379"
+	DefaultDataDir      = "clickstream-etcd"
+	DefaultMaxAttempts  = 3
+	DefaultMaxLost      = 10
+	DefaultTaskTimeout  = 30 * time.Minute
+	DefaultJobRetention = 30 * 24 * time.Hour
+	// minVacuumAge bounds --vacuum-min-age from below.
+	minVacuumAge           = 10 * time.Minute
 	DefaultWorkerTTL       = 5 * time.Second
 	DefaultLeaderTTL       = 5 * time.Second
 	DefaultBackupAfter     = 5 * time.Second
@@ -77,6 +79,10 @@ type Config struct {
 	// pruneInterval is how often the leader looks for such jobs (tests
 	// shorten it); 0 means jobPruneInterval.
 	pruneInterval time.Duration
+	// VacuumEvery: the leader vacuums Lake this often (lake.Vacuum: files
+	// no manifest names, older than VacuumMinAge, are deleted); 0 never.
+	VacuumEvery  time.Duration
+	VacuumMinAge time.Duration
 	// MergeParallelism bounds the partials read at once when merging.
 	MergeParallelism int
 	MetricsListen    string
@@ -107,6 +113,7 @@ func NewConfig() Config {
 		MaxLost:          DefaultMaxLost,
 		TaskTimeout:      DefaultTaskTimeout,
 		JobRetention:     DefaultJobRetention,
+		VacuumMinAge:     lake.DefaultVacuumMinAge,
 		WorkerTTL:        DefaultWorkerTTL,
 		LeaderTTL:        DefaultLeaderTTL,
 		BackupAfter:      DefaultBackupAfter,
@@ -138,6 +145,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: negative task timeout", ErrConfig)
 	case c.JobRetention < 0:
 		return fmt.Errorf("%w: negative job retention", ErrConfig)
+	case c.VacuumEvery < 0:
+		return fmt.Errorf("%w: negative vacuum interval", ErrConfig)
+	case c.VacuumEvery > 0 && c.VacuumMinAge < minVacuumAge:
+		// A file younger than the longest commit attempt may be one a
+		// commit is still writing.
+		return fmt.Errorf("%w: --vacuum-min-age %v: want at least %v (well above ingest's --commit-timeout)", ErrConfig, c.VacuumMinAge, minVacuumAge)
+	case c.VacuumEvery > 0 && c.Lake == "":
+		return fmt.Errorf("%w: --vacuum-every needs --lake", ErrConfig)
 	case c.WorkerTTL < 2*time.Second:
 		return fmt.Errorf("%w: worker TTL %v: want at least 2s", ErrConfig, c.WorkerTTL)
 	case c.LeaderTTL < 2*time.Second:
@@ -178,6 +193,8 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BackupAfter, "backup-after", c.BackupAfter, "minimum run time before a straggling task gets a backup attempt (<0: no backups)")
 	fs.Float64Var(&c.BackupFraction, "backup-fraction", c.BackupFraction, "backups start when at most this fraction of a job's tasks remain")
 	fs.IntVar(&c.BackupRemaining, "backup-remaining", c.BackupRemaining, "... or at most this many")
+	fs.DurationVar(&c.VacuumEvery, "vacuum-every", c.VacuumEvery, "vacuum the lake this often: delete files no manifest names (0: never; see clickstream vacuum)")
+	fs.DurationVar(&c.VacuumMinAge, "vacuum-min-age", c.VacuumMinAge, "age below which --vacuum-every leaves an unreferenced file alone")
 	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "delete the records of jobs finished longer ago than this (0: keep them)")
 	fs.IntVar(&c.MergeParallelism, "merge-parallelism", c.MergeParallelism, "partials read at once when merging")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")

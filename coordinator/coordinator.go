@@ -110,6 +110,13 @@ func (c *Coordinator) Start(ctx context.Context) error {
 			c.runSchedule(c.base, c.cfg.Schedule)
 		}()
 	}
+	if c.cfg.VacuumEvery > 0 {
+		c.loops.Add(1)
+		go func() {
+			defer c.loops.Done()
+			c.runVacuum(c.base)
+		}()
+	}
 	c.loops.Add(2)
 	go func() {
 		defer c.loops.Done()
@@ -123,6 +130,38 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}()
 	c.logger.Info("coordinator started", "addr", c.addr, "etcd_prefix", c.cfg.EtcdPrefix, "lake", c.cfg.Lake)
 	return nil
+}
+
+// runVacuum vacuums the lake every VacuumEvery while this coordinator
+// leads, until ctx is done.
+func (c *Coordinator) runVacuum(ctx context.Context) {
+	log := c.logger.With("component", "vacuum", "lake", c.cfg.Lake)
+	t := time.NewTicker(c.cfg.VacuumEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.IsLeader() {
+			continue
+		}
+		store, err := c.store(ctx, c.cfg.Lake)
+		if err == nil {
+			var rep lake.VacuumReport
+			rep, err = lake.Vacuum(ctx, store, c.cfg.VacuumMinAge, false)
+			c.metrics.vacuumDeleted.Add(float64(rep.Deleted))
+			if err == nil {
+				log.Info("lake vacuumed", "referenced", rep.Referenced, "orphans", len(rep.Orphans),
+					"deleted", rep.Deleted, "bytes", rep.Bytes, "young", rep.Young)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			c.metrics.vacuumFailures.Inc()
+			log.Warn("vacuum failed; trying again next time", "err", err)
+		}
+	}
 }
 
 func advertised(a net.Addr) string {

@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -479,5 +481,81 @@ func TestJobRetention(t *testing.T) {
 	var m dto.Metric
 	if err := c.metrics.jobsPruned.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
 		t.Fatalf("jobs pruned: %v (%v), want 1", m.GetCounter().GetValue(), err)
+	}
+}
+
+// TestPeriodicVacuum: with --vacuum-every the leader deletes lake files no
+// manifest names once older than --vacuum-min-age, and nothing else: a
+// younger orphan stays, and so does every committed file however old.
+func TestPeriodicVacuum(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("ok", 2, nil)
+	ctx := context.Background()
+	fs := h.src.(*lake.FileStore)
+	p := lake.Partition{Hour: tFrom, Bucket: 1}
+	old := lake.DataFileKey(p, "test.clicks.0", 99, "w9.1", ".parquet")
+	young := lake.DataFileKey(p, "test.clicks.0", 99, "w9.2", ".parquet")
+	for _, k := range []string{old, young} {
+		if err := h.src.Put(ctx, k, []byte("left by a failed commit")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Everything but the young orphan is a day old.
+	dayAgo := time.Now().Add(-24 * time.Hour)
+	objs, err := h.src.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.Key != young {
+			if err := os.Chtimes(filepath.Join(fs.Dir(), filepath.FromSlash(o.Key)), dayAgo, dayAgo); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := h.coordinator(func(c *Config) {
+		c.VacuumEvery = 100 * time.Millisecond
+		c.VacuumMinAge = time.Hour
+	})
+	waitUntil(t, "the old orphan to be vacuumed", 15*time.Second, func() bool {
+		_, err := h.src.Get(ctx, old)
+		return errors.Is(err, lake.ErrNotExist)
+	})
+	if _, err := h.src.Get(ctx, young); err != nil {
+		t.Fatalf("the young orphan: %v", err)
+	}
+	var m dto.Metric
+	if err := c.metrics.vacuumDeleted.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Fatalf("files vacuumed: %v (%v), want 1", m.GetCounter().GetValue(), err)
+	}
+	h.checkResult(h.run(h.client(c), h.spec())) // every committed file is still there
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		adjust func(*Config)
+		want   string // in the error; "" for valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"vacuum", func(c *Config) { c.VacuumEvery, c.Lake = 24*time.Hour, "file:///lake" }, ""},
+		{"vacuum without lake", func(c *Config) { c.VacuumEvery = time.Hour }, "--vacuum-every needs --lake"},
+		{"vacuum too eager", func(c *Config) { c.VacuumEvery, c.VacuumMinAge, c.Lake = time.Hour, time.Minute, "file:///lake" }, "--vacuum-min-age"},
+		{"negative task timeout", func(c *Config) { c.TaskTimeout = -time.Second }, "task timeout"},
+		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},
+		{"negative retry", func(c *Config) {
+			c.Schedule = NewSchedule()
+			c.Schedule.Enabled, c.Schedule.Out, c.Schedule.RetryFailed, c.Lake = true, "file:///out", -time.Second, "file:///lake"
+		}, "--schedule-retry-failed"},
+	} {
+		cfg := NewConfig()
+		tc.adjust(&cfg)
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want ErrConfig mentioning %q", tc.name, err, tc.want)
+		}
 	}
 }

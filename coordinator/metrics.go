@@ -10,6 +10,9 @@ type metrics struct {
 	jobTime  prometheus.Histogram
 	// jobsPruned counts job records deleted after the retention period.
 	jobsPruned prometheus.Counter
+	// Lake vacuums (--vacuum-every).
+	vacuumDeleted  prometheus.Counter
+	vacuumFailures prometheus.Counter
 
 	scheduleWindows *prometheus.CounterVec
 	scheduleReruns  prometheus.Counter
@@ -53,6 +56,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_coordinator_schedule_windows_total",
 			Help: "Scheduled window jobs finished, by outcome (succeeded, failed).",
 		}, []string{"outcome"}),
+		vacuumDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_vacuum_deleted_files_total",
+			Help: "Lake files no manifest names deleted by the periodic vacuum.",
+		}),
+		vacuumFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_vacuum_failures_total",
+			Help: "Periodic lake vacuums that failed.",
+		}),
 		jobsPruned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_jobs_pruned_total",
 			Help: "Records of finished jobs deleted from etcd after --job-retention.",
@@ -73,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.attempts.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
+		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
 	}
 	return m
 }
