@@ -750,3 +750,30 @@ func TestRetryDue(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitWindowJobGone: a running window whose job record no longer
+// exists (expired under --job-retention while no scheduler watched) is
+// marked failed with its input cleared, so the next tick runs it again.
+func TestAwaitWindowJobGone(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, 2, 0, 0)
+	c := h.coordinator(nil)
+	s := Schedule{Out: "file://" + filepath.ToSlash(t.TempDir()), Format: "ndjson", Window: time.Hour}
+	rec := &windowRecord{From: tFrom, To: tFrom.Add(time.Hour), Job: "20260101-000000-deadbeef",
+		State: windowRunning, Input: "files=1,events=10", Runs: 1}
+	if err := c.putWindow(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := c.awaitWindow(ctx, s, rec)
+	if err != nil || !changed {
+		t.Fatalf("awaitWindow: changed %v, err %v", changed, err)
+	}
+	recs, err := c.windowRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := recs[tFrom.Unix()]
+	if got == nil || got.State != windowFailed || got.Input != "" || !strings.Contains(got.Error, "job record gone") {
+		t.Fatalf("window record %+v, want failed with its input cleared", got)
+	}
+}
