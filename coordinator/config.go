@@ -17,7 +17,7 @@ const (
 	DefaultDataDir      = "clickstream-etcd"
 	DefaultMaxAttempts  = 3
 	DefaultMaxLost      = 10
-	DefaultTaskTimeout  = 30 * time.Minute
+	DefaultTaskTimeout  = time.Hour
 	DefaultJobRetention = 30 * 24 * time.Hour
 	// minVacuumAge bounds --vacuum-min-age from below.
 	minVacuumAge           = 10 * time.Minute

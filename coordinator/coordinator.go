@@ -133,10 +133,15 @@ func (c *Coordinator) Start(ctx context.Context) error {
 }
 
 // runVacuum vacuums the lake every VacuumEvery while this coordinator
-// leads, until ctx is done.
+// leads, until ctx is done. The first vacuum comes a few minutes after the
+// start (at most VacuumEvery), so that restarts more frequent than the
+// interval do not keep postponing it; a coordinator that is not leading
+// when one is due runs it as soon as it leads.
 func (c *Coordinator) runVacuum(ctx context.Context) {
 	log := c.logger.With("component", "vacuum", "lake", c.cfg.Lake)
-	t := time.NewTicker(c.cfg.VacuumEvery)
+	every := c.cfg.VacuumEvery
+	next := time.Now().Add(min(every, vacuumFirstAfter))
+	t := time.NewTicker(min(every, time.Minute))
 	defer t.Stop()
 	for {
 		select {
@@ -144,9 +149,10 @@ func (c *Coordinator) runVacuum(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !c.IsLeader() {
+		if time.Now().Before(next) || !c.IsLeader() {
 			continue
 		}
+		next = time.Now().Add(every)
 		store, err := c.store(ctx, c.cfg.Lake)
 		if err == nil {
 			var rep lake.VacuumReport
@@ -163,6 +169,10 @@ func (c *Coordinator) runVacuum(ctx context.Context) {
 		}
 	}
 }
+
+// vacuumFirstAfter is how long after its start a coordinator first
+// vacuums the lake.
+const vacuumFirstAfter = 5 * time.Minute
 
 func advertised(a net.Addr) string {
 	tcp, ok := a.(*net.TCPAddr)

@@ -145,7 +145,6 @@ type attemptRun struct {
 	worker  *workerState
 	started time.Time
 	backup  bool
-	ctx     context.Context // of the RunTask call
 	cancel  context.CancelFunc
 }
 
@@ -288,7 +287,7 @@ const jobPruneInterval = 10 * time.Minute
 // pruneJobs deletes, now and then until ctx is done, the records of jobs
 // that finished more than JobRetention ago. Each record is deleted only if
 // it has not changed since it was read, and only while this coordinator
-// leads (the deletes run on the scheduler's goroutine).
+// leads.
 func (s *scheduler) pruneJobs(ctx context.Context) {
 	every := s.c.cfg.pruneInterval
 	if every <= 0 {
@@ -325,25 +324,27 @@ func (s *scheduler) pruneJobs(ctx context.Context) {
 			expired = append(expired, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
 			deletes = append(deletes, clientv3.OpDelete(key))
 		}
-		// A batch per transaction, within etcd's default limit of 128
-		// operations (the leader check counts as one).
-		const batch = 60
+		// A batch per transaction, well within etcd's default limit of 128
+		// operations. A failed delete only waits for the next round: this
+		// is housekeeping, and does not end the leadership term as the
+		// scheduler's own transactions do.
+		const batch = 32
 		for len(deletes) > 0 {
 			n := min(batch, len(deletes))
-			conds, ops := expired[:n], deletes[:n]
+			conds := append([]clientv3.Cmp{s.leaderCmp}, expired[:n]...)
+			ops := deletes[:n]
 			expired, deletes = expired[n:], deletes[n:]
-			done := make(chan struct{})
-			s.post(func() {
-				defer close(done)
-				if ok, err := s.txn(conds, ops...); err == nil && ok {
-					s.c.metrics.jobsPruned.Add(float64(len(ops)))
-					s.c.logger.Info("deleted expired job records", "jobs", len(ops), "finished_before", cutoff)
+			tctx, cancel := context.WithTimeout(ctx, etcdOpTimeout)
+			resp, err := s.c.cli.Txn(tctx).If(conds...).Then(ops...).Commit()
+			cancel()
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					s.c.logger.Warn("deleting expired job records failed", "err", err)
 				}
-			})
-			select {
-			case <-done:
-			case <-ctx.Done():
-				return
+			case resp.Succeeded:
+				s.c.metrics.jobsPruned.Add(float64(len(ops)))
+				s.c.logger.Info("deleted expired job records", "jobs", len(ops), "finished_before", cutoff)
 			}
 		}
 	}
@@ -764,11 +765,12 @@ func (s *scheduler) launch(j *jobRun, t *taskRun, w *workerState, backup bool) b
 func (s *scheduler) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	var actx context.Context
 	if d := s.c.cfg.TaskTimeout; d > 0 {
-		actx, a.cancel = context.WithTimeoutCause(j.ctx, d, errTaskTimeout)
+		// From the attempt's start, also when a new leader takes up an
+		// attempt already running: leader changes do not extend it.
+		actx, a.cancel = context.WithDeadlineCause(j.ctx, a.started.Add(d), errTaskTimeout)
 	} else {
 		actx, a.cancel = context.WithCancel(j.ctx)
 	}
-	a.ctx = actx
 	t.attempts[a.n] = a
 	a.worker.running++
 	spec := j.rec.Spec
@@ -782,7 +784,10 @@ func (s *scheduler) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	addr := a.worker.info.Addr
 	s.spawn(func() {
 		resp, err := s.c.runner.RunTask(actx, addr, req)
-		s.post(func() { s.onAttemptDone(j, t, a, resp, err) })
+		// Decided now, not when the scheduler gets to it: an error that
+		// came back before the deadline is not a timeout.
+		timedOut := status.Code(err) == codes.DeadlineExceeded && context.Cause(actx) == errTaskTimeout
+		s.post(func() { s.onAttemptDone(j, t, a, resp, err, timedOut) })
 	})
 }
 
@@ -797,7 +802,7 @@ func (s *scheduler) endAttempt(t *taskRun, a *attemptRun, outcome string) {
 	s.c.metrics.attempts.WithLabelValues(outcome).Inc()
 }
 
-func (s *scheduler) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskResponse, err error) {
+func (s *scheduler) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskResponse, err error, timedOut bool) {
 	if s.jobs[j.rec.ID] != j || t.attempts[a.n] != a {
 		return // ended already: lost, superseded or cancelled
 	}
@@ -807,7 +812,7 @@ func (s *scheduler) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb
 	}
 	code := status.Code(err)
 	msg := fmt.Sprintf("attempt %d on worker %s: %v", a.n, a.worker.info.ID, errorMessage(err))
-	if context.Cause(a.ctx) == errTaskTimeout {
+	if timedOut {
 		// Our deadline, not the worker's trouble: a task that never ends in
 		// time must fail its job after MaxAttempts, not be re-run forever as
 		// if its workers kept dying.

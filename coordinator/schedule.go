@@ -62,10 +62,11 @@ type Schedule struct {
 	// Format of the results: "ndjson" or "csv".
 	Format string
 	// RetryFailed: a window whose job failed scheduleMaxFailures times in a
-	// row is run again this long after its last failure (and again after
-	// each failure), so that it recovers from an outage that outlasted the
-	// quick retries. 0 waits for its input to change. Windows that cannot
-	// be aggregated at all (an invalid job) are not retried.
+	// row is run again this long after its last failure, then twice as
+	// long after each further failure (up to a day), so that it recovers
+	// from an outage that outlasted the quick retries. 0 waits for its
+	// input to change. Windows that cannot be aggregated at all (an
+	// invalid job) are not retried.
 	RetryFailed time.Duration
 }
 
@@ -91,7 +92,7 @@ func (s *Schedule) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Interval, "schedule-interval", s.Interval, "how often the lake is checked for complete windows")
 	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
-	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure (0: only when its input changes)")
+	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
 // Validate checks the schedule.
@@ -345,11 +346,21 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 }
 
 // retryDue tells whether a window that failed too often in a row, with the
-// input it has now, is due for another run.
+// input it has now, is due for another run: RetryFailed after its last
+// failure, doubling with each further failure up to a day.
 func retryDue(rec *windowRecord, s Schedule, now time.Time) bool {
-	return rec.State == windowFailed && !rec.Invalid && s.RetryFailed > 0 &&
-		rec.Failures >= scheduleMaxFailures && now.Sub(rec.Updated) >= s.RetryFailed
+	if rec.State != windowFailed || rec.Invalid || s.RetryFailed <= 0 || rec.Failures < scheduleMaxFailures {
+		return false
+	}
+	wait := s.RetryFailed
+	for range min(rec.Failures-scheduleMaxFailures, 16) {
+		wait *= 2
+	}
+	return now.Sub(rec.Updated) >= min(wait, maxRetryWait)
 }
+
+// maxRetryWait caps the wait between runs of a window that keeps failing.
+const maxRetryWait = 24 * time.Hour
 
 // awaitWindow waits for a window's running job and records its outcome.
 func (c *Coordinator) awaitWindow(ctx context.Context, s Schedule, rec *windowRecord) (bool, error) {
@@ -408,15 +419,29 @@ func (c *Coordinator) awaitWindow(ctx context.Context, s Schedule, rec *windowRe
 	}
 }
 
+// putWindow writes rec, provided the window's record is still the one rec
+// was read as (rec.rev; 0: no record): a scheduler that lost its lead
+// while awaiting a job must not overwrite what the new leader recorded
+// since (say, the next job of the window). A record moved on is left
+// alone; the next tick reads it.
 func (c *Coordinator) putWindow(ctx context.Context, rec *windowRecord) error {
 	rec.Updated = time.Now().UTC()
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("schedule: encode window: %w", err)
 	}
-	if _, err := c.cli.Put(ctx, c.scheduleKey(rec.From), string(data)); err != nil {
+	key := c.scheduleKey(rec.From)
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rec.rev)).
+		Then(clientv3.OpPut(key, string(data))).Commit()
+	if err != nil {
 		return fmt.Errorf("schedule: record window %s: %w", rec.From.Format(time.RFC3339), err)
 	}
+	if !resp.Succeeded {
+		c.logger.Warn("window record changed since it was read (another leader?): not overwriting it", "window", rec.From)
+		return nil
+	}
+	rec.rev = resp.Header.Revision
 	return nil
 }
 

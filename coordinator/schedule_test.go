@@ -739,7 +739,11 @@ func TestRetryDue(t *testing.T) {
 	}{
 		{"due", failed(scheduleMaxFailures, 15*time.Minute, false), s, true},
 		{"not yet", failed(scheduleMaxFailures, 14*time.Minute, false), s, false},
-		{"failed again since", failed(scheduleMaxFailures+4, time.Hour, false), s, true},
+		{"failed again: twice the wait", failed(scheduleMaxFailures+1, 29*time.Minute, false), s, false},
+		{"failed again: waited twice", failed(scheduleMaxFailures+1, 30*time.Minute, false), s, true},
+		{"failed 4 more times", failed(scheduleMaxFailures+4, 3*time.Hour, false), s, false},
+		{"failed 4 more times: waited 16x", failed(scheduleMaxFailures+4, 4*time.Hour, false), s, true},
+		{"failing for ever: a day at most", failed(scheduleMaxFailures+60, 24*time.Hour, false), s, true},
 		{"invalid job", failed(scheduleMaxFailures, time.Hour, true), s, false},
 		{"retries off", failed(scheduleMaxFailures, time.Hour, false), Schedule{}, false},
 		{"done", &windowRecord{State: windowDone, Updated: now.Add(-time.Hour)}, s, false},
@@ -775,5 +779,35 @@ func TestAwaitWindowJobGone(t *testing.T) {
 	got := recs[tFrom.Unix()]
 	if got == nil || got.State != windowFailed || got.Input != "" || !strings.Contains(got.Error, "job record gone") {
 		t.Fatalf("window record %+v, want failed with its input cleared", got)
+	}
+}
+
+// TestPutWindowStale: a scheduler writing back a window record it read
+// before another one moved the window on (a new leader submitted the next
+// job) leaves the newer record alone.
+func TestPutWindowStale(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, 2, 0, 0)
+	c := h.coordinator(nil)
+	first := &windowRecord{From: tFrom, To: tFrom.Add(time.Hour), Job: "20260101-000000-00000001", State: windowRunning, Input: "in", Runs: 1}
+	if err := c.putWindow(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	stale := *first // read by the old leader
+	newer := *first // the new leader's: the job failed, the next one runs
+	newer.Job, newer.Runs = "20260101-000000-00000002", 2
+	if err := c.putWindow(ctx, &newer); err != nil {
+		t.Fatal(err)
+	}
+	stale.State, stale.Failures, stale.Input = windowFailed, 1, ""
+	if err := c.putWindow(ctx, &stale); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := c.windowRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recs[tFrom.Unix()]; got.Job != newer.Job || got.State != windowRunning || got.Runs != 2 {
+		t.Fatalf("window record %+v: a stale write replaced the newer one", got)
 	}
 }

@@ -27,6 +27,9 @@ var (
 	ErrJobNotFound = errors.New("coordinator: no such job")
 	ErrJobFinished = errors.New("coordinator: job already finished")
 	ErrNoLake      = errors.New("coordinator: not a lake")
+	// ErrStoreUnavailable: a job's lake or output store could not be
+	// opened for a reason other than its URI (Unavailable: retry later).
+	ErrStoreUnavailable = errors.New("coordinator: store unavailable")
 )
 
 // watchInterval is the longest a WatchJob stream waits between updates of
@@ -105,7 +108,7 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 	}
 	out, err := c.store(ctx, s.GetOutUri())
 	if err != nil {
-		return js, fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
+		return js, fmt.Errorf("%w: output: %w", storeErrKind(err), err)
 	}
 	js.Out = out.URI()
 	lakeURI := s.GetLakeUri()
@@ -117,7 +120,7 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 	}
 	src, err := c.store(ctx, lakeURI)
 	if err != nil {
-		return js, fmt.Errorf("%w: lake: %w", ErrInvalidJob, err)
+		return js, fmt.Errorf("%w: lake: %w", storeErrKind(err), err)
 	}
 	js.Lake = src.URI()
 	if strings.TrimSuffix(js.Out, "/") == strings.TrimSuffix(js.Lake, "/") {
@@ -130,6 +133,16 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 		return js, fmt.Errorf("%w: %s: %w", ErrNoLake, js.Lake, err)
 	}
 	return js, nil
+}
+
+// storeErrKind classifies a failure to open a job's store: a URI that
+// cannot name a store makes the job invalid; anything else (an endpoint
+// down, a disk that cannot be written) may pass, and the caller may retry.
+func storeErrKind(err error) error {
+	if errors.Is(err, lake.ErrBadURI) {
+		return ErrInvalidJob
+	}
+	return ErrStoreUnavailable
 }
 
 // SubmitJob implements CoordinatorService.SubmitJob: it records the job as

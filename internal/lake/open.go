@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,18 +29,22 @@ const acceptedURIs = `accepted forms: "file:///abs/dir", "file://./rel/dir", "s3
 // File paths are taken literally (no percent-decoding). For s3:// URIs an
 // empty opts.Endpoint is filled from $CLICKSTREAM_S3_ENDPOINT; the bucket
 // must already exist (see S3Store.EnsureBucket).
+//
+// An error about the URI itself (it cannot name a store) matches ErrBadURI;
+// other errors (a folder that cannot be created, an unreachable endpoint)
+// may be temporary.
 func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
 	switch {
 	case strings.HasPrefix(uri, "file://"):
 		dir, err := parseFileURI(uri)
 		if err != nil {
-			return nil, err
+			return nil, uriError{err}
 		}
 		return NewFileStore(dir)
 	case strings.HasPrefix(uri, "s3://"):
 		bucket, prefix, err := parseS3URI(uri)
 		if err != nil {
-			return nil, err
+			return nil, uriError{err}
 		}
 		if opts.Endpoint == "" {
 			opts.Endpoint = os.Getenv(EnvS3Endpoint)
@@ -55,8 +60,18 @@ func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
 		}
 		return st, nil
 	}
-	return nil, fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)
+	return nil, uriError{fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)}
 }
+
+// ErrBadURI is matched by the errors of Open for a URI that cannot name a
+// store: no retry will help.
+var ErrBadURI = errors.New("lake: bad store URI")
+
+// uriError is an error about a store URI; its message is err's.
+type uriError struct{ err error }
+
+func (e uriError) Error() string   { return e.err.Error() }
+func (e uriError) Unwrap() []error { return []error{e.err, ErrBadURI} }
 
 func parseFileURI(uri string) (string, error) {
 	rest := strings.TrimPrefix(uri, "file://")

@@ -109,6 +109,9 @@ func TestOpenBadURIs(t *testing.T) {
 		if !strings.Contains(err.Error(), strconv.Quote(uri)) {
 			t.Errorf("Open(%q) error %q does not name the URI", uri, err)
 		}
+		if !errors.Is(err, lake.ErrBadURI) {
+			t.Errorf("Open(%q) error %q is not ErrBadURI", uri, err)
+		}
 	}
 	_, err := lake.Open(context.Background(), "gs://bucket", lake.S3Options{})
 	if !strings.Contains(err.Error(), "s3://bucket/prefix") || !strings.Contains(err.Error(), "file:///") {
