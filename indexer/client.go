@@ -84,12 +84,28 @@ func retryable(err error) bool {
 	if errors.As(err, &se) {
 		return se.Status == 408 || se.Status == 429 || se.Status >= 500
 	}
+	if badCertificate(err) {
+		return false
+	}
 	// The client reports a server that is not Elasticsearch (no
 	// X-Elastic-Product header) with an unwrapped error.
 	if strings.Contains(err.Error(), "not Elasticsearch") {
 		return false
 	}
 	return true
+}
+
+// badCertificate tells whether err is a server certificate that does not
+// verify (unknown authority, wrong host, expired): configuration, which
+// retrying only delays.
+func badCertificate(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // backoff returns the delay before retry attempt (1-based): exponential
@@ -147,7 +163,7 @@ func newClient(cfg Config, onRetry func()) (*elasticsearch.Client, error) {
 		MaxRetries:    cfg.MaxRetries,
 		DisableRetry:  cfg.MaxRetries == 0,
 		RetryOnError: func(_ *http.Request, err error) bool {
-			return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+			return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !badCertificate(err)
 		},
 		RetryBackoff: func(attempt int) time.Duration {
 			if onRetry != nil {

@@ -2,6 +2,8 @@ package indexer
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -115,6 +117,8 @@ func TestRetryable(t *testing.T) {
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), false},
 		{ErrClosed, false},
 		{errors.New("the client noticed that the server is not Elasticsearch and we do not support this unknown product"), false},
+		{fmt.Errorf("ping: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), false},
+		{fmt.Errorf("ping: %w", x509.HostnameError{Host: "es"}), false},
 	}
 	for _, tt := range tests {
 		if got := retryable(tt.err); got != tt.want {
