@@ -280,9 +280,9 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 		}
 		if rec == nil {
 			rec = &windowRecord{From: from, To: to}
-		} else if rec.Input == input {
-			c.logger.Info("window failed repeatedly; trying it again", "window", from,
-				"failures", rec.Failures, "last_failure", rec.Updated, "err", rec.Error)
+		} else if rec.State == windowFailed {
+			c.logger.Info("window failed; trying it again", "window", from,
+				"failures_in_a_row", rec.Failures, "last_failure", rec.Updated, "err", rec.Error)
 		} else {
 			c.logger.Info("window input changed since it was processed: running it again",
 				"window", from, "was", rec.Input, "now", input)

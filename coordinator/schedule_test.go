@@ -723,6 +723,10 @@ func TestScheduleRetriesFailedWindow(t *testing.T) {
 	if retried := jobs[len(jobs)-1].GetCreated().AsTime(); retried.Before(failed.Updated.Add(retry)) {
 		t.Errorf("retried at %v, less than %v after the third failure (%v)", retried, retry, failed.Updated)
 	}
+	var m dto.Metric
+	if err := c.metrics.scheduleReruns.Write(&m); err != nil || m.GetCounter().GetValue() != 0 {
+		t.Errorf("reruns for late data: %v (%v), want 0: retries of a failed window are not reruns", m.GetCounter().GetValue(), err)
+	}
 }
 
 func TestRetryDue(t *testing.T) {
