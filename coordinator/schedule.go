@@ -189,6 +189,7 @@ func (c *Coordinator) runSchedule(ctx context.Context, s Schedule) {
 	log.Info("schedule enabled", "window", s.Window, "lateness", s.Lateness, "out", s.Out)
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var snaps *lake.SnapshotReader // reads each manifest once
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,7 +198,7 @@ func (c *Coordinator) runSchedule(ctx context.Context, s Schedule) {
 		}
 		next := s.Interval
 		if c.IsLeader() {
-			progressed, err := c.scheduleTick(ctx, s)
+			progressed, err := c.scheduleTick(ctx, s, &snaps)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("schedule tick failed", "err", err)
 			}
@@ -213,12 +214,15 @@ func (c *Coordinator) runSchedule(ctx context.Context, s Schedule) {
 // waits for a running job, or submits the first window (in order) that is
 // complete and not processed with its current input. It reports whether
 // it changed anything.
-func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error) {
+func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake.SnapshotReader) (bool, error) {
 	store, err := c.store(ctx, c.cfg.Lake)
 	if err != nil {
 		return false, err
 	}
-	sn, err := lake.ReadSnapshot(ctx, store)
+	if *snaps == nil {
+		*snaps = lake.NewSnapshotReader(store)
+	}
+	sn, err := (*snaps).Read(ctx)
 	if errors.Is(err, lake.ErrNotExist) {
 		return false, nil // no lake yet
 	}
@@ -262,6 +266,7 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 		}
 	}
 	complete := func(from time.Time) bool { return !from.Add(s.Window + timeout + s.Lateness).After(wm) }
+	inputs := newWindowInputs(sn, first, s.Window, timeout, maxTime(lastSeen, wm))
 	for from := first; !from.After(lastSeen) || complete(from); from = from.Add(s.Window) {
 		if err := ctx.Err(); err != nil {
 			return false, err
@@ -271,7 +276,7 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule) (bool, error
 		if rec != nil && rec.State == windowRunning {
 			return c.awaitWindow(ctx, s, rec)
 		}
-		input, events := inputFingerprint(sn, from, to.Add(timeout))
+		input, events := inputs.at(from)
 		switch {
 		case rec == nil && events == 0:
 			continue // nothing to aggregate (yet)
@@ -499,16 +504,57 @@ func earliestEvent(sn *lake.Snapshot) (time.Time, bool) {
 	return time.UnixMilli(lo).UTC(), ok
 }
 
-// inputFingerprint identifies the committed data a window's job reads:
-// the files overlapping [from, to) and their events. Late data adds files,
-// which changes it.
-func inputFingerprint(sn *lake.Snapshot, from, to time.Time) (string, int64) {
-	var files, events int64
-	for _, fs := range sn.FilesFor(from, to) {
-		for _, f := range fs {
-			files++
-			events += f.Events
+// windowInputs fingerprints the committed data each window's job reads —
+// the files overlapping the window extended by the look-ahead (the session
+// timeout), and their events; late data adds files, which changes it — for
+// every window from first to until, in one pass over the snapshot's files
+// (a file spans an hour: a few windows) rather than a pass per window.
+type windowInputs struct {
+	first, window int64 // ms
+	of            map[int64]windowInput
+}
+
+type windowInput struct{ files, events int64 }
+
+func newWindowInputs(sn *lake.Snapshot, first time.Time, window, ahead time.Duration, until time.Time) windowInputs {
+	in := windowInputs{first: first.UnixMilli(), window: window.Milliseconds(), of: make(map[int64]windowInput)}
+	last := floorDiv(until.UnixMilli()-in.first, in.window)
+	for _, m := range sn.Manifests {
+		for _, f := range m.Files {
+			// Window k reads [first+k·W, first+(k+1)·W+ahead): the file
+			// overlaps it when MaxTs >= first+k·W and MinTs < first+(k+1)·W+ahead.
+			lo := max(0, floorDiv(f.MinTs-in.first-ahead.Milliseconds(), in.window))
+			hi := min(last, floorDiv(f.MaxTs-in.first, in.window))
+			for k := lo; k <= hi; k++ {
+				x := in.of[k]
+				x.files++
+				x.events += f.Events
+				in.of[k] = x
+			}
 		}
 	}
-	return fmt.Sprintf("files=%d,events=%d", files, events), events
+	return in
+}
+
+// at returns the fingerprint and the event count of the window starting at
+// from, one of the windows the inputs were made for.
+func (in windowInputs) at(from time.Time) (string, int64) {
+	x := in.of[floorDiv(from.UnixMilli()-in.first, in.window)]
+	return fmt.Sprintf("files=%d,events=%d", x.files, x.events), x.events
+}
+
+// floorDiv is a / b rounded toward negative infinity, for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

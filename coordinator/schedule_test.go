@@ -815,3 +815,60 @@ func TestPutWindowStale(t *testing.T) {
 		t.Fatalf("window record %+v: a stale write replaced the newer one", got)
 	}
 }
+
+// inputFingerprint is the window-by-window definition that windowInputs
+// computes in one pass: the files FilesFor selects for [from, to) and
+// their events.
+func inputFingerprint(sn *lake.Snapshot, from, to time.Time) (string, int64) {
+	var files, events int64
+	for _, fs := range sn.FilesFor(from, to) {
+		for _, f := range fs {
+			files++
+			events += f.Events
+		}
+	}
+	return fmt.Sprintf("files=%d,events=%d", files, events), events
+}
+
+// TestWindowInputs checks the one-pass fingerprints against the definition
+// for every window, over random files (hour files, files straddling
+// windows, files before the first window and after the last, late files)
+// and window lengths shorter and longer than an hour.
+func TestWindowInputs(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(4, 2))
+	base := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	for round := range 40 {
+		window := []time.Duration{time.Minute, 10 * time.Minute, time.Hour, 3 * time.Hour}[round%4]
+		ahead := time.Duration(r.IntN(3)) * 17 * time.Minute
+		sn := &lake.Snapshot{}
+		for range 1 + r.IntN(4) {
+			m := &lake.Manifest{}
+			for range r.IntN(30) {
+				lo := base.Add(time.Duration(r.Int64N(int64(30*time.Hour))) - 3*time.Hour).UnixMilli()
+				hi := lo + r.Int64N(int64(time.Hour/time.Millisecond))
+				m.Files = append(m.Files, lake.DataFile{MinTs: lo, MaxTs: hi, Events: 1 + r.Int64N(1000)})
+			}
+			sn.Manifests = append(sn.Manifests, m)
+		}
+		first := base.Add(time.Duration(r.IntN(4)) * time.Hour).Truncate(window)
+		until := base.Add(20 * time.Hour)
+		// Files exactly on the edges of window 2 and its look-ahead.
+		w2 := first.Add(2 * window).UnixMilli()
+		w2end := w2 + (window + ahead).Milliseconds()
+		sn.Manifests = append(sn.Manifests, &lake.Manifest{Files: []lake.DataFile{
+			{MinTs: w2 - 5000, MaxTs: w2, Events: 1},        // ends at its first millisecond
+			{MinTs: w2 - 5000, MaxTs: w2 - 1, Events: 2},    // ends just before it
+			{MinTs: w2end, MaxTs: w2end + 5000, Events: 4},  // starts where its look-ahead ends
+			{MinTs: w2end - 1, MaxTs: w2end + 1, Events: 8}, // starts in its last millisecond
+		}})
+		in := newWindowInputs(sn, first, window, ahead, until)
+		for from := first; !from.After(until); from = from.Add(window) {
+			want, wantEvents := inputFingerprint(sn, from, from.Add(window+ahead))
+			got, gotEvents := in.at(from)
+			if got != want || gotEvents != wantEvents {
+				t.Fatalf("round %d, window %v at %v (look-ahead %v): %s (%d events), want %s (%d)",
+					round, window, from, ahead, got, gotEvents, want, wantEvents)
+			}
+		}
+	}
+}

@@ -215,21 +215,45 @@ type Snapshot struct {
 
 // ReadSnapshot reads every manifest of the lake, concurrently.
 func ReadSnapshot(ctx context.Context, s Store) (*Snapshot, error) {
-	meta, err := ReadMeta(ctx, s)
+	return NewSnapshotReader(s).Read(ctx)
+}
+
+// SnapshotReader reads snapshots of one lake again and again, as a
+// scheduler polling it does: manifests are written once and never change,
+// so each Read lists the manifests but reads only those it has not read
+// before. Not safe for concurrent use.
+type SnapshotReader struct {
+	store Store
+	read  map[string]*Manifest // by key
+}
+
+// NewSnapshotReader returns a reader of s's snapshots.
+func NewSnapshotReader(s Store) *SnapshotReader {
+	return &SnapshotReader{store: s, read: make(map[string]*Manifest)}
+}
+
+// Read returns the lake's snapshot now.
+func (r *SnapshotReader) Read(ctx context.Context) (*Snapshot, error) {
+	meta, err := ReadMeta(ctx, r.store)
 	if err != nil {
 		return nil, err
 	}
-	objs, err := s.List(ctx, ManifestsPrefix)
+	objs, err := r.store.List(ctx, ManifestsPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("lake: list manifests: %w", err)
 	}
-	keys := make([]string, 0, len(objs))
+	listed := make(map[string]bool, len(objs))
+	var keys []string // not read yet
 	for _, o := range objs {
-		if strings.HasSuffix(o.Key, ".json") {
+		if !strings.HasSuffix(o.Key, ".json") {
+			continue
+		}
+		listed[o.Key] = true
+		if r.read[o.Key] == nil {
 			keys = append(keys, o.Key)
 		}
 	}
-	out := make([]*Manifest, len(keys))
+	got := make([]*Manifest, len(keys))
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
@@ -239,12 +263,24 @@ func ReadSnapshot(ctx context.Context, s Store) (*Snapshot, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i], errs[i] = ReadManifest(ctx, s, k)
+			got[i], errs[i] = ReadManifest(ctx, r.store, k)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	for i, k := range keys {
+		r.read[k] = got[i]
+	}
+	for k := range r.read {
+		if !listed[k] {
+			delete(r.read, k) // gone from the store (a lake rebuilt in place)
+		}
+	}
+	out := make([]*Manifest, 0, len(r.read))
+	for _, m := range r.read {
+		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Source != out[j].Source {
