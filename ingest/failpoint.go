@@ -2,11 +2,8 @@ package ingest
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"sync/atomic"
-	"syscall"
+
+	"github.com/dataco/clickstream/internal/failpoint"
 )
 
 // EnvCrashAt names a fault-injection knob for crash tests: "POINT:N" kills
@@ -18,43 +15,10 @@ import (
 // production.
 const EnvCrashAt = "CLICKSTREAM_INGEST_CRASH_AT"
 
-// failpoint kills the process at a named point of the commit protocol.
-type failpoint struct {
-	point string
-	at    int64
-	n     atomic.Int64
-}
-
-func failpointFromEnv() (*failpoint, error) {
-	v := os.Getenv(EnvCrashAt)
-	if v == "" {
-		return nil, nil
+func failpointFromEnv() (*failpoint.Point, error) {
+	p, err := failpoint.FromEnv(EnvCrashAt, "before-manifest", "after-manifest")
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	point, count, ok := strings.Cut(v, ":")
-	n, err := strconv.ParseInt(count, 10, 64)
-	switch point {
-	case "before-manifest", "after-manifest", "pause-before-manifest":
-	default:
-		ok = false
-	}
-	if !ok || err != nil || n <= 0 {
-		return nil, fmt.Errorf("ingest: %s=%q: want before-manifest:N, after-manifest:N or pause-before-manifest:N", EnvCrashAt, v)
-	}
-	return &failpoint{point: point, at: n}, nil
-}
-
-// hit kills (or stops) the process if this is the configured point's Nth
-// visit.
-func (f *failpoint) hit(point string) {
-	if f == nil {
-		return
-	}
-	if f.point == "pause-"+point && f.n.Add(1) == f.at {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) // returns after SIGCONT
-		return
-	}
-	if f.point == point && f.n.Add(1) == f.at {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // never returns
-	}
+	return p, nil
 }

@@ -175,9 +175,15 @@ func TestKafkaToS3(t *testing.T) {
 }
 
 // TestKafkaIngestSurvivesKills kills the ingest process again and again —
-// at random moments, between writing data files and the manifest, and
-// between the manifest and the Kafka offset — while a second consumer of the
-// group joins and leaves; the lake ends up with every event exactly once.
+// at its failpoints (between writing data files and the manifest, and
+// between the manifest and the Kafka offset) and, in between, with SIGKILL a
+// few commits into a run — while a second consumer of the group joins and
+// leaves; the lake ends up with every event exactly once.
+//
+// No kill depends on a timer: a failpoint run is waited for until its
+// failpoint fires, and a plain run is killed once the lake holds a
+// seeded-random number of new manifests, so every run does the work the
+// test counts on however slowly the machine starts it.
 func TestKafkaIngestSurvivesKills(t *testing.T) {
 	brokers := kafkaBrokers(t)
 	store := laketest.NewS3(t)
@@ -190,61 +196,104 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 		"--lake", store.URI(), "--flush-records", "1500", "--flush-interval", "200ms",
 		"--instance-id", "ingest-a", "--kafka-session-timeout", "6s"}
 	rng := rand.New(rand.NewPCG(1, 2))
-	crashes := []string{"", "before-manifest:3", "", "after-manifest:2", "before-manifest:1", ""}
+	// 60,000 events in 4 partitions of at most 1,500 per commit: 40 commits
+	// or more. The runs below commit at most ~25 of them, so every
+	// failpoint is reached while the topic still has records.
+	crashes := []string{"before-manifest:3", "", "after-manifest:2", "", "before-manifest:1", ""}
+	const withSecondMember = 3 // the run during which a second consumer joins and leaves
 
-	// A second member of the group joins for a while and leaves.
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		time.Sleep(2 * time.Second)
-		cfg := NewConfig()
-		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
-		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 1000, 200*time.Millisecond, 6*time.Second
-		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
-		defer cancel()
-		if _, err := Run(ctx, cfg, Options{Logger: testLogger(t).With("member", "b")}); err != nil {
-			t.Errorf("second consumer: %v", err)
-		}
-	}()
-
+	// A guard, not a timing: far longer than any run takes.
+	const guard = 3 * time.Minute
 	killed := 0
 	for i, crash := range crashes {
+		before := countManifests(t, store)
 		cmd := exec.Command(clickstreamBinary(t), ingestArgs...)
 		cmd.Env = append(os.Environ(), EnvCrashAt+"="+crash)
-		var stderr bytes.Buffer
+		var stderr lockedBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done: // crashed at its failpoint
-			if crash == "" {
-				t.Fatalf("run %d exited by itself: %v\n%s", i, err, stderr.String())
+
+		var stopSecond func()
+		if i == withSecondMember {
+			stopSecond = startSecondMember(t, brokers, topic, store.URI())
+		}
+		if crash != "" {
+			select {
+			case err := <-done: // crashed at its failpoint
+				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+					t.Fatalf("run %d (%s) ended without SIGKILL: %v\n%s", i, crash, err, stderr.String())
+				}
+			case <-time.After(guard):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Fatalf("run %d never reached its failpoint %s\n%s", i, crash, stderr.String())
 			}
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-				t.Fatalf("run %d (%s) ended without SIGKILL: %v\n%s", i, crash, err, stderr.String())
+		} else {
+			want := before + 1 + rng.IntN(3)
+			deadline := time.Now().Add(guard)
+			for countManifests(t, store) < want {
+				select {
+				case err := <-done:
+					t.Fatalf("run %d exited by itself: %v\n%s", i, err, stderr.String())
+				case <-time.After(50 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					_ = cmd.Process.Kill()
+					<-done
+					t.Fatalf("run %d: the lake never reached %d manifests\n%s", i, want, stderr.String())
+				}
 			}
-		case <-time.After(time.Duration(1500+rng.IntN(2500)) * time.Millisecond):
 			_ = cmd.Process.Kill()
 			<-done
 		}
+		if stopSecond != nil {
+			stopSecond()
+		}
 		killed++
 	}
-	wg.Wait()
 
 	// A clean run finishes the topic.
 	runCmd(t, append(ingestArgs, "--exit-when-idle", "5s")...)
 	got := assertLake(t, store, lines)
 	t.Logf("%d kills; %d manifests; %d events; %d rejected", killed, len(got.manifests), len(got.events), len(got.rejected))
 
-	// The failpoints did leave uncommitted files behind, which readers ignore.
-	orphans := orphanDataFiles(t, store, got)
-	if orphans == 0 {
-		t.Fatal("no orphaned data files: the before-manifest crash was never exercised")
+	// The before-manifest failpoints left uncommitted files behind, which
+	// readers ignore.
+	if orphans := orphanDataFiles(t, store, got); orphans == 0 {
+		t.Fatal("no orphaned data files: the before-manifest crash left nothing behind")
 	}
+}
+
+// startSecondMember runs a second consumer of the group in process until
+// the returned function is called; it fails the test if that consumer fails.
+func startSecondMember(t *testing.T, brokers []string, topic, lakeURI string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cfg := NewConfig()
+		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, lakeURI
+		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 1000, 200*time.Millisecond, 6*time.Second
+		if _, err := Run(ctx, cfg, Options{Logger: testLogger(t).With("member", "b")}); err != nil && ctx.Err() == nil {
+			t.Errorf("second consumer: %v", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// countManifests counts the lake's committed manifests.
+func countManifests(t *testing.T, store lake.Store) int {
+	t.Helper()
+	objs, err := store.List(context.Background(), lake.ManifestsPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(objs)
 }
 
 // orphanDataFiles counts data files that no manifest names.

@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/hashsort"
 	"github.com/dataco/clickstream/internal/lake"
 )
@@ -37,7 +38,7 @@ type sink struct {
 	cpu     chan struct{} // a token per core, held while encoding
 	metrics *metrics
 	log     *slog.Logger
-	crash   *failpoint // nil except in crash tests
+	crash   *failpoint.Point // nil except in crash tests
 }
 
 // sourceState is what a source has committed to the lake so far.
@@ -354,7 +355,7 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		}
 	}
 	// The manifest is the commit point: before it, nothing above is visible.
-	s.crash.hit("before-manifest")
+	s.crash.Hit("before-manifest")
 	if err := lake.Commit(ctx, s.store, m); err != nil {
 		if !errors.Is(err, lake.ErrWatermark) {
 			return flushResult{}, err
@@ -362,7 +363,7 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		// Committed: only the summary record lags, until the next commit.
 		s.log.Warn("committed, but the watermark record was not updated", "source", st.source, "seq", seq, "err", err)
 	}
-	s.crash.hit("after-manifest")
+	s.crash.Hit("after-manifest")
 	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
 	s.metrics.written.Add(float64(m.ValidCount))
 	for reason, n := range pl.reasons {
