@@ -2,15 +2,22 @@ package coordinator
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -23,51 +30,196 @@ const (
 	DefaultReconnectWindow = 30 * time.Second
 )
 
-// ErrUnreachable reports a coordinator that could not be reached.
+// ErrUnreachable reports that no coordinator could be reached.
 var ErrUnreachable = errors.New("coordinator unreachable")
 
-// Client calls a coordinator's API, failing fast when it is unreachable.
+// Client calls a cluster's coordinators: any of them answers the API from
+// etcd, so a call that cannot reach one tries the next. The client starts
+// with the addresses it is given and learns the others from the answers
+// (Job.coordinators), so that it follows a failover to a standby it was
+// not told of.
 type Client struct {
-	addr    string
-	conn    *grpc.ClientConn
-	api     pb.CoordinatorServiceClient
 	timeout time.Duration
-	// ReconnectWindow bounds how long Wait keeps trying to watch again
-	// after the coordinator went away (a standby may take over).
+	// ReconnectWindow bounds how long Submit and Wait keep trying while no
+	// coordinator answers (a standby may be taking over).
 	ReconnectWindow time.Duration
+
+	mu    sync.Mutex
+	addrs []string // given first, then learned
+	conns map[string]*grpc.ClientConn
+	cur   int // index in addrs of the coordinator to call first
 }
 
-// Dial returns a client of the coordinator at addr. Each unary call is
-// bounded by timeout (zero: DefaultClientTimeout); connection attempts
-// give up after about 3 s, so an unreachable coordinator fails fast.
-func Dial(addr string, timeout time.Duration) (*Client, error) {
-	if addr == "" {
-		addr = DefaultAddr
+// Dial returns a client of the coordinators at addrs, a comma-separated
+// list of host:port. Each unary call is bounded by timeout (zero:
+// DefaultClientTimeout); connection attempts give up after about 3 s, so
+// an unreachable coordinator fails fast and the next is tried.
+func Dial(addrs string, timeout time.Duration) (*Client, error) {
+	if addrs == "" {
+		addrs = DefaultAddr
 	}
 	if timeout <= 0 {
 		timeout = DefaultClientTimeout
 	}
-	conn, err := grpc.NewClient(addr,
+	c := &Client{timeout: timeout, ReconnectWindow: DefaultReconnectWindow, conns: map[string]*grpc.ClientConn{}}
+	for _, a := range strings.Split(addrs, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("coordinator address %q: %w", a, err)
+		}
+		if !slices.Contains(c.addrs, a) {
+			c.addrs = append(c.addrs, a)
+		}
+	}
+	return c, nil
+}
+
+// conn returns the connection to addr, made on first use.
+func (c *Client) conn(addr string) (pb.CoordinatorServiceClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.conns[addr]; cc != nil {
+		return pb.NewCoordinatorServiceClient(cc), nil
+	}
+	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 3 * time.Second,
 		}),
+		// A coordinator that stops answering (stopped, cut off) is noticed
+		// on an idle stream too.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}
-	return &Client{addr: addr, conn: conn, api: pb.NewCoordinatorServiceClient(conn), timeout: timeout, ReconnectWindow: DefaultReconnectWindow}, nil
+	c.conns[addr] = cc
+	return pb.NewCoordinatorServiceClient(cc), nil
 }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close closes the connections.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, cc := range c.conns {
+		errs = append(errs, cc.Close())
+	}
+	c.conns = map[string]*grpc.ClientConn{}
+	return errors.Join(errs...)
+}
 
-// Addr returns the coordinator address.
-func (c *Client) Addr() string { return c.addr }
+// Addr returns the address of the coordinator the client calls first.
+func (c *Client) Addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addrs[c.cur]
+}
 
-// wrap turns transport failures into ErrUnreachable with a hint, and
-// other statuses into plain errors carrying the server's message.
+// Addrs returns every coordinator address the client knows.
+func (c *Client) Addrs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.addrs)
+}
+
+// order returns the known addresses, the one to call first first.
+func (c *Client) order() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(slices.Clone(c.addrs[c.cur:]), c.addrs[:c.cur]...)
+}
+
+// answered records that addr answered, and learns the coordinators a job
+// status names.
+func (c *Client) answered(addr string, j *pb.Job) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range j.GetCoordinators() {
+		if a != "" && !slices.Contains(c.addrs, a) {
+			c.addrs = append(c.addrs, a)
+		}
+	}
+	if i := slices.Index(c.addrs, addr); i >= 0 {
+		c.cur = i
+	}
+}
+
+// unreachable reports a transport failure: try another coordinator.
+func unreachable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// connectGrace is how long a call that may retry keeps trying while no
+// coordinator can even be connected to: long enough for a restarting
+// coordinator to listen again, short enough to fail fast at a wrong
+// address.
+const connectGrace = 3 * time.Second
+
+// neverSent reports a failure to connect: the request reached no
+// coordinator.
+func neverSent(err error) bool {
+	msg := status.Convert(err).Message()
+	return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "connection refused")
+}
+
+// call runs f against each known coordinator in turn until one answers
+// (an answer may be an error of the API), for at most one round. With
+// retry, it goes on round after round, with a backoff: for up to
+// ReconnectWindow once a request may have reached a coordinator that then
+// failed to answer (it died mid-call; a retry must be safe), for up to
+// connectGrace while no coordinator could be connected to at all.
+func (c *Client) call(ctx context.Context, retry bool, f func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error)) (*pb.Job, error) {
+	start := time.Now()
+	delay := 200 * time.Millisecond
+	var failures []string
+	reached := false
+	for {
+		for _, addr := range c.order() {
+			api, err := c.conn(addr)
+			if err != nil {
+				return nil, err
+			}
+			cctx, cancel := context.WithTimeout(ctx, c.timeout)
+			j, err := f(cctx, api)
+			cancel()
+			if err == nil || !unreachable(err) {
+				if err == nil {
+					c.answered(addr, j)
+				}
+				return j, c.wrap(err)
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			reached = reached || !neverSent(err)
+			failures = append(failures, addr+": "+status.Convert(err).Message())
+		}
+		window := connectGrace
+		if reached {
+			window = c.ReconnectWindow
+		}
+		if !retry || time.Since(start) > window {
+			return nil, fmt.Errorf("%w: %s (is `clickstream coordinator` running there? set --coordinator or $CLICKSTREAM_COORDINATOR)",
+				ErrUnreachable, strings.Join(lastN(failures, len(c.Addrs())), "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func lastN(s []string, n int) []string { return s[max(0, len(s)-n):] }
+
+// wrap turns statuses into plain errors carrying the server's message.
 func (c *Client) wrap(err error) error {
 	if err == nil {
 		return nil
@@ -76,10 +228,7 @@ func (c *Client) wrap(err error) error {
 	if !ok {
 		return err
 	}
-	switch s.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %s: %s (is `clickstream coordinator` running there? set --coordinator or $CLICKSTREAM_COORDINATOR)", ErrUnreachable, c.addr, s.Message())
-	case codes.Canceled:
+	if s.Code() == codes.Canceled {
 		return context.Canceled
 	}
 	return &Error{Code: s.Code(), Message: s.Message()}
@@ -96,52 +245,59 @@ func (e *Error) Error() string { return e.Message }
 // GRPCStatus returns the status the coordinator answered.
 func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Message) }
 
-func (c *Client) unary(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.timeout)
+// NewIdempotencyKey returns a random key for SubmitWithKey.
+func NewIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
-// Submit submits a job and returns it, pending.
+// Submit submits a job and returns it, pending, under a new idempotency
+// key: see SubmitWithKey.
 func (c *Client) Submit(ctx context.Context, spec *pb.JobSpec) (*pb.Job, error) {
-	ctx, cancel := c.unary(ctx)
-	defer cancel()
-	resp, err := c.api.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
-	if err != nil {
-		return nil, c.wrap(err)
-	}
-	return resp.GetJob(), nil
+	return c.SubmitWithKey(ctx, spec, NewIdempotencyKey())
+}
+
+// SubmitWithKey submits a job under the idempotency key and returns it.
+// A submit whose answer was lost (the coordinator died mid-call) is sent
+// again, to any coordinator, until one answers or ReconnectWindow passes:
+// the key makes the retries one job.
+func (c *Client) SubmitWithKey(ctx context.Context, spec *pb.JobSpec, key string) (*pb.Job, error) {
+	return c.call(ctx, true, func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error) {
+		resp, err := api.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec, IdempotencyKey: key})
+		return resp.GetJob(), err
+	})
 }
 
 // Get returns a job's status.
 func (c *Client) Get(ctx context.Context, id string) (*pb.Job, error) {
-	ctx, cancel := c.unary(ctx)
-	defer cancel()
-	resp, err := c.api.GetJob(ctx, &pb.GetJobRequest{Id: id})
-	if err != nil {
-		return nil, c.wrap(err)
-	}
-	return resp.GetJob(), nil
+	return c.call(ctx, false, func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error) {
+		resp, err := api.GetJob(ctx, &pb.GetJobRequest{Id: id})
+		return resp.GetJob(), err
+	})
 }
 
 // List returns up to limit jobs, newest first.
 func (c *Client) List(ctx context.Context, limit int) ([]*pb.Job, error) {
-	ctx, cancel := c.unary(ctx)
-	defer cancel()
-	resp, err := c.api.ListJobs(ctx, &pb.ListJobsRequest{Limit: int32(limit)})
-	if err != nil {
-		return nil, c.wrap(err)
-	}
-	return resp.GetJobs(), nil
+	var jobs []*pb.Job
+	_, err := c.call(ctx, false, func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error) {
+		resp, err := api.ListJobs(ctx, &pb.ListJobsRequest{Limit: int32(limit)})
+		jobs = resp.GetJobs()
+		if len(jobs) > 0 {
+			return jobs[0], err
+		}
+		return nil, err
+	})
+	return jobs, err
 }
 
-// Cancel asks for a job to be cancelled and returns its status.
+// Cancel asks for a job to be cancelled and returns its status. Asking
+// twice is asking once, so a call that reached no coordinator is retried.
 func (c *Client) Cancel(ctx context.Context, id string) (*pb.Job, error) {
-	ctx, cancel := c.unary(ctx)
-	defer cancel()
-	resp, err := c.api.CancelJob(ctx, &pb.CancelJobRequest{Id: id})
-	if err != nil {
-		return nil, c.wrap(err)
-	}
-	return resp.GetJob(), nil
+	return c.call(ctx, true, func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error) {
+		resp, err := api.CancelJob(ctx, &pb.CancelJobRequest{Id: id})
+		return resp.GetJob(), err
+	})
 }
 
 // Terminal reports whether a job state is final.
@@ -149,46 +305,49 @@ func Terminal(s pb.JobState) bool {
 	return s == pb.JobState_JOB_STATE_SUCCEEDED || s == pb.JobState_JOB_STATE_FAILED || s == pb.JobState_JOB_STATE_CANCELLED
 }
 
+// watchIdle is how long Wait waits for the next status on a watch before
+// it takes the coordinator for gone: a coordinator sends one at least
+// every watchRefresh.
+const watchIdle = 5 * watchRefresh
+
 // Wait follows a job until it is terminal, calling update (if not nil) on
-// every status, and returns the final status. When the coordinator goes
-// away it watches again, for up to ReconnectWindow without success.
+// every status, and returns the final status. When the coordinator it
+// watches through goes away or stops answering, it watches through the
+// next one it knows, and keeps trying for up to ReconnectWindow without
+// an answer from any.
 func (c *Client) Wait(ctx context.Context, id string, update func(*pb.Job)) (*pb.Job, error) {
 	var last *pb.Job
 	var since time.Time // first failure of the current outage
 	delay := 200 * time.Millisecond
 	for {
-		stream, err := c.api.WatchJob(ctx, &pb.WatchJobRequest{Id: id})
-		if err == nil {
-			for {
-				resp, rerr := stream.Recv()
-				if rerr != nil {
-					err = rerr
-					break
-				}
+		var err error
+		for _, addr := range c.order() {
+			var j *pb.Job
+			j, err = c.watch(ctx, addr, id, func(j *pb.Job) {
 				since, delay = time.Time{}, 200*time.Millisecond
-				last = resp.GetJob()
+				last = j
 				if update != nil {
-					update(last)
+					update(j)
 				}
-				if Terminal(last.GetState()) {
-					return last, nil
-				}
+			})
+			if j != nil && Terminal(j.GetState()) {
+				return j, nil
 			}
-		}
-		if ctx.Err() != nil {
-			return last, ctx.Err()
-		}
-		if errors.Is(err, io.EOF) {
-			err = status.Error(codes.Unavailable, "watch ended early")
-		}
-		if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded && code != codes.Internal {
-			return last, c.wrap(err)
+			if ctx.Err() != nil {
+				return last, ctx.Err()
+			}
+			if errors.Is(err, io.EOF) {
+				err = status.Error(codes.Unavailable, "watch ended early")
+			}
+			if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded && code != codes.Internal {
+				return last, c.wrap(err)
+			}
 		}
 		if since.IsZero() {
 			since = time.Now()
 		}
 		if time.Since(since) > c.ReconnectWindow || last == nil && time.Since(since) > c.timeout {
-			return last, c.wrap(err)
+			return last, fmt.Errorf("%w: following job %s: %s", ErrUnreachable, id, status.Convert(err).Message())
 		}
 		select {
 		case <-ctx.Done():
@@ -198,3 +357,40 @@ func (c *Client) Wait(ctx context.Context, id string, update func(*pb.Job)) (*pb
 		delay = min(2*delay, 2*time.Second)
 	}
 }
+
+// watch follows the job through the coordinator at addr until the job is
+// terminal, the stream fails, or no status came for watchIdle. It returns
+// the last status received on this stream.
+func (c *Client) watch(ctx context.Context, addr, id string, update func(*pb.Job)) (*pb.Job, error) {
+	api, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(watchIdle, func() { cancel(errWatchIdle) })
+	defer idle.Stop()
+	stream, err := api.WatchJob(ctx, &pb.WatchJobRequest{Id: id})
+	if err != nil {
+		return nil, err
+	}
+	var last *pb.Job
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if context.Cause(ctx) == errWatchIdle {
+				err = status.Error(codes.Unavailable, errWatchIdle.Error())
+			}
+			return last, err
+		}
+		idle.Reset(watchIdle)
+		last = resp.GetJob()
+		c.answered(addr, last)
+		update(last)
+		if Terminal(last.GetState()) {
+			return last, nil
+		}
+	}
+}
+
+var errWatchIdle = errors.New("no status for " + watchIdle.String())

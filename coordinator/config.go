@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"time"
@@ -79,6 +80,10 @@ type Config struct {
 	// pruneInterval is how often the leader looks for such jobs (tests
 	// shorten it); 0 means jobPruneInterval.
 	pruneInterval time.Duration
+	// testHook, if set, is called at every failpoint (see EnvCrashAt), on
+	// the goroutine that reaches it, with the context of the step: tests
+	// stop or fault the coordinator at an exact step through it.
+	testHook func(ctx context.Context, point string)
 	// VacuumEvery: the leader vacuums Lake this often (lake.Vacuum: files
 	// no manifest names, older than VacuumMinAge, are deleted); 0 never.
 	VacuumEvery  time.Duration

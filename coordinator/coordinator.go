@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -52,6 +53,7 @@ type Coordinator struct {
 	leader atomic.Bool
 
 	stores *lake.Stores
+	crash  *failpoint.Point // nil except in crash tests
 }
 
 // New returns a coordinator using the etcd client cli, which the caller
@@ -67,7 +69,12 @@ func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.R
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	crash, err := crashFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
 	c := &Coordinator{
+		crash:   crash,
 		cfg:     cfg,
 		cli:     cli,
 		logger:  logger,

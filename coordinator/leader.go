@@ -94,6 +94,7 @@ func (c *Coordinator) term(ctx context.Context) error {
 		events:    make(chan func(), 256),
 		workers:   make(map[string]*workerState),
 		jobs:      make(map[string]*jobRun),
+		gone:      make(map[string]int64),
 	}
 	return s.run(cctx)
 }
@@ -118,8 +119,11 @@ const (
 )
 
 type jobRun struct {
-	rec    *jobRecord
-	rev    int64 // mod revision of rec in etcd
+	rec *jobRecord
+	// seen is the record as stored at revision rev: rec is seen plus the
+	// change the leader is about to write.
+	seen   jobRecord
+	rev    int64 // mod revision of seen in etcd
 	phase  int
 	ctx    context.Context // ends the job's attempts, merge and load
 	cancel context.CancelFunc
@@ -129,6 +133,9 @@ type jobRun struct {
 	done   int
 	// durations of finished tasks, for the straggler threshold
 	durations []time.Duration
+	// storeTries counts the failures in a row of the job's current step
+	// on its stores (load, merge, commit).
+	storeTries int
 }
 
 type taskRun struct {
@@ -169,6 +176,12 @@ type scheduler struct {
 	workers map[string]*workerState
 	jobs    map[string]*jobRun
 	order   []string // job ids, oldest first
+	// gone holds, for jobs this term finished and forgot, the revision of
+	// their last record, until the jobs watch has delivered it: an older
+	// event of such a job that arrives later is its own past, not news.
+	gone map[string]int64
+	// cancels are jobs with a cancel request to act on (cancelSoon).
+	cancels []*jobRun
 }
 
 // post runs f on the scheduler's goroutine, unless the term is over.
@@ -231,6 +244,7 @@ func (s *scheduler) run(ctx context.Context) error {
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for s.fatal == nil {
+		s.applyCancels()
 		s.schedule()
 		if s.fatal != nil {
 			break
@@ -263,6 +277,9 @@ func (s *scheduler) run(ctx context.Context) error {
 				} else if id, err := keys.JobID(string(ev.Kv.Key)); err == nil {
 					s.dropJob(id)
 				}
+			}
+			if n := len(wr.Events); n > 0 {
+				s.forgetGone(wr.Events[n-1].Kv.ModRevision)
 			}
 		case wr, ok := <-lch:
 			if !ok || wr.Err() != nil {
@@ -312,41 +329,66 @@ func (s *scheduler) pruneJobs(ctx context.Context) {
 			continue
 		}
 		cutoff := time.Now().Add(-s.c.cfg.JobRetention)
-		var expired []clientv3.Cmp
-		var deletes []clientv3.Op
+		var expired []expiredJob
 		for _, kv := range resp.Kvs {
 			rec, err := decode[jobRecord](kv.Value, string(kv.Key))
 			if err != nil || !terminal(rec.State) || rec.IndexerStatus == indexPending ||
 				rec.Finished.IsZero() || !rec.Finished.Before(cutoff) {
 				continue
 			}
-			key := string(kv.Key)
-			expired = append(expired, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
-			deletes = append(deletes, clientv3.OpDelete(key))
+			expired = append(expired, expiredJob{rec: rec, key: string(kv.Key), rev: kv.ModRevision})
 		}
 		// A batch per transaction, well within etcd's default limit of 128
 		// operations. A failed delete only waits for the next round: this
 		// is housekeeping, and does not end the leadership term as the
 		// scheduler's own transactions do.
 		const batch = 32
-		for len(deletes) > 0 {
-			n := min(batch, len(deletes))
-			conds := append([]clientv3.Cmp{s.leaderCmp}, expired[:n]...)
-			ops := deletes[:n]
-			expired, deletes = expired[n:], deletes[n:]
-			tctx, cancel := context.WithTimeout(ctx, etcdOpTimeout)
-			resp, err := s.c.cli.Txn(tctx).If(conds...).Then(ops...).Commit()
-			cancel()
-			switch {
-			case err != nil:
-				if ctx.Err() == nil {
-					s.c.logger.Warn("deleting expired job records failed", "err", err)
-				}
-			case resp.Succeeded:
-				s.c.metrics.jobsPruned.Add(float64(len(ops)))
-				s.c.logger.Info("deleted expired job records", "jobs", len(ops), "finished_before", cutoff)
+		for len(expired) > 0 && ctx.Err() == nil {
+			n := min(batch, len(expired))
+			s.pruneBatch(ctx, expired[:n], cutoff)
+			expired = expired[n:]
+		}
+	}
+}
+
+type expiredJob struct {
+	rec *jobRecord
+	key string
+	rev int64
+}
+
+// pruneBatch deletes the records of expired jobs, each only if unchanged
+// since read, with their idempotency keys. First it sweeps each job's
+// folder in its output store once more: a worker stopped past its lease
+// and resumed after the job's cleanup may have written a partial there.
+func (s *scheduler) pruneBatch(ctx context.Context, jobs []expiredJob, cutoff time.Time) {
+	conds := []clientv3.Cmp{s.leaderCmp}
+	var ops []clientv3.Op
+	for _, e := range jobs {
+		sctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		if out, err := s.c.store(sctx, e.rec.Spec.Out); err == nil {
+			if err := results.DeletePrefix(sctx, out, results.JobPrefix(e.rec.ID)); err != nil {
+				s.c.logger.Warn("sweeping an expired job's folder failed", "job", e.rec.ID, "err", err)
 			}
 		}
+		cancel()
+		conds = append(conds, clientv3.Compare(clientv3.ModRevision(e.key), "=", e.rev))
+		ops = append(ops, clientv3.OpDelete(e.key))
+		if k := e.rec.IdempotencyKey; k != "" {
+			ops = append(ops, clientv3.OpDelete(s.c.keys.Submission(k)))
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, etcdOpTimeout)
+	defer cancel()
+	resp, err := s.c.cli.Txn(tctx).If(conds...).Then(ops...).Commit()
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.c.logger.Warn("deleting expired job records failed", "err", err)
+		}
+	case resp.Succeeded:
+		s.c.metrics.jobsPruned.Add(float64(len(jobs)))
+		s.c.logger.Info("deleted expired job records", "jobs", len(jobs), "finished_before", cutoff)
 	}
 }
 
@@ -478,6 +520,8 @@ func (s *scheduler) pickWorker(t *taskRun) *workerState {
 
 // ---- jobs ----
 
+// onJobKV handles a job record read from etcd: at the start of a term,
+// and for every change the jobs watch delivers, in revision order.
 func (s *scheduler) onJobKV(kv *mvccpb.KeyValue) {
 	id, err := s.c.keys.JobID(string(kv.Key))
 	if err != nil {
@@ -489,32 +533,68 @@ func (s *scheduler) onJobKV(kv *mvccpb.KeyValue) {
 		return
 	}
 	if j := s.jobs[id]; j != nil {
-		// Our own writes echo back; others only ever request cancellation.
-		if rec.CancelRequested && !terminal(j.rec.State) {
+		if kv.ModRevision <= j.rev {
+			return // our own write, or older
+		}
+		if !sameBut(rec, &j.seen) {
+			// Changed by someone other than this leader and a cancel:
+			// what this term knows of the job is stale.
+			s.retake(j, kv)
+			return
+		}
+		j.seen, j.rev = *rec, kv.ModRevision
+		if rec.CancelRequested && !j.rec.CancelRequested {
 			j.rec.CancelRequested = true
-			s.endJob(j, stateCancelled, "cancelled on request")
+			s.cancelSoon(j)
 		}
 		return
 	}
+	if rev, ok := s.gone[id]; ok && kv.ModRevision <= rev {
+		return // the past of a job this term finished
+	}
+	s.takeUp(rec, kv.ModRevision)
+}
+
+// takeUp starts managing a job found in etcd: one this term has not run.
+func (s *scheduler) takeUp(rec *jobRecord, rev int64) {
 	if terminal(rec.State) {
 		if rec.State == stateSucceeded && rec.IndexerStatus == indexPending {
-			j := s.addJob(rec, kv.ModRevision)
+			j := s.addJob(rec, rev)
 			j.phase = phaseFinishing
 			s.finish(j)
 		}
 		return
 	}
-	j := s.addJob(rec, kv.ModRevision)
-	if rec.CancelRequested {
+	j := s.addJob(rec, rev)
+	if rec.CancelRequested && rec.State != stateCommitting {
 		s.endJob(j, stateCancelled, "cancelled on request")
 		return
 	}
-	s.c.logger.Info("taking up job", "job", id, "state", rec.State)
+	s.c.logger.Info("taking up job", "job", rec.ID, "state", rec.State)
 	s.load(j)
 }
 
+// retake drops what this term knows of a job whose record changed under
+// it, and takes the job up again from the record now in etcd.
+func (s *scheduler) retake(j *jobRun, kv *mvccpb.KeyValue) {
+	s.c.logger.Warn("job record changed under the leader; taking it up again", "job", j.rec.ID,
+		"known_revision", j.rev, "revision", kv.ModRevision)
+	s.cancelAttempts(j)
+	s.removeJob(j)
+	delete(s.gone, j.rec.ID)
+	s.onJobKV(kv)
+}
+
+// sameBut reports whether two job records are equal but for a cancel
+// request: the one change to a record that is not the leader's own.
+func sameBut(a, b *jobRecord) bool {
+	x, y := *a, *b
+	x.CancelRequested, y.CancelRequested = false, false
+	return encode(&x) == encode(&y)
+}
+
 func (s *scheduler) addJob(rec *jobRecord, rev int64) *jobRun {
-	j := &jobRun{rec: rec, rev: rev}
+	j := &jobRun{rec: rec, seen: *rec, rev: rev}
 	j.ctx, j.cancel = context.WithCancel(s.ctx)
 	s.jobs[rec.ID] = j
 	s.order = append(s.order, rec.ID)
@@ -525,6 +605,34 @@ func (s *scheduler) removeJob(j *jobRun) {
 	j.cancel()
 	delete(s.jobs, j.rec.ID)
 	s.order = slices.DeleteFunc(s.order, func(id string) bool { return id == j.rec.ID })
+	s.gone[j.rec.ID] = j.rev
+}
+
+// forgetGone forgets the finished jobs whose last record the jobs watch
+// has delivered: no older event of theirs can follow.
+func (s *scheduler) forgetGone(delivered int64) {
+	for id, rev := range s.gone {
+		if rev <= delivered {
+			delete(s.gone, id)
+		}
+	}
+}
+
+// cancelSoon ends j as cancelled once the scheduler is done with the
+// event at hand, unless it has ended or is committing by then.
+func (s *scheduler) cancelSoon(j *jobRun) {
+	s.cancels = append(s.cancels, j)
+}
+
+func (s *scheduler) applyCancels() {
+	for len(s.cancels) > 0 && s.fatal == nil {
+		j := s.cancels[0]
+		s.cancels = s.cancels[1:]
+		if s.jobs[j.rec.ID] == j && j.rec.CancelRequested && j.phase != phaseFinishing &&
+			!terminal(j.seen.State) && j.seen.State != stateCommitting {
+			s.endJob(j, stateCancelled, "cancelled on request")
+		}
+	}
 }
 
 // dropJob forgets a job whose record was deleted.
@@ -535,9 +643,14 @@ func (s *scheduler) dropJob(id string) {
 	}
 }
 
-// putJob writes j.rec if this coordinator leads and the record is as last
-// seen, with extra ops in the same transaction. A record changed by
-// someone else (a cancel request) is re-read and the write retried.
+// putJob writes j.rec if this coordinator leads and the record is still
+// the one last seen (revision j.rev), with extra ops in the same
+// transaction: every change of a job's state is one conditional
+// transition, and nothing that read an older revision overwrites a newer
+// one. A record that changed only by a cancel request is re-read and the
+// write retried, unless the write would commit the job's result; a record
+// changed in any other way means this term's view of the job is stale:
+// the job is taken up again from etcd, and putJob returns false.
 func (s *scheduler) putJob(j *jobRun, extra ...clientv3.Op) bool {
 	key := s.c.keys.Job(j.rec.ID)
 	for range 5 {
@@ -547,7 +660,7 @@ func (s *scheduler) putJob(j *jobRun, extra ...clientv3.Op) bool {
 			return false
 		}
 		if resp.Succeeded {
-			j.rev = resp.Header.Revision
+			j.seen, j.rev = *j.rec, resp.Header.Revision
 			return true
 		}
 		kvs := resp.Responses[1].GetResponseRange().GetKvs()
@@ -560,34 +673,111 @@ func (s *scheduler) putJob(j *jobRun, extra ...clientv3.Op) bool {
 			s.abort(err)
 			return false
 		}
-		j.rev = kvs[0].ModRevision
-		j.rec.CancelRequested = j.rec.CancelRequested || cur.CancelRequested
+		if !sameBut(cur, &j.seen) {
+			s.retake(j, kvs[0])
+			return false
+		}
+		j.seen, j.rev = *cur, kvs[0].ModRevision
+		if cur.CancelRequested && !j.rec.CancelRequested {
+			j.rec.CancelRequested = true
+			s.cancelSoon(j)
+			if j.rec.State == stateCommitting {
+				return false // the cancel came first
+			}
+		}
 	}
 	s.abort(fmt.Errorf("coordinator: job %s keeps changing under the leader", j.rec.ID))
 	return false
 }
 
+// Retries of a job's store I/O (loading its plan, merging, committing):
+// a store that fails for a while (an outage, throttling) delays the job;
+// only a store that keeps failing fails it.
+const (
+	maxStoreTries    = 6
+	storeRetryBase   = time.Second
+	storeRetryMaxGap = 30 * time.Second
+)
+
+// storeRetryIn is the wait before the next try after tries failures.
+func storeRetryIn(tries int) time.Duration {
+	return min(storeRetryBase<<min(tries, 10), storeRetryMaxGap)
+}
+
+// later runs f on the scheduler goroutine after d, unless j ends first.
+func (s *scheduler) later(j *jobRun, d time.Duration, f func()) {
+	s.spawn(func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			s.post(func() {
+				if s.jobs[j.rec.ID] == j {
+					f()
+				}
+			})
+		case <-j.ctx.Done():
+		}
+	})
+}
+
+// loaded is what load found of a job in the output store.
+type loaded struct {
+	plan      *plan
+	committed map[int]bool  // buckets whose partials are committed
+	result    *results.Meta // the job's committed result, if _SUCCESS names it
+}
+
 // load plans a pending job, or reloads the plan of a running one, off the
-// scheduler goroutine, then resumes it.
+// scheduler goroutine, then resumes it. A merging or committing job whose
+// result is already committed (its leader died before recording it) is
+// recorded as succeeded.
 func (s *scheduler) load(j *jobRun) {
 	j.phase = phaseLoading
 	rec := *j.rec
 	s.spawn(func() {
-		p, committed, err := s.c.loadPlan(j.ctx, &rec)
-		s.post(func() { s.onLoaded(j, p, committed, err) })
+		var l loaded
+		var err error
+		if rec.State == stateMerging || rec.State == stateCommitting {
+			l.result, err = s.c.committedResult(j.ctx, &rec)
+		}
+		if err == nil && l.result == nil {
+			l.plan, l.committed, err = s.c.loadPlan(j.ctx, &rec)
+		}
+		s.post(func() { s.onLoaded(j, l, err) })
 	})
 }
 
-func (s *scheduler) onLoaded(j *jobRun, p *plan, committed map[int]bool, err error) {
+func (s *scheduler) onLoaded(j *jobRun, l loaded, err error) {
 	if s.jobs[j.rec.ID] != j || j.phase != phaseLoading {
 		return
 	}
 	if err != nil {
-		if j.ctx.Err() == nil {
-			s.endJob(j, stateFailed, err.Error())
+		if j.ctx.Err() != nil {
+			return
 		}
+		j.storeTries++
+		if errors.Is(err, errBadPlan) || j.storeTries >= maxStoreTries {
+			s.endJob(j, stateFailed, err.Error())
+			return
+		}
+		wait := storeRetryIn(j.storeTries)
+		s.c.logger.Warn("loading job failed; retrying", "job", j.rec.ID, "err", err, "retry_in", wait)
+		s.later(j, wait, func() {
+			if j.phase == phaseLoading {
+				s.load(j)
+			}
+		})
 		return
 	}
+	j.storeTries = 0
+	if l.result != nil {
+		s.c.logger.Info("job's result found committed; recording it", "job", j.rec.ID, "run", l.result.Run)
+		j.rec.Result = l.result
+		s.endJob(j, stateSucceeded, "")
+		return
+	}
+	p := l.plan
 	for _, id := range s.order {
 		o := s.jobs[id]
 		if o != j && o.phase != phaseLoading && o.phase != phaseFinishing && o.rec.Spec.Out == j.rec.Spec.Out {
@@ -610,7 +800,7 @@ func (s *scheduler) onLoaded(j *jobRun, p *plan, committed map[int]bool, err err
 			return
 		}
 		s.c.logger.Info("job planned", "job", j.rec.ID, "tasks", len(p.Tasks))
-	} else if err := s.resumeTasks(j, committed); err != nil {
+	} else if err := s.resumeTasks(j, l.committed); err != nil {
 		return
 	}
 	j.phase = phaseRunning
@@ -677,7 +867,7 @@ func (s *scheduler) resumeTasks(j *jobRun, committed map[int]bool) error {
 		t := j.tasks[n]
 		l, err := decode[leaseRecord](kv.Value, "lease")
 		w := s.workers[l.Worker]
-		if err != nil || t.rec.State == taskDone || w == nil || int64(w.lease) != kv.Lease || j.rec.State == stateMerging {
+		if err != nil || t.rec.State == taskDone || w == nil || int64(w.lease) != kv.Lease || j.rec.State == stateMerging || j.rec.State == stateCommitting {
 			if _, err := s.txn(nil, clientv3.OpDelete(string(kv.Key))); err != nil {
 				return err
 			}
@@ -1021,34 +1211,74 @@ func (s *scheduler) counters(j *jobRun) finalCounters {
 	return f
 }
 
-// merge merges the job's partials and commits the result, off the
-// scheduler goroutine. Each merge attempt writes its own run folder.
+// merge merges the job's partials off the scheduler goroutine, then
+// commits the result.
 func (s *scheduler) merge(j *jobRun) {
 	j.phase = phaseMerging
-	j.rec.State = stateMerging
-	j.rec.MergeAttempt++
-	if !s.putJob(j) {
-		return
+	if j.rec.State == stateRunning {
+		j.rec.State = stateMerging
+		if !s.putJob(j) {
+			return
+		}
 	}
 	rec, p, k := *j.rec, j.plan, s.counters(j)
 	s.spawn(func() {
 		start := time.Now()
-		meta, err := s.c.merge(j.ctx, &rec, p, k)
+		m, err := s.c.merge(j.ctx, &rec, p, k)
 		s.c.metrics.merge.Observe(time.Since(start).Seconds())
-		s.post(func() { s.onMerged(j, meta, err) })
+		s.post(func() { s.onMerged(j, m, err) })
 	})
 }
 
-func (s *scheduler) onMerged(j *jobRun, meta results.Meta, err error) {
+func (s *scheduler) onMerged(j *jobRun, m *merged, err error) {
 	if s.jobs[j.rec.ID] != j || j.phase != phaseMerging {
 		return
 	}
 	if err != nil {
-		if j.ctx.Err() == nil {
-			s.endJob(j, stateFailed, "merge: "+err.Error())
-		}
+		s.retryStore(j, "merge", err, func() { s.merge(j) })
 		return
 	}
+	j.storeTries = 0
+	if j.rec.CancelRequested {
+		s.endJob(j, stateCancelled, "cancelled on request")
+		return
+	}
+	// The transition that decides the outcome: once the record says
+	// committing, no cancel can enter, and every later leader finishes the
+	// commit. Each commit attempt writes its own run folder.
+	j.rec.State = stateCommitting
+	j.rec.MergeAttempt++
+	if !s.putJob(j) {
+		return // a cancel came first (applied next), or the term ended
+	}
+	s.commit(j, m)
+}
+
+// commit writes the merged result off the scheduler goroutine.
+func (s *scheduler) commit(j *jobRun, m *merged) {
+	rec := *j.rec
+	s.spawn(func() {
+		meta, err := s.c.commit(j.ctx, &rec, m)
+		s.post(func() { s.onCommitted(j, m, meta, err) })
+	})
+}
+
+func (s *scheduler) onCommitted(j *jobRun, m *merged, meta results.Meta, err error) {
+	if s.jobs[j.rec.ID] != j || j.phase != phaseMerging {
+		return
+	}
+	if err != nil {
+		// Committing: the job is not given up at the first error, and a
+		// new attempt writes a new run folder.
+		s.retryStore(j, "commit", err, func() {
+			j.rec.MergeAttempt++
+			if s.putJob(j) {
+				s.commit(j, m)
+			}
+		})
+		return
+	}
+	j.storeTries = 0
 	j.rec.Result = &meta
 	if meta.Warning != "" {
 		j.rec.Warning = meta.Warning
@@ -1057,13 +1287,38 @@ func (s *scheduler) onMerged(j *jobRun, meta results.Meta, err error) {
 	s.endJob(j, stateSucceeded, "")
 }
 
+// retryStore runs again, after a backoff, a step of j that failed on its
+// output store, or fails the job once the step has failed maxStoreTries
+// times in a row.
+func (s *scheduler) retryStore(j *jobRun, step string, err error, again func()) {
+	if j.ctx.Err() != nil {
+		return // cancelled, or the term ended
+	}
+	j.storeTries++
+	if j.storeTries >= maxStoreTries {
+		s.endJob(j, stateFailed, fmt.Sprintf("%s: %v (%d tries)", step, err, j.storeTries))
+		return
+	}
+	wait := storeRetryIn(j.storeTries)
+	s.c.logger.Warn("job step failed; retrying", "job", j.rec.ID, "step", step, "err", err, "retry_in", wait)
+	s.later(j, wait, func() {
+		if j.phase == phaseMerging {
+			again()
+		}
+	})
+}
+
 // endJob moves a job to a terminal state: it cancels what still runs,
 // records the final counters, deletes the job's task and lease keys in the
-// same transaction, then cleans up the output store (and indexes a
-// succeeded job's result) in the background.
+// same transaction, then cleans up the output store and indexes a
+// succeeded job's result in the background. A job whose record says
+// committing only ever ends succeeded, or failed by the commit itself.
 func (s *scheduler) endJob(j *jobRun, state, msg string) {
 	if terminal(j.rec.State) && j.phase == phaseFinishing {
 		return
+	}
+	if j.seen.State == stateCommitting && state == stateCancelled {
+		return // too late to cancel
 	}
 	s.cancelAttempts(j)
 	j.cancel()
@@ -1071,6 +1326,9 @@ func (s *scheduler) endJob(j *jobRun, state, msg string) {
 	if r := j.rec.Result; r != nil && state == stateSucceeded {
 		// Exact even for tasks a new leader found committed without stats.
 		k.EventsRead = r.EventsRead
+		if j.tasks == nil { // recorded from the committed result alone
+			k.Done, k.Attempts, k.Retries, k.Backups = r.Partitions, r.Attempts, r.Retries, r.Backups
+		}
 	}
 	j.rec.State, j.rec.Finished, j.rec.Final = state, time.Now().UTC(), &k
 	if state != stateSucceeded {
@@ -1084,6 +1342,9 @@ func (s *scheduler) endJob(j *jobRun, state, msg string) {
 		clientv3.OpDelete(keys.Leases(j.rec.ID), clientv3.WithPrefix()),
 	) {
 		return
+	}
+	if state == stateSucceeded {
+		s.c.hit(s.ctx, pointAfterRecord)
 	}
 	s.c.metrics.jobs.WithLabelValues(state).Inc()
 	s.c.logger.Info("job finished", "job", j.rec.ID, "state", state, "error", msg, "tasks", len(j.tasks),
@@ -1103,18 +1364,17 @@ func (s *scheduler) cancelAttempts(j *jobRun) {
 	j.queue = nil
 }
 
-// finish cleans a failed or cancelled job's leftovers from the output
-// store (a succeeded job's were cleaned when it committed), and runs the
-// indexer on a succeeded job's result, then records the indexer's outcome.
+// finish cleans a finished job's leftovers (plan, partials, superseded
+// result runs) from the output store, once its outcome is recorded, and
+// runs the indexer on a succeeded job's result, then records the
+// indexer's outcome.
 func (s *scheduler) finish(j *jobRun) {
 	rec := *j.rec
 	indexer := s.c.cfg.Indexer
 	s.spawn(func() {
-		if rec.State != stateSucceeded {
-			ctx, cancel := context.WithTimeout(j.ctx, cleanupTimeout)
-			s.c.cleanup(ctx, &rec)
-			cancel()
-		}
+		ctx, cancel := context.WithTimeout(j.ctx, cleanupTimeout)
+		s.c.cleanup(ctx, &rec)
+		cancel()
 		if rec.State != stateSucceeded || rec.IndexerStatus != indexPending || indexer == nil || rec.Result == nil {
 			s.post(func() { s.removeJob(j) })
 			return

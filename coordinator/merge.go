@@ -19,6 +19,10 @@ import (
 // planVersion is the format of plan.json.
 const planVersion = 1
 
+// errBadPlan reports a plan that is missing or corrupt: the job cannot go
+// on, however often it is loaded again.
+var errBadPlan = errors.New("bad plan")
+
 // loadPlan returns the job's plan and the buckets whose partials are
 // committed. A pending job is planned from a snapshot of the lake's
 // manifests: one task per user bucket with files whose events overlap
@@ -34,7 +38,7 @@ func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, map[
 	data, err := out.Get(ctx, key)
 	if errors.Is(err, lake.ErrNotExist) {
 		if rec.State != statePending {
-			return nil, nil, fmt.Errorf("the plan %s of this %s job is missing from %s", key, rec.State, out.URI())
+			return nil, nil, fmt.Errorf("%w: the plan %s of this %s job is missing from %s", errBadPlan, key, rec.State, out.URI())
 		}
 		p, perr := c.makePlan(ctx, rec)
 		if perr != nil {
@@ -51,7 +55,7 @@ func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, map[
 	}
 	var p plan
 	if err := json.Unmarshal(data, &p); err != nil || p.Version != planVersion || p.Job != rec.ID {
-		return nil, nil, fmt.Errorf("plan %s in %s is corrupt (version %d, job %q): %v", key, out.URI(), p.Version, p.Job, err)
+		return nil, nil, fmt.Errorf("%w: plan %s in %s is corrupt (version %d, job %q): %v", errBadPlan, key, out.URI(), p.Version, p.Job, err)
 	}
 	committed := map[int]bool{}
 	if rec.State != statePending {
@@ -97,29 +101,45 @@ func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, erro
 	return p, nil
 }
 
-// merge reads every task's partial, merges them and commits the result.
-// If a predecessor already committed this job's result, merge returns
-// that. Memory: the merged partial, plus MergeParallelism partials in
-// flight.
-func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k finalCounters) (results.Meta, error) {
+// committedResult returns the result committed for the job, or nil if the
+// output store's _SUCCESS names another job or there is none. A new leader
+// asks before anything else when it takes up a merging or committing job:
+// its predecessor may have committed and died before recording it.
+func (c *Coordinator) committedResult(ctx context.Context, rec *jobRecord) (*results.Meta, error) {
 	out, err := c.store(ctx, rec.Spec.Out)
 	if err != nil {
-		return results.Meta{}, err
+		return nil, fmt.Errorf("output: %w", err)
 	}
-	if m, err := results.ReadMeta(ctx, out); err == nil && m.Job == rec.ID {
-		done := *rec
-		done.State = stateSucceeded
-		c.cleanup(ctx, &done)
-		return m, nil // committed by a predecessor that died before recording it
+	m, err := results.ReadMeta(ctx, out)
+	switch {
+	case err == nil && m.Job == rec.ID:
+		return &m, nil
+	case err == nil, errors.Is(err, results.ErrNoResult), errors.Is(err, results.ErrBadMeta):
+		return nil, nil
+	}
+	return nil, err
+}
+
+// merged is a job's result, merged and ready to commit.
+type merged struct {
+	rows []aggregate.ResultRow
+	meta results.Meta // without Run, which the commit's attempt names
+}
+
+// merge reads every task's partial and merges them. Memory: the merged
+// partial, plus MergeParallelism partials in flight.
+func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k finalCounters) (*merged, error) {
+	out, err := c.store(ctx, rec.Spec.Out)
+	if err != nil {
+		return nil, err
 	}
 	total, err := c.mergePartials(ctx, out, rec.ID, p)
 	if err != nil {
-		return results.Meta{}, err
+		return nil, err
 	}
 	w := aggregate.Window{From: rec.Spec.From, To: rec.Spec.To}
-	rows := total.Result(w)
 	meta := results.Meta{
-		Job: rec.ID, Run: results.RunName(rec.ID, rec.MergeAttempt), Format: rec.Spec.Format,
+		Job: rec.ID, Format: rec.Spec.Format,
 		From: rec.Spec.From, To: rec.Spec.To, SessionTimeout: rec.Spec.SessionTimeout.String(), Lake: rec.Spec.Lake,
 		EventsRead: total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
 		Attempts: k.Attempts, Retries: k.Retries, Backups: k.Backups, Started: rec.Started,
@@ -128,19 +148,32 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 	if total.Events == 0 && meta.Warning == "" {
 		meta.Warning = fmt.Sprintf("no events in %s: the result is empty", windowString(rec.Spec.From, rec.Spec.To))
 	}
-	meta.DurationSeconds = time.Since(rec.Started).Seconds()
-	if err := ctx.Err(); err != nil { // cancelled: do not commit
+	return &merged{rows: total.Result(w), meta: meta}, nil
+}
+
+// commit writes a merged result as the run of the job's current merge
+// attempt and makes it the output's committed result. When the write
+// fails, it asks the store whether _SUCCESS names the run after all (a
+// request that failed on the way back), so that a committed result is
+// never reported as a failed commit.
+func (c *Coordinator) commit(ctx context.Context, rec *jobRecord, m *merged) (results.Meta, error) {
+	out, err := c.store(ctx, rec.Spec.Out)
+	if err != nil {
 		return results.Meta{}, err
 	}
-	if meta, err = results.Commit(ctx, out, rows, meta); err != nil {
-		return meta, err
+	meta := m.meta
+	meta.Run = results.RunName(rec.ID, rec.MergeAttempt)
+	meta.DurationSeconds = time.Since(rec.Started).Seconds()
+	c.hit(ctx, pointBeforeCommit)
+	committed, err := results.Commit(ctx, out, m.rows, meta)
+	if err == nil {
+		c.hit(ctx, pointAfterCommit)
+		return committed, nil
 	}
-	// Clean up now rather than after recording success: a leader that
-	// takes over before that finds this job's _SUCCESS and needs no partial.
-	done := *rec
-	done.State = stateSucceeded
-	c.cleanup(ctx, &done)
-	return meta, nil
+	if got, rerr := results.ReadMeta(ctx, out); rerr == nil && got.Job == rec.ID && got.Run == meta.Run {
+		return got, nil
+	}
+	return results.Meta{}, err
 }
 
 // mergePartials reads the partials of p's tasks, MergeParallelism at a
@@ -201,7 +234,10 @@ func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job str
 
 // cleanup removes a finished job's leftovers from its output store: its
 // plan and partials, and (after a success) the result runs that are
-// neither the committed one nor the one it replaced. Errors are logged.
+// neither the committed one nor the one it replaced. It runs only once the
+// job's outcome is recorded in etcd, so that a leader taking over a job
+// whose outcome is not recorded still finds its plan and partials. Errors
+// are logged.
 func (c *Coordinator) cleanup(ctx context.Context, rec *jobRecord) {
 	out, err := c.store(ctx, rec.Spec.Out)
 	if err != nil {

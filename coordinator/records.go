@@ -15,12 +15,14 @@ import (
 
 // Job states as stored in etcd.
 const (
-	statePending   = "pending"
-	stateRunning   = "running"
-	stateMerging   = "merging"
-	stateSucceeded = "succeeded"
-	stateFailed    = "failed"
-	stateCancelled = "cancelled"
+	statePending = "pending"
+	stateRunning = "running"
+	stateMerging = "merging"
+	// Recorded before the result is written; a cancel cannot enter it.
+	stateCommitting = "committing"
+	stateSucceeded  = "succeeded"
+	stateFailed     = "failed"
+	stateCancelled  = "cancelled"
 )
 
 func terminal(state string) bool {
@@ -63,6 +65,9 @@ type jobRecord struct {
 	Error           string    `json:"error,omitempty"`
 	Warning         string    `json:"warning,omitempty"`
 	CancelRequested bool      `json:"cancel_requested,omitempty"`
+	// IdempotencyKey is the client's key of the submit that created the
+	// job, if it gave one (Keys.Submission).
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// MergeAttempt numbers the result commits tried, so that each writes
 	// its own run folder.
 	MergeAttempt  int            `json:"merge_attempt,omitempty"`
@@ -148,12 +153,13 @@ func encode(v any) string {
 }
 
 var stateToPB = map[string]pb.JobState{
-	statePending:   pb.JobState_JOB_STATE_PENDING,
-	stateRunning:   pb.JobState_JOB_STATE_RUNNING,
-	stateMerging:   pb.JobState_JOB_STATE_MERGING,
-	stateSucceeded: pb.JobState_JOB_STATE_SUCCEEDED,
-	stateFailed:    pb.JobState_JOB_STATE_FAILED,
-	stateCancelled: pb.JobState_JOB_STATE_CANCELLED,
+	statePending:    pb.JobState_JOB_STATE_PENDING,
+	stateRunning:    pb.JobState_JOB_STATE_RUNNING,
+	stateMerging:    pb.JobState_JOB_STATE_MERGING,
+	stateCommitting: pb.JobState_JOB_STATE_COMMITTING,
+	stateSucceeded:  pb.JobState_JOB_STATE_SUCCEEDED,
+	stateFailed:     pb.JobState_JOB_STATE_FAILED,
+	stateCancelled:  pb.JobState_JOB_STATE_CANCELLED,
 }
 
 func formatToPB(f results.Format) pb.OutputFormat {
@@ -170,8 +176,13 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-// toPB renders a job record and its progress as the API's Job.
-func (r *jobRecord) toPB(p *pb.JobProgress, leader string) *pb.Job {
+// toPB renders a job record and its progress as the API's Job;
+// coordinators lists the cluster's coordinators, the leader first.
+func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
+	var leader string
+	if len(coordinators) > 0 {
+		leader = coordinators[0]
+	}
 	j := &pb.Job{
 		Id: r.ID,
 		Spec: &pb.JobSpec{
@@ -188,6 +199,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, leader string) *pb.Job {
 		Warning:       r.Warning,
 		IndexerStatus: r.IndexerStatus,
 		Leader:        leader,
+		Coordinators:  coordinators,
 	}
 	if m := r.Result; m != nil {
 		j.Result = &pb.JobResult{

@@ -26,7 +26,13 @@ var (
 	ErrInvalidJob  = errors.New("coordinator: invalid job")
 	ErrJobNotFound = errors.New("coordinator: no such job")
 	ErrJobFinished = errors.New("coordinator: job already finished")
-	ErrNoLake      = errors.New("coordinator: not a lake")
+	// ErrCommitting: the job's result is being committed; too late to
+	// cancel it.
+	ErrCommitting = errors.New("coordinator: job is committing its result; too late to cancel")
+	// ErrKeyReused: a submit's idempotency key names a job with another
+	// spec.
+	ErrKeyReused = errors.New("coordinator: idempotency key already used for another job")
+	ErrNoLake    = errors.New("coordinator: not a lake")
 	// ErrStoreUnavailable: a job's lake or output store could not be
 	// opened for a reason other than its URI (Unavailable: retry later).
 	ErrStoreUnavailable = errors.New("coordinator: store unavailable")
@@ -54,8 +60,10 @@ func rpcError(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, ErrJobNotFound):
 		code = codes.NotFound
-	case errors.Is(err, ErrJobFinished), errors.Is(err, ErrNoLake):
+	case errors.Is(err, ErrJobFinished), errors.Is(err, ErrNoLake), errors.Is(err, ErrCommitting):
 		code = codes.FailedPrecondition
+	case errors.Is(err, ErrKeyReused):
+		code = codes.AlreadyExists
 	default:
 		code = codes.Unavailable // etcd trouble: retry later
 	}
@@ -146,13 +154,20 @@ func storeErrKind(err error) error {
 }
 
 // SubmitJob implements CoordinatorService.SubmitJob: it records the job as
-// pending; the leader picks it up from etcd.
+// pending; the leader picks it up from etcd. A submit with an idempotency
+// key that is already recorded returns the job that key created.
 func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.SubmitJobResponse, error) {
+	key := req.GetIdempotencyKey()
+	if key != "" {
+		if err := cluster.ValidateID("idempotency key", key); err != nil {
+			return nil, rpcError(fmt.Errorf("%w: %w", ErrInvalidJob, err))
+		}
+	}
 	spec, err := c.normalize(ctx, req.GetSpec())
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	j, _, err := c.submit(ctx, spec, nil, nil)
+	j, _, err := c.submit(ctx, spec, key, nil, nil)
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -162,9 +177,12 @@ func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (
 // submit records a new job for spec. The job's record is written in one
 // etcd transaction with the operations also returns for the job's id, and
 // only if conds hold: ok is false, and nothing written, if they do not.
-func (c *Coordinator) submit(ctx context.Context, spec jobSpec, conds []clientv3.Cmp, also func(id string) ([]clientv3.Op, error)) (_ *pb.Job, ok bool, _ error) {
+// With an idempotency key, the transaction also records the key; if the
+// key is recorded already, submit returns the job it names (ok true), or
+// ErrKeyReused if that job's spec is not spec.
+func (c *Coordinator) submit(ctx context.Context, spec jobSpec, idemKey string, conds []clientv3.Cmp, also func(id string) ([]clientv3.Op, error)) (_ *pb.Job, ok bool, _ error) {
 	now := time.Now().UTC()
-	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now}
+	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now, IdempotencyKey: idemKey}
 	key := c.keys.Job(rec.ID)
 	ops := []clientv3.Op{clientv3.OpPut(key, encode(rec))}
 	if also != nil {
@@ -174,16 +192,25 @@ func (c *Coordinator) submit(ctx context.Context, spec jobSpec, conds []clientv3
 		}
 		ops = append(ops, more...)
 	}
-	jobIsNew := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
-	resp, err := c.cli.Txn(ctx).
-		If(append([]clientv3.Cmp{jobIsNew}, conds...)...).
-		Then(ops...).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).Commit()
+	conds = append([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, conds...)
+	elseOps := []clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())}
+	if idemKey != "" {
+		sub := c.keys.Submission(idemKey)
+		conds = append(conds, clientv3.Compare(clientv3.CreateRevision(sub), "=", 0))
+		ops = append(ops, clientv3.OpPut(sub, rec.ID))
+		elseOps = append(elseOps, clientv3.OpGet(sub))
+	}
+	resp, err := c.cli.Txn(ctx).If(conds...).Then(ops...).Else(elseOps...).Commit()
 	if err != nil {
 		return nil, false, fmt.Errorf("coordinator: record job: %w", err)
 	}
 	if !resp.Succeeded {
-		if len(resp.Responses) > 0 && len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
+		if idemKey != "" {
+			if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+				return c.resubmitted(ctx, idemKey, string(kvs[0].Value), spec)
+			}
+		}
+		if len(resp.Responses[0].GetResponseRange().GetKvs()) > 0 {
 			return nil, false, status.Errorf(codes.Aborted, "job id %s taken; submit again", rec.ID)
 		}
 		return nil, false, nil
@@ -192,6 +219,26 @@ func (c *Coordinator) submit(ctx context.Context, spec jobSpec, conds []clientv3
 	j, err := c.jobStatus(ctx, rec)
 	if err != nil {
 		return nil, true, err
+	}
+	return j, true, nil
+}
+
+// resubmitted answers a submit whose idempotency key created job id.
+func (c *Coordinator) resubmitted(ctx context.Context, idemKey, id string, spec jobSpec) (*pb.Job, bool, error) {
+	rec, _, err := c.readJob(ctx, id)
+	if errors.Is(err, ErrJobNotFound) {
+		return nil, false, fmt.Errorf("%w: key %s created job %s, whose record is gone", ErrKeyReused, idemKey, id)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if encode(rec.Spec) != encode(spec) {
+		return nil, false, fmt.Errorf("%w: key %s created job %s with another spec", ErrKeyReused, idemKey, id)
+	}
+	c.logger.Info("job submitted again with its idempotency key", "job", id)
+	j, err := c.jobStatus(ctx, rec)
+	if err != nil {
+		return nil, false, err
 	}
 	return j, true, nil
 }
@@ -214,13 +261,22 @@ func (c *Coordinator) readJob(ctx context.Context, id string) (*jobRecord, int64
 	return rec, resp.Kvs[0].ModRevision, nil
 }
 
-// leaderAddr returns the address of the current leader, or "".
-func (c *Coordinator) leaderAddr(ctx context.Context) string {
-	resp, err := c.cli.Get(ctx, c.keys.Election(), clientv3.WithFirstCreate()...)
-	if err != nil || len(resp.Kvs) == 0 {
-		return ""
+// coordinators returns the addresses of the coordinators campaigning for
+// leadership, the leader first, then the standbys in the order they would
+// take over; nil if etcd cannot say.
+func (c *Coordinator) coordinators(ctx context.Context) []string {
+	resp, err := c.cli.Get(ctx, c.keys.Election(), clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return nil
 	}
-	return string(resp.Kvs[0].Value)
+	var addrs []string
+	for _, kv := range resp.Kvs {
+		if a := string(kv.Value); a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // progress counts a job's tasks from etcd.
@@ -280,7 +336,7 @@ func (c *Coordinator) jobStatus(ctx context.Context, rec *jobRecord) (*pb.Job, e
 	if err != nil {
 		return nil, err
 	}
-	return rec.toPB(p, c.leaderAddr(ctx)), nil
+	return rec.toPB(p, c.coordinators(ctx)), nil
 }
 
 // GetJob implements CoordinatorService.GetJob.
@@ -308,7 +364,7 @@ func (c *Coordinator) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*p
 		return nil, rpcError(fmt.Errorf("coordinator: list jobs: %w", err))
 	}
 	out := &pb.ListJobsResponse{}
-	leader := c.leaderAddr(ctx)
+	coords := c.coordinators(ctx)
 	for _, kv := range resp.Kvs {
 		rec, err := decode[jobRecord](kv.Value, "job")
 		if err != nil {
@@ -318,7 +374,7 @@ func (c *Coordinator) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*p
 		if err != nil {
 			return nil, rpcError(err)
 		}
-		out.Jobs = append(out.Jobs, rec.toPB(p, leader))
+		out.Jobs = append(out.Jobs, rec.toPB(p, coords))
 	}
 	slices.SortStableFunc(out.Jobs, func(a, b *pb.Job) int { return strings.Compare(b.GetId(), a.GetId()) })
 	return out, nil
@@ -334,6 +390,9 @@ func (c *Coordinator) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (
 		}
 		if terminal(rec.State) {
 			return nil, rpcError(fmt.Errorf("%w: %s %s", ErrJobFinished, rec.ID, rec.State))
+		}
+		if rec.State == stateCommitting {
+			return nil, rpcError(fmt.Errorf("%w: %s", ErrCommitting, rec.ID))
 		}
 		if !rec.CancelRequested {
 			rec.CancelRequested = true

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -23,6 +24,9 @@ var (
 	ErrBadRequest = errors.New("worker: bad task request")
 	ErrDraining   = errors.New("worker: shutting down")
 	ErrDecode     = errors.New("worker: undecodable data file")
+	// ErrFenced: the attempt is no longer leased to this worker (its lease
+	// expired, or the job ended), so its partial must not be committed.
+	ErrFenced = errors.New("worker: attempt no longer leased")
 )
 
 // attemptKey names one attempt of one task.
@@ -212,13 +216,37 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 	resp := &pb.RunTaskResponse{
 		EventsRead: p.Read, EventsInWindow: p.Events, BytesRead: nbytes, PartialBytes: int64(len(data)),
 	}
+	w.crash.Hit(pointBeforePartial)
+	if err := w.fence(ctx, req); err != nil {
+		return nil, err
+	}
 	switch err := out.PutIfAbsent(ctx, req.GetPartialKey(), data); {
 	case errors.Is(err, lake.ErrExists):
 		resp.AlreadyCommitted = true // another attempt won; same bytes
 	case err != nil:
 		return nil, fmt.Errorf("worker: commit partial %s: %w", req.GetPartialKey(), err)
 	}
+	w.crash.Hit(pointAfterPartial)
 	return resp, nil
+}
+
+// fence checks, right before the partial is committed, that the attempt
+// is still leased: the leader's lease key of the attempt, attached to this
+// worker's etcd lease, still exists. A worker that was stopped past its
+// lease, or whose job ended meanwhile (the leader deletes a finished job's
+// lease keys, then its folder), finds the key gone and writes nothing. The
+// check and the write are two steps: a worker stopped between them writes
+// into a folder the leader sweeps again when it prunes the job's record.
+func (w *Worker) fence(ctx context.Context, req *pb.RunTaskRequest) error {
+	key := w.keys.Lease(req.GetJobId(), int(req.GetTaskId()), int(req.GetAttempt()))
+	resp, err := w.cli.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("worker: check the lease of attempt %d of task %d: %w", req.GetAttempt(), req.GetTaskId(), err)
+	}
+	if resp.Count == 0 {
+		return fmt.Errorf("%w: attempt %d of task %d of job %s", ErrFenced, req.GetAttempt(), req.GetTaskId(), req.GetJobId())
+	}
+	return nil
 }
 
 // exists reports whether key is in s.
@@ -345,6 +373,8 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, ErrDecode):
 		code = codes.DataLoss
+	case errors.Is(err, ErrFenced):
+		code = codes.Aborted
 	default:
 		code = codes.Internal
 	}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -61,6 +62,7 @@ type Worker struct {
 	lease   clientv3.LeaseID
 
 	stores *lake.Stores
+	crash  *failpoint.Point // nil except in crash tests
 
 	runsMu sync.Mutex
 	runs   map[attemptKey]*run
@@ -79,7 +81,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Worker, e
 	if id == "" {
 		id = defaultID()
 	}
+	crash, err := crashFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	return &Worker{
+		crash:   crash,
 		cfg:     cfg,
 		logger:  logger.With("worker", id),
 		metrics: newMetrics(reg),

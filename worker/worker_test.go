@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"sync"
@@ -98,6 +99,10 @@ func (f *fixture) request(bucket, attempt int) *pb.RunTaskRequest {
 	}
 	for _, df := range snap.FilesFor(tFrom, tTo.Add(30*time.Minute))[bucket] {
 		req.FileKeys = append(req.FileKeys, df.Key)
+	}
+	// The attempt's lease, as the leader records it before calling.
+	if _, err := f.cli.Put(context.Background(), cluster.Keys{}.Lease("job-1", bucket, attempt), "{}"); err != nil {
+		f.t.Fatal(err)
 	}
 	return req
 }
@@ -195,6 +200,32 @@ func TestRecomputeIsDeterministic(t *testing.T) {
 	second, _ := f.out.Get(ctx, req.PartialKey)
 	if string(first) != string(second) || len(first) == 0 {
 		t.Error("recomputed partial differs")
+	}
+}
+
+// TestAttemptWithoutLeaseIsFenced runs an attempt whose lease key is gone
+// (the worker was stopped past its lease, or the job ended meanwhile): the
+// worker computes, finds the lease gone right before committing, writes no
+// partial and answers Aborted. An attempt whose lease is in place commits.
+func TestAttemptWithoutLeaseIsFenced(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(nil)
+	ctx := context.Background()
+	req := f.request(2, 1)
+	if _, err := f.cli.Delete(ctx, cluster.Keys{}.Lease("job-1", 2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunTask(ctx, req); status.Code(err) != codes.Aborted {
+		t.Fatalf("RunTask without a lease: %v, want Aborted", err)
+	}
+	if _, err := f.out.Get(ctx, req.PartialKey); !errors.Is(err, lake.ErrNotExist) {
+		t.Fatalf("a fenced attempt left its partial: %v", err)
+	}
+	if _, err := c.RunTask(ctx, f.request(2, 2)); err != nil {
+		t.Fatalf("leased attempt: %v", err)
+	}
+	if _, err := f.out.Get(ctx, req.PartialKey); err != nil {
+		t.Fatalf("the leased attempt committed nothing: %v", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -283,7 +284,7 @@ func (c *clientFlags) add(fs *flag.FlagSet) {
 	if v := os.Getenv(envCoordinator); v != "" {
 		c.addr = v
 	}
-	fs.StringVar(&c.addr, "coordinator", c.addr, "coordinator address (env "+envCoordinator+")")
+	fs.StringVar(&c.addr, "coordinator", c.addr, "coordinator addresses, comma-separated: any of them answers, and the client follows a failover (env "+envCoordinator+")")
 	fs.DurationVar(&c.timeout, "timeout", coordinator.DefaultClientTimeout, "timeout of each request to the coordinator")
 }
 
@@ -320,7 +321,8 @@ func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
 	jf.add(fs, "lake URI (default: the coordinator's --lake)")
 	wait := fs.Bool("wait", false, "follow the job with a progress display until it ends; exit non-zero unless it succeeds")
 	window := fs.Duration("window", 0, "backfill: one job per window of this length (aligned to the epoch), each under <out>/window=<start>")
-	fs.Usage = clusterUsage(fs, "submit --from T --to T --out URI [--window D] [--coordinator ADDR] [--lake URI] [--format ndjson|csv] [--wait]")
+	key := fs.String("idempotency-key", "", "a key naming this submission, so that submitting again with it does not make a second job (default: a random one; with --window, each window's key is KEY.<window start, Unix seconds>)")
+	fs.Usage = clusterUsage(fs, "submit --from T --to T --out URI [--window D] [--coordinator ADDR[,ADDR...]] [--lake URI] [--format ndjson|csv] [--idempotency-key K] [--wait]")
 	if pos, err := parseClusterFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -333,16 +335,24 @@ func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
 	if *window < 0 || (*window > 0 && *window%time.Second != 0) {
 		return usageErrorf("--window %v: want a positive whole number of seconds", *window)
 	}
+	if *key == "" {
+		*key = coordinator.NewIdempotencyKey()
+	} else if err := cluster.ValidateID("idempotency key", *key); err != nil {
+		return usageErrorf("--idempotency-key: %w", err)
+	}
 	c, err := coordinator.Dial(cf.addr, cf.timeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if *window > 0 {
-		return submitWindows(ctx, c, spec, *window, *wait, stdout)
+		return submitWindows(ctx, c, spec, *window, *key, *wait, stdout)
 	}
-	j, err := c.Submit(ctx, spec)
+	j, err := c.SubmitWithKey(ctx, spec, *key)
 	if err != nil {
+		if errors.Is(err, coordinator.ErrUnreachable) {
+			return fmt.Errorf("%w\nthe job may have been recorded: submit again with --idempotency-key %s to get it rather than a second job", err, *key)
+		}
 		return err
 	}
 	if !*wait {
@@ -355,13 +365,13 @@ func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
 
 // submitWindows submits one job per window of spec's range, then, with
 // wait, follows them in order; it fails if any job does not succeed.
-func submitWindows(ctx context.Context, c *coordinator.Client, spec *pb.JobSpec, window time.Duration, wait bool, stdout io.Writer) error {
+func submitWindows(ctx context.Context, c *coordinator.Client, spec *pb.JobSpec, window time.Duration, key string, wait bool, stdout io.Writer) error {
 	var ids []string
 	for _, w := range coordinator.SplitWindows(spec.GetFrom().AsTime(), spec.GetTo().AsTime(), window) {
 		ws := proto.Clone(spec).(*pb.JobSpec)
 		ws.From, ws.To = timestamppb.New(w[0]), timestamppb.New(w[1])
 		ws.OutUri = coordinator.WindowOut(spec.GetOutUri(), w[0])
-		j, err := c.Submit(ctx, ws)
+		j, err := c.SubmitWithKey(ctx, ws, key+"."+strconv.FormatInt(w[0].Unix(), 10))
 		if err != nil {
 			return fmt.Errorf("window %s: %w", w[0].Format(time.RFC3339), err)
 		}
@@ -394,7 +404,7 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	cf.add(fs)
 	limit := fs.Int("limit", 20, "jobs to list")
-	fs.Usage = clusterUsage(fs, "status [--coordinator ADDR] [JOB]")
+	fs.Usage = clusterUsage(fs, "status [--coordinator ADDR[,ADDR...]] [JOB]")
 	pos, err := parseClusterFlags(fs, args)
 	if err != nil {
 		return err
@@ -427,7 +437,7 @@ func runCancel(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
 	var cf clientFlags
 	cf.add(fs)
-	fs.Usage = clusterUsage(fs, "cancel [--coordinator ADDR] JOB")
+	fs.Usage = clusterUsage(fs, "cancel [--coordinator ADDR[,ADDR...]] JOB")
 	pos, err := parseClusterFlags(fs, args)
 	if err != nil {
 		return err

@@ -55,6 +55,13 @@ func (k Keys) root() string {
 	return strings.TrimSuffix(k.Prefix, "/")
 }
 
+// Submissions is the prefix of the idempotency keys of submitted jobs.
+func (k Keys) Submissions() string { return k.root() + "/submissions/" }
+
+// Submission is the key recording which job a client's idempotency key
+// (checked with ValidateID) created.
+func (k Keys) Submission(key string) string { return k.Submissions() + key }
+
 // Workers is the prefix of every worker registration.
 func (k Keys) Workers() string { return k.root() + "/workers/" }
 

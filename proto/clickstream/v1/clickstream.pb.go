@@ -94,6 +94,9 @@ const (
 	JobState_JOB_STATE_SUCCEEDED   JobState = 4 // the result is committed (terminal)
 	JobState_JOB_STATE_FAILED      JobState = 5 // see Job.error (terminal)
 	JobState_JOB_STATE_CANCELLED   JobState = 6 // cancelled by a user (terminal)
+	// The merged result is being committed: too late to cancel; the job ends
+	// succeeded, or failed if the commit cannot be made.
+	JobState_JOB_STATE_COMMITTING JobState = 7
 )
 
 // Enum value maps for JobState.
@@ -106,6 +109,7 @@ var (
 		4: "JOB_STATE_SUCCEEDED",
 		5: "JOB_STATE_FAILED",
 		6: "JOB_STATE_CANCELLED",
+		7: "JOB_STATE_COMMITTING",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -115,6 +119,7 @@ var (
 		"JOB_STATE_SUCCEEDED":   4,
 		"JOB_STATE_FAILED":      5,
 		"JOB_STATE_CANCELLED":   6,
+		"JOB_STATE_COMMITTING":  7,
 	}
 )
 
@@ -478,7 +483,11 @@ type Job struct {
 	// "" (none), "ok", or "error: ...".
 	IndexerStatus string `protobuf:"bytes,11,opt,name=indexer_status,json=indexerStatus,proto3" json:"indexer_status,omitempty"`
 	// The coordinator that leads the cluster, as host:port.
-	Leader        string `protobuf:"bytes,12,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader string `protobuf:"bytes,12,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Every coordinator in the cluster (the leader first, then the standbys
+	// in the order they would take over), so that a client can follow a
+	// failover to a coordinator it was not given.
+	Coordinators  []string `protobuf:"bytes,13,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -597,11 +606,23 @@ func (x *Job) GetLeader() string {
 	return ""
 }
 
+func (x *Job) GetCoordinators() []string {
+	if x != nil {
+		return x.Coordinators
+	}
+	return nil
+}
+
 type SubmitJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// A key the client chooses for this submission (1 to 128 characters of
+	// [A-Za-z0-9._-]), so that a retried submit is not a second job: a
+	// submit whose key is already recorded returns that job, and fails with
+	// ALREADY_EXISTS if its spec differs. Empty: every submit is a new job.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
@@ -639,6 +660,13 @@ func (x *SubmitJobRequest) GetSpec() *JobSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *SubmitJobRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type SubmitJobResponse struct {
@@ -1298,7 +1326,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x03run\x18\x02 \x01(\tR\x03run\x12\x14\n" +
 	"\x05files\x18\x03 \x03(\tR\x05files\x12\x12\n" +
 	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12\x16\n" +
-	"\x06events\x18\x05 \x01(\x03R\x06events\"\xf1\x03\n" +
+	"\x06events\x18\x05 \x01(\x03R\x06events\"\x95\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\x12.\n" +
@@ -1312,9 +1340,11 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x06result\x18\n" +
 	" \x01(\v2\x19.clickstream.v1.JobResultR\x06result\x12%\n" +
 	"\x0eindexer_status\x18\v \x01(\tR\rindexerStatus\x12\x16\n" +
-	"\x06leader\x18\f \x01(\tR\x06leader\"?\n" +
+	"\x06leader\x18\f \x01(\tR\x06leader\x12\"\n" +
+	"\fcoordinators\x18\r \x03(\tR\fcoordinators\"h\n" +
 	"\x10SubmitJobRequest\x12+\n" +
-	"\x04spec\x18\x01 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\":\n" +
+	"\x04spec\x18\x01 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\":\n" +
 	"\x11SubmitJobResponse\x12%\n" +
 	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\x1f\n" +
 	"\rGetJobRequest\x12\x0e\n" +
@@ -1362,7 +1392,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\fOutputFormat\x12\x1d\n" +
 	"\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTPUT_FORMAT_NDJSON\x10\x01\x12\x15\n" +
-	"\x11OUTPUT_FORMAT_CSV\x10\x02*\xb2\x01\n" +
+	"\x11OUTPUT_FORMAT_CSV\x10\x02*\xcc\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PENDING\x10\x01\x12\x15\n" +
@@ -1370,7 +1400,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x11JOB_STATE_MERGING\x10\x03\x12\x17\n" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x04\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x05\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\x062\xa1\x03\n" +
+	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x18\n" +
+	"\x14JOB_STATE_COMMITTING\x10\a2\xa1\x03\n" +
 	"\x12CoordinatorService\x12P\n" +
 	"\tSubmitJob\x12 .clickstream.v1.SubmitJobRequest\x1a!.clickstream.v1.SubmitJobResponse\x12G\n" +
 	"\x06GetJob\x12\x1d.clickstream.v1.GetJobRequest\x1a\x1e.clickstream.v1.GetJobResponse\x12M\n" +
