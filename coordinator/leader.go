@@ -558,7 +558,7 @@ func (s *scheduler) onJobKV(kv *mvccpb.KeyValue) {
 // takeUp starts managing a job found in etcd: one this term has not run.
 func (s *scheduler) takeUp(rec *jobRecord, rev int64) {
 	if terminal(rec.State) {
-		if rec.State == stateSucceeded && rec.IndexerStatus == indexPending {
+		if !rec.Cleaned || (rec.State == stateSucceeded && rec.IndexerStatus == indexPending) {
 			j := s.addJob(rec, rev)
 			j.phase = phaseFinishing
 			s.finish(j)
@@ -1366,37 +1366,48 @@ func (s *scheduler) cancelAttempts(j *jobRun) {
 
 // finish cleans a finished job's leftovers (plan, partials, superseded
 // result runs) from the output store, once its outcome is recorded, and
-// runs the indexer on a succeeded job's result, then records the
-// indexer's outcome.
+// runs the indexer on a succeeded job's result; then it records both
+// outcomes. A term that ends first leaves them to the next leader.
 func (s *scheduler) finish(j *jobRun) {
 	rec := *j.rec
 	indexer := s.c.cfg.Indexer
 	s.spawn(func() {
-		ctx, cancel := context.WithTimeout(j.ctx, cleanupTimeout)
-		s.c.cleanup(ctx, &rec)
-		cancel()
-		if rec.State != stateSucceeded || rec.IndexerStatus != indexPending || indexer == nil || rec.Result == nil {
-			s.post(func() { s.removeJob(j) })
-			return
-		}
-		status := indexOK
-		out, err := s.c.store(j.ctx, rec.Spec.Out)
-		if err == nil {
-			err = indexer.Index(j.ctx, out, *rec.Result)
-		}
-		if err != nil {
+		cleaned := rec.Cleaned
+		if !cleaned {
+			ctx, cancel := context.WithTimeout(j.ctx, cleanupTimeout)
+			err := s.c.cleanup(ctx, &rec)
+			cancel()
 			if j.ctx.Err() != nil {
-				return // the term ended: the next leader indexes
+				return // the term ended: the next leader cleans up
 			}
-			status = "error: " + err.Error()
-			s.c.logger.Error("indexing failed", "job", rec.ID, "err", err)
+			if err != nil {
+				s.c.logger.Warn("cleaning up a finished job failed; its record's expiry sweeps it", "job", rec.ID, "err", err)
+			}
+			cleaned = err == nil
+		}
+		indexed := rec.IndexerStatus
+		if rec.State == stateSucceeded && rec.IndexerStatus == indexPending && indexer != nil && rec.Result != nil {
+			indexed = indexOK
+			out, err := s.c.store(j.ctx, rec.Spec.Out)
+			if err == nil {
+				err = indexer.Index(j.ctx, out, *rec.Result)
+			}
+			if err != nil {
+				if j.ctx.Err() != nil {
+					return // the term ended: the next leader indexes
+				}
+				indexed = "error: " + err.Error()
+				s.c.logger.Error("indexing failed", "job", rec.ID, "err", err)
+			}
 		}
 		s.post(func() {
 			if s.jobs[rec.ID] != j {
 				return
 			}
-			j.rec.IndexerStatus = status
-			s.putJob(j)
+			if cleaned != j.rec.Cleaned || indexed != j.rec.IndexerStatus {
+				j.rec.Cleaned, j.rec.IndexerStatus = cleaned, indexed
+				s.putJob(j)
+			}
 			s.removeJob(j)
 		})
 	})

@@ -236,16 +236,16 @@ func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job str
 // plan and partials, and (after a success) the result runs that are
 // neither the committed one nor the one it replaced. It runs only once the
 // job's outcome is recorded in etcd, so that a leader taking over a job
-// whose outcome is not recorded still finds its plan and partials. Errors
-// are logged.
-func (c *Coordinator) cleanup(ctx context.Context, rec *jobRecord) {
+// whose outcome is not recorded still finds its plan and partials. It
+// returns the first failure to delete the job's folder; failing to prune
+// old runs is only logged.
+func (c *Coordinator) cleanup(ctx context.Context, rec *jobRecord) error {
 	out, err := c.store(ctx, rec.Spec.Out)
 	if err != nil {
-		c.logger.Warn("cleanup: open output", "job", rec.ID, "err", err)
-		return
+		return fmt.Errorf("cleanup: open output: %w", err)
 	}
 	if err := results.DeletePrefix(ctx, out, results.JobPrefix(rec.ID)); err != nil {
-		c.logger.Warn("cleanup: delete partials", "job", rec.ID, "err", err)
+		return fmt.Errorf("cleanup: delete plan and partials: %w", err)
 	}
 	if rec.State == stateSucceeded {
 		if m, err := results.ReadMeta(ctx, out); err == nil && strings.HasPrefix(m.Run, rec.ID+"-") {
@@ -254,4 +254,5 @@ func (c *Coordinator) cleanup(ctx context.Context, rec *jobRecord) {
 			}
 		}
 	}
+	return nil
 }

@@ -73,6 +73,9 @@ type jobRecord struct {
 	MergeAttempt  int            `json:"merge_attempt,omitempty"`
 	Result        *results.Meta  `json:"result,omitempty"`
 	IndexerStatus string         `json:"indexer_status,omitempty"`
+	// Cleaned: the job's folder (plan, partials) is deleted from its
+	// output store. A leader takes up a finished job that is not.
+	Cleaned bool `json:"cleaned,omitempty"`
 	Final         *finalCounters `json:"final,omitempty"`
 }
 

@@ -93,7 +93,7 @@ func TestStaleWriteNeverOverwritesOutcome(t *testing.T) {
 	s := testScheduler(t, h)
 	merging, rev := h.putRecord(h.testRecord("job-a", stateMerging))
 	done := *merging
-	done.State, done.Result = stateSucceeded, &results.Meta{Job: "job-a", Run: "job-a-1"}
+	done.State, done.Result, done.Cleaned = stateSucceeded, &results.Meta{Job: "job-a", Run: "job-a-1"}, true
 	h.putRecord(&done)
 
 	j := s.addJob(merging, rev)
@@ -203,12 +203,13 @@ func TestCancelRefusedWhileCommitting(t *testing.T) {
 	h.checkResult(j)
 }
 
-// TestCommittedResultRecordedByNextLeader: the leader dies after writing
-// _SUCCESS and before recording success in etcd. The next leader finds
-// the result committed and records the job succeeded (not failed for its
-// cleaned-up plan), and cleans up after recording.
+// TestCommittedResultRecordedByNextLeader: the leader dies at each step of
+// a commit: before writing the result, after writing _SUCCESS but before
+// recording success in etcd, and after recording it but before cleaning
+// up. The next leader commits, or finds the result committed and records
+// the job succeeded (not failed for a cleaned-up plan), and cleans up.
 func TestCommittedResultRecordedByNextLeader(t *testing.T) {
-	for _, point := range []string{pointBeforeCommit, pointAfterCommit} {
+	for _, point := range []string{pointBeforeCommit, pointAfterCommit, pointAfterRecord} {
 		t.Run(point, func(t *testing.T) {
 			h := newHarness(t, 4, 50, 1000)
 			h.worker("a", 4, nil)
@@ -234,12 +235,12 @@ func TestCommittedResultRecordedByNextLeader(t *testing.T) {
 				t.Fatal("the leader never reached " + point)
 			}
 			meta := h.checkResult(j)
-			if point == pointAfterCommit && meta.Run != results.RunName(j.GetId(), 1) {
+			if point != pointBeforeCommit && meta.Run != results.RunName(j.GetId(), 1) {
 				t.Errorf("committed run %s: the first leader's commit should stand", meta.Run)
 			}
 			waitUntil(t, "the job's folder to be cleaned up", 10*time.Second, func() bool {
 				objs, err := h.out.List(context.Background(), results.JobPrefix(j.GetId()))
-				return err == nil && len(objs) == 0
+				return err == nil && len(objs) == 0 && h.record(j.GetId()).Cleaned
 			})
 		})
 	}
