@@ -70,13 +70,13 @@ type jobRecord struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// MergeAttempt numbers the result commits tried, so that each writes
 	// its own run folder.
-	MergeAttempt  int            `json:"merge_attempt,omitempty"`
-	Result        *results.Meta  `json:"result,omitempty"`
-	IndexerStatus string         `json:"indexer_status,omitempty"`
+	MergeAttempt  int           `json:"merge_attempt,omitempty"`
+	Result        *results.Meta `json:"result,omitempty"`
+	IndexerStatus string        `json:"indexer_status,omitempty"`
 	// Cleaned: the job's folder (plan, partials) is deleted from its
 	// output store. A leader takes up a finished job that is not.
-	Cleaned bool `json:"cleaned,omitempty"`
-	Final         *finalCounters `json:"final,omitempty"`
+	Cleaned bool           `json:"cleaned,omitempty"`
+	Final   *finalCounters `json:"final,omitempty"`
 }
 
 // finalCounters freeze a finished job's progress, so that its status does
