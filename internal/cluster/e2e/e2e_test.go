@@ -27,6 +27,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+	"github.com/dataco/clickstream/worker"
 )
 
 // binary is the clickstream binary built by TestMain.
@@ -162,11 +163,17 @@ func freeAddr(t *testing.T) string {
 // start runs `clickstream args...` with its output kept for failures.
 func (c *testCluster) start(name string, args ...string) *proc {
 	c.t.Helper()
+	return c.startEnv(name, nil, args...)
+}
+
+// startEnv is start with more environment variables.
+func (c *testCluster) startEnv(name string, env []string, args ...string) *proc {
+	c.t.Helper()
 	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	w := &lockedWriter{mu: p.mu, w: p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	p.cmd.Env = append(os.Environ(), "CLICKSTREAM_LOG_LEVEL=info")
+	p.cmd.Env = append(append(os.Environ(), "CLICKSTREAM_LOG_LEVEL=info"), env...)
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -229,16 +236,24 @@ func (c *testCluster) stopAll() {
 }
 
 func (c *testCluster) coordinator(extra ...string) (*proc, string) {
+	return c.coordinatorEnv(nil, extra...)
+}
+
+func (c *testCluster) coordinatorEnv(env []string, extra ...string) (*proc, string) {
 	addr := freeAddr(c.t)
 	args := append([]string{"coordinator", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", addr,
 		"--lake", lakeURI(c.t), "--worker-ttl", "2s", "--leader-ttl", "2s"}, extra...)
-	return c.start("coordinator "+addr, args...), addr
+	return c.startEnv("coordinator "+addr, env, args...), addr
 }
 
 func (c *testCluster) worker(id string, extra ...string) *proc {
+	return c.workerEnv(id, nil, extra...)
+}
+
+func (c *testCluster) workerEnv(id string, env []string, extra ...string) *proc {
 	args := append([]string{"worker", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", "127.0.0.1:0",
 		"--id", id, "--ttl", "2s", "--parallelism", "2", "--shutdown-timeout", "2s"}, extra...)
-	return c.start("worker "+id, args...)
+	return c.startEnv("worker "+id, env, args...)
 }
 
 func (c *testCluster) client(addr string) *coordinator.Client {
@@ -439,6 +454,69 @@ func TestKillCoordinator(t *testing.T) {
 	c.checkResult(j, out)
 	if j.GetLeader() != addr2 {
 		t.Errorf("leader %q, want the new coordinator %q", j.GetLeader(), addr2)
+	}
+}
+
+// TestKilledAtEachCommitStep kills a process with SIGKILL, through its
+// failpoint, at each step of committing: a worker before and after writing
+// its partial; the leading coordinator before writing the result, between
+// _SUCCESS and recording success in etcd, and between recording it and
+// cleaning up, with a standby to take over. Every job ends succeeded with
+// the fault-free result, its status says so, and its folder is cleaned up.
+func TestKilledAtEachCommitStep(t *testing.T) {
+	for _, tc := range []struct{ who, point string }{
+		{"worker", "before-partial"}, {"worker", "after-partial"},
+		{"coordinator", "before-commit"}, {"coordinator", "after-commit"}, {"coordinator", "after-record"},
+	} {
+		t.Run(tc.who+"-"+tc.point, func(t *testing.T) {
+			c := newCluster(t)
+			var victim *proc
+			var addrs []string
+			workers := 2
+			if tc.who == "coordinator" {
+				p, addr := c.coordinatorEnv([]string{coordinator.EnvCrashAt + "=" + tc.point + ":1"})
+				victim, addrs = p, append(addrs, addr)
+				c.ready(c.client(addr))
+			}
+			_, addr := c.coordinator()
+			addrs = append(addrs, addr)
+			if tc.who == "worker" {
+				victim = c.workerEnv("w0", []string{worker.EnvCrashAt + "=" + tc.point + ":1"})
+				workers++
+			}
+			c.worker("w1")
+			c.worker("w2")
+			cl := c.client(strings.Join(addrs, ","))
+			c.ready(cl)
+			c.waitWorkers(workers)
+			out := c.outURI()
+			j := c.submit(cl, c.spec(out))
+			j = c.wait(cl, j.GetId())
+			c.checkResult(j, out)
+			select {
+			case <-victim.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the %s never reached %s", tc.who, tc.point)
+			}
+			if ws, ok := victim.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the %s ended without SIGKILL: %v", tc.who, victim.cmd.ProcessState)
+			}
+			store, err := lake.Open(context.Background(), out, lake.S3Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				objs, err := store.List(context.Background(), results.JobPrefix(j.GetId()))
+				if err == nil && len(objs) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the job's folder still holds %d objects (%v)", len(objs), err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 	}
 }
 
