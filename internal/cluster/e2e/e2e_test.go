@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -518,6 +520,104 @@ func TestKilledAtEachCommitStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBackfillIndexesEveryWindow: `submit --window` backfills 100 windows
+// at once through a coordinator that indexes into Elasticsearch, on four
+// workers. Every job reports succeeded (submit --wait exits 0), and
+// Elasticsearch holds every window's rows.
+func TestBackfillIndexesEveryWindow(t *testing.T) {
+	c := newCluster(t)
+	es := os.Getenv("CLICKSTREAM_ES_URL")
+	if es == "" {
+		t.Fatal("CLICKSTREAM_ES_URL is empty: run `make dev-up` and source its env, or use -short")
+	}
+	alias := "e2e-backfill-" + c.prefix[len(c.prefix)-8:]
+	t.Cleanup(func() {
+		if req, err := http.NewRequest(http.MethodDelete, es+"/"+alias+"-*", nil); err == nil {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	})
+	_, addr := c.coordinator("--es", es, "--es-index", alias)
+	for _, id := range []string{"w1", "w2", "w3", "w4"} {
+		c.worker(id)
+	}
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(4)
+	out := c.outURI()
+	window := to.Sub(from) / 100
+	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
+		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", out, "--wait")
+	select {
+	case <-submit.done:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("submit --wait did not return")
+	}
+	if code := submit.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("submit --wait exited %d:\n%s", code, submit.output())
+	}
+	jobs, err := cl.List(context.Background(), 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows int64
+	for _, j := range jobs {
+		if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Errorf("job %s %s: %s", j.GetId(), coordinator.StateName(j.GetState()), j.GetError())
+		}
+		rows += j.GetResult().GetRows()
+	}
+	if len(jobs) != 100 {
+		t.Fatalf("%d jobs, want 100", len(jobs))
+	}
+	// Indexed after each commit: wait for the last ones.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		windows, docs := esWindows(t, es, alias)
+		if windows == 100 && docs == rows {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Elasticsearch holds %d documents of %d windows, want %d of 100", docs, windows, rows)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// esWindows counts the documents under alias and their distinct windows.
+func esWindows(t *testing.T, es, alias string) (windows int, docs int64) {
+	t.Helper()
+	if resp, err := http.Post(es+"/"+alias+"/_refresh", "application/json", nil); err == nil {
+		resp.Body.Close()
+	}
+	body := `{"size":0,"track_total_hits":true,"aggs":{"w":{"cardinality":{"field":"window_start","precision_threshold":1000}}}}`
+	resp, err := http.Post(es+"/"+alias+"/_search", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return 0, 0
+	}
+	var r struct {
+		Hits struct {
+			Total struct {
+				Value int64 `json:"value"`
+			} `json:"total"`
+		} `json:"hits"`
+		Aggregations struct {
+			W struct {
+				Value int `json:"value"`
+			} `json:"w"`
+		} `json:"aggregations"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r.Aggregations.W.Value, r.Hits.Total.Value
 }
 
 // TestStraggler: one worker is very slow; backup attempts of its tasks on
