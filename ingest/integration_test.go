@@ -206,6 +206,7 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 	const guard = 3 * time.Minute
 	killed := 0
 	for i, crash := range crashes {
+		runStart := time.Now()
 		before := countManifests(t, store)
 		cmd := exec.Command(clickstreamBinary(t), ingestArgs...)
 		cmd.Env = append(os.Environ(), EnvCrashAt+"="+crash)
@@ -254,6 +255,7 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 			stopSecond()
 		}
 		killed++
+		t.Logf("run %d (%q): killed after %v; %d manifests", i, crash, time.Since(runStart).Round(time.Millisecond), countManifests(t, store))
 	}
 
 	// A clean run finishes the topic.
