@@ -36,6 +36,19 @@ test-short:
 bench: dev-up build
 	$(WITH_STACK) $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./...
 
+## chaos: the fault matrix of internal/chaos against real processes: a fault-free
+## run, then every fault class round after round for CHAOS_MINUTES, and a
+## Markdown table per class (also in CHAOS_OUT). CHAOS_SEED replays a schedule
+## (empty: random, printed). Restarts the stack's Kafka and Elasticsearch.
+CHAOS_MINUTES ?= 10
+CHAOS_SEED    ?=
+CHAOS_CLASSES ?= all
+CHAOS_OUT     ?= chaos-report.md
+.PHONY: chaos
+chaos: dev-up build
+	$(WITH_STACK) CHAOS_MINUTES='$(CHAOS_MINUTES)' CHAOS_SEED='$(CHAOS_SEED)' CHAOS_CLASSES='$(CHAOS_CLASSES)' \
+		$(GO) run ./cmd/chaos --bin $(BIN) --stack $(STACK) --out '$(CHAOS_OUT)'
+
 ## demo: the pipeline end to end on the local stack.
 demo: dev-up build
 	$(WITH_STACK) deploy/local/demo.sh
