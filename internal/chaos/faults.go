@@ -85,9 +85,11 @@ func Classes() []*Class {
 	}
 }
 
-// SubsetNames are the classes of the in-test subset: one of each kind of
-// fault, none touching the shared stack.
-var SubsetNames = []string{"worker-kill", "coordinator-kill", "etcd-kill", "ingest-crash-commit", "s3-throttle", "partition-worker-etcd"}
+// SubsetNames are the classes of the in-test subset: a process crash, a
+// crash at each commit step, a store outage, throttling and a partition,
+// none touching the shared stack.
+var SubsetNames = []string{"worker-kill", "worker-crash-partial", "coordinator-crash-commit", "etcd-kill",
+	"ingest-crash-commit", "s3-throttle", "partition-worker-etcd"}
 
 // Select returns the classes named (comma-separated; "all" or "" for
 // every one).
@@ -525,8 +527,8 @@ func cancelRace(ctx context.Context, r *Run, cl *coordinator.Client) error {
 		return err
 	}
 	jobs := r.JobList()
-	victim := Pick(r.Rand, jobs)
-	late := r.Rand.IntN(2) == 0 // cancel at committing rather than merging
+	victim := Pick(r.SubmitRand, jobs)
+	late := r.SubmitRand.IntN(2) == 0 // cancel at committing rather than merging
 	for {
 		st, err := cl.Get(ctx, victim.ID)
 		if err == nil {

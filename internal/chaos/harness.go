@@ -164,7 +164,8 @@ func (h *Harness) RunClass(ctx context.Context, c *Class, n int) (o *Outcome) {
 		return o
 	}
 	r := &Run{
-		ID: id, Seed: seed, Rand: rand.New(rand.NewPCG(seed, 0xc4a05)), dir: dir, h: h, logger: logger,
+		ID: id, Seed: seed, Rand: rand.New(rand.NewPCG(seed, 0xc4a05)), SubmitRand: rand.New(rand.NewPCG(seed, 0x5b317)),
+		dir: dir, h: h, logger: logger,
 		Sup:     NewSupervisor(dir, logger),
 		Topic:   "chaos-" + h.token + "-" + id,
 		Lake:    "s3://lake/clicks",

@@ -55,7 +55,11 @@ func (t *Topology) defaults() {
 type Run struct {
 	ID     string
 	Seed   uint64
-	Rand   *rand.Rand // the run's fault schedule; used by the fault goroutine only
+	// Rand draws the run's topology and the faults of its ingest and job
+	// phases, one phase after the other; SubmitRand draws the choices of a
+	// class's Submit, which runs alongside the job faults.
+	Rand       *rand.Rand
+	SubmitRand *rand.Rand
 	dir    string
 	h      *Harness
 	logger *slog.Logger
