@@ -53,17 +53,17 @@ func (t *Topology) defaults() {
 // Run is one pipeline run: its own etcd, versitygw (behind a fault proxy),
 // Kafka topic, lake, cluster, output store and Elasticsearch alias.
 type Run struct {
-	ID     string
-	Seed   uint64
+	ID   string
+	Seed uint64
 	// Rand draws the run's topology and the faults of its ingest and job
 	// phases, one phase after the other; SubmitRand draws the choices of a
 	// class's Submit, which runs alongside the job faults.
 	Rand       *rand.Rand
 	SubmitRand *rand.Rand
-	dir    string
-	h      *Harness
-	logger *slog.Logger
-	topo   Topology
+	dir        string
+	h          *Harness
+	logger     *slog.Logger
+	topo       Topology
 
 	Sup   *Supervisor
 	Etcd  *Etcd
