@@ -92,7 +92,7 @@ func (c *Client) conn(addr string) (pb.CoordinatorServiceClient, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, addr, err)
 	}
 	c.conns[addr] = cc
 	return pb.NewCoordinatorServiceClient(cc), nil

@@ -55,7 +55,7 @@ func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, map[
 	}
 	var p plan
 	if err := json.Unmarshal(data, &p); err != nil || p.Version != planVersion || p.Job != rec.ID {
-		return nil, nil, fmt.Errorf("%w: plan %s in %s is corrupt (version %d, job %q): %v", errBadPlan, key, out.URI(), p.Version, p.Job, err)
+		return nil, nil, fmt.Errorf("%w: plan %s in %s is corrupt (version %d, job %q): %w", errBadPlan, key, out.URI(), p.Version, p.Job, err)
 	}
 	committed := map[int]bool{}
 	if rec.State != statePending {

@@ -24,9 +24,9 @@ import (
 // read an older revision of its record overwrites it, and what the
 // cluster reports is what is committed.
 
-// testScheduler is a leadership term's scheduler that the test drives by
-// hand, on the test goroutine, leading through a key of its own.
-func testScheduler(t *testing.T, h *harness) *scheduler {
+// testTerm is a leadership term that the test drives by hand, on the
+// test goroutine, leading through a key of its own.
+func testTerm(t *testing.T, h *harness) *term {
 	t.Helper()
 	c, err := New(func() Config {
 		cfg := NewConfig()
@@ -42,12 +42,8 @@ func testScheduler(t *testing.T, h *harness) *scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scheduler{
-		c: c, ctx: ctx, leaderKey: key, leaderRev: resp.Header.Revision,
-		leaderCmp: clientv3.Compare(clientv3.CreateRevision(key), "=", resp.Header.Revision),
-		events:    make(chan func(), 256),
-		workers:   map[string]*workerState{}, jobs: map[string]*jobRun{}, gone: map[string]int64{},
-	}
+	s := newTerm(c, nil, key, resp.Header.Revision)
+	s.ctx = ctx
 	t.Cleanup(func() {
 		cancel()
 		s.wg.Wait()
@@ -90,7 +86,7 @@ func (h *harness) testRecord(id, state string) *jobRecord {
 // the job up again from the record.
 func TestStaleWriteNeverOverwritesOutcome(t *testing.T) {
 	h := newHarness(t, 4, 0, 0)
-	s := testScheduler(t, h)
+	s := testTerm(t, h)
 	merging, rev := h.putRecord(h.testRecord("job-a", stateMerging))
 	done := *merging
 	done.State, done.Result, done.Cleaned = stateSucceeded, &results.Meta{Job: "job-a", Run: "job-a-1"}, true
@@ -118,7 +114,7 @@ func TestStaleWriteNeverOverwritesOutcome(t *testing.T) {
 // take the job up again.
 func TestStaleEventAfterFinishIsIgnored(t *testing.T) {
 	h := newHarness(t, 4, 0, 0)
-	s := testScheduler(t, h)
+	s := testTerm(t, h)
 	merging, rev := h.putRecord(h.testRecord("job-b", stateMerging))
 	old, err := h.cli.Get(context.Background(), h.keys.Job("job-b"))
 	if err != nil {
@@ -149,7 +145,7 @@ func TestStaleEventAfterFinishIsIgnored(t *testing.T) {
 // cancelled, and nothing is committed.
 func TestCancelBeforeCommittingWins(t *testing.T) {
 	h := newHarness(t, 4, 0, 0)
-	s := testScheduler(t, h)
+	s := testTerm(t, h)
 	merging, rev := h.putRecord(h.testRecord("job-c", stateMerging))
 	cancelled := *merging
 	cancelled.CancelRequested = true

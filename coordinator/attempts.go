@@ -1,0 +1,288 @@
+// Tasks and their attempts: launching attempts on workers, and what
+// their outcomes do to the task.
+
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dataco/clickstream/internal/results"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// taskRun is a task of a running job: its record as written to etcd, and
+// the attempts of it that run now.
+type taskRun struct {
+	n        int
+	pt       planTask
+	rec      taskRecord
+	attempts map[int]*attemptRun // running ones
+	failedOn map[string]bool     // workers where an attempt failed
+	queued   bool
+}
+
+// attemptRun is one running attempt of a task on a worker.
+type attemptRun struct {
+	n       int
+	worker  *workerState
+	started time.Time
+	backup  bool
+	cancel  context.CancelFunc
+}
+
+// errTaskTimeout is the cause of an attempt's context when the attempt
+// outlives Config.TaskTimeout.
+var errTaskTimeout = errors.New("task attempt timed out")
+
+// dispatch starts queued tasks, oldest job first, while workers have room.
+func (tm *term) dispatch() {
+	for _, id := range slices.Clone(tm.order) {
+		j := tm.jobs[id]
+		if j == nil || j.phase != phaseRunning {
+			continue
+		}
+		for len(j.queue) > 0 && tm.fatal == nil {
+			t := j.tasks[j.queue[0]]
+			if t.rec.State == taskDone || len(t.attempts) > 0 {
+				t.queued = false
+				j.queue = j.queue[1:]
+				continue
+			}
+			w := pickWorker(tm.workers, t, time.Now())
+			if w == nil {
+				break // no room for this task (maybe for another job's)
+			}
+			if tm.launch(j, t, w, false) {
+				t.queued = false
+				j.queue = j.queue[1:]
+			}
+			if tm.jobs[id] != j {
+				break // the job ended
+			}
+		}
+	}
+}
+
+// launch records a new attempt of t on w and starts it. The attempt's
+// lease key is attached to the worker's own lease: if the worker dies the
+// key vanishes and the leader re-leases the task. It returns false if the
+// worker turned out to be gone.
+func (tm *term) launch(j *jobRun, t *taskRun, w *workerState, backup bool) bool {
+	keys := tm.c.keys
+	now := time.Now().UTC()
+	a := &attemptRun{n: t.rec.Attempts + 1, worker: w, started: now, backup: backup}
+	rec := t.rec
+	rec.State, rec.Attempts = taskRunning, a.n
+	if backup {
+		rec.Backups++
+	}
+	if rec.Started.IsZero() {
+		rec.Started = now
+	}
+	lease := leaseRecord{Worker: w.info.ID, Addr: w.info.Addr, Attempt: a.n, Backup: backup, Started: now}
+	ok, err := tm.txn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(keys.Worker(w.info.ID)), "=", w.createRev)},
+		clientv3.OpPut(keys.Lease(j.rec.ID, t.n, a.n), encode(lease), clientv3.WithLease(w.lease)),
+		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(rec)),
+	)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && !ok) {
+		tm.removeWorker(w.info.ID, "its lease expired")
+		return false
+	}
+	if err != nil {
+		return false
+	}
+	t.rec = rec
+	tm.c.logger.Debug("attempt started", "job", j.rec.ID, "task", t.n, "bucket", t.pt.Bucket, "attempt", a.n, "worker", w.info.ID, "backup", backup)
+	tm.startAttempt(j, t, a)
+	return true
+}
+
+// startAttempt calls RunTask for a recorded attempt.
+func (tm *term) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
+	var actx context.Context
+	if d := tm.c.cfg.TaskTimeout; d > 0 {
+		// From the attempt's start, also when a new leader takes up an
+		// attempt already running: leader changes do not extend it.
+		actx, a.cancel = context.WithDeadlineCause(j.ctx, a.started.Add(d), errTaskTimeout)
+	} else {
+		actx, a.cancel = context.WithCancel(j.ctx)
+	}
+	t.attempts[a.n] = a
+	a.worker.running++
+	spec := j.rec.Spec
+	req := &pb.RunTaskRequest{
+		JobId: j.rec.ID, TaskId: int32(t.n), Bucket: int32(t.pt.Bucket), Attempt: int32(a.n),
+		LakeUri: spec.Lake, FileKeys: t.pt.Files,
+		WindowFrom: timestamppb.New(spec.From), WindowTo: timestamppb.New(spec.To),
+		SessionTimeout: durationpb.New(spec.SessionTimeout),
+		PartialUri:     spec.Out, PartialKey: results.PartialKey(j.rec.ID, t.pt.Bucket),
+	}
+	addr := a.worker.info.Addr
+	tm.spawn(func() {
+		resp, err := tm.c.runner.RunTask(actx, addr, req)
+		// Decided now, not when the term gets to it: an error that
+		// came back before the deadline is not a timeout.
+		timedOut := status.Code(err) == codes.DeadlineExceeded && context.Cause(actx) == errTaskTimeout
+		tm.post(func() { tm.onAttemptDone(j, t, a, resp, err, timedOut) })
+	})
+}
+
+// endAttempt forgets a running attempt and cancels its RPC.
+func (tm *term) endAttempt(t *taskRun, a *attemptRun, outcome string) {
+	if t.attempts[a.n] != a {
+		return
+	}
+	delete(t.attempts, a.n)
+	a.worker.running--
+	a.cancel()
+	tm.c.metrics.attempts.WithLabelValues(outcome).Inc()
+}
+
+func (tm *term) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskResponse, err error, timedOut bool) {
+	if tm.jobs[j.rec.ID] != j || t.attempts[a.n] != a {
+		return // ended already: lost, superseded or cancelled
+	}
+	if err == nil {
+		tm.taskDone(j, t, a, resp)
+		return
+	}
+	code := status.Code(err)
+	msg := fmt.Sprintf("attempt %d on worker %s: %v", a.n, a.worker.info.ID, errorMessage(err))
+	if timedOut {
+		// Our deadline, not the worker's trouble: a task that never ends in
+		// time must fail its job after MaxAttempts, not be re-run forever as
+		// if its workers kept dying.
+		tm.failAttempt(j, t, a, fmt.Sprintf("attempt %d on worker %s: %v (--task-timeout %v)", a.n, a.worker.info.ID, errTaskTimeout, tm.c.cfg.TaskTimeout))
+		return
+	}
+	switch code {
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
+		if code == codes.Unavailable {
+			a.worker.excluded = time.Now().Add(excludeFor)
+		}
+		tm.lose(j, t, a, msg)
+	default:
+		tm.failAttempt(j, t, a, msg)
+	}
+}
+
+func errorMessage(err error) string {
+	if s, ok := status.FromError(err); ok {
+		return s.Code().String() + ": " + s.Message()
+	}
+	return err.Error()
+}
+
+func (tm *term) taskDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskResponse) {
+	outcome := attemptOK
+	if resp.GetAlreadyCommitted() {
+		outcome = attemptDuplicate
+	}
+	tm.endAttempt(t, a, outcome)
+	for _, other := range t.attempts {
+		tm.endAttempt(t, other, attemptCancelled)
+	}
+	took := time.Since(a.started)
+	now := time.Now().UTC()
+	t.rec.State, t.rec.Worker, t.rec.Finished = taskDone, a.worker.info.ID, now
+	t.rec.EventsRead, t.rec.BytesRead, t.rec.Seconds = resp.GetEventsRead(), resp.GetBytesRead(), took.Seconds()
+	keys := tm.c.keys
+	if _, err := tm.txn(nil,
+		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec)),
+		clientv3.OpDelete(keys.TaskLeases(j.rec.ID, t.n), clientv3.WithPrefix()),
+	); err != nil {
+		return
+	}
+	j.done++
+	j.durations = append(j.durations, took)
+	tm.c.logger.Debug("task done", "job", j.rec.ID, "task", t.n, "attempt", a.n, "worker", a.worker.info.ID, "took", took, "already_committed", resp.GetAlreadyCommitted())
+	if j.done == len(j.tasks) {
+		tm.merge(j)
+	}
+}
+
+// lose handles an attempt lost with its worker (dead, unreachable, shutting
+// down): it does not count as a failure of the task, up to MaxLost.
+func (tm *term) lose(j *jobRun, t *taskRun, a *attemptRun, why string) {
+	if t.attempts[a.n] != a {
+		return
+	}
+	tm.endAttempt(t, a, attemptLost)
+	t.rec.Lost++
+	t.rec.LastError = why
+	tm.c.logger.Info("attempt lost", "job", j.rec.ID, "task", t.n, "attempt", a.n, "why", why)
+	if t.rec.Lost >= tm.c.cfg.MaxLost {
+		tm.endJob(j, stateFailed, fmt.Sprintf("task %d (bucket %d): %d attempts lost with their workers; last: %s", t.n, t.pt.Bucket, t.rec.Lost, why))
+		return
+	}
+	tm.retry(j, t, a)
+}
+
+// failAttempt handles an attempt that failed with an error.
+func (tm *term) failAttempt(j *jobRun, t *taskRun, a *attemptRun, why string) {
+	tm.endAttempt(t, a, attemptFailed)
+	t.rec.Failures++
+	t.rec.LastError = why
+	t.failedOn[a.worker.info.ID] = true
+	tm.c.logger.Warn("attempt failed", "job", j.rec.ID, "task", t.n, "attempt", a.n, "err", why)
+	if t.rec.Failures >= j.rec.Spec.MaxAttempts {
+		tm.endJob(j, stateFailed, fmt.Sprintf("task %d (bucket %d) failed %d times; last error: %s", t.n, t.pt.Bucket, t.rec.Failures, why))
+		return
+	}
+	tm.retry(j, t, a)
+}
+
+// retry records an ended attempt and queues its task again unless another
+// attempt of it still runs.
+func (tm *term) retry(j *jobRun, t *taskRun, a *attemptRun) {
+	if len(t.attempts) == 0 {
+		t.rec.State = ""
+	}
+	keys := tm.c.keys
+	if _, err := tm.txn(nil,
+		clientv3.OpDelete(keys.Lease(j.rec.ID, t.n, a.n)),
+		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec)),
+	); err != nil {
+		return
+	}
+	if len(t.attempts) == 0 {
+		j.enqueue(t)
+	}
+}
+
+// backups starts the backup attempts the policy asks for (placement.go),
+// oldest job first, while workers have room.
+func (tm *term) backups() {
+	policy := tm.c.cfg.backupPolicy()
+	now := time.Now()
+	for _, id := range slices.Clone(tm.order) {
+		j := tm.jobs[id]
+		if j == nil {
+			continue
+		}
+		for _, st := range policy.stragglers(j, now) {
+			w := pickWorker(tm.workers, st.task, now)
+			if w == nil {
+				return
+			}
+			tm.c.logger.Info("starting backup attempt", "job", j.rec.ID, "task", st.task.n, "straggler", st.attempt.worker.info.ID,
+				"running_for", now.Sub(st.attempt.started).Round(time.Millisecond), "threshold", st.threshold, "backup_worker", w.info.ID)
+			tm.launch(j, st.task, w, true)
+			if tm.fatal != nil || tm.jobs[id] != j {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+// Loading a job: planning a pending one, or rebuilding the state of one a
+// previous leader ran.
+
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/dataco/clickstream/internal/results"
+)
+
+// loaded is what load found of a job in the output store.
+type loaded struct {
+	plan      *plan
+	committed map[int]bool  // buckets whose partials are committed
+	result    *results.Meta // the job's committed result, if _SUCCESS names it
+}
+
+// load plans a pending job, or reloads the plan of a running one, off the
+// term's goroutine, then resumes it. A merging or committing job whose
+// result is already committed (its leader died before recording it) is
+// recorded as succeeded.
+func (tm *term) load(j *jobRun) {
+	j.phase = phaseLoading
+	rec := *j.rec
+	tm.spawn(func() {
+		var l loaded
+		var err error
+		if rec.State == stateMerging || rec.State == stateCommitting {
+			l.result, err = tm.c.committedResult(j.ctx, &rec)
+		}
+		if err == nil && l.result == nil {
+			l.plan, l.committed, err = tm.c.loadPlan(j.ctx, &rec)
+		}
+		tm.post(func() { tm.onLoaded(j, l, err) })
+	})
+}
+
+func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
+	if tm.jobs[j.rec.ID] != j || j.phase != phaseLoading {
+		return
+	}
+	if err != nil {
+		if j.ctx.Err() != nil {
+			return
+		}
+		j.storeTries++
+		if errors.Is(err, errBadPlan) || j.storeTries >= maxStoreTries {
+			tm.endJob(j, stateFailed, err.Error())
+			return
+		}
+		wait := storeRetryIn(j.storeTries)
+		tm.c.logger.Warn("loading job failed; retrying", "job", j.rec.ID, "err", err, "retry_in", wait)
+		tm.later(j, wait, func() {
+			if j.phase == phaseLoading {
+				tm.load(j)
+			}
+		})
+		return
+	}
+	j.storeTries = 0
+	if l.result != nil {
+		tm.c.logger.Info("job's result found committed; recording it", "job", j.rec.ID, "run", l.result.Run)
+		j.rec.Result = l.result
+		tm.endJob(j, stateSucceeded, "")
+		return
+	}
+	p := l.plan
+	for _, id := range tm.order {
+		o := tm.jobs[id]
+		if o != j && o.phase != phaseLoading && o.phase != phaseFinishing && o.rec.Spec.Out == j.rec.Spec.Out {
+			tm.endJob(j, stateFailed, fmt.Sprintf("output %s is in use by job %s; wait for it or cancel it", j.rec.Spec.Out, id))
+			return
+		}
+	}
+	j.plan = p
+	j.tasks = make([]*taskRun, len(p.Tasks))
+	for i, pt := range p.Tasks {
+		j.tasks[i] = &taskRun{n: i, pt: pt, rec: taskRecord{Task: i, Bucket: pt.Bucket}, attempts: map[int]*attemptRun{}, failedOn: map[string]bool{}}
+	}
+	if j.rec.State == statePending {
+		j.rec.State, j.rec.Started, j.rec.Tasks = stateRunning, time.Now().UTC(), len(p.Tasks)
+		if len(p.Tasks) == 0 {
+			j.rec.Warning = fmt.Sprintf("the lake has no committed events in %s: the result is empty",
+				windowString(j.rec.Spec.From, j.rec.Spec.To))
+		}
+		if !tm.putJob(j) {
+			return
+		}
+		tm.c.logger.Info("job planned", "job", j.rec.ID, "tasks", len(p.Tasks))
+	} else if err := tm.resumeTasks(j, l.committed); err != nil {
+		return
+	}
+	j.phase = phaseRunning
+	for _, t := range j.tasks {
+		if t.rec.State != taskDone && len(t.attempts) == 0 {
+			j.enqueue(t)
+		}
+	}
+	if j.done == len(j.tasks) {
+		tm.merge(j)
+	}
+}
+
+func windowString(from, to time.Time) string {
+	return "[" + from.UTC().Format(time.RFC3339) + ", " + to.UTC().Format(time.RFC3339) + ")"
+}
+
+// resumeTasks rebuilds the state of a job that a previous leader ran:
+// task records from etcd, tasks committed in the lake, and attempts still
+// running on live workers, which it joins again.
+func (tm *term) resumeTasks(j *jobRun, committed map[int]bool) error {
+	keys := tm.c.keys
+	ctx, cancel := context.WithTimeout(tm.ctx, etcdOpTimeout)
+	defer cancel()
+	tresp, err := tm.c.cli.Get(ctx, keys.Tasks(j.rec.ID), clientv3.WithPrefix())
+	if err != nil {
+		tm.abort(fmt.Errorf("coordinator: read tasks: %w", err))
+		return tm.fatal
+	}
+	lresp, err := tm.c.cli.Get(ctx, keys.Leases(j.rec.ID), clientv3.WithPrefix())
+	if err != nil {
+		tm.abort(fmt.Errorf("coordinator: read leases: %w", err))
+		return tm.fatal
+	}
+	for _, kv := range tresp.Kvs {
+		_, n, err := keys.TaskID(string(kv.Key))
+		if err != nil || n >= len(j.tasks) {
+			continue
+		}
+		if rec, err := decode[taskRecord](kv.Value, "task"); err == nil {
+			j.tasks[n].rec = *rec
+		}
+	}
+	for _, t := range j.tasks {
+		if t.rec.State != taskDone && committed[t.pt.Bucket] {
+			// Committed, but the previous leader died before recording it.
+			t.rec.State, t.rec.Finished = taskDone, time.Now().UTC()
+			if _, err := tm.txn(nil, clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec))); err != nil {
+				return err
+			}
+		}
+		if t.rec.State == taskDone {
+			j.done++
+			if t.rec.Seconds > 0 {
+				j.durations = append(j.durations, time.Duration(t.rec.Seconds*float64(time.Second)))
+			}
+		}
+	}
+	for _, kv := range lresp.Kvs {
+		_, n, attempt, err := keys.LeaseID(string(kv.Key))
+		if err != nil || n >= len(j.tasks) {
+			continue
+		}
+		t := j.tasks[n]
+		l, err := decode[leaseRecord](kv.Value, "lease")
+		w := tm.workers[l.Worker]
+		if err != nil || t.rec.State == taskDone || w == nil || int64(w.lease) != kv.Lease || j.rec.State == stateMerging || j.rec.State == stateCommitting {
+			if _, err := tm.txn(nil, clientv3.OpDelete(string(kv.Key))); err != nil {
+				return err
+			}
+			continue
+		}
+		tm.c.logger.Info("joining running attempt", "job", j.rec.ID, "task", n, "attempt", attempt, "worker", w.info.ID)
+		tm.startAttempt(j, t, &attemptRun{n: attempt, worker: w, started: l.Started, backup: l.Backup})
+	}
+	return nil
+}

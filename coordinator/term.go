@@ -1,0 +1,252 @@
+// One leadership term: the event loop that owns all of the leader's job
+// and worker state, and the leader-guarded etcd transactions it writes with.
+
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/dataco/clickstream/internal/cluster"
+)
+
+const (
+	tickInterval   = 250 * time.Millisecond
+	excludeFor     = 3 * time.Second // a worker that answered Unavailable gets no task this long
+	maxBackups     = 3               // backup attempts per task
+	etcdOpTimeout  = 10 * time.Second
+	cleanupTimeout = time.Minute
+)
+
+// term is the state of one leadership term. Everything but the
+// goroutines it starts (RPCs, lake I/O) runs on the goroutine of run;
+// those goroutines report back through post.
+type term struct {
+	c         *Coordinator
+	ses       *concurrency.Session
+	leaderKey string
+	leaderRev int64
+	leaderCmp clientv3.Cmp
+	ctx       context.Context
+	events    chan func()
+	wg        sync.WaitGroup
+	fatal     error
+
+	workers map[string]*workerState
+	jobs    map[string]*jobRun
+	order   []string // job ids, oldest first
+	// gone holds, for jobs this term finished and forgot, the revision of
+	// their last record, until the jobs watch has delivered it: an older
+	// event of such a job that arrives later is its own past, not news.
+	gone map[string]int64
+	// cancels are jobs with a cancel request to act on (cancelSoon).
+	cancels []*jobRun
+}
+
+// newTerm returns the state of a term led through the election key
+// leaderKey, created at revision leaderRev.
+func newTerm(c *Coordinator, ses *concurrency.Session, leaderKey string, leaderRev int64) *term {
+	return &term{
+		c:         c,
+		ses:       ses,
+		leaderKey: leaderKey,
+		leaderRev: leaderRev,
+		leaderCmp: clientv3.Compare(clientv3.CreateRevision(leaderKey), "=", leaderRev),
+		events:    make(chan func(), 256),
+		workers:   make(map[string]*workerState),
+		jobs:      make(map[string]*jobRun),
+		gone:      make(map[string]int64),
+	}
+}
+
+// post runs f on the term's goroutine, unless the term is over.
+func (tm *term) post(f func()) {
+	select {
+	case tm.events <- f:
+	case <-tm.ctx.Done():
+	}
+}
+
+// spawn runs f on a goroutine owned by the term.
+func (tm *term) spawn(f func()) {
+	tm.wg.Add(1)
+	go func() {
+		defer tm.wg.Done()
+		f()
+	}()
+}
+
+func (tm *term) abort(err error) {
+	if tm.fatal == nil {
+		tm.fatal = err
+	}
+}
+
+func (tm *term) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	tm.ctx = ctx
+	defer func() {
+		cancel()
+		tm.wg.Wait()
+	}()
+	cli, keys := tm.c.cli, tm.c.keys
+	if _, err := tm.txn(nil, clientv3.OpPut(keys.Settings(), encode(cluster.Settings{
+		WorkerTTLSeconds: int((tm.c.cfg.WorkerTTL + time.Second - 1) / time.Second),
+	}))); err != nil {
+		return err
+	}
+	wresp, err := cli.Get(ctx, keys.Workers(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("coordinator: list workers: %w", err)
+	}
+	for _, kv := range wresp.Kvs {
+		tm.putWorker(kv)
+	}
+	jresp, err := cli.Get(ctx, keys.Jobs(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("coordinator: list jobs: %w", err)
+	}
+	wctx := clientv3.WithRequireLeader(ctx)
+	wch := cli.Watch(wctx, keys.Workers(), clientv3.WithPrefix(), clientv3.WithRev(wresp.Header.Revision+1))
+	jch := cli.Watch(wctx, keys.Jobs(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
+	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
+	for _, kv := range jresp.Kvs {
+		tm.onJobKV(kv)
+	}
+	if tm.c.cfg.JobRetention > 0 {
+		tm.spawn(func() { tm.pruneJobs(ctx) })
+	}
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	for tm.fatal == nil {
+		tm.applyCancels()
+		tm.dispatch()
+		if tm.fatal != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tm.ses.Done():
+			return errLostLeadership
+		case f := <-tm.events:
+			f()
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				return watchEnded("workers", wr.Err())
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.PUT {
+					tm.putWorker(ev.Kv)
+				} else if id, err := keys.WorkerID(string(ev.Kv.Key)); err == nil {
+					tm.removeWorker(id, "its registration vanished")
+				}
+			}
+		case wr, ok := <-jch:
+			if !ok || wr.Err() != nil {
+				return watchEnded("jobs", wr.Err())
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.PUT {
+					tm.onJobKV(ev.Kv)
+				} else if id, err := keys.JobID(string(ev.Kv.Key)); err == nil {
+					tm.dropJob(id)
+				}
+			}
+			if n := len(wr.Events); n > 0 {
+				tm.forgetGone(wr.Events[n-1].Kv.ModRevision)
+			}
+		case wr, ok := <-lch:
+			if !ok || wr.Err() != nil {
+				return watchEnded("leases", wr.Err())
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.DELETE {
+					tm.onLeaseDeleted(string(ev.Kv.Key))
+				}
+			}
+		case <-tick.C:
+			tm.reconcile()
+			tm.backups()
+		}
+	}
+	return tm.fatal
+}
+
+// txn runs ops if this coordinator still leads and conds hold. It returns
+// false if a cond failed. Losing leadership or an etcd error ends the term
+// (the next term reloads everything from etcd) and is returned.
+func (tm *term) txn(conds []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
+	resp, err := tm.txnResp(conds, ops, nil)
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
+}
+
+func (tm *term) txnResp(conds []clientv3.Cmp, ops, elseOps []clientv3.Op) (*clientv3.TxnResponse, error) {
+	if tm.fatal != nil {
+		return nil, tm.fatal
+	}
+	ctx, cancel := context.WithTimeout(tm.ctx, etcdOpTimeout)
+	defer cancel()
+	if len(conds) > 0 {
+		// Find out which condition failed.
+		elseOps = append([]clientv3.Op{clientv3.OpGet(tm.leaderKey)}, elseOps...)
+	}
+	resp, err := tm.c.cli.Txn(ctx).If(append([]clientv3.Cmp{tm.leaderCmp}, conds...)...).Then(ops...).Else(elseOps...).Commit()
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return nil, err // the caller's business: a worker's lease expired
+		}
+		err = fmt.Errorf("coordinator: etcd txn: %w", err)
+		tm.abort(err)
+		return nil, err
+	}
+	if !resp.Succeeded {
+		if len(conds) == 0 {
+			tm.abort(errLostLeadership)
+			return nil, errLostLeadership
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || kvs[0].CreateRevision != tm.leaderRev {
+			tm.abort(errLostLeadership)
+			return nil, errLostLeadership
+		}
+	}
+	return resp, nil
+}
+
+// later runs f on the term's goroutine after d, unless j ends first.
+func (tm *term) later(j *jobRun, d time.Duration, f func()) {
+	tm.spawn(func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			tm.post(func() {
+				if tm.jobs[j.rec.ID] == j {
+					f()
+				}
+			})
+		case <-j.ctx.Done():
+		}
+	})
+}
+
+// watchEnded is the error that ends a term whose watch of what ended with
+// err (nil: the channel closed).
+func watchEnded(what string, err error) error {
+	if err == nil {
+		err = errors.New("channel closed")
+	}
+	return fmt.Errorf("coordinator: %s watch ended: %w", what, err)
+}
