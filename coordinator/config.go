@@ -101,9 +101,9 @@ type Config struct {
 
 	// Runner runs task attempts on workers; nil means gRPC.
 	Runner TaskRunner `json:"-"`
-	// Indexer, if set, is called after each job's result is committed; its
-	// outcome is recorded in the job status.
-	Indexer Indexer `json:"-"`
+	// Publishers publish each succeeded job's result, in order; their
+	// outcomes are recorded in the job status.
+	Publishers []Publisher `json:"-"`
 }
 
 // NewConfig returns the default configuration.
@@ -135,6 +135,13 @@ var ErrConfig = fmt.Errorf("coordinator: invalid config")
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	seen := map[string]bool{}
+	for _, p := range c.Publishers {
+		if p.Name() == "" || seen[p.Name()] {
+			return fmt.Errorf("%w: publisher names must be unique and not empty (%q)", ErrConfig, p.Name())
+		}
+		seen[p.Name()] = true
+	}
 	switch {
 	case c.Listen == "":
 		return fmt.Errorf("%w: empty listen address", ErrConfig)

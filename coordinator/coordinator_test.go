@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -376,38 +378,101 @@ func TestResumeCommittedTasks(t *testing.T) {
 	}
 }
 
-func TestIndexer(t *testing.T) {
+// TestPublishers: every publisher runs on each succeeded job's result, in
+// order; each outcome is recorded apart, and one publisher's error fails
+// neither the job nor the other publishers.
+func TestPublishers(t *testing.T) {
 	h := newHarness(t, 4, 50, 1000)
 	h.worker("a", 4, nil)
-	var got atomic.Pointer[results.Meta]
+	var mu sync.Mutex
+	var calls []string // publisher:job, in call order
 	fail := atomic.Bool{}
-	idx := IndexerFunc(func(ctx context.Context, out lake.Store, meta results.Meta) error {
-		got.Store(&meta)
-		if fail.Load() {
-			return errors.New("elasticsearch said no")
-		}
-		return nil
+	publisher := func(name string, failing bool) Publisher {
+		return NewPublisher(name, func(ctx context.Context, out lake.Store, meta results.Meta) error {
+			mu.Lock()
+			calls = append(calls, name+":"+meta.Job)
+			mu.Unlock()
+			if failing && fail.Load() {
+				return errors.New("elasticsearch said no")
+			}
+			return nil
+		})
+	}
+	c := h.coordinator(func(c *Config) {
+		c.Publishers = []Publisher{publisher("search", true), publisher("archive", false)}
 	})
-	c := h.coordinator(func(c *Config) { c.Indexer = idx })
 	cl := h.client(c)
 	j := h.run(cl, h.spec())
 	h.checkResult(j)
 	ctx := context.Background()
-	waitUntil(t, "indexer status", 10*time.Second, func() bool {
+	waitUntil(t, "publications", 10*time.Second, func() bool {
 		j, _ = cl.Get(ctx, j.GetId())
 		return j.GetIndexerStatus() == indexOK
 	})
-	if m := got.Load(); m == nil || m.Job != j.GetId() {
-		t.Fatalf("indexer got %+v", m)
+	want := []string{"search:" + j.GetId(), "archive:" + j.GetId()}
+	mu.Lock()
+	if !slices.Equal(calls, want) {
+		t.Fatalf("publisher calls %v, want %v", calls, want)
 	}
+	calls = nil
+	mu.Unlock()
+	if got := publicationsOf(j); got != "search=ok archive=ok" {
+		t.Fatalf("publications %q", got)
+	}
+
 	fail.Store(true)
 	j = h.run(cl, h.spec())
-	waitUntil(t, "indexer error status", 10*time.Second, func() bool {
+	waitUntil(t, "a failed publication", 10*time.Second, func() bool {
 		j, _ = cl.Get(ctx, j.GetId())
-		return strings.Contains(j.GetIndexerStatus(), "elasticsearch said no")
+		return j.GetIndexerStatus() != indexPending && j.GetIndexerStatus() != ""
 	})
+	if got, want := j.GetIndexerStatus(), "error: search: elasticsearch said no"; got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+	if got, want := publicationsOf(j), "search=error: elasticsearch said no archive=ok"; got != want {
+		t.Errorf("publications %q, want %q", got, want)
+	}
 	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
-		t.Errorf("state %v: an indexer error must not fail the job", j.GetState())
+		t.Errorf("state %v: a publisher's error must not fail the job", j.GetState())
+	}
+}
+
+func publicationsOf(j *pb.Job) string {
+	var s []string
+	for _, p := range j.GetPublications() {
+		s = append(s, p.GetPublisher()+"="+p.GetStatus())
+	}
+	return strings.Join(s, " ")
+}
+
+func TestPublicationSummary(t *testing.T) {
+	for _, tc := range []struct {
+		in   []publication
+		want string
+	}{
+		{nil, ""},
+		{[]publication{{"a", indexOK}}, indexOK},
+		{[]publication{{"a", indexOK}, {"b", indexPending}}, indexPending},
+		{[]publication{{"a", "error: x"}, {"b", indexPending}}, indexPending},
+		{[]publication{{"a", indexOK}, {"b", "error: x"}, {"c", "error: y"}}, "error: b: x"},
+	} {
+		if got := publicationSummary(tc.in); got != tc.want {
+			t.Errorf("publicationSummary(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestPublisherNamesUnique(t *testing.T) {
+	p := NewPublisher("x", func(context.Context, lake.Store, results.Meta) error { return nil })
+	cfg := NewConfig()
+	cfg.Etcd = "http://127.0.0.1:2379"
+	cfg.Publishers = []Publisher{p, p}
+	if err := cfg.Validate(); err == nil || !errors.Is(err, ErrConfig) {
+		t.Fatalf("two publishers named x: %v", err)
+	}
+	cfg.Publishers = []Publisher{p}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("one publisher: %v", err)
 	}
 }
 

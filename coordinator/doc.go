@@ -59,9 +59,10 @@
 //
 // When every task is done the leader reads the partials, merges them,
 // writes the result files under <out>/_runs/<job>-<n>/ and commits by
-// replacing <out>/_SUCCESS (package internal/results), then deletes the
-// job's partials and older runs, records the job succeeded and calls the
-// Indexer, if any, recording its outcome in the job status.
+// replacing <out>/_SUCCESS (package internal/results), records the job
+// succeeded, deletes the job's partials and older runs, and runs each of
+// Config.Publishers (the Elasticsearch indexer with --es) on the result,
+// recording each one's outcome in the job status.
 //
 // # Use
 //

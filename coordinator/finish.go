@@ -6,6 +6,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -149,8 +150,11 @@ func (tm *term) endJob(j *jobRun, state, msg string) {
 	j.rec.State, j.rec.Finished, j.rec.Final = state, time.Now().UTC(), &k
 	if state != stateSucceeded {
 		j.rec.Error = msg
-	} else if tm.c.cfg.Indexer != nil {
-		j.rec.IndexerStatus = indexPending
+	} else {
+		j.rec.Publications = nil
+		for _, p := range tm.c.cfg.Publishers {
+			j.rec.Publications = append(j.rec.Publications, publication{Publisher: p.Name(), Status: indexPending})
+		}
 	}
 	keys := tm.c.keys
 	if !tm.putJob(j,
@@ -182,11 +186,11 @@ func (tm *term) cancelAttempts(j *jobRun) {
 
 // finish cleans a finished job's leftovers (plan, partials, superseded
 // result runs) from the output store, once its outcome is recorded, and
-// runs the indexer on a succeeded job's result; then it records both
-// outcomes. A term that ends first leaves them to the next leader.
+// runs the publishers still pending on a succeeded job's result; then it
+// records what they did. A term that ends first leaves the rest to the
+// next leader.
 func (tm *term) finish(j *jobRun) {
 	rec := *j.rec
-	indexer := tm.c.cfg.Indexer
 	tm.spawn(func() {
 		cleaned := rec.Cleaned
 		if !cleaned {
@@ -201,30 +205,45 @@ func (tm *term) finish(j *jobRun) {
 			}
 			cleaned = err == nil
 		}
-		indexed := rec.IndexerStatus
-		if rec.State == stateSucceeded && rec.IndexerStatus == indexPending && indexer != nil && rec.Result != nil {
-			indexed = indexOK
-			out, err := tm.c.store(j.ctx, rec.Spec.Out)
-			if err == nil {
-				err = indexer.Index(j.ctx, out, *rec.Result)
+		published := slices.Clone(rec.Publications)
+		for i, p := range published {
+			if p.Status != indexPending || rec.State != stateSucceeded || rec.Result == nil {
+				continue
 			}
-			if err != nil {
-				if j.ctx.Err() != nil {
-					return // the term ended: the next leader indexes
-				}
-				indexed = "error: " + err.Error()
-				tm.c.logger.Error("indexing failed", "job", rec.ID, "err", err)
+			published[i].Status = tm.publish(j.ctx, &rec, p.Publisher)
+			if j.ctx.Err() != nil {
+				return // the term ended: the next leader publishes
 			}
 		}
 		tm.post(func() {
 			if tm.jobs[rec.ID] != j {
 				return
 			}
-			if cleaned != j.rec.Cleaned || indexed != j.rec.IndexerStatus {
-				j.rec.Cleaned, j.rec.IndexerStatus = cleaned, indexed
+			if cleaned != j.rec.Cleaned || !slices.Equal(published, j.rec.Publications) {
+				j.rec.Cleaned, j.rec.Publications = cleaned, published
 				tm.putJob(j)
 			}
 			tm.removeJob(j)
 		})
 	})
+}
+
+// publish runs the publisher named name on the committed result of rec,
+// and returns its status.
+func (tm *term) publish(ctx context.Context, rec *jobRecord, name string) string {
+	i := slices.IndexFunc(tm.c.cfg.Publishers, func(p Publisher) bool { return p.Name() == name })
+	if i < 0 {
+		return fmt.Sprintf("error: no publisher %q on coordinator %s", name, tm.c.addr)
+	}
+	out, err := tm.c.store(ctx, rec.Spec.Out)
+	if err == nil {
+		err = tm.c.cfg.Publishers[i].Publish(ctx, out, *rec.Result)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			tm.c.logger.Error("publishing a result failed", "job", rec.ID, "publisher", name, "err", err)
+		}
+		return "error: " + err.Error()
+	}
+	return indexOK
 }

@@ -79,7 +79,7 @@ func (tm *term) onJobKV(kv *mvccpb.KeyValue) {
 // takeUp starts managing a job found in etcd: one this term has not run.
 func (tm *term) takeUp(rec *jobRecord, rev int64) {
 	if terminal(rec.State) {
-		if !rec.Cleaned || (rec.State == stateSucceeded && rec.IndexerStatus == indexPending) {
+		if !rec.Cleaned || (rec.State == stateSucceeded && rec.publishPending()) {
 			j := tm.addJob(rec, rev)
 			j.phase = phaseFinishing
 			tm.finish(j)

@@ -111,8 +111,8 @@ func FormatSummary(w io.Writer, j *pb.Job) {
 	}
 	fmt.Fprintf(w, "  partitions:  %d (user buckets)\n", pr.GetTasksTotal())
 	fmt.Fprintf(w, "  attempts:    %d (%d retries, %d backups)\n", pr.GetAttempts(), pr.GetRetries(), pr.GetBackups())
-	if s := j.GetIndexerStatus(); s != "" {
-		fmt.Fprintf(w, "  indexer:     %s\n", s)
+	for _, p := range j.GetPublications() {
+		fmt.Fprintf(w, "  published:   %s: %s\n", p.GetPublisher(), p.GetStatus())
 	}
 	if s := j.GetWarning(); s != "" {
 		fmt.Fprintf(w, "  warning:     %s\n", s)
@@ -146,8 +146,8 @@ func FormatStatus(w io.Writer, j *pb.Job) {
 	if r := j.GetResult(); r != nil {
 		fmt.Fprintf(w, "result:      %s: %d rows, %d events in window\n", r.GetSuccessUri(), r.GetRows(), r.GetEvents())
 	}
-	if v := j.GetIndexerStatus(); v != "" {
-		fmt.Fprintf(w, "indexer:     %s\n", v)
+	for _, p := range j.GetPublications() {
+		fmt.Fprintf(w, "published:   %s: %s\n", p.GetPublisher(), p.GetStatus())
 	}
 	if v := j.GetWarning(); v != "" {
 		fmt.Fprintf(w, "warning:     %s\n", v)

@@ -46,7 +46,7 @@ func (tm *term) pruneJobs(ctx context.Context) {
 		var expired []expiredJob
 		for _, kv := range resp.Kvs {
 			rec, err := decode[jobRecord](kv.Value, string(kv.Key))
-			if err != nil || !terminal(rec.State) || rec.IndexerStatus == indexPending ||
+			if err != nil || !terminal(rec.State) || rec.publishPending() ||
 				rec.Finished.IsZero() || !rec.Finished.Before(cutoff) {
 				continue
 			}

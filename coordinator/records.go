@@ -35,11 +35,47 @@ const (
 	taskDone    = "done"
 )
 
-// Indexer statuses recorded in a job.
+// Publication statuses recorded in a job; a failed one is "error: ...".
 const (
 	indexPending = "pending"
 	indexOK      = "ok"
 )
+
+// publication is a publisher's outcome for a succeeded job.
+type publication struct {
+	Publisher string `json:"publisher"`
+	Status    string `json:"status"`
+}
+
+// publishPending reports whether a publisher has yet to publish the job's
+// result.
+func (r *jobRecord) publishPending() bool {
+	for _, p := range r.Publications {
+		if p.Status == indexPending {
+			return true
+		}
+	}
+	return false
+}
+
+// publicationSummary sums up publications in one status: "" if none,
+// pending if one is, ok if all are, else the first error with its
+// publisher's name.
+func publicationSummary(ps []publication) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	summary := indexOK
+	for _, p := range ps {
+		switch {
+		case p.Status == indexPending:
+			return indexPending
+		case p.Status != indexOK && summary == indexOK:
+			summary = "error: " + p.Publisher + ": " + strings.TrimPrefix(p.Status, "error: ")
+		}
+	}
+	return summary
+}
 
 // jobSpec is a validated, normalized JobSpec.
 type jobSpec struct {
@@ -70,9 +106,11 @@ type jobRecord struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// MergeAttempt numbers the result commits tried, so that each writes
 	// its own run folder.
-	MergeAttempt  int           `json:"merge_attempt,omitempty"`
-	Result        *results.Meta `json:"result,omitempty"`
-	IndexerStatus string        `json:"indexer_status,omitempty"`
+	MergeAttempt int           `json:"merge_attempt,omitempty"`
+	Result       *results.Meta `json:"result,omitempty"`
+	// Publications are the publishers' outcomes, set when the job
+	// succeeds (pending) and as each publisher ends.
+	Publications []publication `json:"publications,omitempty"`
 	// Cleaned: the job's folder (plan, partials) is deleted from its
 	// output store. A leader takes up a finished job that is not.
 	Cleaned bool           `json:"cleaned,omitempty"`
@@ -200,9 +238,12 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 		Finished:      ts(r.Finished),
 		Error:         r.Error,
 		Warning:       r.Warning,
-		IndexerStatus: r.IndexerStatus,
+		IndexerStatus: publicationSummary(r.Publications),
 		Leader:        leader,
 		Coordinators:  coordinators,
+	}
+	for _, p := range r.Publications {
+		j.Publications = append(j.Publications, &pb.Publication{Publisher: p.Publisher, Status: p.Status})
 	}
 	if m := r.Result; m != nil {
 		j.Result = &pb.JobResult{

@@ -20,19 +20,33 @@ type TaskRunner interface {
 	RunTask(ctx context.Context, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error)
 }
 
-// Indexer is called after a job's result is committed to out (meta is its
-// _SUCCESS), e.g. to load it into a search index. An error is recorded in
-// the job's status; the job still succeeds.
-type Indexer interface {
-	Index(ctx context.Context, out lake.Store, meta results.Meta) error
+// Publisher publishes a job's committed result (meta is its _SUCCESS in
+// out) to a sink, e.g. a search index. After a job's success is recorded,
+// the leader runs every publisher in order and records each outcome in
+// the job (Job.publications); a failed publication does not fail the job.
+// Publish must be idempotent: a new leader publishes a result again when
+// its predecessor died before recording the outcome.
+type Publisher interface {
+	// Name names the publisher in job records and status, e.g.
+	// "elasticsearch"; unique within a coordinator.
+	Name() string
+	Publish(ctx context.Context, out lake.Store, meta results.Meta) error
 }
 
-// IndexerFunc adapts a function to Indexer.
-type IndexerFunc func(ctx context.Context, out lake.Store, meta results.Meta) error
+// NewPublisher returns a Publisher named name that calls publish.
+func NewPublisher(name string, publish func(ctx context.Context, out lake.Store, meta results.Meta) error) Publisher {
+	return funcPublisher{name, publish}
+}
 
-// Index calls f.
-func (f IndexerFunc) Index(ctx context.Context, out lake.Store, meta results.Meta) error {
-	return f(ctx, out, meta)
+type funcPublisher struct {
+	name    string
+	publish func(ctx context.Context, out lake.Store, meta results.Meta) error
+}
+
+func (p funcPublisher) Name() string { return p.name }
+
+func (p funcPublisher) Publish(ctx context.Context, out lake.Store, meta results.Meta) error {
+	return p.publish(ctx, out, meta)
 }
 
 // grpcRunner calls WorkerService over one cached connection per worker.

@@ -138,7 +138,7 @@ func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
 	c := h.coordinator(func(cfg *Config) {
 		cfg.SessionTimeout = timeout
 		cfg.Schedule = sched
-		cfg.Indexer = schedResultIndexer(ix)
+		cfg.Publishers = []Publisher{ix}
 	})
 
 	// --- 1. The lake's watermark (min of a and b = wmB1) completes w1 and
@@ -314,25 +314,6 @@ func schedIngest(t *testing.T, store lake.Store, file, source string, events []e
 		t.Fatalf("ingest %s: %s; want %d accepted", source, sum, len(events))
 	}
 	return parsed
-}
-
-// schedResultIndexer is cmd/clickstream's resultIndexer: the coordinator's
-// hook reads a committed result back and indexes it.
-func schedResultIndexer(ix *indexer.Indexer) Indexer {
-	return IndexerFunc(func(ctx context.Context, out lake.Store, _ results.Meta) error {
-		rows, meta, err := results.ReadResult(ctx, out)
-		if err != nil {
-			return err
-		}
-		rep, err := ix.IndexResult(ctx, rows, meta, out)
-		if err != nil {
-			return err
-		}
-		if rep.Rejected > 0 {
-			return fmt.Errorf("%d of %d documents rejected by Elasticsearch (dead letters in %s)", rep.Rejected, len(rows), out.URI())
-		}
-		return nil
-	})
 }
 
 func schedWindowState(t *testing.T, c *Coordinator, from time.Time) string {

@@ -251,10 +251,10 @@ func TestBackfillReportsEverySuccess(t *testing.T) {
 	}
 	var indexed sync.Map
 	c := h.coordinator(func(cfg *Config) {
-		cfg.Indexer = IndexerFunc(func(_ context.Context, _ lake.Store, m results.Meta) error {
+		cfg.Publishers = []Publisher{NewPublisher("test", func(_ context.Context, _ lake.Store, m results.Meta) error {
 			indexed.Store(m.Job, true)
 			return nil
-		})
+		})}
 	})
 	cl := h.client(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -301,7 +301,7 @@ func TestBackfillReportsEverySuccess(t *testing.T) {
 	})
 	for _, id := range ids {
 		// Recorded right after indexing.
-		waitUntil(t, "indexer status of "+id, 10*time.Second, func() bool { return h.record(id).IndexerStatus == indexOK })
+		waitUntil(t, "indexer status of "+id, 10*time.Second, func() bool { return publicationSummary(h.record(id).Publications) == indexOK })
 	}
 }
 

@@ -28,7 +28,6 @@ import (
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/cluster"
-	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 	"github.com/dataco/clickstream/worker"
@@ -141,29 +140,9 @@ func runCoordinator(ctx context.Context, args []string, _ io.Writer) error {
 			return err
 		}
 		defer ix.Close(context.WithoutCancel(ctx))
-		cfg.Indexer = resultIndexer(ix)
+		cfg.Publishers = append(cfg.Publishers, ix)
 	}
 	return coordinator.Run(ctx, cfg)
-}
-
-// resultIndexer adapts the Elasticsearch indexer to the coordinator's hook:
-// after a job commits its result, read it back and index it; rejected
-// documents go to the result's own store.
-func resultIndexer(ix *indexer.Indexer) coordinator.Indexer {
-	return coordinator.IndexerFunc(func(ctx context.Context, out lake.Store, _ results.Meta) error {
-		rows, meta, err := results.ReadResult(ctx, out)
-		if err != nil {
-			return err
-		}
-		rep, err := ix.IndexResult(ctx, rows, meta, out)
-		if err != nil {
-			return err
-		}
-		if rep.Rejected > 0 {
-			return fmt.Errorf("%d of %d documents rejected by Elasticsearch (dead letters in %s)", rep.Rejected, len(rows), out.URI())
-		}
-		return nil
-	})
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -479,15 +479,18 @@ type Job struct {
 	// window holds no data.
 	Warning string     `protobuf:"bytes,9,opt,name=warning,proto3" json:"warning,omitempty"`
 	Result  *JobResult `protobuf:"bytes,10,opt,name=result,proto3" json:"result,omitempty"`
-	// Outcome of the post-commit hook (indexing), if one is configured:
-	// "" (none), "ok", or "error: ...".
+	// Summary of the publications below: "" (none configured), "pending"
+	// (one is), "ok" (all are), or the first "error: <publisher>: ...".
 	IndexerStatus string `protobuf:"bytes,11,opt,name=indexer_status,json=indexerStatus,proto3" json:"indexer_status,omitempty"`
 	// The coordinator that leads the cluster, as host:port.
 	Leader string `protobuf:"bytes,12,opt,name=leader,proto3" json:"leader,omitempty"`
 	// Every coordinator in the cluster (the leader first, then the standbys
 	// in the order they would take over), so that a client can follow a
 	// failover to a coordinator it was not given.
-	Coordinators  []string `protobuf:"bytes,13,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
+	Coordinators []string `protobuf:"bytes,13,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
+	// What the publishers (e.g. the Elasticsearch indexer) did with the
+	// job's committed result, one each, in the coordinator's order.
+	Publications  []*Publication `protobuf:"bytes,14,rep,name=publications,proto3" json:"publications,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -613,6 +616,68 @@ func (x *Job) GetCoordinators() []string {
 	return nil
 }
 
+func (x *Job) GetPublications() []*Publication {
+	if x != nil {
+		return x.Publications
+	}
+	return nil
+}
+
+// Publication is one publisher's outcome for a succeeded job.
+type Publication struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The publisher, e.g. "elasticsearch".
+	Publisher string `protobuf:"bytes,1,opt,name=publisher,proto3" json:"publisher,omitempty"`
+	// "pending", "ok", or "error: ...".
+	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Publication) Reset() {
+	*x = Publication{}
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Publication) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Publication) ProtoMessage() {}
+
+func (x *Publication) ProtoReflect() protoreflect.Message {
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Publication.ProtoReflect.Descriptor instead.
+func (*Publication) Descriptor() ([]byte, []int) {
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Publication) GetPublisher() string {
+	if x != nil {
+		return x.Publisher
+	}
+	return ""
+}
+
+func (x *Publication) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 type SubmitJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -627,7 +692,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +704,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +717,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{4}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -678,7 +743,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +755,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +768,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{5}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -722,7 +787,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +799,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +812,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{6}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetJobRequest) GetId() string {
@@ -766,7 +831,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +843,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +856,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{7}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -811,7 +876,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +888,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +901,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{8}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListJobsRequest) GetLimit() int32 {
@@ -855,7 +920,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +932,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +945,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{9}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -899,7 +964,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +976,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +989,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{10}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelJobRequest) GetId() string {
@@ -943,7 +1008,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1020,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1033,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{11}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -987,7 +1052,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1064,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1077,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{12}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchJobRequest) GetId() string {
@@ -1031,7 +1096,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1108,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1121,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{13}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1090,7 +1155,7 @@ type RunTaskRequest struct {
 
 func (x *RunTaskRequest) Reset() {
 	*x = RunTaskRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1167,7 @@ func (x *RunTaskRequest) String() string {
 func (*RunTaskRequest) ProtoMessage() {}
 
 func (x *RunTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1180,7 @@ func (x *RunTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunTaskRequest.ProtoReflect.Descriptor instead.
 func (*RunTaskRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{14}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RunTaskRequest) GetJobId() string {
@@ -1213,7 +1278,7 @@ type RunTaskResponse struct {
 
 func (x *RunTaskResponse) Reset() {
 	*x = RunTaskResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1290,7 @@ func (x *RunTaskResponse) String() string {
 func (*RunTaskResponse) ProtoMessage() {}
 
 func (x *RunTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1303,7 @@ func (x *RunTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunTaskResponse.ProtoReflect.Descriptor instead.
 func (*RunTaskResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{15}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RunTaskResponse) GetWorkerId() string {
@@ -1326,7 +1391,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x03run\x18\x02 \x01(\tR\x03run\x12\x14\n" +
 	"\x05files\x18\x03 \x03(\tR\x05files\x12\x12\n" +
 	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12\x16\n" +
-	"\x06events\x18\x05 \x01(\x03R\x06events\"\x95\x04\n" +
+	"\x06events\x18\x05 \x01(\x03R\x06events\"\xd6\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\x12.\n" +
@@ -1341,7 +1406,11 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	" \x01(\v2\x19.clickstream.v1.JobResultR\x06result\x12%\n" +
 	"\x0eindexer_status\x18\v \x01(\tR\rindexerStatus\x12\x16\n" +
 	"\x06leader\x18\f \x01(\tR\x06leader\x12\"\n" +
-	"\fcoordinators\x18\r \x03(\tR\fcoordinators\"h\n" +
+	"\fcoordinators\x18\r \x03(\tR\fcoordinators\x12?\n" +
+	"\fpublications\x18\x0e \x03(\v2\x1b.clickstream.v1.PublicationR\fpublications\"C\n" +
+	"\vPublication\x12\x1c\n" +
+	"\tpublisher\x18\x01 \x01(\tR\tpublisher\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\"h\n" +
 	"\x10SubmitJobRequest\x12+\n" +
 	"\x04spec\x18\x01 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\":\n" +
@@ -1424,7 +1493,7 @@ func file_clickstream_v1_clickstream_proto_rawDescGZIP() []byte {
 }
 
 var file_clickstream_v1_clickstream_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_clickstream_v1_clickstream_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_clickstream_v1_clickstream_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_clickstream_v1_clickstream_proto_goTypes = []any{
 	(OutputFormat)(0),             // 0: clickstream.v1.OutputFormat
 	(JobState)(0),                 // 1: clickstream.v1.JobState
@@ -1432,60 +1501,62 @@ var file_clickstream_v1_clickstream_proto_goTypes = []any{
 	(*JobProgress)(nil),           // 3: clickstream.v1.JobProgress
 	(*JobResult)(nil),             // 4: clickstream.v1.JobResult
 	(*Job)(nil),                   // 5: clickstream.v1.Job
-	(*SubmitJobRequest)(nil),      // 6: clickstream.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 7: clickstream.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),         // 8: clickstream.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 9: clickstream.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 10: clickstream.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 11: clickstream.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 12: clickstream.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 13: clickstream.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 14: clickstream.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 15: clickstream.v1.WatchJobResponse
-	(*RunTaskRequest)(nil),        // 16: clickstream.v1.RunTaskRequest
-	(*RunTaskResponse)(nil),       // 17: clickstream.v1.RunTaskResponse
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Publication)(nil),           // 6: clickstream.v1.Publication
+	(*SubmitJobRequest)(nil),      // 7: clickstream.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),     // 8: clickstream.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),         // 9: clickstream.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 10: clickstream.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 11: clickstream.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 12: clickstream.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 13: clickstream.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 14: clickstream.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 15: clickstream.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 16: clickstream.v1.WatchJobResponse
+	(*RunTaskRequest)(nil),        // 17: clickstream.v1.RunTaskRequest
+	(*RunTaskResponse)(nil),       // 18: clickstream.v1.RunTaskResponse
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 }
 var file_clickstream_v1_clickstream_proto_depIdxs = []int32{
-	18, // 0: clickstream.v1.JobSpec.from:type_name -> google.protobuf.Timestamp
-	18, // 1: clickstream.v1.JobSpec.to:type_name -> google.protobuf.Timestamp
+	19, // 0: clickstream.v1.JobSpec.from:type_name -> google.protobuf.Timestamp
+	19, // 1: clickstream.v1.JobSpec.to:type_name -> google.protobuf.Timestamp
 	0,  // 2: clickstream.v1.JobSpec.format:type_name -> clickstream.v1.OutputFormat
-	19, // 3: clickstream.v1.JobSpec.session_timeout:type_name -> google.protobuf.Duration
+	20, // 3: clickstream.v1.JobSpec.session_timeout:type_name -> google.protobuf.Duration
 	2,  // 4: clickstream.v1.Job.spec:type_name -> clickstream.v1.JobSpec
 	1,  // 5: clickstream.v1.Job.state:type_name -> clickstream.v1.JobState
 	3,  // 6: clickstream.v1.Job.progress:type_name -> clickstream.v1.JobProgress
-	18, // 7: clickstream.v1.Job.created:type_name -> google.protobuf.Timestamp
-	18, // 8: clickstream.v1.Job.started:type_name -> google.protobuf.Timestamp
-	18, // 9: clickstream.v1.Job.finished:type_name -> google.protobuf.Timestamp
+	19, // 7: clickstream.v1.Job.created:type_name -> google.protobuf.Timestamp
+	19, // 8: clickstream.v1.Job.started:type_name -> google.protobuf.Timestamp
+	19, // 9: clickstream.v1.Job.finished:type_name -> google.protobuf.Timestamp
 	4,  // 10: clickstream.v1.Job.result:type_name -> clickstream.v1.JobResult
-	2,  // 11: clickstream.v1.SubmitJobRequest.spec:type_name -> clickstream.v1.JobSpec
-	5,  // 12: clickstream.v1.SubmitJobResponse.job:type_name -> clickstream.v1.Job
-	5,  // 13: clickstream.v1.GetJobResponse.job:type_name -> clickstream.v1.Job
-	5,  // 14: clickstream.v1.ListJobsResponse.jobs:type_name -> clickstream.v1.Job
-	5,  // 15: clickstream.v1.CancelJobResponse.job:type_name -> clickstream.v1.Job
-	5,  // 16: clickstream.v1.WatchJobResponse.job:type_name -> clickstream.v1.Job
-	18, // 17: clickstream.v1.RunTaskRequest.window_from:type_name -> google.protobuf.Timestamp
-	18, // 18: clickstream.v1.RunTaskRequest.window_to:type_name -> google.protobuf.Timestamp
-	19, // 19: clickstream.v1.RunTaskRequest.session_timeout:type_name -> google.protobuf.Duration
-	19, // 20: clickstream.v1.RunTaskResponse.duration:type_name -> google.protobuf.Duration
-	6,  // 21: clickstream.v1.CoordinatorService.SubmitJob:input_type -> clickstream.v1.SubmitJobRequest
-	8,  // 22: clickstream.v1.CoordinatorService.GetJob:input_type -> clickstream.v1.GetJobRequest
-	10, // 23: clickstream.v1.CoordinatorService.ListJobs:input_type -> clickstream.v1.ListJobsRequest
-	12, // 24: clickstream.v1.CoordinatorService.CancelJob:input_type -> clickstream.v1.CancelJobRequest
-	14, // 25: clickstream.v1.CoordinatorService.WatchJob:input_type -> clickstream.v1.WatchJobRequest
-	16, // 26: clickstream.v1.WorkerService.RunTask:input_type -> clickstream.v1.RunTaskRequest
-	7,  // 27: clickstream.v1.CoordinatorService.SubmitJob:output_type -> clickstream.v1.SubmitJobResponse
-	9,  // 28: clickstream.v1.CoordinatorService.GetJob:output_type -> clickstream.v1.GetJobResponse
-	11, // 29: clickstream.v1.CoordinatorService.ListJobs:output_type -> clickstream.v1.ListJobsResponse
-	13, // 30: clickstream.v1.CoordinatorService.CancelJob:output_type -> clickstream.v1.CancelJobResponse
-	15, // 31: clickstream.v1.CoordinatorService.WatchJob:output_type -> clickstream.v1.WatchJobResponse
-	17, // 32: clickstream.v1.WorkerService.RunTask:output_type -> clickstream.v1.RunTaskResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	6,  // 11: clickstream.v1.Job.publications:type_name -> clickstream.v1.Publication
+	2,  // 12: clickstream.v1.SubmitJobRequest.spec:type_name -> clickstream.v1.JobSpec
+	5,  // 13: clickstream.v1.SubmitJobResponse.job:type_name -> clickstream.v1.Job
+	5,  // 14: clickstream.v1.GetJobResponse.job:type_name -> clickstream.v1.Job
+	5,  // 15: clickstream.v1.ListJobsResponse.jobs:type_name -> clickstream.v1.Job
+	5,  // 16: clickstream.v1.CancelJobResponse.job:type_name -> clickstream.v1.Job
+	5,  // 17: clickstream.v1.WatchJobResponse.job:type_name -> clickstream.v1.Job
+	19, // 18: clickstream.v1.RunTaskRequest.window_from:type_name -> google.protobuf.Timestamp
+	19, // 19: clickstream.v1.RunTaskRequest.window_to:type_name -> google.protobuf.Timestamp
+	20, // 20: clickstream.v1.RunTaskRequest.session_timeout:type_name -> google.protobuf.Duration
+	20, // 21: clickstream.v1.RunTaskResponse.duration:type_name -> google.protobuf.Duration
+	7,  // 22: clickstream.v1.CoordinatorService.SubmitJob:input_type -> clickstream.v1.SubmitJobRequest
+	9,  // 23: clickstream.v1.CoordinatorService.GetJob:input_type -> clickstream.v1.GetJobRequest
+	11, // 24: clickstream.v1.CoordinatorService.ListJobs:input_type -> clickstream.v1.ListJobsRequest
+	13, // 25: clickstream.v1.CoordinatorService.CancelJob:input_type -> clickstream.v1.CancelJobRequest
+	15, // 26: clickstream.v1.CoordinatorService.WatchJob:input_type -> clickstream.v1.WatchJobRequest
+	17, // 27: clickstream.v1.WorkerService.RunTask:input_type -> clickstream.v1.RunTaskRequest
+	8,  // 28: clickstream.v1.CoordinatorService.SubmitJob:output_type -> clickstream.v1.SubmitJobResponse
+	10, // 29: clickstream.v1.CoordinatorService.GetJob:output_type -> clickstream.v1.GetJobResponse
+	12, // 30: clickstream.v1.CoordinatorService.ListJobs:output_type -> clickstream.v1.ListJobsResponse
+	14, // 31: clickstream.v1.CoordinatorService.CancelJob:output_type -> clickstream.v1.CancelJobResponse
+	16, // 32: clickstream.v1.CoordinatorService.WatchJob:output_type -> clickstream.v1.WatchJobResponse
+	18, // 33: clickstream.v1.WorkerService.RunTask:output_type -> clickstream.v1.RunTaskResponse
+	28, // [28:34] is the sub-list for method output_type
+	22, // [22:28] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_clickstream_v1_clickstream_proto_init() }
@@ -1499,7 +1570,7 @@ func file_clickstream_v1_clickstream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clickstream_v1_clickstream_proto_rawDesc), len(file_clickstream_v1_clickstream_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
