@@ -322,3 +322,19 @@ func (w *testWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// TestFreePortsDistinct: ports handed out are never handed out twice in a
+// row, even when the kernel offers a port again at once.
+func TestFreePortsDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for range 500 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}

@@ -11,17 +11,47 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+// handedOut remembers the ports freePort returned lately: the kernel may
+// offer a port again as soon as its probe closed, before the process it
+// was meant for binds it, and a run that gets one port twice (an etcd
+// cluster's peers) fails to start.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+	order []int
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago and
+// that it has not returned among its last 4096 answers.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("chaos: free port: %w", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("chaos: free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if handedOut.ports[port] {
+			continue
+		}
+		handedOut.ports[port] = true
+		handedOut.order = append(handedOut.order, port)
+		if len(handedOut.order) > 4096 {
+			delete(handedOut.ports, handedOut.order[0])
+			handedOut.order = handedOut.order[1:]
+		}
+		return port, nil
+	}
+	return 0, errors.New("chaos: free port: the kernel keeps offering ports handed out already")
 }
 
 func freeAddr() (string, error) {
