@@ -8,11 +8,11 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/ordered"
 	"github.com/dataco/clickstream/internal/results"
 )
 
@@ -179,55 +179,26 @@ func (c *Coordinator) commit(ctx context.Context, rec *jobRecord, m *merged) (re
 // mergePartials reads the partials of p's tasks, MergeParallelism at a
 // time, and merges them in task order.
 func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job string, p *plan) (*aggregate.Partial, error) {
-	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel: no fetcher is left blocked
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type item struct {
-		q   *aggregate.Partial
-		err error
-	}
-	slots := make([]chan item, len(p.Tasks))
-	for i := range slots {
-		slots[i] = make(chan item, 1)
-	}
-	sem := make(chan struct{}, c.cfg.MergeParallelism)
-	wg.Add(1)
-	go func() { // fetchers, started in order
-		defer wg.Done()
-		for i, t := range p.Tasks {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				slots[i] <- item{err: ctx.Err()}
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				key := results.PartialKey(job, t.Bucket)
-				data, err := out.Get(ctx, key)
-				if err != nil {
-					slots[i] <- item{err: fmt.Errorf("read partial %s: %w", key, err)}
-					return
-				}
-				q := aggregate.NewPartial()
-				if err := q.UnmarshalBinary(data); err != nil {
-					slots[i] <- item{err: fmt.Errorf("partial %s: %w", key, err)}
-					return
-				}
-				slots[i] <- item{q: q}
-			}()
-		}
-	}()
 	total := aggregate.NewPartial()
-	for i := range slots {
-		it := <-slots[i]
-		<-sem
-		if it.err != nil {
-			return nil, it.err
-		}
-		total.Merge(it.q)
+	err := ordered.Fetch(ctx, len(p.Tasks), c.cfg.MergeParallelism,
+		func(ctx context.Context, i int) (*aggregate.Partial, error) {
+			key := results.PartialKey(job, p.Tasks[i].Bucket)
+			data, err := out.Get(ctx, key)
+			if err != nil {
+				return nil, fmt.Errorf("read partial %s: %w", key, err)
+			}
+			q := aggregate.NewPartial()
+			if err := q.UnmarshalBinary(data); err != nil {
+				return nil, fmt.Errorf("partial %s: %w", key, err)
+			}
+			return q, nil
+		},
+		func(_ int, q *aggregate.Partial) error {
+			total.Merge(q)
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	return total, nil
 }

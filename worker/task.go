@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,6 +15,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/ordered"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -307,56 +307,23 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, keys []string, t t
 }
 
 // fetchInOrder reads the objects at keys, FetchParallelism at a time, and
-// calls use with each in key order. It returns the bytes read.
+// calls use with each in key order. A file counts against FetchParallelism
+// until use returns, so memory stays bounded. It returns the bytes read.
 func (w *Worker) fetchInOrder(ctx context.Context, s lake.Store, keys []string, use func(key string, data []byte) error) (int64, error) {
-	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel: no fetcher is left blocked
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type item struct {
-		data []byte
-		err  error
-	}
-	slots := make([]chan item, len(keys))
-	for i := range slots {
-		slots[i] = make(chan item, 1)
-	}
-	sem := make(chan struct{}, max(1, w.cfg.FetchParallelism))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i, key := range keys {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				slots[i] <- item{err: ctx.Err()}
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				data, err := s.Get(ctx, key)
-				if err != nil {
-					err = fmt.Errorf("worker: read %s: %w", key, err)
-				}
-				slots[i] <- item{data: data, err: err}
-			}()
-		}
-	}()
 	var n int64
-	for i, key := range keys {
-		it := <-slots[i]
-		if it.err != nil {
-			return n, it.err
-		}
-		n += int64(len(it.data))
-		err := use(key, it.data)
-		<-sem // the slot frees only once the file is used: bounded memory
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	err := ordered.Fetch(ctx, len(keys), w.cfg.FetchParallelism,
+		func(ctx context.Context, i int) ([]byte, error) {
+			data, err := s.Get(ctx, keys[i])
+			if err != nil {
+				return nil, fmt.Errorf("worker: read %s: %w", keys[i], err)
+			}
+			return data, nil
+		},
+		func(i int, data []byte) error {
+			n += int64(len(data))
+			return use(keys[i], data)
+		})
+	return n, err
 }
 
 // toStatus maps an error to a gRPC status at the RPC edge.

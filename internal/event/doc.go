@@ -20,6 +20,13 @@
 //	p := event.Parser{MaxSize: 16 << 10}
 //	e, err := p.Parse(raw)
 //
+// ParseAliased skips the copies: the event's strings point into the message
+// where it holds them verbatim, and an Interner hands out one shared copy of
+// the values a stream repeats (url, country, city, user_agent):
+//
+//	in := event.NewInterner(0) // one per goroutine
+//	e, err := event.Parser{}.ParseAliased(raw, in)
+//
 // Encode writes an event as a message that Parse turns back into the same
 // event:
 //

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,73 +279,6 @@ func TestParserMaxSize(t *testing.T) {
 	}
 }
 
-func TestRejectError(t *testing.T) {
-	_, err := Parse([]byte(`[]`))
-	var re *RejectError
-	if !errors.As(err, &re) {
-		t.Fatalf("error %T is not a *RejectError", err)
-	}
-	if re.Reason != ReasonNotObject {
-		t.Errorf("Reason = %q, want %q", re.Reason, ReasonNotObject)
-	}
-	if got, want := err.Error(), "event: not_object: message is an array"; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
-	}
-	wrapped := fmt.Errorf("partition 3 offset 7: %w", err)
-	if got := ReasonOf(wrapped); got != ReasonNotObject {
-		t.Errorf("ReasonOf(wrapped) = %q", got)
-	}
-	if got := ReasonOf(nil); got != "" {
-		t.Errorf("ReasonOf(nil) = %q", got)
-	}
-	if got := ReasonOf(errors.New("other")); got != "" {
-		t.Errorf("ReasonOf(other) = %q", got)
-	}
-}
-
-func TestReasonsCovered(t *testing.T) {
-	seen := map[Reason]bool{ReasonTooLarge: true} // covered by TestParserMaxSize
-	for _, tc := range rejectCases {
-		seen[tc.reason] = true
-	}
-	for _, r := range Reasons() {
-		if !seen[r] {
-			t.Errorf("no test case for reason %q", r)
-		}
-	}
-}
-
-func TestEncode(t *testing.T) {
-	tests := []struct {
-		name string
-		e    Event
-	}{
-		{name: "plain", e: baseEvent},
-		{name: "escapes", e: Event{UserID: "a\"b\\c\n", Timestamp: -1, URL: "/x?a=1&b=<2>\u2028", Country: "ÅLAND", City: "\x00\x1f\t\r", UserAgent: "😀"}},
-		{name: "numeric user id", e: Event{UserID: "-0042", Timestamp: 1, URL: " ", Country: UnknownCountry}},
-		{name: "range ends", e: Event{UserID: "u", Timestamp: MaxTimestamp, URL: "/", Country: "x"}},
-		{name: "range start", e: Event{UserID: "u", Timestamp: MinTimestamp, URL: "/", Country: "x"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			raw := Encode(tc.e)
-			got, err := Parse(raw)
-			if err != nil {
-				t.Fatalf("Parse(Encode(e)) = %v; message %s", err, raw)
-			}
-			if got != tc.e {
-				t.Errorf("Parse(Encode(e)) = %+v, want %+v", got, tc.e)
-			}
-		})
-	}
-	if got, want := string(Encode(baseEvent)), base; got != want {
-		t.Errorf("Encode(baseEvent) = %s, want %s", got, want)
-	}
-	if got := string(AppendString(nil, "a\xffb")); got != `"a\ufffdb"` {
-		t.Errorf("AppendString(invalid UTF-8) = %s", got)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, tc := range append(acceptCases, rejectCases...) {
 		if len(tc.in) < 1024 {
@@ -438,26 +370,6 @@ func benchmarkParse(b *testing.B, parse func([]byte) (Event, error)) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-// FuzzTimestamp compares the RFC 3339 parser with the time-package
-// reference directly, which reaches odd dates faster than FuzzParse.
-func FuzzTimestamp(f *testing.F) {
-	for _, s := range []string{
-		"2024-03-10T12:34:56.789Z", "2024-03-10T18:04:56.789+05:30", "1969-12-31T23:59:59.9999z",
-		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999-00:00", "2024-02-29T00:00:00+23:59",
-		"2100-02-29T00:00:00Z", "2024-03-10T12:34:56.1234567890Z", "2024-03-10t12:34:56+05:60",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got, ok := parseRFC3339(s)
-		gotB, okB := parseRFC3339([]byte(s))
-		want, wantOK := referenceRFC3339(s)
-		if ok != wantOK || got != want || okB != ok || gotB != got {
-			t.Fatalf("parseRFC3339(%q) = %d, %v; []byte: %d, %v; reference %d, %v", s, got, ok, gotB, okB, want, wantOK)
-		}
-	})
-}
-
 // TestParseAliased checks what ParseAliased shares with the message: the
 // strings it holds verbatim, not the ones it had to unescape, and Parse
 // shares nothing.
@@ -517,34 +429,5 @@ func TestParseAliased(t *testing.T) {
 		if inRaw(v) {
 			t.Errorf("the interner holds %q, which points into a message", v)
 		}
-	}
-	small := NewInterner(16)
-	for i := range 100 {
-		small.intern([]byte(strconv.Itoa(i * 1000)))
-		if small.bytes > small.budget {
-			t.Fatalf("interner holds %d bytes, more than its budget %d", small.bytes, small.budget)
-		}
-	}
-	// Values the recent cache cannot tell apart (same length and samples:
-	// a 40-byte value is sampled at [0,8), [16,24) and [32,40)) still come
-	// back as themselves.
-	x := []byte(strings.Repeat("u", 40))
-	y := slices.Clone(x)
-	y[10] = 'v'
-	if sampleHash(x) != sampleHash(y) {
-		t.Fatal("the test values should collide in the recent cache")
-	}
-	for range 3 {
-		if got := small.intern(x); got != string(x) {
-			t.Fatalf("intern(%q) = %q", x, got)
-		}
-		if got := small.intern(y); got != string(y) {
-			t.Fatalf("intern(%q) = %q", y, got)
-		}
-	}
-	long := strings.Repeat("x", maxInterned+1)
-	small.intern([]byte(long))
-	if _, ok := small.m[long]; ok {
-		t.Error("a string over maxInterned was kept")
 	}
 }

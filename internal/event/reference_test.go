@@ -13,7 +13,7 @@ import (
 
 // referenceParse is the plain encoding/json-based implementation of the
 // contract that Parser.Parse is fuzzed against. It favours obviousness over
-// speed and shares no code with parse.go beyond the types and constants.
+// speed and shares no code with the parser beyond the types and constants.
 func referenceParse(raw []byte, limit int) (Event, error) {
 	if len(raw) > limit {
 		return Event{}, reject(ReasonTooLarge, "too large")

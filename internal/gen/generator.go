@@ -40,8 +40,8 @@ type Generator struct {
 	zipf    *rand.Zipf
 	urls    []string
 	users   []user
-	byTime  userHeap // users by time of their next click
-	late    lateHeap // late messages by release time
+	byTime  minHeap[slot]    // users by time of their next click
+	late    minHeap[pending] // late messages by release time
 	lateSeq uint64
 	made    int // clicks generated so far
 	zones   map[int]*time.Location
@@ -98,6 +98,7 @@ func New(cfg Config) (*Generator, error) {
 		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), 0x636c69636b73)),
 		zones:   map[int]*time.Location{},
 		invalid: newWeighted(len(invalidMix), func(i int) int { return invalidMix[i].weight }),
+		late:    newMinHeap(0, pending.before),
 		now:     cfg.Now,
 	}
 	if g.now == nil {
@@ -110,7 +111,7 @@ func New(cfg Config) (*Generator, error) {
 	byAgent := newWeighted(len(agents), func(i int) int { return agents[i].weight })
 	seen := make(map[string]bool, cfg.Users)
 	g.users = make([]user, cfg.Users)
-	g.byTime = make(userHeap, 0, cfg.Users)
+	g.byTime = newMinHeap(cfg.Users, slot.before)
 	start := cfg.Start.UnixMilli()
 	if cfg.Realtime {
 		start = g.now().UnixMilli()
@@ -201,16 +202,16 @@ func (g *Generator) thinkTime() int64 {
 func (g *Generator) Next() (Message, bool) {
 	for {
 		if g.cfg.Events > 0 && g.made >= g.cfg.Events {
-			if len(g.late) == 0 {
+			if g.late.len() == 0 {
 				return Message{}, false
 			}
 			return g.popLate(), true
 		}
-		now := g.byTime[0].at
+		now := g.byTime.peek().at
 		if g.cfg.Realtime {
 			now = g.now().UnixMilli()
 		}
-		if len(g.late) > 0 && g.late[0].release <= now {
+		if g.late.len() > 0 && g.late.peek().release <= now {
 			return g.popLate(), true
 		}
 		m := g.click()
@@ -503,27 +504,10 @@ type slot struct {
 	user int32
 }
 
-// userHeap is a min-heap of slots by time, then user index (so that ties
-// break the same way on every run).
-type userHeap []slot
-
-func (h userHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].user < h[j].user)
-}
-
-func (h *userHeap) push(s slot) {
-	*h = append(*h, s)
-	siftUp(*h, len(*h)-1, userHeap.less)
-}
-
-func (h *userHeap) pop() slot {
-	old := *h
-	top := old[0]
-	n := len(old) - 1
-	old[0] = old[n]
-	*h = old[:n]
-	siftDown(*h, 0, userHeap.less)
-	return top
+// before orders slots by time, then user index, so that ties break the
+// same way on every run.
+func (s slot) before(o slot) bool {
+	return s.at < o.at || (s.at == o.at && s.user < o.user)
 }
 
 // pending is a late message waiting for its release time.
@@ -533,53 +517,8 @@ type pending struct {
 	msg     Message
 }
 
-type lateHeap []pending
-
-func (h lateHeap) less(i, j int) bool {
-	return h[i].release < h[j].release || (h[i].release == h[j].release && h[i].seq < h[j].seq)
-}
-
-func (h *lateHeap) push(p pending) {
-	*h = append(*h, p)
-	siftUp(*h, len(*h)-1, lateHeap.less)
-}
-
-func (h *lateHeap) pop() pending {
-	old := *h
-	top := old[0]
-	n := len(old) - 1
-	old[0] = old[n]
-	old[n] = pending{}
-	*h = old[:n]
-	siftDown(*h, 0, lateHeap.less)
-	return top
-}
-
-func siftUp[H ~[]E, E any](h H, i int, less func(H, int, int) bool) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !less(h, i, p) {
-			return
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func siftDown[H ~[]E, E any](h H, i int, less func(H, int, int) bool) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(h) && less(h, r, l) {
-			m = r
-		}
-		if !less(h, m, i) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
+// before orders pending messages by release time, then by the order they
+// were held back in.
+func (p pending) before(o pending) bool {
+	return p.release < o.release || (p.release == o.release && p.seq < o.seq)
 }

@@ -1,6 +1,3 @@
-// Package lake is the clickstream data lake: an object store reached through
-// s3:// or file:// URIs, the partition layout shared by ingest and the
-// aggregation job, and the manifests that make ingest exactly once.
 package lake
 
 import (

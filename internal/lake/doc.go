@@ -1,0 +1,100 @@
+// Package lake is the clickstream data lake: an object store reached through
+// s3:// or file:// URIs, the partition layout shared by ingest and the
+// aggregation job, the codecs of its data files, and the manifests that make
+// ingest exactly once.
+//
+// # Stores
+//
+// A Store holds objects under '/'-separated keys relative to its root. Open
+// turns a URI into one:
+//
+//	file:///abs/dir, file://./rel/dir   a FileStore on a local folder
+//	s3://bucket, s3://bucket/prefix     an S3Store (endpoint from S3Options
+//	                                    or $CLICKSTREAM_S3_ENDPOINT)
+//
+// A URI that cannot name a store fails with an error matching ErrBadURI;
+// other errors of Open may be temporary. Stores caches one store per URI for
+// a process that opens many (a coordinator, a worker), and Sub gives a view of
+// a store under a key prefix. Keys that could escape the root or mean
+// different objects on different stores (empty or "..", "." segments,
+// backslashes, NUL) are rejected.
+//
+// # Layout
+//
+// One lake is one store root:
+//
+//	_lake.json                                       Meta: the bucket count
+//	events/hour=2006-01-02T15/bucket=0007/<source>-<seq>-<writer>.parquet
+//	_manifests/<source>/<seq>.json                   one per commit
+//	_watermarks/<source>.json                        latest commit, summarised
+//	_rejected/<source>/<seq>-<writer>.ndjson         dead letters of a commit
+//
+// Events are partitioned by event-time hour (UTC) and user bucket: Bucket is
+// FNV-1a 64 of the user id modulo the lake's bucket count, which EnsureMeta
+// fixes when the lake is created. A source is one input stream (KafkaSource
+// names a topic partition); its commits are numbered from 1.
+//
+// # Data files
+//
+// A data file holds events of one partition in one Format: Parquet (the
+// default: zstd pages, dictionary-encoded strings) or gzipped NDJSON. The key's
+// extension names the format, so DecodeFile needs nothing else.
+//
+// # Commits and manifests
+//
+// A writer commits a batch of a source in two steps. It writes the batch's
+// data files and dead letters under keys that name its commit attempt
+// (DataFileKey, RejectedKey), so that no other attempt can overwrite them;
+// then Commit writes the Manifest, listing those files and the source
+// positions [Start, End) they cover, at the source's next sequence number with
+// PutIfAbsent. The manifest is the commit point. Of two writers committing the
+// same sequence number exactly one wins; the other gets ErrFenced and must
+// re-read where the source stands (LastManifest). The watermark record is
+// written after the manifest; if that fails Commit returns an error wrapping
+// ErrWatermark and the commit stands.
+//
+// Readers start from the manifests: ReadSnapshot (or a SnapshotReader, which
+// reads each manifest once) returns every committed manifest, and
+// Snapshot.FilesFor picks, per user bucket, the files whose events overlap a
+// time range. Vacuum deletes the old data and dead-letter files that no
+// manifest names.
+//
+// # Guarantees
+//
+//   - Put replaces an object atomically: a reader sees the old or the new
+//     object, never a mix. Of several writers racing PutIfAbsent on one key,
+//     processes included, exactly one succeeds and the others get ErrExists.
+//     Get of a missing key returns ErrNotExist; List is sorted by key. Every
+//     Store is safe for concurrent use.
+//   - A commit exists if and only if its manifest exists, and then all its
+//     files do. Files that no manifest names (a crashed, fenced or timed-out
+//     attempt) are invisible to readers and change no result.
+//   - A sequence number of a source is committed at most once, and manifests
+//     are written once and never change. A writer that resumes from
+//     LastManifest, numbers its commits without gaps and starts each where
+//     the previous one ended (Manifest.Start), as ingest does, commits every
+//     source position exactly once.
+//   - The watermark record is a summary that may lag behind the manifests;
+//     the manifests are the truth.
+//   - All events of a user are in one bucket, so a task per bucket sees every
+//     click of its users. A lake's bucket count never changes.
+//
+// Nothing orders commits of different sources, and a snapshot is not a
+// transaction across sources: it is the set of manifests listed at one moment.
+//
+// # Usage
+//
+// Reading the events of a time range, bucket by bucket:
+//
+//	store, err := lake.Open(ctx, "s3://clicks/lake", lake.S3Options{})
+//	snap, err := lake.ReadSnapshot(ctx, store)
+//	for bucket, files := range snap.FilesFor(from, to) {
+//		for _, f := range files {
+//			data, err := store.Get(ctx, f.Key)
+//			events, err := lake.DecodeFile(f.Key, data)
+//			...
+//		}
+//	}
+//
+// Tests get a fresh store from package laketest.
+package lake
