@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,43 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/results"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails if goroutines of this package or of a bulk indexer
-// outlive the tests (an Indexer that was not closed).
-func checkLeaks() error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if (strings.Contains(g, "esutil.(*worker)") || strings.Contains(g, "github.com/dataco/clickstream/indexer.")) &&
-				!strings.Contains(g, "indexer.checkLeaks") && !strings.Contains(g, "testing.(*M).") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// TestMain fails the tests if goroutines of this module or the workers of
+// a bulk indexer outlive them (an Indexer that was not closed).
+func TestMain(m *testing.M) { leaktest.Main(m, "esutil.(*worker)") }
 
 // esURL is the local stack's Elasticsearch; integration tests skip under
 // -short and fail without it.

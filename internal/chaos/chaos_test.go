@@ -19,6 +19,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/gen"
+	"github.com/dataco/clickstream/internal/leaktest"
 )
 
 // binary is the clickstream binary built by TestMain (not with -short).
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 		}
 		code := m.Run()
 		if code == 0 {
-			if err := clustertest.CheckLeaks(); err != nil {
+			if err := leaktest.Check(); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
