@@ -24,11 +24,11 @@ import (
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/ingest"
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -523,7 +523,7 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 }
 
 func schedCompare(d schedDoc, w *aggtest.Row, from, to time.Time) string {
-	return w.Diff(aggregate.ResultRow{
+	return w.Diff(schema.Row{
 		WindowStart: d.WindowStart, WindowEnd: d.WindowEnd, URL: d.URL, Country: d.Country,
 		Clicks: d.Clicks, UniqueUsers: d.UniqueUsers, TotalTimeSpentS: d.TotalTimeSpentS,
 		TimeSpentSamples: d.TimeSpentSamples, AvgTimeSpentS: d.AvgTimeSpentS,

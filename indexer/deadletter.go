@@ -16,6 +16,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // DeadLetterPrefix is the folder of rejected documents in a dead-letter
@@ -50,7 +51,7 @@ func compactTime(t time.Time) string { return t.UTC().Format("20060102T150405.99
 
 // rowForDeadLetter encodes a row that JSON cannot encode as is, with
 // non-finite numbers as strings.
-func rowForDeadLetter(r *aggregate.ResultRow) json.RawMessage {
+func rowForDeadLetter(r *schema.Row) json.RawMessage {
 	num := func(f float64) any {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return strconv.FormatFloat(f, 'g', -1, 64)

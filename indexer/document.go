@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // document is what is indexed for one result row.
@@ -46,7 +46,7 @@ type pending struct {
 
 // encode turns rows into documents. A row that cannot be encoded (a NaN
 // or infinite number) is rejected here; duplicate rows fail the call.
-func (w *Writer) encode(rows []aggregate.ResultRow, job, gen string, now time.Time) ([]pending, []Rejection, error) {
+func (w *Writer) encode(rows []schema.Row, job, gen string, now time.Time) ([]pending, []Rejection, error) {
 	docs := make([]pending, 0, len(rows))
 	var rejections []Rejection
 	seen := make(map[string]int, len(rows))

@@ -21,6 +21,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // TestMain fails the tests if goroutines of this module or the workers of
@@ -167,12 +168,12 @@ var (
 var countries = []string{"US", "DE", "FR", "JP", "BR"}
 
 // makeRows returns n distinct result rows of win.
-func makeRows(win aggregate.Window, n int) []aggregate.ResultRow {
-	rows := make([]aggregate.ResultRow, n)
+func makeRows(win aggregate.Window, n int) []schema.Row {
+	rows := make([]schema.Row, n)
 	for i := range rows {
 		samples := int64(i % 4)
 		total := float64(samples) * 12.5
-		r := aggregate.ResultRow{
+		r := schema.Row{
 			WindowStart: win.From, WindowEnd: win.To,
 			URL:     fmt.Sprintf("https://shop.example/product/%d?ref=%d", i/len(countries), i%7),
 			Country: countries[i%len(countries)],
@@ -188,7 +189,7 @@ func makeRows(win aggregate.Window, n int) []aggregate.ResultRow {
 	return rows
 }
 
-func sumClicks(rows []aggregate.ResultRow) int64 {
+func sumClicks(rows []schema.Row) int64 {
 	var s int64
 	for _, r := range rows {
 		s += r.Clicks
@@ -196,7 +197,7 @@ func sumClicks(rows []aggregate.ResultRow) int64 {
 	return s
 }
 
-func metaOf(job string, win aggregate.Window, rows []aggregate.ResultRow) results.Meta {
+func metaOf(job string, win aggregate.Window, rows []schema.Row) results.Meta {
 	return results.Meta{Version: results.MetaVersion, Job: job, Run: job + "-1", From: win.From, To: win.To, Rows: int64(len(rows))}
 }
 

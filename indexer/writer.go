@@ -15,11 +15,12 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // IndexResult indexes a committed result into the alias: see
 // Writer.IndexResult.
-func (ix *Indexer) IndexResult(ctx context.Context, rows []aggregate.ResultRow, meta results.Meta, deadLetters lake.Store) (Report, error) {
+func (ix *Indexer) IndexResult(ctx context.Context, rows []schema.Row, meta results.Meta, deadLetters lake.Store) (Report, error) {
 	return (&Writer{ix: ix, index: ix.cfg.Alias, viaAlias: true}).IndexResult(ctx, rows, meta, deadLetters)
 }
 
@@ -54,7 +55,7 @@ func (w *Writer) Index() string { return w.index }
 //
 // Running it again for the same window is safe: documents are replaced,
 // never duplicated. Rejections do not make it fail; the caller decides.
-func (w *Writer) IndexResult(ctx context.Context, rows []aggregate.ResultRow, meta results.Meta, deadLetters lake.Store) (rep Report, err error) {
+func (w *Writer) IndexResult(ctx context.Context, rows []schema.Row, meta results.Meta, deadLetters lake.Store) (rep Report, err error) {
 	ix := w.ix
 	start := time.Now()
 	rep = Report{Index: w.index, Job: meta.Job, Rows: len(rows)}
@@ -124,7 +125,7 @@ func (w *Writer) IndexResult(ctx context.Context, rows []aggregate.ResultRow, me
 
 // resultWindow is the window of a result: meta's (or, if meta has none,
 // the first row's), which every row must have.
-func resultWindow(rows []aggregate.ResultRow, meta results.Meta) (aggregate.Window, error) {
+func resultWindow(rows []schema.Row, meta results.Meta) (aggregate.Window, error) {
 	win := aggregate.Window{From: meta.From.UTC(), To: meta.To.UTC()}
 	if win.From.IsZero() && win.To.IsZero() && len(rows) > 0 {
 		win = aggregate.Window{From: rows[0].WindowStart.UTC(), To: rows[0].WindowEnd.UTC()}

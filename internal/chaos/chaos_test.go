@@ -20,6 +20,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/gen"
 	"github.com/dataco/clickstream/internal/leaktest"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // binary is the clickstream binary built by TestMain (not with -short).
@@ -212,7 +213,7 @@ func TestCompareReference(t *testing.T) {
 }
 
 func TestCompareDocs(t *testing.T) {
-	rows := []aggregate.ResultRow{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
+	rows := []schema.Row{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
 	docs := []esDoc{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
 	if lost, dup, diff := compareDocs(rows, docs); lost != 0 || dup != 0 || diff != "" {
 		t.Fatalf("equal: %d %d %q", lost, dup, diff)

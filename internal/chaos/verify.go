@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/coordinator"
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/gen"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -153,7 +153,7 @@ func (h *Harness) verify(ctx context.Context, r *Run, o *Outcome) {
 
 // readResult reads a committed result directly from the harness's
 // versitygw: its rows, _SUCCESS, and the bytes of its files in order.
-func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]aggregate.ResultRow, results.Meta, []byte, error) {
+func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]schema.Row, results.Meta, []byte, error) {
 	st, err := r.directStore(ctx, out)
 	if err != nil {
 		return nil, results.Meta{}, nil, err
@@ -176,7 +176,7 @@ func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]aggrega
 // compareReference counts the clicks a result lacks and has too many
 // against the reference computation of window w, and describes other
 // differences.
-func compareReference(rows []aggregate.ResultRow, in *Input, w Window) (lost, dup int64, diff string) {
+func compareReference(rows []schema.Row, in *Input, w Window) (lost, dup int64, diff string) {
 	ref := aggtest.Reference(in.Valid, w.From, w.To, gen.SessionTimeout)
 	seen := map[aggtest.Key]bool{}
 	var diffs []string
@@ -351,7 +351,7 @@ func esDelete(ctx context.Context, url, pattern string) error {
 
 // compareDocs counts the clicks of a committed result missing from, and
 // extra in, the documents of its window.
-func compareDocs(rows []aggregate.ResultRow, docs []esDoc) (lost, dup int64, diff string) {
+func compareDocs(rows []schema.Row, docs []esDoc) (lost, dup int64, diff string) {
 	type key struct{ url, country string }
 	byKey := map[key]esDoc{}
 	var diffs []string
