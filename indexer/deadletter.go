@@ -58,15 +58,23 @@ func rowForDeadLetter(r *schema.Row) json.RawMessage {
 		}
 		return f
 	}
-	var avg any
-	if r.AvgTimeSpentS != nil {
-		avg = num(*r.AvgTimeSpentS)
+	fields := make(map[string]any, len(schema.Columns))
+	for _, c := range schema.Columns {
+		switch v := c.Value(r).(type) {
+		case time.Time:
+			fields[c.Name] = v.UTC()
+		case float64:
+			fields[c.Name] = num(v)
+		case *float64:
+			fields[c.Name] = nil
+			if v != nil {
+				fields[c.Name] = num(*v)
+			}
+		default:
+			fields[c.Name] = v
+		}
 	}
-	data, err := json.Marshal(map[string]any{
-		"window_start": r.WindowStart.UTC(), "window_end": r.WindowEnd.UTC(), "url": r.URL, "country": r.Country,
-		"clicks": r.Clicks, "unique_users": r.UniqueUsers, "total_time_spent_s": num(r.TotalTimeSpentS),
-		"time_spent_samples": r.TimeSpentSamples, "avg_time_spent_s": avg,
-	})
+	data, err := json.Marshal(fields)
 	if err != nil {
 		return json.RawMessage(strconv.Quote(fmt.Sprintf("%+v", *r)))
 	}

@@ -13,20 +13,14 @@ import (
 	"github.com/dataco/clickstream/internal/schema"
 )
 
-// document is what is indexed for one result row.
+// document is what is indexed for one result row: the row's fields
+// (schema.Columns), then which job and call indexed it, and when. The
+// mapping (mapping.go) lists the same fields.
 type document struct {
-	WindowStart      time.Time `json:"window_start"`
-	WindowEnd        time.Time `json:"window_end"`
-	URL              string    `json:"url"`
-	Country          string    `json:"country"`
-	Clicks           int64     `json:"clicks"`
-	UniqueUsers      int64     `json:"unique_users"`
-	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
-	TimeSpentSamples int64     `json:"time_spent_samples"`
-	AvgTimeSpentS    *float64  `json:"avg_time_spent_s"`
-	Job              string    `json:"job"`
-	Generation       string    `json:"generation"`
-	IndexedAt        time.Time `json:"indexed_at"`
+	schema.Row
+	Job        string    `json:"job"`
+	Generation string    `json:"generation"`
+	IndexedAt  time.Time `json:"indexed_at"`
 }
 
 // DocID is the document id of a result row: the first 32 hex digits of
@@ -61,12 +55,9 @@ func (w *Writer) encode(rows []schema.Row, job, gen string, now time.Time) ([]pe
 		}
 		seen[id] = i
 		buf.Reset()
-		err := enc.Encode(document{
-			WindowStart: r.WindowStart.UTC(), WindowEnd: r.WindowEnd.UTC(), URL: r.URL, Country: r.Country,
-			Clicks: r.Clicks, UniqueUsers: r.UniqueUsers, TotalTimeSpentS: r.TotalTimeSpentS,
-			TimeSpentSamples: r.TimeSpentSamples, AvgTimeSpentS: r.AvgTimeSpentS,
-			Job: job, Generation: gen, IndexedAt: now,
-		})
+		doc := document{Row: *r, Job: job, Generation: gen, IndexedAt: now}
+		doc.WindowStart, doc.WindowEnd = r.WindowStart.UTC(), r.WindowEnd.UTC()
+		err := enc.Encode(&doc)
 		if err != nil {
 			rejections = append(rejections, Rejection{
 				ID: id, Index: w.index, Job: job, ErrorType: "client_encoding_error", ErrorReason: err.Error(),

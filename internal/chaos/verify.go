@@ -285,19 +285,9 @@ func (h *Harness) checkStates(ctx context.Context, cl *coordinator.Client, w Win
 	return mismatches, unfinished
 }
 
-// esDoc is the part of an indexed document the harness compares.
-type esDoc struct {
-	WindowStart      time.Time `json:"window_start"`
-	URL              string    `json:"url"`
-	Country          string    `json:"country"`
-	Clicks           int64     `json:"clicks"`
-	UniqueUsers      int64     `json:"unique_users"`
-	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
-	TimeSpentSamples int64     `json:"time_spent_samples"`
-}
-
-// esDocs reads every document of an alias, by window start.
-func esDocs(ctx context.Context, url, alias string) (map[time.Time][]esDoc, error) {
+// esDocs reads the result fields of every document of an alias, by
+// window start.
+func esDocs(ctx context.Context, url, alias string) (map[time.Time][]schema.Row, error) {
 	if _, err := esRequest(ctx, http.MethodPost, url+"/"+alias+"/_refresh", nil); err != nil {
 		return nil, err
 	}
@@ -308,14 +298,14 @@ func esDocs(ctx context.Context, url, alias string) (map[time.Time][]esDoc, erro
 	var resp struct {
 		Hits struct {
 			Hits []struct {
-				Source esDoc `json:"_source"`
+				Source schema.Row `json:"_source"`
 			} `json:"hits"`
 		} `json:"hits"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("chaos: search %s: %w", alias, err)
 	}
-	out := map[time.Time][]esDoc{}
+	out := map[time.Time][]schema.Row{}
 	for _, h := range resp.Hits.Hits {
 		out[h.Source.WindowStart.UTC()] = append(out[h.Source.WindowStart.UTC()], h.Source)
 	}
@@ -351,9 +341,9 @@ func esDelete(ctx context.Context, url, pattern string) error {
 
 // compareDocs counts the clicks of a committed result missing from, and
 // extra in, the documents of its window.
-func compareDocs(rows []schema.Row, docs []esDoc) (lost, dup int64, diff string) {
+func compareDocs(rows []schema.Row, docs []schema.Row) (lost, dup int64, diff string) {
 	type key struct{ url, country string }
-	byKey := map[key]esDoc{}
+	byKey := map[key]schema.Row{}
 	var diffs []string
 	for _, d := range docs {
 		k := key{d.URL, d.Country}
