@@ -14,6 +14,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/ordered"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // planVersion is the format of plan.json.
@@ -122,7 +123,7 @@ func (c *Coordinator) committedResult(ctx context.Context, rec *jobRecord) (*res
 
 // merged is a job's result, merged and ready to commit.
 type merged struct {
-	rows []aggregate.ResultRow
+	rows []schema.Row
 	meta results.Meta // without Run, which the commit's attempt names
 }
 

@@ -24,11 +24,11 @@ import (
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/ingest"
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -402,16 +402,8 @@ func schedCheckJobs(t *testing.T, jobs []*pb.Job, want []time.Time, window time.
 
 // schedDoc is an indexed document, as read back from Elasticsearch.
 type schedDoc struct {
-	WindowStart      time.Time `json:"window_start"`
-	WindowEnd        time.Time `json:"window_end"`
-	URL              string    `json:"url"`
-	Country          string    `json:"country"`
-	Clicks           int64     `json:"clicks"`
-	UniqueUsers      int64     `json:"unique_users"`
-	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
-	TimeSpentSamples int64     `json:"time_spent_samples"`
-	AvgTimeSpentS    *float64  `json:"avg_time_spent_s"`
-	Job              string    `json:"job"`
+	schema.Row
+	Job string `json:"job"`
 }
 
 type schedDocKey struct {
@@ -504,11 +496,7 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 }
 
 func schedCompare(d schedDoc, w *aggtest.Row, from, to time.Time) string {
-	return w.Diff(aggregate.ResultRow{
-		WindowStart: d.WindowStart, WindowEnd: d.WindowEnd, URL: d.URL, Country: d.Country,
-		Clicks: d.Clicks, UniqueUsers: d.UniqueUsers, TotalTimeSpentS: d.TotalTimeSpentS,
-		TimeSpentSamples: d.TimeSpentSamples, AvgTimeSpentS: d.AvgTimeSpentS,
-	}, from, to)
+	return w.Diff(d.Row, from, to)
 }
 
 // scheduleESURL is the local stack's Elasticsearch: the test skips under

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,43 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails if goroutines of this package or of a bulk indexer
-// outlive the tests (an Indexer that was not closed).
-func checkLeaks() error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if (strings.Contains(g, "esutil.(*worker)") || strings.Contains(g, "github.com/dataco/clickstream/indexer.")) &&
-				!strings.Contains(g, "indexer.checkLeaks") && !strings.Contains(g, "testing.(*M).") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// TestMain fails the tests if goroutines of this module or the workers of
+// a bulk indexer outlive them (an Indexer that was not closed).
+func TestMain(m *testing.M) { leaktest.Main(m, "esutil.(*worker)") }
 
 // esURL is the local stack's Elasticsearch; integration tests skip under
 // -short and fail without it.
@@ -198,12 +168,12 @@ var (
 var countries = []string{"US", "DE", "FR", "JP", "BR"}
 
 // makeRows returns n distinct result rows of win.
-func makeRows(win aggregate.Window, n int) []aggregate.ResultRow {
-	rows := make([]aggregate.ResultRow, n)
+func makeRows(win aggregate.Window, n int) []schema.Row {
+	rows := make([]schema.Row, n)
 	for i := range rows {
 		samples := int64(i % 4)
 		total := float64(samples) * 12.5
-		r := aggregate.ResultRow{
+		r := schema.Row{
 			WindowStart: win.From, WindowEnd: win.To,
 			URL:     fmt.Sprintf("https://shop.example/product/%d?ref=%d", i/len(countries), i%7),
 			Country: countries[i%len(countries)],
@@ -219,7 +189,7 @@ func makeRows(win aggregate.Window, n int) []aggregate.ResultRow {
 	return rows
 }
 
-func sumClicks(rows []aggregate.ResultRow) int64 {
+func sumClicks(rows []schema.Row) int64 {
 	var s int64
 	for _, r := range rows {
 		s += r.Clicks
@@ -227,7 +197,7 @@ func sumClicks(rows []aggregate.ResultRow) int64 {
 	return s
 }
 
-func metaOf(job string, win aggregate.Window, rows []aggregate.ResultRow) results.Meta {
+func metaOf(job string, win aggregate.Window, rows []schema.Row) results.Meta {
 	return results.Meta{Version: results.MetaVersion, Job: job, Run: job + "-1", From: win.From, To: win.To, Rows: int64(len(rows))}
 }
 

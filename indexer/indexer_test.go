@@ -21,6 +21,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 func TestSetupCreatesIndexAliasAndStrictTemplate(t *testing.T) {
@@ -268,7 +269,7 @@ func TestRebuildSwapsAliasAtomically(t *testing.T) {
 			t.Errorf("writer index %s, want %s", w.Index(), v2)
 		}
 		for _, r := range []struct {
-			rows []aggregate.ResultRow
+			rows []schema.Row
 			win  aggregate.Window
 		}{{doubled, winA}, {rowsB, winB}} {
 			rep, err := w.IndexResult(ctx, r.rows, metaOf("rebuild", r.win, r.rows), dl)
@@ -381,15 +382,15 @@ func TestTopURLs(t *testing.T) {
 	ix := newTestIndexer(t, cfg, hooks{})
 	ctx := testCtx(t, 2*time.Minute)
 	dl := laketest.NewFile(t)
-	row := func(win aggregate.Window, url, country string, clicks int64) aggregate.ResultRow {
-		return aggregate.ResultRow{WindowStart: win.From, WindowEnd: win.To, URL: url, Country: country, Clicks: clicks, UniqueUsers: 1}
+	row := func(win aggregate.Window, url, country string, clicks int64) schema.Row {
+		return schema.Row{WindowStart: win.From, WindowEnd: win.To, URL: url, Country: country, Clicks: clicks, UniqueUsers: 1}
 	}
-	a := []aggregate.ResultRow{
+	a := []schema.Row{
 		row(winA, "/a", "US", 10), row(winA, "/b", "US", 30), row(winA, "/c", "US", 20), row(winA, "/d", "US", 20),
 		row(winA, "/a", "DE", 5),
 	}
-	b := []aggregate.ResultRow{row(winB, "/a", "US", 100), row(winB, "/z", "FR", 1)}
-	for _, r := range [][]aggregate.ResultRow{a, b} {
+	b := []schema.Row{row(winB, "/a", "US", 100), row(winB, "/z", "FR", 1)}
+	for _, r := range [][]schema.Row{a, b} {
 		if _, err := ix.IndexResult(ctx, r, metaOf("j", aggregate.Window{From: r[0].WindowStart, To: r[0].WindowEnd}, r), dl); err != nil {
 			t.Fatal(err)
 		}

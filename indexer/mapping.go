@@ -11,38 +11,36 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // SchemaVersion is recorded in the mapping's _meta; bump it with any
-// mapping change (a changed mapping needs a Rebuild into a new index).
+// mapping change, a change of schema.Columns included (a changed mapping
+// needs a Rebuild into a new index).
 const SchemaVersion = 1
 
-// mapping is the explicit mapping of a document. It is strict: a document
-// with a field not listed here is rejected instead of silently mapped.
+// mapping is the explicit mapping of a document: the result fields of
+// schema.Columns, each with its type, and the indexer's own. It is strict:
+// a document with a field not listed here is rejected instead of silently
+// mapped.
 func mapping() map[string]any {
-	long := map[string]any{"type": "long"}
-	double := map[string]any{"type": "double"}
-	date := map[string]any{"type": "date"}
+	props := make(map[string]any, len(schema.Columns)+3)
+	for _, c := range schema.Columns {
+		p := map[string]any{"type": c.ESType}
+		if c.ESText {
+			p["fields"] = map[string]any{"text": map[string]any{"type": "text"}}
+		}
+		props[c.Name] = p
+	}
 	keyword := map[string]any{"type": "keyword"}
+	props["job"] = keyword
+	props["generation"] = keyword
+	props["indexed_at"] = map[string]any{"type": "date"}
 	return map[string]any{
-		"dynamic": "strict",
-		"_meta":   map[string]any{"schema_version": SchemaVersion, "managed_by": "clickstream indexer"},
-		"properties": map[string]any{
-			"window_start": date,
-			"window_end":   date,
-			// url: exact (aggregations, term queries) with a full-text
-			// sub-field for search.
-			"url":                map[string]any{"type": "keyword", "fields": map[string]any{"text": map[string]any{"type": "text"}}},
-			"country":            keyword,
-			"clicks":             long,
-			"unique_users":       long,
-			"total_time_spent_s": double,
-			"time_spent_samples": long,
-			"avg_time_spent_s":   double,
-			"job":                keyword,
-			"generation":         keyword,
-			"indexed_at":         date,
-		},
+		"dynamic":    "strict",
+		"_meta":      map[string]any{"schema_version": SchemaVersion, "managed_by": "clickstream indexer"},
+		"properties": props,
 	}
 }
 

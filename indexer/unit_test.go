@@ -14,6 +14,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 func TestDocID(t *testing.T) {
@@ -63,7 +64,7 @@ func TestResultWindow(t *testing.T) {
 	rows := makeRows(winA, 3)
 	tests := []struct {
 		name string
-		rows []aggregate.ResultRow
+		rows []schema.Row
 		meta results.Meta
 		want string
 	}{

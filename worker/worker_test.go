@@ -26,11 +26,12 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
-func TestMain(m *testing.M) { clustertest.Main(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 var (
 	tFrom = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)

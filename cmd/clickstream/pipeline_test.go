@@ -17,11 +17,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // TestPipelineCLIMatchesReference is the CLI acceptance test:
@@ -143,7 +143,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 	}
 
 	// 4. clickstream run, NDJSON then CSV, each against the reference.
-	var ndjson []aggregate.ResultRow
+	var ndjson []schema.Row
 	for _, format := range []string{"ndjson", "csv"} {
 		start = time.Now()
 		outURI := "file://" + filepath.ToSlash(filepath.Join(dir, "out-"+format))
@@ -174,7 +174,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		}
 		if format == "ndjson" {
 			ndjson = rows
-		} else if !slices.EqualFunc(ndjson, rows, pipeRowsEqual) {
+		} else if !slices.EqualFunc(ndjson, rows, schema.Equal) {
 			t.Errorf("the CSV result's rows differ from the NDJSON result's")
 		}
 		t.Logf("run --format %s: %d rows, %d events in the window, in %v", format, len(rows), events, time.Since(start).Round(time.Millisecond))
@@ -385,7 +385,7 @@ func pipeEdgeCases(from time.Time) ([]byte, map[pipeKey]*pipeWant) {
 
 // pipeCompare checks rows against the reference: the same keys, once
 // each, in (url, country) order; equal counts; times within 1e-9 relative.
-func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[pipeKey]*aggtest.Row, from, to time.Time) {
+func pipeCompare(t *testing.T, name string, rows []schema.Row, ref map[pipeKey]*aggtest.Row, from, to time.Time) {
 	t.Helper()
 	if len(rows) != len(ref) {
 		t.Errorf("%s: %d rows, reference %d", name, len(rows), len(ref))
@@ -422,11 +422,4 @@ func pipeCompare(t *testing.T, name string, rows []aggregate.ResultRow, ref map[
 	if bad > 20 {
 		t.Errorf("%s: %d bad rows in all", name, bad)
 	}
-}
-
-func pipeRowsEqual(a, b aggregate.ResultRow) bool {
-	return a.WindowStart.Equal(b.WindowStart) && a.WindowEnd.Equal(b.WindowEnd) && a.URL == b.URL && a.Country == b.Country &&
-		a.Clicks == b.Clicks && a.UniqueUsers == b.UniqueUsers && a.TotalTimeSpentS == b.TotalTimeSpentS &&
-		a.TimeSpentSamples == b.TimeSpentSamples && (a.AvgTimeSpentS == nil) == (b.AvgTimeSpentS == nil) &&
-		(a.AvgTimeSpentS == nil || *a.AvgTimeSpentS == *b.AvgTimeSpentS)
 }

@@ -59,7 +59,7 @@
 //		if err := q.UnmarshalBinary(data); err != nil { ... }
 //		total.Merge(&q)
 //	}
-//	err = aggregate.WriteNDJSON(out, total.Result(w))
+//	err = schema.WriteNDJSON(out, total.Result(w)) // rows of the result, see package schema
 //
 // # Performance and memory
 //

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
-func goldenRows() []ResultRow {
+func goldenRows() []schema.Row {
 	w := testWindow()
 	ms := time.Millisecond
 	p := Compute([]event.Event{
@@ -38,10 +39,10 @@ func TestWriteGolden(t *testing.T) {
 	rows := goldenRows()
 	for _, tt := range []struct {
 		file  string
-		write func(*bytes.Buffer, []ResultRow) error
+		write func(*bytes.Buffer, []schema.Row) error
 	}{
-		{"result.ndjson.golden", func(b *bytes.Buffer, r []ResultRow) error { return WriteNDJSON(b, r) }},
-		{"result.csv.golden", func(b *bytes.Buffer, r []ResultRow) error { return WriteCSV(b, r) }},
+		{"result.ndjson.golden", func(b *bytes.Buffer, r []schema.Row) error { return schema.WriteNDJSON(b, r) }},
+		{"result.csv.golden", func(b *bytes.Buffer, r []schema.Row) error { return schema.WriteCSV(b, r) }},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -68,10 +69,10 @@ func TestWriteGolden(t *testing.T) {
 func TestReadNDJSONRoundTrip(t *testing.T) {
 	rows := goldenRows()
 	var buf bytes.Buffer
-	if err := WriteNDJSON(&buf, rows); err != nil {
+	if err := schema.WriteNDJSON(&buf, rows); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadNDJSON(&buf)
+	got, err := schema.ReadNDJSON(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,24 +92,24 @@ func TestReadNDJSONRoundTrip(t *testing.T) {
 			t.Errorf("row %d: got %+v, want %+v", i, g, w)
 		}
 	}
-	if _, err := ReadNDJSON(strings.NewReader(`{"url":"/a"}` + "\n{bad")); err == nil {
+	if _, err := schema.ReadNDJSON(strings.NewReader(`{"url":"/a"}` + "\n{bad")); err == nil {
 		t.Error("ReadNDJSON accepted malformed input")
 	}
-	if rows, err := ReadNDJSON(strings.NewReader("")); err != nil || len(rows) != 0 {
+	if rows, err := schema.ReadNDJSON(strings.NewReader("")); err != nil || len(rows) != 0 {
 		t.Errorf("empty input: %v, %d rows", err, len(rows))
 	}
 }
 
 func TestWriteCSVParses(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteCSV(&buf, goldenRows()); err != nil {
+	if err := schema.WriteCSV(&buf, goldenRows()); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(&buf).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != len(goldenRows())+1 || strings.Join(recs[0], ",") != strings.Join(CSVHeader, ",") {
+	if len(recs) != len(goldenRows())+1 || strings.Join(recs[0], ",") != strings.Join(schema.Header(), ",") {
 		t.Fatalf("csv: %d records, header %v", len(recs), recs[0])
 	}
 	for _, r := range recs[1:] {

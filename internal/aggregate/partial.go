@@ -3,7 +3,8 @@ package aggregate
 import (
 	"cmp"
 	"slices"
-	"time"
+
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // Key groups the aggregate: one row per (URL, country).
@@ -137,31 +138,16 @@ func (p *Partial) Keys() []Key {
 	return keys
 }
 
-// ResultRow is one output row of a job: the final aggregate of a key.
-type ResultRow struct {
-	WindowStart      time.Time `json:"window_start"`
-	WindowEnd        time.Time `json:"window_end"`
-	URL              string    `json:"url"`
-	Country          string    `json:"country"`
-	Clicks           int64     `json:"clicks"`
-	UniqueUsers      int64     `json:"unique_users"`
-	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
-	TimeSpentSamples int64     `json:"time_spent_samples"`
-	// AvgTimeSpentS is TotalTimeSpentS / TimeSpentSamples, nil (JSON null)
-	// when there are no samples.
-	AvgTimeSpentS *float64 `json:"avg_time_spent_s"`
-}
-
 // Result turns p, the aggregate of window w, into output rows sorted by
 // (URL, Country). Window times are in UTC.
-func (p *Partial) Result(w Window) []ResultRow {
+func (p *Partial) Result(w Window) []schema.Row {
 	keys := p.Keys()
-	out := make([]ResultRow, len(keys))
+	out := make([]schema.Row, len(keys))
 	from, to := w.From.UTC(), w.To.UTC()
 	for i, k := range keys {
 		r := p.Rows[k]
 		total := float64(r.TimeSpentMs) / 1000
-		out[i] = ResultRow{
+		out[i] = schema.Row{
 			WindowStart:      from,
 			WindowEnd:        to,
 			URL:              k.URL,

@@ -19,6 +19,8 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/gen"
+	"github.com/dataco/clickstream/internal/leaktest"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // binary is the clickstream binary built by TestMain (not with -short).
@@ -43,7 +45,7 @@ func TestMain(m *testing.M) {
 		}
 		code := m.Run()
 		if code == 0 {
-			if err := clustertest.CheckLeaks(); err != nil {
+			if err := leaktest.Check(); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
@@ -211,15 +213,15 @@ func TestCompareReference(t *testing.T) {
 }
 
 func TestCompareDocs(t *testing.T) {
-	rows := []aggregate.ResultRow{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
-	docs := []esDoc{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
+	rows := []schema.Row{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
+	docs := []schema.Row{{URL: "a", Country: "DE", Clicks: 3, UniqueUsers: 2}, {URL: "b", Country: "FR", Clicks: 5, UniqueUsers: 1}}
 	if lost, dup, diff := compareDocs(rows, docs); lost != 0 || dup != 0 || diff != "" {
 		t.Fatalf("equal: %d %d %q", lost, dup, diff)
 	}
 	if lost, dup, _ := compareDocs(rows, docs[:1]); lost != 5 || dup != 0 {
 		t.Fatalf("missing document: lost %d dup %d", lost, dup)
 	}
-	extra := append(slices.Clone(docs), esDoc{URL: "c", Country: "GB", Clicks: 7})
+	extra := append(slices.Clone(docs), schema.Row{URL: "c", Country: "GB", Clicks: 7})
 	if lost, dup, _ := compareDocs(rows, extra); lost != 0 || dup != 7 {
 		t.Fatalf("extra document: lost %d dup %d", lost, dup)
 	}

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/coordinator"
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/gen"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -153,7 +153,7 @@ func (h *Harness) verify(ctx context.Context, r *Run, o *Outcome) {
 
 // readResult reads a committed result directly from the harness's
 // versitygw: its rows, _SUCCESS, and the bytes of its files in order.
-func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]aggregate.ResultRow, results.Meta, []byte, error) {
+func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]schema.Row, results.Meta, []byte, error) {
 	st, err := r.directStore(ctx, out)
 	if err != nil {
 		return nil, results.Meta{}, nil, err
@@ -176,7 +176,7 @@ func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]aggrega
 // compareReference counts the clicks a result lacks and has too many
 // against the reference computation of window w, and describes other
 // differences.
-func compareReference(rows []aggregate.ResultRow, in *Input, w Window) (lost, dup int64, diff string) {
+func compareReference(rows []schema.Row, in *Input, w Window) (lost, dup int64, diff string) {
 	ref := aggtest.Reference(in.Valid, w.From, w.To, gen.SessionTimeout)
 	seen := map[aggtest.Key]bool{}
 	var diffs []string
@@ -285,19 +285,9 @@ func (h *Harness) checkStates(ctx context.Context, cl *coordinator.Client, w Win
 	return mismatches, unfinished
 }
 
-// esDoc is the part of an indexed document the harness compares.
-type esDoc struct {
-	WindowStart      time.Time `json:"window_start"`
-	URL              string    `json:"url"`
-	Country          string    `json:"country"`
-	Clicks           int64     `json:"clicks"`
-	UniqueUsers      int64     `json:"unique_users"`
-	TotalTimeSpentS  float64   `json:"total_time_spent_s"`
-	TimeSpentSamples int64     `json:"time_spent_samples"`
-}
-
-// esDocs reads every document of an alias, by window start.
-func esDocs(ctx context.Context, url, alias string) (map[time.Time][]esDoc, error) {
+// esDocs reads the result fields of every document of an alias, by
+// window start.
+func esDocs(ctx context.Context, url, alias string) (map[time.Time][]schema.Row, error) {
 	if _, err := esRequest(ctx, http.MethodPost, url+"/"+alias+"/_refresh", nil); err != nil {
 		return nil, err
 	}
@@ -308,14 +298,14 @@ func esDocs(ctx context.Context, url, alias string) (map[time.Time][]esDoc, erro
 	var resp struct {
 		Hits struct {
 			Hits []struct {
-				Source esDoc `json:"_source"`
+				Source schema.Row `json:"_source"`
 			} `json:"hits"`
 		} `json:"hits"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("chaos: search %s: %w", alias, err)
 	}
-	out := map[time.Time][]esDoc{}
+	out := map[time.Time][]schema.Row{}
 	for _, h := range resp.Hits.Hits {
 		out[h.Source.WindowStart.UTC()] = append(out[h.Source.WindowStart.UTC()], h.Source)
 	}
@@ -351,9 +341,9 @@ func esDelete(ctx context.Context, url, pattern string) error {
 
 // compareDocs counts the clicks of a committed result missing from, and
 // extra in, the documents of its window.
-func compareDocs(rows []aggregate.ResultRow, docs []esDoc) (lost, dup int64, diff string) {
+func compareDocs(rows []schema.Row, docs []schema.Row) (lost, dup int64, diff string) {
 	type key struct{ url, country string }
-	byKey := map[key]esDoc{}
+	byKey := map[key]schema.Row{}
 	var diffs []string
 	for _, d := range docs {
 		k := key{d.URL, d.Country}

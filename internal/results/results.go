@@ -3,17 +3,14 @@ package results
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // Keys of the output layout.
@@ -115,7 +112,7 @@ func (f Format) Ext() string {
 // and then commits it by replacing _SUCCESS. It fills m's Version, Files,
 // Rows, Previous and Committed and returns it. Files of a failed Commit are
 // garbage that a later Prune removes; the previous result stays visible.
-func Commit(ctx context.Context, out lake.Store, rows []aggregate.ResultRow, m Meta) (Meta, error) {
+func Commit(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Meta, error) {
 	if m.Run == "" || strings.Contains(m.Run, "/") {
 		return m, fmt.Errorf("results: commit: bad run name %q", m.Run)
 	}
@@ -139,9 +136,9 @@ func Commit(ctx context.Context, out lake.Store, rows []aggregate.ResultRow, m M
 		var buf bytes.Buffer
 		var err error
 		if m.Format == CSV {
-			err = aggregate.WriteCSV(&buf, chunk)
+			err = schema.WriteCSV(&buf, chunk)
 		} else {
-			err = aggregate.WriteNDJSON(&buf, chunk)
+			err = schema.WriteNDJSON(&buf, chunk)
 		}
 		if err != nil {
 			return m, fmt.Errorf("results: commit: %w", err)
@@ -249,7 +246,7 @@ func ReadMeta(ctx context.Context, out lake.Store) (Meta, error) {
 // by URL and country, as the coordinator writes them), and its Meta. If a
 // result is replaced while it is being read, ReadResult starts over with
 // the new one.
-func ReadResult(ctx context.Context, out lake.Store) ([]aggregate.ResultRow, Meta, error) {
+func ReadResult(ctx context.Context, out lake.Store) ([]schema.Row, Meta, error) {
 	var lastErr error
 	for range 3 {
 		m, err := ReadMeta(ctx, out)
@@ -271,18 +268,18 @@ func ReadResult(ctx context.Context, out lake.Store) ([]aggregate.ResultRow, Met
 	return nil, Meta{}, lastErr
 }
 
-func readFiles(ctx context.Context, out lake.Store, m Meta) ([]aggregate.ResultRow, error) {
-	rows := make([]aggregate.ResultRow, 0, m.Rows)
+func readFiles(ctx context.Context, out lake.Store, m Meta) ([]schema.Row, error) {
+	rows := make([]schema.Row, 0, m.Rows)
 	for _, key := range m.Files {
 		data, err := out.Get(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("results: read %s: %w", key, err)
 		}
-		var part []aggregate.ResultRow
+		var part []schema.Row
 		if m.Format == CSV {
-			part, err = ReadCSV(bytes.NewReader(data))
+			part, err = schema.ReadCSV(bytes.NewReader(data))
 		} else {
-			part, err = aggregate.ReadNDJSON(bytes.NewReader(data))
+			part, err = schema.ReadNDJSON(bytes.NewReader(data))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("results: %s: %w", key, err)
@@ -290,70 +287,4 @@ func readFiles(ctx context.Context, out lake.Store, m Meta) ([]aggregate.ResultR
 		rows = append(rows, part...)
 	}
 	return rows, nil
-}
-
-// ReadCSV reads rows written by aggregate.WriteCSV.
-func ReadCSV(r io.Reader) ([]aggregate.ResultRow, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = len(aggregate.CSVHeader)
-	cr.ReuseRecord = true
-	head, err := cr.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("results: read csv header: %w", err)
-	}
-	for i, h := range aggregate.CSVHeader {
-		if head[i] != h {
-			return nil, fmt.Errorf("results: read csv: column %d is %q, want %q", i, head[i], h)
-		}
-	}
-	var rows []aggregate.ResultRow
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return rows, fmt.Errorf("results: read csv: %w", err)
-		}
-		row, err := parseCSVRow(rec)
-		if err != nil {
-			return rows, fmt.Errorf("results: read csv: row %d: %w", len(rows), err)
-		}
-		rows = append(rows, row)
-	}
-}
-
-func parseCSVRow(rec []string) (aggregate.ResultRow, error) {
-	var r aggregate.ResultRow
-	var errs []error
-	parseTime := func(s string) time.Time {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		errs = append(errs, err)
-		return t.UTC()
-	}
-	parseInt := func(s string) int64 {
-		n, err := strconv.ParseInt(s, 10, 64)
-		errs = append(errs, err)
-		return n
-	}
-	parseFloat := func(s string) float64 {
-		f, err := strconv.ParseFloat(s, 64)
-		errs = append(errs, err)
-		return f
-	}
-	r.WindowStart = parseTime(rec[0])
-	r.WindowEnd = parseTime(rec[1])
-	r.URL, r.Country = rec[2], rec[3]
-	r.Clicks = parseInt(rec[4])
-	r.UniqueUsers = parseInt(rec[5])
-	r.TotalTimeSpentS = parseFloat(rec[6])
-	r.TimeSpentSamples = parseInt(rec[7])
-	if rec[8] != "" {
-		avg := parseFloat(rec[8])
-		r.AvgTimeSpentS = &avg
-	}
-	return r, errors.Join(errs...)
 }

@@ -8,16 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
-func rows(n int) []aggregate.ResultRow {
+func rows(n int) []schema.Row {
 	from := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	out := make([]aggregate.ResultRow, n)
+	out := make([]schema.Row, n)
 	for i := range out {
-		out[i] = aggregate.ResultRow{
+		out[i] = schema.Row{
 			WindowStart: from, WindowEnd: from.Add(time.Hour),
 			URL: "https://x.example/" + strings.Repeat("p", i+1), Country: "DE",
 			Clicks: int64(10 + i), UniqueUsers: int64(1 + i), TotalTimeSpentS: 1.5 * float64(i), TimeSpentSamples: int64(i),

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // Key is one (url, country) of a result.
@@ -73,7 +73,7 @@ func Reference(events []event.Event, from, to time.Time, timeout time.Duration) 
 // Diff compares one result row with the reference row of its key: counts
 // exactly, time spent and its average within 1e-9 relative. It returns ""
 // when they agree, else what differs.
-func (r *Row) Diff(got aggregate.ResultRow, from, to time.Time) string {
+func (r *Row) Diff(got schema.Row, from, to time.Time) string {
 	var errs []string
 	if !got.WindowStart.Equal(from) || !got.WindowEnd.Equal(to) {
 		errs = append(errs, fmt.Sprintf("window [%s, %s), want [%s, %s)", got.WindowStart, got.WindowEnd, from, to))

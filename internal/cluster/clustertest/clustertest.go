@@ -21,6 +21,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // StartEtcd starts an embedded etcd with fast ticks for the test and
@@ -127,7 +128,7 @@ func WriteLake(t testing.TB, store lake.Store, buckets, commits int, events []ev
 
 // Reference is the expected result: aggregate.Compute over all events at
 // once.
-func Reference(events []event.Event, from, to time.Time, timeout time.Duration) []aggregate.ResultRow {
+func Reference(events []event.Event, from, to time.Time, timeout time.Duration) []schema.Row {
 	w := aggregate.Window{From: from, To: to}
 	return aggregate.Compute(events, w, timeout).Result(w)
 }

@@ -23,11 +23,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dataco/clickstream/coordinator"
-	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 	"github.com/dataco/clickstream/worker"
 )
@@ -141,7 +141,7 @@ func lakeURI(t *testing.T) string {
 		clustertest.WriteLake(t, s, buckets, 2, events)
 		shared.lake = s.URI()
 		var buf bytes.Buffer
-		if err := aggregate.WriteNDJSON(&buf, clustertest.Reference(events, from, to, 30*time.Minute)); err != nil {
+		if err := schema.WriteNDJSON(&buf, clustertest.Reference(events, from, to, 30*time.Minute)); err != nil {
 			shared.wantErr = err
 		}
 		shared.want = buf.Bytes()

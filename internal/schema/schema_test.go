@@ -1,0 +1,218 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ptr(f float64) *float64 { return &f }
+
+// testRows covers the forms a field can take: quoting, non-ASCII, null
+// and zero averages, sub-second and non-UTC times, extreme numbers.
+func testRows() []Row {
+	from := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	berlin := time.FixedZone("CET", 3600)
+	return []Row{
+		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: "/home", Country: "US",
+			Clicks: 3, UniqueUsers: 2, TotalTimeSpentS: 2.001, TimeSpentSamples: 3, AvgTimeSpentS: ptr(0.667)},
+		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: `/search?q="shoes",red`, Country: "",
+			Clicks: 1, UniqueUsers: 1},
+		{WindowStart: from.Add(1500 * time.Millisecond).In(berlin), WindowEnd: from.Add(time.Hour + time.Nanosecond),
+			URL: "/café/ü\nline two", Country: "de", Clicks: math.MaxInt64, UniqueUsers: 1,
+			TotalTimeSpentS: 1e21, TimeSpentSamples: 1, AvgTimeSpentS: ptr(1e21)},
+		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: " padded ", Country: "FR",
+			Clicks: 0, TotalTimeSpentS: 1e-7, TimeSpentSamples: 1, AvgTimeSpentS: ptr(0)},
+	}
+}
+
+// Every field of Row has its column, in order, named by its JSON key, and
+// the column's Elasticsearch type fits the field's Go type.
+func TestColumnsFollowRow(t *testing.T) {
+	esTypes := map[reflect.Type]string{
+		reflect.TypeFor[time.Time](): "date",
+		reflect.TypeFor[string]():    "keyword",
+		reflect.TypeFor[int64]():     "long",
+		reflect.TypeFor[float64]():   "double",
+		reflect.TypeFor[*float64]():  "double",
+	}
+	fields := reflect.VisibleFields(reflect.TypeFor[Row]())
+	if len(fields) != len(Columns) {
+		t.Fatalf("Row has %d fields, Columns %d", len(fields), len(Columns))
+	}
+	r := testRows()[0]
+	for i, f := range fields {
+		c := Columns[i]
+		if tag := strings.Split(f.Tag.Get("json"), ",")[0]; tag != c.Name {
+			t.Errorf("field %d (%s) has JSON key %q, column %q", i, f.Name, tag, c.Name)
+		}
+		if want, ok := esTypes[f.Type]; !ok || c.ESType != want {
+			t.Errorf("column %s: Elasticsearch type %q for a %s, want %q", c.Name, c.ESType, f.Type, want)
+		}
+		if v := c.Value(&r); reflect.TypeOf(v) != f.Type || !reflect.DeepEqual(v, reflect.ValueOf(r).Field(i).Interface()) {
+			t.Errorf("column %s: Value = %#v, want field %s", c.Name, v, f.Name)
+		}
+	}
+	if h := Header(); len(slices.Compact(slices.Sorted(slices.Values(h)))) != len(h) {
+		t.Errorf("duplicate column names: %v", h)
+	}
+}
+
+// The CSV header and the keys of an NDJSON object are the columns, in
+// order.
+func TestFilesFollowColumns(t *testing.T) {
+	var names []string
+	for _, c := range Columns {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(Header(), names) {
+		t.Errorf("Header() = %v, want %v", Header(), names)
+	}
+	var buf bytes.Buffer
+	if err := WriteCSV(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), strings.Join(names, ",")+"\n"; got != want {
+		t.Errorf("CSV of no rows = %q, want the header %q", got, want)
+	}
+
+	buf.Reset()
+	if err := WriteNDJSON(&buf, testRows()[:1]); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&buf)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("NDJSON line starts with %v, %v", tok, err)
+	}
+	var keys []string
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key.(string))
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(keys, names) {
+		t.Errorf("NDJSON keys = %v, want %v", keys, names)
+	}
+}
+
+func TestCSVRoundTrip(t *testing.T) {
+	rows := testRows()
+	var buf bytes.Buffer
+	if err := WriteCSV(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	written := bytes.Clone(buf.Bytes())
+	got, err := ReadCSV(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(rows) {
+		t.Fatalf("read %d rows, want %d", len(got), len(rows))
+	}
+	for i := range rows {
+		if !Equal(got[i], rows[i]) {
+			t.Errorf("row %d: read %+v, wrote %+v", i, got[i], rows[i])
+		}
+		if got[i].WindowStart.Location() != time.UTC || got[i].WindowEnd.Location() != time.UTC {
+			t.Errorf("row %d: times not in UTC: %v %v", i, got[i].WindowStart, got[i].WindowEnd)
+		}
+	}
+	// What is read writes the same bytes again.
+	buf.Reset()
+	if err := WriteCSV(&buf, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), written) {
+		t.Errorf("rewritten CSV differs:\n%s\nwant\n%s", buf.Bytes(), written)
+	}
+	// A null average is an empty field, a zero one is "0".
+	recs, err := csv.NewReader(bytes.NewReader(written)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(Columns) - 1
+	if recs[2][last] != "" || recs[4][last] != "0" || recs[3][6] != "1000000000000000000000" {
+		t.Errorf("records: %q", recs)
+	}
+}
+
+func TestNDJSONRoundTrip(t *testing.T) {
+	rows := testRows()
+	var buf bytes.Buffer
+	if err := WriteNDJSON(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadNDJSON(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(rows) {
+		t.Fatalf("read %d rows, want %d", len(got), len(rows))
+	}
+	for i := range rows {
+		if !Equal(got[i], rows[i]) {
+			t.Errorf("row %d: read %+v, wrote %+v", i, got[i], rows[i])
+		}
+	}
+}
+
+func TestReadCSVErrors(t *testing.T) {
+	header := strings.Join(Header(), ",") + "\n"
+	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,\n"
+	if rows, err := ReadCSV(strings.NewReader("")); err != nil || rows != nil {
+		t.Errorf("empty input: %v, %v", rows, err)
+	}
+	if rows, err := ReadCSV(strings.NewReader(header + row)); err != nil || len(rows) != 1 {
+		t.Fatalf("a valid row: %v, %v", rows, err)
+	}
+	for name, in := range map[string]string{
+		"other header":     strings.Replace(header, "clicks", "hits", 1) + row,
+		"short header":     "window_start,window_end\n",
+		"missing field":    header + strings.TrimSuffix(row, ",\n") + "\n",
+		"bad time":         header + strings.Replace(row, "2026-11-27T00:00:00Z", "yesterday", 1),
+		"bad int":          header + strings.Replace(row, ",1,1,", ",1,x,", 1),
+		"bad float":        header + strings.Replace(row, ",0,0,", ",0.0.1,0,", 1),
+		"bad average":      header + strings.TrimSuffix(row, "\n") + "n/a\n",
+		"int out of range": header + strings.Replace(row, ",1,1,", ",1,99999999999999999999,", 1),
+	} {
+		if rows, err := ReadCSV(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: no error, rows %+v", name, rows)
+		}
+	}
+}
+
+func TestEqual(t *testing.T) {
+	a := testRows()[0]
+	b := a
+	b.WindowStart = a.WindowStart.In(time.FixedZone("X", 7200))
+	b.AvgTimeSpentS = ptr(*a.AvgTimeSpentS)
+	if !Equal(a, b) {
+		t.Errorf("the same instants and values: not equal")
+	}
+	for name, change := range map[string]func(*Row){
+		"window":        func(r *Row) { r.WindowEnd = r.WindowEnd.Add(time.Millisecond) },
+		"url":           func(r *Row) { r.URL += "/" },
+		"clicks":        func(r *Row) { r.Clicks++ },
+		"total":         func(r *Row) { r.TotalTimeSpentS += 1e-9 },
+		"null average":  func(r *Row) { r.AvgTimeSpentS = nil },
+		"other average": func(r *Row) { r.AvgTimeSpentS = ptr(1) },
+	} {
+		c := a
+		change(&c)
+		if Equal(a, c) || Equal(c, a) {
+			t.Errorf("%s changed: still equal", name)
+		}
+	}
+}
