@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dataco/clickstream/internal/cluster/clustertest"
+	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/ordered"
 )
 
-func TestMain(m *testing.M) { clustertest.Main(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 var errBoom = errors.New("boom")
 
