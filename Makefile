@@ -17,8 +17,11 @@ WITH_STACK   := set -a; . $(STATE)/env; set +a;
 
 all: build
 
+# VERSION is stamped into the binary (clickstream version, --version).
+VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/clickstream
+	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $(BIN) ./cmd/clickstream
 
 ## test: start the local stack if needed, then run every test with -race.
 ## The Elasticsearch outage test stops Elasticsearch for 30 s, so it runs on

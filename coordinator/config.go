@@ -2,9 +2,10 @@ package coordinator
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster"
@@ -188,7 +189,7 @@ func (c *Config) Validate() error {
 }
 
 // AddFlags binds the configuration to flags of fs.
-func (c *Config) AddFlags(fs *flag.FlagSet) {
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address announced as the leader's (default: the listen address)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated (empty: run an embedded etcd)")

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -21,6 +19,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/obs"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -245,12 +244,14 @@ func (c *Coordinator) store(ctx context.Context, uri string) (lake.Store, error)
 // Run runs a coordinator until ctx ends: it connects to etcd (or starts an
 // embedded one when cfg.Etcd is empty), serves metrics on
 // cfg.MetricsListen when set, and closes everything in reverse order on
-// the way out. Logs go to slog.Default, metrics to the default registry.
-func Run(ctx context.Context, cfg Config) error {
+// the way out: the coordinator, the metrics server, the etcd client, the
+// embedded etcd.
+func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger := slog.Default()
+	logger := rt.Log()
+	reg := rt.Reg()
 	endpoints := cluster.ParseEndpoints(cfg.Etcd)
 	if len(endpoints) == 0 {
 		srv, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{
@@ -269,15 +270,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer cli.Close()
 	if cfg.MetricsListen != "" {
-		mlis, err := net.Listen("tcp", cfg.MetricsListen)
+		msrv, err := obs.Start(cfg.MetricsListen, obs.Gatherer(reg), logger)
 		if err != nil {
-			return fmt.Errorf("coordinator: metrics listen: %w", err)
+			return fmt.Errorf("coordinator: %w", err)
 		}
-		msrv := &http.Server{Handler: promhttp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = msrv.Serve(mlis) }()
 		defer msrv.Close()
 	}
-	c, err := New(cfg, cli, logger, prometheus.DefaultRegisterer)
+	c, err := New(cfg, cli, logger, reg)
 	if err != nil {
 		return err
 	}

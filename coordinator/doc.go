@@ -68,7 +68,7 @@
 //
 //	cfg := coordinator.NewConfig()
 //	cfg.Etcd, cfg.Lake = "http://etcd:2379", "s3://lake/clicks"
-//	err := coordinator.Run(ctx, cfg) // until ctx ends
+//	err := coordinator.Run(ctx, cfg, obs.Runtime{Logger: slog.Default()}) // until ctx ends
 //
 // In process (tests, `clickstream run`): New with an etcd client, Start,
 // Close. Clients: Dial(addr, timeout), then Submit, Wait, Get, List, Cancel.

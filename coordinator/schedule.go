@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -83,7 +84,7 @@ func NewSchedule() Schedule {
 }
 
 // AddFlags binds the schedule to flags.
-func (s *Schedule) AddFlags(fs *flag.FlagSet) {
+func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.Enabled, "schedule", s.Enabled, "process event-time windows periodically as ingest completes them")
 	fs.DurationVar(&s.Window, "window", s.Window, "window length of --schedule (aligned to the epoch)")
 	fs.DurationVar(&s.Lateness, "lateness", s.Lateness, "allowed lateness: how long after the watermark passes a window (plus the session timeout) it is processed")

@@ -27,6 +27,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/obs"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -306,7 +307,7 @@ func schedIngest(t *testing.T, store lake.Store, file, source string, events []e
 	}
 	cfg := ingest.NewConfig()
 	cfg.FromFile, cfg.SourceID, cfg.Lake = file, source, store.URI()
-	sum, err := ingest.Run(context.Background(), cfg, ingest.Options{Logger: testLogger()})
+	sum, err := ingest.Ingest(context.Background(), cfg, obs.Runtime{Logger: testLogger()})
 	if err != nil {
 		t.Fatalf("ingest %s: %v", source, err)
 	}

@@ -2,13 +2,14 @@ package indexer
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Defaults of a new Config.
@@ -29,9 +30,11 @@ const (
 	DefaultReplicas       = 1
 )
 
-// Environment variables read by ApplyEnv (and so by AddFlags). Secrets
-// (the password and the API key) can only come from the environment or
-// from a file, never from a flag: flags show in ps and in shell history.
+// Environment variables of the configuration. The command fills every flag
+// --es-x from CLICKSTREAM_ES_X (and --es from EnvURL where it says so);
+// secrets (the password and the API key) can only come from the
+// environment (SecretsFromEnv) or from a file, never from a flag: flags
+// show in ps and in shell history.
 const (
 	EnvURL          = "CLICKSTREAM_ES_URL"           // comma-separated node URLs
 	EnvIndex        = "CLICKSTREAM_ES_INDEX"         // the alias
@@ -138,48 +141,33 @@ func NewConfig() Config {
 	}
 }
 
-// ApplyEnv overrides fields with the CLICKSTREAM_ES_* variables that are
-// set and not empty (see the Env constants). getenv is os.Getenv if nil.
-func (c *Config) ApplyEnv(getenv func(string) string) {
-	if getenv == nil {
-		getenv = os.Getenv
+// SecretsFromEnv sets the password and the API key from EnvPassword and
+// EnvAPIKey when they are set and not empty; they have no flags. lookup is
+// os.LookupEnv if nil.
+func (c *Config) SecretsFromEnv(lookup func(string) (string, bool)) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
-	set := func(dst *string, key string) {
-		if v := strings.TrimSpace(getenv(key)); v != "" {
-			*dst = v
-		}
-	}
-	if v := getenv(EnvURL); strings.TrimSpace(v) != "" {
-		c.Addresses = splitList(v)
-	}
-	set(&c.Alias, EnvIndex)
-	set(&c.Username, EnvUsername)
-	set(&c.PasswordFile, EnvPasswordFile)
-	set(&c.APIKeyFile, EnvAPIKeyFile)
-	set(&c.CACert, EnvCACert)
 	// Secrets are taken verbatim (no trimming): they are opaque.
-	if v := getenv(EnvPassword); v != "" {
+	if v, _ := lookup(EnvPassword); v != "" {
 		c.Password = Secret(v)
 	}
-	if v := getenv(EnvAPIKey); v != "" {
+	if v, _ := lookup(EnvAPIKey); v != "" {
 		c.APIKey = Secret(v)
 	}
 }
 
-// AddFlags applies the environment (ApplyEnv) and binds the configuration
-// to flags, all named --es*: the environment gives defaults, flags
-// override them.
-func (c *Config) AddFlags(fs *flag.FlagSet) {
-	c.ApplyEnv(nil)
-	fs.Func("es", "Elasticsearch URL(s), comma-separated (env "+EnvURL+")", func(s string) error {
+// AddFlags binds the configuration to flags, all named --es*.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.Func("es", "Elasticsearch URL(s), comma-separated", func(s string) error {
 		c.Addresses = splitList(s)
 		return nil
 	})
-	fs.StringVar(&c.Alias, "es-index", c.Alias, "alias to write through and query; concrete indices are <alias>-<suffix> (env "+EnvIndex+")")
-	fs.StringVar(&c.Username, "es-username", c.Username, "basic auth user; the password comes from "+EnvPassword+" or --es-password-file (env "+EnvUsername+")")
-	fs.StringVar(&c.PasswordFile, "es-password-file", c.PasswordFile, "file holding the basic auth password (env "+EnvPasswordFile+")")
-	fs.StringVar(&c.APIKeyFile, "es-api-key-file", c.APIKeyFile, "file holding the base64 API key; or set "+EnvAPIKey+" (env "+EnvAPIKeyFile+")")
-	fs.StringVar(&c.CACert, "es-ca-cert", c.CACert, "PEM file of CA certificates to trust for https (env "+EnvCACert+")")
+	fs.StringVar(&c.Alias, "es-index", c.Alias, "alias to write through and query; concrete indices are <alias>-<suffix>")
+	fs.StringVar(&c.Username, "es-username", c.Username, "basic auth user; the password comes from "+EnvPassword+" or --es-password-file")
+	fs.StringVar(&c.PasswordFile, "es-password-file", c.PasswordFile, "file holding the basic auth password")
+	fs.StringVar(&c.APIKeyFile, "es-api-key-file", c.APIKeyFile, "file holding the base64 API key; or set "+EnvAPIKey+"")
+	fs.StringVar(&c.CACert, "es-ca-cert", c.CACert, "PEM file of CA certificates to trust for https")
 	fs.IntVar(&c.FlushBytes, "es-flush-bytes", c.FlushBytes, "bulk request size that triggers a flush")
 	fs.DurationVar(&c.FlushInterval, "es-flush-interval", c.FlushInterval, "flush a bulk worker's buffer at least this often")
 	fs.IntVar(&c.Workers, "es-workers", c.Workers, "concurrent bulk workers")

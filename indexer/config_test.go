@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dataco/clickstream/internal/flagenv"
+	"github.com/spf13/pflag"
 )
 
 const (
@@ -144,11 +146,16 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	}
 	t.Setenv(EnvAPIKey, "")
 	c := NewConfig()
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	c.AddFlags(fs)
+	flagenv.Alias(fs, "es", EnvURL)
 	if err := fs.Parse([]string{"--es-index", "clicks-override", "--es-workers", "3", "--es-flush-interval", "2s"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := flagenv.Apply(fs, "CLICKSTREAM", os.LookupEnv); err != nil {
+		t.Fatal(err)
+	}
+	c.SecretsFromEnv(nil)
 	if got := strings.Join(c.Addresses, " "); got != "http://a:9200 http://b:9200" {
 		t.Errorf("addresses = %q", got)
 	}
@@ -160,7 +167,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 	// No flag takes a secret value.
-	fs.VisitAll(func(f *flag.Flag) {
+	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Name == "es-password" || f.Name == "es-api-key" {
 			t.Errorf("flag --%s takes a secret on the command line", f.Name)
 		}

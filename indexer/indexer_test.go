@@ -20,6 +20,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/obs"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
 )
@@ -451,7 +452,7 @@ func TestRunIndexesCommittedResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout bytes.Buffer
-	if err := Run(ctx, rc, &stdout, testLogger(t), nil); err != nil {
+	if err := Run(ctx, rc, obs.Runtime{Stdout: &stdout, Logger: testLogger(t)}); err != nil {
 		t.Fatalf("Run: %v\n%s", err, stdout.String())
 	}
 	t.Logf("stdout:\n%s", stdout.String())
@@ -468,7 +469,7 @@ func TestRunIndexesCommittedResult(t *testing.T) {
 	}
 	rc.Top = 0
 	stdout.Reset()
-	err := Run(ctx, rc, &stdout, testLogger(t), nil)
+	err := Run(ctx, rc, obs.Runtime{Stdout: &stdout, Logger: testLogger(t)})
 	if !errors.Is(err, ErrRejected) || !strings.HasPrefix(stdout.String(), "indexed=119 rejected=1 ") {
 		t.Fatalf("Run with a rejected document: %v\n%s", err, stdout.String())
 	}
@@ -483,7 +484,7 @@ func TestRunIndexesCommittedResult(t *testing.T) {
 	}
 	rc.Rebuild, rc.RebuildIndex = true, cfg.Alias+"-rebuilt"
 	stdout.Reset()
-	if err := Run(ctx, rc, &stdout, testLogger(t), nil); err != nil {
+	if err := Run(ctx, rc, obs.Runtime{Stdout: &stdout, Logger: testLogger(t)}); err != nil {
 		t.Fatalf("Run --rebuild: %v\n%s", err, stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "rebuild: alias "+cfg.Alias+" -> "+cfg.Alias+"-rebuilt (previous: "+cfg.Alias+"-v1, kept)") {

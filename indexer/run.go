@@ -3,16 +3,15 @@ package indexer
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/obs"
 	"github.com/dataco/clickstream/internal/results"
 )
 
@@ -42,7 +41,7 @@ func NewRunConfig() RunConfig { return RunConfig{ES: NewConfig()} }
 // AddFlags binds the command's flags: the Config's --es* flags, --index (a
 // synonym of --es-index), --results, --dead-letter, --rebuild,
 // --rebuild-index, --top and the S3 flags.
-func (c *RunConfig) AddFlags(fs *flag.FlagSet) {
+func (c *RunConfig) AddFlags(fs *pflag.FlagSet) {
 	c.ES.AddFlags(fs)
 	fs.StringVar(&c.ES.Alias, "index", c.ES.Alias, "alias to write through (same as --es-index)")
 	fs.Func("results", "output store URI of a committed result (s3://bucket/prefix or file:///dir); repeat for several", func(s string) error {
@@ -76,7 +75,7 @@ func (c *RunConfig) Validate() error {
 
 // Run indexes each committed result of cfg.Results (into the alias, or
 // with --rebuild into a new index and then swaps the alias) and prints one
-// summary line per result to out:
+// summary line per result to rt.Stdout:
 //
 //	indexed=N rejected=M window=FROM/TO index=NAME job=... stale_deleted=K retried=R duration=D [dead_letters=URI]
 //
@@ -84,11 +83,9 @@ func (c *RunConfig) Validate() error {
 // (they are in the dead-letter store), so the command exits non-zero: a
 // rejection means the mapping and the data disagree, and someone has to
 // look.
-func Run(ctx context.Context, cfg RunConfig, out io.Writer, logger *slog.Logger, reg prometheus.Registerer) (err error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	ix, err := New(cfg.ES, logger, reg)
+func Run(ctx context.Context, cfg RunConfig, rt obs.Runtime) (err error) {
+	out := rt.Out()
+	ix, err := New(cfg.ES, rt.Log(), rt.Registerer)
 	if err != nil {
 		return err
 	}

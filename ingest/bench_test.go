@@ -17,6 +17,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 // BenchmarkKafkaToLake measures, in one run and side by side, the rate at
@@ -155,7 +156,7 @@ func ingestAll(b *testing.B, brokers []string, topic string, store lake.Store, w
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		_, err := Run(ctx, cfg, Options{Registry: reg})
+		_, err := Ingest(ctx, cfg, obs.Runtime{Registerer: reg})
 		done <- err
 	}()
 	t := time.NewTicker(10 * time.Millisecond)

@@ -2,11 +2,11 @@ package ingest
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
@@ -133,13 +133,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// AddFlags binds the configuration to command-line flags. Defaults may come
-// from the environment: CLICKSTREAM_KAFKA_BROKERS, CLICKSTREAM_LAKE,
-// CLICKSTREAM_S3_ENDPOINT.
-func (c *Config) AddFlags(fs *flag.FlagSet) {
-	brokers := envOr("CLICKSTREAM_KAFKA_BROKERS", strings.Join(c.Brokers, ","))
-	c.Brokers = splitList(brokers)
-	fs.Func("brokers", "Kafka bootstrap brokers, comma-separated (env CLICKSTREAM_KAFKA_BROKERS)", func(s string) error {
+// AddFlags binds the configuration to command-line flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.Func("brokers", "Kafka bootstrap brokers, comma-separated", func(s string) error {
 		c.Brokers = splitList(s)
 		return nil
 	})
@@ -149,8 +145,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "kafka-session-timeout", c.SessionTimeout, "consumer group session timeout (the broker allows 6s to 30m by default)")
 	fs.StringVar(&c.FromFile, "from-file", c.FromFile, "ingest NDJSON from this file instead of Kafka ('-' for stdin)")
 	fs.StringVar(&c.SourceID, "source-id", c.SourceID, "lake source name of a file ingest (default: from the file's content hash)")
-	c.Lake = envOr("CLICKSTREAM_LAKE", c.Lake)
-	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir (env CLICKSTREAM_LAKE)")
+	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir")
 	c.S3.AddFlags(fs)
 	fs.IntVar(&c.Buckets, "buckets", c.Buckets, "user buckets of a new lake (0: the lake's own, or 16 for a new lake)")
 	fs.Func("format", "data file format: parquet or ndjson.gz (default parquet)", func(s string) error {
@@ -166,13 +161,6 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRecordSize, "max-record-size", c.MaxRecordSize, "reject records larger than this many bytes")
 	fs.DurationVar(&c.ExitWhenIdle, "exit-when-idle", c.ExitWhenIdle, "commit and exit after no record arrived for this long (0: run until stopped)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address")
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 func splitList(s string) []string {

@@ -14,5 +14,5 @@
 // lost its partition loses the race for the next sequence number and its
 // objects, named by no manifest, stay invisible.
 //
-//	sum, err := ingest.Run(ctx, cfg, ingest.Options{Logger: slog.Default()})
+//	sum, err := ingest.Ingest(ctx, cfg, obs.Runtime{Logger: slog.Default()})
 package ingest

@@ -23,6 +23,7 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 // The integration tests run against the local stack (make dev-up): Kafka and
@@ -164,7 +165,7 @@ func TestKafkaToS3(t *testing.T) {
 	cfg.SessionTimeout = 6 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sum, err := Run(ctx, cfg, Options{Logger: testLogger(t)})
+	sum, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func startSecondMember(t *testing.T, brokers []string, topic, lakeURI string) (s
 		cfg := NewConfig()
 		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, lakeURI
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 1000, 200*time.Millisecond, 6*time.Second
-		if _, err := Run(ctx, cfg, Options{Logger: testLogger(t).With("member", "b")}); err != nil && ctx.Err() == nil {
+		if _, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")}); err != nil && ctx.Err() == nil {
 			t.Errorf("second consumer: %v", err)
 		}
 	}()
@@ -393,7 +394,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 		cfg := NewConfig()
 		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 2000, 200*time.Millisecond, 6*time.Second
-		_, err := Run(ctx, cfg, Options{Logger: testLogger(t).With("member", "b")})
+		_, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")})
 		bDone <- err
 	}()
 	waitFor(t, 90*time.Second, "consumer B to commit the whole topic", func() bool {
@@ -528,7 +529,7 @@ func TestKafkaRetentionGapIsReported(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		reg := prometheus.NewRegistry()
-		if _, err := Run(ctx, cfg, Options{Logger: testLogger(t), Registry: reg}); err != nil {
+		if _, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t), Registerer: reg}); err != nil {
 			t.Fatal(err)
 		}
 		return reg

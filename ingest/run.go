@@ -2,20 +2,13 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"runtime"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 // Summary is what an ingest run committed.
@@ -40,28 +33,26 @@ func (s Summary) String() string {
 	return out
 }
 
-// Options carries a Run's process-level dependencies.
-type Options struct {
-	Logger   *slog.Logger          // nil: discard
-	Registry prometheus.Registerer // nil: a private registry
+// Run ingests from the configured source into the lake (see Ingest) and
+// prints the summary line "ingest: accepted=... rejected=..." to rt.Stdout,
+// also when it fails.
+func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
+	sum, err := Ingest(ctx, cfg, rt)
+	fmt.Fprintf(rt.Out(), "ingest: %s\n", sum)
+	return err
 }
 
-// Run ingests from the configured source into the lake until the source
+// Ingest ingests from the configured source into the lake until the source
 // ends (a file), ctx is cancelled, or the source has been idle for
 // cfg.ExitWhenIdle. On cancellation it stops consuming, commits what it
 // holds, and returns the summary with a nil error (Kafka) — a drain.
-func Run(ctx context.Context, cfg Config, opts Options) (Summary, error) {
+// Metrics are served on cfg.MetricsListen when set.
+func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
+	log := rt.Log()
+	reg := rt.Reg()
 	store, err := lake.Open(ctx, cfg.Lake, cfg.S3)
 	if err != nil {
 		return Summary{}, fmt.Errorf("ingest: open lake: %w", err)
@@ -88,15 +79,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (Summary, error) {
 		log:     log,
 	}
 	if cfg.MetricsListen != "" {
-		g, ok := reg.(prometheus.Gatherer)
-		if !ok {
-			g = prometheus.DefaultGatherer
-		}
-		stop, err := serveMetrics(cfg.MetricsListen, g, log)
+		srv, err := obs.Start(cfg.MetricsListen, obs.Gatherer(reg), log)
 		if err != nil {
-			return Summary{}, err
+			return Summary{}, fmt.Errorf("ingest: %w", err)
 		}
-		defer stop()
+		defer srv.Close() // after the last commit: its metrics stay visible until then
 	}
 	log.Info("ingest starting", "lake", store.URI(), "buckets", meta.Buckets, "format", cfg.Format, "writer", s.writer)
 	start := time.Now()
@@ -108,32 +95,4 @@ func Run(ctx context.Context, cfg Config, opts Options) (Summary, error) {
 	}
 	log.Info("ingest finished", "accepted", sum.Accepted, "rejected", sum.Rejected, "took", time.Since(start), "err", err)
 	return sum, err
-}
-
-// serveMetrics serves /metrics until the returned stop is called.
-func serveMetrics(addr string, g prometheus.Gatherer, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: metrics listener: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { // owned by stop
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	}, nil
 }

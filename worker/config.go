@@ -1,10 +1,11 @@
 package worker
 
 import (
-	"flag"
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/lake"
@@ -101,7 +102,7 @@ func (c *Config) parallelism() int {
 
 // AddFlags binds the configuration to flags of fs. The --slow flag is for
 // tests; its usage starts with "hidden:".
-func (c *Config) AddFlags(fs *flag.FlagSet) {
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ID, "id", c.ID, "worker id in etcd (default host name plus a random suffix)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address the coordinator dials (default: the listen address, host name if listening on all interfaces)")

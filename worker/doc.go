@@ -27,7 +27,7 @@
 //
 //	cfg := worker.NewConfig()
 //	cfg.Etcd, cfg.Listen = "http://etcd:2379", ":7401"
-//	err := worker.Run(ctx, cfg) // until ctx ends; then drains and deregisters
+//	err := worker.Run(ctx, cfg, obs.Runtime{Logger: slog.Default()}) // until ctx ends; then drains and deregisters
 //
 // or, to embed one, New, Start and Close (see Close for the stop order).
 package worker

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -25,6 +23,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/obs"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -334,22 +333,19 @@ func (w *Worker) store(ctx context.Context, uri string) (lake.Store, error) {
 	return w.stores.Open(ctx, uri)
 }
 
-// Run runs a worker until ctx ends, then closes it. Logs go to
-// slog.Default; metrics to the default Prometheus registry, served on
-// cfg.MetricsListen when set.
-func Run(ctx context.Context, cfg Config) error {
-	w, err := New(cfg, slog.Default(), prometheus.DefaultRegisterer)
+// Run runs a worker until ctx ends, then closes it and the metrics server
+// (served on cfg.MetricsListen when set), in that order.
+func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
+	reg := rt.Reg()
+	w, err := New(cfg, rt.Log(), reg)
 	if err != nil {
 		return err
 	}
-	var msrv *http.Server
 	if cfg.MetricsListen != "" {
-		mlis, err := net.Listen("tcp", cfg.MetricsListen)
+		msrv, err := obs.Start(cfg.MetricsListen, obs.Gatherer(reg), rt.Log())
 		if err != nil {
-			return fmt.Errorf("worker: metrics listen: %w", err)
+			return fmt.Errorf("worker: %w", err)
 		}
-		msrv = &http.Server{Handler: promhttp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = msrv.Serve(mlis) }()
 		defer msrv.Close()
 	}
 	if err := w.Start(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -276,4 +277,24 @@ func TestCancelCommand(t *testing.T) {
 	if err := runStatus(ctx, []string{"--coordinator", lc.Coordinator.Addr()}, &stdout); err != nil || !strings.Contains(stdout.String(), j.GetId()) {
 		t.Errorf("status list: %v\n%s", err, stdout.String())
 	}
+}
+
+// runCommand runs `clickstream <name> <args>` in this process and returns
+// the command's error (not the exit status).
+func runCommand(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	_, err := execute(ctx, append([]string{name}, args...), stdout, io.Discard)
+	return err
+}
+
+func runLocal(ctx context.Context, args []string, stdout io.Writer) error {
+	return runCommand(ctx, "run", args, stdout)
+}
+func runSubmit(ctx context.Context, args []string, stdout io.Writer) error {
+	return runCommand(ctx, "submit", args, stdout)
+}
+func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	return runCommand(ctx, "status", args, stdout)
+}
+func runCancel(ctx context.Context, args []string, stdout io.Writer) error {
+	return runCommand(ctx, "cancel", args, stdout)
 }

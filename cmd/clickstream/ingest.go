@@ -1,32 +1,26 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
-	"io"
-	"log/slog"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
 
 	"github.com/dataco/clickstream/ingest"
+	"github.com/dataco/clickstream/internal/flagenv"
 )
 
-func init() {
-	register("ingest", "consume click events (Kafka or NDJSON file) into the data lake, exactly once", runIngest)
-}
-
-func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
+func newIngestCmd() *cobra.Command {
 	cfg := ingest.NewConfig()
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	cfg.AddFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "ingest [flags]",
+		Short: "consume click events (Kafka or NDJSON file) into the data lake, exactly once",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("%w", err)
+			}
+			return ingest.Run(cmd.Context(), cfg, runtimeOf(cmd))
+		},
 	}
-	if err := cfg.Validate(); err != nil {
-		return usageErrorf("%w", err)
-	}
-	sum, err := ingest.Run(ctx, cfg, ingest.Options{Logger: slog.Default(), Registry: prometheus.DefaultRegisterer})
-	fmt.Fprintf(stdout, "ingest: %s\n", sum)
-	return err
+	cfg.AddFlags(cmd.Flags())
+	flagenv.Alias(cmd.Flags(), "brokers", "CLICKSTREAM_KAFKA_BROKERS")
+	return cmd
 }

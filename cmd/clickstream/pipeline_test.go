@@ -186,7 +186,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 func pipeRun(t *testing.T, args ...string) []byte {
 	t.Helper()
 	var stdout, stderr lockedBuffer
-	if code := run(args, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("clickstream %s: exit %d\n%s", strings.Join(args, " "), code, stderr.Bytes())
 	}
 	return stdout.Bytes()

@@ -84,7 +84,7 @@ not json
 	}
 
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"vacuum", "--lake", uri, "--min-age", "0s"}, &stdout, &stderr); code != 2 {
+	if code := run(context.Background(), []string{"vacuum", "--lake", uri, "--min-age", "0s"}, &stdout, &stderr); code != 2 {
 		t.Errorf("vacuum --min-age 0s: exit %d, want 2 (usage)\n%s", code, stderr.String())
 	}
 }

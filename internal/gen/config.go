@@ -2,9 +2,10 @@ package gen
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/event"
 )
@@ -105,7 +106,7 @@ func NewConfig() Config {
 
 // AddFlags binds the configuration to flags of fs, with c's values as
 // defaults.
-func (c *Config) AddFlags(fs *flag.FlagSet) {
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed; the same seed gives the same messages")
 	fs.IntVar(&c.Events, "events", c.Events, "number of messages to generate (0: no end)")
 	fs.IntVar(&c.Users, "users", c.Users, "number of simulated users")

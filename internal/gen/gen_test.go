@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"reflect"
 	"regexp"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/spf13/pflag"
 )
 
 // generate returns all messages of cfg.
@@ -431,9 +431,9 @@ func TestValidate(t *testing.T) {
 
 func TestAddFlags(t *testing.T) {
 	cfg := NewConfig()
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("gen", pflag.ContinueOnError)
 	cfg.AddFlags(fs)
-	err := fs.Parse([]string{"-seed", "9", "-events", "10", "-start", "2025-06-01T10:00:00+02:00", "-rate", "50", "-realtime", "-think-time", "1m", "-invalid-ratio", "0.3"})
+	err := fs.Parse([]string{"--seed", "9", "--events", "10", "--start", "2025-06-01T10:00:00+02:00", "--rate", "50", "--realtime", "--think-time", "1m", "--invalid-ratio", "0.3"})
 	if err != nil {
 		t.Fatal(err)
 	}

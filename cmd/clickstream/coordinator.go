@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/indexer"
+	"github.com/dataco/clickstream/internal/flagenv"
+)
+
+// envEtcdEndpoints is the stack's older name of --etcd.
+const envEtcdEndpoints = "CLICKSTREAM_ETCD_ENDPOINTS"
+
+func newCoordinatorCmd() *cobra.Command {
+	cfg := coordinator.NewConfig()
+	es := indexer.NewConfig()
+	cmd := &cobra.Command{
+		Use:   "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]",
+		Short: "lead aggregation jobs: plan, lease tasks to workers, merge and commit results",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("%w", err)
+			}
+			// Results are indexed when --es is given (or CLICKSTREAM_ES): the
+			// Elasticsearch URL the stack exports for the index command
+			// (CLICKSTREAM_ES_URL) does not turn indexing on.
+			if cmd.Flags().Changed("es") {
+				es.SecretsFromEnv(nil)
+				if err := es.Validate(); err != nil {
+					return usageErrorf("%w", err)
+				}
+				ix, err := indexer.New(es, slog.Default(), prometheus.DefaultRegisterer)
+				if err != nil {
+					return err
+				}
+				defer ix.Close(context.WithoutCancel(ctx))
+				cfg.Publishers = append(cfg.Publishers, ix)
+			}
+			return coordinator.Run(ctx, cfg, runtimeOf(cmd))
+		},
+	}
+	cfg.AddFlags(cmd.Flags())
+	es.AddFlags(cmd.Flags())
+	flagenv.Alias(cmd.Flags(), "etcd", envEtcdEndpoints)
+	return cmd
+}

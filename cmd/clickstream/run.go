@@ -1,0 +1,177 @@
+package main
+
+// clickstream run: an embedded etcd, a coordinator and N workers in this
+// process, speaking gRPC over loopback, through the same constructors as the
+// cluster.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/worker"
+)
+
+func newRunCmd() *cobra.Command {
+	var (
+		jf          coordinator.JobSpecFlags
+		s3          lake.S3Options
+		workers     int
+		parallelism int
+	)
+	cmd := &cobra.Command{
+		Use:   "run --lake URI --from T --to T --out URI [--workers N] [--format ndjson|csv]",
+		Short: "run one aggregation job on this machine: embedded etcd, a coordinator and N workers",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if jf.Lake == "" {
+				return usageErrorf("--lake is required")
+			}
+			spec, err := jobSpec(&jf)
+			if err != nil {
+				return err
+			}
+			if workers < 1 || workers > 256 {
+				return usageErrorf("--workers %d: want 1 to 256", workers)
+			}
+			if parallelism <= 0 {
+				parallelism = max(1, runtime.GOMAXPROCS(0)/workers)
+			}
+			logger := slog.Default()
+			if !cmd.Flags().Changed("log-level") { // keep the progress display readable
+				logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			lc, err := startLocalCluster(ctx, localClusterConfig{Workers: workers, Parallelism: parallelism, Logger: logger, S3: s3})
+			if err != nil {
+				return err
+			}
+			defer lc.Close()
+			c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			j, err := c.Submit(ctx, spec)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "job %s: %d workers on an embedded cluster\n", j.GetId(), workers)
+			return waitJob(ctx, c, j.GetId(), stdout, stderr)
+		},
+	}
+	fs := cmd.Flags()
+	jf.AddFlags(fs, "lake URI (required)")
+	s3.AddFlags(fs)
+	fs.IntVar(&workers, "workers", max(1, runtime.GOMAXPROCS(0)), "workers to start")
+	fs.IntVar(&parallelism, "parallelism", 0, "tasks per worker at once (0: GOMAXPROCS / workers, at least 1)")
+	return cmd
+}
+
+// localCluster is an embedded etcd, a coordinator and workers in this
+// process, talking gRPC over loopback.
+type localCluster struct {
+	dir         string
+	etcd        *cluster.Embedded
+	etcdClient  interface{ Close() error }
+	Coordinator *coordinator.Coordinator
+	Workers     []*worker.Worker
+}
+
+type localClusterConfig struct {
+	Workers, Parallelism int
+	Logger               *slog.Logger
+	// S3 configures the stores of the coordinator and the workers.
+	S3 lake.S3Options
+	// Coordinator and Worker adjust the default configurations.
+	Coordinator func(*coordinator.Config)
+	Worker      func(i int, cfg *worker.Config)
+}
+
+func startLocalCluster(ctx context.Context, lcfg localClusterConfig) (lc *localCluster, err error) {
+	lc = &localCluster{}
+	defer func() {
+		if err != nil {
+			lc.Close()
+		}
+	}()
+	if lc.dir, err = os.MkdirTemp("", "clickstream-run-"); err != nil {
+		return nil, err
+	}
+	lc.etcd, err = cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: filepath.Join(lc.dir, "etcd"), Fast: true, NoFsync: true, LogLevel: "panic"})
+	if err != nil {
+		return nil, err
+	}
+	endpoints := strings.Join(lc.etcd.Endpoints(), ",")
+	cli, err := cluster.Dial(ctx, lc.etcd.Endpoints())
+	if err != nil {
+		return nil, err
+	}
+	lc.etcdClient = cli
+	ccfg := coordinator.NewConfig()
+	ccfg.Listen, ccfg.Etcd = "127.0.0.1:0", endpoints
+	ccfg.LeaderTTL = 2 * time.Second
+	ccfg.S3 = lcfg.S3
+	if lcfg.Coordinator != nil {
+		lcfg.Coordinator(&ccfg)
+	}
+	coord, err := coordinator.New(ccfg, cli, lcfg.Logger.With("component", "coordinator"), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := coord.Start(ctx); err != nil {
+		return nil, err
+	}
+	lc.Coordinator = coord
+	for i := range lcfg.Workers {
+		wcfg := worker.NewConfig()
+		wcfg.ID = fmt.Sprintf("local-%d", i+1)
+		wcfg.Listen, wcfg.Etcd = "127.0.0.1:0", endpoints
+		wcfg.Parallelism = lcfg.Parallelism
+		wcfg.ShutdownTimeout = 5 * time.Second
+		wcfg.S3 = lcfg.S3
+		if lcfg.Worker != nil {
+			lcfg.Worker(i, &wcfg)
+		}
+		w, err := worker.New(wcfg, lcfg.Logger.With("component", "worker"), nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.Start(ctx); err != nil {
+			return nil, err
+		}
+		lc.Workers = append(lc.Workers, w)
+	}
+	return lc, nil
+}
+
+// Close stops the coordinator (no new attempts; running ones are
+// cancelled), then the workers, then etcd, and removes the temporary
+// directory.
+func (lc *localCluster) Close() {
+	if lc.Coordinator != nil {
+		_ = lc.Coordinator.Close()
+	}
+	for _, w := range lc.Workers {
+		_ = w.Close()
+	}
+	if lc.etcdClient != nil {
+		_ = lc.etcdClient.Close()
+	}
+	if lc.etcd != nil {
+		lc.etcd.Close()
+	}
+	if lc.dir != "" {
+		_ = os.RemoveAll(lc.dir)
+	}
+}

@@ -1,0 +1,144 @@
+// Package obs holds what every component's Run shares with the process: the
+// Runtime (logger, Prometheus registerer, standard output) and the one
+// observability HTTP server (/metrics, /healthz, /debug/pprof/).
+//
+//	srv, err := obs.Start(cfg.MetricsListen, rt.Gatherer(), rt.Log())
+//	if err != nil {
+//		return err
+//	}
+//	defer srv.Close() // stops serving and waits for the server's goroutine
+package obs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Runtime carries a component's process-level dependencies into its Run:
+// func Run(ctx context.Context, cfg Config, rt obs.Runtime) error.
+type Runtime struct {
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: a private registry
+	Stdout     io.Writer             // command output such as summaries; nil: discard
+}
+
+// Log returns the logger, or one that discards.
+func (rt Runtime) Log() *slog.Logger {
+	if rt.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return rt.Logger
+}
+
+// Reg returns the registerer, or a new private registry.
+func (rt Runtime) Reg() prometheus.Registerer {
+	if rt.Registerer == nil {
+		return prometheus.NewRegistry()
+	}
+	return rt.Registerer
+}
+
+// Out returns the standard output, or io.Discard.
+func (rt Runtime) Out() io.Writer {
+	if rt.Stdout == nil {
+		return io.Discard
+	}
+	return rt.Stdout
+}
+
+// Gatherer returns the gatherer of the metrics registered with reg: reg
+// itself when it is a registry, else the default gatherer.
+func Gatherer(reg prometheus.Registerer) prometheus.Gatherer {
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		return g
+	}
+	return prometheus.DefaultGatherer
+}
+
+// DefaultAddr is the address Start listens on when given none: loopback,
+// any free port.
+const DefaultAddr = "127.0.0.1:0"
+
+// ReadHeaderTimeout bounds how long a client may take to send a request's
+// headers.
+const ReadHeaderTimeout = 5 * time.Second
+
+// shutdownTimeout bounds how long Close waits for requests in flight.
+const shutdownTimeout = 2 * time.Second
+
+// Server serves /metrics, /healthz and /debug/pprof/ until Close.
+type Server struct {
+	srv  *http.Server
+	addr net.Addr
+	done chan struct{}
+	log  *slog.Logger
+}
+
+// Start listens on addr (empty: DefaultAddr) and serves, on a goroutine that
+// the returned Server owns:
+//
+//	/metrics       the metrics of g, in the Prometheus exposition format
+//	/healthz       200 "ok" while the server runs
+//	/debug/pprof/  the runtime profiles
+//
+// logger may be nil.
+func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("obs: metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s := &Server{
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout},
+		addr: ln.Addr(),
+		done: make(chan struct{}),
+		log:  logger,
+	}
+	go func() { // owned by s: Close waits for it
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "err", err)
+		}
+	}()
+	logger.Info("serving metrics", "addr", s.addr.String())
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.addr.String() }
+
+// Close stops accepting connections, lets requests in flight finish for a
+// moment, closes the rest, and returns once the serving goroutine is done.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.srv.Close())
+	}
+	<-s.done
+	return err
+}

@@ -1,0 +1,93 @@
+package obs_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dataco/clickstream/internal/obs"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestServesMetricsAndHealth(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "clickstream_test_things_total", Help: "things"})
+	reg.MustRegister(c)
+	c.Add(3)
+	srv, err := obs.Start("", reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	if host, _, _ := net.SplitHostPort(srv.Addr()); host != "127.0.0.1" {
+		t.Errorf("default address %s is not loopback", srv.Addr())
+	}
+	code, body := get(t, "http://"+srv.Addr()+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "clickstream_test_things_total 3") {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+	if code, body := get(t, "http://"+srv.Addr()+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+}
+
+func TestCloseWaits(t *testing.T) {
+	srv, err := obs.Start("127.0.0.1:0", prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr()
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	// Once Close returned the listener is gone: the port is free again.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("address %s still in use after Close: %v", addr, err)
+	}
+	ln.Close()
+}
+
+func TestBadAddress(t *testing.T) {
+	for _, addr := range []string{"not an address", "127.0.0.1:99999"} {
+		if srv, err := obs.Start(addr, prometheus.NewRegistry(), nil); err == nil {
+			srv.Close()
+			t.Errorf("Start(%q) succeeded", addr)
+		}
+	}
+	// A taken port is an error too.
+	srv, err := obs.Start("", prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if s2, err := obs.Start(srv.Addr(), prometheus.NewRegistry(), nil); err == nil {
+		s2.Close()
+		t.Errorf("Start on the taken %s succeeded", srv.Addr())
+	}
+}
