@@ -89,7 +89,7 @@ type Server struct {
 //
 //	/metrics       the metrics of g, in the Prometheus exposition format
 //	/healthz       200 "ok" while the server runs
-//	/debug/pprof/  the runtime profiles
+//	/debug/pprof/  the runtime profiles, only on a loopback address
 //
 // logger may be nil.
 func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
@@ -108,9 +108,12 @@ func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, er
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if Loopback(ln.Addr()) {
+		// Profiles show what the process holds: never beyond this host.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s := &Server{
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout},
 		addr: ln.Addr(),
@@ -141,4 +144,10 @@ func (s *Server) Close() error {
 	}
 	<-s.done
 	return err
+}
+
+// Loopback reports whether a is a loopback address.
+func Loopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
