@@ -141,17 +141,17 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 	free <- &batch{}
 	var commitErr atomic.Pointer[error]
 	committerDone := make(chan struct{})
+	c := newCommitter(k.sink, k.cfg, st, func(res flushResult, st sourceState) {
+		k.totals.valid.Add(res.valid)
+		k.totals.rejected.Add(res.rejected)
+		sess.MarkOffset(topic, part, st.end, "")
+	})
 	go func() {
 		defer close(committerDone)
 		for b := range batches {
 			if commitErr.Load() == nil {
-				res, err := k.sink.flush(commitCtx, st, b)
-				if err != nil {
+				if err := c.commit(commitCtx, b); err != nil {
 					commitErr.Store(&err)
-				} else {
-					k.totals.valid.Add(res.valid)
-					k.totals.rejected.Add(res.rejected)
-					sess.MarkOffset(topic, part, st.end, "")
 				}
 			}
 			free <- b
@@ -204,7 +204,7 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		}
 		added++
 		b.add(k.sink.parse(msg.Offset, msg.Value, strs), len(msg.Value))
-		if b.len() >= k.cfg.FlushRecords || b.rawBytes >= k.cfg.FlushBytes {
+		if c.full(b) {
 			return handOver()
 		}
 		return nil
