@@ -27,9 +27,9 @@ import (
 //   - The partition's offset is marked only after the manifest naming the
 //     batch is durable, and only up to that manifest's end (markCommitted).
 //   - Batches are committed one at a time, in the order they were filled.
-//     Once a commit has failed nothing more is committed or handed over:
-//     the session ends, and the partition's next owner resumes from the
-//     lake's position.
+//     Once a commit has failed, nothing handed over after it is committed
+//     and nothing more is handed over: the session ends, and the
+//     partition's next owner resumes from the lake's position.
 //   - There are two batches. The consuming goroutine holds one (cur); the
 //     other is queued, being committed, or free. A hand-over waits while
 //     the previous batch is still being committed.
@@ -41,7 +41,7 @@ type partitionConsumer struct {
 	sess     sarama.ConsumerGroupSession
 	claim    sarama.ConsumerGroupClaim
 	lag      prometheus.Gauge
-	interval time.Duration // a batch holding records is handed over at least this often
+	interval time.Duration // at each tick of it, a batch holding records is handed over
 	grace    time.Duration // how long stop waits for commits after the session has ended
 
 	// Owned by the consuming goroutine.
