@@ -55,22 +55,19 @@ func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 		s.log.Info("resuming file source", "source", source, "committed_lines", st.end, "last_seq", st.seq)
 	}
 
+	c := newCommitter(s, cfg, &st, func(res flushResult, _ sourceState) {
+		sum.Accepted += res.valid
+		sum.Rejected += res.rejected
+	})
 	b := &batch{}
 	b.reset(st.end)
 	strs := event.NewInterner(0)
 	lastFlush := time.Now()
-	commit := func() error {
-		res, err := s.flush(ctx, &st, b)
-		sum.Accepted += res.valid
-		sum.Rejected += res.rejected
-		lastFlush = time.Now()
-		return err
-	}
 	r := bufio.NewReaderSize(in, 1<<20)
 	for pos := int64(0); ; pos++ {
 		if err := ctx.Err(); err != nil {
 			// Interrupted: commit what was read, then stop.
-			if cerr := commit(); cerr != nil {
+			if cerr := c.commit(ctx, b); cerr != nil {
 				return sum, cerr
 			}
 			return sum, fmt.Errorf("ingest: interrupted after line %d: %w", pos, err)
@@ -92,13 +89,14 @@ func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 		} else {
 			b.add(s.parse(pos, line, strs), len(line))
 		}
-		if b.len() >= cfg.FlushRecords || b.rawBytes >= cfg.FlushBytes || time.Since(lastFlush) >= cfg.FlushInterval {
-			if err := commit(); err != nil {
+		if c.full(b) || time.Since(lastFlush) >= cfg.FlushInterval {
+			if err := c.commit(ctx, b); err != nil {
 				return sum, err
 			}
+			lastFlush = time.Now()
 		}
 	}
-	if err := commit(); err != nil {
+	if err := c.commit(ctx, b); err != nil {
 		return sum, err
 	}
 	return sum, nil

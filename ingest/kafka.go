@@ -11,13 +11,12 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
 // kafkaSource consumes a topic through a sarama consumer group. Each claimed
-// partition is one lake source; its goroutine (sarama's ConsumeClaim) owns
-// the partition's batch and commits it to the lake.
+// partition is one lake source, consumed into the lake by a
+// partitionConsumer for as long as the claim lasts.
 type kafkaSource struct {
 	cfg    *Config
 	sink   *sink
@@ -113,11 +112,10 @@ func (k *kafkaSource) retentionGap(topic string, p int32, end, oldest int64) {
 // Cleanup runs after every ConsumeClaim of the session has returned.
 func (k *kafkaSource) Cleanup(sess sarama.ConsumerGroupSession) error { return nil }
 
-// ConsumeClaim batches one partition's records and commits them to the lake
-// by size, by time, and when the claim ends (rebalance or shutdown). Commits
-// run in a committer goroutine, one at a time and in order, while the next
-// batch fills: consuming and parsing overlap encoding and uploading. A claim
-// ends only after its last batch is committed or abandoned: abandoned
+// ConsumeClaim consumes one claimed partition into the lake through a
+// partitionConsumer, which batches its records and commits them by size, by
+// time, and when the claim ends (rebalance or shutdown). It returns only
+// after the partition's last batch is committed or abandoned: abandoned
 // records were never committed, so the partition's next owner reads them
 // again from the lake's position.
 func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -127,156 +125,9 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 	if st == nil {
 		return fmt.Errorf("ingest: partition %d claimed without setup", claim.Partition())
 	}
-	topic, part := claim.Topic(), claim.Partition()
-	lag := k.sink.metrics.lag.WithLabelValues(topic, strconv.Itoa(int(part)))
-
-	// The committer owns st from here on; it stops when batches is closed.
-	// Its context outlives the session's cancellation for the final drain:
-	// that is what makes a SIGTERM lose nothing.
-	commitCtx, cancelCommits := context.WithCancel(context.WithoutCancel(sess.Context()))
-	defer cancelCommits()
-	batches := make(chan *batch, 1)
-	free := make(chan *batch, 2)
-	free <- &batch{}
-	free <- &batch{}
-	var commitErr atomic.Pointer[error]
-	committerDone := make(chan struct{})
-	go func() {
-		defer close(committerDone)
-		for b := range batches {
-			if commitErr.Load() == nil {
-				res, err := k.sink.flush(commitCtx, st, b)
-				if err != nil {
-					commitErr.Store(&err)
-				} else {
-					k.totals.valid.Add(res.valid)
-					k.totals.rejected.Add(res.rejected)
-					sess.MarkOffset(topic, part, st.end, "")
-				}
-			}
-			free <- b
-		}
-	}()
-	// finish hands over the last batch and waits for every commit, at most
-	// two minutes after the session has ended.
-	finish := func(b *batch) error {
-		if b.len() > 0 {
-			batches <- b
-		}
-		close(batches)
-		select {
-		case <-committerDone:
-		case <-sess.Context().Done():
-			select {
-			case <-committerDone:
-			case <-time.After(2 * time.Minute):
-				cancelCommits()
-				<-committerDone
-			}
-		}
-		if p := commitErr.Load(); p != nil {
-			return k.failed(sess, *p)
-		}
-		return nil
-	}
-
-	b := <-free
-	b.reset(st.end)
-	// handOver queues the full batch for commit and takes an empty one; it
-	// waits while the committer is still busy with the previous batch.
-	handOver := func() error {
-		if p := commitErr.Load(); p != nil {
-			return *p
-		}
-		next := b.next
-		batches <- b
-		b = <-free
-		b.reset(next)
-		return nil
-	}
-	strs := event.NewInterner(0) // this goroutine's
-	msgs := claim.Messages()
-	// take adds one record to the batch, handing the batch over when full.
-	added := 0
-	take := func(msg *sarama.ConsumerMessage) error {
-		if msg.Offset < b.next {
-			return nil // already committed or already batched
-		}
-		added++
-		b.add(k.sink.parse(msg.Offset, msg.Value, strs), len(msg.Value))
-		if b.len() >= k.cfg.FlushRecords || b.rawBytes >= k.cfg.FlushBytes {
-			return handOver()
-		}
-		return nil
-	}
-	ticker := time.NewTicker(k.cfg.FlushInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case msg, ok := <-msgs:
-			if !ok {
-				return finish(b)
-			}
-			// Take what is buffered already without a select per record,
-			// up to drainMax records between checks of the timer and the
-			// session; account for them once.
-			n, open := 0, true
-			added = 0
-			var takeErr error
-			for {
-				if takeErr = take(msg); takeErr != nil {
-					break
-				}
-				n++
-				if n == drainMax {
-					break
-				}
-				next, more := msg, false
-				select {
-				case next, open = <-msgs:
-					more = open
-				default:
-				}
-				if !more {
-					break
-				}
-				msg = next
-			}
-			k.lastRecord.Store(time.Now().UnixNano())
-			k.totals.consumed.Add(int64(added))
-			k.sink.metrics.consumed.Add(float64(added))
-			lag.Set(float64(claim.HighWaterMarkOffset() - msg.Offset - 1))
-			if takeErr != nil || !open {
-				return finish(b)
-			}
-		case <-ticker.C:
-			if commitErr.Load() != nil {
-				return finish(b) // a commit failed: end the session, resume from the lake
-			}
-			if b.len() > 0 {
-				if err := handOver(); err != nil {
-					return finish(b)
-				}
-			}
-		case <-sess.Context().Done():
-			return finish(b)
-		}
-	}
-}
-
-// drainMax is the most records ConsumeClaim takes from the claim's channel
-// between two looks at its timer and its session.
-const drainMax = 4096
-
-// failed handles a commit that could not be written: the batch is dropped
-// (it was never committed) and the session ends, so that the partition is
-// consumed again from the lake's position.
-func (k *kafkaSource) failed(sess sarama.ConsumerGroupSession, err error) error {
-	k.sink.log.Error("commit failed; the partition resumes from the lake's position", "err", err)
-	if sess.Context().Err() != nil {
-		return nil // the session is over anyway
-	}
-	return err
+	pc := k.startPartitionConsumer(sess, claim, st)
+	pc.consume(claim.Messages())
+	return pc.stop()
 }
 
 // runKafka consumes until ctx is done or the source has been idle for
