@@ -80,7 +80,7 @@ func (h *harness) coordinator(adjust func(*Config)) *Coordinator {
 	h.t.Helper()
 	cfg := NewConfig()
 	cfg.Listen, cfg.Etcd, cfg.EtcdPrefix = "127.0.0.1:0", strings.Join(h.endpoints, ","), h.prefix
-	cfg.Lake = h.src.URI()
+	cfg.Lake, cfg.S3 = h.src.URI(), laketest.S3Options()
 	cfg.Runner = h.runner
 	cfg.LeaderTTL = 2 * time.Second
 	cfg.BackupAfter = -1
@@ -205,11 +205,11 @@ func (r *fakeRunner) RunTask(ctx context.Context, addr string, req *pb.RunTaskRe
 
 // computeTask does what a worker does, without gRPC.
 func computeTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
-	src, err := lake.Open(ctx, req.GetLakeUri(), lake.S3Options{})
+	src, err := lake.Open(ctx, req.GetLakeUri(), laketest.S3Options())
 	if err != nil {
 		return nil, err
 	}
-	out, err := lake.Open(ctx, req.GetPartialUri(), lake.S3Options{})
+	out, err := lake.Open(ctx, req.GetPartialUri(), laketest.S3Options())
 	if err != nil {
 		return nil, err
 	}

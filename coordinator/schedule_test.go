@@ -27,6 +27,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/obs"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
@@ -307,6 +308,7 @@ func schedIngest(t *testing.T, store lake.Store, file, source string, events []e
 	}
 	cfg := ingest.NewConfig()
 	cfg.FromFile, cfg.SourceID, cfg.Lake = file, source, store.URI()
+	cfg.S3 = laketest.S3Options()
 	sum, err := ingest.Ingest(context.Background(), cfg, obs.Runtime{Logger: testLogger()})
 	if err != nil {
 		t.Fatalf("ingest %s: %v", source, err)
@@ -455,7 +457,7 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 		to := from.Add(window)
 		// The committed result of the window: as many rows as documents,
 		// and the documents come from its job.
-		out, err := lake.Open(ctx, s.WindowOut(from), lake.S3Options{})
+		out, err := lake.Open(ctx, s.WindowOut(from), laketest.S3Options())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -31,6 +32,7 @@ func testTerm(t *testing.T, h *harness) *term {
 	c, err := New(func() Config {
 		cfg := NewConfig()
 		cfg.Etcd, cfg.EtcdPrefix, cfg.Lake = "unused", h.prefix, h.src.URI()
+		cfg.S3 = laketest.S3Options()
 		return cfg
 	}(), h.cli, testLogger(), nil)
 	if err != nil {
@@ -283,7 +285,7 @@ func TestBackfillReportsEverySuccess(t *testing.T) {
 			t.Errorf("window %d: job %s %s: %s", i, id, StateName(j.GetState()), j.GetError())
 			continue
 		}
-		out, err := lake.Open(ctx, WindowOut(h.out.URI(), windows[i][0]), lake.S3Options{})
+		out, err := lake.Open(ctx, WindowOut(h.out.URI(), windows[i][0]), laketest.S3Options())
 		if err != nil {
 			t.Fatal(err)
 		}

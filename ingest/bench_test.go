@@ -144,6 +144,7 @@ func ingestAll(b *testing.B, brokers []string, topic string, store lake.Store, w
 	b.Helper()
 	cfg := NewConfig()
 	cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, fmt.Sprintf("bench-ingest-%d", time.Now().UnixNano()), store.URI()
+	cfg.S3 = laketest.S3Options()
 	// Size-based flushes as in production; a short interval so that the tail
 	// of the topic does not wait for the default 10 s timer.
 	cfg.FlushInterval = time.Second

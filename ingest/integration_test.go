@@ -161,6 +161,7 @@ func TestKafkaToS3(t *testing.T) {
 
 	cfg := NewConfig()
 	cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+	cfg.S3 = laketest.S3Options()
 	cfg.FlushRecords, cfg.FlushInterval, cfg.ExitWhenIdle = 3000, 500*time.Millisecond, 3*time.Second
 	cfg.SessionTimeout = 6 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -281,6 +282,7 @@ func startSecondMember(t *testing.T, brokers []string, topic, lakeURI string) (s
 		defer close(done)
 		cfg := NewConfig()
 		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, lakeURI
+		cfg.S3 = laketest.S3Options()
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 1000, 200*time.Millisecond, 6*time.Second
 		if _, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")}); err != nil && ctx.Err() == nil {
 			t.Errorf("second consumer: %v", err)
@@ -393,6 +395,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	go func() {
 		cfg := NewConfig()
 		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+		cfg.S3 = laketest.S3Options()
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 2000, 200*time.Millisecond, 6*time.Second
 		_, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")})
 		bDone <- err
@@ -525,6 +528,7 @@ func TestKafkaRetentionGapIsReported(t *testing.T) {
 	ingest := func() *prometheus.Registry {
 		cfg := NewConfig()
 		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
+		cfg.S3 = laketest.S3Options()
 		cfg.FlushInterval, cfg.ExitWhenIdle, cfg.SessionTimeout = 500*time.Millisecond, 3*time.Second, 6*time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -4,8 +4,9 @@ import (
 	"os"
 
 	"context"
-	"github.com/dataco/clickstream/internal/event"
 	"testing"
+
+	"github.com/dataco/clickstream/internal/event"
 
 	"github.com/dataco/clickstream/internal/gen"
 	"github.com/dataco/clickstream/internal/lake"

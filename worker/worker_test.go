@@ -66,6 +66,7 @@ func (f *fixture) start(adjust func(*Config)) (*Worker, pb.WorkerServiceClient, 
 	f.t.Helper()
 	cfg := NewConfig()
 	cfg.Listen, cfg.Etcd, cfg.ID, cfg.Parallelism = "127.0.0.1:0", strings.Join(f.endpoints, ","), "w1", 2
+	cfg.S3 = laketest.S3Options()
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
 )
@@ -152,7 +153,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		if !bytes.Contains(summary, []byte("succeeded")) {
 			t.Errorf("run summary:\n%s", summary)
 		}
-		store, err := lake.Open(context.Background(), outURI, lake.S3Options{})
+		store, err := lake.Open(context.Background(), outURI, laketest.S3Options())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 )
 
 // TestVacuumCommand ingests a file, plants an old orphan data file in the
@@ -29,7 +30,7 @@ not json
 		t.Fatal(err)
 	}
 	pipeRun(t, "ingest", "--from-file", input, "--lake", uri)
-	store, err := lake.Open(context.Background(), uri, lake.S3Options{})
+	store, err := lake.Open(context.Background(), uri, laketest.S3Options())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 )
 
-// EnvS3Endpoint names the environment variable that Open reads for the S3
-// endpoint when S3Options.Endpoint is empty, e.g. "http://127.0.0.1:7070"
-// for a local versitygw. Credentials and region come from the standard AWS
-// chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles...).
+// EnvS3Endpoint names the environment variable of the S3 endpoint, e.g.
+// "http://127.0.0.1:7070" for a local versitygw: the commands read it as
+// their --s3-endpoint flag, tests through laketest. The package itself
+// reads no environment but the standard AWS chain's credentials and region
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles...).
 const EnvS3Endpoint = "CLICKSTREAM_S3_ENDPOINT"
 
 // acceptedURIs is quoted by every URI parsing error.
@@ -27,8 +27,8 @@ const acceptedURIs = `accepted forms: "file:///abs/dir", "file://./rel/dir", "s3
 //	s3://bucket/some/prefix  the objects of a bucket under some/prefix/
 //
 // File paths are taken literally (no percent-decoding). For s3:// URIs an
-// empty opts.Endpoint is filled from $CLICKSTREAM_S3_ENDPOINT; the bucket
-// must already exist (see S3Store.EnsureBucket).
+// empty opts.Endpoint means AWS's own; the bucket must already exist
+// unless opts.CreateBucket (see S3Store.EnsureBucket).
 //
 // An error about the URI itself (it cannot name a store) matches ErrBadURI;
 // other errors (a folder that cannot be created, an unreachable endpoint)
@@ -45,9 +45,6 @@ func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
 		bucket, prefix, err := parseS3URI(uri)
 		if err != nil {
 			return nil, uriError{err}
-		}
-		if opts.Endpoint == "" {
-			opts.Endpoint = os.Getenv(EnvS3Endpoint)
 		}
 		st, err := NewS3Store(ctx, bucket, prefix, opts)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 )
 
 func TestOpenFile(t *testing.T) {
@@ -26,7 +27,7 @@ func TestOpenFile(t *testing.T) {
 		{"file://.", dir},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
-			s, err := lake.Open(context.Background(), tc.uri, lake.S3Options{})
+			s, err := lake.Open(context.Background(), tc.uri, laketest.S3Options())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +46,6 @@ func TestOpenFile(t *testing.T) {
 }
 
 func TestOpenS3(t *testing.T) {
-	t.Setenv(lake.EnvS3Endpoint, "http://127.0.0.1:1")
 	for _, tc := range []struct {
 		uri, want string
 	}{
@@ -54,7 +54,7 @@ func TestOpenS3(t *testing.T) {
 		{"s3://my.bucket-1/some/prefix", "s3://my.bucket-1/some/prefix"},
 		{"s3://bucket/some/prefix/", "s3://bucket/some/prefix"},
 	} {
-		s, err := lake.Open(context.Background(), tc.uri, lake.S3Options{Region: "eu-west-1"})
+		s, err := lake.Open(context.Background(), tc.uri, lake.S3Options{Endpoint: "http://127.0.0.1:1", Region: "eu-west-1"})
 		if err != nil {
 			t.Fatalf("Open(%q): %v", tc.uri, err)
 		}
@@ -101,7 +101,7 @@ func TestOpenBadURIs(t *testing.T) {
 		"s3://", "s3:///prefix", "s3://ab", "s3://Bucket", "s3://bucket_x", "s3://-bucket",
 		"s3://bucket/../x", "s3://bucket/a//b", "s3://bucket/a\\b",
 	} {
-		_, err := lake.Open(context.Background(), uri, lake.S3Options{})
+		_, err := lake.Open(context.Background(), uri, laketest.S3Options())
 		if err == nil {
 			t.Errorf("Open(%q) succeeded", uri)
 			continue
@@ -113,7 +113,7 @@ func TestOpenBadURIs(t *testing.T) {
 			t.Errorf("Open(%q) error %q is not ErrBadURI", uri, err)
 		}
 	}
-	_, err := lake.Open(context.Background(), "gs://bucket", lake.S3Options{})
+	_, err := lake.Open(context.Background(), "gs://bucket", laketest.S3Options())
 	if !strings.Contains(err.Error(), "s3://bucket/prefix") || !strings.Contains(err.Error(), "file:///") {
 		t.Errorf("error %q does not list the accepted forms", err)
 	}
@@ -136,7 +136,7 @@ func ExampleOpen() {
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
 
-	store, err := lake.Open(ctx, "file://"+dir, lake.S3Options{})
+	store, err := lake.Open(ctx, "file://"+dir, laketest.S3Options())
 	if err != nil {
 		panic(err)
 	}

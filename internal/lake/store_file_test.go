@@ -324,7 +324,7 @@ func TestFileStoreURI(t *testing.T) {
 		t.Fatalf("URI = %q, want %q", s.URI(), want)
 	}
 	// The URI opens the same folder.
-	s2, err := lake.Open(context.Background(), s.URI(), lake.S3Options{})
+	s2, err := lake.Open(context.Background(), s.URI(), laketest.S3Options())
 	if err != nil {
 		t.Fatal(err)
 	}

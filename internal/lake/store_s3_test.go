@@ -33,7 +33,7 @@ func TestS3OpenPrefix(t *testing.T) {
 	ctx := context.Background()
 	root := laketest.NewS3Store(t)
 	uri := "s3://" + root.Bucket() + "/lake/one/"
-	s, err := lake.Open(ctx, uri, lake.S3Options{})
+	s, err := lake.Open(ctx, uri, laketest.S3Options())
 	if err != nil {
 		t.Fatal(err)
 	}

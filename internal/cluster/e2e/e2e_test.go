@@ -26,6 +26,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -361,7 +362,7 @@ func (c *testCluster) checkResult(j *pb.Job, out string) {
 	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
 		c.t.Fatalf("job %s %s: %s", j.GetId(), coordinator.StateName(j.GetState()), j.GetError())
 	}
-	store, err := lake.Open(context.Background(), out, lake.S3Options{})
+	store, err := lake.Open(context.Background(), out, laketest.S3Options())
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -503,7 +504,7 @@ func TestKilledAtEachCommitStep(t *testing.T) {
 			if ws, ok := victim.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 				t.Fatalf("the %s ended without SIGKILL: %v", tc.who, victim.cmd.ProcessState)
 			}
-			store, err := lake.Open(context.Background(), out, lake.S3Options{})
+			store, err := lake.Open(context.Background(), out, laketest.S3Options())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,12 @@ func NewS3(t testing.TB) lake.Store {
 	return NewS3Store(t)
 }
 
+// S3Options are the options of the test S3 server: its endpoint from
+// $CLICKSTREAM_S3_ENDPOINT (empty if unset: AWS's own).
+func S3Options() lake.S3Options {
+	return lake.S3Options{Endpoint: os.Getenv(lake.EnvS3Endpoint)}
+}
+
 // NewS3Store is NewS3 returning the concrete store, for tests that need its
 // client.
 func NewS3Store(t testing.TB) *lake.S3Store {
