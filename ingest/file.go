@@ -46,6 +46,14 @@ func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 		}
 		in = f
 	}
+	return ingestLines(ctx, cfg, s, source, in)
+}
+
+// ingestLines ingests the lines of in as the file source source. Once ctx
+// ends it commits the lines it has read, on a context of its own bounded
+// by the commit timeout (the batch in hand is a drain, as a Kafka
+// partition's), and returns an error saying how far it got.
+func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io.Reader) (Summary, error) {
 	st, err := s.recover(ctx, source)
 	if err != nil {
 		return Summary{}, err
@@ -67,10 +75,13 @@ func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 	for pos := int64(0); ; pos++ {
 		if err := ctx.Err(); err != nil {
 			// Interrupted: commit what was read, then stop.
-			if cerr := c.commit(ctx, b); cerr != nil {
-				return sum, cerr
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CommitTimeout)
+			cerr := c.commit(dctx, b)
+			cancel()
+			if cerr != nil {
+				return sum, fmt.Errorf("ingest: interrupted after line %d; committing the lines read failed (a re-run resumes after line %d): %w", pos, st.end, cerr)
 			}
-			return sum, fmt.Errorf("ingest: interrupted after line %d: %w", pos, err)
+			return sum, fmt.Errorf("ingest: interrupted after line %d, all of them committed: %w", pos, err)
 		}
 		line, err := readLine(r, cfg.MaxRecordSize)
 		if errors.Is(err, io.EOF) && line == nil {

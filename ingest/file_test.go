@@ -2,10 +2,15 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dataco/clickstream/internal/lake"
 )
 
 func TestReadLine(t *testing.T) {
@@ -62,5 +67,87 @@ func TestReadLineLongerThanBuffer(t *testing.T) {
 	line, err = readLine(r, 1000)
 	if err != nil || string(line) != "ok" {
 		t.Fatalf("got %q, err %v", line, err)
+	}
+}
+
+// cancellingReader returns first, then cancels and returns rest: the
+// source is interrupted while the lines of first and the first line of
+// rest are read but not committed.
+type cancellingReader struct {
+	first, rest []byte
+	cancel      context.CancelFunc
+	calls       int
+}
+
+func (r *cancellingReader) Read(p []byte) (int, error) {
+	r.calls++
+	var chunk *[]byte
+	switch {
+	case len(r.first) > 0:
+		chunk = &r.first
+	case len(r.rest) > 0:
+		r.cancel()
+		chunk = &r.rest
+	default:
+		return 0, io.EOF
+	}
+	n := copy(p, *chunk)
+	*chunk = (*chunk)[n:]
+	return n, nil
+}
+
+// TestFileSourceInterruptedCommitsWhatItRead: a file source interrupted
+// (SIGTERM) commits the lines it has read, although its context has ended,
+// says how far it got, and a re-run lands the rest: every line once.
+func TestFileSourceInterruptedCommitsWhatItRead(t *testing.T) {
+	const total, first = 50, 20
+	var all, head, tail []byte
+	var msgs [][]byte
+	for i := range total {
+		line := append(testMessage(i), '\n')
+		msgs = append(msgs, testMessage(i))
+		all = append(all, line...)
+		if i < first {
+			head = append(head, line...)
+		} else {
+			tail = append(tail, line...)
+		}
+	}
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSink(t, store, "aaaa")
+	cfg := NewConfig()
+	cfg.FlushInterval = time.Hour // one commit: the drain's
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sum, err := ingestLines(ctx, &cfg, s, "file.x", &cancellingReader{first: head, rest: tail, cancel: cancel})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted after line 21, all of them committed") {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if got := sum.Accepted + sum.Rejected; got != first+1 {
+		t.Fatalf("interrupted run committed %d lines, want %d", got, first+1)
+	}
+	if ends := readLake(t, store).manifests; len(ends) != 1 || ends[0].End != first+1 {
+		t.Fatalf("manifests after the interrupt: %+v, want one ending at %d", ends, first+1)
+	}
+
+	sum, err = ingestLines(context.Background(), &cfg, newTestSink(t, store, "bbbb"), "file.x", bytes.NewReader(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.AlreadyCommitted != first+1 || sum.Consumed != total-first-1 {
+		t.Fatalf("re-run: %+v, want %d already committed and %d consumed", sum, first+1, total-first-1)
+	}
+	got := readLake(t, store)
+	if err := got.checkChains(); err != nil {
+		t.Fatal(err)
+	}
+	wantValid, wantRejected := expected(msgs)
+	assertSameEvents(t, got.events, wantValid)
+	if len(got.rejected) != wantRejected {
+		t.Fatalf("rejected = %d, want %d", len(got.rejected), wantRejected)
 	}
 }
