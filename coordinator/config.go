@@ -99,6 +99,8 @@ type Config struct {
 
 	// Schedule configures periodic processing of event-time windows.
 	Schedule Schedule
+	// Limits bound what clients may ask.
+	Limits Limits
 
 	// Runner runs task attempts on workers; nil means gRPC.
 	Runner TaskRunner `json:"-"`
@@ -128,6 +130,7 @@ func NewConfig() Config {
 		MergeParallelism: DefaultMergeParallel,
 		ShutdownTimeout:  DefaultShutdownTimeout,
 		Schedule:         NewSchedule(),
+		Limits:           NewLimits(),
 	}
 }
 
@@ -182,6 +185,9 @@ func (c *Config) Validate() error {
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
 	if c.Schedule.Enabled && c.Lake == "" {
 		return fmt.Errorf("%w: --schedule needs --lake", ErrConfig)
 	}
@@ -214,4 +220,5 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")
 	c.S3.AddFlags(fs)
 	c.Schedule.AddFlags(fs)
+	c.Limits.AddFlags(fs)
 }

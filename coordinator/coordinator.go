@@ -50,6 +50,8 @@ type Coordinator struct {
 	loops  sync.WaitGroup
 	closed atomic.Bool
 	leader atomic.Bool
+	// watches counts the open WatchJob streams (Limits.MaxWatchStreams).
+	watches atomic.Int64
 
 	stores *lake.Stores
 	crash  *failpoint.Point // nil except in crash tests

@@ -160,6 +160,7 @@ func (tm *term) endJob(j *jobRun, state, msg string) {
 	if !tm.putJob(j,
 		clientv3.OpDelete(keys.Tasks(j.rec.ID), clientv3.WithPrefix()),
 		clientv3.OpDelete(keys.Leases(j.rec.ID), clientv3.WithPrefix()),
+		clientv3.OpDelete(keys.ActiveJob(j.rec.ID)),
 	) {
 		return
 	}

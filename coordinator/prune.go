@@ -87,7 +87,7 @@ func (tm *term) pruneBatch(ctx context.Context, jobs []expiredJob, cutoff time.T
 		}
 		cancel()
 		conds = append(conds, clientv3.Compare(clientv3.ModRevision(e.key), "=", e.rev))
-		ops = append(ops, clientv3.OpDelete(e.key))
+		ops = append(ops, clientv3.OpDelete(e.key), clientv3.OpDelete(tm.c.keys.ActiveJob(e.rec.ID)))
 		if k := e.rec.IdempotencyKey; k != "" {
 			ops = append(ops, clientv3.OpDelete(tm.c.keys.Submission(k)))
 		}

@@ -64,6 +64,8 @@ func rpcError(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, ErrKeyReused):
 		code = codes.AlreadyExists
+	case errors.Is(err, ErrLimit):
+		code = codes.ResourceExhausted
 	default:
 		code = codes.Unavailable // etcd trouble: retry later
 	}
@@ -110,6 +112,9 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 		js.MaxAttempts = c.cfg.MaxAttempts
 	case js.MaxAttempts < 0 || js.MaxAttempts > 100:
 		return js, fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrInvalidJob, js.MaxAttempts)
+	}
+	if err := c.cfg.Limits.checkSpec(js); err != nil {
+		return js, err
 	}
 	if s.GetOutUri() == "" {
 		return js, fmt.Errorf("%w: no output URI", ErrInvalidJob)
@@ -181,10 +186,27 @@ func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (
 // key is recorded already, submit returns the job it names (ok true), or
 // ErrKeyReused if that job's spec is not spec.
 func (c *Coordinator) submit(ctx context.Context, spec jobSpec, idemKey string, conds []clientv3.Cmp, also func(id string) ([]clientv3.Op, error)) (_ *pb.Job, ok bool, _ error) {
+	if idemKey != "" {
+		// A retried submit gets its job even when the cluster is full.
+		resp, err := c.cli.Get(ctx, c.keys.Submission(idemKey))
+		if err != nil {
+			return nil, false, fmt.Errorf("coordinator: read idempotency key: %w", err)
+		}
+		if len(resp.Kvs) > 0 {
+			return c.resubmitted(ctx, idemKey, string(resp.Kvs[0].Value), spec)
+		}
+	}
+	active, err := c.cli.Get(ctx, c.keys.Active(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, false, fmt.Errorf("coordinator: count unfinished jobs: %w", err)
+	}
+	if n := active.Count; n >= int64(c.cfg.Limits.MaxActiveJobs) {
+		return nil, false, fmt.Errorf("%w: %d jobs are unfinished, the most this cluster takes (--max-active-jobs); submit again once some have ended", ErrLimit, n)
+	}
 	now := time.Now().UTC()
 	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now, IdempotencyKey: idemKey}
 	key := c.keys.Job(rec.ID)
-	ops := []clientv3.Op{clientv3.OpPut(key, encode(rec))}
+	ops := []clientv3.Op{clientv3.OpPut(key, encode(rec)), clientv3.OpPut(c.keys.ActiveJob(rec.ID), "")}
 	if also != nil {
 		more, err := also(rec.ID)
 		if err != nil {
@@ -355,8 +377,11 @@ func (c *Coordinator) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.Ge
 // ListJobs implements CoordinatorService.ListJobs.
 func (c *Coordinator) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
 	limit := int(req.GetLimit())
-	if limit <= 0 {
-		limit = 100
+	switch {
+	case limit <= 0:
+		limit = min(defaultListJobs, c.cfg.Limits.MaxListJobs)
+	case limit > c.cfg.Limits.MaxListJobs:
+		return nil, status.Errorf(codes.InvalidArgument, "a page of %d jobs is larger than %d (--max-list-jobs)", limit, c.cfg.Limits.MaxListJobs)
 	}
 	resp, err := c.cli.Get(ctx, c.keys.Jobs(), clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
@@ -418,6 +443,11 @@ func (c *Coordinator) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (
 
 // WatchJob implements CoordinatorService.WatchJob.
 func (c *Coordinator) WatchJob(req *pb.WatchJobRequest, stream pb.CoordinatorService_WatchJobServer) error {
+	if n := c.watches.Add(1); n > int64(c.cfg.Limits.MaxWatchStreams) {
+		c.watches.Add(-1)
+		return rpcError(fmt.Errorf("%w: %d watch streams open on this coordinator (--max-watch-streams); poll the job's status, or watch later", ErrLimit, n-1))
+	}
+	defer c.watches.Add(-1)
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	go func() { // end the stream when the coordinator closes

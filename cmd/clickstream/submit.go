@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -86,33 +88,56 @@ func newSubmitCmd() *cobra.Command {
 }
 
 // submitWindows submits one job per window of spec's range, then, with
-// wait, follows them in order; it fails if any job does not succeed.
+// wait, follows them in order; it fails if any job does not succeed. With
+// wait, a cluster that holds as many unfinished jobs as it takes
+// (RESOURCE_EXHAUSTED) is waited for: the oldest job submitted is followed
+// to its end, then the window is submitted again.
 func submitWindows(ctx context.Context, c *coordinator.Client, spec *pb.JobSpec, window time.Duration, key string, wait bool, stdout, stderr io.Writer) error {
-	var ids []string
+	var ids, failed []string
+	followed := 0
+	follow := func() error {
+		id := ids[followed]
+		followed++
+		if err := waitJob(ctx, c, id, stdout, stderr); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("%s: %v", id, err))
+		}
+		return nil
+	}
 	for _, w := range coordinator.SplitWindows(spec.GetFrom().AsTime(), spec.GetTo().AsTime(), window) {
 		ws := proto.Clone(spec).(*pb.JobSpec)
 		ws.From, ws.To = timestamppb.New(w[0]), timestamppb.New(w[1])
 		ws.OutUri = coordinator.WindowOut(spec.GetOutUri(), w[0])
-		j, err := c.SubmitWithKey(ctx, ws, key+"."+strconv.FormatInt(w[0].Unix(), 10))
-		if err != nil {
-			return fmt.Errorf("window %s: %w", w[0].Format(time.RFC3339), err)
-		}
-		ids = append(ids, j.GetId())
-		if !wait {
-			fmt.Fprintln(stdout, j.GetId())
+		for {
+			j, err := c.SubmitWithKey(ctx, ws, key+"."+strconv.FormatInt(w[0].Unix(), 10))
+			if err == nil {
+				ids = append(ids, j.GetId())
+				if !wait {
+					fmt.Fprintln(stdout, j.GetId())
+				}
+				break
+			}
+			if !wait || status.Code(err) != codes.ResourceExhausted || followed == len(ids) {
+				return fmt.Errorf("window %s: %w\n%d windows before it were submitted; submit again with --idempotency-key %s to go on without submitting them twice",
+					w[0].Format(time.RFC3339), err, len(ids), key)
+			}
+			if followed == 0 {
+				fmt.Fprintf(stderr, "the cluster is full: following the jobs submitted so far as they end\n")
+			}
+			if err := follow(); err != nil {
+				return err
+			}
 		}
 	}
 	if !wait {
 		return nil
 	}
 	fmt.Fprintf(stderr, "submitted %d jobs, one per %v window\n", len(ids), window)
-	var failed []string
-	for _, id := range ids {
-		if err := waitJob(ctx, c, id, stdout, stderr); err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			failed = append(failed, fmt.Sprintf("%s: %v", id, err))
+	for followed < len(ids) {
+		if err := follow(); err != nil {
+			return err
 		}
 	}
 	if len(failed) > 0 {

@@ -10,6 +10,7 @@
 //	<prefix>/settings                          Settings, written by the leader
 //	<prefix>/leader/<lease>                    election keys (clientv3/concurrency)
 //	<prefix>/jobs/<job>                        a job record (coordinator)
+//	<prefix>/active/<job>                      a marker of an unfinished job (coordinator)
 //	<prefix>/tasks/<job>/<task>                a task record (coordinator)
 //	<prefix>/leases/<job>/<task>/<attempt>     a running attempt, under the *worker's* lease
 //

@@ -55,6 +55,13 @@ func (k Keys) root() string {
 	return strings.TrimSuffix(k.Prefix, "/")
 }
 
+// Active is the prefix of the markers of unfinished jobs: one key per job
+// from its submit to its terminal record, so that counting them is cheap.
+func (k Keys) Active() string { return k.root() + "/active/" }
+
+// ActiveJob is the marker of an unfinished job.
+func (k Keys) ActiveJob(job string) string { return k.Active() + job }
+
 // Submissions is the prefix of the idempotency keys of submitted jobs.
 func (k Keys) Submissions() string { return k.root() + "/submissions/" }
 

@@ -665,3 +665,49 @@ func TestSubmitUnreachable(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// TestBackfillWithinActiveJobsLimit: a backfill of more windows than the
+// cluster takes unfinished jobs (--max-active-jobs) is flow-controlled by
+// submit --wait: every window runs once and succeeds.
+func TestBackfillWithinActiveJobsLimit(t *testing.T) {
+	c := newCluster(t)
+	_, addr := c.coordinator("--max-active-jobs", "3")
+	for _, id := range []string{"w1", "w2"} {
+		c.worker(id)
+	}
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(2)
+	const windows = 12
+	window := to.Sub(from) / windows
+	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
+		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", c.outURI(), "--wait")
+	select {
+	case <-submit.done:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("submit --wait did not return")
+	}
+	if code := submit.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("submit --wait exited %d:\n%s", code, submit.output())
+	}
+	if !strings.Contains(submit.output(), "the cluster is full") {
+		t.Errorf("submit never met the limit:\n%s", submit.output())
+	}
+	jobs, err := cl.List(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != windows {
+		t.Fatalf("%d jobs, want %d", len(jobs), windows)
+	}
+	seen := map[int64]bool{}
+	for _, j := range jobs {
+		if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Errorf("job %s %s: %s", j.GetId(), coordinator.StateName(j.GetState()), j.GetError())
+		}
+		seen[j.GetSpec().GetFrom().AsTime().Unix()] = true
+	}
+	if len(seen) != windows {
+		t.Fatalf("%d distinct windows, want %d", len(seen), windows)
+	}
+}

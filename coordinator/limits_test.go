@@ -1,0 +1,174 @@
+package coordinator
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// wantRefused fails unless err has code and mentions the flag of its limit.
+func wantRefused(t *testing.T, what string, err error, code codes.Code, flag string) {
+	t.Helper()
+	if status.Code(err) != code || !strings.Contains(err.Error(), flag) {
+		t.Fatalf("%s: %v (code %v), want %v naming %s", what, err, status.Code(err), code, flag)
+	}
+}
+
+// TestSpecLimits: a window or a session timeout over the limits, and a
+// list page over its limit, are refused as invalid, naming the flag.
+func TestSpecLimits(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	c := h.coordinator(func(cfg *Config) {
+		cfg.Limits.MaxWindow = tTo.Sub(tFrom)
+		cfg.Limits.MaxSessionTimeout = 2 * time.Hour
+		cfg.Limits.MaxListJobs = 10
+	})
+	cl := h.client(c)
+	ctx := context.Background()
+
+	long := h.spec()
+	long.To = timestampOf(tTo.Add(time.Second))
+	_, err := cl.Submit(ctx, long)
+	wantRefused(t, "a window over --max-window", err, codes.InvalidArgument, "--max-window")
+
+	slow := h.spec()
+	slow.SessionTimeout = durationpb.New(2*time.Hour + time.Second)
+	_, err = cl.Submit(ctx, slow)
+	wantRefused(t, "a session timeout over --max-session-timeout", err, codes.InvalidArgument, "--max-session-timeout")
+
+	_, err = cl.List(ctx, 11)
+	wantRefused(t, "a page over --max-list-jobs", err, codes.InvalidArgument, "--max-list-jobs")
+	if _, err := cl.List(ctx, 10); err != nil {
+		t.Fatalf("a page at the limit: %v", err)
+	}
+
+	ok := h.spec()
+	ok.SessionTimeout = durationpb.New(2 * time.Hour)
+	if _, err := cl.Submit(ctx, ok); err != nil {
+		t.Fatalf("a job at the limits: %v", err)
+	}
+}
+
+// TestActiveJobsLimit: submits past --max-active-jobs are refused with
+// ResourceExhausted until a job ends; a retried submit still gets its job.
+func TestActiveJobsLimit(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, hang)
+	c := h.coordinator(func(cfg *Config) { cfg.Limits.MaxActiveJobs = 2 })
+	cl := h.client(c)
+	ctx := context.Background()
+	spec := func(out string) *pb.JobSpec {
+		s := h.spec()
+		s.OutUri = h.out.URI() + "/" + out
+		return s
+	}
+	first, err := cl.SubmitWithKey(ctx, spec("a"), "key-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Submit(ctx, spec("b")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Submit(ctx, spec("c"))
+	wantRefused(t, "a third unfinished job", err, codes.ResourceExhausted, "--max-active-jobs")
+
+	again, err := cl.SubmitWithKey(ctx, spec("a"), "key-a")
+	if err != nil || again.GetId() != first.GetId() {
+		t.Fatalf("a retried submit while full: %v, %v; want job %s", again.GetId(), err, first.GetId())
+	}
+
+	if _, err := cl.Cancel(ctx, first.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if j, err := cl.Wait(wctx, first.GetId(), nil); err != nil || j.GetState() != pb.JobState_JOB_STATE_CANCELLED {
+		t.Fatalf("cancelled job: %v, %v", j.GetState(), err)
+	}
+	if _, err := cl.Submit(ctx, spec("c")); err != nil {
+		t.Fatalf("a submit once a job ended: %v", err)
+	}
+}
+
+// TestWatchStreamsLimit: watch streams past --max-watch-streams are
+// refused with ResourceExhausted; one closing makes room.
+func TestWatchStreamsLimit(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, hang)
+	c := h.coordinator(func(cfg *Config) { cfg.Limits.MaxWatchStreams = 2 })
+	cl := h.client(c)
+	ctx := context.Background()
+	j, err := cl.Submit(ctx, h.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := pb.NewCoordinatorServiceClient(conn)
+	// open watches a job and waits for its first update: the stream is
+	// counted once the server has sent on it.
+	open := func() (context.CancelFunc, error) {
+		sctx, cancel := context.WithCancel(ctx)
+		st, err := api.WatchJob(sctx, &pb.WatchJobRequest{Id: j.GetId()})
+		if err == nil {
+			_, err = st.Recv()
+		}
+		if err != nil {
+			cancel()
+		}
+		return cancel, err
+	}
+	close1, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	close2, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close2()
+	_, err = open()
+	wantRefused(t, "a third watch stream", err, codes.ResourceExhausted, "--max-watch-streams")
+	close1()
+	waitUntil(t, "room for a watch stream", 10*time.Second, func() bool {
+		cancel, err := open()
+		if err == nil {
+			cancel()
+		}
+		return err == nil
+	})
+}
+
+func TestLimitsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		adjust func(*Limits)
+	}{
+		{"window", func(l *Limits) { l.MaxWindow = 0 }},
+		{"session timeout", func(l *Limits) { l.MaxSessionTimeout = -time.Second }},
+		{"active jobs", func(l *Limits) { l.MaxActiveJobs = 0 }},
+		{"watch streams", func(l *Limits) { l.MaxWatchStreams = 0 }},
+		{"list", func(l *Limits) { l.MaxListJobs = 0 }},
+	} {
+		l := NewLimits()
+		if err := l.Validate(); err != nil {
+			t.Fatalf("defaults: %v", err)
+		}
+		tc.adjust(&l)
+		if err := l.Validate(); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}
