@@ -10,11 +10,12 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/listen"
 )
 
 // Defaults of Config.
 const (
-	DefaultListen       = ":7400"
+	DefaultListen       = "127.0.0.1:7400"
 	DefaultEtcdListen   = "127.0.0.1:2379"
 	DefaultDataDir      = "clickstream-etcd"
 	DefaultMaxAttempts  = 3
@@ -37,6 +38,9 @@ const (
 type Config struct {
 	// Listen is the gRPC listen address of the CoordinatorService.
 	Listen string
+	// Insecure allows listeners beyond loopback (gRPC, metrics) although
+	// their traffic is plain text; each start then logs a warning.
+	Insecure bool
 	// Advertise is the address other coordinators and users are told to
 	// use for the leader; empty means the listener's address.
 	Advertise string
@@ -185,6 +189,17 @@ func (c *Config) Validate() error {
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--metrics-listen", c.MetricsListen}} {
+		if err := listen.Check(l.flag, l.addr, c.Insecure); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if c.Etcd == "" {
+		// The embedded etcd has no authentication: never beyond loopback.
+		if err := listen.Check("--etcd-listen", c.EtcdListen, false); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
@@ -196,7 +211,8 @@ func (c *Config) Validate() error {
 
 // AddFlags binds the configuration to flags of fs.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (beyond loopback only with --insecure)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plain-text listeners beyond loopback (gRPC, metrics); logs a warning at every start")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address announced as the leader's (default: the listen address)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated (empty: run an embedded etcd)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")

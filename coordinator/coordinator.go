@@ -19,6 +19,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/listen"
 	"github.com/dataco/clickstream/internal/obs"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -100,6 +101,9 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	lis, err := net.Listen("tcp", c.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("coordinator: listen: %w", err)
+	}
+	if !listen.Loopback(c.cfg.Listen) {
+		c.logger.Warn("INSECURE: serving plain-text gRPC beyond loopback (--insecure): anyone who reaches this port can submit and cancel jobs", "listen", c.cfg.Listen)
 	}
 	c.lis = lis
 	c.addr = c.cfg.Advertise

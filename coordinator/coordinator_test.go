@@ -624,6 +624,12 @@ func TestConfigValidate(t *testing.T) {
 		{"vacuum without lake", func(c *Config) { c.VacuumEvery = time.Hour }, "--vacuum-every needs --lake"},
 		{"vacuum too eager", func(c *Config) { c.VacuumEvery, c.VacuumMinAge, c.Lake = time.Hour, time.Minute, "file:///lake" }, "--vacuum-min-age"},
 		{"negative task timeout", func(c *Config) { c.TaskTimeout = -time.Second }, "task timeout"},
+		{"listen beyond loopback", func(c *Config) { c.Etcd, c.Listen = "http://e:2379", ":7400" }, "--listen :7400"},
+		{"metrics beyond loopback", func(c *Config) { c.Etcd, c.MetricsListen = "http://e:2379", "0.0.0.0:9100" }, "--metrics-listen 0.0.0.0:9100"},
+		{"beyond loopback with --insecure", func(c *Config) {
+			c.Etcd, c.Listen, c.MetricsListen, c.Insecure = "http://e:2379", ":7400", ":9100", true
+		}, ""},
+		{"embedded etcd beyond loopback", func(c *Config) { c.EtcdListen, c.Insecure = "0.0.0.0:2379", true }, "--etcd-listen"},
 		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},
 		{"negative retry", func(c *Config) {
 			c.Schedule = NewSchedule()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/listen"
 )
 
 // Defaults of a new Config.
@@ -68,6 +69,8 @@ type Config struct {
 	ExitWhenIdle time.Duration
 	// MetricsListen serves /metrics on this address if not empty.
 	MetricsListen string
+	// Insecure allows a metrics listener beyond loopback.
+	Insecure bool
 }
 
 // NewConfig returns a Config with the defaults.
@@ -91,6 +94,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Lake == "" {
 		errs = append(errs, errors.New("--lake is required (s3://bucket/prefix or file:///dir)"))
+	}
+	if err := listen.Check("--metrics-listen", c.MetricsListen, c.Insecure); err != nil {
+		errs = append(errs, err)
 	}
 	if c.FromFile == "" {
 		if len(c.Brokers) == 0 {
@@ -160,7 +166,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "give up a commit that takes longer than this; the source resumes from the lake")
 	fs.IntVar(&c.MaxRecordSize, "max-record-size", c.MaxRecordSize, "reject records larger than this many bytes")
 	fs.DurationVar(&c.ExitWhenIdle, "exit-when-idle", c.ExitWhenIdle, "commit and exit after no record arrived for this long (0: run until stopped)")
-	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (beyond loopback only with --insecure)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a plain-text metrics listener beyond loopback")
 }
 
 func splitList(s string) []string {

@@ -9,11 +9,12 @@ import (
 
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/listen"
 )
 
 // Defaults of Config.
 const (
-	DefaultListen          = ":7401"
+	DefaultListen          = "127.0.0.1:7401"
 	DefaultLeaseTTL        = 5 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultFetchParallelism bounds the lake reads of one task.
@@ -47,6 +48,9 @@ type Config struct {
 	Slow time.Duration
 	// MetricsListen serves /metrics when set (Run only).
 	MetricsListen string
+	// Insecure allows listeners beyond loopback (gRPC, metrics) although
+	// their traffic is plain text; each start then logs a warning.
+	Insecure bool
 	// ShutdownTimeout bounds the wait for running tasks on shutdown.
 	ShutdownTimeout time.Duration
 	// S3 configures the s3:// stores a task reads or writes.
@@ -68,6 +72,11 @@ var ErrConfig = fmt.Errorf("worker: invalid config")
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--metrics-listen", c.MetricsListen}} {
+		if err := listen.Check(l.flag, l.addr, c.Insecure); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	switch {
 	case c.Listen == "":
 		return fmt.Errorf("%w: empty listen address", ErrConfig)
@@ -104,7 +113,8 @@ func (c *Config) parallelism() int {
 // tests; its usage starts with "hidden:".
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ID, "id", c.ID, "worker id in etcd (default host name plus a random suffix)")
-	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (beyond loopback only with --insecure)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plain-text listeners beyond loopback (gRPC, metrics); logs a warning at every start")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address the coordinator dials (default: the listen address, host name if listening on all interfaces)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")

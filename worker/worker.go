@@ -23,6 +23,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/listen"
 	"github.com/dataco/clickstream/internal/obs"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -135,6 +136,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		cli.Close()
 		return fmt.Errorf("worker: listen: %w", err)
+	}
+	if !listen.Loopback(w.cfg.Listen) {
+		w.logger.Warn("INSECURE: serving plain-text gRPC beyond loopback (--insecure): anyone who reaches this port can run tasks", "listen", w.cfg.Listen)
 	}
 	w.cli, w.lis = cli, lis
 	w.addr = advertised(w.cfg.Advertise, lis.Addr())

@@ -408,6 +408,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bad id", func(c *Config) { c.ID = "a/b" }, false},
 		{"bad prefix", func(c *Config) { c.EtcdPrefix = "clickstream" }, false},
 		{"negative parallelism", func(c *Config) { c.Parallelism = -1 }, false},
+		{"listen beyond loopback", func(c *Config) { c.Listen = ":7401" }, false},
+		{"metrics beyond loopback", func(c *Config) { c.MetricsListen = "10.0.0.1:9101" }, false},
+		{"beyond loopback with --insecure", func(c *Config) { c.Listen, c.MetricsListen, c.Insecure = ":7401", ":9101", true }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewConfig()

@@ -193,6 +193,8 @@ func TestClusterCommandErrors(t *testing.T) {
 		{"no out", submitCmd, []string{"--from", "2026-11-27T00:00:00Z", "--to", "2026-11-28T00:00:00Z"}, "--out is required"},
 		{"run no lake", runCmd, []string{"--from", "2026-11-27T00:00:00Z", "--to", "2026-11-28T00:00:00Z", "--out", "file:///tmp/x"}, "--lake is required"},
 		{"cancel no job", cancelCmd, nil, "exactly one job"},
+		{"coordinator on every interface", coordinatorCmd, []string{"--listen", ":7400", "--etcd", "http://127.0.0.1:1"}, "--insecure"},
+		{"worker on every interface", workerCmd, []string{"--listen", "0.0.0.0:7401", "--etcd", "http://127.0.0.1:1"}, "--insecure"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cmd(ctx, tc.args, &bytes.Buffer{})
@@ -297,4 +299,11 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 }
 func runCancel(ctx context.Context, args []string, stdout io.Writer) error {
 	return runCommand(ctx, "cancel", args, stdout)
+}
+
+func coordinatorCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
+	return runCommand(ctx, "coordinator", args, w)
+}
+func workerCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
+	return runCommand(ctx, "worker", args, w)
 }

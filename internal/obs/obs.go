@@ -126,6 +126,9 @@ func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, er
 			logger.Error("metrics server", "err", err)
 		}
 	}()
+	if !Loopback(s.addr) {
+		logger.Warn("INSECURE: serving plain-text metrics beyond loopback (--insecure)", "addr", s.addr.String())
+	}
 	logger.Info("serving metrics", "addr", s.addr.String())
 	return s, nil
 }
