@@ -57,7 +57,7 @@ func BenchmarkEtcdOpsPerTask(b *testing.B) {
 			for i := range 4 {
 				h.worker(fmt.Sprintf("w%d", i), 4, nil)
 			}
-			cli, err := cluster.Dial(context.Background(), h.endpoints)
+			cli, err := cluster.Dial(context.Background(), h.endpoints, cluster.EtcdAuth{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -48,6 +48,8 @@ type Config struct {
 	// embedded etcd in DataDir, serving clients on EtcdListen.
 	Etcd       string
 	EtcdPrefix string
+	// EtcdAuth authenticates to an etcd with authentication on.
+	EtcdAuth   cluster.EtcdAuth
 	DataDir    string
 	EtcdListen string
 	// Lake is the default lake URI of jobs that name none.
@@ -186,6 +188,15 @@ func (c *Config) Validate() error {
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: negative shutdown timeout", ErrConfig)
 	}
+	if err := cluster.CheckEndpoints(c.Etcd); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.EtcdAuth.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.Etcd == "" && c.EtcdAuth.User != "" {
+		return fmt.Errorf("%w: --etcd-user needs --etcd (the embedded etcd has no users)", ErrConfig)
+	}
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -216,6 +227,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address announced as the leader's (default: the listen address)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated (empty: run an embedded etcd)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")
+	c.EtcdAuth.AddFlags(fs)
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory of the embedded etcd (without --etcd)")
 	fs.StringVar(&c.EtcdListen, "etcd-listen", c.EtcdListen, "client address of the embedded etcd (without --etcd)")
 	fs.StringVar(&c.Lake, "lake", c.Lake, "default lake URI of jobs (s3://bucket/prefix or file:///dir)")

@@ -270,7 +270,7 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 		endpoints = srv.Endpoints()
 		logger.Info("embedded etcd started", "endpoints", endpoints, "dir", cfg.DataDir)
 	}
-	cli, err := cluster.Dial(ctx, endpoints)
+	cli, err := cluster.Dial(ctx, endpoints, cfg.EtcdAuth)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}

@@ -49,7 +49,7 @@ type harness struct {
 func newHarness(t testing.TB, buckets, users, events int) *harness {
 	t.Helper()
 	h := &harness{t: t, endpoints: clustertest.StartEtcd(t)}
-	cli, err := cluster.Dial(context.Background(), h.endpoints)
+	cli, err := cluster.Dial(context.Background(), h.endpoints, cluster.EtcdAuth{})
 	if err != nil {
 		t.Fatal(err)
 	}

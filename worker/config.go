@@ -36,6 +36,9 @@ type Config struct {
 	Etcd string
 	// EtcdPrefix roots the cluster's keys.
 	EtcdPrefix string
+	// EtcdAuth authenticates to an etcd with authentication on (the
+	// clickstream-worker role: see cluster.SetupAuth).
+	EtcdAuth cluster.EtcdAuth
 	// LeaseTTL is the TTL of the worker's registration lease: a worker that
 	// dies loses its tasks this long after its last keep-alive. Zero means
 	// the cluster's setting (coordinator --worker-ttl), else DefaultLeaseTTL.
@@ -96,6 +99,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
+	if err := cluster.CheckEndpoints(c.Etcd); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.EtcdAuth.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -118,6 +127,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address the coordinator dials (default: the listen address, host name if listening on all interfaces)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")
+	c.EtcdAuth.AddFlags(fs)
 	fs.DurationVar(&c.LeaseTTL, "ttl", c.LeaseTTL, "registration lease TTL (0: the cluster's --worker-ttl, else 5s)")
 	fs.IntVar(&c.Parallelism, "parallelism", c.Parallelism, "tasks run at once (0: GOMAXPROCS)")
 	fs.IntVar(&c.FetchParallelism, "fetch-parallelism", c.FetchParallelism, "concurrent lake reads per task")

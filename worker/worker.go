@@ -128,7 +128,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.closed.Load() {
 		return ErrClosed
 	}
-	cli, err := cluster.Dial(ctx, cluster.ParseEndpoints(w.cfg.Etcd))
+	cli, err := cluster.Dial(ctx, cluster.ParseEndpoints(w.cfg.Etcd), w.cfg.EtcdAuth)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

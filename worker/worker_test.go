@@ -50,7 +50,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, endpoints: clustertest.StartEtcd(t), src: laketest.NewFile(t), out: laketest.NewFile(t), buckets: 4}
-	cli, err := cluster.Dial(context.Background(), f.endpoints)
+	cli, err := cluster.Dial(context.Background(), f.endpoints, cluster.EtcdAuth{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
@@ -306,4 +307,41 @@ func coordinatorCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
 }
 func workerCmd(ctx context.Context, args []string, w *bytes.Buffer) error {
 	return runCommand(ctx, "worker", args, w)
+}
+
+// TestEtcdAuthCommand: etcd-auth turns authentication on with the roles,
+// and run again (authentication on) sets the passwords again as root.
+func TestEtcdAuthCommand(t *testing.T) {
+	endpoints := clustertest.StartEtcd(t)
+	const prefix = "/clickstream/v1"
+	files := map[string]string{"root": "r00t-pw", "coordinator": "c00rd-pw", "worker": "w0rker-pw"}
+	args := []string{"--etcd", strings.Join(endpoints, ","), "--etcd-prefix", prefix}
+	for role, pw := range files {
+		args = append(args, "--"+role+"-password-file", clustertest.PasswordFile(t, pw))
+	}
+	ctx := context.Background()
+	for range 2 {
+		var out bytes.Buffer
+		if err := runCommand(ctx, "etcd-auth", args, &out); err != nil {
+			t.Fatalf("etcd-auth: %v", err)
+		}
+	}
+	keys := cluster.Keys{Prefix: prefix}
+	w, err := cluster.Dial(ctx, endpoints, cluster.EtcdAuth{User: "clickstream-worker", Password: "w0rker-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Put(ctx, keys.Worker("w1"), "x"); err != nil {
+		t.Errorf("worker registers: %v", err)
+	}
+	if _, err := w.Put(ctx, keys.Job("j1"), "x"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("worker writes a job: %v, want permission denied", err)
+	}
+	if _, err := cluster.Dial(ctx, endpoints, cluster.EtcdAuth{}); !errors.Is(err, cluster.ErrEtcdAuth) {
+		t.Errorf("anonymous: %v, want ErrEtcdAuth", err)
+	}
+	if err := runCommand(ctx, "etcd-auth", args[:4], &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--root-password-file is required") {
+		t.Errorf("no password files: %v", err)
+	}
 }

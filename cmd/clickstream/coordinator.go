@@ -24,6 +24,7 @@ func newCoordinatorCmd() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			cfg.EtcdAuth.SecretsFromEnv(nil)
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
 			}

@@ -113,7 +113,7 @@ func startLocalCluster(ctx context.Context, lcfg localClusterConfig) (lc *localC
 		return nil, err
 	}
 	endpoints := strings.Join(lc.etcd.Endpoints(), ",")
-	cli, err := cluster.Dial(ctx, lc.etcd.Endpoints())
+	cli, err := cluster.Dial(ctx, lc.etcd.Endpoints(), cluster.EtcdAuth{})
 	if err != nil {
 		return nil, err
 	}

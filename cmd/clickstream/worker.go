@@ -14,6 +14,7 @@ func newWorkerCmd() *cobra.Command {
 		Short: "run aggregation tasks for the coordinator",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.EtcdAuth.SecretsFromEnv(nil)
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
 			}

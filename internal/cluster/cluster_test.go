@@ -62,7 +62,7 @@ func TestEmbeddedRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cli, err := Dial(ctx, srv.Endpoints())
+		cli, err := Dial(ctx, srv.Endpoints(), EtcdAuth{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestEmbeddedRestart(t *testing.T) {
 
 func TestDialUnreachable(t *testing.T) {
 	start := time.Now()
-	_, err := Dial(context.Background(), []string{"127.0.0.1:1"})
+	_, err := Dial(context.Background(), []string{"127.0.0.1:1"}, EtcdAuth{})
 	if !errors.Is(err, ErrEtcdUnreachable) {
 		t.Fatalf("err = %v", err)
 	}

@@ -22,7 +22,7 @@
 //	srv, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true})
 //	...
 //	defer srv.Close()
-//	cli, err := cluster.Dial(ctx, srv.Endpoints())
+//	cli, err := cluster.Dial(ctx, srv.Endpoints(), cluster.EtcdAuth{})
 //	...
 //	keys := cluster.Keys{Prefix: cluster.DefaultPrefix}
 //	resp, err := cli.Get(ctx, keys.Workers(), clientv3.WithPrefix())

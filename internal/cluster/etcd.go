@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -15,6 +16,9 @@ import (
 
 // DialTimeout bounds how long Dial waits for etcd to answer.
 const DialTimeout = 5 * time.Second
+
+// ErrEtcdAuth reports that etcd refused the user or its password.
+var ErrEtcdAuth = errors.New("cluster: etcd refused the credentials")
 
 // ErrEtcdUnreachable reports that no etcd endpoint answered in time.
 var ErrEtcdUnreachable = errors.New("cluster: etcd unreachable")
@@ -33,13 +37,21 @@ func ParseEndpoints(s string) []string {
 
 // Dial connects to etcd and checks, within DialTimeout, that it answers:
 // a wrong endpoint fails here with ErrEtcdUnreachable instead of hanging
-// later. The client logs nothing; the caller closes it.
-func Dial(ctx context.Context, endpoints []string) (*clientv3.Client, error) {
+// later; a user or password etcd refuses fails with ErrEtcdAuth. auth is
+// the zero EtcdAuth for an etcd without authentication. The client logs
+// nothing; the caller closes it.
+func Dial(ctx context.Context, endpoints []string, auth EtcdAuth) (*clientv3.Client, error) {
 	if len(endpoints) == 0 {
 		return nil, fmt.Errorf("cluster: no etcd endpoints")
 	}
+	user, password, err := auth.resolve()
+	if err != nil {
+		return nil, err
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
+		Username:             user,
+		Password:             password,
 		DialTimeout:          DialTimeout,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
@@ -47,17 +59,23 @@ func Dial(ctx context.Context, endpoints []string) (*clientv3.Client, error) {
 		Context:              context.WithoutCancel(ctx),
 	})
 	if err != nil {
+		if authRefused(err) {
+			return nil, fmt.Errorf("%w: user %q on %v: %w", ErrEtcdAuth, user, endpoints, err)
+		}
 		return nil, fmt.Errorf("cluster: etcd client for %v: %w", endpoints, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	// A linearizable read proves a quorum answers, not only a socket.
-	if _, err := cli.Get(cctx, "/clickstream-ping"); err != nil {
+	if _, err := cli.Get(cctx, PingKey); err != nil {
 		cli.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %v did not answer within %v: %v", ErrEtcdUnreachable, endpoints, DialTimeout, err)
+		if authRefused(err) {
+			return nil, fmt.Errorf("%w: user %q on %v: %w", ErrEtcdAuth, user, endpoints, err)
+		}
+		return nil, fmt.Errorf("%w: %v did not answer within %v: %w", ErrEtcdUnreachable, endpoints, DialTimeout, err)
 	}
 	return cli, nil
 }
@@ -155,3 +173,11 @@ func (s *Embedded) Err() <-chan error { return s.e.Err() }
 // with default ticks) while clients keep streams open. Clients still
 // connected see their requests fail.
 func (s *Embedded) Close() { s.e.Close() }
+
+// authRefused reports whether etcd refused a request for its credentials.
+func authRefused(err error) bool {
+	return errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrPermissionDenied) ||
+		errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrInvalidAuthToken) ||
+		errors.Is(err, rpctypes.ErrGRPCAuthFailed) || errors.Is(err, rpctypes.ErrGRPCPermissionDenied) ||
+		errors.Is(err, rpctypes.ErrGRPCUserEmpty)
+}

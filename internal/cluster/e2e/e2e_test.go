@@ -83,6 +83,7 @@ const buckets = 16
 type testCluster struct {
 	t      *testing.T
 	etcd   string
+	auth   cluster.EtcdAuth // the test's own etcd credentials (zero: none)
 	prefix string
 	dir    string
 	procs  []*proc
@@ -110,7 +111,7 @@ func newCluster(t *testing.T) *testCluster {
 	c := &testCluster{t: t, etcd: etcd, prefix: "/e2e/" + t.Name() + "-" + hex.EncodeToString(b[:]), dir: t.TempDir()}
 	t.Cleanup(c.stopAll)
 	t.Cleanup(func() { // after stopAll: drop the test's keys from the shared etcd
-		cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(etcd))
+		cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(etcd), cluster.EtcdAuth{})
 		if err != nil {
 			t.Log(err)
 			return
@@ -291,7 +292,7 @@ func (c *testCluster) ready(cl *coordinator.Client) {
 // waitWorkers waits until n workers are registered in etcd.
 func (c *testCluster) waitWorkers(n int) {
 	c.t.Helper()
-	cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(c.etcd))
+	cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(c.etcd), c.auth)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -709,5 +710,41 @@ func TestBackfillWithinActiveJobsLimit(t *testing.T) {
 	}
 	if len(seen) != windows {
 		t.Fatalf("%d distinct windows, want %d", len(seen), windows)
+	}
+}
+
+// TestJobWithEtcdAuth runs the cluster on an etcd process with
+// authentication on: the coordinator and a worker, each with the user of
+// its role (a password file, and $CLICKSTREAM_ETCD_PASSWORD), run a job to
+// its exact result; a worker without credentials is refused at start and
+// says why; no log holds a password.
+func TestJobWithEtcdAuth(t *testing.T) {
+	c := newCluster(t)
+	e := clustertest.StartAuthEtcd(t, c.prefix)
+	c.etcd, c.auth = e.Endpoint, e.Root()
+	coord, addr := c.coordinator("--etcd-user", e.Users.Coordinator,
+		"--etcd-password-file", clustertest.PasswordFile(t, e.Users.CoordinatorPW))
+	w := c.workerEnv("w1", []string{cluster.EnvEtcdPassword + "=" + e.Users.WorkerPW}, "--etcd-user", e.Users.Worker)
+	anon := c.worker("w2")
+	select {
+	case <-anon.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a worker without credentials is still running")
+	}
+	if code := anon.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(anon.output(), "refused the credentials") {
+		t.Fatalf("a worker without credentials exited %d:\n%s", code, anon.output())
+	}
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(1)
+	out := c.outURI()
+	j := c.wait(cl, c.submit(cl, c.spec(out)).GetId())
+	c.checkResult(j, out)
+	for _, p := range []*proc{coord, w, anon} {
+		for _, pw := range []string{e.Users.RootPW, e.Users.CoordinatorPW, e.Users.WorkerPW} {
+			if strings.Contains(p.output(), pw) {
+				t.Errorf("the log of %s holds a password", p.name)
+			}
+		}
 	}
 }

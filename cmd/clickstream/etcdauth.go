@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/flagenv"
+)
+
+// newEtcdAuthCmd sets up etcd's users and roles for a cluster and turns
+// authentication on (cluster.SetupAuth); run again, it sets the passwords
+// again, logging in as root.
+func newEtcdAuthCmd() *cobra.Command {
+	var (
+		etcd, prefix                          string
+		users                                 cluster.AuthUsers
+		rootFile, coordinatorFile, workerFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "etcd-auth --etcd ENDPOINTS --root-password-file F --coordinator-password-file F --worker-password-file F",
+		Short: "create etcd's users and roles for the cluster (coordinator: its prefix; worker: its registration) and enable authentication",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cluster.CheckEndpoints(etcd); err != nil {
+				return usageError{err}
+			}
+			if len(cluster.ParseEndpoints(etcd)) == 0 {
+				return usageErrorf("--etcd is required")
+			}
+			if err := cluster.ValidatePrefix(prefix); err != nil {
+				return usageError{err}
+			}
+			for _, f := range []struct {
+				flag, file string
+				pw         *string
+			}{{"--root-password-file", rootFile, &users.RootPW}, {"--coordinator-password-file", coordinatorFile, &users.CoordinatorPW}, {"--worker-password-file", workerFile, &users.WorkerPW}} {
+				if f.file == "" {
+					return usageErrorf("%s is required", f.flag)
+				}
+				b, err := os.ReadFile(f.file)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f.flag, err)
+				}
+				if *f.pw = strings.TrimRight(string(b), "\r\n"); *f.pw == "" {
+					return fmt.Errorf("%s: %s is empty", f.flag, f.file)
+				}
+			}
+			ctx := cmd.Context()
+			endpoints := cluster.ParseEndpoints(etcd)
+			cli, err := cluster.Dial(ctx, endpoints, cluster.EtcdAuth{})
+			if errors.Is(err, cluster.ErrEtcdAuth) { // on already: log in as root
+				cli, err = cluster.Dial(ctx, endpoints, cluster.EtcdAuth{User: users.Root, Password: cluster.Password(users.RootPW)})
+			}
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			if err := cluster.SetupAuth(ctx, cli, prefix, users); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "etcd authentication on: user %s (role %s), user %s (role %s), under %s\n",
+				users.Coordinator, cluster.RoleCoordinator, users.Worker, cluster.RoleWorker, prefix)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&etcd, "etcd", "", "etcd endpoints, comma-separated")
+	fs.StringVar(&prefix, "etcd-prefix", cluster.DefaultPrefix, "prefix of the cluster's etcd keys")
+	fs.StringVar(&users.Root, "root-user", "root", "etcd's root user (created; authentication needs it)")
+	fs.StringVar(&rootFile, "root-password-file", "", "file holding the root user's password")
+	fs.StringVar(&users.Coordinator, "coordinator-user", "clickstream-coordinator", "user of the coordinators (--etcd-user of coordinator)")
+	fs.StringVar(&coordinatorFile, "coordinator-password-file", "", "file holding the coordinators' password")
+	fs.StringVar(&users.Worker, "worker-user", "clickstream-worker", "user of the workers (--etcd-user of worker)")
+	fs.StringVar(&workerFile, "worker-password-file", "", "file holding the workers' password")
+	flagenv.Alias(fs, "etcd", envEtcdEndpoints)
+	return cmd
+}

@@ -1,0 +1,190 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"go.etcd.io/etcd/api/v3/authpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// EnvEtcdPassword names the variable holding the etcd password; it has no
+// flag, so that it never shows in a process list.
+const EnvEtcdPassword = "CLICKSTREAM_ETCD_PASSWORD"
+
+// Password is a secret that prints as [REDACTED], in logs too.
+type Password string
+
+const redacted = "[REDACTED]"
+
+func (p Password) String() string {
+	if p == "" {
+		return ""
+	}
+	return redacted
+}
+
+// LogValue keeps the password out of structured logs.
+func (p Password) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
+// EtcdAuth is how a process authenticates to etcd: a user and its
+// password, given apart from the endpoints (an endpoint URL carrying them
+// is refused, see CheckEndpoints). The zero value authenticates no one.
+type EtcdAuth struct {
+	User         string
+	Password     Password
+	PasswordFile string
+}
+
+// AddFlags binds the user and the password file to --etcd-user and
+// --etcd-password-file; the password itself comes from the file or
+// $CLICKSTREAM_ETCD_PASSWORD (SecretsFromEnv).
+func (a *EtcdAuth) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&a.User, "etcd-user", a.User, "etcd user (etcd with authentication); the password comes from --etcd-password-file or $"+EnvEtcdPassword)
+	fs.StringVar(&a.PasswordFile, "etcd-password-file", a.PasswordFile, "file holding the etcd user's password")
+}
+
+// SecretsFromEnv sets the password from $CLICKSTREAM_ETCD_PASSWORD when
+// it is set and not empty. lookup is os.LookupEnv if nil.
+func (a *EtcdAuth) SecretsFromEnv(lookup func(string) (string, bool)) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if v, _ := lookup(EnvEtcdPassword); v != "" {
+		a.Password = Password(v)
+	}
+}
+
+// Validate checks that a user comes with exactly one source of password.
+func (a *EtcdAuth) Validate() error {
+	switch {
+	case a.Password != "" && a.PasswordFile != "":
+		return fmt.Errorf("both $%s and --etcd-password-file are set: give one", EnvEtcdPassword)
+	case a.User == "" && (a.Password != "" || a.PasswordFile != ""):
+		return errors.New("an etcd password is set but no --etcd-user")
+	case a.User != "" && a.Password == "" && a.PasswordFile == "":
+		return fmt.Errorf("--etcd-user %s has no password: set --etcd-password-file or $%s", a.User, EnvEtcdPassword)
+	}
+	return nil
+}
+
+// resolve returns the user and the password, reading the password file.
+func (a EtcdAuth) resolve() (string, string, error) {
+	if a.User == "" {
+		return "", "", nil
+	}
+	if a.PasswordFile == "" {
+		return a.User, string(a.Password), nil
+	}
+	b, err := os.ReadFile(a.PasswordFile)
+	if err != nil {
+		return "", "", fmt.Errorf("cluster: etcd password file: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", "", fmt.Errorf("cluster: etcd password file %s is empty", a.PasswordFile)
+	}
+	return a.User, pw, nil
+}
+
+// CheckEndpoints refuses etcd endpoints that carry credentials
+// ("http://user:pw@host:2379"): etcd's client would ignore them, and they
+// would show wherever the endpoints are logged. The error shows the
+// endpoint with its password redacted.
+func CheckEndpoints(s string) error {
+	for _, e := range ParseEndpoints(s) {
+		if !strings.Contains(e, "@") {
+			continue
+		}
+		shown := "an endpoint"
+		if u, err := url.Parse(e); err == nil {
+			shown = u.Redacted()
+		}
+		return fmt.Errorf("etcd endpoint %s carries credentials: give the user with --etcd-user and the password with --etcd-password-file or $%s", shown, EnvEtcdPassword)
+	}
+	return nil
+}
+
+// Roles and users of an etcd cluster with authentication (SetupAuth).
+const (
+	RoleCoordinator = "clickstream-coordinator"
+	RoleWorker      = "clickstream-worker"
+	// PingKey is the key Dial reads to prove a quorum answers: every role
+	// may read it.
+	PingKey = "/clickstream-ping"
+)
+
+// AuthUsers are the users SetupAuth creates, with their passwords.
+type AuthUsers struct {
+	Root, Coordinator, Worker       string // user names
+	RootPW, CoordinatorPW, WorkerPW string
+}
+
+// SetupAuth creates the roles of a cluster under prefix and their users,
+// then turns authentication on. A coordinator may read and write every
+// key under prefix; a worker may write only its registration (Keys.Workers)
+// and read the cluster's settings and the attempt leases that fence its
+// commits. It is idempotent: roles, users and grants that exist are kept,
+// passwords are set again.
+func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthUsers) error {
+	keys := Keys{Prefix: prefix}
+	root := strings.TrimSuffix(prefix, "/")
+	type grant struct {
+		key, end string
+		perm     clientv3.PermissionType
+	}
+	prefixEnd := func(k string) string { return clientv3.GetPrefixRangeEnd(k) }
+	roles := map[string][]grant{
+		RoleCoordinator: {
+			{root, prefixEnd(root), clientv3.PermissionType(authpb.READWRITE)},
+			{PingKey, "", clientv3.PermissionType(authpb.READ)},
+		},
+		RoleWorker: {
+			{keys.Workers(), prefixEnd(keys.Workers()), clientv3.PermissionType(authpb.READWRITE)},
+			{keys.Settings(), "", clientv3.PermissionType(authpb.READ)},
+			{keys.AllLeases(), prefixEnd(keys.AllLeases()), clientv3.PermissionType(authpb.READ)},
+			{PingKey, "", clientv3.PermissionType(authpb.READ)},
+		},
+	}
+	for role, grants := range roles {
+		if _, err := cli.RoleAdd(ctx, role); err != nil && !strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("cluster: add role %s: %w", role, err)
+		}
+		for _, g := range grants {
+			if _, err := cli.RoleGrantPermission(ctx, role, g.key, g.end, g.perm); err != nil {
+				return fmt.Errorf("cluster: grant %s on %s: %w", role, g.key, err)
+			}
+		}
+	}
+	users := []struct{ name, pw, role string }{
+		{u.Root, u.RootPW, "root"},
+		{u.Coordinator, u.CoordinatorPW, RoleCoordinator},
+		{u.Worker, u.WorkerPW, RoleWorker},
+	}
+	for _, us := range users {
+		if us.name == "" || us.pw == "" {
+			return fmt.Errorf("cluster: user for role %s needs a name and a password", us.role)
+		}
+		if _, err := cli.UserAdd(ctx, us.name, us.pw); err != nil {
+			if !strings.Contains(err.Error(), "already exists") {
+				return fmt.Errorf("cluster: add user %s: %w", us.name, err)
+			}
+			if _, err := cli.UserChangePassword(ctx, us.name, us.pw); err != nil {
+				return fmt.Errorf("cluster: set password of %s: %w", us.name, err)
+			}
+		}
+		if _, err := cli.UserGrantRole(ctx, us.name, us.role); err != nil {
+			return fmt.Errorf("cluster: grant role %s to %s: %w", us.role, us.name, err)
+		}
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		return fmt.Errorf("cluster: enable authentication: %w", err)
+	}
+	return nil
+}
