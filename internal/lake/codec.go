@@ -311,15 +311,52 @@ func encodeNDJSONGzip(n int, at func(i int) *event.Event) ([]byte, error) {
 // parser accepts (event.MaxSize), low enough to stop a runaway allocation.
 const ndjsonMaxLine = 16 * event.MaxSize
 
+// MaxDecompressed bounds the bytes a gzipped NDJSON file may decompress
+// to: far above what ingest writes in one file (a batch is 32 MiB of raw
+// events by default), low enough that a crafted object cannot exhaust a
+// reader's memory.
+const MaxDecompressed = 1 << 30
+
+// errDecompressedTooLarge is the error of a file over MaxDecompressed.
+var errDecompressedTooLarge = fmt.Errorf("decompresses to more than %d bytes", MaxDecompressed)
+
+// boundedReader fails with errDecompressedTooLarge after limit bytes.
+type boundedReader struct {
+	r     io.Reader
+	limit int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.limit <= 0 {
+		// At the limit: fine if the input ends here.
+		var one [1]byte
+		if n, err := b.r.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, errDecompressedTooLarge
+	}
+	if int64(len(p)) > b.limit {
+		p = p[:b.limit]
+	}
+	n, err := b.r.Read(p)
+	b.limit -= int64(n)
+	return n, err
+}
+
 // DecodeNDJSONGzip reads a gzipped NDJSON file (concatenated gzip members
-// allowed). Blank lines are skipped; unknown fields are ignored.
+// allowed), decompressing at most MaxDecompressed bytes. Blank lines are
+// skipped; unknown fields are ignored.
 func DecodeNDJSONGzip(data []byte) ([]event.Event, error) {
+	return decodeNDJSONGzip(data, MaxDecompressed)
+}
+
+func decodeNDJSONGzip(data []byte, limit int64) ([]event.Event, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("lake: decode ndjson: %w", err)
 	}
 	defer zr.Close()
-	sc := bufio.NewScanner(zr)
+	sc := bufio.NewScanner(&boundedReader{r: zr, limit: limit})
 	sc.Buffer(make([]byte, 0, 64<<10), ndjsonMaxLine)
 	var events []event.Event
 	line := 0
