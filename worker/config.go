@@ -58,6 +58,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// S3 configures the s3:// stores a task reads or writes.
 	S3 lake.S3Options
+	// LakeRoots and OutputRoots confine a task's stores: its lake must be
+	// one of LakeRoots or under one, its partial's store one of
+	// OutputRoots or under one (store URIs, see lake.Open). A task naming
+	// any other store is refused (PermissionDenied): whoever reaches the
+	// worker chooses no path outside them.
+	LakeRoots, OutputRoots []string
 }
 
 // NewConfig returns the default configuration.
@@ -99,6 +105,19 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
+	for _, r := range []struct {
+		flag  string
+		roots []string
+	}{{"--lake-root", c.LakeRoots}, {"--output-root", c.OutputRoots}} {
+		if len(r.roots) == 0 {
+			return fmt.Errorf("%w: %s is required: the stores a task may name are the worker's to choose", ErrConfig, r.flag)
+		}
+		for _, root := range r.roots {
+			if err := lake.CheckRoot(root); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrConfig, r.flag, err)
+			}
+		}
+	}
 	if err := cluster.CheckEndpoints(c.Etcd); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -127,6 +146,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address the coordinator dials (default: the listen address, host name if listening on all interfaces)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")
+	fs.StringSliceVar(&c.LakeRoots, "lake-root", c.LakeRoots, "a lake this worker may read, or a URI above lakes it may read (repeatable, or comma-separated); required")
+	fs.StringSliceVar(&c.OutputRoots, "output-root", c.OutputRoots, "an output store this worker may write partials to, or a URI above them (repeatable, or comma-separated); required")
 	c.EtcdAuth.AddFlags(fs)
 	fs.DurationVar(&c.LeaseTTL, "ttl", c.LeaseTTL, "registration lease TTL (0: the cluster's --worker-ttl, else 5s)")
 	fs.IntVar(&c.Parallelism, "parallelism", c.Parallelism, "tasks run at once (0: GOMAXPROCS)")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,14 +17,18 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/ordered"
+	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
 // Sentinel errors of task execution; RunTask maps them to gRPC codes.
 var (
 	ErrBadRequest = errors.New("worker: bad task request")
-	ErrDraining   = errors.New("worker: shutting down")
-	ErrDecode     = errors.New("worker: undecodable data file")
+	// ErrForbidden: a task names a store outside the worker's roots, or a
+	// partial key that is not its own.
+	ErrForbidden = errors.New("worker: task outside the worker's roots")
+	ErrDraining  = errors.New("worker: shutting down")
+	ErrDecode    = errors.New("worker: undecodable data file")
 	// ErrFenced: the attempt is no longer leased to this worker (its lease
 	// expired, or the job ended), so its partial must not be committed.
 	ErrFenced = errors.New("worker: attempt no longer leased")
@@ -78,6 +83,25 @@ func parseTask(req *pb.RunTaskRequest) (task, error) {
 	return t, nil
 }
 
+// confined refuses a task naming a store outside the worker's roots, or a
+// partial key other than its task's own.
+func (w *Worker) confined(req *pb.RunTaskRequest) error {
+	for _, uri := range []string{req.GetLakeUri(), req.GetPartialUri()} {
+		if !strings.HasPrefix(uri, "file://") && !strings.HasPrefix(uri, "s3://") {
+			return fmt.Errorf("%w: %q is not a file:// or s3:// store URI", ErrBadRequest, uri)
+		}
+	}
+	switch {
+	case !lake.Under(req.GetLakeUri(), w.cfg.LakeRoots):
+		return fmt.Errorf("%w: lake %s is not under --lake-root %s", ErrForbidden, req.GetLakeUri(), strings.Join(w.cfg.LakeRoots, ","))
+	case !lake.Under(req.GetPartialUri(), w.cfg.OutputRoots):
+		return fmt.Errorf("%w: output %s is not under --output-root %s", ErrForbidden, req.GetPartialUri(), strings.Join(w.cfg.OutputRoots, ","))
+	case req.GetPartialKey() != results.PartialKey(req.GetJobId(), int(req.GetBucket())):
+		return fmt.Errorf("%w: partial key %q is not the task's own (%s)", ErrForbidden, req.GetPartialKey(), results.PartialKey(req.GetJobId(), int(req.GetBucket())))
+	}
+	return nil
+}
+
 // RunTask implements WorkerService.RunTask: see the proto for the contract.
 func (w *Worker) RunTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
 	if w.draining.Load() {
@@ -85,6 +109,9 @@ func (w *Worker) RunTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTa
 	}
 	t, err := parseTask(req)
 	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := w.confined(req); err != nil {
 		return nil, toStatus(err)
 	}
 	key := attemptKey{req.GetJobId(), req.GetTaskId(), req.GetAttempt()}
@@ -334,6 +361,8 @@ func toStatus(err error) error {
 		return status.FromContextError(err).Err()
 	case errors.Is(err, ErrBadRequest):
 		code = codes.InvalidArgument
+	case errors.Is(err, ErrForbidden):
+		code = codes.PermissionDenied
 	case errors.Is(err, ErrDraining):
 		code = codes.Unavailable
 	case errors.Is(err, lake.ErrNotExist):

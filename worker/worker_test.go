@@ -67,6 +67,7 @@ func (f *fixture) start(adjust func(*Config)) (*Worker, pb.WorkerServiceClient, 
 	cfg := NewConfig()
 	cfg.Listen, cfg.Etcd, cfg.ID, cfg.Parallelism = "127.0.0.1:0", strings.Join(f.endpoints, ","), "w1", 2
 	cfg.S3 = laketest.S3Options()
+	cfg.LakeRoots, cfg.OutputRoots = []string{f.src.URI()}, []string{f.out.URI()}
 	if adjust != nil {
 		adjust(&cfg)
 	}
@@ -411,10 +412,15 @@ func TestConfigValidate(t *testing.T) {
 		{"listen beyond loopback", func(c *Config) { c.Listen = ":7401" }, false},
 		{"metrics beyond loopback", func(c *Config) { c.MetricsListen = "10.0.0.1:9101" }, false},
 		{"beyond loopback with --insecure", func(c *Config) { c.Listen, c.MetricsListen, c.Insecure = ":7401", ":9101", true }, true},
+		{"no lake root", func(c *Config) { c.LakeRoots = nil }, false},
+		{"no output root", func(c *Config) { c.OutputRoots = nil }, false},
+		{"relative root", func(c *Config) { c.OutputRoots = []string{"file:///out/../etc"} }, false},
+		{"root of another scheme", func(c *Config) { c.LakeRoots = []string{"/lake"} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewConfig()
 			c.Etcd = "127.0.0.1:2379"
+			c.LakeRoots, c.OutputRoots = []string{"s3://lake"}, []string{"file:///out"}
 			tc.adjust(&c)
 			if err := c.Validate(); (err == nil) != tc.ok {
 				t.Fatalf("Validate() = %v", err)
@@ -430,4 +436,48 @@ func value(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestTaskConfinedToRoots: a task naming a lake or an output outside the
+// worker's roots, or a partial key not its own, is refused and writes
+// nothing; one inside them runs.
+func TestTaskConfinedToRoots(t *testing.T) {
+	f := newFixture(t)
+	elsewhere := laketest.NewFile(t)
+	_, client, _ := f.start(nil)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		adjust func(*pb.RunTaskRequest)
+	}{
+		{"lake outside", func(r *pb.RunTaskRequest) { r.LakeUri = "file:///" }},
+		{"lake beside the root", func(r *pb.RunTaskRequest) { r.LakeUri = f.src.URI() + "-x" }},
+		{"lake through ..", func(r *pb.RunTaskRequest) { r.LakeUri = f.src.URI() + "/../x" }},
+		{"output outside", func(r *pb.RunTaskRequest) { r.PartialUri = elsewhere.URI() }},
+		{"output through ..", func(r *pb.RunTaskRequest) { r.PartialUri = f.out.URI() + "/../" }},
+		{"another partial key", func(r *pb.RunTaskRequest) { r.PartialKey = ".ssh/authorized_keys" }},
+		{"another job's partial", func(r *pb.RunTaskRequest) { r.PartialKey = results.PartialKey("job-2", 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := f.request(0, 1)
+			tc.adjust(req)
+			_, err := client.RunTask(ctx, req)
+			if status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("RunTask: %v, want PermissionDenied", err)
+			}
+		})
+	}
+	for _, s := range []lake.Store{f.out, elsewhere} {
+		keys, err := s.List(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 0 {
+			t.Fatalf("refused tasks wrote %v into %s", keys, s.URI())
+		}
+	}
+	sub := f.request(0, 1)
+	if _, err := client.RunTask(ctx, sub); err != nil {
+		t.Fatalf("a task inside the roots: %v", err)
+	}
 }

@@ -40,7 +40,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // compares each result with aggregate.Compute over all events at once.
 func TestLocalClusterMatchesReference(t *testing.T) {
 	ctx := context.Background()
-	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 2, Logger: testLogger(t)})
+	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 2, Logger: testLogger(t), LakeRoots: anyFile, OutputRoots: anyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestCancelCommand(t *testing.T) {
 	src := laketest.NewFile(t)
 	clustertest.WriteLake(t, src, 4, 1, clustertest.Events(9, 50, 1000, testFrom, testTo))
 	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 2, Parallelism: 2, Logger: testLogger(t),
-		Worker: func(_ int, c *worker.Config) { c.Slow = time.Minute }})
+		LakeRoots: anyFile, OutputRoots: anyFile, Worker: func(_ int, c *worker.Config) { c.Slow = time.Minute }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,3 +345,7 @@ func TestEtcdAuthCommand(t *testing.T) {
 		t.Errorf("no password files: %v", err)
 	}
 }
+
+// anyFile lets a local cluster's workers use any file:// store: the tests'
+// stores are temporary folders.
+var anyFile = []string{"file:///"}

@@ -52,7 +52,17 @@ func newRunCmd() *cobra.Command {
 			if !cmd.Flags().Changed("log-level") { // keep the progress display readable
 				logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
-			lc, err := startLocalCluster(ctx, localClusterConfig{Workers: workers, Parallelism: parallelism, Logger: logger, S3: s3})
+			// The workers may touch this job's lake and output, nothing else.
+			var roots [2]string
+			for i, uri := range []string{spec.GetLakeUri(), spec.GetOutUri()} {
+				st, err := lake.Open(ctx, uri, s3)
+				if err != nil {
+					return usageErrorf("%w", err)
+				}
+				roots[i] = st.URI()
+			}
+			lc, err := startLocalCluster(ctx, localClusterConfig{Workers: workers, Parallelism: parallelism, Logger: logger, S3: s3,
+				LakeRoots: roots[:1], OutputRoots: roots[1:]})
 			if err != nil {
 				return err
 			}
@@ -93,6 +103,8 @@ type localClusterConfig struct {
 	Logger               *slog.Logger
 	// S3 configures the stores of the coordinator and the workers.
 	S3 lake.S3Options
+	// LakeRoots and OutputRoots confine the workers' stores (worker.Config).
+	LakeRoots, OutputRoots []string
 	// Coordinator and Worker adjust the default configurations.
 	Coordinator func(*coordinator.Config)
 	Worker      func(i int, cfg *worker.Config)
@@ -140,6 +152,7 @@ func startLocalCluster(ctx context.Context, lcfg localClusterConfig) (lc *localC
 		wcfg.Parallelism = lcfg.Parallelism
 		wcfg.ShutdownTimeout = 5 * time.Second
 		wcfg.S3 = lcfg.S3
+		wcfg.LakeRoots, wcfg.OutputRoots = lcfg.LakeRoots, lcfg.OutputRoots
 		if lcfg.Worker != nil {
 			lcfg.Worker(i, &wcfg)
 		}

@@ -87,7 +87,8 @@ start coordinator coordinator --etcd "$CLICKSTREAM_ETCD_ENDPOINTS" --etcd-prefix
   --schedule --window "$WINDOW" --lateness "$LATENESS" --schedule-out "$OUT" --schedule-interval 2s \
   --idle-source-timeout 30s --es "$CLICKSTREAM_ES_URL" --es-index "$ALIAS"
 for i in 1 2; do
-  start "worker-$i" worker --etcd "$CLICKSTREAM_ETCD_ENDPOINTS" --etcd-prefix "$PREFIX" --listen 127.0.0.1:0
+  start "worker-$i" worker --etcd "$CLICKSTREAM_ETCD_ENDPOINTS" --etcd-prefix "$PREFIX" --listen 127.0.0.1:0 \
+    --lake-root "$LAKE" --output-root "$OUT"
 done
 
 # Progress: every few seconds, what ingest committed and which windows are done.

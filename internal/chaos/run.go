@@ -194,7 +194,8 @@ func (r *Run) StartWorker(i int, onceEnv ...string) (*Node, error) {
 	r.mu.Unlock()
 	name := fmt.Sprintf("w-%d", i)
 	args := []string{"worker", "--etcd", eps, "--etcd-prefix", "/chaos", "--listen", listen, "--advertise", rpc.Addr(),
-		"--id", name, "--ttl", "2s", "--parallelism", "2", "--shutdown-timeout", "2s"}
+		"--id", name, "--ttl", "2s", "--parallelism", "2", "--shutdown-timeout", "2s",
+		"--lake-root", r.Lake, "--output-root", r.OutBase}
 	if r.topo.WorkerSlow > 0 {
 		args = append(args, "--slow", r.topo.WorkerSlow.String())
 	}

@@ -227,3 +227,43 @@ func (s *subStore) Delete(ctx context.Context, key string) error {
 func (s *subStore) URI() string {
 	return strings.TrimSuffix(s.parent.URI(), "/") + "/" + strings.TrimSuffix(s.prefix, "/")
 }
+
+// CheckRoot checks that root can confine stores (Under): a file:// or
+// s3:// URI without "." or ".." segments.
+func CheckRoot(root string) error {
+	if !strings.HasPrefix(root, "file://") && !strings.HasPrefix(root, "s3://") {
+		return fmt.Errorf("lake: root %q: not a file:// or s3:// URI", root)
+	}
+	if dotSegment(root) {
+		return fmt.Errorf("lake: root %q has a \".\" or \"..\" segment", root)
+	}
+	return nil
+}
+
+// Under reports whether the store URI uri is one of roots or below one:
+// the same scheme and location, and a path that continues the root's at a
+// "/". A URI with a "." or ".." segment is under no root.
+func Under(uri string, roots []string) bool {
+	if dotSegment(uri) {
+		return false
+	}
+	u := strings.TrimRight(uri, "/")
+	for _, r := range roots {
+		r = strings.TrimRight(r, "/")
+		if u == r || strings.HasPrefix(u, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// dotSegment reports whether the path of uri has a "." or ".." segment.
+func dotSegment(uri string) bool {
+	_, rest, _ := strings.Cut(uri, "://")
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}

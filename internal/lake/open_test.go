@@ -157,3 +157,34 @@ func ExampleOpen() {
 	// true
 	// outputs/run-1/_SUCCESS 2
 }
+
+func TestUnder(t *testing.T) {
+	roots := []string{"file:///data/lake", "s3://results/jobs/"}
+	for _, tc := range []struct {
+		uri  string
+		want bool
+	}{
+		{"file:///data/lake", true},
+		{"file:///data/lake/", true},
+		{"file:///data/lake/sub", true},
+		{"file:///data/lake-2", false},
+		{"file:///data", false},
+		{"file:///data/lake/../etc", false},
+		{"file:///data/lake/./x", false},
+		{"s3://results/jobs", true},
+		{"s3://results/jobs/2026/x", true},
+		{"s3://results/jobsx", false},
+		{"s3://results", false},
+		{"s3://other/jobs", false},
+		{"file:///", false},
+	} {
+		if got := lake.Under(tc.uri, roots); got != tc.want {
+			t.Errorf("Under(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+	for root, ok := range map[string]bool{"file:///data": true, "s3://b/p": true, "/data": false, "file:///a/../b": false, "gs://b": false} {
+		if err := lake.CheckRoot(root); (err == nil) != ok {
+			t.Errorf("CheckRoot(%q) = %v", root, err)
+		}
+	}
+}

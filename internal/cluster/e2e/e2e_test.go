@@ -256,7 +256,8 @@ func (c *testCluster) worker(id string, extra ...string) *proc {
 
 func (c *testCluster) workerEnv(id string, env []string, extra ...string) *proc {
 	args := append([]string{"worker", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", "127.0.0.1:0",
-		"--id", id, "--ttl", "2s", "--parallelism", "2", "--shutdown-timeout", "2s"}, extra...)
+		"--id", id, "--ttl", "2s", "--parallelism", "2", "--shutdown-timeout", "2s",
+		"--lake-root", lakeURI(c.t), "--output-root", "file://" + c.dir}, extra...)
 	return c.startEnv("worker "+id, env, args...)
 }
 
