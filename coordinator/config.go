@@ -54,6 +54,10 @@ type Config struct {
 	EtcdListen string
 	// Lake is the default lake URI of jobs that name none.
 	Lake string
+	// OutputRoots, if any, confine jobs' outputs: a job's output must be
+	// one of them or below one (store URIs, see lake.Under). Required for
+	// a coordinator listening beyond loopback.
+	OutputRoots []string
 	// SessionTimeout is the default session timeout of jobs.
 	SessionTimeout time.Duration
 	// MaxAttempts bounds the failed attempts of a task (errors reported by
@@ -205,6 +209,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
+	for _, r := range c.OutputRoots {
+		if err := lake.CheckRoot(r); err != nil {
+			return fmt.Errorf("%w: --output-root: %w", ErrConfig, err)
+		}
+	}
+	if len(c.OutputRoots) == 0 && !listen.Loopback(c.Listen) {
+		return fmt.Errorf("%w: a coordinator listening on %s needs --output-root: without it, whoever reaches it chooses where results are written", ErrConfig, c.Listen)
+	}
 	if c.Etcd == "" {
 		// The embedded etcd has no authentication: never beyond loopback.
 		if err := listen.Check("--etcd-listen", c.EtcdListen, false); err != nil {
@@ -231,6 +243,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory of the embedded etcd (without --etcd)")
 	fs.StringVar(&c.EtcdListen, "etcd-listen", c.EtcdListen, "client address of the embedded etcd (without --etcd)")
 	fs.StringVar(&c.Lake, "lake", c.Lake, "default lake URI of jobs (s3://bucket/prefix or file:///dir)")
+	fs.StringSliceVar(&c.OutputRoots, "output-root", c.OutputRoots, "jobs may write their results only at or below these URIs (repeatable, or comma-separated); required with a listener beyond loopback")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "default session timeout of jobs")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "failed attempts of a task before its job fails")
 	fs.IntVar(&c.MaxLost, "max-lost", c.MaxLost, "attempts of a task lost with their worker before its job fails")

@@ -103,7 +103,8 @@ func TestSubmitValidation(t *testing.T) {
 		{"no from", func(s *pb.JobSpec) { s.From = nil }, codes.InvalidArgument, "from and to are required"},
 		{"no out", func(s *pb.JobSpec) { s.OutUri = "" }, codes.InvalidArgument, "no output URI"},
 		{"bad out", func(s *pb.JobSpec) { s.OutUri = "ftp://x" }, codes.InvalidArgument, "unsupported store URI"},
-		{"out is lake", func(s *pb.JobSpec) { s.OutUri = h.src.URI() }, codes.InvalidArgument, "is the lake itself"},
+		{"out is lake", func(s *pb.JobSpec) { s.OutUri = h.src.URI() }, codes.InvalidArgument, "overlaps the lake"},
+		{"out inside the lake", func(s *pb.JobSpec) { s.OutUri = h.src.URI() + "/results" }, codes.InvalidArgument, "overlaps the lake"},
 		// A store that cannot be opened now (here: a folder under a file)
 		// is not an invalid job: it may work later.
 		{"out unavailable", func(s *pb.JobSpec) { s.OutUri = "file://" + blocker + "/out" }, codes.Unavailable, "not a directory"},
@@ -476,6 +477,38 @@ func TestPublisherNamesUnique(t *testing.T) {
 	}
 }
 
+// TestOutputRoots: with --output-root, a job's output must lie at or below
+// one of the roots; a coordinator listening beyond loopback needs them.
+func TestOutputRoots(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, nil)
+	c := h.coordinator(func(cfg *Config) { cfg.OutputRoots = []string{h.out.URI() + "/allowed"} })
+	cl := h.client(c)
+	ctx := context.Background()
+	for _, out := range []string{h.out.URI(), h.out.URI() + "/allowed-not", h.out.URI() + "/allowed/../x", "file:///tmp"} {
+		s := h.spec()
+		s.OutUri = out
+		if _, err := cl.Submit(ctx, s); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "--output-root") {
+			t.Errorf("output %s: %v, want InvalidArgument naming --output-root", out, err)
+		}
+	}
+	s := h.spec()
+	s.OutUri = h.out.URI() + "/allowed/hourly"
+	if j := h.run(cl, s); j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("an output under the root: %v %s", j.GetState(), j.GetError())
+	}
+
+	cfg := NewConfig()
+	cfg.Etcd, cfg.Listen, cfg.Insecure = "http://e:2379", ":7400", true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--output-root") {
+		t.Fatalf("a networked coordinator without --output-root: %v", err)
+	}
+	cfg.OutputRoots = []string{"s3://results"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOutputInUse: two jobs may not write the same output at once.
 func TestOutputInUse(t *testing.T) {
 	h := newHarness(t, 4, 50, 1000)
@@ -488,8 +521,14 @@ func TestOutputInUse(t *testing.T) {
 	}
 	waitUntil(t, "the first job to run", 10*time.Second, func() bool { return w.running.Load() > 0 })
 	j := h.run(cl, h.spec())
-	if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "in use by job "+first.GetId()) {
+	if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "of job "+first.GetId()) {
 		t.Fatalf("state %v error %q", j.GetState(), j.GetError())
+	}
+	// Below the running job's output overlaps it too; beside it does not.
+	below := h.spec()
+	below.OutUri = h.out.URI() + "/window=1"
+	if j := h.run(cl, below); j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "overlaps the output") {
+		t.Fatalf("an output below a running job's: state %v error %q", j.GetState(), j.GetError())
 	}
 	if _, err := cl.Cancel(ctx, first.GetId()); err != nil {
 		t.Fatal(err)
@@ -627,7 +666,7 @@ func TestConfigValidate(t *testing.T) {
 		{"listen beyond loopback", func(c *Config) { c.Etcd, c.Listen = "http://e:2379", ":7400" }, "--listen :7400"},
 		{"metrics beyond loopback", func(c *Config) { c.Etcd, c.MetricsListen = "http://e:2379", "0.0.0.0:9100" }, "--metrics-listen 0.0.0.0:9100"},
 		{"beyond loopback with --insecure", func(c *Config) {
-			c.Etcd, c.Listen, c.MetricsListen, c.Insecure = "http://e:2379", ":7400", ":9100", true
+			c.Etcd, c.Listen, c.MetricsListen, c.Insecure, c.OutputRoots = "http://e:2379", ":7400", ":9100", true, []string{"s3://results"}
 		}, ""},
 		{"embedded etcd beyond loopback", func(c *Config) { c.EtcdListen, c.Insecure = "0.0.0.0:2379", true }, "--etcd-listen"},
 		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},

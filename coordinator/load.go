@@ -73,8 +73,8 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 	p := l.plan
 	for _, id := range tm.order {
 		o := tm.jobs[id]
-		if o != j && o.phase != phaseLoading && o.phase != phaseFinishing && o.rec.Spec.Out == j.rec.Spec.Out {
-			tm.endJob(j, stateFailed, fmt.Sprintf("output %s is in use by job %s; wait for it or cancel it", j.rec.Spec.Out, id))
+		if o != j && o.phase != phaseLoading && o.phase != phaseFinishing && overlaps(o.rec.Spec.Out, j.rec.Spec.Out) {
+			tm.endJob(j, stateFailed, fmt.Sprintf("output %s overlaps the output %s of job %s; wait for it or cancel it", j.rec.Spec.Out, o.rec.Spec.Out, id))
 			return
 		}
 	}

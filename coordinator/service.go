@@ -124,6 +124,9 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 		return js, fmt.Errorf("%w: output: %w", storeErrKind(err), err)
 	}
 	js.Out = out.URI()
+	if roots := c.cfg.OutputRoots; len(roots) > 0 && !lake.Under(js.Out, roots) {
+		return js, fmt.Errorf("%w: output %s is not under --output-root %s", ErrInvalidJob, js.Out, strings.Join(roots, ","))
+	}
 	lakeURI := s.GetLakeUri()
 	if lakeURI == "" {
 		lakeURI = c.cfg.Lake
@@ -136,8 +139,8 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 		return js, fmt.Errorf("%w: lake: %w", storeErrKind(err), err)
 	}
 	js.Lake = src.URI()
-	if strings.TrimSuffix(js.Out, "/") == strings.TrimSuffix(js.Lake, "/") {
-		return js, fmt.Errorf("%w: the output %s is the lake itself; write results elsewhere", ErrInvalidJob, js.Out)
+	if overlaps(js.Out, js.Lake) {
+		return js, fmt.Errorf("%w: the output %s overlaps the lake %s; write results elsewhere", ErrInvalidJob, js.Out, js.Lake)
 	}
 	if _, err := lake.ReadMeta(ctx, src); err != nil {
 		if errors.Is(err, lake.ErrNotExist) {
@@ -519,4 +522,10 @@ func (c *Coordinator) watchJob(ctx context.Context, id string, send func(*pb.Wat
 		case <-tick.C:
 		}
 	}
+}
+
+// overlaps reports whether the stores a and b share objects: one is the
+// other or lies below it.
+func overlaps(a, b string) bool {
+	return lake.Under(a, []string{b}) || lake.Under(b, []string{a})
 }

@@ -84,7 +84,7 @@ start ingest ingest --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --gr
   --lake "$LAKE" --s3-create-bucket --flush-interval 2s --metrics-listen "$INGEST_METRICS"
 start coordinator coordinator --etcd "$CLICKSTREAM_ETCD_ENDPOINTS" --etcd-prefix "$PREFIX" --listen "$COORD" \
   --lake "$LAKE" --s3-create-bucket --session-timeout "$SESSION_TIMEOUT" \
-  --schedule --window "$WINDOW" --lateness "$LATENESS" --schedule-out "$OUT" --schedule-interval 2s \
+  --schedule --window "$WINDOW" --lateness "$LATENESS" --schedule-out "$OUT" --output-root "$OUT" --schedule-interval 2s \
   --idle-source-timeout 30s --es "$CLICKSTREAM_ES_URL" --es-index "$ALIAS"
 for i in 1 2; do
   start "worker-$i" worker --etcd "$CLICKSTREAM_ETCD_ENDPOINTS" --etcd-prefix "$PREFIX" --listen 127.0.0.1:0 \
