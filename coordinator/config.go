@@ -209,11 +209,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
-	for _, r := range c.OutputRoots {
-		if err := lake.CheckRoot(r); err != nil {
-			return fmt.Errorf("%w: --output-root: %w", ErrConfig, err)
-		}
+	roots, err := lake.CanonicalRoots(c.OutputRoots)
+	if err != nil {
+		return fmt.Errorf("%w: --output-root: %w", ErrConfig, err)
 	}
+	c.OutputRoots = roots // compared with jobs' canonical outputs
 	if len(c.OutputRoots) == 0 && !listen.Loopback(c.Listen) {
 		return fmt.Errorf("%w: a coordinator listening on %s needs --output-root: without it, whoever reaches it chooses where results are written", ErrConfig, c.Listen)
 	}

@@ -107,16 +107,16 @@ func (c *Config) Validate() error {
 	}
 	for _, r := range []struct {
 		flag  string
-		roots []string
-	}{{"--lake-root", c.LakeRoots}, {"--output-root", c.OutputRoots}} {
-		if len(r.roots) == 0 {
+		roots *[]string
+	}{{"--lake-root", &c.LakeRoots}, {"--output-root", &c.OutputRoots}} {
+		if len(*r.roots) == 0 {
 			return fmt.Errorf("%w: %s is required: the stores a task may name are the worker's to choose", ErrConfig, r.flag)
 		}
-		for _, root := range r.roots {
-			if err := lake.CheckRoot(root); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrConfig, r.flag, err)
-			}
+		canonical, err := lake.CanonicalRoots(*r.roots)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrConfig, r.flag, err)
 		}
+		*r.roots = canonical // compared with tasks' canonical stores
 	}
 	if err := cluster.CheckEndpoints(c.Etcd); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

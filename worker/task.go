@@ -86,16 +86,19 @@ func parseTask(req *pb.RunTaskRequest) (task, error) {
 // confined refuses a task naming a store outside the worker's roots, or a
 // partial key other than its task's own.
 func (w *Worker) confined(req *pb.RunTaskRequest) error {
-	for _, uri := range []string{req.GetLakeUri(), req.GetPartialUri()} {
-		if !strings.HasPrefix(uri, "file://") && !strings.HasPrefix(uri, "s3://") {
-			return fmt.Errorf("%w: %q is not a file:// or s3:// store URI", ErrBadRequest, uri)
-		}
+	lakeURI, err := lake.Canonical(req.GetLakeUri())
+	if err != nil {
+		return fmt.Errorf("%w: lake: %w", ErrBadRequest, err)
+	}
+	outURI, err := lake.Canonical(req.GetPartialUri())
+	if err != nil {
+		return fmt.Errorf("%w: output: %w", ErrBadRequest, err)
 	}
 	switch {
-	case !lake.Under(req.GetLakeUri(), w.cfg.LakeRoots):
-		return fmt.Errorf("%w: lake %s is not under --lake-root %s", ErrForbidden, req.GetLakeUri(), strings.Join(w.cfg.LakeRoots, ","))
-	case !lake.Under(req.GetPartialUri(), w.cfg.OutputRoots):
-		return fmt.Errorf("%w: output %s is not under --output-root %s", ErrForbidden, req.GetPartialUri(), strings.Join(w.cfg.OutputRoots, ","))
+	case !lake.Under(lakeURI, w.cfg.LakeRoots):
+		return fmt.Errorf("%w: lake %s is not under --lake-root %s", ErrForbidden, lakeURI, strings.Join(w.cfg.LakeRoots, ","))
+	case !lake.Under(outURI, w.cfg.OutputRoots):
+		return fmt.Errorf("%w: output %s is not under --output-root %s", ErrForbidden, outURI, strings.Join(w.cfg.OutputRoots, ","))
 	case req.GetPartialKey() != results.PartialKey(req.GetJobId(), int(req.GetBucket())):
 		return fmt.Errorf("%w: partial key %q is not the task's own (%s)", ErrForbidden, req.GetPartialKey(), results.PartialKey(req.GetJobId(), int(req.GetBucket())))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -414,7 +415,8 @@ func TestConfigValidate(t *testing.T) {
 		{"beyond loopback with --insecure", func(c *Config) { c.Listen, c.MetricsListen, c.Insecure = ":7401", ":9101", true }, true},
 		{"no lake root", func(c *Config) { c.LakeRoots = nil }, false},
 		{"no output root", func(c *Config) { c.OutputRoots = nil }, false},
-		{"relative root", func(c *Config) { c.OutputRoots = []string{"file:///out/../etc"} }, false},
+		{"bare root", func(c *Config) { c.OutputRoots = []string{"s3://"} }, false},
+		{"root with an uppercase bucket", func(c *Config) { c.OutputRoots = []string{"s3://Results"} }, false},
 		{"root of another scheme", func(c *Config) { c.LakeRoots = []string{"/lake"} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -444,7 +446,11 @@ func value(c prometheus.Counter) float64 {
 func TestTaskConfinedToRoots(t *testing.T) {
 	f := newFixture(t)
 	elsewhere := laketest.NewFile(t)
-	_, client, _ := f.start(nil)
+	// Roots given in another form than the coordinator's (localhost, a
+	// trailing slash) confine the same stores.
+	_, client, _ := f.start(func(c *Config) {
+		c.LakeRoots = []string{strings.Replace(f.src.URI(), "file://", "file://localhost", 1) + "/"}
+	})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -453,6 +459,7 @@ func TestTaskConfinedToRoots(t *testing.T) {
 		{"lake outside", func(r *pb.RunTaskRequest) { r.LakeUri = "file:///" }},
 		{"lake beside the root", func(r *pb.RunTaskRequest) { r.LakeUri = f.src.URI() + "-x" }},
 		{"lake through ..", func(r *pb.RunTaskRequest) { r.LakeUri = f.src.URI() + "/../x" }},
+		{"lake through .. back in", func(r *pb.RunTaskRequest) { r.LakeUri = f.src.URI() + "/../" + filepath.Base(f.out.URI()) }},
 		{"output outside", func(r *pb.RunTaskRequest) { r.PartialUri = elsewhere.URI() }},
 		{"output through ..", func(r *pb.RunTaskRequest) { r.PartialUri = f.out.URI() + "/../" }},
 		{"another partial key", func(r *pb.RunTaskRequest) { r.PartialKey = ".ssh/authorized_keys" }},

@@ -64,7 +64,7 @@ func newEtcdAuthCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "etcd authentication on: user %s (role %s), user %s (role %s), under %s\n",
-				users.Coordinator, cluster.RoleCoordinator, users.Worker, cluster.RoleWorker, prefix)
+				users.Coordinator, cluster.RoleCoordinator+prefix, users.Worker, cluster.RoleWorker+prefix, prefix)
 			return nil
 		},
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 
@@ -95,26 +94,23 @@ func (a EtcdAuth) resolve() (string, string, error) {
 
 // CheckEndpoints refuses etcd endpoints that carry credentials
 // ("http://user:pw@host:2379"): etcd's client would ignore them, and they
-// would show wherever the endpoints are logged. The error shows the
-// endpoint with its password redacted.
+// would show wherever the endpoints are logged. The error numbers the
+// endpoint rather than showing it.
 func CheckEndpoints(s string) error {
-	for _, e := range ParseEndpoints(s) {
-		if !strings.Contains(e, "@") {
-			continue
+	for i, e := range ParseEndpoints(s) {
+		if strings.Contains(e, "@") {
+			// Never echoed: where the password starts is anyone's guess.
+			return fmt.Errorf("etcd endpoint #%d carries credentials (user@host): give the user with --etcd-user and the password with --etcd-password-file or $%s", i+1, EnvEtcdPassword)
 		}
-		shown := "an endpoint"
-		if u, err := url.Parse(e); err == nil {
-			shown = u.Redacted()
-		}
-		return fmt.Errorf("etcd endpoint %s carries credentials: give the user with --etcd-user and the password with --etcd-password-file or $%s", shown, EnvEtcdPassword)
 	}
 	return nil
 }
 
-// Roles and users of an etcd cluster with authentication (SetupAuth).
+// Roles of an etcd cluster with authentication (SetupAuth), per cluster:
+// RoleCoordinator+prefix, RoleWorker+prefix.
 const (
-	RoleCoordinator = "clickstream-coordinator"
-	RoleWorker      = "clickstream-worker"
+	RoleCoordinator = "clickstream-coordinator:"
+	RoleWorker      = "clickstream-worker:"
 	// PingKey is the key Dial reads to prove a quorum answers: every role
 	// may read it.
 	PingKey = "/clickstream-ping"
@@ -126,29 +122,34 @@ type AuthUsers struct {
 	RootPW, CoordinatorPW, WorkerPW string
 }
 
-// SetupAuth creates the roles of a cluster under prefix and their users,
-// then turns authentication on. A coordinator may read and write every
-// key under prefix; a worker may write only its registration (Keys.Workers)
-// and read the cluster's settings and the attempt leases that fence its
-// commits. It is idempotent: roles, users and grants that exist are kept,
-// passwords are set again.
+// SetupAuth creates the roles of the cluster under prefix and their
+// users, then turns authentication on. A coordinator may read and write
+// every key under prefix+"/"; a worker may write only worker registrations
+// (Keys.Workers) and attempt leases (Keys.AllLeases: the coordinator
+// attaches them to the worker's etcd lease, and etcd lets only a user who
+// may write every key attached to a lease revoke it or put with it), and
+// read the cluster's settings. Roles are named per prefix, so that one
+// etcd can hold several clusters; give each cluster users of its own. It
+// is idempotent: roles, users and grants that exist are kept, passwords are
+// set again.
 func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthUsers) error {
 	keys := Keys{Prefix: prefix}
-	root := strings.TrimSuffix(prefix, "/")
+	root := keys.root() + "/"
 	type grant struct {
 		key, end string
 		perm     clientv3.PermissionType
 	}
 	prefixEnd := func(k string) string { return clientv3.GetPrefixRangeEnd(k) }
+	roleCoordinator, roleWorker := RoleCoordinator+keys.root(), RoleWorker+keys.root()
 	roles := map[string][]grant{
-		RoleCoordinator: {
+		roleCoordinator: {
 			{root, prefixEnd(root), clientv3.PermissionType(authpb.READWRITE)},
 			{PingKey, "", clientv3.PermissionType(authpb.READ)},
 		},
-		RoleWorker: {
+		roleWorker: {
 			{keys.Workers(), prefixEnd(keys.Workers()), clientv3.PermissionType(authpb.READWRITE)},
 			{keys.Settings(), "", clientv3.PermissionType(authpb.READ)},
-			{keys.AllLeases(), prefixEnd(keys.AllLeases()), clientv3.PermissionType(authpb.READ)},
+			{keys.AllLeases(), prefixEnd(keys.AllLeases()), clientv3.PermissionType(authpb.READWRITE)},
 			{PingKey, "", clientv3.PermissionType(authpb.READ)},
 		},
 	}
@@ -164,8 +165,8 @@ func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthU
 	}
 	users := []struct{ name, pw, role string }{
 		{u.Root, u.RootPW, "root"},
-		{u.Coordinator, u.CoordinatorPW, RoleCoordinator},
-		{u.Worker, u.WorkerPW, RoleWorker},
+		{u.Coordinator, u.CoordinatorPW, roleCoordinator},
+		{u.Worker, u.WorkerPW, roleWorker},
 	}
 	for _, us := range users {
 		if us.name == "" || us.pw == "" {

@@ -42,8 +42,10 @@ func TestEtcdRoles(t *testing.T) {
 			t.Errorf("coordinator writes %s: %v", k, err)
 		}
 	}
-	if err := put(coord, "/elsewhere/x"); !denied(err) {
-		t.Errorf("coordinator writes outside its prefix: %v, want permission denied", err)
+	for _, k := range []string{"/elsewhere/x", prefix + "0/jobs/x", prefix} {
+		if err := put(coord, k); !denied(err) {
+			t.Errorf("coordinator writes %s, outside its prefix: %v, want permission denied", k, err)
+		}
 	}
 
 	pwFile := cluster.EtcdAuth{User: e.Users.Worker, PasswordFile: clustertest.PasswordFile(t, e.Users.WorkerPW)}
@@ -60,13 +62,29 @@ func TestEtcdRoles(t *testing.T) {
 			t.Errorf("worker reads %s: %v", k, err)
 		}
 	}
-	for _, k := range []string{keys.Job("j2"), keys.Settings(), keys.Lease("j1", 0, 2), keys.Task("j1", 0), keys.Election() + "x", "/elsewhere/x"} {
+	for _, k := range []string{keys.Job("j2"), keys.Settings(), keys.Task("j1", 0), keys.Election() + "x", "/elsewhere/x"} {
 		if err := put(w, k); !denied(err) {
 			t.Errorf("worker writes %s: %v, want permission denied", k, err)
 		}
 	}
 	if err := get(w, keys.Job("j1")); !denied(err) {
 		t.Errorf("worker reads a job record: %v, want permission denied", err)
+	}
+
+	// The coordinator attaches an attempt to the worker's lease; the worker
+	// can still put with its lease (draining) and revoke it (shutdown).
+	g, err := w.Grant(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coord.Put(ctx, keys.Lease("j1", 1, 1), "x", clientv3.WithLease(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Put(ctx, keys.Worker("w2"), "draining", clientv3.WithLease(g.ID)); err != nil {
+		t.Errorf("worker marks itself draining with an attempt attached: %v", err)
+	}
+	if _, err := w.Revoke(ctx, g.ID); err != nil {
+		t.Errorf("worker revokes its lease with an attempt attached: %v", err)
 	}
 
 	bad := e.Worker()
@@ -91,6 +109,10 @@ func TestCheckEndpoints(t *testing.T) {
 	}
 	err := cluster.CheckEndpoints("http://a:2379,http://root:s3cret@b:2379")
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "--etcd-user") {
+		t.Fatalf("credentials in an endpoint: %v, want an error that names --etcd-user and hides the password", err)
+	}
+	err = cluster.CheckEndpoints("root:s3cret@etcd:2379")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("credentials in an endpoint: %v, want an error that names --etcd-user and hides the password", err)
 	}
 }

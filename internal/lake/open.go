@@ -228,21 +228,53 @@ func (s *subStore) URI() string {
 	return strings.TrimSuffix(s.parent.URI(), "/") + "/" + strings.TrimSuffix(s.prefix, "/")
 }
 
-// CheckRoot checks that root can confine stores (Under): a file:// or
-// s3:// URI without "." or ".." segments.
-func CheckRoot(root string) error {
-	if !strings.HasPrefix(root, "file://") && !strings.HasPrefix(root, "s3://") {
-		return fmt.Errorf("lake: root %q: not a file:// or s3:// URI", root)
+// Canonical returns the URI of the store uri names as Open's store reports
+// it (Store.URI) — an absolute, clean file:///path, or s3://bucket[/prefix]
+// — without opening anything. Roots and the stores they confine are
+// compared in this form (Under).
+func Canonical(uri string) (string, error) {
+	switch {
+	case strings.HasPrefix(uri, "file://"):
+		dir, err := parseFileURI(uri)
+		if err != nil {
+			return "", uriError{err}
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", uriError{fmt.Errorf("lake: store URI %q: %w", uri, err)}
+		}
+		return "file://" + filepath.ToSlash(abs), nil
+	case strings.HasPrefix(uri, "s3://"):
+		bucket, prefix, err := parseS3URI(uri)
+		if err != nil {
+			return "", uriError{err}
+		}
+		if prefix == "" {
+			return "s3://" + bucket, nil
+		}
+		return "s3://" + bucket + "/" + prefix, nil
 	}
-	if dotSegment(root) {
-		return fmt.Errorf("lake: root %q has a \".\" or \"..\" segment", root)
+	return "", uriError{fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)}
+}
+
+// CanonicalRoots returns roots in canonical form (Canonical), or the
+// first one that cannot name a store.
+func CanonicalRoots(roots []string) ([]string, error) {
+	out := make([]string, 0, len(roots))
+	for _, r := range roots {
+		c, err := Canonical(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
-	return nil
+	return out, nil
 }
 
 // Under reports whether the store URI uri is one of roots or below one:
 // the same scheme and location, and a path that continues the root's at a
-// "/". A URI with a "." or ".." segment is under no root.
+// "/". Both are meant in canonical form (Canonical); a URI with a "." or
+// ".." segment is under no root.
 func Under(uri string, roots []string) bool {
 	if dotSegment(uri) {
 		return false

@@ -182,9 +182,31 @@ func TestUnder(t *testing.T) {
 			t.Errorf("Under(%q) = %v, want %v", tc.uri, got, tc.want)
 		}
 	}
-	for root, ok := range map[string]bool{"file:///data": true, "s3://b/p": true, "/data": false, "file:///a/../b": false, "gs://b": false} {
-		if err := lake.CheckRoot(root); (err == nil) != ok {
-			t.Errorf("CheckRoot(%q) = %v", root, err)
+	for uri, want := range map[string]string{
+		"file:///data/lake":          "file:///data/lake",
+		"file:///data//lake/":        "file:///data/lake",
+		"file://localhost/data/lake": "file:///data/lake",
+		"file:///data/lake/../x":     "file:///data/x",
+		"s3://bucket":                "s3://bucket",
+		"s3://bucket/some/prefix/":   "s3://bucket/some/prefix",
+		"s3://Bucket/x":              "",
+		"s3://":                      "",
+		"file://":                    "",
+		"/data":                      "",
+		"gs://bucket":                "",
+	} {
+		got, err := lake.Canonical(uri)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("Canonical(%q) = %q, %v; want %q", uri, got, err, want)
 		}
+	}
+	// The canonical form is what an opened store reports.
+	dir := t.TempDir()
+	st, err := lake.Open(context.Background(), "file://"+dir+"/./x//y/", lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := lake.Canonical("file://" + dir + "/./x//y/"); c != st.URI() {
+		t.Errorf("Canonical %q, store URI %q", c, st.URI())
 	}
 }
