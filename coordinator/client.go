@@ -305,6 +305,10 @@ func Terminal(s pb.JobState) bool {
 	return s == pb.JobState_JOB_STATE_SUCCEEDED || s == pb.JobState_JOB_STATE_FAILED || s == pb.JobState_JOB_STATE_CANCELLED
 }
 
+// pollInterval is how often Wait polls a job while the coordinator has no
+// room for another watch stream.
+const pollInterval = time.Second
+
 // watchIdle is how long Wait waits for the next status on a watch before
 // it takes the coordinator for gone: a coordinator sends one at least
 // every watchRefresh.
@@ -319,6 +323,7 @@ func (c *Client) Wait(ctx context.Context, id string, update func(*pb.Job)) (*pb
 	var last *pb.Job
 	var since time.Time // first failure of the current outage
 	delay := 200 * time.Millisecond
+follow:
 	for {
 		var err error
 		for _, addr := range c.order() {
@@ -338,6 +343,27 @@ func (c *Client) Wait(ctx context.Context, id string, update func(*pb.Job)) (*pb
 			}
 			if errors.Is(err, io.EOF) {
 				err = status.Error(codes.Unavailable, "watch ended early")
+			}
+			if status.Code(err) == codes.ResourceExhausted {
+				// The coordinator holds all the watch streams it takes:
+				// poll the job instead, and watch again later.
+				j, perr := c.Get(ctx, id)
+				if perr != nil {
+					return last, perr
+				}
+				last, since = j, time.Time{}
+				if update != nil {
+					update(j)
+				}
+				if Terminal(j.GetState()) {
+					return j, nil
+				}
+				select {
+				case <-ctx.Done():
+					return last, ctx.Err()
+				case <-time.After(pollInterval):
+				}
+				continue follow
 			}
 			if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded && code != codes.Internal {
 				return last, c.wrap(err)

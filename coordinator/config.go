@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -229,7 +230,36 @@ func (c *Config) Validate() error {
 	if c.Schedule.Enabled && c.Lake == "" {
 		return fmt.Errorf("%w: --schedule needs --lake", ErrConfig)
 	}
-	return c.Schedule.Validate()
+	if err := c.Schedule.Validate(); err != nil {
+		return err
+	}
+	return c.withinLimits()
+}
+
+// withinLimits checks that the coordinator's own defaults and periodic
+// windows pass its limits and roots, which would otherwise refuse every
+// job that relies on them.
+func (c *Config) withinLimits() error {
+	if c.SessionTimeout > c.Limits.MaxSessionTimeout {
+		return fmt.Errorf("%w: --session-timeout %v is longer than --max-session-timeout %v", ErrConfig, c.SessionTimeout, c.Limits.MaxSessionTimeout)
+	}
+	if !c.Schedule.Enabled {
+		return nil
+	}
+	if c.Schedule.Window > c.Limits.MaxWindow {
+		return fmt.Errorf("%w: --window %v is longer than --max-window %v", ErrConfig, c.Schedule.Window, c.Limits.MaxWindow)
+	}
+	out, err := lake.Canonical(c.Schedule.Out)
+	if err != nil {
+		return fmt.Errorf("%w: --schedule-out: %w", ErrConfig, err)
+	}
+	if len(c.OutputRoots) > 0 && !lake.Under(out, c.OutputRoots) {
+		return fmt.Errorf("%w: --schedule-out %s is not under --output-root %s", ErrConfig, out, strings.Join(c.OutputRoots, ","))
+	}
+	if src, err := lake.Canonical(c.Lake); err == nil && overlaps(out, src) {
+		return fmt.Errorf("%w: --schedule-out %s overlaps the lake %s", ErrConfig, out, src)
+	}
+	return nil
 }
 
 // AddFlags binds the configuration to flags of fs.

@@ -668,6 +668,19 @@ func TestConfigValidate(t *testing.T) {
 		{"beyond loopback with --insecure", func(c *Config) {
 			c.Etcd, c.Listen, c.MetricsListen, c.Insecure, c.OutputRoots = "http://e:2379", ":7400", ":9100", true, []string{"s3://results"}
 		}, ""},
+		{"default session timeout over the limit", func(c *Config) { c.SessionTimeout = 48 * time.Hour }, "--max-session-timeout"},
+		{"periodic window over the limit", func(c *Config) {
+			c.Schedule = NewSchedule()
+			c.Schedule.Enabled, c.Schedule.Out, c.Schedule.Window, c.Lake = true, "file:///out", 32*24*time.Hour, "file:///lake"
+		}, "--max-window"},
+		{"periodic output outside the roots", func(c *Config) {
+			c.Schedule = NewSchedule()
+			c.Schedule.Enabled, c.Schedule.Out, c.Lake, c.OutputRoots = true, "file:///out", "file:///lake", []string{"file:///results"}
+		}, "--output-root"},
+		{"periodic output in the lake", func(c *Config) {
+			c.Schedule = NewSchedule()
+			c.Schedule.Enabled, c.Schedule.Out, c.Lake = true, "file:///lake/out", "file:///lake"
+		}, "overlaps the lake"},
 		{"embedded etcd beyond loopback", func(c *Config) { c.EtcdListen, c.Insecure = "0.0.0.0:2379", true }, "--etcd-listen"},
 		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},
 		{"negative retry", func(c *Config) {

@@ -156,11 +156,13 @@ func (tm *term) applyCancels() {
 	}
 }
 
-// dropJob forgets a job whose record was deleted.
+// dropJob forgets a job whose record was deleted, and its marker of an
+// unfinished job.
 func (tm *term) dropJob(id string) {
 	if j := tm.jobs[id]; j != nil {
 		tm.cancelAttempts(j)
 		tm.removeJob(j)
+		_, _ = tm.txn(nil, clientv3.OpDelete(tm.c.keys.ActiveJob(id))) // an error ends the term
 	}
 }
 

@@ -141,6 +141,25 @@ func TestWatchStreamsLimit(t *testing.T) {
 	defer close2()
 	_, err = open()
 	wantRefused(t, "a third watch stream", err, codes.ResourceExhausted, "--max-watch-streams")
+
+	// A client refused a stream follows the job by polling it.
+	type waited struct {
+		j   *pb.Job
+		err error
+	}
+	done := make(chan waited, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		j, err := cl.Wait(wctx, j.GetId(), nil)
+		done <- waited{j, err}
+	}()
+	if _, err := cl.Cancel(ctx, j.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	if w := <-done; w.err != nil || w.j.GetState() != pb.JobState_JOB_STATE_CANCELLED {
+		t.Fatalf("Wait without room for a stream: %v, %v; want the job cancelled", w.j.GetState(), w.err)
+	}
 	close1()
 	waitUntil(t, "room for a watch stream", 10*time.Second, func() bool {
 		cancel, err := open()
@@ -170,5 +189,52 @@ func TestLimitsValidate(t *testing.T) {
 		if err := l.Validate(); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
+	}
+}
+
+// TestActiveMarkersReconciled: markers of unfinished jobs that no longer
+// match a record — left by a record deleted by hand — do not hold the
+// --max-active-jobs limit: a new leader deletes them, and so does the
+// leader that sees the record go.
+func TestActiveMarkersReconciled(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, hang)
+	ctx := context.Background()
+	if _, err := h.cli.Put(ctx, h.keys.ActiveJob("20260101-000000-deadbeef"), ""); err != nil {
+		t.Fatal(err)
+	}
+	c := h.coordinator(func(cfg *Config) { cfg.Limits.MaxActiveJobs = 1 })
+	cl := h.client(c)
+	var first *pb.Job
+	waitUntil(t, "a submit once the stale marker is gone", 10*time.Second, func() bool {
+		j, err := cl.Submit(ctx, h.spec())
+		first = j
+		return err == nil
+	})
+	other := h.spec()
+	other.OutUri = h.out.URI() + "/other"
+	if _, err := cl.Submit(ctx, other); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a second unfinished job: %v, want ResourceExhausted", err)
+	}
+	if _, err := h.cli.Delete(ctx, h.keys.Job(first.GetId())); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a submit once the running job's record is deleted", 10*time.Second, func() bool {
+		_, err := cl.Submit(ctx, other)
+		return err == nil
+	})
+}
+
+// TestLeaderEnforcesOutputRoots: a job submitted through a coordinator
+// without --output-root is refused by a leader with it.
+func TestLeaderEnforcesOutputRoots(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, nil)
+	leader := h.coordinator(func(cfg *Config) { cfg.OutputRoots = []string{h.out.URI() + "/allowed"} })
+	waitUntil(t, "a leader", 10*time.Second, leader.IsLeader)
+	standby := h.coordinator(nil)
+	j := h.run(h.client(standby), h.spec())
+	if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "--output-root") {
+		t.Fatalf("state %v, error %q; want failed naming --output-root", j.GetState(), j.GetError())
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 )
 
@@ -68,6 +70,11 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 		tm.c.logger.Info("job's result found committed; recording it", "job", j.rec.ID, "run", l.result.Run)
 		j.rec.Result = l.result
 		tm.endJob(j, stateSucceeded, "")
+		return
+	}
+	if roots := tm.c.cfg.OutputRoots; len(roots) > 0 && !lake.Under(j.rec.Spec.Out, roots) {
+		// Submitted through a coordinator without the leader's roots.
+		tm.endJob(j, stateFailed, fmt.Sprintf("output %s is not under the leader's --output-root %s", j.rec.Spec.Out, strings.Join(roots, ",")))
 		return
 	}
 	p := l.plan

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +119,9 @@ func (tm *term) run(ctx context.Context) error {
 	wch := cli.Watch(wctx, keys.Workers(), clientv3.WithPrefix(), clientv3.WithRev(wresp.Header.Revision+1))
 	jch := cli.Watch(wctx, keys.Jobs(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
 	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
+	if err := tm.reconcileActive(jresp.Kvs); err != nil {
+		return err
+	}
 	for _, kv := range jresp.Kvs {
 		tm.onJobKV(kv)
 	}
@@ -249,4 +253,48 @@ func watchEnded(what string, err error) error {
 		err = errors.New("channel closed")
 	}
 	return fmt.Errorf("coordinator: %s watch ended: %w", what, err)
+}
+
+// reconcileActive makes the markers of unfinished jobs (Keys.ActiveJob,
+// which --max-active-jobs counts) agree with the job records jobs: a
+// marker whose job is finished or gone is deleted (a record deleted by
+// hand), and an unfinished job without one gets one (a job submitted
+// before markers existed).
+func (tm *term) reconcileActive(jobs []*mvccpb.KeyValue) error {
+	keys := tm.c.keys
+	ctx, cancel := context.WithTimeout(tm.ctx, etcdOpTimeout)
+	defer cancel()
+	resp, err := tm.c.cli.Get(ctx, keys.Active(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("coordinator: list active jobs: %w", err)
+	}
+	unfinished := map[string]bool{}
+	for _, kv := range jobs {
+		id, err := keys.JobID(string(kv.Key))
+		if err != nil {
+			continue
+		}
+		if rec, err := decode[jobRecord](kv.Value, "job "+id); err == nil && !terminal(rec.State) {
+			unfinished[id] = true
+		}
+	}
+	var ops []clientv3.Op
+	for _, kv := range resp.Kvs {
+		id := strings.TrimPrefix(string(kv.Key), keys.Active())
+		if !unfinished[id] {
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+		delete(unfinished, id)
+	}
+	for id := range unfinished {
+		ops = append(ops, clientv3.OpPut(keys.ActiveJob(id), ""))
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 64) // well within etcd's 128 operations per transaction
+		if _, err := tm.txn(nil, ops[:n]...); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
 }

@@ -118,6 +118,9 @@ func (c *Config) Validate() error {
 	if c.Buckets < 0 || c.Buckets > 65536 {
 		errs = append(errs, fmt.Errorf("--buckets %d out of range [0, 65536]", c.Buckets))
 	}
+	if c.Format == lake.FormatNDJSONGzip && c.FlushBytes > lake.MaxDecompressed {
+		errs = append(errs, fmt.Errorf("--flush-bytes %d: an %s file may hold at most %d bytes (lake.MaxDecompressed)", c.FlushBytes, lake.FormatNDJSONGzip, lake.MaxDecompressed))
+	}
 	if c.FlushRecords <= 0 || c.FlushBytes <= 0 || c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("--flush-records, --flush-bytes and --flush-interval must be positive"))
 	}

@@ -72,16 +72,19 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 	strs := event.NewInterner(0)
 	lastFlush := time.Now()
 	r := bufio.NewReaderSize(in, 1<<20)
+	// drain commits what was read once ctx has ended, on a context of its
+	// own, and says how far the source got.
+	drain := func(pos int64) error {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CommitTimeout)
+		defer cancel()
+		if err := c.commit(dctx, b); err != nil {
+			return fmt.Errorf("ingest: interrupted after line %d; committing the lines read failed (a re-run resumes after line %d): %w", pos, st.end, err)
+		}
+		return fmt.Errorf("ingest: interrupted after line %d, all of them committed: %w", pos, context.Cause(ctx))
+	}
 	for pos := int64(0); ; pos++ {
-		if err := ctx.Err(); err != nil {
-			// Interrupted: commit what was read, then stop.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CommitTimeout)
-			cerr := c.commit(dctx, b)
-			cancel()
-			if cerr != nil {
-				return sum, fmt.Errorf("ingest: interrupted after line %d; committing the lines read failed (a re-run resumes after line %d): %w", pos, st.end, cerr)
-			}
-			return sum, fmt.Errorf("ingest: interrupted after line %d, all of them committed: %w", pos, err)
+		if ctx.Err() != nil {
+			return sum, drain(pos)
 		}
 		line, err := readLine(r, cfg.MaxRecordSize)
 		if errors.Is(err, io.EOF) && line == nil {
@@ -102,12 +105,18 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 		}
 		if c.full(b) || time.Since(lastFlush) >= cfg.FlushInterval {
 			if err := c.commit(ctx, b); err != nil {
+				if ctx.Err() != nil { // interrupted during the commit
+					return sum, drain(pos + 1)
+				}
 				return sum, err
 			}
 			lastFlush = time.Now()
 		}
 	}
 	if err := c.commit(ctx, b); err != nil {
+		if ctx.Err() != nil {
+			return sum, drain(sum.AlreadyCommitted + sum.Consumed)
+		}
 		return sum, err
 	}
 	return sum, nil

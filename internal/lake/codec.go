@@ -312,10 +312,10 @@ func encodeNDJSONGzip(n int, at func(i int) *event.Event) ([]byte, error) {
 const ndjsonMaxLine = 16 * event.MaxSize
 
 // MaxDecompressed bounds the bytes a gzipped NDJSON file may decompress
-// to: far above what ingest writes in one file (a batch is 32 MiB of raw
-// events by default), low enough that a crafted object cannot exhaust a
-// reader's memory.
-const MaxDecompressed = 1 << 30
+// to: eight times what ingest writes in one file at most by default (a
+// batch is 32 MiB of raw events), low enough that a crafted object cannot
+// exhaust a reader's memory (decoded events take a few times their JSON).
+const MaxDecompressed = 256 << 20
 
 // errDecompressedTooLarge is the error of a file over MaxDecompressed.
 var errDecompressedTooLarge = fmt.Errorf("decompresses to more than %d bytes", MaxDecompressed)
@@ -330,10 +330,16 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	if b.limit <= 0 {
 		// At the limit: fine if the input ends here.
 		var one [1]byte
-		if n, err := b.r.Read(one[:]); n == 0 && err != nil {
-			return 0, err
+		for range 100 { // as io.Reader allows, a read may return nothing and no error
+			n, err := b.r.Read(one[:])
+			if n > 0 {
+				return 0, errDecompressedTooLarge
+			}
+			if err != nil {
+				return 0, err
+			}
 		}
-		return 0, errDecompressedTooLarge
+		return 0, io.ErrNoProgress
 	}
 	if int64(len(p)) > b.limit {
 		p = p[:b.limit]
