@@ -24,10 +24,11 @@ func (tm *term) merge(j *jobRun) {
 			return
 		}
 	}
-	rec, p, k := *j.rec, j.plan, j.counters()
+	// The goroutine gets its own copies: endJob replaces j.ctx.
+	rec, p, k, ctx := *j.rec, j.plan, j.counters(), j.ctx
 	tm.spawn(func() {
 		start := time.Now()
-		m, err := tm.c.merge(j.ctx, &rec, p, k)
+		m, err := tm.c.merge(ctx, &rec, p, k)
 		tm.c.metrics.merge.Observe(time.Since(start).Seconds())
 		tm.post(func() { tm.onMerged(j, m, err) })
 	})
@@ -59,9 +60,9 @@ func (tm *term) onMerged(j *jobRun, m *merged, err error) {
 
 // commit writes the merged result off the term's goroutine.
 func (tm *term) commit(j *jobRun, m *merged) {
-	rec := *j.rec
+	rec, ctx := *j.rec, j.ctx
 	tm.spawn(func() {
-		meta, err := tm.c.commit(j.ctx, &rec, m)
+		meta, err := tm.c.commit(ctx, &rec, m)
 		tm.post(func() { tm.onCommitted(j, m, meta, err) })
 	})
 }
@@ -191,14 +192,14 @@ func (tm *term) cancelAttempts(j *jobRun) {
 // records what they did. A term that ends first leaves the rest to the
 // next leader.
 func (tm *term) finish(j *jobRun) {
-	rec := *j.rec
+	rec, jctx := *j.rec, j.ctx
 	tm.spawn(func() {
 		cleaned := rec.Cleaned
 		if !cleaned {
-			ctx, cancel := context.WithTimeout(j.ctx, cleanupTimeout)
+			ctx, cancel := context.WithTimeout(jctx, cleanupTimeout)
 			err := tm.c.cleanup(ctx, &rec)
 			cancel()
-			if j.ctx.Err() != nil {
+			if jctx.Err() != nil {
 				return // the term ended: the next leader cleans up
 			}
 			if err != nil {
@@ -211,8 +212,8 @@ func (tm *term) finish(j *jobRun) {
 			if p.Status != indexPending || rec.State != stateSucceeded || rec.Result == nil {
 				continue
 			}
-			published[i].Status = tm.publish(j.ctx, &rec, p.Publisher)
-			if j.ctx.Err() != nil {
+			published[i].Status = tm.publish(jctx, &rec, p.Publisher)
+			if jctx.Err() != nil {
 				return // the term ended: the next leader publishes
 			}
 		}

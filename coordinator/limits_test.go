@@ -2,10 +2,12 @@ package coordinator
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -236,5 +238,48 @@ func TestLeaderEnforcesOutputRoots(t *testing.T) {
 	j := h.run(h.client(standby), h.spec())
 	if j.GetState() != pb.JobState_JOB_STATE_FAILED || !strings.Contains(j.GetError(), "--output-root") {
 		t.Fatalf("state %v, error %q; want failed naming --output-root", j.GetState(), j.GetError())
+	}
+}
+
+// TestReconcileActiveAtRevision: the markers of unfinished jobs are
+// reconciled with the job records of one revision: a job submitted after
+// it keeps its marker, a marker without a record at it goes, a job
+// unfinished at it gets one unless its record changed since.
+func TestReconcileActiveAtRevision(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	tm := testTerm(t, h)
+	ctx := context.Background()
+	spec := jobSpec{From: tFrom, To: tTo, Out: h.out.URI(), Lake: h.src.URI()}
+	legacy, _ := h.putRecord(&jobRecord{ID: "20260101-000000-00000001", Spec: spec, State: statePending})
+	done, _ := h.putRecord(&jobRecord{ID: "20260101-000000-00000002", Spec: spec, State: stateRunning})
+	if _, err := h.cli.Put(ctx, h.keys.ActiveJob("20260101-000000-0000dead"), ""); err != nil {
+		t.Fatal(err)
+	}
+	read, err := h.cli.Get(ctx, h.keys.Jobs(), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After the read: a submit (record and marker together), and a job
+	// that finishes.
+	fresh := &jobRecord{ID: "20260101-000000-00000003", Spec: spec, State: statePending}
+	if _, err := h.cli.Txn(ctx).Then(clientv3.OpPut(h.keys.Job(fresh.ID), encode(fresh)), clientv3.OpPut(h.keys.ActiveJob(fresh.ID), "")).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	done.State = stateSucceeded
+	h.putRecord(done)
+
+	if err := tm.reconcileActive(read.Kvs, read.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.cli.Get(ctx, h.keys.Active(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range resp.Kvs {
+		got = append(got, strings.TrimPrefix(string(kv.Key), h.keys.Active()))
+	}
+	if want := []string{legacy.ID, fresh.ID}; !slices.Equal(got, want) {
+		t.Fatalf("markers %v, want %v", got, want)
 	}
 }

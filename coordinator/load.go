@@ -29,15 +29,15 @@ type loaded struct {
 // recorded as succeeded.
 func (tm *term) load(j *jobRun) {
 	j.phase = phaseLoading
-	rec := *j.rec
+	rec, ctx := *j.rec, j.ctx // endJob replaces j.ctx
 	tm.spawn(func() {
 		var l loaded
 		var err error
 		if rec.State == stateMerging || rec.State == stateCommitting {
-			l.result, err = tm.c.committedResult(j.ctx, &rec)
+			l.result, err = tm.c.committedResult(ctx, &rec)
 		}
 		if err == nil && l.result == nil {
-			l.plan, l.committed, err = tm.c.loadPlan(j.ctx, &rec)
+			l.plan, l.committed, err = tm.c.loadPlan(ctx, &rec)
 		}
 		tm.post(func() { tm.onLoaded(j, l, err) })
 	})

@@ -119,7 +119,7 @@ func (tm *term) run(ctx context.Context) error {
 	wch := cli.Watch(wctx, keys.Workers(), clientv3.WithPrefix(), clientv3.WithRev(wresp.Header.Revision+1))
 	jch := cli.Watch(wctx, keys.Jobs(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
 	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
-	if err := tm.reconcileActive(jresp.Kvs); err != nil {
+	if err := tm.reconcileActive(jresp.Kvs, jresp.Header.Revision); err != nil {
 		return err
 	}
 	for _, kv := range jresp.Kvs {
@@ -231,6 +231,7 @@ func (tm *term) txnResp(conds []clientv3.Cmp, ops, elseOps []clientv3.Op) (*clie
 
 // later runs f on the term's goroutine after d, unless j ends first.
 func (tm *term) later(j *jobRun, d time.Duration, f func()) {
+	done := j.ctx.Done() // endJob replaces j.ctx
 	tm.spawn(func() {
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -241,7 +242,7 @@ func (tm *term) later(j *jobRun, d time.Duration, f func()) {
 					f()
 				}
 			})
-		case <-j.ctx.Done():
+		case <-done:
 		}
 	})
 }
@@ -256,45 +257,49 @@ func watchEnded(what string, err error) error {
 }
 
 // reconcileActive makes the markers of unfinished jobs (Keys.ActiveJob,
-// which --max-active-jobs counts) agree with the job records jobs: a
-// marker whose job is finished or gone is deleted (a record deleted by
-// hand), and an unfinished job without one gets one (a job submitted
-// before markers existed).
-func (tm *term) reconcileActive(jobs []*mvccpb.KeyValue) error {
+// which --max-active-jobs counts) agree with jobs, the job records read
+// at revision rev: a marker whose job was finished or gone at rev is
+// deleted (a record deleted by hand; job ids are never reused), and a job
+// unfinished at rev without a marker gets one (a job submitted before
+// markers existed), unless its record has changed since.
+func (tm *term) reconcileActive(jobs []*mvccpb.KeyValue, rev int64) error {
 	keys := tm.c.keys
 	ctx, cancel := context.WithTimeout(tm.ctx, etcdOpTimeout)
 	defer cancel()
-	resp, err := tm.c.cli.Get(ctx, keys.Active(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := tm.c.cli.Get(ctx, keys.Active(), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithRev(rev))
 	if err != nil {
 		return fmt.Errorf("coordinator: list active jobs: %w", err)
 	}
-	unfinished := map[string]bool{}
+	unfinished := map[string]*mvccpb.KeyValue{}
 	for _, kv := range jobs {
 		id, err := keys.JobID(string(kv.Key))
 		if err != nil {
 			continue
 		}
 		if rec, err := decode[jobRecord](kv.Value, "job "+id); err == nil && !terminal(rec.State) {
-			unfinished[id] = true
+			unfinished[id] = kv
 		}
 	}
-	var ops []clientv3.Op
+	var stale []clientv3.Op
 	for _, kv := range resp.Kvs {
 		id := strings.TrimPrefix(string(kv.Key), keys.Active())
-		if !unfinished[id] {
-			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		if unfinished[id] == nil {
+			stale = append(stale, clientv3.OpDelete(string(kv.Key)))
 		}
 		delete(unfinished, id)
 	}
-	for id := range unfinished {
-		ops = append(ops, clientv3.OpPut(keys.ActiveJob(id), ""))
-	}
-	for len(ops) > 0 {
-		n := min(len(ops), 64) // well within etcd's 128 operations per transaction
-		if _, err := tm.txn(nil, ops[:n]...); err != nil {
+	for len(stale) > 0 {
+		n := min(len(stale), 64) // well within etcd's 128 operations per transaction
+		if _, err := tm.txn(nil, stale[:n]...); err != nil {
 			return err
 		}
-		ops = ops[n:]
+		stale = stale[n:]
+	}
+	for id, kv := range unfinished {
+		if _, err := tm.txn([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)},
+			clientv3.OpPut(keys.ActiveJob(id), "")); err != nil {
+			return err
+		}
 	}
 	return nil
 }
