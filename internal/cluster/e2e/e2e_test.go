@@ -417,14 +417,7 @@ func TestKillWorker(t *testing.T) {
 		return j.GetProgress().GetTasksDone() >= 1 && j.GetProgress().GetWorkers() == 3
 	})
 	victim.kill(t)
-	select {
-	case <-submit.done:
-	case <-time.After(90 * time.Second):
-		t.Fatal("submit --wait did not return")
-	}
-	if code := submit.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("submit --wait exited %d:\n%s", code, submit.output())
-	}
+	submit.succeeds(t, 90 * time.Second)
 	if !strings.Contains(submit.output(), "succeeded") {
 		t.Errorf("submit output:\n%s", submit.output())
 	}
@@ -554,14 +547,7 @@ func TestBackfillIndexesEveryWindow(t *testing.T) {
 	window := to.Sub(from) / 100
 	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
 		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", out, "--wait")
-	select {
-	case <-submit.done:
-	case <-time.After(5 * time.Minute):
-		t.Fatal("submit --wait did not return")
-	}
-	if code := submit.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("submit --wait exited %d:\n%s", code, submit.output())
-	}
+	submit.succeeds(t, 5 * time.Minute)
 	jobs, err := cl.List(context.Background(), 200)
 	if err != nil {
 		t.Fatal(err)
@@ -684,14 +670,7 @@ func TestBackfillWithinActiveJobsLimit(t *testing.T) {
 	window := to.Sub(from) / windows
 	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
 		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", c.outURI(), "--wait")
-	select {
-	case <-submit.done:
-	case <-time.After(5 * time.Minute):
-		t.Fatal("submit --wait did not return")
-	}
-	if code := submit.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("submit --wait exited %d:\n%s", code, submit.output())
-	}
+	submit.succeeds(t, 5 * time.Minute)
 	if !strings.Contains(submit.output(), "the cluster is full") {
 		t.Errorf("submit never met the limit:\n%s", submit.output())
 	}
@@ -747,5 +726,19 @@ func TestJobWithEtcdAuth(t *testing.T) {
 				t.Errorf("the log of %s holds a password", p.name)
 			}
 		}
+	}
+}
+
+// succeeds waits up to timeout for a command to exit, and fails the test
+// unless it exited 0.
+func (p *proc) succeeds(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("%s did not return", p.name)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("%s exited %d:\n%s", p.name, code, p.output())
 	}
 }
