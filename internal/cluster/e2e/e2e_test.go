@@ -417,7 +417,7 @@ func TestKillWorker(t *testing.T) {
 		return j.GetProgress().GetTasksDone() >= 1 && j.GetProgress().GetWorkers() == 3
 	})
 	victim.kill(t)
-	submit.succeeds(t, 90 * time.Second)
+	submit.succeeds(t, 90*time.Second)
 	if !strings.Contains(submit.output(), "succeeded") {
 		t.Errorf("submit output:\n%s", submit.output())
 	}
@@ -547,7 +547,7 @@ func TestBackfillIndexesEveryWindow(t *testing.T) {
 	window := to.Sub(from) / 100
 	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
 		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", out, "--wait")
-	submit.succeeds(t, 5 * time.Minute)
+	submit.succeeds(t, 5*time.Minute)
 	jobs, err := cl.List(context.Background(), 200)
 	if err != nil {
 		t.Fatal(err)
@@ -670,7 +670,7 @@ func TestBackfillWithinActiveJobsLimit(t *testing.T) {
 	window := to.Sub(from) / windows
 	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
 		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", c.outURI(), "--wait")
-	submit.succeeds(t, 5 * time.Minute)
+	submit.succeeds(t, 5*time.Minute)
 	if !strings.Contains(submit.output(), "the cluster is full") {
 		t.Errorf("submit never met the limit:\n%s", submit.output())
 	}
