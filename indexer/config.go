@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dataco/clickstream/internal/secret"
 	"github.com/spf13/pflag"
 )
 
@@ -49,32 +50,8 @@ const (
 // ErrInvalidConfig wraps every error of Config.Validate.
 var ErrInvalidConfig = errors.New("indexer: invalid config")
 
-// Secret is a credential. Every way of printing it (fmt verbs, slog, JSON,
-// text marshalling) shows "[REDACTED]", or "" when it is empty; Reveal
-// returns the value itself.
-type Secret string
-
-const redacted = "[REDACTED]"
-
-// Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
-
-// String returns "[REDACTED]", or "" for an empty secret.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString redacts %#v.
-func (s Secret) GoString() string { return fmt.Sprintf("indexer.Secret(%q)", s.String()) }
-
-// LogValue redacts the secret in slog output.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalText redacts the secret in JSON and other encodings.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+// Secret is a credential that never prints (secret.Secret).
+type Secret = secret.Secret
 
 // Config configures an Indexer: where Elasticsearch is, how to
 // authenticate, the alias to write through, and the bulk and retry

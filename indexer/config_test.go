@@ -53,8 +53,8 @@ func TestConfigRedactsSecrets(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(c.String(), redacted) || !strings.Contains(text.String(), redacted) || !strings.Contains(js.String(), redacted) {
-				t.Errorf("no %s marker in String %q / slog %q %q", redacted, c.String(), text.String(), js.String())
+			if !strings.Contains(c.String(), "[REDACTED]") || !strings.Contains(text.String(), "[REDACTED]") || !strings.Contains(js.String(), "[REDACTED]") {
+				t.Errorf("no %s marker in String %q / slog %q %q", "[REDACTED]", c.String(), text.String(), js.String())
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/flagenv"
+	"github.com/dataco/clickstream/internal/secret"
 )
 
 // newEtcdAuthCmd sets up etcd's users and roles for a cluster and turns
@@ -54,7 +55,7 @@ func newEtcdAuthCmd() *cobra.Command {
 			endpoints := cluster.ParseEndpoints(etcd)
 			cli, err := cluster.Dial(ctx, endpoints, cluster.EtcdAuth{})
 			if errors.Is(err, cluster.ErrEtcdAuth) { // on already: log in as root
-				cli, err = cluster.Dial(ctx, endpoints, cluster.EtcdAuth{User: users.Root, Password: cluster.Password(users.RootPW)})
+				cli, err = cluster.Dial(ctx, endpoints, cluster.EtcdAuth{User: users.Root, Password: secret.Secret(users.RootPW)})
 			}
 			if err != nil {
 				return err

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/dataco/clickstream/internal/secret"
 	"github.com/spf13/pflag"
 	"go.etcd.io/etcd/api/v3/authpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -17,27 +17,12 @@ import (
 // flag, so that it never shows in a process list.
 const EnvEtcdPassword = "CLICKSTREAM_ETCD_PASSWORD"
 
-// Password is a secret that prints as [REDACTED], in logs too.
-type Password string
-
-const redacted = "[REDACTED]"
-
-func (p Password) String() string {
-	if p == "" {
-		return ""
-	}
-	return redacted
-}
-
-// LogValue keeps the password out of structured logs.
-func (p Password) LogValue() slog.Value { return slog.StringValue(p.String()) }
-
 // EtcdAuth is how a process authenticates to etcd: a user and its
 // password, given apart from the endpoints (an endpoint URL carrying them
 // is refused, see CheckEndpoints). The zero value authenticates no one.
 type EtcdAuth struct {
 	User         string
-	Password     Password
+	Password     secret.Secret
 	PasswordFile string
 }
 
@@ -56,7 +41,7 @@ func (a *EtcdAuth) SecretsFromEnv(lookup func(string) (string, bool)) {
 		lookup = os.LookupEnv
 	}
 	if v, _ := lookup(EnvEtcdPassword); v != "" {
-		a.Password = Password(v)
+		a.Password = secret.Secret(v)
 	}
 }
 
@@ -79,7 +64,7 @@ func (a EtcdAuth) resolve() (string, string, error) {
 		return "", "", nil
 	}
 	if a.PasswordFile == "" {
-		return a.User, string(a.Password), nil
+		return a.User, a.Password.Reveal(), nil
 	}
 	b, err := os.ReadFile(a.PasswordFile)
 	if err != nil {

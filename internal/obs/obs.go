@@ -20,6 +20,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/dataco/clickstream/internal/listen"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -108,7 +109,7 @@ func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, er
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	if Loopback(ln.Addr()) {
+	if listen.Loopback(ln.Addr().String()) {
 		// Profiles show what the process holds: never beyond this host.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -126,7 +127,7 @@ func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, er
 			logger.Error("metrics server", "err", err)
 		}
 	}()
-	if !Loopback(s.addr) {
+	if !listen.Loopback(s.addr.String()) {
 		logger.Warn("INSECURE: serving plain-text metrics beyond loopback (--insecure)", "addr", s.addr.String())
 	}
 	logger.Info("serving metrics", "addr", s.addr.String())
@@ -147,10 +148,4 @@ func (s *Server) Close() error {
 	}
 	<-s.done
 	return err
-}
-
-// Loopback reports whether a is a loopback address.
-func Loopback(a net.Addr) bool {
-	tcp, ok := a.(*net.TCPAddr)
-	return ok && tcp.IP.IsLoopback()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/secret"
 )
 
 // AuthEtcd is an etcd server process with authentication on, and the
@@ -25,15 +26,15 @@ type AuthEtcd struct {
 // each has a password file written for it too (CoordinatorFile,
 // WorkerFile) for commands that take --etcd-password-file.
 func (e *AuthEtcd) Root() cluster.EtcdAuth {
-	return cluster.EtcdAuth{User: e.Users.Root, Password: cluster.Password(e.Users.RootPW)}
+	return cluster.EtcdAuth{User: e.Users.Root, Password: secret.Secret(e.Users.RootPW)}
 }
 
 func (e *AuthEtcd) Coordinator() cluster.EtcdAuth {
-	return cluster.EtcdAuth{User: e.Users.Coordinator, Password: cluster.Password(e.Users.CoordinatorPW)}
+	return cluster.EtcdAuth{User: e.Users.Coordinator, Password: secret.Secret(e.Users.CoordinatorPW)}
 }
 
 func (e *AuthEtcd) Worker() cluster.EtcdAuth {
-	return cluster.EtcdAuth{User: e.Users.Worker, Password: cluster.Password(e.Users.WorkerPW)}
+	return cluster.EtcdAuth{User: e.Users.Worker, Password: secret.Secret(e.Users.WorkerPW)}
 }
 
 // StartAuthEtcd starts the etcd server binary ($CLICKSTREAM_ETCD_BINARY,
