@@ -129,9 +129,9 @@ func (tm *term) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 		SessionTimeout: durationpb.New(spec.SessionTimeout),
 		PartialUri:     spec.Out, PartialKey: results.PartialKey(j.rec.ID, t.pt.Bucket),
 	}
-	addr := a.worker.info.Addr
+	wid, addr := a.worker.info.ID, a.worker.info.Addr
 	tm.spawn(func() {
-		resp, err := tm.c.runner.RunTask(actx, addr, req)
+		resp, err := tm.c.runner.RunTask(actx, wid, addr, req)
 		// Decided now, not when the term gets to it: an error that
 		// came back before the deadline is not a timeout.
 		timedOut := status.Code(err) == codes.DeadlineExceeded && context.Cause(actx) == errTaskTimeout

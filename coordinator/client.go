@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/dataco/clickstream/internal/mtls"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -40,6 +41,7 @@ var ErrUnreachable = errors.New("coordinator unreachable")
 // not told of.
 type Client struct {
 	timeout time.Duration
+	creds   grpc.DialOption
 	// ReconnectWindow bounds how long Submit and Wait keep trying while no
 	// coordinator answers (a standby may be taking over).
 	ReconnectWindow time.Duration
@@ -50,18 +52,36 @@ type Client struct {
 	cur   int // index in addrs of the coordinator to call first
 }
 
+// A DialOption configures Dial.
+type DialOption func(*Client)
+
+// WithTLS makes the client use mutual TLS with src's certificate, and
+// talk only to servers whose certificate has the coordinator role.
+func WithTLS(src *mtls.Source) DialOption {
+	return func(c *Client) {
+		if src != nil {
+			c.creds = mtls.DialOption(src, mtls.ExpectRole(mtls.RoleCoordinator))
+		}
+	}
+}
+
 // Dial returns a client of the coordinators at addrs, a comma-separated
 // list of host:port. Each unary call is bounded by timeout (zero:
 // DefaultClientTimeout); connection attempts give up after about 3 s, so
-// an unreachable coordinator fails fast and the next is tried.
-func Dial(addrs string, timeout time.Duration) (*Client, error) {
+// an unreachable coordinator fails fast and the next is tried. Without
+// WithTLS the connections are plain text.
+func Dial(addrs string, timeout time.Duration, opts ...DialOption) (*Client, error) {
 	if addrs == "" {
 		addrs = DefaultAddr
 	}
 	if timeout <= 0 {
 		timeout = DefaultClientTimeout
 	}
-	c := &Client{timeout: timeout, ReconnectWindow: DefaultReconnectWindow, conns: map[string]*grpc.ClientConn{}}
+	c := &Client{timeout: timeout, ReconnectWindow: DefaultReconnectWindow, conns: map[string]*grpc.ClientConn{},
+		creds: grpc.WithTransportCredentials(insecure.NewCredentials())}
+	for _, o := range opts {
+		o(c)
+	}
 	for _, a := range strings.Split(addrs, ",") {
 		a = strings.TrimSpace(a)
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -82,7 +102,7 @@ func (c *Client) conn(addr string) (pb.CoordinatorServiceClient, error) {
 		return pb.NewCoordinatorServiceClient(cc), nil
 	}
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		c.creds,
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 3 * time.Second,

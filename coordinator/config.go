@@ -12,6 +12,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
+	"github.com/dataco/clickstream/internal/mtls"
 )
 
 // Defaults of Config.
@@ -42,6 +43,11 @@ type Config struct {
 	// Insecure allows listeners beyond loopback (gRPC, metrics) although
 	// their traffic is plain text; each start then logs a warning.
 	Insecure bool
+	// TLS names the certificate files that turn on mutual TLS for the
+	// API and for calls to workers (see package mtls); TLSSource, if set,
+	// is used instead (certificates made in memory).
+	TLS       mtls.Files
+	TLSSource *mtls.Source `json:"-"`
 	// Advertise is the address other coordinators and users are told to
 	// use for the leader; empty means the listener's address.
 	Advertise string
@@ -205,8 +211,14 @@ func (c *Config) Validate() error {
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--metrics-listen", c.MetricsListen}} {
-		if err := listen.Check(l.flag, l.addr, c.Insecure); err != nil {
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for _, l := range []struct {
+		flag, addr string
+		tls        bool
+	}{{"--listen", c.Listen, c.TLSEnabled()}, {"--metrics-listen", c.MetricsListen, false}} {
+		if err := listen.Check(l.flag, l.addr, c.Insecure || l.tls); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
@@ -235,6 +247,9 @@ func (c *Config) Validate() error {
 	}
 	return c.withinLimits()
 }
+
+// TLSEnabled reports whether the coordinator uses mutual TLS.
+func (c *Config) TLSEnabled() bool { return c.TLSSource != nil || c.TLS.Enabled() }
 
 // withinLimits checks that the coordinator's own defaults and periodic
 // windows pass its limits and roots, which would otherwise refuse every
@@ -266,6 +281,7 @@ func (c *Config) withinLimits() error {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (beyond loopback only with --insecure)")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plain-text listeners beyond loopback (gRPC, metrics); logs a warning at every start")
+	c.TLS.AddFlags(fs)
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address announced as the leader's (default: the listen address)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated (empty: run an embedded etcd)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")

@@ -20,6 +20,7 @@ import (
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
+	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/obs"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -44,6 +45,7 @@ type Coordinator struct {
 	lis  net.Listener
 	srv  *grpc.Server
 	addr string
+	tls  *mtls.Source // nil: plain text
 
 	// base ends the leadership loop and open WatchJob streams on Close.
 	base   context.Context
@@ -85,8 +87,19 @@ func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.R
 		runner:  cfg.Runner,
 		stores:  lake.NewStores(cfg.S3),
 	}
+	c.tls = cfg.TLSSource
+	if c.tls == nil && cfg.TLS.Enabled() {
+		if c.tls, err = mtls.Load(cfg.TLS); err != nil {
+			return nil, fmt.Errorf("coordinator: %w", err)
+		}
+	}
+	if c.tls != nil {
+		if id := c.tls.Identity(); id.Role != mtls.RoleCoordinator {
+			return nil, fmt.Errorf("%w: the certificate names %s; a coordinator needs role %s", ErrConfig, id, mtls.RoleCoordinator)
+		}
+	}
 	if c.runner == nil {
-		c.grpcRun = newGRPCRunner()
+		c.grpcRun = newGRPCRunner(c.tls)
 		c.runner = c.grpcRun
 	}
 	return c, nil
@@ -102,7 +115,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("coordinator: listen: %w", err)
 	}
-	if !listen.Loopback(c.cfg.Listen) {
+	if c.tls == nil && !listen.Loopback(c.cfg.Listen) {
 		c.logger.Warn("INSECURE: serving plain-text gRPC beyond loopback (--insecure): anyone who reaches this port can submit and cancel jobs", "listen", c.cfg.Listen)
 	}
 	c.lis = lis
@@ -111,9 +124,13 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		c.addr = advertised(lis.Addr())
 	}
 	c.base, c.stop = context.WithCancel(context.WithoutCancel(ctx))
-	c.srv = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if c.tls != nil {
+		opts = append(opts, mtls.ServerOptions(c.tls, Policy)...)
+	}
+	c.srv = grpc.NewServer(opts...)
 	pb.RegisterCoordinatorServiceServer(c.srv, c)
 	if c.cfg.Schedule.Enabled {
 		c.loops.Add(1)
@@ -140,7 +157,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		defer c.loops.Done()
 		c.campaign(c.base)
 	}()
-	c.logger.Info("coordinator started", "addr", c.addr, "etcd_prefix", c.cfg.EtcdPrefix, "lake", c.cfg.Lake)
+	c.logger.Info("coordinator started", "addr", c.addr, "tls", c.tlsIdentity(), "etcd_prefix", c.cfg.EtcdPrefix, "lake", c.cfg.Lake)
 	return nil
 }
 

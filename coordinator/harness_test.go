@@ -187,7 +187,7 @@ func (r *fakeRunner) add(w *fakeWorker) {
 	r.workers[w.addr] = w
 }
 
-func (r *fakeRunner) RunTask(ctx context.Context, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+func (r *fakeRunner) RunTask(ctx context.Context, _, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
 	r.mu.Lock()
 	w := r.workers[addr]
 	r.mu.Unlock()

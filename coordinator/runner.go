@@ -2,22 +2,26 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
-// TaskRunner runs one task attempt on the worker at addr. The gRPC
-// implementation is the default; tests plug in fakes.
+// TaskRunner runs one task attempt on the worker registered as workerID
+// at addr. The gRPC implementation is the default; tests plug in fakes.
 type TaskRunner interface {
-	RunTask(ctx context.Context, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error)
+	RunTask(ctx context.Context, workerID, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error)
 }
 
 // Publisher publishes a job's committed result (meta is its _SUCCESS in
@@ -50,45 +54,66 @@ func (p funcPublisher) Publish(ctx context.Context, out lake.Store, meta results
 }
 
 // grpcRunner calls WorkerService over one cached connection per worker.
+// With TLS, a connection is made only to a server whose certificate names
+// the worker id of the registration (mtls.Expect): a registration that
+// points at another process gets no task.
 type grpcRunner struct {
+	tls *mtls.Source // nil: plain text
+
 	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	conns map[workerAddr]*grpc.ClientConn
 }
 
-func newGRPCRunner() *grpcRunner { return &grpcRunner{conns: make(map[string]*grpc.ClientConn)} }
+type workerAddr struct{ id, addr string }
 
-func (r *grpcRunner) conn(addr string) (*grpc.ClientConn, error) {
+func newGRPCRunner(tls *mtls.Source) *grpcRunner {
+	return &grpcRunner{tls: tls, conns: make(map[workerAddr]*grpc.ClientConn)}
+}
+
+func (r *grpcRunner) conn(w workerAddr) (*grpc.ClientConn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, ok := r.conns[addr]; ok {
+	if c, ok := r.conns[w]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if r.tls != nil {
+		id, err := mtls.NewIdentity(mtls.RoleWorker, w.id)
+		if err != nil {
+			return nil, fmt.Errorf("worker %q: %w", w.id, err)
+		}
+		creds = mtls.DialOption(r.tls, mtls.Expect(id))
+	}
+	c, err := grpc.NewClient(w.addr, creds,
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return nil, err
 	}
-	r.conns[addr] = c
+	r.conns[w] = c
 	return c, nil
 }
 
-func (r *grpcRunner) RunTask(ctx context.Context, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
-	c, err := r.conn(addr)
+func (r *grpcRunner) RunTask(ctx context.Context, workerID, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+	c, err := r.conn(workerAddr{workerID, addr})
 	if err != nil {
-		return nil, err
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	return pb.NewWorkerServiceClient(c).RunTask(ctx, req)
 }
 
-// forget closes the connection to a worker that left.
-func (r *grpcRunner) forget(addr string) {
+// forget closes the connections to a worker that left.
+func (r *grpcRunner) forget(workerID string) {
 	r.mu.Lock()
-	c := r.conns[addr]
-	delete(r.conns, addr)
+	var gone []*grpc.ClientConn
+	for w, c := range r.conns {
+		if w.id == workerID {
+			gone = append(gone, c)
+			delete(r.conns, w)
+		}
+	}
 	r.mu.Unlock()
-	if c != nil {
+	for _, c := range gone {
 		c.Close()
 	}
 }

@@ -67,7 +67,7 @@ func (tm *term) removeWorker(id, why string) {
 		}
 	}
 	if tm.c.grpcRun != nil {
-		tm.c.grpcRun.forget(w.info.Addr)
+		tm.c.grpcRun.forget(w.info.ID)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
+	"github.com/dataco/clickstream/internal/mtls"
 )
 
 // Defaults of Config.
@@ -54,6 +55,13 @@ type Config struct {
 	// Insecure allows listeners beyond loopback (gRPC, metrics) although
 	// their traffic is plain text; each start then logs a warning.
 	Insecure bool
+	// TLS names the certificate files that turn on mutual TLS (see
+	// package mtls): the worker then serves only callers with the
+	// coordinator role, and its certificate must name its ID
+	// (spiffe://clickstream/worker/<ID>); an empty ID takes the
+	// certificate's. TLSSource, if set, is used instead.
+	TLS       mtls.Files
+	TLSSource *mtls.Source `json:"-"`
 	// ShutdownTimeout bounds the wait for running tasks on shutdown.
 	ShutdownTimeout time.Duration
 	// S3 configures the s3:// stores a task reads or writes.
@@ -81,8 +89,15 @@ var ErrConfig = fmt.Errorf("worker: invalid config")
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--metrics-listen", c.MetricsListen}} {
-		if err := listen.Check(l.flag, l.addr, c.Insecure); err != nil {
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	tlsOn := c.TLSSource != nil || c.TLS.Enabled()
+	for _, l := range []struct {
+		flag, addr string
+		tls        bool
+	}{{"--listen", c.Listen, tlsOn}, {"--metrics-listen", c.MetricsListen, false}} {
+		if err := listen.Check(l.flag, l.addr, c.Insecure || l.tls); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
@@ -143,6 +158,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ID, "id", c.ID, "worker id in etcd (default host name plus a random suffix)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (beyond loopback only with --insecure)")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plain-text listeners beyond loopback (gRPC, metrics); logs a warning at every start")
+	c.TLS.AddFlags(fs)
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address the coordinator dials (default: the listen address, host name if listening on all interfaces)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "prefix of the cluster's etcd keys")

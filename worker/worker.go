@@ -24,6 +24,7 @@ import (
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
+	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/obs"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -47,6 +48,7 @@ type Worker struct {
 	lis     net.Listener
 	srv     *grpc.Server
 	addr    string
+	tls     *mtls.Source // nil: plain text
 	started time.Time
 
 	// base is cancelled by Close after the graceful drain: it ends task
@@ -77,15 +79,33 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Worker, e
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	id := cfg.ID
-	if id == "" {
-		id = defaultID()
-	}
 	crash, err := crashFromEnv()
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	src := cfg.TLSSource
+	if src == nil && cfg.TLS.Enabled() {
+		if src, err = mtls.Load(cfg.TLS); err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+	}
+	id := cfg.ID
+	if src != nil {
+		cert := src.Identity()
+		switch {
+		case cert.Role != mtls.RoleWorker:
+			return nil, fmt.Errorf("%w: the certificate names %s; a worker needs role %s", ErrConfig, cert, mtls.RoleWorker)
+		case id == "":
+			id = cert.Name
+		case id != cert.Name:
+			return nil, fmt.Errorf("%w: --id %q differs from the certificate's identity %s: the coordinator would refuse to send it tasks", ErrConfig, id, cert)
+		}
+	}
+	if id == "" {
+		id = defaultID()
+	}
 	return &Worker{
+		tls:     src,
 		crash:   crash,
 		cfg:     cfg,
 		logger:  logger.With("worker", id),
@@ -137,17 +157,21 @@ func (w *Worker) Start(ctx context.Context) error {
 		cli.Close()
 		return fmt.Errorf("worker: listen: %w", err)
 	}
-	if !listen.Loopback(w.cfg.Listen) {
+	if w.tls == nil && !listen.Loopback(w.cfg.Listen) {
 		w.logger.Warn("INSECURE: serving plain-text gRPC beyond loopback (--insecure): anyone who reaches this port can run tasks", "listen", w.cfg.Listen)
 	}
 	w.cli, w.lis = cli, lis
 	w.addr = advertised(w.cfg.Advertise, lis.Addr())
 	w.started = time.Now().UTC()
 	w.base, w.stop = context.WithCancel(context.WithoutCancel(ctx))
-	w.srv = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	}
+	if w.tls != nil {
+		opts = append(opts, mtls.ServerOptions(w.tls, Policy)...)
+	}
+	w.srv = grpc.NewServer(opts...)
 	pb.RegisterWorkerServiceServer(w.srv, w)
 	w.loops.Add(1)
 	go func() {
@@ -170,7 +194,11 @@ func (w *Worker) Start(ctx context.Context) error {
 		defer w.loops.Done()
 		w.keepRegistered(ka)
 	}()
-	w.logger.Info("worker started", "addr", w.addr, "parallelism", cap(w.sem), "etcd", w.cfg.Etcd)
+	tlsState := "off (plain text)"
+	if w.tls != nil {
+		tlsState = w.tls.Identity().URI()
+	}
+	w.logger.Info("worker started", "addr", w.addr, "parallelism", cap(w.sem), "etcd", w.cfg.Etcd, "tls", tlsState)
 	return nil
 }
 
@@ -357,4 +385,10 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	}
 	<-ctx.Done()
 	return w.Close()
+}
+
+// Policy is who may call WorkerService when the worker serves mutual
+// TLS: coordinators only.
+var Policy = mtls.Policy{
+	pb.WorkerService_RunTask_FullMethodName: {mtls.RoleCoordinator},
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/internal/mtls"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -22,14 +23,27 @@ import (
 type clientFlags struct {
 	addr    string
 	timeout time.Duration
+	tls     mtls.Files
 }
 
 func (c *clientFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&c.addr, "coordinator", coordinator.DefaultAddr, "coordinator addresses, comma-separated: any of them answers, and the client follows a failover")
 	fs.DurationVar(&c.timeout, "timeout", coordinator.DefaultClientTimeout, "timeout of each request to the coordinator")
+	c.tls.AddFlags(fs)
 }
 
-func (c *clientFlags) dial() (*coordinator.Client, error) { return coordinator.Dial(c.addr, c.timeout) }
+// dial returns a client of the coordinators, over mutual TLS when the
+// certificate files are given (an operator's or a viewer's).
+func (c *clientFlags) dial() (*coordinator.Client, error) {
+	if !c.tls.Enabled() {
+		return coordinator.Dial(c.addr, c.timeout)
+	}
+	src, err := mtls.Load(c.tls)
+	if err != nil {
+		return nil, err
+	}
+	return coordinator.Dial(c.addr, c.timeout, coordinator.WithTLS(src))
+}
 
 func newStatusCmd() *cobra.Command {
 	var cf clientFlags

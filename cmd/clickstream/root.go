@@ -83,7 +83,7 @@ aggregate time windows of the lake, and the results are indexed into Elasticsear
 		newGenCmd(), newIngestCmd(),
 		newCoordinatorCmd(), newWorkerCmd(),
 		newSubmitCmd(), newStatusCmd(), newCancelCmd(), newRunCmd(),
-		newIndexCmd(), newTopCmd(), newVacuumCmd(), newEtcdAuthCmd(),
+		newIndexCmd(), newTopCmd(), newVacuumCmd(), newEtcdAuthCmd(), newCertsCmd(),
 		newVersionCmd(),
 	)
 	for _, c := range root.Commands() {

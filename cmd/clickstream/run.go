@@ -19,6 +19,8 @@ import (
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/pki"
 	"github.com/dataco/clickstream/worker"
 )
 
@@ -28,6 +30,7 @@ func newRunCmd() *cobra.Command {
 		s3          lake.S3Options
 		workers     int
 		parallelism int
+		plaintext   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --lake URI --from T --to T --out URI [--workers N] [--format ndjson|csv]",
@@ -62,12 +65,12 @@ func newRunCmd() *cobra.Command {
 				roots[i] = st.URI()
 			}
 			lc, err := startLocalCluster(ctx, localClusterConfig{Workers: workers, Parallelism: parallelism, Logger: logger, S3: s3,
-				LakeRoots: roots[:1], OutputRoots: roots[1:]})
+				LakeRoots: roots[:1], OutputRoots: roots[1:], TLS: !plaintext})
 			if err != nil {
 				return err
 			}
 			defer lc.Close()
-			c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
+			c, err := lc.Dial()
 			if err != nil {
 				return err
 			}
@@ -85,17 +88,50 @@ func newRunCmd() *cobra.Command {
 	s3.AddFlags(fs)
 	fs.IntVar(&workers, "workers", max(1, runtime.GOMAXPROCS(0)), "workers to start")
 	fs.IntVar(&parallelism, "parallelism", 0, "tasks per worker at once (0: GOMAXPROCS / workers, at least 1)")
+	fs.BoolVar(&plaintext, "plaintext", false, "plain-text gRPC between the embedded processes (default: mutual TLS with certificates made in memory for this run)")
 	return cmd
 }
 
 // localCluster is an embedded etcd, a coordinator and workers in this
-// process, talking gRPC over loopback.
+// process, talking gRPC over loopback; with TLS, over mutual TLS with
+// certificates of a CA made in memory for the cluster's lifetime.
 type localCluster struct {
 	dir         string
 	etcd        *cluster.Embedded
 	etcdClient  interface{ Close() error }
+	ca          *pki.CA // nil: plain text
 	Coordinator *coordinator.Coordinator
 	Workers     []*worker.Worker
+}
+
+// source returns TLS material for role and name from the cluster's CA, or
+// nil without TLS.
+func (lc *localCluster) source(role mtls.Role, name string) (*mtls.Source, error) {
+	if lc.ca == nil {
+		return nil, nil
+	}
+	id, err := mtls.NewIdentity(role, name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := lc.ca.Issue(pki.Request{URI: id.URI(), DNSNames: []string{"localhost"}})
+	if err != nil {
+		return nil, err
+	}
+	tc, err := c.TLS()
+	if err != nil {
+		return nil, err
+	}
+	return mtls.Static(tc, lc.ca.Pool())
+}
+
+// Dial returns a client of the coordinator, an operator with TLS.
+func (lc *localCluster) Dial() (*coordinator.Client, error) {
+	src, err := lc.source(mtls.RoleOperator, "local")
+	if err != nil {
+		return nil, err
+	}
+	return coordinator.Dial(lc.Coordinator.Addr(), 0, coordinator.WithTLS(src))
 }
 
 type localClusterConfig struct {
@@ -105,6 +141,8 @@ type localClusterConfig struct {
 	S3 lake.S3Options
 	// LakeRoots and OutputRoots confine the workers' stores (worker.Config).
 	LakeRoots, OutputRoots []string
+	// TLS turns on mutual TLS between the processes.
+	TLS bool
 	// Coordinator and Worker adjust the default configurations.
 	Coordinator func(*coordinator.Config)
 	Worker      func(i int, cfg *worker.Config)
@@ -119,6 +157,11 @@ func startLocalCluster(ctx context.Context, lcfg localClusterConfig) (lc *localC
 	}()
 	if lc.dir, err = os.MkdirTemp("", "clickstream-run-"); err != nil {
 		return nil, err
+	}
+	if lcfg.TLS {
+		if lc.ca, err = pki.NewCA("clickstream run", 24*time.Hour); err != nil {
+			return nil, err
+		}
 	}
 	lc.etcd, err = cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: filepath.Join(lc.dir, "etcd"), Fast: true, NoFsync: true, LogLevel: "panic"})
 	if err != nil {
@@ -136,6 +179,11 @@ func startLocalCluster(ctx context.Context, lcfg localClusterConfig) (lc *localC
 	ccfg.S3 = lcfg.S3
 	if lcfg.Coordinator != nil {
 		lcfg.Coordinator(&ccfg)
+	}
+	if ccfg.TLSSource == nil {
+		if ccfg.TLSSource, err = lc.source(mtls.RoleCoordinator, "local"); err != nil {
+			return nil, err
+		}
 	}
 	coord, err := coordinator.New(ccfg, cli, lcfg.Logger.With("component", "coordinator"), nil)
 	if err != nil {
@@ -155,6 +203,11 @@ func startLocalCluster(ctx context.Context, lcfg localClusterConfig) (lc *localC
 		wcfg.LakeRoots, wcfg.OutputRoots = lcfg.LakeRoots, lcfg.OutputRoots
 		if lcfg.Worker != nil {
 			lcfg.Worker(i, &wcfg)
+		}
+		if wcfg.TLSSource == nil {
+			if wcfg.TLSSource, err = lc.source(mtls.RoleWorker, wcfg.ID); err != nil {
+				return nil, err
+			}
 		}
 		w, err := worker.New(wcfg, lcfg.Logger.With("component", "worker"), nil)
 		if err != nil {

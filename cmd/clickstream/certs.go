@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/pki"
+)
+
+// newCertsCmd creates a local CA and a certificate per process, for
+// development and for clusters without a certificate manager.
+func newCertsCmd() *cobra.Command {
+	var (
+		dir                                      string
+		hosts                                    []string
+		coordinators, workers, operators, viewer []string
+		validity, caValidity                     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "certs [--dir DIR] [--worker ID]... [--hosts H,...]",
+		Short: "create a local CA and a certificate per role for mutual TLS (reuses DIR/ca.pem and ca-key.pem if present)",
+		Long: `certs creates, in DIR, a CA (ca.pem, ca-key.pem) and, signed by it, a certificate and key per process:
+<role>-<name>.pem and <role>-<name>-key.pem, naming spiffe://clickstream/<role>/<name>.
+A CA already in DIR is reused, so running certs again renews the certificates, and
+running processes pick the new files up on their next connection.
+
+  clickstream certs --dir certs --worker worker-1 --worker worker-2
+  clickstream coordinator --tls-ca certs/ca.pem --tls-cert certs/coordinator-local.pem --tls-key certs/coordinator-local-key.pem ...
+  clickstream worker --tls-ca certs/ca.pem --tls-cert certs/worker-worker-1.pem --tls-key certs/worker-worker-1-key.pem ...
+  clickstream status --tls-ca certs/ca.pem --tls-cert certs/viewer-local.pem --tls-key certs/viewer-local-key.pem`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var reqs []mtls.Identity
+			for _, g := range []struct {
+				role  mtls.Role
+				names []string
+			}{{mtls.RoleCoordinator, coordinators}, {mtls.RoleWorker, workers}, {mtls.RoleOperator, operators}, {mtls.RoleViewer, viewer}} {
+				for _, n := range g.names {
+					id, err := mtls.NewIdentity(g.role, n)
+					if err != nil {
+						return usageError{err}
+					}
+					reqs = append(reqs, id)
+				}
+			}
+			var dns []string
+			var ips []net.IP
+			for _, h := range hosts {
+				if ip := net.ParseIP(h); ip != nil {
+					ips = append(ips, ip)
+				} else {
+					dns = append(dns, h)
+				}
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			ca, created, err := loadOrCreateCA(dir, caValidity)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if created {
+				fmt.Fprintf(out, "created CA %s (valid until %s)\n", filepath.Join(dir, "ca.pem"), ca.Cert.NotAfter.Format(time.DateOnly))
+			} else {
+				fmt.Fprintf(out, "reusing CA %s\n", filepath.Join(dir, "ca.pem"))
+			}
+			for _, id := range reqs {
+				c, err := ca.Issue(pki.Request{URI: id.URI(), DNSNames: dns, IPs: ips, NotAfter: time.Now().Add(validity)})
+				if err != nil {
+					return err
+				}
+				base := filepath.Join(dir, string(id.Role)+"-"+id.Name)
+				if err := writeFileAtomic(base+"-key.pem", c.KeyPEM, 0o600); err != nil {
+					return err
+				}
+				if err := writeFileAtomic(base+".pem", c.CertPEM, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s: %s.pem, %s-key.pem\n", id, base, base)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&dir, "dir", "certs", "directory of the CA and the certificates")
+	fs.StringSliceVar(&hosts, "hosts", []string{"localhost", "127.0.0.1", "::1"}, "DNS names and IPs added to every certificate, for tools that check host names")
+	fs.StringSliceVar(&coordinators, "coordinator", []string{"local"}, "coordinator names (repeatable)")
+	fs.StringSliceVar(&workers, "worker", []string{"worker-1", "worker-2"}, "worker ids (repeatable): a worker's certificate names its --id")
+	fs.StringSliceVar(&operators, "operator", []string{"local"}, "operator names: may submit and cancel jobs (repeatable)")
+	fs.StringSliceVar(&viewer, "viewer", []string{"local"}, "viewer names: may read jobs (repeatable)")
+	fs.DurationVar(&validity, "validity", pki.DefaultValidity, "validity of the certificates")
+	fs.DurationVar(&caValidity, "ca-validity", 5*365*24*time.Hour, "validity of a new CA")
+	return cmd
+}
+
+// loadOrCreateCA returns the CA in dir, creating it if absent.
+func loadOrCreateCA(dir string, validity time.Duration) (ca *pki.CA, created bool, err error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	certPEM, err1 := os.ReadFile(certFile)
+	keyPEM, err2 := os.ReadFile(keyFile)
+	switch {
+	case err1 == nil && err2 == nil:
+		ca, err = pki.LoadCA(certPEM, keyPEM)
+		return ca, false, err
+	case !os.IsNotExist(err1) || !os.IsNotExist(err2):
+		return nil, false, fmt.Errorf("CA in %s: need both ca.pem and ca-key.pem or neither: %v, %v", dir, err1, err2)
+	}
+	if ca, err = pki.NewCA("clickstream CA", validity); err != nil {
+		return nil, false, err
+	}
+	key, err := ca.KeyPEM()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := writeFileAtomic(keyFile, key, 0o600); err != nil {
+		return nil, false, err
+	}
+	if err := writeFileAtomic(certFile, ca.CertPEM(), 0o644); err != nil {
+		return nil, false, err
+	}
+	return ca, true, nil
+}
+
+// writeFileAtomic replaces name with data: a process reading it sees the
+// old or the new content, never a part.
+func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
