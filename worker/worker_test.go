@@ -28,6 +28,8 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/leaktest"
+	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/pki"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -486,5 +488,69 @@ func TestTaskConfinedToRoots(t *testing.T) {
 	sub := f.request(0, 1)
 	if _, err := client.RunTask(ctx, sub); err != nil {
 		t.Fatalf("a task inside the roots: %v", err)
+	}
+}
+
+// TestTLSIdentity: with mutual TLS, the worker serves coordinators only,
+// and its id is the one its certificate names.
+func TestTLSIdentity(t *testing.T) {
+	f := newFixture(t)
+	ca, err := pki.NewCA("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := func(role mtls.Role, name string) *mtls.Source {
+		src, err := mtls.Issue(ca, mtls.Identity{Role: role, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	for _, tc := range []struct {
+		name string
+		id   string
+		src  *mtls.Source
+		want string
+	}{
+		{"viewer certificate", "", source(mtls.RoleViewer, "w1"), "a worker needs role worker"},
+		{"another id", "w2", source(mtls.RoleWorker, "w1"), `--id "w2" differs from the certificate's identity spiffe://clickstream/worker/w1`},
+	} {
+		cfg := NewConfig()
+		cfg.Etcd, cfg.ID, cfg.TLSSource = strings.Join(f.endpoints, ","), tc.id, tc.src
+		cfg.LakeRoots, cfg.OutputRoots = []string{f.src.URI()}, []string{f.out.URI()}
+		if _, err := New(cfg, nil, nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+
+	w, _, _ := f.start(func(c *Config) { c.ID, c.TLSSource = "", source(mtls.RoleWorker, "w1") })
+	if w.ID() != "w1" {
+		t.Fatalf("id %q, want the certificate's w1", w.ID())
+	}
+	call := func(role mtls.Role) error {
+		conn, err := grpc.NewClient(w.Addr(), mtls.DialOption(source(role, "c"), mtls.Expect(mtls.Identity{Role: mtls.RoleWorker, Name: "w1"})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = pb.NewWorkerServiceClient(conn).RunTask(context.Background(), f.request(0, 1))
+		return err
+	}
+	if err := call(mtls.RoleCoordinator); err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	for _, r := range []mtls.Role{mtls.RoleOperator, mtls.RoleViewer, mtls.RoleWorker} {
+		if err := call(r); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s: got %v, want PermissionDenied", r, err)
+		}
+	}
+	// Plain text is not served at all.
+	conn, err := grpc.NewClient(w.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := pb.NewWorkerServiceClient(conn).RunTask(context.Background(), f.request(1, 1)); err == nil {
+		t.Fatal("plain-text call served")
 	}
 }

@@ -114,15 +114,7 @@ func (lc *localCluster) source(role mtls.Role, name string) (*mtls.Source, error
 	if err != nil {
 		return nil, err
 	}
-	c, err := lc.ca.Issue(pki.Request{URI: id.URI(), DNSNames: []string{"localhost"}})
-	if err != nil {
-		return nil, err
-	}
-	tc, err := c.TLS()
-	if err != nil {
-		return nil, err
-	}
-	return mtls.Static(tc, lc.ca.Pool())
+	return mtls.Issue(lc.ca, id, "localhost")
 }
 
 // Dial returns a client of the coordinator, an operator with TLS.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/dataco/clickstream/internal/pki"
 )
 
 // Files names the PEM files of a process's certificate, its key and the
@@ -197,3 +199,18 @@ var (
 	ErrNoCertificate = errors.New("no client certificate")
 	ErrUntrusted     = errors.New("certificate not trusted")
 )
+
+// Issue returns a static source holding a new certificate for id signed
+// by ca, and trusting ca: the material of a process in a cluster whose CA
+// lives in memory (clickstream run, tests).
+func Issue(ca *pki.CA, id Identity, dnsNames ...string) (*Source, error) {
+	c, err := ca.Issue(pki.Request{URI: id.URI(), DNSNames: dnsNames})
+	if err != nil {
+		return nil, err
+	}
+	tc, err := c.TLS()
+	if err != nil {
+		return nil, fmt.Errorf("mtls: %w", err)
+	}
+	return Static(tc, ca.Pool())
+}

@@ -1,0 +1,83 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/pki"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// TestRoles: with mutual TLS, operators submit and cancel, viewers read,
+// and nobody else calls the API.
+func TestRoles(t *testing.T) {
+	h := newHarness(t, 2, 20, 500)
+	h.worker("w1", 2, nil)
+	ca, err := pki.NewCA("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := func(role mtls.Role) *mtls.Source {
+		src, err := mtls.Issue(ca, mtls.Identity{Role: role, Name: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	cfg := NewConfig()
+	cfg.Listen, cfg.Etcd, cfg.TLSSource = "127.0.0.1:0", strings.Join(h.endpoints, ","), source(mtls.RoleWorker)
+	if _, err := New(cfg, h.cli, nil, nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "a coordinator needs role coordinator") {
+		t.Fatalf("a worker's certificate: %v", err)
+	}
+
+	c := h.coordinator(func(cfg *Config) { cfg.TLSSource = source(mtls.RoleCoordinator) })
+	client := func(role mtls.Role) *Client {
+		cl, err := Dial(c.Addr(), 5*time.Second, WithTLS(source(role)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	operator, viewer := client(mtls.RoleOperator), client(mtls.RoleViewer)
+	j := h.run(operator, h.spec())
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job %v", j.GetState())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := viewer.Get(ctx, j.GetId()); err != nil {
+		t.Fatalf("viewer get: %v", err)
+	}
+	if jobs, err := viewer.List(ctx, 10); err != nil || len(jobs) != 1 {
+		t.Fatalf("viewer list: %v %v", jobs, err)
+	}
+	if _, err := viewer.Wait(ctx, j.GetId(), nil); err != nil {
+		t.Fatalf("viewer watch: %v", err)
+	}
+	for name, err := range map[string]error{
+		"viewer submit": func() error { _, err := viewer.Submit(ctx, h.spec()); return err }(),
+		"viewer cancel": func() error { _, err := viewer.Cancel(ctx, j.GetId()); return err }(),
+		"worker get":    func() error { _, err := client(mtls.RoleWorker).Get(ctx, j.GetId()); return err }(),
+	} {
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "it needs role") {
+			t.Errorf("%s: got %v, want PermissionDenied naming the role", name, err)
+		}
+	}
+	plain, err := Dial(c.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.ReconnectWindow = 0
+	if _, err := plain.Get(ctx, j.GetId()); err == nil {
+		t.Fatal("plain-text client served")
+	}
+}
