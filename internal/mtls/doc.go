@@ -9,9 +9,9 @@
 //	spiffe://clickstream/<role>/<name>
 //
 // with role one of coordinator, worker, operator (submits and cancels
-// jobs) and viewer (reads status, lists, watches), and name [A-Za-z0-9._-]
-// of at most 128 bytes. A worker's name is its worker id. Host names are
-// not checked: a client checks the identity it expects (any coordinator;
+// jobs) and viewer (reads status, lists, watches), and name at most 128
+// bytes of [A-Za-z0-9._-], starting with a letter or digit. A worker's
+// name is its worker id. Host names are not checked: a client checks the identity it expects (any coordinator;
 // the worker id it read from the worker's registration), as SPIFFE does.
 //
 // # Certificates

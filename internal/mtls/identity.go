@@ -102,9 +102,10 @@ func checkName(name string) error {
 	if name == "" || len(name) > 128 {
 		return fmt.Errorf("%w: name %q: want 1 to 128 bytes", ErrIdentity, name)
 	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
-			return fmt.Errorf("%w: name %q: only letters, digits, '.', '_' and '-'", ErrIdentity, name)
+	for i, r := range name {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || r != '-' && r != '.' && r != '_') {
+			return fmt.Errorf("%w: name %q: letters, digits, '.', '_' and '-', starting with a letter or digit", ErrIdentity, name)
 		}
 	}
 	return nil

@@ -251,3 +251,26 @@ func TestParseIdentity(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseIdentity: an accepted URI names a known role and a clean name,
+// and prints back as itself.
+func FuzzParseIdentity(f *testing.F) {
+	for _, s := range []string{"spiffe://clickstream/worker/w-1", "spiffe://clickstream/operator/a.b_c", "spiffe://clickstream/viewer/..", "spiffe://clickstream//x", "spiffe://clickstream/worker/a/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		id, err := mtls.ParseIdentity(uri)
+		if err != nil {
+			return
+		}
+		if id.URI() != uri {
+			t.Fatalf("%q parsed as %v", uri, id)
+		}
+		if _, err := mtls.NewIdentity(id.Role, id.Name); err != nil {
+			t.Fatalf("%q: accepted, but its parts are not: %v", uri, err)
+		}
+		if strings.ContainsAny(id.Name, "/\\%") || id.Name == "." || id.Name == ".." {
+			t.Fatalf("%q: name %q", uri, id.Name)
+		}
+	})
+}
