@@ -13,6 +13,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
 	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 // Defaults of Config.
@@ -109,7 +110,9 @@ type Config struct {
 	// MergeParallelism bounds the partials read at once when merging.
 	MergeParallelism int
 	MetricsListen    string
-	ShutdownTimeout  time.Duration
+	// Pprof serves profiles on MetricsListen, a loopback address.
+	Pprof           bool
+	ShutdownTimeout time.Duration
 	// FastEtcd gives an embedded etcd test ticks (10 ms).
 	FastEtcd bool
 	S3       lake.S3Options
@@ -211,6 +214,9 @@ func (c *Config) Validate() error {
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if err := obs.CheckPprof(c.MetricsListen, c.Pprof); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -304,6 +310,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "delete the records of jobs finished longer ago than this (0: keep them)")
 	fs.IntVar(&c.MergeParallelism, "merge-parallelism", c.MergeParallelism, "partials read at once when merging")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
+	obs.AddPprofFlag(fs, &c.Pprof)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")
 	c.S3.AddFlags(fs)
 	c.Schedule.AddFlags(fs)

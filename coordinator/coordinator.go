@@ -293,7 +293,7 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	}
 	defer cli.Close()
 	if cfg.MetricsListen != "" {
-		msrv, err := obs.Start(cfg.MetricsListen, obs.Gatherer(reg), logger)
+		msrv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), logger)
 		if err != nil {
 			return fmt.Errorf("coordinator: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 // Defaults of a new Config.
@@ -69,6 +70,8 @@ type Config struct {
 	ExitWhenIdle time.Duration
 	// MetricsListen serves /metrics on this address if not empty.
 	MetricsListen string
+	// Pprof serves profiles on MetricsListen, a loopback address.
+	Pprof bool
 	// Insecure allows a metrics listener beyond loopback.
 	Insecure bool
 }
@@ -94,6 +97,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Lake == "" {
 		errs = append(errs, errors.New("--lake is required (s3://bucket/prefix or file:///dir)"))
+	}
+	if err := obs.CheckPprof(c.MetricsListen, c.Pprof); err != nil {
+		errs = append(errs, err)
 	}
 	if err := listen.Check("--metrics-listen", c.MetricsListen, c.Insecure); err != nil {
 		errs = append(errs, err)
@@ -170,6 +176,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxRecordSize, "max-record-size", c.MaxRecordSize, "reject records larger than this many bytes")
 	fs.DurationVar(&c.ExitWhenIdle, "exit-when-idle", c.ExitWhenIdle, "commit and exit after no record arrived for this long (0: run until stopped)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (beyond loopback only with --insecure)")
+	obs.AddPprofFlag(fs, &c.Pprof)
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a plain-text metrics listener beyond loopback")
 }
 

@@ -79,7 +79,7 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 		log:     log,
 	}
 	if cfg.MetricsListen != "" {
-		srv, err := obs.Start(cfg.MetricsListen, obs.Gatherer(reg), log)
+		srv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), log)
 		if err != nil {
 			return Summary{}, fmt.Errorf("ingest: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
 	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 // Defaults of Config.
@@ -52,6 +53,8 @@ type Config struct {
 	Slow time.Duration
 	// MetricsListen serves /metrics when set (Run only).
 	MetricsListen string
+	// Pprof serves profiles on MetricsListen, a loopback address.
+	Pprof bool
 	// Insecure allows listeners beyond loopback (gRPC, metrics) although
 	// their traffic is plain text; each start then logs a warning.
 	Insecure bool
@@ -89,6 +92,9 @@ var ErrConfig = fmt.Errorf("worker: invalid config")
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	if err := obs.CheckPprof(c.MetricsListen, c.Pprof); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -169,6 +175,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Parallelism, "parallelism", c.Parallelism, "tasks run at once (0: GOMAXPROCS)")
 	fs.IntVar(&c.FetchParallelism, "fetch-parallelism", c.FetchParallelism, "concurrent lake reads per task")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
+	obs.AddPprofFlag(fs, &c.Pprof)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long running tasks may finish on shutdown")
 	fs.DurationVar(&c.Slow, "slow", c.Slow, "hidden: sleep this long at the start of every task (tests)")
 	c.S3.AddFlags(fs)

@@ -374,7 +374,7 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 		return err
 	}
 	if cfg.MetricsListen != "" {
-		msrv, err := obs.Start(cfg.MetricsListen, obs.Gatherer(reg), rt.Log())
+		msrv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), rt.Log())
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}

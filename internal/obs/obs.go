@@ -23,6 +23,7 @@ import (
 	"github.com/dataco/clickstream/internal/listen"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
 )
 
 // Runtime carries a component's process-level dependencies into its Run:
@@ -85,15 +86,35 @@ type Server struct {
 	log  *slog.Logger
 }
 
+// ErrPprof reports profiles asked for beyond loopback.
+var ErrPprof = errors.New("profiles beyond loopback")
+
+// CheckPprof refuses --pprof with a metrics address beyond loopback:
+// profiles show what the process holds (memory, goroutines, arguments).
+func CheckPprof(addr string, pprof bool) error {
+	if pprof && addr != "" && !listen.Loopback(addr) {
+		return fmt.Errorf("%w: --pprof serves profiles on --metrics-listen %s; use a loopback address", ErrPprof, addr)
+	}
+	return nil
+}
+
+// AddPprofFlag registers --pprof.
+func AddPprofFlag(fs *pflag.FlagSet, p *bool) {
+	fs.BoolVar(p, "pprof", *p, "serve /debug/pprof/ on --metrics-listen (a loopback address only)")
+}
+
 // Start listens on addr (empty: DefaultAddr) and serves, on a goroutine that
 // the returned Server owns:
 //
 //	/metrics       the metrics of g, in the Prometheus exposition format
 //	/healthz       200 "ok" while the server runs
-//	/debug/pprof/  the runtime profiles, only on a loopback address
+//	/debug/pprof/  the runtime profiles, with profiles and on a loopback address only
 //
 // logger may be nil.
-func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
+func Start(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
+	if err := CheckPprof(addr, profiles); err != nil {
+		return nil, err
+	}
 	if addr == "" {
 		addr = DefaultAddr
 	}
@@ -109,7 +130,7 @@ func Start(addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, er
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	if listen.Loopback(ln.Addr().String()) {
+	if profiles && listen.Loopback(ln.Addr().String()) {
 		// Profiles show what the process holds: never beyond this host.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

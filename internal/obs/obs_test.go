@@ -1,6 +1,7 @@
 package obs_test
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -32,7 +33,7 @@ func TestServesMetricsAndHealth(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "clickstream_test_things_total", Help: "things"})
 	reg.MustRegister(c)
 	c.Add(3)
-	srv, err := obs.Start("", reg, nil)
+	srv, err := obs.Start("", false, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestServesMetricsAndHealth(t *testing.T) {
 }
 
 func TestCloseWaits(t *testing.T) {
-	srv, err := obs.Start("127.0.0.1:0", prometheus.NewRegistry(), nil)
+	srv, err := obs.Start("127.0.0.1:0", false, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,32 +76,41 @@ func TestCloseWaits(t *testing.T) {
 
 func TestBadAddress(t *testing.T) {
 	for _, addr := range []string{"not an address", "127.0.0.1:99999"} {
-		if srv, err := obs.Start(addr, prometheus.NewRegistry(), nil); err == nil {
+		if srv, err := obs.Start(addr, false, prometheus.NewRegistry(), nil); err == nil {
 			srv.Close()
 			t.Errorf("Start(%q) succeeded", addr)
 		}
 	}
 	// A taken port is an error too.
-	srv, err := obs.Start("", prometheus.NewRegistry(), nil)
+	srv, err := obs.Start("", false, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if s2, err := obs.Start(srv.Addr(), prometheus.NewRegistry(), nil); err == nil {
+	if s2, err := obs.Start(srv.Addr(), false, prometheus.NewRegistry(), nil); err == nil {
 		s2.Close()
 		t.Errorf("Start on the taken %s succeeded", srv.Addr())
 	}
 }
 
-// TestPprofOnlyOnLoopback: profiles are served on a loopback listener
-// (which addresses are loopback: internal/listen).
-func TestPprofOnlyOnLoopback(t *testing.T) {
-	srv, err := obs.Start("127.0.0.1:0", prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
+// TestPprofBehindFlag: profiles are served only with the flag, and only
+// on a loopback listener (which addresses are loopback: internal/listen).
+func TestPprofBehindFlag(t *testing.T) {
+	for _, profiles := range []bool{false, true} {
+		srv, err := obs.Start("127.0.0.1:0", profiles, prometheus.NewRegistry(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := http.StatusNotFound
+		if profiles {
+			want = http.StatusOK
+		}
+		if code, _ := get(t, "http://"+srv.Addr()+"/debug/pprof/"); code != want {
+			t.Errorf("pprof %v: status %d, want %d", profiles, code, want)
+		}
+		srv.Close()
 	}
-	defer srv.Close()
-	if code, _ := get(t, "http://"+srv.Addr()+"/debug/pprof/"); code != http.StatusOK {
-		t.Errorf("pprof on loopback: status %d, want 200", code)
+	if _, err := obs.Start("0.0.0.0:0", true, prometheus.NewRegistry(), nil); !errors.Is(err, obs.ErrPprof) {
+		t.Fatalf("profiles beyond loopback: %v", err)
 	}
 }
