@@ -98,7 +98,10 @@ func BenchmarkKafkaToLake(b *testing.B) {
 func consumeOnly(b *testing.B, brokers []string, topic string, want int64) time.Duration {
 	b.Helper()
 	cfg := NewConfig()
-	sc := newSaramaConfig(&cfg)
+	sc, err := newSaramaConfig(&cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
 	group, err := sarama.NewConsumerGroup(brokers, fmt.Sprintf("bench-consume-%d", time.Now().UnixNano()), sc)
 	if err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/kafkaauth"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
 	"github.com/dataco/clickstream/internal/obs"
@@ -40,6 +41,8 @@ type Config struct {
 	// SessionTimeout is the group session timeout: how long the broker waits
 	// for a silent member before giving its partitions to others.
 	SessionTimeout time.Duration
+	// Kafka secures the connections to the brokers: TLS and SASL.
+	Kafka kafkaauth.Config
 	// FromFile reads NDJSON from a file instead of Kafka; "-" is stdin.
 	FromFile string
 	// SourceID names a file source in the lake. Re-ingesting with the same
@@ -82,6 +85,7 @@ func NewConfig() Config {
 		Topic:          DefaultTopic,
 		Group:          DefaultGroup,
 		SessionTimeout: 10 * time.Second,
+		Kafka:          kafkaauth.NewConfig(),
 		Format:         lake.FormatParquet,
 		FlushRecords:   DefaultFlushRecords,
 		FlushBytes:     DefaultFlushBytes,
@@ -116,6 +120,12 @@ func (c *Config) Validate() error {
 		}
 		if c.Group == "" {
 			errs = append(errs, errors.New("--group must not be empty"))
+		}
+		if err := kafkaauth.CheckBrokers(c.Brokers); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.Kafka.Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if _, err := lake.ParseFormat(string(c.Format)); err != nil {
@@ -158,6 +168,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Group, "group", c.Group, "Kafka consumer group")
 	fs.StringVar(&c.InstanceID, "instance-id", c.InstanceID, "static group membership id, e.g. the pod name (empty: dynamic membership)")
 	fs.DurationVar(&c.SessionTimeout, "kafka-session-timeout", c.SessionTimeout, "consumer group session timeout (the broker allows 6s to 30m by default)")
+	c.Kafka.AddFlags(fs)
 	fs.StringVar(&c.FromFile, "from-file", c.FromFile, "ingest NDJSON from this file instead of Kafka ('-' for stdin)")
 	fs.StringVar(&c.SourceID, "source-id", c.SourceID, "lake source name of a file ingest (default: from the file's content hash)")
 	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir")

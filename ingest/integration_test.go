@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -21,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/kafkaauth"
+	"github.com/dataco/clickstream/internal/kafkaauth/kafkatest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/obs"
@@ -56,25 +59,12 @@ func clickstreamBinary(t *testing.T) string {
 	return binPath
 }
 
-func kafkaBrokers(t *testing.T) []string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs Kafka (make dev-up)")
-	}
-	b := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
-	if b == "" {
-		t.Fatal("CLICKSTREAM_KAFKA_BROKERS is not set: start the local stack with 'make dev-up' and source its env file, or run 'make test'")
-	}
-	return strings.Split(b, ",")
-}
-
 // createTopic creates a fresh topic with the given partition count.
-func createTopic(t *testing.T, brokers []string, partitions int32) string {
+func createTopic(t *testing.T, k kafkatest.Kafka, partitions int32) string {
 	t.Helper()
 	topic := fmt.Sprintf("test-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano())
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	admin, err := sarama.NewClusterAdmin(brokers, sc)
+	sc := k.Config(t)
+	admin, err := sarama.NewClusterAdmin(k.Brokers, sc)
 	if err != nil {
 		t.Fatalf("kafka admin: %v", err)
 	}
@@ -83,7 +73,7 @@ func createTopic(t *testing.T, brokers []string, partitions int32) string {
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
 	t.Cleanup(func() {
-		if a, err := sarama.NewClusterAdmin(brokers, sc); err == nil {
+		if a, err := sarama.NewClusterAdmin(k.Brokers, sc); err == nil {
 			_ = a.DeleteTopic(topic)
 			a.Close()
 		}
@@ -121,6 +111,21 @@ func expected(lines [][]byte) (valid []event.Event, rejected int) {
 	return valid, rejected
 }
 
+// produce runs `clickstream gen` with genArgs into topic, through k.
+func produce(t *testing.T, k kafkatest.Kafka, topic string, genArgs ...string) {
+	t.Helper()
+	runCmd(t, slices.Concat([]string{"gen"}, k.Args(), []string{"--topic", topic}, genArgs)...)
+}
+
+// kafkaConfig is an ingest configuration that consumes topic through k
+// into the lake at lakeURI, in the consumer group named after the topic.
+func kafkaConfig(k kafkatest.Kafka, topic, lakeURI string) Config {
+	cfg := NewConfig()
+	cfg.Brokers, cfg.Kafka, cfg.Topic, cfg.Group, cfg.Lake = k.Brokers, k.Auth, topic, topic, lakeURI
+	cfg.S3 = laketest.S3Options()
+	return cfg
+}
+
 func runCmd(t *testing.T, args ...string) {
 	t.Helper()
 	cmd := exec.Command(clickstreamBinary(t), args...)
@@ -150,18 +155,17 @@ func assertLake(t *testing.T, store lake.Store, lines [][]byte) lakeContent {
 
 // TestKafkaToS3 is the straight path: gen → Kafka → ingest → versitygw, and
 // the lake read back holds every valid event once and every invalid one in
-// the dead-letter area with its reason.
+// the dead-letter area with its reason. Kafka is the stack's SASL_SSL
+// listener: TLS verified against the stack's CA, SCRAM-SHA-512.
 func TestKafkaToS3(t *testing.T) {
-	brokers := kafkaBrokers(t)
+	k := kafkatest.SASL(t)
 	store := laketest.NewS3(t)
-	topic := createTopic(t, brokers, 4)
+	topic := createTopic(t, k, 4)
 	genArgs := []string{"--seed", "7", "--events", "20000", "--invalid-ratio", "0.02"}
 	lines := genNDJSON(t, genArgs...)
-	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
+	produce(t, k, topic, genArgs...)
 
-	cfg := NewConfig()
-	cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
-	cfg.S3 = laketest.S3Options()
+	cfg := kafkaConfig(k, topic, store.URI())
 	cfg.FlushRecords, cfg.FlushInterval, cfg.ExitWhenIdle = 3000, 500*time.Millisecond, 3*time.Second
 	cfg.SessionTimeout = 6 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -186,17 +190,19 @@ func TestKafkaToS3(t *testing.T) {
 // failpoint fires, and a plain run is killed once the lake holds a
 // seeded-random number of new manifests, so every run does the work the
 // test counts on however slowly the machine starts it.
+//
+// Every process goes through the stack's SASL_SSL listener (TLS, SCRAM).
 func TestKafkaIngestSurvivesKills(t *testing.T) {
-	brokers := kafkaBrokers(t)
+	k := kafkatest.SASL(t)
 	store := laketest.NewS3(t)
-	topic := createTopic(t, brokers, 4)
+	topic := createTopic(t, k, 4)
 	genArgs := []string{"--seed", "11", "--events", "60000", "--invalid-ratio", "0.01"}
 	lines := genNDJSON(t, genArgs...)
-	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
+	produce(t, k, topic, genArgs...)
 
-	ingestArgs := []string{"ingest", "--brokers", strings.Join(brokers, ","), "--topic", topic, "--group", topic,
+	ingestArgs := slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic, "--group", topic,
 		"--lake", store.URI(), "--flush-records", "1500", "--flush-interval", "200ms",
-		"--instance-id", "ingest-a", "--kafka-session-timeout", "6s"}
+		"--instance-id", "ingest-a", "--kafka-session-timeout", "6s"})
 	rng := rand.New(rand.NewPCG(1, 2))
 	// 60,000 events in 4 partitions of at most 1,500 per commit: 40 commits
 	// or more. The runs below commit at most ~25 of them, so every
@@ -222,7 +228,7 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 
 		var stopSecond func()
 		if i == withSecondMember {
-			stopSecond = startSecondMember(t, brokers, topic, store.URI())
+			stopSecond = startSecondMember(t, k, topic, store.URI())
 		}
 		if crash != "" {
 			select {
@@ -274,15 +280,13 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 
 // startSecondMember runs a second consumer of the group in process until
 // the returned function is called; it fails the test if that consumer fails.
-func startSecondMember(t *testing.T, brokers []string, topic, lakeURI string) (stop func()) {
+func startSecondMember(t *testing.T, k kafkatest.Kafka, topic, lakeURI string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		cfg := NewConfig()
-		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, lakeURI
-		cfg.S3 = laketest.S3Options()
+		cfg := kafkaConfig(k, topic, lakeURI)
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 1000, 200*time.Millisecond, 6*time.Second
 		if _, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")}); err != nil && ctx.Err() == nil {
 			t.Errorf("second consumer: %v", err)
@@ -370,14 +374,14 @@ func testLogger(t *testing.T) *slog.Logger {
 // then A resumes and tries to commit. The conditional manifest fences A, and
 // the lake still holds every event exactly once.
 func TestKafkaZombieIsFenced(t *testing.T) {
-	brokers := kafkaBrokers(t)
+	k := kafkatest.Plaintext(t)
 	store := laketest.NewS3(t)
-	topic := createTopic(t, brokers, 2)
+	topic := createTopic(t, k, 2)
 	genArgs := []string{"--seed", "13", "--events", "30000", "--invalid-ratio", "0.01"}
 	lines := genNDJSON(t, genArgs...)
-	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
-	args := []string{"ingest", "--brokers", strings.Join(brokers, ","), "--topic", topic, "--group", topic,
-		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s"}
+	produce(t, k, topic, genArgs...)
+	args := slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic, "--group", topic,
+		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s"})
 
 	a := exec.Command(clickstreamBinary(t), args...)
 	a.Env = append(os.Environ(), EnvCrashAt+"=pause-before-manifest:2", "CLICKSTREAM_LOG_LEVEL=info")
@@ -393,9 +397,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	bDone := make(chan error, 1)
 	go func() {
-		cfg := NewConfig()
-		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
-		cfg.S3 = laketest.S3Options()
+		cfg := kafkaConfig(k, topic, store.URI())
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 2000, 200*time.Millisecond, 6*time.Second
 		_, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")})
 		bDone <- err
@@ -469,14 +471,14 @@ func (l *lockedBuffer) String() string {
 // consuming, commits what it holds, prints its summary and exits 0; what it
 // reports as consumed is exactly what the lake's manifests cover.
 func TestKafkaIngestSIGTERMDrains(t *testing.T) {
-	brokers := kafkaBrokers(t)
+	k := kafkatest.Plaintext(t)
 	store := laketest.NewS3(t)
-	topic := createTopic(t, brokers, 2)
+	topic := createTopic(t, k, 2)
 	genArgs := []string{"--seed", "17", "--events", "400000", "--invalid-ratio", "0.01"}
-	runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, genArgs...)...)
+	produce(t, k, topic, genArgs...)
 
-	cmd := exec.Command(clickstreamBinary(t), "ingest", "--brokers", strings.Join(brokers, ","), "--topic", topic,
-		"--group", topic, "--lake", store.URI(), "--flush-records", "50000", "--flush-interval", "1m")
+	cmd := exec.Command(clickstreamBinary(t), slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic,
+		"--group", topic, "--lake", store.URI(), "--flush-records", "50000", "--flush-interval", "1m"})...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	if err := cmd.Start(); err != nil {
@@ -516,19 +518,14 @@ func TestKafkaIngestSIGTERMDrains(t *testing.T) {
 // rest: ingest reports exactly the lost records, in its log and metric, and
 // goes on with what Kafka still holds, each record exactly once.
 func TestKafkaRetentionGapIsReported(t *testing.T) {
-	brokers := kafkaBrokers(t)
+	k := kafkatest.Plaintext(t)
 	store := laketest.NewFile(t)
-	topic := createTopic(t, brokers, 1)
+	topic := createTopic(t, k, 1)
 	first := []string{"--seed", "11", "--events", "1000", "--invalid-ratio", "0"}
 	second := []string{"--seed", "12", "--events", "500", "--invalid-ratio", "0"}
 	lines1, lines2 := genNDJSON(t, first...), genNDJSON(t, second...)
-	produce := func(args []string) {
-		runCmd(t, append([]string{"gen", "--brokers", strings.Join(brokers, ","), "--topic", topic}, args...)...)
-	}
 	ingest := func() *prometheus.Registry {
-		cfg := NewConfig()
-		cfg.Brokers, cfg.Topic, cfg.Group, cfg.Lake = brokers, topic, topic, store.URI()
-		cfg.S3 = laketest.S3Options()
+		cfg := kafkaConfig(k, topic, store.URI())
 		cfg.FlushInterval, cfg.ExitWhenIdle, cfg.SessionTimeout = 500*time.Millisecond, 3*time.Second, 6*time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -538,13 +535,11 @@ func TestKafkaRetentionGapIsReported(t *testing.T) {
 		}
 		return reg
 	}
-	produce(first)
+	produce(t, k, topic, first...)
 	ingest()
-	produce(second)
+	produce(t, k, topic, second...)
 	const lost = 200
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	admin, err := sarama.NewClusterAdmin(brokers, sc)
+	admin, err := sarama.NewClusterAdmin(k.Brokers, k.Config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,4 +565,64 @@ func TestKafkaRetentionGapIsReported(t *testing.T) {
 		t.Errorf("retention gap metric = %v, want %d", gap, lost)
 	}
 	assertLake(t, store, append(slices.Clone(lines1), lines2[lost:]...))
+}
+
+// TestKafkaWrongPasswordRefused runs `clickstream ingest` and `gen` against
+// the stack's SASL_SSL listener with a wrong password, from a file and from
+// $CLICKSTREAM_KAFKA_PASSWORD: each exits 1 at once and says that the broker
+// refused the authentication, without ever printing the password; Ingest
+// in process returns kafkaauth.ErrAuthentication.
+func TestKafkaWrongPasswordRefused(t *testing.T) {
+	k := kafkatest.SASL(t)
+	store := laketest.NewFile(t)
+	const wrong = "not-the-password-4711"
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte(wrong+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inFile, inEnv := k, k
+	inFile.Auth.PasswordFile = pwFile
+	inEnv.Auth.PasswordFile = ""
+	for _, tc := range []struct {
+		name string
+		k    kafkatest.Kafka
+		env  []string
+	}{
+		{"password file", inFile, nil},
+		{"password from the environment", inEnv, []string{kafkaauth.EnvPassword + "=" + wrong}},
+	} {
+		for _, args := range [][]string{
+			slices.Concat([]string{"ingest"}, tc.k.Args(), []string{"--topic", "never-read", "--lake", store.URI()}),
+			slices.Concat([]string{"gen", "--events", "10"}, tc.k.Args(), []string{"--topic", "never-written"}),
+		} {
+			t.Run(tc.name+"/"+args[0], func(t *testing.T) {
+				cmd := exec.Command(clickstreamBinary(t), args...)
+				cmd.Env = append(os.Environ(), tc.env...)
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+					t.Fatalf("clickstream %s: %v, want exit status 1\n%s", args[0], err, out)
+				}
+				if !strings.Contains(string(out), "refused the SASL authentication: wrong user, password or mechanism") {
+					t.Errorf("output does not say the authentication was refused:\n%s", out)
+				}
+				if strings.Contains(string(out), wrong) {
+					t.Errorf("output holds the password:\n%s", out)
+				}
+			})
+		}
+	}
+
+	cfg := kafkaConfig(k, "never-read", store.URI())
+	cfg.Kafka.PasswordFile, cfg.Kafka.Password = "", wrong
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var logged bytes.Buffer
+	_, err := Ingest(ctx, cfg, obs.Runtime{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if !errors.Is(err, kafkaauth.ErrAuthentication) {
+		t.Fatalf("Ingest = %v, want kafkaauth.ErrAuthentication", err)
+	}
+	if strings.Contains(err.Error()+logged.String(), wrong) {
+		t.Fatalf("the error or the log holds the password: %v\n%s", err, logged.String())
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/dataco/clickstream/internal/kafkaauth"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
@@ -35,7 +36,9 @@ type totals struct {
 	consumed, valid, rejected atomic.Int64
 }
 
-func newSaramaConfig(cfg *Config) *sarama.Config {
+// newSaramaConfig is the consumer's configuration, with the TLS and SASL
+// settings of cfg.Kafka (reading its files).
+func newSaramaConfig(cfg *Config) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.Consumer.Group.InstanceId = cfg.InstanceID
 	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
@@ -51,7 +54,10 @@ func newSaramaConfig(cfg *Config) *sarama.Config {
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Fetch.Default = 4 << 20
 	sc.ChannelBufferSize = 1024
-	return sc
+	if err := cfg.Kafka.Apply(sc); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	return sc, nil
 }
 
 // Setup runs at the start of every group session, before any ConsumeClaim:
@@ -133,10 +139,13 @@ func (k *kafkaSource) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 // runKafka consumes until ctx is done or the source has been idle for
 // cfg.ExitWhenIdle.
 func runKafka(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
-	sc := newSaramaConfig(cfg)
+	sc, err := newSaramaConfig(cfg)
+	if err != nil {
+		return Summary{}, err
+	}
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
-		return Summary{}, fmt.Errorf("ingest: connect to Kafka %v: %w", cfg.Brokers, err)
+		return Summary{}, fmt.Errorf("ingest: connect to Kafka %v: %w", cfg.Brokers, kafkaauth.Explain(err))
 	}
 	defer client.Close()
 	group, err := sarama.NewConsumerGroupFromClient(cfg.Group, client)

@@ -8,11 +8,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dataco/clickstream/internal/gen"
+	"github.com/dataco/clickstream/internal/kafkaauth"
 )
 
 func newGenCmd() *cobra.Command {
 	cfg := gen.NewConfig()
-	var kc gen.KafkaConfig
+	kc := gen.KafkaConfig{Auth: kafkaauth.NewConfig()}
 	var brokers string
 	cmd := &cobra.Command{
 		Use:   "gen [flags]",
@@ -33,6 +34,10 @@ func newGenCmd() *cobra.Command {
 				return err
 			}
 			kc.Brokers = strings.Split(brokers, ",")
+			kc.Auth.SecretsFromEnv(nil)
+			if err := kc.Validate(); err != nil {
+				return usageError{err}
+			}
 			n, err := gen.Produce(cmd.Context(), g, kc)
 			fmt.Fprintf(cmd.ErrOrStderr(), "gen: produced %d messages to %s\n", n, kc.Topic)
 			return err
@@ -43,5 +48,6 @@ func newGenCmd() *cobra.Command {
 	fs.StringVar(&brokers, "brokers", "", "write to these Kafka brokers (comma-separated) instead of stdout")
 	fs.StringVar(&kc.Topic, "topic", "clicks", "Kafka topic")
 	fs.BoolVar(&kc.Keyed, "keyed", true, "key messages by user id (a user's clicks stay in one partition)")
+	kc.Auth.AddFlags(fs)
 	return cmd
 }

@@ -14,6 +14,7 @@ func newIngestCmd() *cobra.Command {
 		Short: "consume click events (Kafka or NDJSON file) into the data lake, exactly once",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Kafka.SecretsFromEnv(nil)
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/dataco/clickstream/internal/kafkaauth"
 )
 
 // KafkaConfig says where Produce sends messages.
@@ -18,12 +20,31 @@ type KafkaConfig struct {
 	// user's clicks stay in one partition, in order; unkeyed messages are
 	// spread round-robin.
 	Keyed bool
+	// Auth secures the connections: TLS and SASL.
+	Auth kafkaauth.Config
+}
+
+// Validate checks the brokers and the connection settings.
+func (kc KafkaConfig) Validate() error {
+	if len(kc.Brokers) == 0 {
+		return errors.New("gen: no Kafka brokers")
+	}
+	if kc.Topic == "" {
+		return errors.New("gen: no Kafka topic")
+	}
+	if err := errors.Join(kafkaauth.CheckBrokers(kc.Brokers), kc.Auth.Validate()); err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	return nil
 }
 
 // Produce streams the generator's messages into Kafka with an idempotent
 // async producer, and returns once every message sent is acknowledged. The
 // first delivery error stops it.
 func Produce(ctx context.Context, g *Generator, kc KafkaConfig) (int, error) {
+	if err := kc.Validate(); err != nil {
+		return 0, err
+	}
 	sc := sarama.NewConfig()
 	sc.ClientID = "clickstream-gen"
 	sc.Version = sarama.V3_6_0_0
@@ -40,9 +61,12 @@ func Produce(ctx context.Context, g *Generator, kc KafkaConfig) (int, error) {
 	} else {
 		sc.Producer.Partitioner = sarama.NewRoundRobinPartitioner
 	}
+	if err := kc.Auth.Apply(sc); err != nil {
+		return 0, fmt.Errorf("gen: %w", err)
+	}
 	p, err := sarama.NewAsyncProducer(kc.Brokers, sc)
 	if err != nil {
-		return 0, fmt.Errorf("gen: connect to Kafka %v: %w", kc.Brokers, err)
+		return 0, fmt.Errorf("gen: connect to Kafka %v: %w", kc.Brokers, kafkaauth.Explain(err))
 	}
 	var (
 		wg       sync.WaitGroup
@@ -66,7 +90,7 @@ func Produce(ctx context.Context, g *Generator, kc KafkaConfig) (int, error) {
 		for perr := range p.Errors() {
 			mu.Lock()
 			if firstErr == nil {
-				firstErr = fmt.Errorf("gen: deliver to %s: %w", kc.Topic, perr.Err)
+				firstErr = fmt.Errorf("gen: deliver to %s: %w", kc.Topic, kafkaauth.Explain(perr.Err))
 				close(failed)
 			}
 			mu.Unlock()
