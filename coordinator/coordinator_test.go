@@ -543,7 +543,10 @@ func TestRerunReplacesResult(t *testing.T) {
 	spec := h.spec()
 	spec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
 	second := h.checkResult(h.run(cl, spec))
-	third := h.checkResult(h.run(cl, h.spec()))
+	j := h.run(cl, h.spec())
+	third := h.checkResult(j)
+	// Superseded runs are pruned after success is recorded.
+	waitUntil(t, "the third job cleaned up", 10*time.Second, func() bool { return h.record(j.GetId()).Cleaned })
 	if second.Previous != first.Run || third.Previous != second.Run || third.Format != results.NDJSON {
 		t.Errorf("runs: %s <- %s <- %s; previous %q %q", first.Run, second.Run, third.Run, second.Previous, third.Previous)
 	}
