@@ -686,6 +686,7 @@ func TestConfigValidate(t *testing.T) {
 		}, "overlaps the lake"},
 		{"embedded etcd beyond loopback", func(c *Config) { c.EtcdListen, c.Insecure = "0.0.0.0:2379", true }, "--etcd-listen"},
 		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},
+		{"no planners", func(c *Config) { c.PlanningParallelism = 0 }, "--planning-parallelism"},
 		{"negative retry", func(c *Config) {
 			c.Schedule = NewSchedule()
 			c.Schedule.Enabled, c.Schedule.Out, c.Schedule.RetryFailed, c.Lake = true, "file:///out", -time.Second, "file:///lake"
