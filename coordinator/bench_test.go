@@ -1,14 +1,24 @@
 package coordinator
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster"
@@ -148,4 +158,206 @@ func BenchmarkMerge(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*buckets), "ns/partial")
 	})
+}
+
+// envWatchFlood asks the test binary, run again as a child process, to be
+// the client of BenchmarkWatchStreams: "ADDR JOB STREAMS EXTRA CONNS".
+const envWatchFlood = "CLICKSTREAM_TEST_WATCH_FLOOD"
+
+// BenchmarkWatchStreams floods a coordinator, and the etcd embedded in the
+// same process, with WatchJob streams of a running job: as many as
+// --max-watch-streams, then a quarter more, which must all be refused
+// with RESOURCE_EXHAUSTED. The client is another process, so that the
+// process measured holds only the server side. It reports what the
+// coordinator's process holds per open stream once they are all open
+// (heap in use, goroutine stacks, goroutines), after a garbage
+// collection, and what the refused streams added in all. Streams share
+// one connection ("conns=1") or each has its own, as separate clients'
+// would ("conns=streams"), refused ones included, which keep their
+// connections open.
+func BenchmarkWatchStreams(b *testing.B) {
+	for _, bc := range []struct {
+		streams int
+		shared  bool // one connection for all the streams
+	}{{256, true}, {256, false}, {1024, true}, {1024, false}} {
+		conns := "streams"
+		if bc.shared {
+			conns = "1"
+		}
+		b.Run(fmt.Sprintf("streams=%d/conns=%s", bc.streams, conns), func(b *testing.B) {
+			h := newHarness(b, 4, 50, 1000)
+			h.worker("a", 4, hang)
+			c := h.coordinator(func(cfg *Config) { cfg.Limits.MaxWatchStreams = bc.streams })
+			j, err := h.client(c).Submit(context.Background(), h.spec())
+			if err != nil {
+				b.Fatal(err)
+			}
+			extra := bc.streams / 4
+			nconns := bc.streams + extra
+			if bc.shared {
+				nconns = 1
+			}
+			var perStream, stackPerStream, goroutines, refusedHeap, total float64
+			for range b.N {
+				before := inUse()
+				flood := startWatchFlood(b, fmt.Sprintf("%s %s %d %d %d", c.Addr(), j.GetId(), bc.streams, extra, nconns))
+				flood.expect("open")
+				open := inUse()
+				if n := c.watches.Load(); n != int64(bc.streams) {
+					b.Fatalf("%d streams counted, want %d", n, bc.streams)
+				}
+				flood.expect(fmt.Sprintf("refused %d", extra))
+				flooded := inUse()
+				flood.stop()
+				perStream += float64(open.heap-before.heap) / float64(bc.streams)
+				stackPerStream += float64(open.stack-before.stack) / float64(bc.streams)
+				goroutines += float64(open.goroutines-before.goroutines) / float64(bc.streams)
+				refusedHeap += float64(flooded.heap+flooded.stack) - float64(open.heap+open.stack)
+				total += float64(open.heap+open.stack) - float64(before.heap+before.stack)
+				waitUntil(b, "the streams closed", 30*time.Second, func() bool { return c.watches.Load() == 0 })
+			}
+			n := float64(b.N)
+			b.ReportMetric(perStream/n, "heap-B/stream")
+			b.ReportMetric(stackPerStream/n, "stack-B/stream")
+			b.ReportMetric(goroutines/n, "goroutines/stream")
+			b.ReportMetric(total/n/(1<<20), "MiB-open")
+			b.ReportMetric(refusedHeap/n/(1<<20), "MiB-refused")
+		})
+	}
+}
+
+// memory is what the process holds in use after a garbage collection.
+type memory struct {
+	heap, stack uint64
+	goroutines  int
+}
+
+func inUse() memory {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return memory{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// watchFlood is the client process of BenchmarkWatchStreams.
+type watchFlood struct {
+	b     testing.TB
+	cmd   *exec.Cmd
+	stdin io.Closer
+	lines *bufio.Scanner
+}
+
+func startWatchFlood(b testing.TB, spec string) *watchFlood {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchFloodClient$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envWatchFlood+"="+spec)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	f := &watchFlood{b: b, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return f
+}
+
+// expect reads the client's lines until want.
+func (f *watchFlood) expect(want string) {
+	f.b.Helper()
+	for f.lines.Scan() {
+		if line := f.lines.Text(); line == want {
+			return
+		} else if strings.HasPrefix(line, "error") || strings.HasPrefix(line, "refused") {
+			f.b.Fatalf("watch client: %s, want %s", line, want)
+		}
+	}
+	f.b.Fatalf("watch client ended before %q: %v", want, f.lines.Err())
+}
+
+// stop tells the client to close its streams, and waits for it.
+func (f *watchFlood) stop() {
+	f.b.Helper()
+	f.stdin.Close()
+	if err := f.cmd.Wait(); err != nil {
+		f.b.Fatalf("watch client: %v", err)
+	}
+}
+
+// TestWatchFloodClient is BenchmarkWatchStreams's client: run as a child
+// process, it opens the streams, waits for the first status on each,
+// prints "open", opens the extra streams, prints "refused N" if all N were
+// refused with RESOURCE_EXHAUSTED, and holds everything open until its
+// standard input closes.
+func TestWatchFloodClient(t *testing.T) {
+	spec := os.Getenv(envWatchFlood)
+	if spec == "" {
+		t.Skip("the client process of BenchmarkWatchStreams")
+	}
+	var addr, job string
+	var streams, extra, nconns int
+	if _, err := fmt.Sscan(spec, &addr, &job, &streams, &extra, &nconns); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conns := make([]*grpc.ClientConn, nconns)
+	for i := range conns {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		conns[i] = cc
+	}
+	// Stream i goes on connection i mod nconns: with streams+extra
+	// connections, each stream has its own.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	open := func(i int) error {
+		api := pb.NewCoordinatorServiceClient(conns[i%nconns])
+		st, err := api.WatchJob(ctx, &pb.WatchJobRequest{Id: job})
+		if err != nil {
+			return err
+		}
+		if _, err := st.Recv(); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { // drain updates until the end
+			defer wg.Done()
+			for {
+				if _, err := st.Recv(); err != nil {
+					return
+				}
+			}
+		}()
+		return nil
+	}
+	for i := range streams {
+		if err := open(i); err != nil {
+			fmt.Printf("error opening stream %d: %v\n", i, err)
+			return
+		}
+	}
+	fmt.Println("open")
+	refused := 0
+	for i := range extra {
+		err := open(streams + i)
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-watch-streams") {
+			fmt.Printf("error: extra stream %d: %v, want RESOURCE_EXHAUSTED\n", i, err)
+			return
+		}
+		refused++
+	}
+	fmt.Printf("refused %d\n", refused)
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }

@@ -13,12 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/dataco/clickstream/internal/mtls"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -251,19 +253,36 @@ func (c *Client) wrap(err error) error {
 	if s.Code() == codes.Canceled {
 		return context.Canceled
 	}
-	return &Error{Code: s.Code(), Message: s.Message()}
+	e := &Error{Code: s.Code(), Message: s.Message()}
+	for _, d := range s.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			e.RetryDelay = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return e
 }
 
 // Error is an error answered by the coordinator; status.Code works on it.
 type Error struct {
 	Code    codes.Code
 	Message string
+	// RetryDelay, if positive, is when the coordinator said the request
+	// may be sent again (a submit refused for its caller's rate).
+	RetryDelay time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }
 
 // GRPCStatus returns the status the coordinator answered.
-func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Message) }
+func (e *Error) GRPCStatus() *status.Status {
+	s := status.New(e.Code, e.Message)
+	if e.RetryDelay > 0 {
+		if d, err := s.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryDelay)}); err == nil {
+			s = d
+		}
+	}
+	return s
+}
 
 // NewIdempotencyKey returns a random key for SubmitWithKey.
 func NewIdempotencyKey() string {
@@ -281,12 +300,31 @@ func (c *Client) Submit(ctx context.Context, spec *pb.JobSpec) (*pb.Job, error) 
 // SubmitWithKey submits a job under the idempotency key and returns it.
 // A submit whose answer was lost (the coordinator died mid-call) is sent
 // again, to any coordinator, until one answers or ReconnectWindow passes:
-// the key makes the retries one job.
+// the key makes the retries one job. A submit refused with a delay to
+// retry after (RESOURCE_EXHAUSTED for the caller's submit rate) is sent
+// again after that delay, as long as the waits add up to at most
+// ReconnectWindow; other refusals (such as a cluster holding all the
+// unfinished jobs it takes) are returned.
 func (c *Client) SubmitWithKey(ctx context.Context, spec *pb.JobSpec, key string) (*pb.Job, error) {
-	return c.call(ctx, true, func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error) {
-		resp, err := api.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec, IdempotencyKey: key})
-		return resp.GetJob(), err
-	})
+	var waited time.Duration
+	for {
+		j, err := c.call(ctx, true, func(ctx context.Context, api pb.CoordinatorServiceClient) (*pb.Job, error) {
+			resp, err := api.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec, IdempotencyKey: key})
+			return resp.GetJob(), err
+		})
+		var e *Error
+		if !errors.As(err, &e) || e.Code != codes.ResourceExhausted || e.RetryDelay <= 0 || waited+e.RetryDelay > c.ReconnectWindow {
+			return j, err
+		}
+		t := time.NewTimer(e.RetryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		waited += e.RetryDelay
+	}
 }
 
 // Get returns a job's status.

@@ -34,6 +34,7 @@ const (
 	DefaultBackupRemaining = 2
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMergeParallel   = 8
+	DefaultPlanParallel    = 4
 )
 
 // Config configures a coordinator. Build it with NewConfig, bind it to
@@ -99,17 +100,23 @@ type Config struct {
 	// pruneInterval is how often the leader looks for such jobs (tests
 	// shorten it); 0 means jobPruneInterval.
 	pruneInterval time.Duration
-	// testHook, if set, is called at every failpoint (see EnvCrashAt), on
-	// the goroutine that reaches it, with the context of the step: tests
-	// stop or fault the coordinator at an exact step through it.
+	// testHook, if set, is called at every failpoint (see EnvCrashAt, and
+	// pointLoad), on the goroutine that reaches it, with the context of the
+	// step: tests stop or fault the coordinator at an exact step through it.
 	testHook func(ctx context.Context, point string)
+	// now, if set, is the clock of the submit rate limits (tests).
+	now func() time.Time
 	// VacuumEvery: the leader vacuums Lake this often (lake.Vacuum: files
 	// no manifest names, older than VacuumMinAge, are deleted); 0 never.
 	VacuumEvery  time.Duration
 	VacuumMinAge time.Duration
 	// MergeParallelism bounds the partials read at once when merging.
 	MergeParallelism int
-	MetricsListen    string
+	// PlanningParallelism is the number of the leader's planners: the
+	// jobs it plans (or whose plans it reloads, on taking over) at once.
+	// The other jobs to plan wait in a queue, in the order they came.
+	PlanningParallelism int
+	MetricsListen       string
 	// Pprof serves profiles on MetricsListen, a loopback address.
 	Pprof           bool
 	ShutdownTimeout time.Duration
@@ -132,25 +139,26 @@ type Config struct {
 // NewConfig returns the default configuration.
 func NewConfig() Config {
 	return Config{
-		Listen:           DefaultListen,
-		EtcdPrefix:       cluster.DefaultPrefix,
-		DataDir:          DefaultDataDir,
-		EtcdListen:       DefaultEtcdListen,
-		SessionTimeout:   aggregate.DefaultSessionTimeout,
-		MaxAttempts:      DefaultMaxAttempts,
-		MaxLost:          DefaultMaxLost,
-		TaskTimeout:      DefaultTaskTimeout,
-		JobRetention:     DefaultJobRetention,
-		VacuumMinAge:     lake.DefaultVacuumMinAge,
-		WorkerTTL:        DefaultWorkerTTL,
-		LeaderTTL:        DefaultLeaderTTL,
-		BackupAfter:      DefaultBackupAfter,
-		BackupFraction:   DefaultBackupFraction,
-		BackupRemaining:  DefaultBackupRemaining,
-		MergeParallelism: DefaultMergeParallel,
-		ShutdownTimeout:  DefaultShutdownTimeout,
-		Schedule:         NewSchedule(),
-		Limits:           NewLimits(),
+		Listen:              DefaultListen,
+		EtcdPrefix:          cluster.DefaultPrefix,
+		DataDir:             DefaultDataDir,
+		EtcdListen:          DefaultEtcdListen,
+		SessionTimeout:      aggregate.DefaultSessionTimeout,
+		MaxAttempts:         DefaultMaxAttempts,
+		MaxLost:             DefaultMaxLost,
+		TaskTimeout:         DefaultTaskTimeout,
+		JobRetention:        DefaultJobRetention,
+		VacuumMinAge:        lake.DefaultVacuumMinAge,
+		WorkerTTL:           DefaultWorkerTTL,
+		LeaderTTL:           DefaultLeaderTTL,
+		BackupAfter:         DefaultBackupAfter,
+		BackupFraction:      DefaultBackupFraction,
+		BackupRemaining:     DefaultBackupRemaining,
+		MergeParallelism:    DefaultMergeParallel,
+		PlanningParallelism: DefaultPlanParallel,
+		ShutdownTimeout:     DefaultShutdownTimeout,
+		Schedule:            NewSchedule(),
+		Limits:              NewLimits(),
 	}
 }
 
@@ -199,6 +207,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: backup remaining %d < 0", ErrConfig, c.BackupRemaining)
 	case c.MergeParallelism < 1:
 		return fmt.Errorf("%w: merge parallelism %d < 1", ErrConfig, c.MergeParallelism)
+	case c.PlanningParallelism < 1:
+		return fmt.Errorf("%w: --planning-parallelism %d < 1", ErrConfig, c.PlanningParallelism)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: negative shutdown timeout", ErrConfig)
 	}
@@ -309,6 +319,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.VacuumMinAge, "vacuum-min-age", c.VacuumMinAge, "age below which --vacuum-every leaves an unreferenced file alone")
 	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "delete the records of jobs finished longer ago than this (0: keep them)")
 	fs.IntVar(&c.MergeParallelism, "merge-parallelism", c.MergeParallelism, "partials read at once when merging")
+	fs.IntVar(&c.PlanningParallelism, "planning-parallelism", c.PlanningParallelism, "jobs the leader plans at once (reading the lake's manifests); the others wait their turn in order")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
 	obs.AddPprofFlag(fs, &c.Pprof)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")

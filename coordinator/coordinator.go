@@ -55,6 +55,8 @@ type Coordinator struct {
 	leader atomic.Bool
 	// watches counts the open WatchJob streams (Limits.MaxWatchStreams).
 	watches atomic.Int64
+	// submits holds each caller's submit rate (Limits.MaxSubmitRate).
+	submits *submitLimiter
 
 	stores *lake.Stores
 	crash  *failpoint.Point // nil except in crash tests
@@ -86,6 +88,7 @@ func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.R
 		keys:    cluster.Keys{Prefix: cfg.EtcdPrefix},
 		runner:  cfg.Runner,
 		stores:  lake.NewStores(cfg.S3),
+		submits: newSubmitLimiter(cfg.Limits.MaxSubmitRate, cfg.Limits.MaxSubmitBurst, maxSubmitters, cfg.now),
 	}
 	c.tls = cfg.TLSSource
 	if c.tls == nil && cfg.TLS.Enabled() {

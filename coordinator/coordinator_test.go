@@ -543,7 +543,10 @@ func TestRerunReplacesResult(t *testing.T) {
 	spec := h.spec()
 	spec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
 	second := h.checkResult(h.run(cl, spec))
-	third := h.checkResult(h.run(cl, h.spec()))
+	j := h.run(cl, h.spec())
+	third := h.checkResult(j)
+	// Superseded runs are pruned after success is recorded.
+	waitUntil(t, "the third job cleaned up", 10*time.Second, func() bool { return h.record(j.GetId()).Cleaned })
 	if second.Previous != first.Run || third.Previous != second.Run || third.Format != results.NDJSON {
 		t.Errorf("runs: %s <- %s <- %s; previous %q %q", first.Run, second.Run, third.Run, second.Previous, third.Previous)
 	}
@@ -683,6 +686,7 @@ func TestConfigValidate(t *testing.T) {
 		}, "overlaps the lake"},
 		{"embedded etcd beyond loopback", func(c *Config) { c.EtcdListen, c.Insecure = "0.0.0.0:2379", true }, "--etcd-listen"},
 		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},
+		{"no planners", func(c *Config) { c.PlanningParallelism = 0 }, "--planning-parallelism"},
 		{"negative retry", func(c *Config) {
 			c.Schedule = NewSchedule()
 			c.Schedule.Enabled, c.Schedule.Out, c.Schedule.RetryFailed, c.Lake = true, "file:///out", -time.Second, "file:///lake"

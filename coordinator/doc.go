@@ -38,9 +38,11 @@
 //
 // # Resuming
 //
-// A new leader reads every unfinished job: a pending job is planned (the
-// plan is kept in the output store with put-if-absent, so a predecessor's
-// plan is reused); a running job gets its task records, the partials
+// A new leader reads every unfinished job and queues it for loading, which
+// PlanningParallelism planner goroutines do in the order the jobs were
+// queued (new submissions join the same queue): a pending job is planned
+// (the plan is kept in the output store with put-if-absent, so a
+// predecessor's plan is reused); a running job gets its task records, the partials
 // already committed in the output store (done, even if never recorded),
 // and its attempt keys: attempts whose worker still lives are joined again
 // by calling RunTask with the same attempt number (the worker attaches the

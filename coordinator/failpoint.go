@@ -24,6 +24,10 @@ const (
 	pointAfterRecord  = "after-record"
 )
 
+// pointLoad is reached by a planner as it starts loading a job, with the
+// job's context; only Config.testHook sees it.
+const pointLoad = "load"
+
 func crashFromEnv() (*failpoint.Point, error) {
 	return failpoint.FromEnv(EnvCrashAt, pointBeforeCommit, pointAfterCommit, pointAfterRecord)
 }

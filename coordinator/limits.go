@@ -3,6 +3,7 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -12,7 +13,14 @@ import (
 // over one is refused with an error that names the limit and its flag:
 // InvalidArgument for a job that can never be accepted (a window or a
 // session timeout too long, a list page too large), ResourceExhausted for
-// one that may be later (too many unfinished jobs, too many watch streams).
+// one that may be later (too many unfinished jobs, too many watch streams,
+// submits too fast; the last says when to retry).
+//
+// There is no separate bound on queued jobs: a queued job is a pending one
+// (submitted, not yet planned), and pending jobs are unfinished jobs, so
+// MaxActiveJobs bounds them with the running ones. It also bounds the
+// leader's queue of jobs waiting to be planned (Config.PlanningParallelism
+// plan at once), whose entries cost a pointer each.
 type Limits struct {
 	// MaxWindow is the longest window of a job; longer ranges are
 	// backfilled one window per job (submit --window).
@@ -30,6 +38,17 @@ type Limits struct {
 	MaxWatchStreams int
 	// MaxListJobs is the largest page ListJobs returns.
 	MaxListJobs int
+	// MaxSubmitRate and MaxSubmitBurst bound the submits of each caller
+	// on one coordinator: a token bucket of MaxSubmitBurst submits,
+	// refilled at MaxSubmitRate per second. A caller is the identity of
+	// its certificate under mutual TLS (its SPIFFE URI), else the IP
+	// address it connects from: without TLS, clients behind one address
+	// (a NAT, one host) share a bucket. Every SubmitJob call counts,
+	// refused ones and idempotent retries included: each costs the
+	// coordinator the same reads. Jobs of the coordinator's own schedule
+	// do not count.
+	MaxSubmitRate  float64
+	MaxSubmitBurst int
 }
 
 // Default limits.
@@ -39,6 +58,8 @@ const (
 	DefaultMaxActiveJobs     = 1000
 	DefaultMaxWatchStreams   = 256
 	DefaultMaxListJobs       = 1000
+	DefaultMaxSubmitRate     = 20
+	DefaultMaxSubmitBurst    = 100
 )
 
 // defaultListJobs is the page ListJobs returns when asked for none.
@@ -52,6 +73,8 @@ func NewLimits() Limits {
 		MaxActiveJobs:     DefaultMaxActiveJobs,
 		MaxWatchStreams:   DefaultMaxWatchStreams,
 		MaxListJobs:       DefaultMaxListJobs,
+		MaxSubmitRate:     DefaultMaxSubmitRate,
+		MaxSubmitBurst:    DefaultMaxSubmitBurst,
 	}
 }
 
@@ -62,6 +85,8 @@ func (l *Limits) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&l.MaxActiveJobs, "max-active-jobs", l.MaxActiveJobs, "most unfinished jobs in the cluster; submits past it are refused (RESOURCE_EXHAUSTED)")
 	fs.IntVar(&l.MaxWatchStreams, "max-watch-streams", l.MaxWatchStreams, "most job watch streams open at once on this coordinator")
 	fs.IntVar(&l.MaxListJobs, "max-list-jobs", l.MaxListJobs, "largest page of jobs a list may ask for")
+	fs.Float64Var(&l.MaxSubmitRate, "max-submit-rate", l.MaxSubmitRate, "submits per second each caller may make on this coordinator (its mTLS identity, else its IP address); past --max-submit-burst, faster ones are refused (RESOURCE_EXHAUSTED, with when to retry)")
+	fs.IntVar(&l.MaxSubmitBurst, "max-submit-burst", l.MaxSubmitBurst, "submits a caller may make at once before --max-submit-rate applies")
 }
 
 // Validate checks the limits.
@@ -77,14 +102,28 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("%w: --max-watch-streams %d < 1", ErrConfig, l.MaxWatchStreams)
 	case l.MaxListJobs < 1:
 		return fmt.Errorf("%w: --max-list-jobs %d < 1", ErrConfig, l.MaxListJobs)
+	case !(l.MaxSubmitRate > 0) || math.IsInf(l.MaxSubmitRate, 0):
+		return fmt.Errorf("%w: --max-submit-rate %v must be positive and finite", ErrConfig, l.MaxSubmitRate)
+	case l.MaxSubmitBurst < 1:
+		return fmt.Errorf("%w: --max-submit-burst %d < 1", ErrConfig, l.MaxSubmitBurst)
 	}
 	return nil
 }
 
 // ErrLimit is matched by the errors of requests refused for a limit that a
 // later request may pass (ResourceExhausted): too many unfinished jobs or
-// watch streams.
+// watch streams, submits too fast.
 var ErrLimit = errors.New("coordinator: limit reached")
+
+// retryError is a refusal that may be retried after a known delay; at the
+// RPC edge the delay becomes the status's RetryInfo.
+type retryError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
 
 // checkSpec refuses a job spec over the limits.
 func (l *Limits) checkSpec(js jobSpec) error {

@@ -2,8 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,6 +185,10 @@ func TestLimitsValidate(t *testing.T) {
 		{"active jobs", func(l *Limits) { l.MaxActiveJobs = 0 }},
 		{"watch streams", func(l *Limits) { l.MaxWatchStreams = 0 }},
 		{"list", func(l *Limits) { l.MaxListJobs = 0 }},
+		{"submit rate", func(l *Limits) { l.MaxSubmitRate = 0 }},
+		{"submit rate NaN", func(l *Limits) { l.MaxSubmitRate = math.NaN() }},
+		{"submit rate infinite", func(l *Limits) { l.MaxSubmitRate = math.Inf(1) }},
+		{"submit burst", func(l *Limits) { l.MaxSubmitBurst = 0 }},
 	} {
 		l := NewLimits()
 		if err := l.Validate(); err != nil {
@@ -281,5 +288,114 @@ func TestReconcileActiveAtRevision(t *testing.T) {
 	}
 	if want := []string{legacy.ID, fresh.ID}; !slices.Equal(got, want) {
 		t.Fatalf("markers %v, want %v", got, want)
+	}
+}
+
+// TestPlanningQueued: jobs submitted at once are planned by at most
+// --planning-parallelism planners; the others wait their turn, and one
+// cancelled while it waits is never planned. Every other job succeeds.
+func TestPlanningQueued(t *testing.T) {
+	const planners, jobs = 2, 8
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, nil)
+	var running, most, loads atomic.Int32
+	entered := make(chan struct{}, jobs)
+	release := make(chan struct{})
+	c := h.coordinator(func(cfg *Config) {
+		cfg.PlanningParallelism = planners
+		cfg.testHook = func(ctx context.Context, point string) {
+			if point != pointLoad {
+				return
+			}
+			n := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			loads.Add(1)
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	})
+	cl := h.client(c)
+	ctx := context.Background()
+	var ids []string
+	for i := range jobs {
+		s := h.spec()
+		s.OutUri = h.out.URI() + "/" + strconv.Itoa(i)
+		j, err := cl.Submit(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.GetId())
+	}
+	for range planners {
+		<-entered // every planner holds a job
+	}
+	last := ids[jobs-1]
+	if _, err := cl.Cancel(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the waiting job cancelled", 10*time.Second, func() bool {
+		j, err := cl.Get(ctx, last)
+		return err == nil && j.GetState() == pb.JobState_JOB_STATE_CANCELLED
+	})
+	if n := loads.Load(); n != planners {
+		t.Fatalf("%d loads started while %d planners were held, want %d", n, planners, planners)
+	}
+	close(release)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, id := range ids[:jobs-1] {
+		if j, err := cl.Wait(wctx, id, nil); err != nil || j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Fatalf("job %s: %v, %v (%s)", id, j.GetState(), err, j.GetError())
+		}
+	}
+	if m := most.Load(); m != planners {
+		t.Errorf("at most %d loads at once, want %d", m, planners)
+	}
+	if n := loads.Load(); n != jobs-1 {
+		t.Errorf("%d loads, want %d: the job cancelled while waiting is not planned", n, jobs-1)
+	}
+}
+
+// TestLoadQueueOrder: jobs are handed to planners in the order they were
+// queued, skipping those that ended or were dropped while they waited.
+func TestLoadQueueOrder(t *testing.T) {
+	h := newHarness(t, 4, 0, 0)
+	s := testTerm(t, h)
+	var js []*jobRun
+	for i := range 5 {
+		rec, rev := h.putRecord(h.testRecord("job-"+strconv.Itoa(i), statePending))
+		j := s.addJob(rec, rev)
+		s.load(j)
+		js = append(js, j)
+	}
+	next := func() string {
+		t.Helper()
+		r, ok := s.nextLoad()
+		if !ok {
+			return ""
+		}
+		if r.ctx != r.j.ctx || r.rec.ID != r.j.rec.ID {
+			t.Fatalf("request of %s does not carry its job's record and context", r.j.rec.ID)
+		}
+		s.loads = s.loads[1:] // handed over, as the term's loop does
+		return r.rec.ID
+	}
+	got := []string{next()}
+	s.load(js[0])                                // its load failed: retried, last
+	s.removeJob(js[1])                           // its record changed: taken up again
+	s.endJob(js[3], stateCancelled, "cancelled") // cancelled while it waits
+	for id := next(); id != ""; id = next() {
+		got = append(got, id)
+	}
+	if want := []string{"job-0", "job-2", "job-4", "job-0"}; !slices.Equal(got, want) {
+		t.Fatalf("loads %v, want %v", got, want)
+	}
+	if s.fatal != nil {
+		t.Fatal(s.fatal)
 	}
 }

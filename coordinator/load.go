@@ -23,24 +23,75 @@ type loaded struct {
 	result    *results.Meta // the job's committed result, if _SUCCESS names it
 }
 
-// load plans a pending job, or reloads the plan of a running one, off the
-// term's goroutine, then resumes it. A merging or committing job whose
-// result is already committed (its leader died before recording it) is
-// recorded as succeeded.
+// loadTimeout bounds one load of a job, so that a store that hangs holds
+// a planner this long at most; the load is then retried like any other
+// store failure.
+const loadTimeout = 5 * time.Minute
+
+// load queues j to be planned if it is pending, or to have its plan
+// reloaded if a previous leader ran it, then resumed (onLoaded). A merging
+// or committing job whose result is already committed (its leader died
+// before recording it) is recorded as succeeded. Jobs are loaded in the
+// order they are queued by Config.PlanningParallelism planners, the
+// term's goroutines that do the store reads; a job that ends or is taken
+// up again while it waits is dropped from the queue.
 func (tm *term) load(j *jobRun) {
 	j.phase = phaseLoading
-	rec, ctx := *j.rec, j.ctx // endJob replaces j.ctx
-	tm.spawn(func() {
-		var l loaded
-		var err error
-		if rec.State == stateMerging || rec.State == stateCommitting {
-			l.result, err = tm.c.committedResult(ctx, &rec)
+	tm.loads = append(tm.loads, j)
+}
+
+// loadReq is a job handed to a planner: what the planner reads of it is a
+// copy, made on the term's goroutine.
+type loadReq struct {
+	j   *jobRun
+	rec jobRecord
+	ctx context.Context // the job's: ends when the job does
+}
+
+// nextLoad returns the first queued job still waiting for its load,
+// dropping the jobs before it that no longer wait.
+func (tm *term) nextLoad() (loadReq, bool) {
+	for len(tm.loads) > 0 {
+		j := tm.loads[0]
+		if tm.jobs[j.rec.ID] == j && j.phase == phaseLoading && j.ctx.Err() == nil {
+			return loadReq{j: j, rec: *j.rec, ctx: j.ctx}, true
 		}
-		if err == nil && l.result == nil {
-			l.plan, l.committed, err = tm.c.loadPlan(ctx, &rec)
+		tm.loads[0] = nil
+		tm.loads = tm.loads[1:]
+	}
+	return loadReq{}, false
+}
+
+// planner loads the jobs the term hands it, one at a time, until the term
+// ends.
+func (tm *term) planner() {
+	for {
+		select {
+		case <-tm.ctx.Done():
+			return
+		case r := <-tm.plans:
+			l, err := tm.c.loadJob(r.ctx, &r.rec)
+			tm.post(func() { tm.onLoaded(r.j, l, err) })
 		}
-		tm.post(func() { tm.onLoaded(j, l, err) })
-	})
+	}
+}
+
+// loadJob reads what resuming the job rec needs from its stores: its
+// committed result if it was merging or committing, else its plan (made
+// and stored if the job is pending) and the partials already committed.
+func (c *Coordinator) loadJob(ctx context.Context, rec *jobRecord) (loaded, error) {
+	c.hit(ctx, pointLoad)
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	var l loaded
+	var err error
+	if rec.State == stateMerging || rec.State == stateCommitting {
+		l.result, err = c.committedResult(ctx, rec)
+	}
+	if err == nil && l.result == nil {
+		l.plan, l.committed, err = c.loadPlan(ctx, rec)
+	}
+	return l, err
 }
 
 func (tm *term) onLoaded(j *jobRun, l loaded, err error) {

@@ -14,6 +14,9 @@ type metrics struct {
 	vacuumDeleted  prometheus.Counter
 	vacuumFailures prometheus.Counter
 
+	// refused counts requests refused for a limit a later one may pass.
+	refused *prometheus.CounterVec
+
 	scheduleWindows *prometheus.CounterVec
 	scheduleReruns  prometheus.Counter
 	scheduleLag     prometheus.Gauge
@@ -26,6 +29,13 @@ const (
 	attemptFailed    = "failed"
 	attemptLost      = "lost"
 	attemptCancelled = "cancelled"
+)
+
+// Limits a request may be refused for, the values of the "limit" label.
+const (
+	limitSubmitRate   = "submit_rate"
+	limitActiveJobs   = "active_jobs"
+	limitWatchStreams = "watch_streams"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Wall time of succeeded jobs, from start to commit.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_requests_refused_total",
+			Help: "Requests refused with RESOURCE_EXHAUSTED, by limit (submit_rate, active_jobs, watch_streams).",
+		}, []string{"limit"}),
 		scheduleWindows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_schedule_windows_total",
 			Help: "Scheduled window jobs finished, by outcome (succeeded, failed).",
@@ -83,8 +97,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{attemptOK, attemptDuplicate, attemptFailed, attemptLost, attemptCancelled} {
 		m.attempts.WithLabelValues(o)
 	}
+	for _, l := range []string{limitSubmitRate, limitActiveJobs, limitWatchStreams} {
+		m.refused.WithLabelValues(l)
+	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
+		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
 	}
 	return m
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster"
@@ -69,7 +71,13 @@ func rpcError(err error) error {
 	default:
 		code = codes.Unavailable // etcd trouble: retry later
 	}
-	return status.Error(code, err.Error())
+	st := status.New(code, err.Error())
+	if re := (*retryError)(nil); errors.As(err, &re) {
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(re.after)}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }
 
 // newJobID returns a random job id that sorts by creation time.
@@ -163,8 +171,13 @@ func storeErrKind(err error) error {
 
 // SubmitJob implements CoordinatorService.SubmitJob: it records the job as
 // pending; the leader picks it up from etcd. A submit with an idempotency
-// key that is already recorded returns the job that key created.
+// key that is already recorded returns the job that key created. Every
+// call counts against its caller's submit rate (Limits.MaxSubmitRate),
+// checked first.
 func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.SubmitJobResponse, error) {
+	if err := c.checkSubmitRate(ctx); err != nil {
+		return nil, rpcError(err)
+	}
 	key := req.GetIdempotencyKey()
 	if key != "" {
 		if err := cluster.ValidateID("idempotency key", key); err != nil {
@@ -204,6 +217,7 @@ func (c *Coordinator) submit(ctx context.Context, spec jobSpec, idemKey string, 
 		return nil, false, fmt.Errorf("coordinator: count unfinished jobs: %w", err)
 	}
 	if n := active.Count; n >= int64(c.cfg.Limits.MaxActiveJobs) {
+		c.metrics.refused.WithLabelValues(limitActiveJobs).Inc()
 		return nil, false, fmt.Errorf("%w: %d jobs are unfinished, the most this cluster takes (--max-active-jobs); submit again once some have ended", ErrLimit, n)
 	}
 	now := time.Now().UTC()
@@ -448,18 +462,15 @@ func (c *Coordinator) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (
 func (c *Coordinator) WatchJob(req *pb.WatchJobRequest, stream pb.CoordinatorService_WatchJobServer) error {
 	if n := c.watches.Add(1); n > int64(c.cfg.Limits.MaxWatchStreams) {
 		c.watches.Add(-1)
+		c.metrics.refused.WithLabelValues(limitWatchStreams).Inc()
 		return rpcError(fmt.Errorf("%w: %d watch streams open on this coordinator (--max-watch-streams); poll the job's status, or watch later", ErrLimit, n-1))
 	}
 	defer c.watches.Add(-1)
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	go func() { // end the stream when the coordinator closes
-		select {
-		case <-c.base.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	// End the stream when the coordinator closes, without a goroutine per
+	// stream waiting for it.
+	defer context.AfterFunc(c.base, cancel)()
 	err := c.watchJob(ctx, req.GetId(), stream.Send)
 	if c.base.Err() != nil && stream.Context().Err() == nil {
 		return status.Error(codes.Unavailable, "coordinator shutting down; watch again")

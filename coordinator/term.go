@@ -50,6 +50,10 @@ type term struct {
 	gone map[string]int64
 	// cancels are jobs with a cancel request to act on (cancelSoon).
 	cancels []*jobRun
+	// loads are the jobs waiting for a planner, oldest first (load), and
+	// plans hands the first of them to the next planner free.
+	loads []*jobRun
+	plans chan loadReq
 }
 
 // newTerm returns the state of a term led through the election key
@@ -62,6 +66,7 @@ func newTerm(c *Coordinator, ses *concurrency.Session, leaderKey string, leaderR
 		leaderRev: leaderRev,
 		leaderCmp: clientv3.Compare(clientv3.CreateRevision(leaderKey), "=", leaderRev),
 		events:    make(chan func(), 256),
+		plans:     make(chan loadReq),
 		workers:   make(map[string]*workerState),
 		jobs:      make(map[string]*jobRun),
 		gone:      make(map[string]int64),
@@ -98,6 +103,9 @@ func (tm *term) run(ctx context.Context) error {
 		cancel()
 		tm.wg.Wait()
 	}()
+	for range tm.c.cfg.PlanningParallelism {
+		tm.spawn(tm.planner)
+	}
 	cli, keys := tm.c.cli, tm.c.keys
 	if _, err := tm.txn(nil, clientv3.OpPut(keys.Settings(), encode(cluster.Settings{
 		WorkerTTLSeconds: int((tm.c.cfg.WorkerTTL + time.Second - 1) / time.Second),
@@ -136,11 +144,19 @@ func (tm *term) run(ctx context.Context) error {
 		if tm.fatal != nil {
 			break
 		}
+		var plans chan loadReq // nil, which never sends, while no job waits
+		next, ok := tm.nextLoad()
+		if ok {
+			plans = tm.plans
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tm.ses.Done():
 			return errLostLeadership
+		case plans <- next:
+			tm.loads[0] = nil
+			tm.loads = tm.loads[1:]
 		case f := <-tm.events:
 			f()
 		case wr, ok := <-wch:

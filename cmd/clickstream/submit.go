@@ -91,7 +91,9 @@ func newSubmitCmd() *cobra.Command {
 // wait, follows them in order; it fails if any job does not succeed. With
 // wait, a cluster that holds as many unfinished jobs as it takes
 // (RESOURCE_EXHAUSTED) is waited for: the oldest job submitted is followed
-// to its end, then the window is submitted again.
+// to its end, then the window is submitted again. Submits refused for the
+// caller's submit rate are paced by the client, with or without wait
+// (Client.SubmitWithKey waits the delay the coordinator names).
 func submitWindows(ctx context.Context, c *coordinator.Client, spec *pb.JobSpec, window time.Duration, key string, wait bool, stdout, stderr io.Writer) error {
 	var ids, failed []string
 	followed := 0

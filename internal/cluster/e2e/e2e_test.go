@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -690,6 +691,56 @@ func TestBackfillWithinActiveJobsLimit(t *testing.T) {
 	}
 	if len(seen) != windows {
 		t.Fatalf("%d distinct windows, want %d", len(seen), windows)
+	}
+}
+
+// TestBackfillWithinSubmitRate: a backfill through a coordinator that
+// takes one submit per second from a caller, and two unfinished jobs, is
+// paced by submit --wait: refused submits are sent again after the delay
+// the coordinator names, and every window runs once and succeeds.
+func TestBackfillWithinSubmitRate(t *testing.T) {
+	c := newCluster(t)
+	metrics := freeAddr(t)
+	_, addr := c.coordinator("--max-submit-rate", "1", "--max-submit-burst", "1", "--max-active-jobs", "2", "--metrics-listen", metrics)
+	c.worker("w1")
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(1)
+	const windows = 6
+	window := to.Sub(from) / windows
+	submit := c.start("submit", "submit", "--coordinator", addr, "--from", from.Format(time.RFC3339),
+		"--to", to.Format(time.RFC3339), "--window", window.String(), "--out", c.outURI(), "--wait")
+	submit.succeeds(t, 5*time.Minute)
+	jobs, err := cl.List(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for _, j := range jobs {
+		if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Errorf("job %s %s: %s", j.GetId(), coordinator.StateName(j.GetState()), j.GetError())
+		}
+		seen[j.GetSpec().GetFrom().AsTime().Unix()] = true
+	}
+	if len(jobs) != windows || len(seen) != windows {
+		t.Fatalf("%d jobs of %d distinct windows, want %d", len(jobs), len(seen), windows)
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Six submits a second apart at best, each right after the last
+	// returned: all but the first are refused once unless a submit took
+	// more than a second.
+	const refused = `clickstream_coordinator_requests_refused_total{limit="submit_rate"} `
+	i := strings.Index(string(body), refused)
+	if i < 0 || strings.HasPrefix(string(body[i+len(refused):]), "0\n") {
+		t.Errorf("no submit was refused for its rate:\n%s", body)
 	}
 }
 
