@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -121,6 +122,9 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	if c.tls == nil && !listen.Loopback(c.cfg.Listen) {
 		c.logger.Warn("INSECURE: serving plain-text gRPC beyond loopback (--insecure): anyone who reaches this port can submit and cancel jobs", "listen", c.cfg.Listen)
 	}
+	// Connections beyond the limit wait in the backlog: idle clients
+	// cannot hold the coordinator's memory without bound.
+	lis = netutil.LimitListener(lis, c.cfg.Limits.MaxConnections)
 	c.lis = lis
 	c.addr = c.cfg.Advertise
 	if c.addr == "" {

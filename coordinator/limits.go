@@ -49,6 +49,9 @@ type Limits struct {
 	// do not count.
 	MaxSubmitRate  float64
 	MaxSubmitBurst int
+	// MaxConnections bounds the client connections the API serves at
+	// once; further ones wait in the listen backlog until one closes.
+	MaxConnections int
 }
 
 // Default limits.
@@ -60,6 +63,7 @@ const (
 	DefaultMaxListJobs       = 1000
 	DefaultMaxSubmitRate     = 20
 	DefaultMaxSubmitBurst    = 100
+	DefaultMaxConnections    = 1024
 )
 
 // defaultListJobs is the page ListJobs returns when asked for none.
@@ -75,6 +79,7 @@ func NewLimits() Limits {
 		MaxListJobs:       DefaultMaxListJobs,
 		MaxSubmitRate:     DefaultMaxSubmitRate,
 		MaxSubmitBurst:    DefaultMaxSubmitBurst,
+		MaxConnections:    DefaultMaxConnections,
 	}
 }
 
@@ -87,6 +92,7 @@ func (l *Limits) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&l.MaxListJobs, "max-list-jobs", l.MaxListJobs, "largest page of jobs a list may ask for")
 	fs.Float64Var(&l.MaxSubmitRate, "max-submit-rate", l.MaxSubmitRate, "submits per second each caller may make on this coordinator (its mTLS identity, else its IP address); past --max-submit-burst, faster ones are refused (RESOURCE_EXHAUSTED, with when to retry)")
 	fs.IntVar(&l.MaxSubmitBurst, "max-submit-burst", l.MaxSubmitBurst, "submits a caller may make at once before --max-submit-rate applies")
+	fs.IntVar(&l.MaxConnections, "max-connections", l.MaxConnections, "client connections served at once; more wait until one closes")
 }
 
 // Validate checks the limits.
@@ -106,6 +112,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("%w: --max-submit-rate %v must be positive and finite", ErrConfig, l.MaxSubmitRate)
 	case l.MaxSubmitBurst < 1:
 		return fmt.Errorf("%w: --max-submit-burst %d < 1", ErrConfig, l.MaxSubmitBurst)
+	case l.MaxConnections < 1:
+		return fmt.Errorf("%w: --max-connections %d < 1", ErrConfig, l.MaxConnections)
 	}
 	return nil
 }

@@ -399,3 +399,34 @@ func TestLoadQueueOrder(t *testing.T) {
 		t.Fatal(s.fatal)
 	}
 }
+
+// TestConnectionsLimit: past --max-connections, a new client is not served
+// until a served one leaves.
+func TestConnectionsLimit(t *testing.T) {
+	h := newHarness(t, 2, 10, 100)
+	c := h.coordinator(func(cfg *Config) { cfg.Limits.MaxConnections = 1 })
+	ctx := context.Background()
+	dial := func() (*grpc.ClientConn, pb.CoordinatorServiceClient) {
+		conn, err := grpc.NewClient(c.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn, pb.NewCoordinatorServiceClient(conn)
+	}
+	first, api1 := dial()
+	if _, err := api1.ListJobs(ctx, &pb.ListJobsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	second, api2 := dial()
+	defer second.Close()
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	_, err := api2.ListJobs(wctx, &pb.ListJobsRequest{})
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a second connection while the first is open: %v, want it kept waiting", err)
+	}
+	first.Close()
+	if _, err := api2.ListJobs(ctx, &pb.ListJobsRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("after the first left: %v", err)
+	}
+}
