@@ -23,6 +23,7 @@ func newCertsCmd() *cobra.Command {
 		coordinators, workers, operators, viewer []string
 		etcdNames                                []string
 		validity, caValidity                     time.Duration
+		secretDirs                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "certs [--dir DIR] [--worker ID]... [--etcd NAME]... [--hosts H,...]",
@@ -36,6 +37,11 @@ running processes pick the new files up on their next connection.
 and no clickstream identity: for etcd's members (their server and peer certificate:
 give their host names with --hosts), and for etcd users that log in with a client
 certificate on an etcd started with --client-cert-auth (NAME is the user).
+
+--secret-dirs writes each certificate as a directory instead, <role>-<name>/ or
+etcd-<NAME>/, holding tls.crt, tls.key and ca.crt: the layout of the Secrets
+cert-manager makes, so that the same paths serve both, and of
+kubectl create secret generic NAME --from-file=DIR/<role>-<name>.
 
   clickstream certs --dir certs --worker worker-1 --worker worker-2
   clickstream coordinator --tls-ca certs/ca.pem --tls-cert certs/coordinator-local.pem --tls-key certs/coordinator-local-key.pem ...
@@ -103,13 +109,28 @@ certificate on an etcd started with --client-cert-auth (NAME is the user).
 					what = "CN=" + r.CommonName
 				}
 				base = filepath.Join(dir, base)
-				if err := writeFileAtomic(base+"-key.pem", c.KeyPEM, 0o600); err != nil {
-					return err
+				files := []pemFile{{base + "-key.pem", c.KeyPEM, 0o600}, {base + ".pem", c.CertPEM, 0o644}}
+				if secretDirs {
+					if err := os.MkdirAll(base, 0o700); err != nil {
+						return err
+					}
+					files = []pemFile{
+						{filepath.Join(base, "tls.key"), c.KeyPEM, 0o600},
+						{filepath.Join(base, "tls.crt"), c.CertPEM, 0o644},
+						{filepath.Join(base, "ca.crt"), ca.CertPEM(), 0o644},
+					}
 				}
-				if err := writeFileAtomic(base+".pem", c.CertPEM, 0o644); err != nil {
-					return err
+				// the key first: a certificate never names a key not yet written
+				for _, f := range files {
+					if err := writeFileAtomic(f.name, f.data, f.perm); err != nil {
+						return err
+					}
 				}
-				fmt.Fprintf(out, "%s: %s.pem, %s-key.pem\n", what, base, base)
+				if secretDirs {
+					fmt.Fprintf(out, "%s: %s/ (tls.crt, tls.key, ca.crt)\n", what, base)
+				} else {
+					fmt.Fprintf(out, "%s: %s.pem, %s-key.pem\n", what, base, base)
+				}
 			}
 			return nil
 		},
@@ -122,9 +143,17 @@ certificate on an etcd started with --client-cert-auth (NAME is the user).
 	fs.StringSliceVar(&operators, "operator", []string{"local"}, "operator names: may submit and cancel jobs (repeatable)")
 	fs.StringSliceVar(&viewer, "viewer", []string{"local"}, "viewer names: may read jobs (repeatable)")
 	fs.StringSliceVar(&etcdNames, "etcd", nil, "etcd certificates (repeatable): CommonName NAME, no clickstream identity; for etcd members, and for etcd users that log in by certificate")
+	fs.BoolVar(&secretDirs, "secret-dirs", false, "write each certificate as a directory holding tls.crt, tls.key and ca.crt (the layout of a Kubernetes TLS Secret)")
 	fs.DurationVar(&validity, "validity", pki.DefaultValidity, "validity of the certificates")
 	fs.DurationVar(&caValidity, "ca-validity", 5*365*24*time.Hour, "validity of a new CA")
 	return cmd
+}
+
+// pemFile is a file certs writes.
+type pemFile struct {
+	name string
+	data []byte
+	perm os.FileMode
 }
 
 // validEtcdName reports whether n may name an etcd certificate and its

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,25 @@ func TestCertsCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "CN=clickstream-worker") {
 		t.Errorf("output does not name the etcd certificate:\n%s", out.String())
 	}
+	// --secret-dirs: the layout of a Kubernetes TLS Secret, same CA.
+	if err := runCommand(context.Background(), "certs", []string{"--dir", dir, "--secret-dirs", "--coordinator", "c", "--etcd", "root"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"coordinator-c", "etcd-root"} {
+		leaf := readCert(t, filepath.Join(dir, name, "tls.crt"))
+		ca := readCert(t, filepath.Join(dir, name, "ca.crt"))
+		pool := x509.NewCertPool()
+		pool.AddCert(ca)
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("%s/tls.crt against %s/ca.crt: %v", name, name, err)
+		}
+		if !ca.Equal(readCert(t, filepath.Join(dir, "ca.pem"))) {
+			t.Errorf("%s/ca.crt is not the CA of the directory", name)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, name, "tls.key")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s/tls.key: %v", name, err)
+		}
+	}
 	err := runCommand(context.Background(), "certs", []string{"--dir", dir, "--etcd", "../x"}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--etcd") {
 		t.Errorf("--etcd ../x: %v, want a usage error", err)
@@ -70,6 +90,44 @@ func readCert(t *testing.T, name string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestEtcdAuthCommandCertificatesOnly: on an etcd that requires client
+// certificates, etcd-auth sets up authentication with root's certificate
+// and no password at all; run again, it logs in the same way; the users
+// log in by certificate, and no user logs in with an empty password.
+func TestEtcdAuthCommandCertificatesOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an etcd process; skipped with -short")
+	}
+	const prefix = "/clickstream/v1"
+	e := clustertest.StartAuthEtcd(t, prefix, clustertest.WithClientCertAuth(), clustertest.WithoutAuth())
+	root := e.ClientCert(t, "root")
+	ctx := context.Background()
+	args := []string{"--etcd", e.Endpoint, "--etcd-prefix", prefix, "--etcd-ca", root.CA, "--etcd-cert", root.Cert, "--etcd-key", root.Key}
+	for range 2 {
+		if err := runCommand(ctx, "etcd-auth", args, &bytes.Buffer{}); err != nil {
+			t.Fatalf("etcd-auth: %v", err)
+		}
+	}
+	c, err := cluster.Dial(ctx, []string{e.Endpoint}, cluster.EtcdAuth{TLS: e.ClientCert(t, "clickstream-coordinator")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Put(ctx, cluster.Keys{Prefix: prefix}.Job("j1"), "x"); err != nil {
+		t.Errorf("coordinator writes a job: %v", err)
+	}
+	if _, err := c.Put(ctx, "/elsewhere", "x"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("coordinator writes outside its prefix: %v, want permission denied (authentication on)", err)
+	}
+	noPW := cluster.EtcdAuth{User: "root", Password: "x", TLS: e.ClientCert(t, "nobody")}
+	if _, err := cluster.Dial(ctx, []string{e.Endpoint}, noPW); !errors.Is(err, cluster.ErrEtcdAuth) {
+		t.Errorf("root with a password: %v, want ErrEtcdAuth", err)
+	}
+	if err := runCommand(ctx, "etcd-auth", args[:6], &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--root-password-file is required") {
+		t.Errorf("neither a root password nor a certificate: %v", err)
+	}
 }
 
 // TestEtcdAuthCommandTLS: etcd-auth speaks TLS to an etcd that requires

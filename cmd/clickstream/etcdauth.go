@@ -24,17 +24,18 @@ func newEtcdAuthCmd() *cobra.Command {
 		tlsFiles                              cluster.EtcdTLS
 	)
 	cmd := &cobra.Command{
-		Use:   "etcd-auth --etcd ENDPOINTS --root-password-file F [--coordinator-password-file F] [--worker-password-file F]",
+		Use:   "etcd-auth --etcd ENDPOINTS {--root-password-file F | --etcd-cert ROOT.pem --etcd-key K} [--coordinator-password-file F] [--worker-password-file F]",
 		Short: "create etcd's users and roles for the cluster (coordinator: its prefix; worker: its registration) and enable authentication",
 		Long: `etcd-auth creates the roles of the cluster under --etcd-prefix, the users root, the
 coordinators' and the workers', and turns authentication on. Run again, it sets the
 passwords again, logging in as root.
 
-A coordinator or worker user given no password file is created without a password: it
-logs in only with a client certificate whose CommonName is its name, on an etcd started
-with --client-cert-auth (see clickstream certs --etcd). On such an etcd, etcd-auth itself
+A user given no password file is created without a password: it logs in only with a
+client certificate whose CommonName is its name, on an etcd started with
+--client-cert-auth (see clickstream certs --etcd). On such an etcd, etcd-auth itself
 needs a client certificate too (--etcd-cert): one naming root works before and after
-authentication is on.`,
+authentication is on, and root then needs no password at all. A user that exists keeps
+its password when given none.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn := cluster.EtcdAuth{TLS: tlsFiles}
@@ -50,8 +51,8 @@ authentication is on.`,
 			if err := cluster.ValidatePrefix(prefix); err != nil {
 				return usageError{err}
 			}
-			if rootFile == "" {
-				return usageErrorf("--root-password-file is required")
+			if rootFile == "" && tlsFiles.Cert == "" {
+				return usageErrorf("--root-password-file is required, unless root logs in with its client certificate (--etcd-cert)")
 			}
 			for _, f := range []struct {
 				flag, file string
@@ -71,7 +72,7 @@ authentication is on.`,
 			ctx := cmd.Context()
 			endpoints := cluster.ParseEndpoints(etcd)
 			cli, err := cluster.Dial(ctx, endpoints, conn)
-			if errors.Is(err, cluster.ErrEtcdAuth) { // on already: log in as root
+			if errors.Is(err, cluster.ErrEtcdAuth) && users.RootPW != "" { // on already: log in as root
 				conn.User, conn.Password = users.Root, secret.Secret(users.RootPW)
 				cli, err = cluster.Dial(ctx, endpoints, conn)
 			}
@@ -98,7 +99,7 @@ authentication is on.`,
 	fs.StringVar(&etcd, "etcd", "", "etcd endpoints, comma-separated")
 	fs.StringVar(&prefix, "etcd-prefix", cluster.DefaultPrefix, "prefix of the cluster's etcd keys")
 	fs.StringVar(&users.Root, "root-user", "root", "etcd's root user (created; authentication needs it)")
-	fs.StringVar(&rootFile, "root-password-file", "", "file holding the root user's password")
+	fs.StringVar(&rootFile, "root-password-file", "", "file holding the root user's password (none: root logs in by client certificate only; needs --etcd-cert)")
 	fs.StringVar(&users.Coordinator, "coordinator-user", "clickstream-coordinator", "user of the coordinators (--etcd-user of coordinator)")
 	fs.StringVar(&coordinatorFile, "coordinator-password-file", "", "file holding the coordinators' password (none: the user logs in by client certificate only)")
 	fs.StringVar(&users.Worker, "worker-user", "clickstream-worker", "user of the workers (--etcd-user of worker)")

@@ -119,10 +119,9 @@ const (
 	PingKey = "/clickstream-ping"
 )
 
-// AuthUsers are the users SetupAuth creates, with their passwords. The
-// root user needs one; a coordinator or worker user without one can log
-// in only with a client certificate naming it (CommonName), on an etcd
-// started with --client-cert-auth.
+// AuthUsers are the users SetupAuth creates, with their passwords. A user
+// without one can log in only with a client certificate naming it
+// (CommonName), on an etcd started with --client-cert-auth.
 type AuthUsers struct {
 	Root, Coordinator, Worker       string // user names
 	RootPW, CoordinatorPW, WorkerPW string
@@ -182,8 +181,6 @@ func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthU
 		switch {
 		case us.name == "":
 			return fmt.Errorf("cluster: user for role %s needs a name", us.role)
-		case us.pw == "" && us.role == "root":
-			return fmt.Errorf("cluster: the root user %s needs a password", us.name)
 		case us.pw == "":
 			opts := &clientv3.UserAddOptions{NoPassword: true}
 			if _, err := cli.UserAddWithOptions(ctx, us.name, "", opts); err != nil && !strings.Contains(err.Error(), "already exists") {

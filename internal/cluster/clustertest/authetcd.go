@@ -97,7 +97,12 @@ func (e *AuthEtcd) certFiles(user string) cluster.EtcdTLS {
 // An EtcdOption changes the etcd StartAuthEtcd runs.
 type EtcdOption func(*etcdOptions)
 
-type etcdOptions struct{ tls, clientCertAuth bool }
+type etcdOptions struct{ tls, clientCertAuth, noAuth bool }
+
+// WithoutAuth leaves authentication off and creates no users: for tests
+// of setting it up (AuthEtcd.Users is then what SetupAuth would be
+// given; ClientCert works with WithClientCertAuth).
+func WithoutAuth() EtcdOption { return func(o *etcdOptions) { o.noAuth = true } }
 
 // WithTLS serves clients over TLS (https://), with a server certificate
 // for 127.0.0.1 and localhost signed by a CA of the test (AuthEtcd.CA).
@@ -113,8 +118,8 @@ func WithClientCertAuth() EtcdOption {
 // StartAuthEtcd starts the etcd server binary ($CLICKSTREAM_ETCD_BINARY,
 // else etcd on PATH: Debian's etcd-server, which `make dev-up` installs)
 // as a process of the test, sets up the roles and users of a cluster
-// under prefix and turns authentication on. The process is killed when
-// the test ends.
+// under prefix and turns authentication on (unless WithoutAuth). The
+// process is killed when the test ends.
 func StartAuthEtcd(t testing.TB, prefix string, opts ...EtcdOption) *AuthEtcd {
 	t.Helper()
 	var o etcdOptions
@@ -177,6 +182,10 @@ func StartAuthEtcd(t testing.TB, prefix string, opts ...EtcdOption) *AuthEtcd {
 	for {
 		c, err := cluster.Dial(ctx, []string{e.Endpoint}, setup)
 		if err == nil {
+			if o.noAuth {
+				cli = c
+				break
+			}
 			if err := cluster.SetupAuth(ctx, c, prefix, e.Users); err != nil {
 				c.Close()
 				t.Fatal(err)
