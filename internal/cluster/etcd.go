@@ -91,8 +91,11 @@ func Dial(ctx context.Context, endpoints []string, auth EtcdAuth) (*clientv3.Cli
 	if tlsCfg != nil {
 		// gRPC reports a refused handshake as a deadline: ask TLS why.
 		if perr := probeTLS(ctx, endpoints, tlsCfg); perr != nil {
-			err = perr
+			return nil, fmt.Errorf("%w: %v did not answer within %v: %w", ErrEtcdUnreachable, endpoints, DialTimeout, perr)
 		}
+	}
+	if cli == nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("cluster: etcd client for %v: %w", endpoints, err)
 	}
 	return nil, fmt.Errorf("%w: %v did not answer within %v: %w", ErrEtcdUnreachable, endpoints, DialTimeout, err)
 }
