@@ -57,7 +57,8 @@ type Config struct {
 	// embedded etcd in DataDir, serving clients on EtcdListen.
 	Etcd       string
 	EtcdPrefix string
-	// EtcdAuth authenticates to an etcd with authentication on.
+	// EtcdAuth is the connection to etcd: TLS, and the credentials of an
+	// etcd with authentication on.
 	EtcdAuth   cluster.EtcdAuth
 	DataDir    string
 	EtcdListen string
@@ -212,14 +213,17 @@ func (c *Config) Validate() error {
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: negative shutdown timeout", ErrConfig)
 	}
-	if err := cluster.CheckEndpoints(c.Etcd); err != nil {
+	if err := c.EtcdAuth.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := c.EtcdAuth.Validate(); err != nil {
+	if err := c.EtcdAuth.CheckEndpoints(c.Etcd); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.Etcd == "" && c.EtcdAuth.User != "" {
 		return fmt.Errorf("%w: --etcd-user needs --etcd (the embedded etcd has no users)", ErrConfig)
+	}
+	if c.Etcd == "" && c.EtcdAuth.TLS.Enabled() {
+		return fmt.Errorf("%w: --etcd-ca, --etcd-cert and --etcd-key need --etcd (the embedded etcd serves loopback only, in plain text)", ErrConfig)
 	}
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
@@ -685,6 +686,11 @@ func TestConfigValidate(t *testing.T) {
 			c.Schedule.Enabled, c.Schedule.Out, c.Lake = true, "file:///lake/out", "file:///lake"
 		}, "overlaps the lake"},
 		{"embedded etcd beyond loopback", func(c *Config) { c.EtcdListen, c.Insecure = "0.0.0.0:2379", true }, "--etcd-listen"},
+		{"embedded etcd with TLS", func(c *Config) { c.EtcdAuth.TLS.CA = "/ca.pem" }, "need --etcd"},
+		{"etcd over TLS", func(c *Config) {
+			c.Etcd, c.EtcdAuth.TLS = "https://e:2379", cluster.EtcdTLS{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem"}
+		}, ""},
+		{"https etcd without its CA", func(c *Config) { c.Etcd = "https://e:2379" }, "--etcd-ca"},
 		{"negative retention", func(c *Config) { c.JobRetention = -time.Second }, "job retention"},
 		{"no planners", func(c *Config) { c.PlanningParallelism = 0 }, "--planning-parallelism"},
 		{"negative retry", func(c *Config) {

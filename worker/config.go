@@ -38,8 +38,9 @@ type Config struct {
 	Etcd string
 	// EtcdPrefix roots the cluster's keys.
 	EtcdPrefix string
-	// EtcdAuth authenticates to an etcd with authentication on (the
-	// clickstream-worker role: see cluster.SetupAuth).
+	// EtcdAuth is the connection to etcd: TLS, and the credentials of an
+	// etcd with authentication on (the clickstream-worker role: see
+	// cluster.SetupAuth).
 	EtcdAuth cluster.EtcdAuth
 	// LeaseTTL is the TTL of the worker's registration lease: a worker that
 	// dies loses its tasks this long after its last keep-alive. Zero means
@@ -139,10 +140,10 @@ func (c *Config) Validate() error {
 		}
 		*r.roots = canonical // compared with tasks' canonical stores
 	}
-	if err := cluster.CheckEndpoints(c.Etcd); err != nil {
+	if err := c.EtcdAuth.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := c.EtcdAuth.Validate(); err != nil {
+	if err := c.EtcdAuth.CheckEndpoints(c.Etcd); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {

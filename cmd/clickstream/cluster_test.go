@@ -196,6 +196,9 @@ func TestClusterCommandErrors(t *testing.T) {
 		{"cancel no job", cancelCmd, nil, "exactly one job"},
 		{"coordinator on every interface", coordinatorCmd, []string{"--listen", ":7400", "--etcd", "http://127.0.0.1:1"}, "--insecure"},
 		{"worker on every interface", workerCmd, []string{"--listen", "0.0.0.0:7401", "--etcd", "http://127.0.0.1:1"}, "--insecure"},
+		{"https etcd without its CA", workerCmd, []string{"--etcd", "https://127.0.0.1:1", "--lake-root", "file:///l", "--output-root", "file:///o"}, "--etcd-ca"},
+		{"http etcd with a CA", coordinatorCmd, []string{"--etcd", "http://127.0.0.1:1", "--etcd-ca", "/ca.pem"}, "use https://"},
+		{"etcd certificate without key", workerCmd, []string{"--etcd", "https://127.0.0.1:1", "--etcd-ca", "/ca.pem", "--etcd-cert", "/c.pem", "--lake-root", "file:///l", "--output-root", "file:///o"}, "--etcd-cert and --etcd-key go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cmd(ctx, tc.args, &bytes.Buffer{})

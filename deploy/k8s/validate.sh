@@ -6,13 +6,15 @@
 #                                     # kubernetes-validate schemas (PyPI) into the cache
 #
 # Steps:
-#   1. kustomize build of base, overlays/example and monitoring (required: any error fails).
-#   2. flags: every clickstream container's args are parsed by the real binary (`<args> -h`), so a
-#      renamed or mistyped flag fails here, not in a CrashLoopBackOff. Needs go and python3 + PyYAML.
+#   1. kustomize build of base, overlays/example, monitoring and cert-manager (required: any error fails).
+#   2. flags: every clickstream container's args are parsed by the real binary (`<args> -h`), and every
+#      CLICKSTREAM_<FLAG> variable it sets must name a flag of its command, so a renamed or mistyped
+#      flag fails here, not in a CrashLoopBackOff; the same for the services of deploy/compose.yaml,
+#      whose volumes and dependencies must also be declared. Needs go and python3 + PyYAML.
 #   3. kubeconform -strict against the Kubernetes JSON schemas of K8S_VERSIONS, from local files only
 #      (never downloaded by kubeconform). The schemas come from the PyPI package kubernetes-validate,
 #      rewritten once into the cache so that kubeconform can resolve their references offline.
-#      ServiceMonitor (a CRD) has no schema there and is skipped.
+#      ServiceMonitor, Certificate and Issuer (CRDs) have no schema there and are skipped.
 #
 # Environment:
 #   K8S_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0"; 1.25-1.37 available)
@@ -56,7 +58,7 @@ elif command -v kustomize >/dev/null; then
 else
 	kustomize=(go run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2 build)
 fi
-builds=(base overlays/example monitoring)
+builds=(base overlays/example monitoring cert-manager)
 for d in "${builds[@]}"; do
 	f=$out/$(echo "$d" | tr / _).yaml
 	if "${kustomize[@]}" "$here/$d" >"$f" 2>"$out/err"; then
@@ -74,10 +76,35 @@ if python3 -c 'import yaml' 2>/dev/null && { [[ -n ${CLICKSTREAM_BIN:-} ]] || co
 	if [[ -n ${CLICKSTREAM_BIN:-} ]] && cp "$CLICKSTREAM_BIN" "$out/clickstream" ||
 		(cd "$repo" && go build -o "$out/clickstream" ./cmd/clickstream) 2>"$out/err"; then
 		# every clickstream container of the example overlay, its $(VAR)s replaced by a placeholder
-		if ! python3 - "$out/clickstream" "$out/overlays_example.yaml" <<'EOF'; then
+		if ! python3 - "$out/clickstream" "$out/overlays_example.yaml" "$repo/deploy/compose.yaml" <<'EOF'; then
 import re, subprocess, sys, yaml
-binary, rendered = sys.argv[1], sys.argv[2]
+binary, rendered, compose = sys.argv[1:4]
 ok = True
+# variables that set no flag: secrets, read from the environment only
+SECRETS = {"CLICKSTREAM_ETCD_PASSWORD", "CLICKSTREAM_ES_PASSWORD", "CLICKSTREAM_ES_API_KEY"}
+flags_of = {}
+
+def check(what, args, env):
+    """Parses args with the binary; every CLICKSTREAM_ variable of env must name one of its flags."""
+    global ok
+    args = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", "placeholder", a) for a in args]
+    r = subprocess.run([binary, *args, "-h"], capture_output=True, text=True)
+    if r.returncode != 0:
+        ok = False
+        errs = [l for l in r.stderr.splitlines() if l and not l.startswith((" ", "\t", "Usage", "Flags"))]
+        print(f"== flags of {what}: FAILED: " + "; ".join(errs[:3]))
+        return
+    flags = set(re.findall(r"--([a-z0-9-]+)", r.stdout))
+    bad = [v for v in env if v.startswith("CLICKSTREAM_") and v not in SECRETS
+           and v[len("CLICKSTREAM_"):].lower().replace("_", "-") not in flags]
+    if bad:
+        ok = False
+        print(f"== flags of {what}: FAILED: {', '.join(bad)} set no flag of `{args[0]}`")
+    else:
+        print(f"== flags of {what}: ok")
+
+# every clickstream container of the example overlay, its $(VAR)s replaced by a placeholder; its own
+# env entries (not the shared ConfigMap, which every command reads)
 for doc in yaml.safe_load_all(open(rendered)):
     if not doc or doc.get("kind") not in ("Deployment", "StatefulSet", "Job", "CronJob"):
         continue
@@ -87,15 +114,27 @@ for doc in yaml.safe_load_all(open(rendered)):
     for c in spec["template"]["spec"].get("containers", []):
         if "clickstream" not in c.get("image", "") or not c.get("args"):
             continue
-        args = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", "placeholder", a) for a in c["args"]]
-        r = subprocess.run([binary, *args, "-h"], capture_output=True, text=True)
-        what = f"{doc['kind']} {doc['metadata']['name']} ({args[0]})"
-        if r.returncode == 0:
-            print(f"== flags of {what}: ok")
-        else:
+        check(f"{doc['kind']} {doc['metadata']['name']} ({c['args'][0]})", c["args"], [e["name"] for e in c.get("env", [])])
+
+# every clickstream service of the compose file, and what it refers to
+d = yaml.safe_load(open(compose))
+services, volumes = d.get("services", {}), set(d.get("volumes") or {})
+shared = set(d.get("x-clickstream-env") or {})
+for name, svc in services.items():
+    for dep in svc.get("depends_on") or {}:
+        if dep not in services:
             ok = False
-            errs = [l for l in r.stderr.splitlines() if l and not l.startswith((" ", "\t", "Usage", "Flags"))]
-            print(f"== flags of {what}: FAILED: " + "; ".join(errs[:3]))
+            print(f"== compose {name}: FAILED: depends on unknown service {dep}")
+    for v in svc.get("volumes") or []:
+        src = v.get("source") if isinstance(v, dict) else v.split(":")[0]
+        if src and not src.startswith((".", "/")) and src not in volumes:
+            ok = False
+            print(f"== compose {name}: FAILED: undeclared volume {src}")
+    if svc.get("image") != "clickstream:dev" or not svc.get("command"):
+        continue
+    # the shared x-clickstream-env is read by every command, like the ConfigMap: not checked
+    own = [v for v in svc.get("environment") or {} if v not in shared]
+    check(f"compose {name} ({svc['command'][0]})", svc["command"], own)
 sys.exit(0 if ok else 1)
 EOF
 			failed=1
@@ -174,7 +213,7 @@ else
 			f=$out/$(echo "$d" | tr / _).yaml
 			# -schema-location without "default": local files only, nothing is downloaded
 			if res=$("$kc" -strict -summary -kubernetes-version "$v" -schema-location "$loc" \
-				-skip ServiceMonitor "$f" 2>&1); then
+				-skip ServiceMonitor,Certificate,Issuer "$f" 2>&1); then
 				say "kubeconform $v $d: ${res##*$'\n'}"
 			else
 				say "kubeconform $v $d: FAILED"

@@ -17,21 +17,27 @@ import (
 // flag, so that it never shows in a process list.
 const EnvEtcdPassword = "CLICKSTREAM_ETCD_PASSWORD"
 
-// EtcdAuth is how a process authenticates to etcd: a user and its
+// EtcdAuth is how a process connects to etcd: TLS, and a user with its
 // password, given apart from the endpoints (an endpoint URL carrying them
-// is refused, see CheckEndpoints). The zero value authenticates no one.
+// is refused, see CheckEndpoints). On an etcd with --client-cert-auth, the
+// client certificate (TLS.Cert) logs in instead of a user and password:
+// etcd takes the user from its CommonName. The zero value is plain text
+// and authenticates no one.
 type EtcdAuth struct {
 	User         string
 	Password     secret.Secret
 	PasswordFile string
+	TLS          EtcdTLS
 }
 
 // AddFlags binds the user and the password file to --etcd-user and
-// --etcd-password-file; the password itself comes from the file or
-// $CLICKSTREAM_ETCD_PASSWORD (SecretsFromEnv).
+// --etcd-password-file (the password itself comes from the file or
+// $CLICKSTREAM_ETCD_PASSWORD, see SecretsFromEnv), and TLS to --etcd-ca,
+// --etcd-cert and --etcd-key.
 func (a *EtcdAuth) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&a.User, "etcd-user", a.User, "etcd user (etcd with authentication); the password comes from --etcd-password-file or $"+EnvEtcdPassword)
 	fs.StringVar(&a.PasswordFile, "etcd-password-file", a.PasswordFile, "file holding the etcd user's password")
+	a.TLS.AddFlags(fs)
 }
 
 // SecretsFromEnv sets the password from $CLICKSTREAM_ETCD_PASSWORD when
@@ -45,17 +51,29 @@ func (a *EtcdAuth) SecretsFromEnv(lookup func(string) (string, bool)) {
 	}
 }
 
-// Validate checks that a user comes with exactly one source of password.
+// Validate checks that a user comes with exactly one source of password,
+// and the TLS files (EtcdTLS.Validate).
 func (a *EtcdAuth) Validate() error {
 	switch {
 	case a.Password != "" && a.PasswordFile != "":
 		return fmt.Errorf("both $%s and --etcd-password-file are set: give one", EnvEtcdPassword)
 	case a.User == "" && (a.Password != "" || a.PasswordFile != ""):
 		return errors.New("an etcd password is set but no --etcd-user")
+	case a.User != "" && a.Password == "" && a.PasswordFile == "" && a.TLS.Cert != "":
+		return fmt.Errorf("--etcd-user %s has no password: to log in with the client certificate (--etcd-cert, on an etcd with --client-cert-auth), leave --etcd-user out: etcd takes the user from the certificate's CommonName", a.User)
 	case a.User != "" && a.Password == "" && a.PasswordFile == "":
 		return fmt.Errorf("--etcd-user %s has no password: set --etcd-password-file or $%s", a.User, EnvEtcdPassword)
 	}
-	return nil
+	return a.TLS.Validate()
+}
+
+// CheckEndpoints checks endpoints (comma-separated) for credentials
+// (see CheckEndpoints) and against the TLS setting (EtcdTLS.CheckScheme).
+func (a *EtcdAuth) CheckEndpoints(endpoints string) error {
+	if err := CheckEndpoints(endpoints); err != nil {
+		return err
+	}
+	return a.TLS.CheckScheme(ParseEndpoints(endpoints))
 }
 
 // resolve returns the user and the password, reading the password file.
@@ -101,7 +119,9 @@ const (
 	PingKey = "/clickstream-ping"
 )
 
-// AuthUsers are the users SetupAuth creates, with their passwords.
+// AuthUsers are the users SetupAuth creates, with their passwords. A user
+// without one can log in only with a client certificate naming it
+// (CommonName), on an etcd started with --client-cert-auth.
 type AuthUsers struct {
 	Root, Coordinator, Worker       string // user names
 	RootPW, CoordinatorPW, WorkerPW string
@@ -116,7 +136,10 @@ type AuthUsers struct {
 // read the cluster's settings. Roles are named per prefix, so that one
 // etcd can hold several clusters; give each cluster users of its own. It
 // is idempotent: roles, users and grants that exist are kept, passwords are
-// set again.
+// set again (root's last: a client logged in as root with a password
+// cannot be used after that on etcd 3.4). A user given no password is
+// created without one (it logs in by certificate only); if it exists
+// already, it is left as it is.
 func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthUsers) error {
 	keys := Keys{Prefix: prefix}
 	root := keys.root() + "/"
@@ -153,16 +176,26 @@ func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthU
 		{u.Coordinator, u.CoordinatorPW, roleCoordinator},
 		{u.Worker, u.WorkerPW, roleWorker},
 	}
+	rootPW := false // root exists: set its password last
 	for _, us := range users {
-		if us.name == "" || us.pw == "" {
-			return fmt.Errorf("cluster: user for role %s needs a name and a password", us.role)
-		}
-		if _, err := cli.UserAdd(ctx, us.name, us.pw); err != nil {
-			if !strings.Contains(err.Error(), "already exists") {
+		switch {
+		case us.name == "":
+			return fmt.Errorf("cluster: user for role %s needs a name", us.role)
+		case us.pw == "":
+			opts := &clientv3.UserAddOptions{NoPassword: true}
+			if _, err := cli.UserAddWithOptions(ctx, us.name, "", opts); err != nil && !strings.Contains(err.Error(), "already exists") {
 				return fmt.Errorf("cluster: add user %s: %w", us.name, err)
 			}
-			if _, err := cli.UserChangePassword(ctx, us.name, us.pw); err != nil {
-				return fmt.Errorf("cluster: set password of %s: %w", us.name, err)
+		default:
+			if _, err := cli.UserAdd(ctx, us.name, us.pw); err != nil {
+				if !strings.Contains(err.Error(), "already exists") {
+					return fmt.Errorf("cluster: add user %s: %w", us.name, err)
+				}
+				if us.role == "root" {
+					rootPW = true
+				} else if _, err := cli.UserChangePassword(ctx, us.name, us.pw); err != nil {
+					return fmt.Errorf("cluster: set password of %s: %w", us.name, err)
+				}
 			}
 		}
 		if _, err := cli.UserGrantRole(ctx, us.name, us.role); err != nil {
@@ -171,6 +204,14 @@ func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthU
 	}
 	if _, err := cli.AuthEnable(ctx); err != nil {
 		return fmt.Errorf("cluster: enable authentication: %w", err)
+	}
+	// Last: cli may be logged in as root, and etcd 3.4 ends the sessions of
+	// a user whose password changes in a way the client never recovers
+	// from (every later request waits for its deadline).
+	if rootPW {
+		if _, err := cli.UserChangePassword(ctx, u.Root, u.RootPW); err != nil {
+			return fmt.Errorf("cluster: set password of %s: %w", u.Root, err)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,12 @@
 // (Settings), a client constructor that fails fast (Dial), and an embedded
 // etcd server (StartEmbedded) for single-machine use and tests.
 //
+// Dial speaks TLS when EtcdAuth.TLS names etcd's CA (--etcd-ca), and logs
+// in with a password (--etcd-user) or with a client certificate whose
+// CommonName is the user (--etcd-cert, --etcd-key, on an etcd started with
+// --client-cert-auth). SetupAuth creates the users and the per-cluster
+// roles and turns authentication on (`clickstream etcd-auth`).
+//
 // The layout under a prefix (default /clickstream/v1):
 //
 //	<prefix>/workers/<worker>                  WorkerInfo, under the worker's lease

@@ -69,8 +69,12 @@ func NewCA(name string, validity time.Duration) (*CA, error) {
 // Request describes a certificate to issue.
 type Request struct {
 	// URI is the holder's identity, a URI SAN such as
-	// spiffe://clickstream/worker/w-1. Required.
+	// spiffe://clickstream/worker/w-1. Required unless CommonName is set.
 	URI string
+	// CommonName is the subject's CommonName; empty means URI. etcd's
+	// --client-cert-auth takes the etcd user from it, and an etcd member's
+	// certificate needs no URI: such certificates set CommonName alone.
+	CommonName string
 	// DNSNames and IPs are further SANs, so that tools verifying host
 	// names (grpcurl, curl) accept the certificate.
 	DNSNames []string
@@ -98,9 +102,18 @@ func (c Cert) TLS() (tls.Certificate, error) {
 // Issue returns a certificate for r signed by ca, usable by servers and by
 // clients.
 func (ca *CA) Issue(r Request) (Cert, error) {
-	u, err := url.Parse(r.URI)
-	if err != nil || r.URI == "" {
-		return Cert{}, fmt.Errorf("pki: identity URI %q: %w", r.URI, errors.Join(errors.New("a URI SAN is required"), err))
+	var uris []*url.URL
+	switch u, err := url.Parse(r.URI); {
+	case r.URI == "" && r.CommonName == "":
+		return Cert{}, errors.New("pki: a certificate needs a URI SAN or a CommonName")
+	case err != nil || (r.URI != "" && u.Scheme == ""):
+		return Cert{}, fmt.Errorf("pki: identity URI %q: %w", r.URI, errors.Join(errors.New("not an absolute URI"), err))
+	case r.URI != "":
+		uris = []*url.URL{u}
+	}
+	name := r.CommonName
+	if name == "" {
+		name = r.URI
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -122,22 +135,22 @@ func (ca *CA) Issue(r Request) (Cert, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: r.URI, Organization: []string{"clickstream"}},
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"clickstream"}},
 		NotBefore:    nb,
 		NotAfter:     na,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{u},
+		URIs:         uris,
 		DNSNames:     r.DNSNames,
 		IPAddresses:  r.IPs,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return Cert{}, fmt.Errorf("pki: certificate for %s: %w", r.URI, err)
+		return Cert{}, fmt.Errorf("pki: certificate for %s: %w", name, err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return Cert{}, fmt.Errorf("pki: key for %s: %w", r.URI, err)
+		return Cert{}, fmt.Errorf("pki: key for %s: %w", name, err)
 	}
 	return Cert{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),

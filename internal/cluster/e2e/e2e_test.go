@@ -780,6 +780,36 @@ func TestJobWithEtcdAuth(t *testing.T) {
 	}
 }
 
+// TestJobWithEtcdTLS runs the cluster on an etcd process that serves TLS
+// and requires client certificates (--client-cert-auth), with
+// authentication on: the coordinator (flags) and a worker ($CLICKSTREAM_ETCD_CA,
+// _CERT, _KEY) log in with certificates naming their users, no password,
+// and run a job to its exact result; a worker without a client
+// certificate is refused at start and told to give one.
+func TestJobWithEtcdTLS(t *testing.T) {
+	c := newCluster(t)
+	e := clustertest.StartAuthEtcd(t, c.prefix, clustertest.WithClientCertAuth())
+	c.etcd, c.auth = e.Endpoint, e.Root()
+	coordTLS, workerTLS := e.ClientCert(t, e.Users.Coordinator), e.ClientCert(t, e.Users.Worker)
+	_, addr := c.coordinator("--etcd-ca", coordTLS.CA, "--etcd-cert", coordTLS.Cert, "--etcd-key", coordTLS.Key)
+	c.workerEnv("w1", []string{"CLICKSTREAM_ETCD_CA=" + workerTLS.CA, "CLICKSTREAM_ETCD_CERT=" + workerTLS.Cert, "CLICKSTREAM_ETCD_KEY=" + workerTLS.Key})
+	noCert := c.worker("w2", "--etcd-ca", e.CAFile)
+	select {
+	case <-noCert.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a worker without a client certificate is still running")
+	}
+	if code := noCert.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(noCert.output(), "--etcd-cert") {
+		t.Fatalf("a worker without a client certificate exited %d:\n%s", code, noCert.output())
+	}
+	cl := c.client(addr)
+	c.ready(cl)
+	c.waitWorkers(1)
+	out := c.outURI()
+	j := c.wait(cl, c.submit(cl, c.spec(out)).GetId())
+	c.checkResult(j, out)
+}
+
 // succeeds waits up to timeout for a command to exit, and fails the test
 // unless it exited 0.
 func (p *proc) succeeds(t *testing.T, timeout time.Duration) {
