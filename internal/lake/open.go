@@ -84,7 +84,7 @@ func OpenUnder(ctx context.Context, uri string, roots []string, opts S3Options) 
 		return Open(ctx, c, opts)
 	}
 	under := filepath.FromSlash(strings.TrimPrefix(root, "file://"))
-	if under == "" {
+	if strings.Trim(under, "/") == "" {
 		under = string(filepath.Separator) // the root "file:///"
 	}
 	rel, err := filepath.Rel(under, filepath.FromSlash(dir))
@@ -101,7 +101,6 @@ func OpenUnder(ctx context.Context, uri string, roots []string, opts S3Options) 
 func deepestRoot(uri string, roots []string) (string, bool) {
 	best, found := "", false
 	for _, r := range roots {
-		r = strings.TrimRight(r, "/")
 		if Under(uri, []string{r}) && (!found || len(r) > len(best)) {
 			best, found = r, true
 		}
@@ -168,6 +167,10 @@ func checkBucket(b string) error {
 	}
 	return nil
 }
+
+// CheckKey returns an error for a key that no store accepts (see checkKey):
+// for callers that validate keys before they reach a store.
+func CheckKey(key string) error { return checkKey(key) }
 
 // checkKey rejects keys that would escape a store's root or name different
 // objects on different stores: empty keys, absolute keys, backslashes, NUL

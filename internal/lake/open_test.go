@@ -273,4 +273,20 @@ func TestOpenUnder(t *testing.T) {
 			t.Fatalf("OpenUnder(%q) wrote %q, %v into %s", tc.uri, data, err, tc.dir)
 		}
 	}
+	// Under the filesystem's root, every folder is inside; but os.Root
+	// follows no absolute link, wherever it points.
+	if err := os.Symlink("../outside", filepath.Join(root, "relative")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lake.OpenUnder(ctx, "file://"+root+"/out/lake", []string{"file:///"}, laketest.S3Options()); !errors.Is(err, lake.ErrOutsideRoot) {
+		t.Fatalf("an absolute link under file:///: %v, want ErrOutsideRoot", err)
+	}
+	s, err := lake.OpenUnder(ctx, "file://"+root+"/relative/lake", []string{"file:///"}, laketest.S3Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "k", "v")
+	if data, err := os.ReadFile(filepath.Join(outside, "lake", "k")); err != nil || string(data) != "v" {
+		t.Fatalf("under file:///: %q, %v", data, err)
+	}
 }

@@ -33,10 +33,10 @@ const staleTmpAge = 24 * time.Hour
 //
 // Every operation resolves its key inside the folder through an os.Root:
 // one folder at a time, following a symbolic link only while it stays
-// inside. A key that leads out of the folder through a link (the folder's
-// own path is taken as given) is refused with an error matching
-// ErrOutsideRoot, by every operation; nothing is read, written, created,
-// listed or deleted outside. The folder is the one dir names at each call:
+// inside (a relative link; os.Root follows no absolute one). A key that
+// leads out of the folder through a link (the folder's own path is taken
+// as given) is refused with an error matching ErrOutsideRoot, by every
+// operation; nothing is read, written, created, listed or deleted outside. The folder is the one dir names at each call:
 // a folder replaced under the same name (a lake rebuilt in place) is
 // opened again.
 //
