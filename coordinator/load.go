@@ -18,9 +18,8 @@ import (
 
 // loaded is what load found of a job in the output store.
 type loaded struct {
-	plan      *plan
-	committed map[int]bool  // buckets whose partials are committed
-	result    *results.Meta // the job's committed result, if _SUCCESS names it
+	plan   *plan
+	result *results.Meta // the job's committed result, if _SUCCESS names it
 }
 
 // load plans a pending job, or reloads the plan of a running one, off the
@@ -37,7 +36,7 @@ func (tm *term) load(j *jobRun) {
 			l.result, err = tm.c.committedResult(ctx, &rec)
 		}
 		if err == nil && l.result == nil {
-			l.plan, l.committed, err = tm.c.loadPlan(ctx, &rec)
+			l.plan, err = tm.c.loadPlan(ctx, &rec)
 		}
 		tm.post(func() { tm.onLoaded(j, l, err) })
 	})
@@ -52,7 +51,7 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 			return
 		}
 		j.storeTries++
-		if errors.Is(err, errBadPlan) || j.storeTries >= maxStoreTries {
+		if errors.Is(err, errBadPlan) || errors.Is(err, lake.ErrOutsideRoot) || j.storeTries >= maxStoreTries {
 			tm.endJob(j, stateFailed, err.Error())
 			return
 		}
@@ -100,7 +99,7 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 			return
 		}
 		tm.c.logger.Info("job planned", "job", j.rec.ID, "tasks", len(p.Tasks))
-	} else if err := tm.resumeTasks(j, l.committed); err != nil {
+	} else if err := tm.resumeTasks(j); err != nil {
 		return
 	}
 	j.phase = phaseRunning
@@ -119,9 +118,13 @@ func windowString(from, to time.Time) string {
 }
 
 // resumeTasks rebuilds the state of a job that a previous leader ran:
-// task records from etcd, tasks committed in the lake, and attempts still
-// running on live workers, which it joins again.
-func (tm *term) resumeTasks(j *jobRun, committed map[int]bool) error {
+// task records from etcd, and attempts still running on live workers,
+// which it joins again. A task is done only if its record holds the
+// digest its worker answered: a partial committed but never recorded
+// (the leader died before hearing back), or recorded without a digest,
+// is run again, and the worker that finds it committed vouches for its
+// bytes only if they are the ones it computes.
+func (tm *term) resumeTasks(j *jobRun) error {
 	keys := tm.c.keys
 	ctx, cancel := context.WithTimeout(tm.ctx, etcdOpTimeout)
 	defer cancel()
@@ -145,12 +148,8 @@ func (tm *term) resumeTasks(j *jobRun, committed map[int]bool) error {
 		}
 	}
 	for _, t := range j.tasks {
-		if t.rec.State != taskDone && committed[t.pt.Bucket] {
-			// Committed, but the previous leader died before recording it.
-			t.rec.State, t.rec.Finished = taskDone, time.Now().UTC()
-			if _, err := tm.txn(nil, clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec))); err != nil {
-				return err
-			}
+		if _, ok := t.rec.digest(); t.rec.State == taskDone && !ok {
+			t.rec.State = "" // pending: its next attempt records it again
 		}
 		if t.rec.State == taskDone {
 			j.done++
