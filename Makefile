@@ -76,6 +76,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/event/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./internal/aggregate/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckTask$$' -fuzztime $(FUZZTIME) ./worker/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidSpec$$' -fuzztime $(FUZZTIME) ./coordinator/
 
 ## proto: regenerate the gRPC code (committed) from proto/.
 proto:

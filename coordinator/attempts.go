@@ -5,6 +5,8 @@ package coordinator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -124,7 +126,7 @@ func (tm *term) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	spec := j.rec.Spec
 	req := &pb.RunTaskRequest{
 		JobId: j.rec.ID, TaskId: int32(t.n), Bucket: int32(t.pt.Bucket), Attempt: int32(a.n),
-		LakeUri: spec.Lake, FileKeys: t.pt.Files,
+		LakeUri: spec.Lake, FileKeys: t.pt.Files, FileSizes: t.pt.Sizes,
 		WindowFrom: timestamppb.New(spec.From), WindowTo: timestamppb.New(spec.To),
 		SessionTimeout: durationpb.New(spec.SessionTimeout),
 		PartialUri:     spec.Out, PartialKey: results.PartialKey(j.rec.ID, t.pt.Bucket),
@@ -155,7 +157,11 @@ func (tm *term) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.Run
 		return // ended already: lost, superseded or cancelled
 	}
 	if err == nil {
-		tm.taskDone(j, t, a, resp)
+		if d, derr := answeredDigest(resp); derr != nil {
+			tm.failAttempt(j, t, a, fmt.Sprintf("attempt %d on worker %s: %v", a.n, a.worker.info.ID, derr))
+		} else {
+			tm.taskDone(j, t, a, resp, d)
+		}
 		return
 	}
 	code := status.Code(err)
@@ -185,7 +191,18 @@ func errorMessage(err error) string {
 	return err.Error()
 }
 
-func (tm *term) taskDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskResponse) {
+// answeredDigest returns the digest of the partial a worker answered
+// for: an answer without one vouches for nothing, and does not finish its
+// task.
+func answeredDigest(resp *pb.RunTaskResponse) (partialDigest, error) {
+	sum := resp.GetPartialSha256()
+	if len(sum) != sha256.Size || resp.GetPartialBytes() < 0 {
+		return partialDigest{}, fmt.Errorf("the worker answered without the SHA-256 and size of its partial (%d digest bytes, size %d)", len(sum), resp.GetPartialBytes())
+	}
+	return partialDigest{sha256: [sha256.Size]byte(sum), bytes: resp.GetPartialBytes()}, nil
+}
+
+func (tm *term) taskDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskResponse, d partialDigest) {
 	outcome := attemptOK
 	if resp.GetAlreadyCommitted() {
 		outcome = attemptDuplicate
@@ -198,6 +215,7 @@ func (tm *term) taskDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskR
 	now := time.Now().UTC()
 	t.rec.State, t.rec.Worker, t.rec.Finished = taskDone, a.worker.info.ID, now
 	t.rec.EventsRead, t.rec.BytesRead, t.rec.Seconds = resp.GetEventsRead(), resp.GetBytesRead(), took.Seconds()
+	t.rec.PartialSHA256, t.rec.PartialBytes = hex.EncodeToString(d.sha256[:]), d.bytes
 	keys := tm.c.keys
 	if _, err := tm.txn(nil,
 		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec)),

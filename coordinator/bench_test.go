@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -121,6 +122,7 @@ func BenchmarkMerge(b *testing.B) {
 	out := laketest.NewFile(b)
 	p := &plan{Version: planVersion, Job: "bench"}
 	encoded := make([][]byte, buckets)
+	digests := make([]partialDigest, buckets)
 	var size int
 	for k := range buckets {
 		data, err := aggregate.Compute(byBucket[k], w, 30*time.Minute).MarshalBinary()
@@ -128,6 +130,7 @@ func BenchmarkMerge(b *testing.B) {
 			b.Fatal(err)
 		}
 		encoded[k] = data
+		digests[k] = partialDigest{sha256: sha256.Sum256(data), bytes: int64(len(data))}
 		size += len(data)
 		if err := out.Put(context.Background(), results.PartialKey("bench", k), data); err != nil {
 			b.Fatal(err)
@@ -138,7 +141,7 @@ func BenchmarkMerge(b *testing.B) {
 	b.Run("store", func(b *testing.B) {
 		b.SetBytes(int64(size))
 		for range b.N {
-			if _, err := c.mergePartials(context.Background(), out, "bench", p); err != nil {
+			if _, err := c.mergePartials(context.Background(), out, "bench", p, digests); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -271,6 +271,17 @@ func (c *Coordinator) store(ctx context.Context, uri string) (lake.Store, error)
 	return c.stores.Open(ctx, uri)
 }
 
+// output returns the output store at uri, opening it once: with
+// --output-root, under those roots (lake.OpenUnder), so that neither a URI
+// outside them nor a symbolic link below them leads a job's plan,
+// partials or result elsewhere (lake.ErrOutsideRoot).
+func (c *Coordinator) output(ctx context.Context, uri string) (lake.Store, error) {
+	if len(c.cfg.OutputRoots) == 0 {
+		return c.stores.Open(ctx, uri)
+	}
+	return c.stores.OpenUnder(ctx, uri, c.cfg.OutputRoots)
+}
+
 // Run runs a coordinator until ctx ends: it connects to etcd (or starts an
 // embedded one when cfg.Etcd is empty), serves metrics on
 // cfg.MetricsListen when set, and closes everything in reverse order on

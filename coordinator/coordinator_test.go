@@ -337,8 +337,10 @@ func TestLeaderFailover(t *testing.T) {
 	}
 }
 
-// TestResumeCommittedTasks: a new leader counts tasks whose partials were
-// committed but never recorded as done, and does not run them again.
+// TestResumeCommittedTasks: a new leader does not take a partial
+// committed but never recorded as done on trust: it joins the task's
+// running attempt again (its worker lives), which finds the partial
+// committed and answers its digest; each task is called once.
 func TestResumeCommittedTasks(t *testing.T) {
 	h := newHarness(t, 4, 50, 1000)
 	var blocked atomic.Bool
@@ -479,18 +481,36 @@ func TestPublisherNamesUnique(t *testing.T) {
 }
 
 // TestOutputRoots: with --output-root, a job's output must lie at or below
-// one of the roots; a coordinator listening beyond loopback needs them.
+// one of the roots, also once symbolic links are followed; a refused
+// output creates nothing. A coordinator listening beyond loopback needs
+// roots.
 func TestOutputRoots(t *testing.T) {
 	h := newHarness(t, 4, 50, 1000)
 	h.worker("a", 4, nil)
+	outDir := h.out.(*lake.FileStore).Dir()
+	elsewhere := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(outDir, "allowed"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(outDir, "allowed", "link")); err != nil {
+		t.Fatal(err)
+	}
 	c := h.coordinator(func(cfg *Config) { cfg.OutputRoots = []string{h.out.URI() + "/allowed"} })
 	cl := h.client(c)
 	ctx := context.Background()
-	for _, out := range []string{h.out.URI(), h.out.URI() + "/allowed-not", h.out.URI() + "/allowed/../x", "file:///tmp"} {
+	for _, out := range []string{
+		h.out.URI(), h.out.URI() + "/allowed-not", h.out.URI() + "/allowed/../x", "file:///tmp",
+		h.out.URI() + "/allowed/link", h.out.URI() + "/allowed/link/x",
+	} {
 		s := h.spec()
 		s.OutUri = out
 		if _, err := cl.Submit(ctx, s); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "--output-root") {
 			t.Errorf("output %s: %v, want InvalidArgument naming --output-root", out, err)
+		}
+	}
+	for _, dir := range []string{filepath.Join(outDir, "x"), filepath.Join(outDir, "allowed-not"), filepath.Join(elsewhere, "x")} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a refused output created %s (%v)", dir, err)
 		}
 	}
 	s := h.spec()

@@ -42,12 +42,14 @@
 // PlanningParallelism planner goroutines do in the order the jobs were
 // queued (new submissions join the same queue): a pending job is planned
 // (the plan is kept in the output store with put-if-absent, so a
-// predecessor's plan is reused); a running job gets its task records, the partials
-// already committed in the output store (done, even if never recorded),
-// and its attempt keys: attempts whose worker still lives are joined again
-// by calling RunTask with the same attempt number (the worker attaches the
-// call to the running computation), the rest are re-queued. A merging job
-// is merged again, unless its _SUCCESS already names it.
+// predecessor's plan is reused); a running job gets its task records and
+// its attempt keys: attempts whose worker still lives are joined again by
+// calling RunTask with the same attempt number (the worker attaches the
+// call to the running computation), the rest are re-queued. A task is done
+// only with the partial digest its worker answered: a partial committed
+// but never recorded runs again, and its worker vouches for it only if it
+// holds the bytes it computes. A merging job is merged again, unless its
+// _SUCCESS already names it.
 //
 // # Backups
 //
@@ -59,7 +61,10 @@
 //
 // # Results
 //
-// When every task is done the leader reads the partials, merges them,
+// When every task is done the leader reads the partials, each only if its
+// bytes have the size and SHA-256 its worker answered (a partial replaced
+// since fails the job at once, naming its task, and nothing is merged),
+// merges them,
 // writes the result files under <out>/_runs/<job>-<n>/ and commits by
 // replacing <out>/_SUCCESS (package internal/results), records the job
 // succeeded, deletes the job's partials and older runs, and runs each of

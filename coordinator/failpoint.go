@@ -8,8 +8,9 @@ import (
 
 // EnvCrashAt names a fault-injection knob for crash tests: "POINT:N" kills
 // the coordinator with SIGKILL the Nth time it reaches POINT, one of the
-// steps of committing a job's result:
+// steps of merging and committing a job's result:
 //
+//	before-merge   every task done and recorded; no partial read yet
 //	before-commit  merged and recorded as committing; nothing written yet
 //	after-commit   _SUCCESS names the job; success not yet recorded in etcd
 //	after-record   success recorded in etcd; plan and partials not yet cleaned up
@@ -17,8 +18,9 @@ import (
 // "pause-POINT:N" stops it with SIGSTOP instead. Unset in production.
 const EnvCrashAt = "CLICKSTREAM_COORDINATOR_CRASH_AT"
 
-// The failpoints of a commit, in order.
+// The failpoints of a merge and commit, in order.
 const (
+	pointBeforeMerge  = "before-merge"
 	pointBeforeCommit = "before-commit"
 	pointAfterCommit  = "after-commit"
 	pointAfterRecord  = "after-record"
@@ -29,7 +31,7 @@ const (
 const pointLoad = "load"
 
 func crashFromEnv() (*failpoint.Point, error) {
-	return failpoint.FromEnv(EnvCrashAt, pointBeforeCommit, pointAfterCommit, pointAfterRecord)
+	return failpoint.FromEnv(EnvCrashAt, pointBeforeMerge, pointBeforeCommit, pointAfterCommit, pointAfterRecord)
 }
 
 // hit passes a failpoint: the process's (from EnvCrashAt) and the test

@@ -5,6 +5,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -26,9 +27,18 @@ func (tm *term) merge(j *jobRun) {
 	}
 	// The goroutine gets its own copies: endJob replaces j.ctx.
 	rec, p, k, ctx := *j.rec, j.plan, j.counters(), j.ctx
+	digests := make([]partialDigest, len(j.tasks))
+	for i, t := range j.tasks {
+		d, ok := t.rec.digest()
+		if !ok { // every task is done with one: taskDone and resumeTasks see to it
+			tm.endJob(j, stateFailed, fmt.Sprintf("task %d (bucket %d) has no recorded partial digest", t.n, t.pt.Bucket))
+			return
+		}
+		digests[i] = d
+	}
 	tm.spawn(func() {
 		start := time.Now()
-		m, err := tm.c.merge(ctx, &rec, p, k)
+		m, err := tm.c.merge(ctx, &rec, p, k, digests)
 		tm.c.metrics.merge.Observe(time.Since(start).Seconds())
 		tm.post(func() { tm.onMerged(j, m, err) })
 	})
@@ -36,6 +46,14 @@ func (tm *term) merge(j *jobRun) {
 
 func (tm *term) onMerged(j *jobRun, m *merged, err error) {
 	if tm.jobs[j.rec.ID] != j || j.phase != phaseMerging {
+		return
+	}
+	if errors.Is(err, errPartialDigest) {
+		// Not the store failing: the partial was replaced after its worker
+		// committed it. Nothing of it is merged; the job fails, naming the
+		// task, and a new job computes every partial afresh.
+		tm.c.logger.Error("stored partial does not match its worker's digest", "job", j.rec.ID, "err", err)
+		tm.endJob(j, stateFailed, "merge: "+err.Error())
 		return
 	}
 	if err != nil {
@@ -237,7 +255,7 @@ func (tm *term) publish(ctx context.Context, rec *jobRecord, name string) string
 	if i < 0 {
 		return fmt.Sprintf("error: no publisher %q on coordinator %s", name, tm.c.addr)
 	}
-	out, err := tm.c.store(ctx, rec.Spec.Out)
+	out, err := tm.c.output(ctx, rec.Spec.Out)
 	if err == nil {
 		err = tm.c.cfg.Publishers[i].Publish(ctx, out, *rec.Result)
 	}

@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"os"
@@ -213,9 +215,15 @@ func computeTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskRespon
 	if err != nil {
 		return nil, err
 	}
+	if len(req.GetFileSizes()) != len(req.GetFileKeys()) {
+		return nil, status.Errorf(codes.InvalidArgument, "%d file keys, %d sizes", len(req.GetFileKeys()), len(req.GetFileSizes()))
+	}
 	var events []event.Event
-	for _, k := range req.GetFileKeys() {
-		data, err := src.Get(ctx, k)
+	for i, k := range req.GetFileKeys() {
+		data, err := src.GetSized(ctx, k, req.GetFileSizes()[i])
+		if errors.Is(err, lake.ErrSize) {
+			return nil, status.Error(codes.DataLoss, err.Error())
+		}
 		if err != nil {
 			return nil, status.Error(codes.NotFound, err.Error())
 		}
@@ -231,8 +239,13 @@ func computeTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskRespon
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.RunTaskResponse{EventsRead: p.Read, EventsInWindow: p.Events}
+	sum := sha256.Sum256(data)
+	resp := &pb.RunTaskResponse{EventsRead: p.Read, EventsInWindow: p.Events, PartialBytes: int64(len(data)), PartialSha256: sum[:]}
 	if err := out.PutIfAbsent(ctx, req.GetPartialKey(), data); errors.Is(err, lake.ErrExists) {
+		// As a worker does: vouch only for the bytes it computed.
+		if stored, err := out.Get(ctx, req.GetPartialKey()); err != nil || !bytes.Equal(stored, data) {
+			return nil, status.Errorf(codes.DataLoss, "stored partial %s is not the one computed (%v)", req.GetPartialKey(), err)
+		}
 		resp.AlreadyCommitted = true
 	} else if err != nil {
 		return nil, err

@@ -18,9 +18,8 @@ import (
 
 // loaded is what load found of a job in the output store.
 type loaded struct {
-	plan      *plan
-	committed map[int]bool  // buckets whose partials are committed
-	result    *results.Meta // the job's committed result, if _SUCCESS names it
+	plan   *plan
+	result *results.Meta // the job's committed result, if _SUCCESS names it
 }
 
 // loadTimeout bounds one load of a job, so that a store that hangs holds
@@ -78,7 +77,7 @@ func (tm *term) planner() {
 
 // loadJob reads what resuming the job rec needs from its stores: its
 // committed result if it was merging or committing, else its plan (made
-// and stored if the job is pending) and the partials already committed.
+// and stored if the job is pending).
 func (c *Coordinator) loadJob(ctx context.Context, rec *jobRecord) (loaded, error) {
 	c.hit(ctx, pointLoad)
 	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
@@ -89,7 +88,7 @@ func (c *Coordinator) loadJob(ctx context.Context, rec *jobRecord) (loaded, erro
 		l.result, err = c.committedResult(ctx, rec)
 	}
 	if err == nil && l.result == nil {
-		l.plan, l.committed, err = c.loadPlan(ctx, rec)
+		l.plan, err = c.loadPlan(ctx, rec)
 	}
 	return l, err
 }
@@ -103,7 +102,7 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 			return
 		}
 		j.storeTries++
-		if errors.Is(err, errBadPlan) || j.storeTries >= maxStoreTries {
+		if errors.Is(err, errBadPlan) || errors.Is(err, lake.ErrOutsideRoot) || j.storeTries >= maxStoreTries {
 			tm.endJob(j, stateFailed, err.Error())
 			return
 		}
@@ -151,7 +150,7 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 			return
 		}
 		tm.c.logger.Info("job planned", "job", j.rec.ID, "tasks", len(p.Tasks))
-	} else if err := tm.resumeTasks(j, l.committed); err != nil {
+	} else if err := tm.resumeTasks(j); err != nil {
 		return
 	}
 	j.phase = phaseRunning
@@ -170,9 +169,13 @@ func windowString(from, to time.Time) string {
 }
 
 // resumeTasks rebuilds the state of a job that a previous leader ran:
-// task records from etcd, tasks committed in the lake, and attempts still
-// running on live workers, which it joins again.
-func (tm *term) resumeTasks(j *jobRun, committed map[int]bool) error {
+// task records from etcd, and attempts still running on live workers,
+// which it joins again. A task is done only if its record holds the
+// digest its worker answered: a partial committed but never recorded
+// (the leader died before hearing back), or recorded without a digest,
+// is run again, and the worker that finds it committed vouches for its
+// bytes only if they are the ones it computes.
+func (tm *term) resumeTasks(j *jobRun) error {
 	keys := tm.c.keys
 	ctx, cancel := context.WithTimeout(tm.ctx, etcdOpTimeout)
 	defer cancel()
@@ -196,12 +199,8 @@ func (tm *term) resumeTasks(j *jobRun, committed map[int]bool) error {
 		}
 	}
 	for _, t := range j.tasks {
-		if t.rec.State != taskDone && committed[t.pt.Bucket] {
-			// Committed, but the previous leader died before recording it.
-			t.rec.State, t.rec.Finished = taskDone, time.Now().UTC()
-			if _, err := tm.txn(nil, clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec))); err != nil {
-				return err
-			}
+		if _, ok := t.rec.digest(); t.rec.State == taskDone && !ok {
+			t.rec.State = "" // pending: its next attempt records it again
 		}
 		if t.rec.State == taskDone {
 			j.done++

@@ -2,10 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,26 +25,26 @@ const planVersion = 1
 // on, however often it is loaded again.
 var errBadPlan = errors.New("bad plan")
 
-// loadPlan returns the job's plan and the buckets whose partials are
-// committed. A pending job is planned from a snapshot of the lake's
-// manifests: one task per user bucket with files whose events overlap
-// [from, to + session timeout) (the look-ahead times the window's last
-// clicks). The plan is stored with put-if-absent, so a leader that takes
-// over a job mid-planning adopts its predecessor's plan.
-func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, map[int]bool, error) {
-	out, err := c.store(ctx, rec.Spec.Out)
+// loadPlan returns the job's plan. A pending job is planned from a
+// snapshot of the lake's manifests: one task per user bucket with files
+// whose events overlap [from, to + session timeout) (the look-ahead times
+// the window's last clicks), each with the size its manifest records. The
+// plan is stored with put-if-absent, so a leader that takes over a job
+// mid-planning adopts its predecessor's plan.
+func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, error) {
+	out, err := c.output(ctx, rec.Spec.Out)
 	if err != nil {
-		return nil, nil, fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("output: %w", err)
 	}
 	key := planKey(rec.ID)
 	data, err := out.Get(ctx, key)
 	if errors.Is(err, lake.ErrNotExist) {
 		if rec.State != statePending {
-			return nil, nil, fmt.Errorf("%w: the plan %s of this %s job is missing from %s", errBadPlan, key, rec.State, out.URI())
+			return nil, fmt.Errorf("%w: the plan %s of this %s job is missing from %s", errBadPlan, key, rec.State, out.URI())
 		}
 		p, perr := c.makePlan(ctx, rec)
 		if perr != nil {
-			return nil, nil, perr
+			return nil, perr
 		}
 		data, _ = json.Marshal(p)
 		err = out.PutIfAbsent(ctx, key, data)
@@ -52,26 +53,51 @@ func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, map[
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("plan: %w", err)
+		return nil, fmt.Errorf("plan: %w", err)
 	}
 	var p plan
 	if err := json.Unmarshal(data, &p); err != nil || p.Version != planVersion || p.Job != rec.ID {
-		return nil, nil, fmt.Errorf("%w: plan %s in %s is corrupt (version %d, job %q): %w", errBadPlan, key, out.URI(), p.Version, p.Job, err)
+		return nil, fmt.Errorf("%w: plan %s in %s is corrupt (version %d, job %q): %w", errBadPlan, key, out.URI(), p.Version, p.Job, err)
 	}
-	committed := map[int]bool{}
-	if rec.State != statePending {
-		objs, err := out.List(ctx, results.PartialsPrefix(rec.ID))
-		if err != nil {
-			return nil, nil, fmt.Errorf("list partials: %w", err)
+	if err := c.fillSizes(ctx, rec, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// fillSizes gives the tasks of a plan written before plans recorded
+// sizes the sizes of their files, from the lake's manifests: they never
+// change, so these are the sizes the plan was made from.
+func (c *Coordinator) fillSizes(ctx context.Context, rec *jobRecord, p *plan) error {
+	if !slices.ContainsFunc(p.Tasks, func(pt planTask) bool { return len(pt.Sizes) != len(pt.Files) }) {
+		return nil
+	}
+	src, err := c.store(ctx, rec.Spec.Lake)
+	if err != nil {
+		return fmt.Errorf("lake: %w", err)
+	}
+	snap, err := lake.ReadSnapshot(ctx, src)
+	if err != nil {
+		return fmt.Errorf("read the lake's manifests: %w", err)
+	}
+	sizes := map[string]int64{}
+	for _, m := range snap.Manifests {
+		for _, f := range m.Files {
+			sizes[f.Key] = f.Bytes
 		}
-		for _, o := range objs {
-			var b int
-			if _, err := fmt.Sscanf(path.Base(o.Key), "task-%d.bin", &b); err == nil && o.Key == results.PartialKey(rec.ID, b) {
-				committed[b] = true
+	}
+	for i := range p.Tasks {
+		pt := &p.Tasks[i]
+		pt.Sizes = make([]int64, len(pt.Files))
+		for k, f := range pt.Files {
+			size, ok := sizes[f]
+			if !ok {
+				return fmt.Errorf("%w: the plan of job %s names %s, which no manifest of %s records", errBadPlan, rec.ID, f, rec.Spec.Lake)
 			}
+			pt.Sizes[k] = size
 		}
 	}
-	return &p, committed, nil
+	return nil
 }
 
 func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, error) {
@@ -94,6 +120,7 @@ func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, erro
 		pt := planTask{Task: i, Bucket: b}
 		for _, f := range files[b] {
 			pt.Files = append(pt.Files, f.Key)
+			pt.Sizes = append(pt.Sizes, f.Bytes)
 			pt.Bytes += f.Bytes
 			pt.Events += f.Events
 		}
@@ -107,7 +134,7 @@ func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, erro
 // asks before anything else when it takes up a merging or committing job:
 // its predecessor may have committed and died before recording it.
 func (c *Coordinator) committedResult(ctx context.Context, rec *jobRecord) (*results.Meta, error) {
-	out, err := c.store(ctx, rec.Spec.Out)
+	out, err := c.output(ctx, rec.Spec.Out)
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
@@ -127,14 +154,21 @@ type merged struct {
 	meta results.Meta // without Run, which the commit's attempt names
 }
 
-// merge reads every task's partial and merges them. Memory: the merged
-// partial, plus MergeParallelism partials in flight.
-func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k finalCounters) (*merged, error) {
-	out, err := c.store(ctx, rec.Spec.Out)
+// errPartialDigest reports a stored partial whose bytes are not those its
+// worker answered for: something other than the task's attempts wrote it.
+// Reading it again cannot help, so the job fails at once.
+var errPartialDigest = errors.New("stored partial differs from the one its worker committed")
+
+// merge reads every task's partial and merges them, each only if its
+// bytes have the digest its worker answered (digests, in plan order).
+// Memory: the merged partial, plus MergeParallelism partials in flight.
+func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k finalCounters, digests []partialDigest) (*merged, error) {
+	out, err := c.output(ctx, rec.Spec.Out)
 	if err != nil {
 		return nil, err
 	}
-	total, err := c.mergePartials(ctx, out, rec.ID, p)
+	c.hit(ctx, pointBeforeMerge)
+	total, err := c.mergePartials(ctx, out, rec.ID, p, digests)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +192,7 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 // request that failed on the way back), so that a committed result is
 // never reported as a failed commit.
 func (c *Coordinator) commit(ctx context.Context, rec *jobRecord, m *merged) (results.Meta, error) {
-	out, err := c.store(ctx, rec.Spec.Out)
+	out, err := c.output(ctx, rec.Spec.Out)
 	if err != nil {
 		return results.Meta{}, err
 	}
@@ -178,15 +212,28 @@ func (c *Coordinator) commit(ctx context.Context, rec *jobRecord, m *merged) (re
 }
 
 // mergePartials reads the partials of p's tasks, MergeParallelism at a
-// time, and merges them in task order.
-func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job string, p *plan) (*aggregate.Partial, error) {
+// time, checks each against its digest (no more bytes are read than the
+// digest's size), and merges them in task order. A partial that does not
+// match is an error matching errPartialDigest, and nothing is merged.
+func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job string, p *plan, digests []partialDigest) (*aggregate.Partial, error) {
+	if len(digests) != len(p.Tasks) {
+		return nil, fmt.Errorf("coordinator: %d partial digests for %d tasks", len(digests), len(p.Tasks))
+	}
 	total := aggregate.NewPartial()
 	err := ordered.Fetch(ctx, len(p.Tasks), c.cfg.MergeParallelism,
 		func(ctx context.Context, i int) (*aggregate.Partial, error) {
-			key := results.PartialKey(job, p.Tasks[i].Bucket)
-			data, err := out.Get(ctx, key)
+			pt, want := p.Tasks[i], digests[i]
+			key := results.PartialKey(job, pt.Bucket)
+			data, err := out.GetSized(ctx, key, want.bytes)
+			if errors.Is(err, lake.ErrSize) {
+				return nil, fmt.Errorf("%w: task %d (bucket %d): partial %s: %w", errPartialDigest, pt.Task, pt.Bucket, key, err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("read partial %s: %w", key, err)
+			}
+			if got := sha256.Sum256(data); got != want.sha256 {
+				return nil, fmt.Errorf("%w: task %d (bucket %d): partial %s has SHA-256 %x, its worker answered %x",
+					errPartialDigest, pt.Task, pt.Bucket, key, got, want.sha256)
 			}
 			q := aggregate.NewPartial()
 			if err := q.UnmarshalBinary(data); err != nil {
@@ -212,7 +259,7 @@ func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job str
 // returns the first failure to delete the job's folder; failing to prune
 // old runs is only logged.
 func (c *Coordinator) cleanup(ctx context.Context, rec *jobRecord) error {
-	out, err := c.store(ctx, rec.Spec.Out)
+	out, err := c.output(ctx, rec.Spec.Out)
 	if err != nil {
 		return fmt.Errorf("cleanup: open output: %w", err)
 	}

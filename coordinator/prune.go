@@ -80,7 +80,7 @@ func (tm *term) pruneBatch(ctx context.Context, jobs []expiredJob, cutoff time.T
 	var ops []clientv3.Op
 	for _, e := range jobs {
 		sctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
-		if out, err := tm.c.store(sctx, e.rec.Spec.Out); err == nil {
+		if out, err := tm.c.output(sctx, e.rec.Spec.Out); err == nil {
 			if err := results.DeletePrefix(sctx, out, results.JobPrefix(e.rec.ID)); err != nil {
 				tm.c.logger.Warn("sweeping an expired job's folder failed", "job", e.rec.ID, "err", err)
 			}

@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -144,6 +146,29 @@ type taskRecord struct {
 	Seconds    float64   `json:"seconds,omitempty"`
 	Started    time.Time `json:"started,omitzero"`
 	Finished   time.Time `json:"finished,omitzero"`
+	// PartialSHA256 (hex) and PartialBytes are the digest and size of the
+	// partial's bytes as the worker that finished the task answered them:
+	// the merge takes the stored partial only if it has them. A task
+	// recorded done without them is run again by a new leader.
+	PartialSHA256 string `json:"partial_sha256,omitempty"`
+	PartialBytes  int64  `json:"partial_bytes,omitempty"`
+}
+
+// digest returns the partial's recorded digest, if the task is done with
+// one.
+func (r *taskRecord) digest() (partialDigest, bool) {
+	sum, err := hex.DecodeString(r.PartialSHA256)
+	if r.State != taskDone || err != nil || len(sum) != sha256.Size || r.PartialBytes < 0 {
+		return partialDigest{}, false
+	}
+	return partialDigest{sha256: [sha256.Size]byte(sum), bytes: r.PartialBytes}, true
+}
+
+// partialDigest is what a worker vouched for about the partial it
+// committed: the SHA-256 of its bytes, and their number.
+type partialDigest struct {
+	sha256 [sha256.Size]byte
+	bytes  int64
 }
 
 // leaseRecord is the value of Keys.Lease: one running attempt, attached to
@@ -171,8 +196,13 @@ type planTask struct {
 	Task   int      `json:"task"`
 	Bucket int      `json:"bucket"`
 	Files  []string `json:"files"`
-	Bytes  int64    `json:"bytes"`
-	Events int64    `json:"events"`
+	// Sizes are the sizes of Files, in order, as the lake's manifests
+	// record them: a worker reads no more of a file, and fails on a file
+	// of another size. Plans written before sizes were recorded lack
+	// them; loadPlan fills them in from the manifests.
+	Sizes  []int64 `json:"sizes,omitempty"`
+	Bytes  int64   `json:"bytes"`
+	Events int64   `json:"events"`
 }
 
 func planKey(job string) string { return results.JobPrefix(job) + "plan.json" }

@@ -87,13 +87,52 @@ func newJobID(now time.Time) string {
 	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// normalize validates a JobSpec and fills its defaults. Store URIs are
-// replaced by the stores' canonical URIs, so that every process resolves
-// them the same way.
+// normalize validates a JobSpec and fills its defaults (validSpec), then
+// opens its stores: the output (under --output-root, if set) and the lake,
+// which must hold a lake. Nothing is opened or created for a spec that
+// validSpec refuses.
 func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, error) {
+	js, err := validSpec(&c.cfg, s)
+	if err != nil {
+		return js, err
+	}
+	if _, err := c.output(ctx, js.Out); err != nil {
+		if errors.Is(err, lake.ErrOutsideRoot) {
+			return js, fmt.Errorf("%w: output %s leads out of --output-root %s: %w", ErrInvalidJob, js.Out, strings.Join(c.cfg.OutputRoots, ","), err)
+		}
+		return js, fmt.Errorf("%w: output: %w", storeErrKind(err), err)
+	}
+	src, err := c.store(ctx, js.Lake)
+	if err != nil {
+		return js, fmt.Errorf("%w: lake: %w", storeErrKind(err), err)
+	}
+	if _, err := lake.ReadMeta(ctx, src); err != nil {
+		if errors.Is(err, lake.ErrNotExist) {
+			return js, fmt.Errorf("%w: %s has no %s (nothing was ever ingested there?)", ErrNoLake, js.Lake, lake.MetaKey)
+		}
+		return js, fmt.Errorf("%w: %s: %w", ErrNoLake, js.Lake, err)
+	}
+	return js, nil
+}
+
+// validSpec validates a JobSpec against cfg and fills its defaults,
+// without opening anything: a window within the limits, a known format,
+// a session timeout and attempts in range, and store URIs that name
+// stores, replaced by their canonical form (lake.Canonical, the URI a
+// store opened from them reports), so that every process resolves them
+// the same way. The output must be under cfg.OutputRoots, if any, and
+// must not overlap the lake. Errors match ErrInvalidJob. What it accepts
+// is a fixed point: the JobSpec of its result validates to that result.
+func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 	var js jobSpec
 	if s == nil || s.GetFrom() == nil || s.GetTo() == nil {
 		return js, fmt.Errorf("%w: from and to are required", ErrInvalidJob)
+	}
+	if err := s.GetFrom().CheckValid(); err != nil {
+		return js, fmt.Errorf("%w: from: %w", ErrInvalidJob, err)
+	}
+	if err := s.GetTo().CheckValid(); err != nil {
+		return js, fmt.Errorf("%w: to: %w", ErrInvalidJob, err)
 	}
 	js.From, js.To = s.GetFrom().AsTime().UTC(), s.GetTo().AsTime().UTC()
 	if err := (aggregate.Window{From: js.From, To: js.To}).Validate(); err != nil {
@@ -107,63 +146,61 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 	default:
 		return js, fmt.Errorf("%w: unknown output format %v", ErrInvalidJob, s.GetFormat())
 	}
+	if d := s.GetSessionTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return js, fmt.Errorf("%w: session timeout: %w", ErrInvalidJob, err)
+		}
+	}
 	js.SessionTimeout = s.GetSessionTimeout().AsDuration()
 	switch {
 	case s.GetSessionTimeout() == nil || js.SessionTimeout == 0:
-		js.SessionTimeout = c.cfg.SessionTimeout
+		js.SessionTimeout = cfg.SessionTimeout
 	case js.SessionTimeout < 0:
 		return js, fmt.Errorf("%w: negative session timeout %v", ErrInvalidJob, js.SessionTimeout)
 	}
 	js.MaxAttempts = int(s.GetMaxAttempts())
 	switch {
 	case js.MaxAttempts == 0:
-		js.MaxAttempts = c.cfg.MaxAttempts
+		js.MaxAttempts = cfg.MaxAttempts
 	case js.MaxAttempts < 0 || js.MaxAttempts > 100:
 		return js, fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrInvalidJob, js.MaxAttempts)
 	}
-	if err := c.cfg.Limits.checkSpec(js); err != nil {
+	if err := cfg.Limits.checkSpec(js); err != nil {
 		return js, err
 	}
 	if s.GetOutUri() == "" {
 		return js, fmt.Errorf("%w: no output URI", ErrInvalidJob)
 	}
-	out, err := c.store(ctx, s.GetOutUri())
+	out, err := lake.Canonical(s.GetOutUri())
 	if err != nil {
-		return js, fmt.Errorf("%w: output: %w", storeErrKind(err), err)
+		return js, fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
 	}
-	js.Out = out.URI()
-	if roots := c.cfg.OutputRoots; len(roots) > 0 && !lake.Under(js.Out, roots) {
+	js.Out = out
+	if roots := cfg.OutputRoots; len(roots) > 0 && !lake.Under(js.Out, roots) {
 		return js, fmt.Errorf("%w: output %s is not under --output-root %s", ErrInvalidJob, js.Out, strings.Join(roots, ","))
 	}
 	lakeURI := s.GetLakeUri()
 	if lakeURI == "" {
-		lakeURI = c.cfg.Lake
+		lakeURI = cfg.Lake
 	}
 	if lakeURI == "" {
 		return js, fmt.Errorf("%w: no lake: the job names none and the coordinator has no --lake", ErrInvalidJob)
 	}
-	src, err := c.store(ctx, lakeURI)
-	if err != nil {
-		return js, fmt.Errorf("%w: lake: %w", storeErrKind(err), err)
+	if js.Lake, err = lake.Canonical(lakeURI); err != nil {
+		return js, fmt.Errorf("%w: lake: %w", ErrInvalidJob, err)
 	}
-	js.Lake = src.URI()
 	if overlaps(js.Out, js.Lake) {
 		return js, fmt.Errorf("%w: the output %s overlaps the lake %s; write results elsewhere", ErrInvalidJob, js.Out, js.Lake)
-	}
-	if _, err := lake.ReadMeta(ctx, src); err != nil {
-		if errors.Is(err, lake.ErrNotExist) {
-			return js, fmt.Errorf("%w: %s has no %s (nothing was ever ingested there?)", ErrNoLake, js.Lake, lake.MetaKey)
-		}
-		return js, fmt.Errorf("%w: %s: %w", ErrNoLake, js.Lake, err)
 	}
 	return js, nil
 }
 
 // storeErrKind classifies a failure to open a job's store: a URI that
-// cannot name a store makes the job invalid; anything else (an endpoint
-// down, a disk that cannot be written) may pass, and the caller may retry.
+// cannot name a store, or an output that a symbolic link leads out of
+// --output-root, makes the job invalid; anything else (an endpoint down, a
+// disk that cannot be written) may pass, and the caller may retry.
 func storeErrKind(err error) error {
-	if errors.Is(err, lake.ErrBadURI) {
+	if errors.Is(err, lake.ErrBadURI) || errors.Is(err, lake.ErrOutsideRoot) {
 		return ErrInvalidJob
 	}
 	return ErrStoreUnavailable

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/ordered"
@@ -24,14 +26,20 @@ import (
 // Sentinel errors of task execution; RunTask maps them to gRPC codes.
 var (
 	ErrBadRequest = errors.New("worker: bad task request")
-	// ErrForbidden: a task names a store outside the worker's roots, or a
-	// partial key that is not its own.
+	// ErrForbidden: a task names a store outside the worker's roots, a
+	// partial key that is not its own, or a key that a symbolic link leads
+	// out of its store.
 	ErrForbidden = errors.New("worker: task outside the worker's roots")
 	ErrDraining  = errors.New("worker: shutting down")
 	ErrDecode    = errors.New("worker: undecodable data file")
 	// ErrFenced: the attempt is no longer leased to this worker (its lease
 	// expired, or the job ended), so its partial must not be committed.
 	ErrFenced = errors.New("worker: attempt no longer leased")
+	// ErrPartialMismatch: the task's partial is stored already, but not
+	// with the bytes this attempt computed. Every attempt of a task
+	// computes the same bytes, so something else wrote it: it is not
+	// vouched for, and the task fails rather than report it committed.
+	ErrPartialMismatch = errors.New("worker: the stored partial is not the one this task computes")
 )
 
 // attemptKey names one attempt of one task.
@@ -53,24 +61,38 @@ type run struct {
 	dropped bool // cancelled: every caller left (guarded by Worker.runsMu)
 }
 
-// task is a validated RunTaskRequest.
+// task is a validated RunTaskRequest, confined to the worker's roots.
 type task struct {
-	req     *pb.RunTaskRequest
-	window  aggregate.Window
-	timeout time.Duration
+	req *pb.RunTaskRequest
+	// lake and out are the canonical URIs of the lake and of the partial's
+	// store (lake.Canonical), each under one of the worker's roots.
+	lake, out string
+	window    aggregate.Window
+	timeout   time.Duration
 }
 
-func parseTask(req *pb.RunTaskRequest) (task, error) {
+// checkTask validates req and confines it to the roots (canonical, as
+// Config.Validate leaves them). A malformed request is ErrBadRequest;
+// one naming a store outside the roots, or a partial key other than its
+// task's own, is ErrForbidden. It reads nothing and never panics: what
+// it accepts, every key and store included, is inside the roots.
+func checkTask(req *pb.RunTaskRequest, lakeRoots, outputRoots []string) (task, error) {
 	t := task{req: req}
 	switch {
-	case req.GetJobId() == "":
-		return t, fmt.Errorf("%w: no job id", ErrBadRequest)
 	case req.GetAttempt() < 1:
 		return t, fmt.Errorf("%w: attempt %d < 1", ErrBadRequest, req.GetAttempt())
+	case req.GetTaskId() < 0 || req.GetBucket() < 0:
+		return t, fmt.Errorf("%w: negative task %d or bucket %d", ErrBadRequest, req.GetTaskId(), req.GetBucket())
 	case req.GetLakeUri() == "" || req.GetPartialUri() == "" || req.GetPartialKey() == "":
 		return t, fmt.Errorf("%w: lake_uri, partial_uri and partial_key are required", ErrBadRequest)
 	case req.GetWindowFrom() == nil || req.GetWindowTo() == nil:
 		return t, fmt.Errorf("%w: no window", ErrBadRequest)
+	}
+	if err := checkJobID(req.GetJobId()); err != nil {
+		return t, err
+	}
+	if err := errors.Join(req.GetWindowFrom().CheckValid(), req.GetWindowTo().CheckValid()); err != nil {
+		return t, fmt.Errorf("%w: window: %w", ErrBadRequest, err)
 	}
 	t.window = aggregate.Window{From: req.GetWindowFrom().AsTime(), To: req.GetWindowTo().AsTime()}
 	if err := t.window.Validate(); err != nil {
@@ -80,27 +102,66 @@ func parseTask(req *pb.RunTaskRequest) (task, error) {
 	if t.timeout <= 0 {
 		t.timeout = aggregate.DefaultSessionTimeout
 	}
+	if err := checkFiles(req.GetFileKeys(), req.GetFileSizes()); err != nil {
+		return t, err
+	}
+	var err error
+	if t.lake, err = lake.Canonical(req.GetLakeUri()); err != nil {
+		return t, fmt.Errorf("%w: lake: %w", ErrBadRequest, err)
+	}
+	if t.out, err = lake.Canonical(req.GetPartialUri()); err != nil {
+		return t, fmt.Errorf("%w: output: %w", ErrBadRequest, err)
+	}
+	own := results.PartialKey(req.GetJobId(), int(req.GetBucket()))
+	switch {
+	case !lake.Under(t.lake, lakeRoots):
+		return t, fmt.Errorf("%w: lake %s is not under --lake-root %s", ErrForbidden, t.lake, strings.Join(lakeRoots, ","))
+	case !lake.Under(t.out, outputRoots):
+		return t, fmt.Errorf("%w: output %s is not under --output-root %s", ErrForbidden, t.out, strings.Join(outputRoots, ","))
+	case req.GetPartialKey() != own:
+		return t, fmt.Errorf("%w: partial key %q is not the task's own (%s)", ErrForbidden, req.GetPartialKey(), own)
+	}
 	return t, nil
 }
 
-// confined refuses a task naming a store outside the worker's roots, or a
-// partial key other than its task's own.
-func (w *Worker) confined(req *pb.RunTaskRequest) error {
-	lakeURI, err := lake.Canonical(req.GetLakeUri())
-	if err != nil {
-		return fmt.Errorf("%w: lake: %w", ErrBadRequest, err)
+// checkJobID accepts the ids a coordinator gives jobs: a cluster id
+// (letters, digits, '.', '_', '-') that makes a valid partial key, so
+// not "." or "..".
+func checkJobID(id string) error {
+	if err := cluster.ValidateID("job", id); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	outURI, err := lake.Canonical(req.GetPartialUri())
-	if err != nil {
-		return fmt.Errorf("%w: output: %w", ErrBadRequest, err)
+	if err := lake.CheckKey(results.PartialKey(id, 0)); err != nil {
+		return fmt.Errorf("%w: job id %q: %w", ErrBadRequest, id, err)
 	}
-	switch {
-	case !lake.Under(lakeURI, w.cfg.LakeRoots):
-		return fmt.Errorf("%w: lake %s is not under --lake-root %s", ErrForbidden, lakeURI, strings.Join(w.cfg.LakeRoots, ","))
-	case !lake.Under(outURI, w.cfg.OutputRoots):
-		return fmt.Errorf("%w: output %s is not under --output-root %s", ErrForbidden, outURI, strings.Join(w.cfg.OutputRoots, ","))
-	case req.GetPartialKey() != results.PartialKey(req.GetJobId(), int(req.GetBucket())):
-		return fmt.Errorf("%w: partial key %q is not the task's own (%s)", ErrForbidden, req.GetPartialKey(), results.PartialKey(req.GetJobId(), int(req.GetBucket())))
+	return nil
+}
+
+// checkFiles accepts data file keys of a lake, each once, with a recorded
+// size each: keys relative to the lake (lake.CheckKey: no absolute key,
+// no "." or ".." segment), under lake.EventsPrefix, of a data file format.
+func checkFiles(keys []string, sizes []int64) error {
+	if len(sizes) != len(keys) {
+		return fmt.Errorf("%w: %d file keys but %d file sizes: every file needs the size its manifest records", ErrBadRequest, len(keys), len(sizes))
+	}
+	seen := make(map[string]bool, len(keys))
+	for i, k := range keys {
+		if err := lake.CheckKey(k); err != nil {
+			return fmt.Errorf("%w: file key: %w", ErrBadRequest, err)
+		}
+		if !strings.HasPrefix(k, lake.EventsPrefix) {
+			return fmt.Errorf("%w: file key %q is not under %s", ErrBadRequest, k, lake.EventsPrefix)
+		}
+		if _, err := lake.FormatOfKey(k); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if sizes[i] < 0 {
+			return fmt.Errorf("%w: file %s: negative size %d", ErrBadRequest, k, sizes[i])
+		}
+		if seen[k] {
+			return fmt.Errorf("%w: file key %q given twice", ErrBadRequest, k)
+		}
+		seen[k] = true
 	}
 	return nil
 }
@@ -110,11 +171,8 @@ func (w *Worker) RunTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTa
 	if w.draining.Load() {
 		return nil, toStatus(ErrDraining)
 	}
-	t, err := parseTask(req)
+	t, err := checkTask(req, w.cfg.LakeRoots, w.cfg.OutputRoots)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := w.confined(req); err != nil {
 		return nil, toStatus(err)
 	}
 	key := attemptKey{req.GetJobId(), req.GetTaskId(), req.GetAttempt()}
@@ -218,22 +276,18 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 			return nil, ctx.Err()
 		}
 	}
-	out, err := w.store(ctx, req.GetPartialUri())
+	out, err := w.stores.OpenUnder(ctx, t.out, w.cfg.OutputRoots)
 	if err != nil {
-		return nil, fmt.Errorf("%w: partial store: %w", ErrBadRequest, err)
+		return nil, storeError("partial store", err)
 	}
-	// A copy of this task (an earlier attempt, a backup) may have committed
-	// already: then there is nothing to do.
-	if done, err := exists(ctx, out, req.GetPartialKey()); err != nil {
-		return nil, err
-	} else if done {
-		return &pb.RunTaskResponse{AlreadyCommitted: true}, nil
-	}
-	src, err := w.store(ctx, req.GetLakeUri())
+	src, err := w.stores.OpenUnder(ctx, t.lake, w.cfg.LakeRoots)
 	if err != nil {
-		return nil, fmt.Errorf("%w: lake: %w", ErrBadRequest, err)
+		return nil, storeError("lake", err)
 	}
-	p, nbytes, err := w.aggregate(ctx, src, req.GetFileKeys(), t)
+	// Computed even when a copy of this task (an earlier attempt, a
+	// backup) committed already: the answer vouches for the partial's
+	// bytes, so the worker must know them.
+	p, nbytes, err := w.aggregate(ctx, src, t)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +297,10 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 	if err != nil {
 		return nil, fmt.Errorf("worker: encode partial: %w", err)
 	}
+	sum := sha256.Sum256(data)
 	resp := &pb.RunTaskResponse{
-		EventsRead: p.Read, EventsInWindow: p.Events, BytesRead: nbytes, PartialBytes: int64(len(data)),
+		EventsRead: p.Read, EventsInWindow: p.Events, BytesRead: nbytes,
+		PartialBytes: int64(len(data)), PartialSha256: sum[:],
 	}
 	w.crash.Hit(pointBeforePartial)
 	if err := w.fence(ctx, req); err != nil {
@@ -252,12 +308,35 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 	}
 	switch err := out.PutIfAbsent(ctx, req.GetPartialKey(), data); {
 	case errors.Is(err, lake.ErrExists):
-		resp.AlreadyCommitted = true // another attempt won; same bytes
+		// Another attempt won. It computed these very bytes (the
+		// computation is deterministic); anything else stored there was
+		// not written by an attempt of this task.
+		stored, err := out.GetSized(ctx, req.GetPartialKey(), int64(len(data)))
+		switch {
+		case errors.Is(err, lake.ErrSize) || err == nil && !bytes.Equal(stored, data):
+			return nil, fmt.Errorf("%w: %s", ErrPartialMismatch, req.GetPartialKey())
+		case err != nil:
+			return nil, fmt.Errorf("worker: read the committed partial %s: %w", req.GetPartialKey(), err)
+		}
+		resp.AlreadyCommitted = true
 	case err != nil:
 		return nil, fmt.Errorf("worker: commit partial %s: %w", req.GetPartialKey(), err)
 	}
 	w.crash.Hit(pointAfterPartial)
 	return resp, nil
+}
+
+// storeError classifies a failure to open a task's store: a URI that
+// cannot name a store is a bad request, a store that a symbolic link leads
+// out of the worker's roots is forbidden.
+func storeError(what string, err error) error {
+	switch {
+	case errors.Is(err, lake.ErrBadURI):
+		return fmt.Errorf("%w: %s: %w", ErrBadRequest, what, err)
+	case errors.Is(err, lake.ErrOutsideRoot):
+		return fmt.Errorf("%w: %s: %w", ErrForbidden, what, err)
+	}
+	return fmt.Errorf("worker: open the %s: %w", what, err)
 }
 
 // fence checks, right before the partial is committed, that the attempt
@@ -279,26 +358,13 @@ func (w *Worker) fence(ctx context.Context, req *pb.RunTaskRequest) error {
 	return nil
 }
 
-// exists reports whether key is in s.
-func exists(ctx context.Context, s lake.Store, key string) (bool, error) {
-	objs, err := s.List(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("worker: check partial %s: %w", key, err)
-	}
-	for _, o := range objs {
-		if o.Key == key {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // aggregate computes the partial of the files. Parquet files go through
 // aggregate.ColumnReader one file at a time, so that a task holds at most
 // FetchParallelism files plus the compact per-event records of its bucket;
 // other formats (or a Parquet schema the column reader does not handle)
 // are decoded into events first.
-func (w *Worker) aggregate(ctx context.Context, s lake.Store, keys []string, t task) (*aggregate.Partial, int64, error) {
+func (w *Worker) aggregate(ctx context.Context, s lake.Store, t task) (*aggregate.Partial, int64, error) {
+	keys, sizes := t.req.GetFileKeys(), t.req.GetFileSizes()
 	columnar := true
 	for _, k := range keys {
 		if f, err := lake.FormatOfKey(k); err != nil || f != lake.FormatParquet {
@@ -307,7 +373,7 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, keys []string, t t
 	}
 	if columnar {
 		r := aggregate.NewColumnReader(t.window, t.timeout)
-		n, err := w.fetchInOrder(ctx, s, keys, func(key string, data []byte) error {
+		n, err := w.fetchInOrder(ctx, s, keys, sizes, func(key string, data []byte) error {
 			if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
 				return fmt.Errorf("%w %s: %w", ErrDecode, key, err)
 			}
@@ -322,7 +388,7 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, keys []string, t t
 		w.logger.Warn("column reader cannot read a file; decoding rows instead", "err", err)
 	}
 	var events []event.Event
-	n, err := w.fetchInOrder(ctx, s, keys, func(key string, data []byte) error {
+	n, err := w.fetchInOrder(ctx, s, keys, sizes, func(key string, data []byte) error {
 		evs, err := lake.DecodeFile(key, data)
 		if err != nil {
 			return fmt.Errorf("%w %s: %w", ErrDecode, key, err)
@@ -337,13 +403,15 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, keys []string, t t
 }
 
 // fetchInOrder reads the objects at keys, FetchParallelism at a time, and
-// calls use with each in key order. A file counts against FetchParallelism
-// until use returns, so memory stays bounded. It returns the bytes read.
-func (w *Worker) fetchInOrder(ctx context.Context, s lake.Store, keys []string, use func(key string, data []byte) error) (int64, error) {
+// calls use with each in key order. Each is read only if it has its
+// recorded size (lake.ErrSize otherwise), and no further. A file counts
+// against FetchParallelism until use returns, so memory stays bounded. It
+// returns the bytes read.
+func (w *Worker) fetchInOrder(ctx context.Context, s lake.Store, keys []string, sizes []int64, use func(key string, data []byte) error) (int64, error) {
 	var n int64
 	err := ordered.Fetch(ctx, len(keys), w.cfg.FetchParallelism,
 		func(ctx context.Context, i int) ([]byte, error) {
-			data, err := s.Get(ctx, keys[i])
+			data, err := s.GetSized(ctx, keys[i], sizes[i])
 			if err != nil {
 				return nil, fmt.Errorf("worker: read %s: %w", keys[i], err)
 			}
@@ -364,13 +432,13 @@ func toStatus(err error) error {
 		return status.FromContextError(err).Err()
 	case errors.Is(err, ErrBadRequest):
 		code = codes.InvalidArgument
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, lake.ErrOutsideRoot):
 		code = codes.PermissionDenied
 	case errors.Is(err, ErrDraining):
 		code = codes.Unavailable
 	case errors.Is(err, lake.ErrNotExist):
 		code = codes.NotFound
-	case errors.Is(err, ErrDecode):
+	case errors.Is(err, ErrDecode), errors.Is(err, lake.ErrSize), errors.Is(err, ErrPartialMismatch):
 		code = codes.DataLoss
 	case errors.Is(err, ErrFenced):
 		code = codes.Aborted

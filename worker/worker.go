@@ -360,11 +360,6 @@ func (w *Worker) Close() error {
 	return errors.Join(errs...)
 }
 
-// store returns the store at uri, opening it once.
-func (w *Worker) store(ctx context.Context, uri string) (lake.Store, error) {
-	return w.stores.Open(ctx, uri)
-}
-
 // Run runs a worker until ctx ends, then closes it and the metrics server
 // (served on cfg.MetricsListen when set), in that order.
 func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {

@@ -1,11 +1,17 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
+	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +111,7 @@ func (f *fixture) request(bucket, attempt int) *pb.RunTaskRequest {
 	}
 	for _, df := range snap.FilesFor(tFrom, tTo.Add(30*time.Minute))[bucket] {
 		req.FileKeys = append(req.FileKeys, df.Key)
+		req.FileSizes = append(req.FileSizes, df.Bytes)
 	}
 	// The attempt's lease, as the leader records it before calling.
 	if _, err := f.cli.Put(context.Background(), cluster.Keys{}.Lease("job-1", bucket, attempt), "{}"); err != nil {
@@ -151,6 +158,11 @@ func TestRunTaskCommitsPartial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The answer vouches for the bytes committed.
+		if sum := sha256.Sum256(data); !bytes.Equal(r.GetPartialSha256(), sum[:]) || r.GetPartialBytes() != int64(len(data)) {
+			t.Errorf("bucket %d: answer's digest %x (%d bytes), committed partial's %x (%d bytes)",
+				b, r.GetPartialSha256(), r.GetPartialBytes(), sum, len(data))
+		}
 		got := aggregate.NewPartial()
 		if err := got.UnmarshalBinary(data); err != nil {
 			t.Fatal(err)
@@ -159,9 +171,10 @@ func TestRunTaskCommitsPartial(t *testing.T) {
 		if !reflect.DeepEqual(got.Result(aggregate.Window{From: tFrom, To: tTo}), want.Result(aggregate.Window{From: tFrom, To: tTo})) || got.Events != want.Events {
 			t.Errorf("bucket %d: partial differs from the reference", b)
 		}
-		// Another attempt (a backup, a retry) succeeds without overwriting.
+		// Another attempt (a backup, a retry) succeeds without overwriting,
+		// vouching for the same bytes.
 		r2, err := c.RunTask(ctx, f.request(b, 2))
-		if err != nil || !r2.GetAlreadyCommitted() {
+		if err != nil || !r2.GetAlreadyCommitted() || !bytes.Equal(r2.GetPartialSha256(), r.GetPartialSha256()) {
 			t.Fatalf("second attempt: %+v %v", r2, err)
 		}
 		if again, _ := f.out.Get(ctx, results.PartialKey("job-1", b)); string(again) != string(data) {
@@ -253,10 +266,22 @@ func TestRunTaskErrors(t *testing.T) {
 		{"bad lake", func(r *pb.RunTaskRequest) { r.LakeUri = "gopher://x" }, codes.InvalidArgument},
 		{"missing file", func(r *pb.RunTaskRequest) {
 			r.FileKeys = append(r.FileKeys, "events/hour=2026-11-27T00/bucket=0000/gone.parquet")
+			r.FileSizes = append(r.FileSizes, 10)
 		}, codes.NotFound},
 		{"corrupt file", func(r *pb.RunTaskRequest) {
 			r.FileKeys = append(r.FileKeys, "events/hour=2026-11-27T00/bucket=0000/garbage.parquet")
+			r.FileSizes = append(r.FileSizes, int64(len("not parquet")))
 		}, codes.DataLoss},
+		{"file without a size", func(r *pb.RunTaskRequest) { r.FileSizes = r.FileSizes[1:] }, codes.InvalidArgument},
+		{"negative size", func(r *pb.RunTaskRequest) { r.FileSizes[0] = -1 }, codes.InvalidArgument},
+		{"file twice", func(r *pb.RunTaskRequest) {
+			r.FileKeys, r.FileSizes = append(r.FileKeys, r.FileKeys[0]), append(r.FileSizes, r.FileSizes[0])
+		}, codes.InvalidArgument},
+		{"not a data file", func(r *pb.RunTaskRequest) {
+			r.FileKeys, r.FileSizes = append(r.FileKeys, "events/x.json"), append(r.FileSizes, 1)
+		}, codes.InvalidArgument},
+		{"bad job id", func(r *pb.RunTaskRequest) { r.JobId, r.PartialKey = "..", results.PartialKey("..", 0) }, codes.InvalidArgument},
+		{"negative bucket", func(r *pb.RunTaskRequest) { r.Bucket, r.PartialKey = -1, results.PartialKey(r.JobId, -1) }, codes.InvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := f.request(0, 1)
@@ -553,4 +578,205 @@ func TestTLSIdentity(t *testing.T) {
 	if _, err := pb.NewWorkerServiceClient(conn).RunTask(context.Background(), f.request(1, 1)); err == nil {
 		t.Fatal("plain-text call served")
 	}
+}
+
+// TestTaskKeysConfinedToTheLake: file keys that are absolute, climb with
+// "..", or leave the lake's folder through a symbolic link are refused,
+// and the task commits nothing; a link that stays inside is read.
+func TestTaskKeysConfinedToTheLake(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(nil)
+	ctx := context.Background()
+	lakeDir := f.src.(*lake.FileStore).Dir()
+	base := f.request(0, 1)
+	key, size := base.FileKeys[0], base.FileSizes[0]
+	data, err := f.src.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A valid data file outside the lake, and links to it from inside.
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, path.Base(key)), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hourDir := filepath.Join(lakeDir, filepath.FromSlash(path.Dir(path.Dir(key))))
+	if err := os.Symlink(outside, filepath.Join(hourDir, "bucket=0099")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, path.Base(key)), filepath.Join(lakeDir, filepath.FromSlash(path.Dir(key)), "link.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path.Base(key), filepath.Join(lakeDir, filepath.FromSlash(path.Dir(key)), "inside.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, key string
+		code      codes.Code
+	}{
+		{"absolute", filepath.Join(outside, path.Base(key)), codes.InvalidArgument},
+		{"climbing", "events/../../" + path.Base(outside) + "/" + path.Base(key), codes.InvalidArgument},
+		{"dot segment", "events/./" + strings.TrimPrefix(key, "events/"), codes.InvalidArgument},
+		{"outside the events folder", "_lake.json", codes.InvalidArgument},
+		{"linked folder", path.Dir(path.Dir(key)) + "/bucket=0099/" + path.Base(key), codes.PermissionDenied},
+		{"linked file", path.Dir(key) + "/link.parquet", codes.PermissionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := f.request(0, 1)
+			req.FileKeys, req.FileSizes = []string{tc.key}, []int64{size}
+			if _, err := c.RunTask(ctx, req); status.Code(err) != tc.code {
+				t.Fatalf("RunTask: %v, want %v", err, tc.code)
+			}
+			if objs, err := f.out.List(ctx, ""); err != nil || len(objs) != 0 {
+				t.Fatalf("a refused task wrote %v (%v)", keysOf(objs), err)
+			}
+		})
+	}
+	req := f.request(0, 1)
+	req.FileKeys, req.FileSizes = []string{path.Dir(key) + "/inside.parquet"}, []int64{size}
+	if _, err := c.RunTask(ctx, req); err != nil {
+		t.Fatalf("a key linked inside the lake: %v", err)
+	}
+}
+
+// TestTaskStoresConfinedThroughLinks: a lake or an output below the
+// worker's roots, reached through a symbolic link that leads out of them,
+// is refused, and nothing is created outside the roots.
+func TestTaskStoresConfinedThroughLinks(t *testing.T) {
+	f := newFixture(t)
+	// The roots are the fixture's lake and output folders; lakes and
+	// outputs below them are allowed.
+	lakeRoot, outRoot := f.src.(*lake.FileStore).Dir(), f.out.(*lake.FileStore).Dir()
+	// Another lake with the same files, outside the roots.
+	elsewhere := t.TempDir()
+	if err := os.CopyFS(filepath.Join(elsewhere, "lake"), os.DirFS(f.src.(*lake.FileStore).Dir())); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{lakeRoot, outRoot} {
+		if err := os.Symlink(elsewhere, filepath.Join(root, "link")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, c, _ := f.start(func(c *Config) {
+		c.LakeRoots, c.OutputRoots = []string{"file://" + lakeRoot}, []string{"file://" + outRoot}
+	})
+	ctx := context.Background()
+	before := treeOf(t, elsewhere)
+	for _, tc := range []struct {
+		name   string
+		adjust func(*pb.RunTaskRequest)
+	}{
+		{"lake through a link", func(r *pb.RunTaskRequest) { r.LakeUri = "file://" + lakeRoot + "/link/lake" }},
+		{"output through a link", func(r *pb.RunTaskRequest) { r.PartialUri = "file://" + outRoot + "/link/out" }},
+		{"output is the link", func(r *pb.RunTaskRequest) { r.PartialUri = "file://" + outRoot + "/link" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := f.request(0, 1)
+			tc.adjust(req)
+			if _, err := c.RunTask(ctx, req); status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("RunTask: %v, want PermissionDenied", err)
+			}
+		})
+	}
+	if got := treeOf(t, elsewhere); !slices.Equal(got, before) {
+		t.Fatalf("refused tasks changed the folder outside the roots: %q, was %q", got, before)
+	}
+	if _, err := c.RunTask(ctx, f.request(0, 1)); err != nil {
+		t.Fatalf("a task inside the roots: %v", err)
+	}
+}
+
+// TestTaskReadsRecordedSizes: a data file whose size is not the one its
+// manifest recorded (replaced by a larger or a shorter one) fails the task
+// with DataLoss and commits nothing; nothing is read past the size.
+func TestTaskReadsRecordedSizes(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(nil)
+	ctx := context.Background()
+	req := f.request(0, 1)
+	key := req.FileKeys[0]
+	data, err := f.src.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		object []byte
+	}{
+		{"larger", append(bytes.Clone(data), make([]byte, 1<<20)...)},
+		{"one byte more", append(bytes.Clone(data), 0)},
+		{"shorter", data[:len(data)-1]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := f.src.Put(ctx, key, tc.object); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.RunTask(ctx, f.request(0, 1))
+			if status.Code(err) != codes.DataLoss || !strings.Contains(err.Error(), "recorded") {
+				t.Fatalf("RunTask: %v, want DataLoss about the recorded size", err)
+			}
+			if _, err := f.out.Get(ctx, req.PartialKey); !errors.Is(err, lake.ErrNotExist) {
+				t.Fatalf("a task reading a resized file committed: %v", err)
+			}
+		})
+	}
+	if err := f.src.Put(ctx, key, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunTask(ctx, f.request(0, 2)); err != nil {
+		t.Fatalf("the file at its recorded size: %v", err)
+	}
+}
+
+// TestTaskStoredPartialForged: an attempt that finds its task's partial
+// stored with other bytes than it computes (not written by an attempt of
+// the task) does not vouch for it: DataLoss, not already_committed.
+func TestTaskStoredPartialForged(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(nil)
+	ctx := context.Background()
+	req := f.request(1, 1)
+	if _, err := c.RunTask(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := f.out.Get(ctx, req.PartialKey)
+	forged := aggregate.NewPartial()
+	forgedData, err := forged.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range [][]byte{forgedData, append(bytes.Clone(good), 0), good[:len(good)-1]} {
+		if err := f.out.Put(ctx, req.PartialKey, data); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.RunTask(ctx, f.request(1, 2))
+		if status.Code(err) != codes.DataLoss {
+			t.Fatalf("RunTask over a forged partial: %+v, %v; want DataLoss", r, err)
+		}
+	}
+}
+
+func keysOf(objs []lake.ObjectInfo) []string {
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
+// treeOf lists the paths under dir, sorted, without following links.
+func treeOf(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }

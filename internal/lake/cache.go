@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"strings"
 	"sync"
 )
 
@@ -21,15 +22,27 @@ func NewStores(opts S3Options) *Stores {
 
 // Open returns the store at uri, opening it on first use.
 func (c *Stores) Open(ctx context.Context, uri string) (Store, error) {
+	return c.open(uri, func() (Store, error) { return Open(ctx, uri, c.opts) })
+}
+
+// OpenUnder returns the store at uri, opened on first use by OpenUnder
+// with roots: one under none of them is refused (ErrOutsideRoot) every
+// time.
+func (c *Stores) OpenUnder(ctx context.Context, uri string, roots []string) (Store, error) {
+	key := uri + "\x00" + strings.Join(roots, "\x00")
+	return c.open(key, func() (Store, error) { return OpenUnder(ctx, uri, roots, c.opts) })
+}
+
+func (c *Stores) open(key string, open func() (Store, error)) (Store, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s, ok := c.stores[uri]; ok {
+	if s, ok := c.stores[key]; ok {
 		return s, nil
 	}
-	s, err := Open(ctx, uri, c.opts)
+	s, err := open()
 	if err != nil {
 		return nil, err
 	}
-	c.stores[uri] = s
+	c.stores[key] = s
 	return s, nil
 }

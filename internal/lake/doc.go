@@ -19,6 +19,16 @@
 // different objects on different stores (empty or "..", "." segments,
 // backslashes, NUL) are rejected.
 //
+// A store never leaves its root. A FileStore resolves every key inside its
+// folder through an os.Root: a key that a symbolic link leads out of the
+// folder is refused (ErrOutsideRoot) by every operation, and its temp files
+// are inside the folder, made by the first write (a store only read
+// creates nothing). OpenUnder opens a store only if it is one of a set of
+// roots or under one, and a file store from that root's folder down, so
+// that no link below the root takes it elsewhere. GetSized reads an object
+// only if it has the size a manifest recorded (ErrSize otherwise), reading
+// no more than that.
+//
 // # Layout
 //
 // One lake is one store root:
@@ -90,7 +100,7 @@
 //	snap, err := lake.ReadSnapshot(ctx, store)
 //	for bucket, files := range snap.FilesFor(from, to) {
 //		for _, f := range files {
-//			data, err := store.Get(ctx, f.Key)
+//			data, err := store.GetSized(ctx, f.Key, f.Bytes)
 //			events, err := lake.DecodeFile(f.Key, data)
 //			...
 //		}

@@ -60,6 +60,54 @@ func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
 	return nil, uriError{fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)}
 }
 
+// OpenUnder returns the store uri names, as Open does, if it is one of
+// roots or below one (Under; roots in canonical form, see CanonicalRoots).
+// A store outside them is refused with an error matching ErrOutsideRoot,
+// before anything is opened or created.
+//
+// A file:// store is opened from the folder of the deepest root it is under,
+// one folder at a time and inside that root (os.Root): a symbolic link
+// below the root cannot take the store, or the folders created for it,
+// out of the root (ErrOutsideRoot). The root's own folder is taken as
+// given, and created if missing.
+func OpenUnder(ctx context.Context, uri string, roots []string, opts S3Options) (Store, error) {
+	c, err := Canonical(uri)
+	if err != nil {
+		return nil, err
+	}
+	root, ok := deepestRoot(c, roots)
+	if !ok {
+		return nil, fmt.Errorf("lake: store %s is not under %s: %w", c, strings.Join(roots, ","), ErrOutsideRoot)
+	}
+	dir, isFile := strings.CutPrefix(c, "file://")
+	if !isFile {
+		return Open(ctx, c, opts)
+	}
+	under := filepath.FromSlash(strings.TrimPrefix(root, "file://"))
+	if strings.Trim(under, "/") == "" {
+		under = string(filepath.Separator) // the root "file:///"
+	}
+	rel, err := filepath.Rel(under, filepath.FromSlash(dir))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("lake: store %s is not under %s: %w", c, root, ErrOutsideRoot)
+	}
+	if rel == "." {
+		return NewFileStore(under)
+	}
+	return newFileStoreUnder(under, rel)
+}
+
+// deepestRoot returns the longest of roots that uri is or is under.
+func deepestRoot(uri string, roots []string) (string, bool) {
+	best, found := "", false
+	for _, r := range roots {
+		if Under(uri, []string{r}) && (!found || len(r) > len(best)) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
 // ErrBadURI is matched by the errors of Open for a URI that cannot name a
 // store: no retry will help.
 var ErrBadURI = errors.New("lake: bad store URI")
@@ -119,6 +167,10 @@ func checkBucket(b string) error {
 	}
 	return nil
 }
+
+// CheckKey returns an error for a key that no store accepts (see checkKey):
+// for callers that validate keys before they reach a store.
+func CheckKey(key string) error { return checkKey(key) }
 
 // checkKey rejects keys that would escape a store's root or name different
 // objects on different stores: empty keys, absolute keys, backslashes, NUL
@@ -201,6 +253,13 @@ func (s *subStore) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	return s.parent.Get(ctx, s.prefix+key)
+}
+
+func (s *subStore) GetSized(ctx context.Context, key string, size int64) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	return s.parent.GetSized(ctx, s.prefix+key, size)
 }
 
 func (s *subStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {

@@ -38,8 +38,12 @@ func TestOpenFile(t *testing.T) {
 			if fs.Dir() != tc.dir {
 				t.Errorf("Dir = %q, want %q", fs.Dir(), tc.dir)
 			}
-			if _, err := os.Stat(filepath.Join(tc.dir, ".tmp")); err != nil {
-				t.Errorf("temp folder not created: %v", err)
+			if fi, err := os.Stat(tc.dir); err != nil || !fi.IsDir() {
+				t.Errorf("store folder not created: %v", err)
+			}
+			// The temp folder waits for the first write.
+			if _, err := os.Stat(filepath.Join(tc.dir, ".tmp")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("temp folder made by Open: %v", err)
 			}
 		})
 	}
@@ -208,5 +212,81 @@ func TestUnder(t *testing.T) {
 	}
 	if c, _ := lake.Canonical("file://" + dir + "/./x//y/"); c != st.URI() {
 		t.Errorf("Canonical %q, store URI %q", c, st.URI())
+	}
+}
+
+// TestOpenUnder: a store outside the roots is refused before anything is
+// created; a file store below a root is opened from the root down, and a
+// symbolic link below the root that leads out of it is refused, creating
+// nothing outside.
+func TestOpenUnder(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+	for _, d := range []string{filepath.Join(root, "real"), outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"out": outside, "up": "..", "in": "real"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots, err := lake.CanonicalRoots([]string{"file://" + root, "s3://results/jobs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, uri := range []string{
+		"file://" + outside,
+		"file://" + root + "/../outside",
+		"file://" + root + "/out",
+		"file://" + root + "/out/lake",
+		"file://" + root + "/up/outside/lake",
+		"file://" + root + "/in/../out/x",
+		"file:///",
+		"s3://results/other",
+		"s3://results",
+	} {
+		if s, err := lake.OpenUnder(ctx, uri, roots, laketest.S3Options()); !errors.Is(err, lake.ErrOutsideRoot) {
+			t.Errorf("OpenUnder(%q) = %v, %v; want ErrOutsideRoot", uri, s, err)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("refused stores created %v outside the root", entries)
+	}
+	if _, err := lake.OpenUnder(ctx, "gopher://x", roots, laketest.S3Options()); !errors.Is(err, lake.ErrBadURI) {
+		t.Errorf("OpenUnder of a bad URI: %v, want ErrBadURI", err)
+	}
+
+	for _, tc := range []struct{ uri, dir string }{
+		{"file://" + root, root},
+		{"file://" + root + "/lake/a", filepath.Join(root, "lake", "a")},
+		{"file://" + root + "/in/lake", filepath.Join(root, "real", "lake")},
+	} {
+		s, err := lake.OpenUnder(ctx, tc.uri, roots, laketest.S3Options())
+		if err != nil {
+			t.Fatalf("OpenUnder(%q): %v", tc.uri, err)
+		}
+		mustPut(t, s, "k", "v")
+		if data, err := os.ReadFile(filepath.Join(tc.dir, "k")); err != nil || string(data) != "v" {
+			t.Fatalf("OpenUnder(%q) wrote %q, %v into %s", tc.uri, data, err, tc.dir)
+		}
+	}
+	// Under the filesystem's root, every folder is inside; but os.Root
+	// follows no absolute link, wherever it points.
+	if err := os.Symlink("../outside", filepath.Join(root, "relative")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lake.OpenUnder(ctx, "file://"+root+"/out/lake", []string{"file:///"}, laketest.S3Options()); !errors.Is(err, lake.ErrOutsideRoot) {
+		t.Fatalf("an absolute link under file:///: %v, want ErrOutsideRoot", err)
+	}
+	s, err := lake.OpenUnder(ctx, "file://"+root+"/relative/lake", []string{"file:///"}, laketest.S3Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "k", "v")
+	if data, err := os.ReadFile(filepath.Join(outside, "lake", "k")); err != nil || string(data) != "v" {
+		t.Fatalf("under file:///: %q, %v", data, err)
 	}
 }

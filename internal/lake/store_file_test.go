@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,35 @@ func testStore(t *testing.T, s lake.Store) {
 		for _, key := range []string{"nope", "dir", "dir/x/y", "dir/y"} {
 			if _, err := s.Get(ctx, key); !errors.Is(err, lake.ErrNotExist) {
 				t.Errorf("Get(%q) error = %v, want ErrNotExist", key, err)
+			}
+		}
+	})
+
+	t.Run("GetSized", func(t *testing.T) {
+		s := lake.Sub(s, "sized")
+		mustPut(t, s, "f", "0123456789")
+		mustPut(t, s, "empty", "")
+		if got, err := s.GetSized(ctx, "f", 10); err != nil || string(got) != "0123456789" {
+			t.Fatalf("GetSized at the size: %q, %v", got, err)
+		}
+		if got, err := s.GetSized(ctx, "empty", 0); err != nil || len(got) != 0 {
+			t.Fatalf("GetSized of an empty object: %q, %v", got, err)
+		}
+		// Another size than recorded is an error, never a truncated read.
+		for _, size := range []int64{0, 9, 11, 1 << 40} {
+			if got, err := s.GetSized(ctx, "f", size); !errors.Is(err, lake.ErrSize) || got != nil {
+				t.Errorf("GetSized(size %d) of 10 bytes = %q, %v; want ErrSize", size, got, err)
+			}
+		}
+		if _, err := s.GetSized(ctx, "f", -1); err == nil {
+			t.Error("GetSized with a negative size succeeded")
+		}
+		if _, err := s.GetSized(ctx, "nope", 10); !errors.Is(err, lake.ErrNotExist) {
+			t.Errorf("GetSized of a missing key: %v, want ErrNotExist", err)
+		}
+		for _, k := range badKeys {
+			if _, err := s.GetSized(ctx, k, 1); err == nil || errors.Is(err, lake.ErrNotExist) {
+				t.Errorf("GetSized(%q) error = %v, want a bad key error", k, err)
 			}
 		}
 	})
@@ -416,4 +446,178 @@ func TestFileStoreRaceAcrossInstances(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d winners, want 1", wins.Load())
 	}
+}
+
+// TestFileStoreSymlinks: a key that a symbolic link leads out of the
+// store's folder is refused by every operation, which reads, writes,
+// creates and deletes nothing outside; links that stay inside are
+// followed.
+func TestFileStoreSymlinks(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	dir, outside := filepath.Join(base, "store"), filepath.Join(base, "outside")
+	for _, d := range []string{dir, outside, filepath.Join(dir, "real")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"abs":         outside,                          // a folder outside, absolute
+		"rel":         "../outside",                     // the same, relative
+		"file":        filepath.Join(outside, "secret"), // a file outside
+		"real/up":     "../../outside",                  // deeper, climbing out
+		"in":          "real",                           // a folder inside
+		"real/secret": "../../outside/secret",           // a file outside, as an object's name
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := lake.NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsideBefore := listTree(t, outside)
+
+	for _, key := range []string{"abs/secret", "rel/secret", "file", "real/up/secret", "in/up/secret", "real/secret"} {
+		t.Run(key, func(t *testing.T) {
+			if got, err := s.Get(ctx, key); !errors.Is(err, lake.ErrOutsideRoot) {
+				t.Errorf("Get = %q, %v; want ErrOutsideRoot", got, err)
+			}
+			if got, err := s.GetSized(ctx, key, 6); !errors.Is(err, lake.ErrOutsideRoot) {
+				t.Errorf("GetSized = %q, %v; want ErrOutsideRoot", got, err)
+			}
+			if err := s.Put(ctx, key, []byte("forged")); !errors.Is(err, lake.ErrOutsideRoot) {
+				t.Errorf("Put: %v, want ErrOutsideRoot", err)
+			}
+			if err := s.PutIfAbsent(ctx, key, []byte("forged")); !errors.Is(err, lake.ErrOutsideRoot) {
+				t.Errorf("PutIfAbsent: %v, want ErrOutsideRoot", err)
+			}
+			if err := s.Delete(ctx, key); !errors.Is(err, lake.ErrOutsideRoot) {
+				t.Errorf("Delete: %v, want ErrOutsideRoot", err)
+			}
+		})
+	}
+	for _, key := range []string{"abs/new", "rel/a/b/new", "real/up/new", "in/up/x/new"} {
+		if err := s.Put(ctx, key, []byte("x")); !errors.Is(err, lake.ErrOutsideRoot) {
+			t.Errorf("Put(%q): %v, want ErrOutsideRoot", key, err)
+		}
+		if err := s.PutIfAbsent(ctx, key, []byte("x")); !errors.Is(err, lake.ErrOutsideRoot) {
+			t.Errorf("PutIfAbsent(%q): %v, want ErrOutsideRoot", key, err)
+		}
+	}
+	for _, prefix := range []string{"abs/", "rel/x", "real/up/", "in/up/"} {
+		if objs, err := s.List(ctx, prefix); !errors.Is(err, lake.ErrOutsideRoot) {
+			t.Errorf("List(%q) = %v, %v; want ErrOutsideRoot", prefix, keysOf(objs), err)
+		}
+	}
+	if got := listTree(t, outside); !slices.Equal(got, outsideBefore) {
+		t.Fatalf("the folder outside changed: %q, was %q", got, outsideBefore)
+	}
+	if data, err := os.ReadFile(filepath.Join(outside, "secret")); err != nil || string(data) != "secret" {
+		t.Fatalf("the file outside changed: %q, %v", data, err)
+	}
+
+	// Inside the folder, links are followed; List shows no links.
+	mustPut(t, s, "in/obj", "inside")
+	if got := mustGet(t, s, "real/obj"); got != "inside" {
+		t.Fatalf("Get through the real folder = %q", got)
+	}
+	objs, err := s.List(ctx, "")
+	if err != nil || !slices.Equal(keysOf(objs), []string{"real/obj"}) {
+		t.Fatalf("List = %q, %v; want only real/obj", keysOf(objs), err)
+	}
+	if objs, err := s.List(ctx, "in/"); err != nil || !slices.Equal(keysOf(objs), []string{"in/obj"}) {
+		t.Fatalf("List(in/) = %q, %v", keysOf(objs), err)
+	}
+}
+
+// TestFileStoreReadsCreateNothing: a store that is only read (a worker's
+// lake) creates nothing in its folder, not even the temp folder, which
+// the first write makes.
+func TestFileStoreReadsCreateNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := lake.Open(ctx, "file://"+dir, laketest.S3Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.Get(ctx, "a/b")
+	_, _ = s.GetSized(ctx, "a/b", 1)
+	_, _ = s.List(ctx, "a/")
+	_ = s.Delete(ctx, "a/b")
+	if got := listTree(t, dir); len(got) != 0 {
+		t.Fatalf("reads created %q", got)
+	}
+	mustPut(t, s, "a/b", "x")
+	if got := listTree(t, dir); !slices.Equal(got, []string{".tmp/", "a/", "a/b"}) {
+		t.Fatalf("after a write: %q", got)
+	}
+
+	// The filesystem's root as a store: reading it writes nothing there.
+	_, before := os.Lstat("/.tmp")
+	root, err := lake.Open(ctx, "file:///", laketest.S3Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = root.Get(ctx, "clickstream-no-such-key")
+	_, _ = root.List(ctx, "clickstream-no-such-prefix/")
+	if _, after := os.Lstat("/.tmp"); errors.Is(before, fs.ErrNotExist) && !errors.Is(after, fs.ErrNotExist) {
+		t.Fatal("reading the store file:/// created /.tmp")
+	}
+}
+
+// TestFileStoreFolderReplaced: a store follows its folder's name, as
+// path-based calls would: a folder replaced under it (a lake rebuilt in
+// place) is the one read and written next.
+func TestFileStoreFolderReplaced(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "lake")
+	s, err := lake.NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "k", "old")
+	if err := os.Rename(dir, filepath.Join(base, "lake.old")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(context.Background(), "k"); !errors.Is(err, lake.ErrNotExist) {
+		t.Fatalf("Get with the folder gone: %v, want ErrNotExist", err)
+	}
+	mustPut(t, s, "k", "new")
+	if data, err := os.ReadFile(filepath.Join(dir, "k")); err != nil || string(data) != "new" {
+		t.Fatalf("the new folder holds %q, %v", data, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(base, "lake.old", "k")); err != nil || string(data) != "old" {
+		t.Fatalf("the moved folder holds %q, %v", data, err)
+	}
+}
+
+// listTree lists the files and folders (with a trailing '/') under dir,
+// sorted, without following links.
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			rel += "/"
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }

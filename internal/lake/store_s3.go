@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -289,6 +290,48 @@ func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	if _, err := buf.ReadFrom(out.Body); err != nil {
 		return nil, fmt.Errorf("lake: get %s/%s: read body: %w", s.URI(), key, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// GetSized reads the object at key, which must hold exactly size bytes.
+// The announced length is checked before the body is read, and the body is
+// read through a limit of size+1 bytes, so that a server sending more than
+// it announced cannot grow the read past the recorded size either.
+func (s *S3Store) GetSized(ctx context.Context, key string, size int64) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("lake: get %s/%s: negative size %d", s.URI(), key, size)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.root + key),
+	})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("lake: get %s/%s: %w", s.URI(), key, ErrNotExist)
+		}
+		return nil, fmt.Errorf("lake: get %s/%s: %w", s.URI(), key, err)
+	}
+	defer out.Body.Close()
+	if n := out.ContentLength; n != nil && *n != size {
+		return nil, fmt.Errorf("lake: get %s/%s: %w", s.URI(), key, sizeError(*n, size))
+	}
+	var buf bytes.Buffer
+	if out.ContentLength != nil {
+		buf.Grow(int(size) + 1) // the announced length, which is size
+	}
+	got, err := buf.ReadFrom(io.LimitReader(out.Body, size+1))
+	if err != nil {
+		return nil, fmt.Errorf("lake: get %s/%s: read body: %w", s.URI(), key, err)
+	}
+	if got != size {
+		if got > size {
+			got = -1
+		}
+		return nil, fmt.Errorf("lake: get %s/%s: %w", s.URI(), key, sizeError(got, size))
 	}
 	return buf.Bytes(), nil
 }

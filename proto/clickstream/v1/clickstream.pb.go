@@ -1139,7 +1139,8 @@ type RunTaskRequest struct {
 	Bucket int32 `protobuf:"varint,3,opt,name=bucket,proto3" json:"bucket,omitempty"`
 	// Attempt number, from 1; a backup attempt gets the next number.
 	Attempt int32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// The lake, and the keys of the committed data files to read.
+	// The lake, and the keys of the committed data files to read: keys
+	// relative to the lake, under events/, of a data file format.
 	LakeUri  string   `protobuf:"bytes,5,opt,name=lake_uri,json=lakeUri,proto3" json:"lake_uri,omitempty"`
 	FileKeys []string `protobuf:"bytes,6,rep,name=file_keys,json=fileKeys,proto3" json:"file_keys,omitempty"`
 	// The job window [window_from, window_to) and the session timeout.
@@ -1147,8 +1148,13 @@ type RunTaskRequest struct {
 	WindowTo       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=window_to,json=windowTo,proto3" json:"window_to,omitempty"`
 	SessionTimeout *durationpb.Duration   `protobuf:"bytes,9,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
 	// Where to commit the partial: a store URI and a key in it.
-	PartialUri    string `protobuf:"bytes,10,opt,name=partial_uri,json=partialUri,proto3" json:"partial_uri,omitempty"`
-	PartialKey    string `protobuf:"bytes,11,opt,name=partial_key,json=partialKey,proto3" json:"partial_key,omitempty"`
+	PartialUri string `protobuf:"bytes,10,opt,name=partial_uri,json=partialUri,proto3" json:"partial_uri,omitempty"`
+	PartialKey string `protobuf:"bytes,11,opt,name=partial_key,json=partialKey,proto3" json:"partial_key,omitempty"`
+	// The size of each file of file_keys, in the same order, as the lake's
+	// manifests record it (required, one per key): the worker reads at most
+	// that many bytes of a file, and a file of another size fails the task
+	// (DATA_LOSS) rather than being read in part or in full.
+	FileSizes     []int64 `protobuf:"varint,12,rep,packed,name=file_sizes,json=fileSizes,proto3" json:"file_sizes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1260,6 +1266,13 @@ func (x *RunTaskRequest) GetPartialKey() string {
 	return ""
 }
 
+func (x *RunTaskRequest) GetFileSizes() []int64 {
+	if x != nil {
+		return x.FileSizes
+	}
+	return nil
+}
+
 type RunTaskResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -1272,8 +1285,13 @@ type RunTaskResponse struct {
 	BytesRead      int64                `protobuf:"varint,5,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
 	PartialBytes   int64                `protobuf:"varint,6,opt,name=partial_bytes,json=partialBytes,proto3" json:"partial_bytes,omitempty"`
 	Duration       *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// SHA-256 of the partial's bytes (partial_bytes of them): those this
+	// attempt committed, or, when already_committed, those it computed and
+	// found stored. The coordinator merges a stored partial only if its bytes
+	// hash to this digest.
+	PartialSha256 []byte `protobuf:"bytes,8,opt,name=partial_sha256,json=partialSha256,proto3" json:"partial_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunTaskResponse) Reset() {
@@ -1355,6 +1373,13 @@ func (x *RunTaskResponse) GetDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *RunTaskResponse) GetPartialSha256() []byte {
+	if x != nil {
+		return x.PartialSha256
+	}
+	return nil
+}
+
 var File_clickstream_v1_clickstream_proto protoreflect.FileDescriptor
 
 const file_clickstream_v1_clickstream_proto_rawDesc = "" +
@@ -1431,7 +1456,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x0fWatchJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x10WatchJobResponse\x12%\n" +
-	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\xa6\x03\n" +
+	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\xc5\x03\n" +
 	"\x0eRunTaskRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x05R\x06taskId\x12\x16\n" +
@@ -1447,7 +1472,9 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"partialUri\x12\x1f\n" +
 	"\vpartial_key\x18\v \x01(\tR\n" +
-	"partialKey\"\xa1\x02\n" +
+	"partialKey\x12\x1d\n" +
+	"\n" +
+	"file_sizes\x18\f \x03(\x03R\tfileSizes\"\xc8\x02\n" +
 	"\x0fRunTaskResponse\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12+\n" +
 	"\x11already_committed\x18\x02 \x01(\bR\x10alreadyCommitted\x12\x1f\n" +
@@ -1457,7 +1484,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\n" +
 	"bytes_read\x18\x05 \x01(\x03R\tbytesRead\x12#\n" +
 	"\rpartial_bytes\x18\x06 \x01(\x03R\fpartialBytes\x125\n" +
-	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration*^\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12%\n" +
+	"\x0epartial_sha256\x18\b \x01(\fR\rpartialSha256*^\n" +
 	"\fOutputFormat\x12\x1d\n" +
 	"\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTPUT_FORMAT_NDJSON\x10\x01\x12\x15\n" +

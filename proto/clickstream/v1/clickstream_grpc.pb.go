@@ -333,10 +333,15 @@ type WorkerServiceClient interface {
 	// tells the losers). Calling RunTask again with the same (job, task,
 	// attempt) while that attempt runs joins it instead of starting another.
 	//
-	// Errors: INVALID_ARGUMENT for a malformed request; UNAVAILABLE while the
-	// worker shuts down (retry elsewhere); NOT_FOUND when a named file is
-	// missing from the lake; DATA_LOSS when a file cannot be decoded;
-	// CANCELED when the caller gave up; INTERNAL otherwise.
+	// Errors: INVALID_ARGUMENT for a malformed request; PERMISSION_DENIED for
+	// a lake or output outside the worker's roots, a partial key not the
+	// task's own, or a key that a symbolic link leads out of its store;
+	// UNAVAILABLE while the worker shuts down (retry elsewhere); NOT_FOUND
+	// when a named file is missing from the lake; DATA_LOSS when a file
+	// cannot be decoded or its size is not the one file_sizes records, or
+	// when the partial already stored is not the one this attempt computed;
+	// ABORTED when the attempt's lease is gone; CANCELED when the caller gave
+	// up; INTERNAL otherwise.
 	RunTask(ctx context.Context, in *RunTaskRequest, opts ...grpc.CallOption) (*RunTaskResponse, error)
 }
 
@@ -371,10 +376,15 @@ type WorkerServiceServer interface {
 	// tells the losers). Calling RunTask again with the same (job, task,
 	// attempt) while that attempt runs joins it instead of starting another.
 	//
-	// Errors: INVALID_ARGUMENT for a malformed request; UNAVAILABLE while the
-	// worker shuts down (retry elsewhere); NOT_FOUND when a named file is
-	// missing from the lake; DATA_LOSS when a file cannot be decoded;
-	// CANCELED when the caller gave up; INTERNAL otherwise.
+	// Errors: INVALID_ARGUMENT for a malformed request; PERMISSION_DENIED for
+	// a lake or output outside the worker's roots, a partial key not the
+	// task's own, or a key that a symbolic link leads out of its store;
+	// UNAVAILABLE while the worker shuts down (retry elsewhere); NOT_FOUND
+	// when a named file is missing from the lake; DATA_LOSS when a file
+	// cannot be decoded or its size is not the one file_sizes records, or
+	// when the partial already stored is not the one this attempt computed;
+	// ABORTED when the attempt's lease is gone; CANCELED when the caller gave
+	// up; INTERNAL otherwise.
 	RunTask(context.Context, *RunTaskRequest) (*RunTaskResponse, error)
 	mustEmbedUnimplementedWorkerServiceServer()
 }
