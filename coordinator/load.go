@@ -102,7 +102,11 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 			return
 		}
 		j.storeTries++
-		if errors.Is(err, errBadPlan) || errors.Is(err, lake.ErrOutsideRoot) || j.storeTries >= maxStoreTries {
+		if errors.Is(err, lake.ErrOutsideRoot) {
+			tm.endJob(j, stateFailed, fmt.Sprintf("%v: the job's stores must be under the leader's --output-root %s", err, strings.Join(tm.c.cfg.OutputRoots, ",")))
+			return
+		}
+		if errors.Is(err, errBadPlan) || j.storeTries >= maxStoreTries {
 			tm.endJob(j, stateFailed, err.Error())
 			return
 		}
