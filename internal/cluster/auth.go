@@ -148,29 +148,45 @@ func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthU
 			}
 		}
 	}
+	// Root comes last, and its password is set after everything else:
+	// setting the password of the user cli is logged in as (a run with
+	// authentication on already) ends cli's session, and etcd's client
+	// then waits for a new token instead of failing.
 	users := []struct{ name, pw, role string }{
-		{u.Root, u.RootPW, "root"},
 		{u.Coordinator, u.CoordinatorPW, roleCoordinator},
 		{u.Worker, u.WorkerPW, roleWorker},
+		{u.Root, u.RootPW, "root"},
 	}
+	var rootExisted bool
 	for _, us := range users {
 		if us.name == "" || us.pw == "" {
 			return fmt.Errorf("cluster: user for role %s needs a name and a password", us.role)
 		}
+		existed := false
 		if _, err := cli.UserAdd(ctx, us.name, us.pw); err != nil {
 			if !strings.Contains(err.Error(), "already exists") {
 				return fmt.Errorf("cluster: add user %s: %w", us.name, err)
 			}
-			if _, err := cli.UserChangePassword(ctx, us.name, us.pw); err != nil {
-				return fmt.Errorf("cluster: set password of %s: %w", us.name, err)
-			}
+			existed = true
 		}
 		if _, err := cli.UserGrantRole(ctx, us.name, us.role); err != nil {
 			return fmt.Errorf("cluster: grant role %s to %s: %w", us.role, us.name, err)
 		}
+		if us.role == "root" {
+			rootExisted = existed
+		} else if existed {
+			if _, err := cli.UserChangePassword(ctx, us.name, us.pw); err != nil {
+				return fmt.Errorf("cluster: set password of %s: %w", us.name, err)
+			}
+		}
 	}
 	if _, err := cli.AuthEnable(ctx); err != nil {
 		return fmt.Errorf("cluster: enable authentication: %w", err)
+	}
+	if rootExisted {
+		if _, err := cli.UserChangePassword(ctx, u.Root, u.RootPW); err != nil {
+			return fmt.Errorf("cluster: set password of %s: %w", u.Root, err)
+		}
 	}
 	return nil
 }
