@@ -11,6 +11,7 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
+	"github.com/dataco/clickstream/internal/secret"
 )
 
 // Defaults of a new Config.
@@ -98,9 +99,15 @@ func (c *Config) Validate() error {
 	if err := listen.Check("--metrics-listen", c.MetricsListen, c.Insecure); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.S3.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.FromFile == "" {
 		if len(c.Brokers) == 0 {
 			errs = append(errs, errors.New("--brokers is required unless --from-file is given"))
+		}
+		if err := secret.RefuseInAddresses("--brokers", "give host:port (the Kafka client takes no credentials)", c.Brokers...); err != nil {
+			errs = append(errs, err)
 		}
 		if c.Topic == "" {
 			errs = append(errs, errors.New("--topic must not be empty"))

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dataco/clickstream/internal/gen"
+	"github.com/dataco/clickstream/internal/secret"
 )
 
 func newGenCmd() *cobra.Command {
@@ -33,6 +34,9 @@ func newGenCmd() *cobra.Command {
 				return err
 			}
 			kc.Brokers = strings.Split(brokers, ",")
+			if err := secret.RefuseInAddresses("--brokers", "give host:port (the Kafka client takes no credentials)", kc.Brokers...); err != nil {
+				return usageError{err}
+			}
 			n, err := gen.Produce(cmd.Context(), g, kc)
 			fmt.Fprintf(cmd.ErrOrStderr(), "gen: produced %d messages to %s\n", n, kc.Topic)
 			return err
