@@ -87,6 +87,9 @@ type testCluster struct {
 	prefix string
 	dir    string
 	procs  []*proc
+	// owner stops the processes: c itself, or for a copy made by in, the
+	// cluster it was made from.
+	owner *testCluster
 }
 
 type proc struct {
@@ -109,6 +112,7 @@ func newCluster(t *testing.T) *testCluster {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	c := &testCluster{t: t, etcd: etcd, prefix: "/e2e/" + t.Name() + "-" + hex.EncodeToString(b[:]), dir: t.TempDir()}
+	c.owner = c
 	t.Cleanup(c.stopAll)
 	t.Cleanup(func() { // after stopAll: drop the test's keys from the shared etcd
 		cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(etcd), cluster.EtcdAuth{})
@@ -185,8 +189,16 @@ func (c *testCluster) startEnv(name string, env []string, args ...string) *proc 
 		_ = p.cmd.Wait()
 		close(p.done)
 	}()
-	c.procs = append(c.procs, p)
+	c.owner.procs = append(c.owner.procs, p)
 	return p
+}
+
+// in returns c for the subtest t: its helpers fail t, and the processes
+// it starts run until the test of c ends (subtests share one cluster).
+func (c *testCluster) in(t *testing.T) *testCluster {
+	sub := *c
+	sub.t = t
+	return &sub
 }
 
 type lockedWriter struct {
@@ -261,8 +273,8 @@ func (c *testCluster) workerEnv(id string, env []string, extra ...string) *proc 
 	return c.startEnv("worker "+id, env, args...)
 }
 
-func (c *testCluster) client(addr string) *coordinator.Client {
-	cl, err := coordinator.Dial(addr, 5*time.Second)
+func (c *testCluster) client(addr string, opts ...coordinator.DialOption) *coordinator.Client {
+	cl, err := coordinator.Dial(addr, 5*time.Second, opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
