@@ -101,10 +101,10 @@ launch() { # launch NAME CMD...: run CMD in the background, log and pid in $DEMO
 start() { launch "$1" "$BIN" "${@:2}"; } # start NAME ARGS...: the clickstream binary
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # a loopback port nothing listens on (and not $1)
+free_port() { # a loopback port nothing listens on (and not $1), below the kernel's ephemeral ports
   local p
   for _ in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 20000 ))
+    p=$(( 20000 + RANDOM % 12000 ))
     [[ $p != "${1:-}" ]] && port_free "$p" && { echo "$p"; return; }
   done
   die "no free loopback port found"

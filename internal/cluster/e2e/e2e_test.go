@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,14 +160,38 @@ func lakeURI(t *testing.T) string {
 	return shared.lake
 }
 
+// freeAddr returns a loopback address that was free a moment ago, for a
+// process to listen on. Its port is below the ephemeral range, from which
+// the kernel picks the ports of listeners on port 0 (workers): one of
+// those could take it before the process it is meant for listens.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 100 {
+		port := 10000 + mrand.IntN(low-10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux:
+// /proc/sys/net/ipv4/ip_local_port_range; 32768 if unknown).
+func ephemeralLow() int {
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // start runs `clickstream args...` with its output kept for failures.
