@@ -44,6 +44,7 @@ var ErrUnreachable = errors.New("coordinator unreachable")
 type Client struct {
 	timeout time.Duration
 	creds   grpc.DialOption
+	tls     bool // creds are mutual TLS
 	// ReconnectWindow bounds how long Submit and Wait keep trying while no
 	// coordinator answers (a standby may be taking over).
 	ReconnectWindow time.Duration
@@ -62,7 +63,7 @@ type DialOption func(*Client)
 func WithTLS(src *mtls.Source) DialOption {
 	return func(c *Client) {
 		if src != nil {
-			c.creds = mtls.DialOption(src, mtls.ExpectRole(mtls.RoleCoordinator))
+			c.creds, c.tls = mtls.DialOption(src, mtls.ExpectRole(mtls.RoleCoordinator)), true
 		}
 	}
 }
@@ -227,8 +228,8 @@ func (c *Client) call(ctx context.Context, retry bool, f func(ctx context.Contex
 			window = c.ReconnectWindow
 		}
 		if !retry || time.Since(start) > window {
-			return nil, fmt.Errorf("%w: %s (is `clickstream coordinator` running there? set --coordinator or $CLICKSTREAM_COORDINATOR)",
-				ErrUnreachable, strings.Join(lastN(failures, len(c.Addrs())), "; "))
+			last := lastN(failures, len(c.Addrs()))
+			return nil, fmt.Errorf("%w: %s (%s)", ErrUnreachable, strings.Join(last, "; "), c.hint(last))
 		}
 		select {
 		case <-ctx.Done():
@@ -240,6 +241,21 @@ func (c *Client) call(ctx context.Context, retry bool, f func(ctx context.Contex
 }
 
 func lastN(s []string, n int) []string { return s[max(0, len(s)-n):] }
+
+// hint says what may be wrong when no coordinator answered with failures.
+func (c *Client) hint(failures []string) string {
+	for _, f := range failures {
+		switch {
+		case !c.tls && strings.Contains(f, "server preface"):
+			// A TLS server closes a connection whose first bytes are not a
+			// TLS handshake.
+			return "does the coordinator require mutual TLS? give the client a certificate with --tls-ca, --tls-cert and --tls-key"
+		case c.tls && strings.Contains(f, "first record does not look like a TLS handshake"):
+			return "the coordinator serves plain text: drop --tls-ca, --tls-cert and --tls-key, or start it with them"
+		}
+	}
+	return "is `clickstream coordinator` running there? set --coordinator or $CLICKSTREAM_COORDINATOR"
+}
 
 // wrap turns statuses into plain errors carrying the server's message.
 func (c *Client) wrap(err error) error {

@@ -216,6 +216,9 @@ func (c *Config) Validate() error {
 	if err := c.EtcdAuth.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if err := c.S3.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if err := c.EtcdAuth.CheckEndpoints(c.Etcd); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

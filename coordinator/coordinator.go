@@ -42,6 +42,9 @@ type Coordinator struct {
 	keys    cluster.Keys
 	runner  TaskRunner
 	grpcRun *grpcRunner // runner when cfg.Runner is nil
+	// verifier checks new workers' identities before they get tasks; nil:
+	// every registration is taken as it is (plain text).
+	verifier workerVerifier
 
 	lis  net.Listener
 	srv  *grpc.Server
@@ -105,6 +108,9 @@ func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.R
 	if c.runner == nil {
 		c.grpcRun = newGRPCRunner(c.tls)
 		c.runner = c.grpcRun
+	}
+	if v, ok := c.runner.(workerVerifier); ok && (c.grpcRun == nil || c.tls != nil) {
+		c.verifier = v
 	}
 	return c, nil
 }

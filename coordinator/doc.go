@@ -36,6 +36,17 @@
 // attempt succeeds the leader records the task done and deletes its attempt
 // keys in one transaction; other attempts of the task are cancelled.
 //
+// # Workers' identities
+//
+// With mutual TLS (Config.TLS), a worker's registration is only a claim:
+// whoever may write registrations in etcd could point one at another
+// worker's address, or at a server of their own. The leader gives a newly
+// registered worker no task until a TLS handshake with the registration's
+// address proves the identity of its worker id
+// (spiffe://clickstream/worker/<id>, package mtls); a failed check is
+// logged and repeated every few seconds while the registration lasts. Each
+// RunTask connection checks that identity again.
+//
 // # Resuming
 //
 // A new leader reads every unfinished job and queues it for loading, which

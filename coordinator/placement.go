@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// pickWorker returns the worker for a new attempt of t: live, not
-// draining, not excluded at now, with a free slot, not running t already;
+// pickWorker returns the worker for a new attempt of t: live, verified,
+// not draining, not excluded at now, with a free slot, not running t already;
 // of those it prefers workers where t has not failed, then the least
 // loaded (running / parallelism), then the lowest id, so that the choice
 // is deterministic. nil if none.
@@ -31,7 +31,7 @@ func pickWorker(workers map[string]*workerState, t *taskRun, now time.Time) *wor
 
 // eligible reports whether w may take a new attempt of t at now.
 func (w *workerState) eligible(t *taskRun, now time.Time) bool {
-	if w.info.Draining || w.free() <= 0 || now.Before(w.excluded) {
+	if w.unverified || w.info.Draining || w.free() <= 0 || now.Before(w.excluded) {
 		return false
 	}
 	for _, a := range t.attempts {

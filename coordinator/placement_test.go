@@ -36,6 +36,8 @@ func TestPickWorker(t *testing.T) {
 		{name: "parallelism 0 counts as 1", workers: []*workerState{worker("a", 0, 0)}, want: "a"},
 		{name: "draining workers are skipped", workers: []*workerState{worker("a", 2, 0), worker("b", 2, 1)},
 			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].info.Draining = true }, want: "b"},
+		{name: "unverified workers are skipped", workers: []*workerState{worker("a", 8, 0), worker("b", 2, 1)},
+			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].unverified = true }, want: "b"},
 		{name: "excluded until later", workers: []*workerState{worker("a", 2, 0), worker("b", 2, 1)},
 			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].excluded = now.Add(time.Second) }, want: "b"},
 		{name: "exclusion over", workers: []*workerState{worker("a", 2, 0), worker("b", 2, 1)},

@@ -94,6 +94,29 @@ func (r *grpcRunner) conn(w workerAddr) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
+// VerifyWorker checks, with TLS, that addr proves the identity of worker
+// workerID in a TLS handshake (mtls.Probe); without TLS there is nothing to
+// check.
+func (r *grpcRunner) VerifyWorker(ctx context.Context, workerID, addr string) error {
+	if r.tls == nil {
+		return nil
+	}
+	id, err := mtls.NewIdentity(mtls.RoleWorker, workerID)
+	if err != nil {
+		return fmt.Errorf("worker %q: %w", workerID, err)
+	}
+	_, err = mtls.Probe(ctx, r.tls, addr, mtls.Expect(id))
+	return err
+}
+
+// workerVerifier is a TaskRunner that can tell, before any task goes to a
+// worker, whether the address of its registration serves that worker
+// (grpcRunner with TLS). The leader gives no task to a worker it has not
+// verified.
+type workerVerifier interface {
+	VerifyWorker(ctx context.Context, workerID, addr string) error
+}
+
 func (r *grpcRunner) RunTask(ctx context.Context, workerID, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
 	c, err := r.conn(workerAddr{workerID, addr})
 	if err != nil {

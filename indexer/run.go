@@ -61,6 +61,9 @@ func (c *RunConfig) Validate() error {
 	if err := c.ES.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.S3.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(c.Results) == 0 {
 		errs = append(errs, errors.New("--results is required"))
 	}

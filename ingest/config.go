@@ -108,6 +108,9 @@ func (c *Config) Validate() error {
 	if err := listen.Check("--metrics-listen", c.MetricsListen, c.Insecure); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.S3.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.FromFile == "" {
 		if len(c.Brokers) == 0 {
 			errs = append(errs, errors.New("--brokers is required unless --from-file is given"))

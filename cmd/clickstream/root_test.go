@@ -206,3 +206,31 @@ func aliasValue(t *testing.T, cmd *cobra.Command, name string) string {
 	t.Helper()
 	return cmd.Flags().Lookup(name).Value.String()
 }
+
+// TestCredentialsInAddressesRefused: an address carrying credentials is
+// refused by every command that takes one, and never echoed.
+func TestCredentialsInAddressesRefused(t *testing.T) {
+	const pw = "hunter2"
+	s3 := "http://key:" + pw + "@127.0.0.1:1"
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"gen brokers", []string{"gen", "--brokers", "user:" + pw + "@127.0.0.1:1", "--events", "1"}},
+		{"ingest brokers", []string{"ingest", "--brokers", "a:1,user:" + pw + "@b:1", "--lake", "file:///tmp/x"}},
+		{"ingest s3", []string{"ingest", "--brokers", "a:1", "--lake", "s3://lake", "--s3-endpoint", s3}},
+		{"worker s3", []string{"worker", "--etcd", "127.0.0.1:1", "--lake-root", "s3://lake", "--output-root", "s3://out", "--s3-endpoint", s3}},
+		{"coordinator s3", []string{"coordinator", "--etcd", "127.0.0.1:1", "--s3-endpoint", s3}},
+		{"coordinator etcd", []string{"coordinator", "--etcd", "http://root:" + pw + "@127.0.0.1:1"}},
+		{"index s3", []string{"index", "--es", "http://127.0.0.1:1", "--results", "s3://out", "--s3-endpoint", s3}},
+		{"index es", []string{"index", "--es", "http://elastic:" + pw + "@127.0.0.1:1", "--results", "s3://out"}},
+		{"vacuum s3", []string{"vacuum", "--lake", "s3://lake", "--s3-endpoint", "http://key:" + pw + " x@127.0.0.1:1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runArgs(t, tc.args...)
+			if code == 0 || !strings.Contains(stderr, "credentials") || strings.Contains(stdout+stderr, pw) {
+				t.Errorf("exit %d, want an error about credentials that hides them:\n%s%s", code, stdout, stderr)
+			}
+		})
+	}
+}

@@ -171,10 +171,14 @@ func SetupAuth(ctx context.Context, cli *clientv3.Client, prefix string, u AuthU
 			}
 		}
 	}
+	// Root comes last, and its password is set after everything else:
+	// setting the password of the user cli is logged in as (a run with
+	// authentication on already) ends cli's session, and etcd's client
+	// then waits for a new token instead of failing.
 	users := []struct{ name, pw, role string }{
-		{u.Root, u.RootPW, "root"},
 		{u.Coordinator, u.CoordinatorPW, roleCoordinator},
 		{u.Worker, u.WorkerPW, roleWorker},
+		{u.Root, u.RootPW, "root"},
 	}
 	rootPW := false // root exists: set its password last
 	for _, us := range users {

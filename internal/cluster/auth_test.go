@@ -14,6 +14,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/pki"
+	"github.com/dataco/clickstream/internal/secret"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -297,5 +298,38 @@ func TestEtcdAuthValidate(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "auth", a.Password, "fmt", fmt.Sprint(a.Password))
 	if strings.Contains(logged.String(), "from-env") {
 		t.Fatalf("a password shows in a log: %s", logged.String())
+	}
+}
+
+// TestSetupAuthAgain: SetupAuth run again on an etcd with authentication
+// on, logged in as root, returns and sets the passwords it is given.
+func TestSetupAuthAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an etcd process; skipped with -short")
+	}
+	const prefix = "/clickstream/v1"
+	e := clustertest.StartAuthEtcd(t, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	root, err := cluster.Dial(ctx, []string{e.Endpoint}, e.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	users := e.Users
+	users.CoordinatorPW = "new-" + users.CoordinatorPW
+	if err := cluster.SetupAuth(ctx, root, prefix, users); err != nil {
+		t.Fatalf("SetupAuth again: %v", err)
+	}
+	if _, err := cluster.Dial(ctx, []string{e.Endpoint}, e.Coordinator()); !errors.Is(err, cluster.ErrEtcdAuth) {
+		t.Errorf("the old coordinator password: %v, want ErrEtcdAuth", err)
+	}
+	for _, a := range []cluster.EtcdAuth{{User: users.Coordinator, Password: secret.Secret(users.CoordinatorPW)}, e.Worker(), e.Root()} {
+		cli, err := cluster.Dial(ctx, []string{e.Endpoint}, a)
+		if err != nil {
+			t.Errorf("user %s after SetupAuth again: %v", a.User, err)
+			continue
+		}
+		cli.Close()
 	}
 }

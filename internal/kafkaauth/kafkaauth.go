@@ -121,13 +121,7 @@ func (c Config) Validate() error {
 // address would show wherever the brokers are logged. The error numbers the
 // address rather than showing it.
 func CheckBrokers(brokers []string) error {
-	for i, b := range brokers {
-		if strings.Contains(b, "@") {
-			// Never echoed: where the password starts is anyone's guess.
-			return fmt.Errorf("--brokers: address #%d carries credentials (user@host): give the user with --kafka-user and the password with --kafka-password-file or $%s", i+1, EnvPassword)
-		}
-	}
-	return nil
+	return secret.RefuseInAddresses("--brokers", "give the user with --kafka-user and the password with --kafka-password-file or $"+EnvPassword, brokers...)
 }
 
 // Apply sets sc's TLS and SASL settings from the configuration, reading the

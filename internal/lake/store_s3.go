@@ -69,6 +69,9 @@ var _ Store = (*S3Store)(nil)
 // NewS3Store returns a store on bucket under prefix ("" for the whole
 // bucket). It does not contact the server; see EnsureBucket.
 func NewS3Store(ctx context.Context, bucket, prefix string, opts S3Options) (*S3Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if err := checkBucket(bucket); err != nil {
 		return nil, fmt.Errorf("lake: s3 store: %w", err)
 	}

@@ -135,3 +135,29 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(ctxKey{}).(Identity)
 	return id, ok
 }
+
+// Probe connects to addr and makes a TLS handshake as a client presenting
+// src's certificate, the way a gRPC client with ClientCredentials(src,
+// expect) would, and closes the connection. It returns the identity the
+// server proved, or why the server was refused (a certificate of another
+// CA, an identity expect refuses: ErrWrongPeer) or could not be reached.
+// ctx bounds the dial and the handshake.
+func Probe(ctx context.Context, src *Source, addr string, expect Expectation) (Identity, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return Identity{}, err
+	}
+	var got Identity
+	seen := func(id Identity) error {
+		got = id
+		return expect(id)
+	}
+	conn, _, err := ClientCredentials(src, seen).ClientHandshake(ctx, addr, raw)
+	if err != nil {
+		raw.Close()
+		return Identity{}, err
+	}
+	conn.Close()
+	return got, nil
+}

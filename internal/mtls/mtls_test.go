@@ -274,3 +274,25 @@ func FuzzParseIdentity(f *testing.F) {
 		}
 	})
 }
+
+// TestProbe: a handshake alone tells which identity a server proves.
+func TestProbe(t *testing.T) {
+	ca := newCA(t)
+	w1 := mtls.Identity{Role: mtls.RoleWorker, Name: "w-1"}
+	addr := serve(t, staticSource(t, ca, pki.Request{URI: w1.URI()}))
+	coord := staticSource(t, ca, pki.Request{URI: "spiffe://clickstream/coordinator/c"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := mtls.Probe(ctx, coord, addr, mtls.Expect(w1))
+	if err != nil || id != w1 {
+		t.Fatalf("probe: %v, %v", id, err)
+	}
+	_, err = mtls.Probe(ctx, coord, addr, mtls.Expect(mtls.Identity{Role: mtls.RoleWorker, Name: "w-2"}))
+	if !errors.Is(err, mtls.ErrWrongPeer) || !strings.Contains(err.Error(), "the server is spiffe://clickstream/worker/w-1, want spiffe://clickstream/worker/w-2") {
+		t.Fatalf("probe of another identity: %v", err)
+	}
+	other := serve(t, staticSource(t, newCA(t), pki.Request{URI: w1.URI()}))
+	if _, err := mtls.Probe(ctx, coord, other, mtls.Expect(w1)); err == nil || !strings.Contains(err.Error(), "certificate not trusted") {
+		t.Fatalf("probe of a server of another CA: %v", err)
+	}
+}

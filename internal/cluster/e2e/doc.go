@@ -3,5 +3,8 @@
 // real etcd ($CLICKSTREAM_ETCD_ENDPOINTS, started by `make dev-up`), each
 // test under its own etcd key prefix. They kill workers and coordinators
 // with SIGKILL mid-job and check that the result is still exactly the
-// fault-free one. `go test -short` skips them.
+// fault-free one; run a cluster with mutual TLS (certificates of
+// `clickstream certs`) and check who is refused, and how; and run a job
+// through every kind of credential and check that no output holds one.
+// `go test -short` skips them.
 package e2e

@@ -9,11 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,6 +90,9 @@ type testCluster struct {
 	prefix string
 	dir    string
 	procs  []*proc
+	// owner stops the processes: c itself, or for a copy made by in, the
+	// cluster it was made from.
+	owner *testCluster
 }
 
 type proc struct {
@@ -110,6 +115,7 @@ func newCluster(t *testing.T) *testCluster {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	c := &testCluster{t: t, etcd: etcd, prefix: "/e2e/" + t.Name() + "-" + hex.EncodeToString(b[:]), dir: t.TempDir()}
+	c.owner = c
 	t.Cleanup(c.stopAll)
 	t.Cleanup(func() { // after stopAll: drop the test's keys from the shared etcd
 		cli, err := cluster.Dial(context.Background(), cluster.ParseEndpoints(etcd), cluster.EtcdAuth{})
@@ -155,14 +161,38 @@ func lakeURI(t *testing.T) string {
 	return shared.lake
 }
 
+// freeAddr returns a loopback address that was free a moment ago, for a
+// process to listen on. Its port is below the ephemeral range, from which
+// the kernel picks the ports of listeners on port 0 (workers): one of
+// those could take it before the process it is meant for listens.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 100 {
+		port := 10000 + mrand.IntN(low-10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux:
+// /proc/sys/net/ipv4/ip_local_port_range; 32768 if unknown).
+func ephemeralLow() int {
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // start runs `clickstream args...` with its output kept for failures.
@@ -186,8 +216,16 @@ func (c *testCluster) startEnv(name string, env []string, args ...string) *proc 
 		_ = p.cmd.Wait()
 		close(p.done)
 	}()
-	c.procs = append(c.procs, p)
+	c.owner.procs = append(c.owner.procs, p)
 	return p
+}
+
+// in returns c for the subtest t: its helpers fail t, and the processes
+// it starts run until the test of c ends (subtests share one cluster).
+func (c *testCluster) in(t *testing.T) *testCluster {
+	sub := *c
+	sub.t = t
+	return &sub
 }
 
 type lockedWriter struct {
@@ -262,8 +300,8 @@ func (c *testCluster) workerEnv(id string, env []string, extra ...string) *proc 
 	return c.startEnv("worker "+id, env, args...)
 }
 
-func (c *testCluster) client(addr string) *coordinator.Client {
-	cl, err := coordinator.Dial(addr, 5*time.Second)
+func (c *testCluster) client(addr string, opts ...coordinator.DialOption) *coordinator.Client {
+	cl, err := coordinator.Dial(addr, 5*time.Second, opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
