@@ -50,6 +50,8 @@ type term struct {
 	gone map[string]int64
 	// cancels are jobs with a cancel request to act on (cancelSoon).
 	cancels []*jobRun
+	// observed is when observe last set the cluster's gauges.
+	observed time.Time
 }
 
 // newTerm returns the state of a term led through the election key
@@ -177,9 +179,10 @@ func (tm *term) run(ctx context.Context) error {
 					tm.onLeaseDeleted(string(ev.Kv.Key))
 				}
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			tm.reconcile()
 			tm.backups()
+			tm.observe(now)
 		}
 	}
 	return tm.fatal
