@@ -139,6 +139,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{attemptOK, attemptDuplicate, attemptFailed, attemptLost, attemptCancelled} {
 		m.attempts.WithLabelValues(o)
 	}
+	for _, o := range []string{"succeeded", "failed"} {
+		m.scheduleWindows.WithLabelValues(o)
+	}
 	for _, k := range []string{kindFirst, kindRetry, kindBackup} {
 		m.attemptsStarted.WithLabelValues(k)
 	}
