@@ -68,11 +68,17 @@ func TestClusterGauges(t *testing.T) {
 	cl := h.client(c)
 	expect := func(what string, want clusterView) {
 		t.Helper()
-		var got clusterView
-		waitUntil(t, what, 10*time.Second, func() bool {
-			got = viewOf(t, c.metrics)
-			return got == want
-		})
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := viewOf(t, c.metrics)
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s: the gauges say %+v, want %+v", what, got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	expect("the workers counted", clusterView{ready: 1, draining: 1, slots: 2})
 
