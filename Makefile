@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 40m
 # Sourced before tests and the demo: the endpoints of the local stack.
 WITH_STACK   := set -a; . $(STATE)/env; set +a;
 
-.PHONY: all build test test-short bench demo demo-down dev-up dev-down lint fuzz proto tidy-check clean
+.PHONY: all build test test-short bench demo demo-down dev-up dev-down lint fuzz proto tidy-check clean rules
 
 all: build
 
@@ -27,9 +27,17 @@ build:
 ## The Elasticsearch outage test stops Elasticsearch for 30 s, so it runs on
 ## its own, after every other test that needs Elasticsearch.
 OUTAGE_TEST := ^TestIndexingSurvivesElasticsearchRestart$$
-test: dev-up
+test: dev-up rules
 	$(WITH_STACK) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -skip '$(OUTAGE_TEST)' ./...
 	$(WITH_STACK) $(GO) test -race -count=1 -timeout 10m -run '$(OUTAGE_TEST)' -v ./indexer/ | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+
+## rules: check the Prometheus rules and run their unit tests with promtool
+## (Debian's prometheus package, which stack.sh installs).
+PROMTOOL ?= promtool
+rules:
+	@command -v $(PROMTOOL) >/dev/null || $(STACK) tools
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yaml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yaml
 
 ## test-short: unit tests only, no services.
 test-short:

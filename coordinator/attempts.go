@@ -106,6 +106,7 @@ func (tm *term) launch(j *jobRun, t *taskRun, w *workerState, backup bool) bool 
 		return false
 	}
 	t.rec = rec
+	tm.c.metrics.attemptStarted(a.n, backup)
 	tm.c.logger.Debug("attempt started", "job", j.rec.ID, "task", t.n, "bucket", t.pt.Bucket, "attempt", a.n, "worker", w.info.ID, "backup", backup)
 	tm.startAttempt(j, t, a)
 	return true

@@ -63,6 +63,7 @@ func (c *Coordinator) lead(ctx context.Context) error {
 	defer func() {
 		c.leader.Store(false)
 		c.metrics.leader.Set(0)
+		c.metrics.clearCluster()
 	}()
 	c.logger.Info("leading the cluster", "addr", c.addr)
 	tm := newTerm(c, ses, el.Key(), el.Rev())

@@ -1,6 +1,10 @@
 package coordinator
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	jobs     *prometheus.CounterVec
@@ -17,9 +21,20 @@ type metrics struct {
 	// refused counts requests refused for a limit a later one may pass.
 	refused *prometheus.CounterVec
 
-	scheduleWindows *prometheus.CounterVec
-	scheduleReruns  prometheus.Counter
-	scheduleLag     prometheus.Gauge
+	scheduleWindows   *prometheus.CounterVec
+	scheduleReruns    prometheus.Counter
+	scheduleLag       prometheus.Gauge
+	scheduleWatermark prometheus.Gauge
+
+	// attemptsStarted counts attempts launched, by kind (first, retry,
+	// backup).
+	attemptsStarted *prometheus.CounterVec
+	// The cluster as the leader sees it, set by term.observe at most every
+	// observeEvery and zeroed when leadership ends: 0 on a standby.
+	workers     *prometheus.GaugeVec // by state: ready, draining
+	workerSlots prometheus.Gauge     // task slots of ready workers
+	tasks       *prometheus.GaugeVec // tasks of running jobs, by state: pending, running, done
+	activeJobs  *prometheus.GaugeVec // unfinished jobs, by state
 }
 
 // Attempt outcomes, the values of the "outcome" label.
@@ -37,6 +52,23 @@ const (
 	limitActiveJobs   = "active_jobs"
 	limitWatchStreams = "watch_streams"
 )
+
+// Kinds of attempt, the values of the "kind" label of attempts started.
+const (
+	kindFirst  = "first"  // a task's first attempt
+	kindRetry  = "retry"  // after an attempt failed or was lost
+	kindBackup = "backup" // a second attempt of a straggler
+)
+
+// Worker and task states, the values of the "state" label of the gauges.
+const (
+	workerReady    = "ready"
+	workerDraining = "draining"
+	taskPending    = "pending" // waiting for a worker
+)
+
+// observeEvery is how often the leader refreshes its gauges of the cluster.
+const observeEvery = time.Second
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -90,6 +122,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_coordinator_schedule_watermark_lag_seconds",
 			Help: "Wall clock minus the lake's event-time watermark, as the scheduler last saw it.",
 		}),
+		scheduleWatermark: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_schedule_watermark_timestamp_seconds",
+			Help: "The lake's event-time watermark (Unix seconds) as the scheduler last saw it; 0 before it has seen one.",
+		}),
+		attemptsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_task_attempts_started_total",
+			Help: "Task attempts launched by this coordinator as leader, by kind (first, retry, backup).",
+		}, []string{"kind"}),
+		workers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_workers",
+			Help: "Workers registered in etcd as the leader sees them, by state (ready, draining); 0 on a standby.",
+		}, []string{"state"}),
+		workerSlots: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_worker_slots",
+			Help: "Task slots (parallelism) of the ready workers as the leader sees them; 0 on a standby.",
+		}),
+		tasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_tasks",
+			Help: "Tasks of the jobs the leader runs, by state: pending (waiting for a worker), running, done; 0 on a standby.",
+		}, []string{"state"}),
+		activeJobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clickstream_coordinator_jobs_active",
+			Help: "Unfinished jobs the leader manages, by state (pending, running, merging, committing); 0 on a standby.",
+		}, []string{"state"}),
 	}
 	for _, s := range []string{"succeeded", "failed", "cancelled"} {
 		m.jobs.WithLabelValues(s)
@@ -100,8 +156,95 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, l := range []string{limitSubmitRate, limitActiveJobs, limitWatchStreams} {
 		m.refused.WithLabelValues(l)
 	}
+	for _, o := range []string{"succeeded", "failed"} {
+		m.scheduleWindows.WithLabelValues(o)
+	}
+	for _, k := range []string{kindFirst, kindRetry, kindBackup} {
+		m.attemptsStarted.WithLabelValues(k)
+	}
+	m.clearCluster()
 	if reg != nil {
-		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.scheduleWindows, m.scheduleReruns, m.scheduleLag)
+		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures,
+			m.scheduleWindows, m.scheduleReruns, m.scheduleLag, m.scheduleWatermark,
+			m.attemptsStarted, m.workers, m.workerSlots, m.tasks, m.activeJobs)
 	}
 	return m
+}
+
+// attemptStarted counts attempt n of a task, launched as a backup or not.
+func (m *metrics) attemptStarted(n int, backup bool) {
+	kind := kindFirst
+	switch {
+	case backup:
+		kind = kindBackup
+	case n > 1:
+		kind = kindRetry
+	}
+	m.attemptsStarted.WithLabelValues(kind).Inc()
+}
+
+// clearCluster zeroes the gauges of the cluster: this coordinator does not
+// lead (any more).
+func (m *metrics) clearCluster() {
+	for _, s := range []string{workerReady, workerDraining} {
+		m.workers.WithLabelValues(s).Set(0)
+	}
+	m.workerSlots.Set(0)
+	for _, s := range []string{taskPending, taskRunning, taskDone} {
+		m.tasks.WithLabelValues(s).Set(0)
+	}
+	for _, s := range []string{statePending, stateRunning, stateMerging, stateCommitting} {
+		m.activeJobs.WithLabelValues(s).Set(0)
+	}
+}
+
+// observe sets the gauges of the cluster from the term's state, at most
+// every observeEvery. It runs on the term's goroutine.
+func (tm *term) observe(now time.Time) {
+	if now.Sub(tm.observed) < observeEvery {
+		return
+	}
+	tm.observed = now
+	m := tm.c.metrics
+	var ready, draining, slots int
+	for _, w := range tm.workers {
+		if w.info.Draining {
+			draining++
+			continue
+		}
+		ready++
+		slots += max(1, w.info.Parallelism)
+	}
+	var pending, running, done int
+	jobs := map[string]int{statePending: 0, stateRunning: 0, stateMerging: 0, stateCommitting: 0}
+	for _, j := range tm.jobs {
+		if terminal(j.rec.State) {
+			continue
+		}
+		if _, ok := jobs[j.rec.State]; ok {
+			jobs[j.rec.State]++
+		}
+		if j.phase != phaseRunning {
+			continue
+		}
+		for _, t := range j.tasks {
+			switch {
+			case t.rec.State == taskDone:
+				done++
+			case len(t.attempts) > 0:
+				running++
+			default:
+				pending++
+			}
+		}
+	}
+	m.workers.WithLabelValues(workerReady).Set(float64(ready))
+	m.workers.WithLabelValues(workerDraining).Set(float64(draining))
+	m.workerSlots.Set(float64(slots))
+	m.tasks.WithLabelValues(taskPending).Set(float64(pending))
+	m.tasks.WithLabelValues(taskRunning).Set(float64(running))
+	m.tasks.WithLabelValues(taskDone).Set(float64(done))
+	for s, n := range jobs {
+		m.activeJobs.WithLabelValues(s).Set(float64(n))
+	}
 }

@@ -241,6 +241,7 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		wm = now
 	}
 	c.metrics.scheduleLag.Set(now.Sub(wm).Seconds())
+	c.metrics.scheduleWatermark.Set(float64(wm.UnixMilli()) / 1000)
 	first := s.Start
 	if first.IsZero() {
 		earliest, ok := earliestEvent(sn)

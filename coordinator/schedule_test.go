@@ -359,6 +359,14 @@ func schedAwaitTicks(t *testing.T, c *Coordinator, wantWatermark time.Time) {
 		t.Fatalf("the scheduler's watermark is about %s, want %s (the lowest source watermark)",
 			wm.Format(time.RFC3339Nano), wantWatermark.Format(time.RFC3339Nano))
 	}
+	// The same tick set the watermark gauge to the watermark itself.
+	var m dto.Metric
+	if err := c.metrics.scheduleWatermark.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.GetGauge().GetValue(), float64(wantWatermark.UnixMilli())/1000; got != want {
+		t.Fatalf("watermark gauge = %v, want %v (%s)", got, want, wantWatermark.Format(time.RFC3339Nano))
+	}
 }
 
 // schedJobs lists every job in submission order.

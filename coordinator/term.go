@@ -54,6 +54,8 @@ type term struct {
 	// plans hands the first of them to the next planner free.
 	loads []*jobRun
 	plans chan loadReq
+	// observed is when observe last set the cluster's gauges.
+	observed time.Time
 }
 
 // newTerm returns the state of a term led through the election key
@@ -193,9 +195,10 @@ func (tm *term) run(ctx context.Context) error {
 					tm.onLeaseDeleted(string(ev.Kv.Key))
 				}
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			tm.reconcile()
 			tm.backups()
+			tm.observe(now)
 		}
 	}
 	return tm.fatal

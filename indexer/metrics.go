@@ -14,12 +14,19 @@ const (
 	outcomeFailed   = "failed"   // not indexed when the call gave up (retries exhausted, refused request)
 )
 
+// Result outcomes, the values of the "outcome" label of results.
+const (
+	resultIndexed = "indexed" // IndexResult returned no error
+	resultFailed  = "failed"  // IndexResult returned an error
+)
+
 // metrics are the indexer's Prometheus metrics.
 type metrics struct {
 	documents *prometheus.CounterVec
 	retries   *prometheus.CounterVec
 	duration  prometheus.Histogram
 	stale     prometheus.Counter
+	results   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,15 +49,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "clickstream_indexer_stale_documents_deleted_total",
 			Help: "Documents of a re-indexed window that were not in its new result and were deleted.",
 		}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_indexer_results_total",
+			Help: "Results (one window each) indexed, by outcome: indexed, failed (retries exhausted, count mismatch, refused request...).",
+		}, []string{"outcome"}),
 	}
 	for _, o := range []string{outcomeIndexed, outcomeRejected, outcomeRetried, outcomeFailed} {
 		m.documents.WithLabelValues(o)
 	}
+	m.results.WithLabelValues(resultIndexed)
+	m.results.WithLabelValues(resultFailed)
 	m.retries.WithLabelValues("request")
 	m.retries.WithLabelValues("document")
 	if reg != nil {
 		var done []prometheus.Collector
-		for _, c := range []prometheus.Collector{m.documents, m.retries, m.duration, m.stale} {
+		for _, c := range []prometheus.Collector{m.documents, m.retries, m.duration, m.stale, m.results} {
 			if err := reg.Register(c); err != nil {
 				for _, d := range done {
 					reg.Unregister(d)

@@ -68,12 +68,14 @@ func (w *Writer) IndexResult(ctx context.Context, rows []schema.Row, meta result
 		rep.Duration = time.Since(start)
 		ix.metrics.duration.Observe(rep.Duration.Seconds())
 		if err != nil {
+			ix.metrics.results.WithLabelValues(resultFailed).Inc()
 			if errors.Is(context.Cause(ctx), ErrClosed) {
 				err = fmt.Errorf("%w (interrupted): %w", ErrClosed, err)
 			}
 			ix.logger.Error("indexing failed", "index", w.index, "job", meta.Job, "window", rep.Window, "err", err)
 			return
 		}
+		ix.metrics.results.WithLabelValues(resultIndexed).Inc()
 		ix.logger.Info("result indexed", "index", w.index, "job", meta.Job, "window", rep.Window,
 			"indexed", rep.Indexed, "rejected", rep.Rejected, "stale_deleted", rep.Stale, "retried", rep.Retried, "duration", rep.Duration)
 	}()

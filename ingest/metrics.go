@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dataco/clickstream/internal/event"
 )
 
 // metrics are the ingest's Prometheus metrics, registered once per process.
@@ -51,6 +53,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_ingest_retention_gap_records_total",
 			Help: "Records Kafka deleted (retention) before ingest committed them to the lake: lost upstream.",
 		}, []string{"topic", "partition"}),
+	}
+	// Every reason from the start, at 0: a rate over a series that appears
+	// with its first increment would miss that increment.
+	for _, r := range event.Reasons() {
+		m.rejected.WithLabelValues(string(r))
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag, m.retentionGap)

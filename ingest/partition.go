@@ -219,6 +219,9 @@ func (pc *partitionConsumer) markCommitted(res flushResult, st sourceState) {
 // session is over anyway.
 func (pc *partitionConsumer) stop() error {
 	defer pc.cancelCommits()
+	// The partition's next owner reports its lag: a stale value here would
+	// add to it.
+	defer pc.src.sink.metrics.lag.DeleteLabelValues(pc.claim.Topic(), strconv.Itoa(int(pc.claim.Partition())))
 	if pc.cur.len() > 0 {
 		pc.batches <- pc.cur
 	}

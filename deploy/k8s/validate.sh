@@ -6,7 +6,8 @@
 #                                     # kubernetes-validate schemas (PyPI) into the cache
 #
 # Steps:
-#   1. kustomize build of base, overlays/example, monitoring and cert-manager (required: any error fails).
+#   1. kustomize build of base, overlays/example, overlays/example-keda, monitoring and cert-manager
+#      (required: any error fails).
 #   2. flags: every clickstream container's args are parsed by the real binary (`<args> -h`), and every
 #      CLICKSTREAM_<FLAG> variable it sets must name a flag of its command, so a renamed or mistyped
 #      flag fails here, not in a CrashLoopBackOff; the same for the services of deploy/compose.yaml,
@@ -14,7 +15,12 @@
 #   3. kubeconform -strict against the Kubernetes JSON schemas of K8S_VERSIONS, from local files only
 #      (never downloaded by kubeconform). The schemas come from the PyPI package kubernetes-validate,
 #      rewritten once into the cache so that kubeconform can resolve their references offline.
-#      ServiceMonitor, Certificate and Issuer (CRDs) have no schema there and are skipped.
+#      ServiceMonitor, Certificate, Issuer and ScaledObject (CRDs) have no schema there and are
+#      skipped (-skip): step 4 checks the ScaledObject instead.
+#   4. KEDA: in every build, each ScaledObject targets a Deployment of that build that no
+#      HorizontalPodAutoscaler also targets, with min <= max and well-formed triggers (a prometheus
+#      trigger with serverAddress, query and a numeric threshold; string metadata). Needs python3 +
+#      PyYAML. deploy/monitoring_test.go (go test) checks the query's metric names.
 #
 # Environment:
 #   K8S_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0"; 1.25-1.37 available)
@@ -58,7 +64,7 @@ elif command -v kustomize >/dev/null; then
 else
 	kustomize=(go run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2 build)
 fi
-builds=(base overlays/example monitoring cert-manager)
+builds=(base overlays/example overlays/example-keda monitoring cert-manager)
 for d in "${builds[@]}"; do
 	f=$out/$(echo "$d" | tr / _).yaml
 	if "${kustomize[@]}" "$here/$d" >"$f" 2>"$out/err"; then
@@ -213,7 +219,7 @@ else
 			f=$out/$(echo "$d" | tr / _).yaml
 			# -schema-location without "default": local files only, nothing is downloaded
 			if res=$("$kc" -strict -summary -kubernetes-version "$v" -schema-location "$loc" \
-				-skip ServiceMonitor,Certificate,Issuer "$f" 2>&1); then
+				-skip ServiceMonitor,Certificate,Issuer,ScaledObject "$f" 2>&1); then
 				say "kubeconform $v $d: ${res##*$'\n'}"
 			else
 				say "kubeconform $v $d: FAILED"
@@ -222,6 +228,59 @@ else
 			fi
 		done
 	done
+fi
+
+# ------------------------------------------------------------------------------------------- 4. KEDA
+if python3 -c 'import yaml' 2>/dev/null; then
+	for d in "${builds[@]}"; do
+		f=$out/$(echo "$d" | tr / _).yaml
+		if ! python3 - "$d" "$f" <<'EOF'; then
+import re, sys, yaml
+build, rendered = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+ns = lambda d: d["metadata"].get("namespace", "")
+deployments = {(ns(d), d["metadata"]["name"]) for d in docs if d["kind"] == "Deployment"}
+hpas = {(ns(d), d["spec"]["scaleTargetRef"]["name"]) for d in docs
+        if d["kind"] == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"].get("kind") == "Deployment"}
+errs, n = [], 0
+for d in docs:
+    if d["kind"] != "ScaledObject":
+        continue
+    n += 1
+    name, spec = d["metadata"]["name"], d.get("spec") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    target = (ns(d), ref.get("name"))
+    if ref.get("kind", "Deployment") != "Deployment" or target not in deployments:
+        errs.append(f"{name}: scaleTargetRef {ref} is no Deployment of this build")
+    if target in hpas:
+        errs.append(f"{name}: Deployment {ref.get('name')} also has a HorizontalPodAutoscaler (they would fight)")
+    lo, hi = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+    if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
+        errs.append(f"{name}: minReplicaCount {lo} / maxReplicaCount {hi}")
+    triggers = spec.get("triggers") or []
+    if not triggers:
+        errs.append(f"{name}: no triggers")
+    for t in triggers:
+        md = t.get("metadata") or {}
+        if not t.get("type") or any(not isinstance(v, str) for v in md.values()):
+            errs.append(f"{name}: trigger {t.get('type')}: needs a type and string metadata values")
+        if t.get("type") == "prometheus":
+            for k in ("serverAddress", "query", "threshold"):
+                if not md.get(k):
+                    errs.append(f"{name}: prometheus trigger without {k}")
+            if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", md.get("threshold", "")):
+                errs.append(f"{name}: prometheus threshold {md.get('threshold')!r} is not a number")
+if errs:
+    print(f"== keda {build}: FAILED: " + "; ".join(errs))
+    sys.exit(1)
+if n:
+    print(f"== keda {build}: ok ({n} ScaledObject)")
+EOF
+			failed=1
+		fi
+	done
+else
+	say "keda: SKIPPED (needs python3 with PyYAML)"
 fi
 
 if [[ $failed != 0 ]]; then

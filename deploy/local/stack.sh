@@ -8,6 +8,7 @@
 #   stack.sh status                  state, pid and endpoint of every service
 #   stack.sh env                     print (and rewrite) $STATE/env: export lines for the services that are up
 #   stack.sh logs [-f] SVC           last lines (LINES=200) of a service's log, -f to follow
+#   stack.sh tools                   install the test tools only (promtool; `up` installs them too)
 #
 # Services: kafka s3 es etcd (default: all). Works as root (CI) or as a normal user (apt via sudo).
 # Downloads: ${CLICKSTREAM_CACHE:-~/.cache/clickstream}; data, logs, pids: ${CLICKSTREAM_STATE:-~/.local/state/clickstream}.
@@ -675,6 +676,22 @@ health_es() {
   [[ $body == *'"status":"green"'* || $body == *'"status":"yellow"'* ]]
 }
 
+# ------------------------------------------------------------------------------------------------ tools
+# Tools the tests use besides the services: promtool, for the unit tests of the Prometheus alert rules
+# (deploy/prometheus), from Debian's prometheus package. The package also brings a Prometheus server,
+# which the stack does not use: where systemd started it, it is stopped and disabled again.
+install_tools() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  local t0
+  t0=$(now)
+  apt_install prometheus
+  command -v promtool >/dev/null 2>&1 || die "promtool: not on PATH after installing prometheus"
+  if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || log "prometheus: could not disable the package's service"
+  fi
+  log "tools: installed promtool $(promtool --version 2>&1 | sed -n '1s/^promtool, version \([^ ]*\).*/\1/p') in $(( $(now) - t0 ))s"
+}
+
 # ------------------------------------------------------------------------------------------------- etcd
 install_etcd() {
   command -v etcd >/dev/null 2>&1 && return 0
@@ -806,6 +823,7 @@ cmd_up() {
     TO_START+=("$s")
   done
   # installs: apt first (not concurrently), then the downloads and the Go build side by side
+  install_tools
   for s in "${TO_START[@]}"; do
     [[ $s == etcd ]] && install_etcd
   done
@@ -892,6 +910,7 @@ main() {
     status) cmd_status ;;
     env) mkdir -p "$STATE/run"; write_env; cat "$STATE/env" ;;
     logs) cmd_logs "$@" ;;
+    tools) install_tools ;;
     -h|--help|help) usage 0 ;;
     *) usage 2 >&2 ;;
   esac
