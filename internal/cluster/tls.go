@@ -9,10 +9,11 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/dataco/clickstream/internal/mtls"
 )
 
 // EtcdTLS names the PEM files of a TLS connection to etcd: the CA that
@@ -91,11 +92,11 @@ func (t EtcdTLS) config() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	if t.Cert != "" {
-		kp := &keyPair{cert: t.Cert, key: t.Key}
-		if err := kp.reload(); err != nil {
-			return nil, err
+		kp, err := mtls.LoadKeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: etcd client certificate: %w", err)
 		}
-		cfg.GetClientCertificate = kp.get
+		cfg.GetClientCertificate = kp.GetClientCertificate
 	}
 	return cfg, nil
 }
@@ -107,51 +108,6 @@ func (t EtcdTLS) user() string {
 		return fmt.Sprintf("the CommonName of %s", t.Cert)
 	}
 	return fmt.Sprintf("%q (the CommonName of %s)", pair.Leaf.Subject.CommonName, t.Cert)
-}
-
-// keyPair is a client certificate read from files, read again when their
-// modification time or size changes. A pair that fails to load (a
-// rotation caught half-way) keeps the previous one.
-type keyPair struct {
-	cert, key string
-
-	mu     sync.Mutex
-	stamps [2]fileStamp
-	pair   *tls.Certificate
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
-}
-
-func (k *keyPair) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	_ = k.reload() // a failure keeps the pair in use
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.pair, nil
-}
-
-func (k *keyPair) reload() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	var stamps [2]fileStamp
-	for i, name := range []string{k.cert, k.key} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			return fmt.Errorf("cluster: etcd client certificate: %w", err)
-		}
-		stamps[i] = fileStamp{fi.ModTime(), fi.Size()}
-	}
-	if k.pair != nil && stamps == k.stamps {
-		return nil
-	}
-	pair, err := tls.LoadX509KeyPair(k.cert, k.key)
-	if err != nil {
-		return fmt.Errorf("cluster: etcd client certificate %s and key %s: %w", k.cert, k.key, err)
-	}
-	k.pair, k.stamps = &pair, stamps
-	return nil
 }
 
 // ErrEtcdTLS reports that a TLS connection to etcd failed: etcd's

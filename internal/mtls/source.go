@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -43,21 +43,20 @@ func (f Files) Validate() error {
 
 // Source is a process's TLS material: its certificate and identity, and
 // the CA pool it verifies peers against. Sources loaded from files follow
-// changes of the files.
+// changes of the files: the certificate and key as a KeyPair, the CA
+// likewise; a certificate without a clickstream identity, or a CA file
+// without a certificate, keeps the previous material.
 type Source struct {
-	files Files // zero for a static source
+	files Files    // zero for a static source
+	pair  *KeyPair // nil for a static source
 
-	mu     sync.Mutex
-	stamps [3]stamp
-	cert   *tls.Certificate
-	id     Identity
-	roots  *x509.CertPool
-	err    error // the last reload's failure, while the previous pair is kept
-}
-
-type stamp struct {
-	mod  time.Time
-	size int64
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	id      Identity
+	roots   *x509.CertPool
+	caStamp []stamp
+	certErr error // why the pair in use is not the files' one
+	caErr   error // why the CA in use is not the file's one
 }
 
 // Load reads the files; they must hold a certificate with a clickstream
@@ -69,13 +68,17 @@ func Load(f Files) (*Source, error) {
 	if !f.Enabled() {
 		return nil, fmt.Errorf("%w: no --tls-ca, --tls-cert, --tls-key", ErrConfig)
 	}
-	s := &Source{files: f}
-	stamps, err := s.stat()
+	pair, err := LoadKeyPair(f.Cert, f.Key)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.load(stamps); err != nil {
-		return nil, err
+	s := &Source{files: f, pair: pair}
+	s.refresh()
+	switch {
+	case s.certErr != nil:
+		return nil, s.certErr
+	case s.caErr != nil:
+		return nil, s.caErr
 	}
 	return s, nil
 }
@@ -102,64 +105,58 @@ func (s *Source) Identity() Identity {
 }
 
 // current returns the material, reloading it first when the files
-// changed. A failed reload keeps the previous material.
+// changed.
 func (s *Source) current() (*tls.Certificate, *x509.CertPool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.files.Enabled() {
-		if stamps, err := s.stat(); err == nil && stamps != s.stamps {
-			s.err = s.load(stamps)
-		}
-	}
+	s.refresh()
 	return s.cert, s.roots
 }
 
 // ReloadError returns why the files last failed to load, or nil when the
 // material in use is that of the files as they are.
 func (s *Source) ReloadError() error {
-	s.current()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.err
-}
-
-func (s *Source) stat() ([3]stamp, error) {
-	var st [3]stamp
-	for i, name := range []string{s.files.CA, s.files.Cert, s.files.Key} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			return st, fmt.Errorf("mtls: %w", err)
-		}
-		st[i] = stamp{fi.ModTime(), fi.Size()}
+	s.refresh()
+	if s.pair == nil {
+		return nil
 	}
-	return st, nil
+	return errors.Join(s.pair.Err(), s.certErr, s.caErr)
 }
 
-// load reads the files and, when they are consistent, installs them and
-// their stamps. Called with s.mu held, or before s is shared.
-func (s *Source) load(stamps [3]stamp) error {
+// refresh takes up changed files; called with s.mu held, or before s is
+// shared.
+func (s *Source) refresh() {
+	if s.pair == nil {
+		return
+	}
+	if cert := s.pair.Current(); cert != s.cert {
+		if id, err := IdentityOf(cert.Leaf); err != nil {
+			s.certErr = fmt.Errorf("mtls: certificate %s: %w", s.files.Cert, err)
+		} else {
+			s.cert, s.id, s.certErr = cert, id, nil
+		}
+	}
+	st, err := statFiles(s.files.CA)
+	if err != nil {
+		s.caErr = err
+		return
+	}
+	if s.roots != nil && slices.Equal(st, s.caStamp) {
+		return
+	}
 	caPEM, err := os.ReadFile(s.files.CA)
 	if err != nil {
-		return fmt.Errorf("mtls: CA: %w", err)
+		s.caErr = fmt.Errorf("mtls: CA: %w", err)
+		return
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("mtls: CA %s: no PEM certificate", s.files.CA)
+		s.caErr = fmt.Errorf("mtls: CA %s: no PEM certificate", s.files.CA)
+		return
 	}
-	cert, err := tls.LoadX509KeyPair(s.files.Cert, s.files.Key)
-	if err != nil {
-		return fmt.Errorf("mtls: certificate %s and key %s: %w", s.files.Cert, s.files.Key, err)
-	}
-	leaf, err := leafOf(&cert)
-	if err != nil {
-		return err
-	}
-	id, err := IdentityOf(leaf)
-	if err != nil {
-		return fmt.Errorf("mtls: certificate %s: %w", s.files.Cert, err)
-	}
-	s.cert, s.roots, s.id, s.stamps = &cert, roots, id, stamps
-	return nil
+	s.roots, s.caStamp, s.caErr = roots, st, nil
 }
 
 func leafOf(c *tls.Certificate) (*x509.Certificate, error) {
