@@ -101,11 +101,14 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 		if j.ctx.Err() != nil {
 			return
 		}
-		j.storeTries++
 		if errors.Is(err, lake.ErrOutsideRoot) {
-			tm.endJob(j, stateFailed, fmt.Sprintf("%v: the job's stores must be under the leader's --output-root %s", err, strings.Join(tm.c.cfg.OutputRoots, ",")))
+			// Submitted through a coordinator without the leader's roots, or
+			// a symbolic link below them leads out: nothing is opened there.
+			tm.endJob(j, stateFailed, fmt.Sprintf("output %s is outside the leader's --output-root %s: %v",
+				j.rec.Spec.Out, strings.Join(tm.c.cfg.OutputRoots, ","), err))
 			return
 		}
+		j.storeTries++
 		if errors.Is(err, errBadPlan) || j.storeTries >= maxStoreTries {
 			tm.endJob(j, stateFailed, err.Error())
 			return
@@ -124,11 +127,6 @@ func (tm *term) onLoaded(j *jobRun, l loaded, err error) {
 		tm.c.logger.Info("job's result found committed; recording it", "job", j.rec.ID, "run", l.result.Run)
 		j.rec.Result = l.result
 		tm.endJob(j, stateSucceeded, "")
-		return
-	}
-	if roots := tm.c.cfg.OutputRoots; len(roots) > 0 && !lake.Under(j.rec.Spec.Out, roots) {
-		// Submitted through a coordinator without the leader's roots.
-		tm.endJob(j, stateFailed, fmt.Sprintf("output %s is not under the leader's --output-root %s", j.rec.Spec.Out, strings.Join(roots, ",")))
 		return
 	}
 	p := l.plan
