@@ -3,14 +3,13 @@ package coordinator
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -104,16 +103,13 @@ func parseRFC3339(name, v string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// AbsFileURI turns file://./rel into file:///abs, resolved against the
-// working directory of this process; other URIs are returned as they are.
+// AbsFileURI turns a bare path ("data/lake", "/data/lake") or a
+// file://./rel URI into file:///abs, resolved against the working directory
+// of this process (lake.ResolveURI); other URIs, and those it refuses, are
+// returned as they are, for the coordinator to judge.
 func AbsFileURI(uri string) string {
-	rest, ok := strings.CutPrefix(uri, "file://")
-	if !ok || strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "localhost/") {
-		return uri
+	if abs, err := lake.ResolveURI(uri); err == nil {
+		return abs
 	}
-	abs, err := filepath.Abs(filepath.FromSlash(rest))
-	if err != nil {
-		return uri
-	}
-	return "file://" + filepath.ToSlash(abs)
+	return uri
 }

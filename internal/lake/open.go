@@ -16,12 +16,13 @@ import (
 const EnvS3Endpoint = "CLICKSTREAM_S3_ENDPOINT"
 
 // acceptedURIs is quoted by every URI parsing error.
-const acceptedURIs = `accepted forms: "file:///abs/dir", "file://./rel/dir", "s3://bucket", "s3://bucket/prefix"`
+const acceptedURIs = `accepted forms: "/abs/dir", "file:///abs/dir", "file://./rel/dir", "s3://bucket", "s3://bucket/prefix"`
 
 // Open returns the store named by uri:
 //
 //	file:///abs/dir          a folder on the local filesystem (created if missing)
 //	file://localhost/abs/dir the same
+//	/abs/dir                 the same (a bare absolute path)
 //	file://./rel/dir         a folder relative to the working directory
 //	s3://bucket              the root of an S3 bucket
 //	s3://bucket/some/prefix  the objects of a bucket under some/prefix/
@@ -34,6 +35,10 @@ const acceptedURIs = `accepted forms: "file:///abs/dir", "file://./rel/dir", "s3
 // other errors (a folder that cannot be created, an unreachable endpoint)
 // may be temporary.
 func Open(ctx context.Context, uri string, opts S3Options) (Store, error) {
+	uri, err := bareAbs(uri)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case strings.HasPrefix(uri, "file://"):
 		dir, err := parseFileURI(uri)
@@ -106,6 +111,68 @@ func deepestRoot(uri string, roots []string) (string, bool) {
 		}
 	}
 	return best, found
+}
+
+// bareAbs returns the file:// URI of a bare absolute path ("/data/lake"),
+// and other URIs as they are. A bare relative path is refused: it is
+// resolved where it was typed (ResolveURI), never by a server.
+func bareAbs(uri string) (string, error) {
+	if uri == "" || strings.Contains(uri, "://") {
+		return uri, nil
+	}
+	if strings.HasPrefix(uri, "/") {
+		return "file://" + uri, nil
+	}
+	if hasScheme(uri) {
+		return "", uriError{fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)}
+	}
+	return "", uriError{fmt.Errorf("lake: store URI %q is a relative path: give an absolute path, or file://./%s (%s)", uri, uri, acceptedURIs)}
+}
+
+// hasScheme reports whether s starts like a URI with a scheme ("s3:",
+// "http:"): letters, digits, '+', '-' or '.' after a letter, then ':'.
+func hasScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// ResolveURI turns a store location as a user typed it into a URI that
+// means the same anywhere: a bare path, absolute or relative to the working
+// directory ("data/lake", "./lake", "/data/lake"), and a file://./rel URI
+// become an absolute file:///path, as DuckDB and Spark take paths;
+// s3:// and absolute file:// URIs are returned as they are. Anything else
+// (another scheme, an empty path) is refused with an error matching
+// ErrBadURI. Command-line clients call it on every store flag, so no
+// relative path reaches a server.
+func ResolveURI(uri string) (string, error) {
+	switch {
+	case uri == "":
+		return "", uriError{fmt.Errorf("lake: empty store URI (%s)", acceptedURIs)}
+	case strings.HasPrefix(uri, "s3://"):
+		return uri, nil
+	case strings.HasPrefix(uri, "file://"):
+		if _, err := parseFileURI(uri); err != nil {
+			return "", uriError{err}
+		}
+		return Canonical(uri)
+	case strings.Contains(uri, "://") || hasScheme(uri):
+		return "", uriError{fmt.Errorf("lake: unsupported store URI %q (%s)", uri, acceptedURIs)}
+	}
+	abs, err := filepath.Abs(filepath.FromSlash(uri))
+	if err != nil {
+		return "", uriError{fmt.Errorf("lake: store path %q: %w", uri, err)}
+	}
+	return "file://" + filepath.ToSlash(abs), nil
 }
 
 // ErrBadURI is matched by the errors of Open for a URI that cannot name a
@@ -292,6 +359,10 @@ func (s *subStore) URI() string {
 // — without opening anything. Roots and the stores they confine are
 // compared in this form (Under).
 func Canonical(uri string) (string, error) {
+	uri, err := bareAbs(uri)
+	if err != nil {
+		return "", err
+	}
 	switch {
 	case strings.HasPrefix(uri, "file://"):
 		dir, err := parseFileURI(uri)

@@ -25,6 +25,8 @@ func TestOpenFile(t *testing.T) {
 		{"file://localhost" + dir + "/sub", filepath.Join(dir, "sub")},
 		{"file://./rel/../rel2", filepath.Join(dir, "rel2")},
 		{"file://.", dir},
+		{dir + "/bare", filepath.Join(dir, "bare")},
+		{dir + "/bare/../bare2/", filepath.Join(dir, "bare2")},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
 			s, err := lake.Open(context.Background(), tc.uri, laketest.S3Options())
@@ -100,7 +102,7 @@ func TestOpenDefaultRegion(t *testing.T) {
 
 func TestOpenBadURIs(t *testing.T) {
 	for _, uri := range []string{
-		"", "/abs/dir", "rel/dir", "http://host/x", "S3://bucket", "gs://bucket",
+		"", "rel/dir", "./rel", "s3:bucket", "c:dir", "http://host/x", "S3://bucket", "gs://bucket",
 		"file:rel", "file://host/dir", "file://rel/dir", "file://",
 		"s3://", "s3:///prefix", "s3://ab", "s3://Bucket", "s3://bucket_x", "s3://-bucket",
 		"s3://bucket/../x", "s3://bucket/a//b", "s3://bucket/a\\b",
@@ -196,7 +198,9 @@ func TestUnder(t *testing.T) {
 		"s3://Bucket/x":              "",
 		"s3://":                      "",
 		"file://":                    "",
-		"/data":                      "",
+		"/data":                      "file:///data",
+		"/data//lake/../x/":          "file:///data/x",
+		"data":                       "",
 		"gs://bucket":                "",
 	} {
 		got, err := lake.Canonical(uri)
@@ -288,5 +292,45 @@ func TestOpenUnder(t *testing.T) {
 	mustPut(t, s, "k", "v")
 	if data, err := os.ReadFile(filepath.Join(outside, "lake", "k")); err != nil || string(data) != "v" {
 		t.Fatalf("under file:///: %q, %v", data, err)
+	}
+}
+
+func TestResolveURI(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct{ in, want string }{
+		{"/data/lake", "file:///data/lake"},
+		{"/data//lake/", "file:///data/lake"},
+		{"lake", "file://" + filepath.ToSlash(filepath.Join(dir, "lake"))},
+		{"./out/x", "file://" + filepath.ToSlash(filepath.Join(dir, "out", "x"))},
+		{"../up", "file://" + filepath.ToSlash(filepath.Join(filepath.Dir(dir), "up"))},
+		{".", "file://" + filepath.ToSlash(dir)},
+		{"file://./rel", "file://" + filepath.ToSlash(filepath.Join(dir, "rel"))},
+		{"file:///abs/dir/", "file:///abs/dir"},
+		{"file://localhost/abs", "file:///abs"},
+		{"s3://bucket/prefix", "s3://bucket/prefix"},
+		{"", ""},
+		{"http://host/x", ""},
+		{"gs://bucket", ""},
+		{"s3:bucket", ""},
+		{"file:rel", ""},
+		{"file://rel/dir", ""},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := lake.ResolveURI(tc.in)
+			if tc.want == "" {
+				if err == nil || !errors.Is(err, lake.ErrBadURI) {
+					t.Fatalf("ResolveURI(%q) = %q, %v; want an ErrBadURI error", tc.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ResolveURI(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+			// What it returns opens without the working directory.
+			if c, err := lake.Canonical(got); err != nil || c != got {
+				t.Errorf("Canonical(%q) = %q, %v", got, c, err)
+			}
+		})
 	}
 }
