@@ -77,6 +77,10 @@ type Config struct {
 	Pprof bool
 	// Insecure allows a metrics listener beyond loopback.
 	Insecure bool
+
+	// Progress, if set, is kept up to date by a file ingest (no flag: the
+	// command that shows progress sets it).
+	Progress *Progress
 }
 
 // NewConfig returns a Config with the defaults.

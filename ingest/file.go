@@ -15,38 +15,71 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 )
 
+// fileInput is the opened input of a file source: a file, or stdin.
+type fileInput struct {
+	name string
+	f    *os.File
+	size int64 // -1: unknown (stdin, a pipe)
+}
+
+// openInput opens name ("-": stdin) for reading, before anything else is
+// created: a missing or unreadable input fails here, naming the file.
+func openInput(name string) (*fileInput, error) {
+	if name == "-" {
+		return &fileInput{name: name, f: os.Stdin, size: -1}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: --from-file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ingest: --from-file: %w", err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("ingest: --from-file %s is a directory, not an NDJSON file", name)
+	}
+	size := int64(-1)
+	if fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return &fileInput{name: name, f: f, size: size}, nil
+}
+
+// Close closes the file (not stdin).
+func (in *fileInput) Close() error {
+	if in.f == os.Stdin {
+		return nil
+	}
+	return in.f.Close()
+}
+
 // runFile ingests an NDJSON file (or stdin) as one lake source whose
 // positions are line numbers from 0. Ingesting the same content again
 // resumes after the last committed line, so a crashed backfill is simply
 // restarted and a finished one is a no-op.
-func runFile(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
+func runFile(ctx context.Context, cfg *Config, s *sink, in *fileInput) (Summary, error) {
 	source := cfg.SourceID
-	var in io.Reader
-	if cfg.FromFile == "-" {
-		if source == "" {
-			source = "stdin." + randomHex(8)
-			s.log.Warn("reading stdin without --source-id: a re-run will not be recognised as the same source", "source", source)
+	if source == "" && in.f == os.Stdin {
+		source = "stdin." + randomHex(8)
+		s.log.Warn("reading stdin without --source-id: a re-run will not be recognised as the same source", "source", source)
+	} else if source == "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, in.f); err != nil {
+			return Summary{}, fmt.Errorf("ingest: hash %s: %w", in.name, err)
 		}
-		in = os.Stdin
-	} else {
-		f, err := os.Open(cfg.FromFile)
-		if err != nil {
-			return Summary{}, fmt.Errorf("ingest: %w", err)
+		source = "file." + hex.EncodeToString(h.Sum(nil)[:12])
+		if _, err := in.f.Seek(0, io.SeekStart); err != nil {
+			return Summary{}, fmt.Errorf("ingest: rewind %s: %w", in.name, err)
 		}
-		defer f.Close()
-		if source == "" {
-			h := sha256.New()
-			if _, err := io.Copy(h, f); err != nil {
-				return Summary{}, fmt.Errorf("ingest: hash %s: %w", cfg.FromFile, err)
-			}
-			source = "file." + hex.EncodeToString(h.Sum(nil)[:12])
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return Summary{}, fmt.Errorf("ingest: rewind %s: %w", cfg.FromFile, err)
-			}
-		}
-		in = f
 	}
-	return ingestLines(ctx, cfg, s, source, in)
+	var r io.Reader = in.f
+	if cfg.Progress != nil {
+		r = &countingReader{r: in.f, n: &cfg.Progress.bytes}
+	}
+	return ingestLines(ctx, cfg, s, source, r)
 }
 
 // ingestLines ingests the lines of in as the file source source. Once ctx
@@ -64,8 +97,7 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 	}
 
 	c := newCommitter(s, cfg, &st, func(res flushResult, _ sourceState) {
-		sum.Accepted += res.valid
-		sum.Rejected += res.rejected
+		sum.addCommit(res, s.store.URI())
 	})
 	b := &batch{}
 	b.reset(st.end)
@@ -92,6 +124,9 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 		}
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errTooLong) {
 			return sum, fmt.Errorf("ingest: read %s line %d: %w", cfg.FromFile, pos+1, err)
+		}
+		if cfg.Progress != nil {
+			cfg.Progress.records.Add(1)
 		}
 		if pos < st.end {
 			continue // committed by an earlier run

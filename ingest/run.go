@@ -3,7 +3,11 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"maps"
+	"path"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dataco/clickstream/internal/event"
@@ -20,6 +24,13 @@ type Summary struct {
 	// AlreadyCommitted is, for a file source, how many lines an earlier run
 	// had committed (and this run skipped).
 	AlreadyCommitted int64
+	// RejectedBy counts Rejected by reason (file sources only).
+	RejectedBy map[string]int64
+	// DeadLetters is the store folder the rejected records went to, if any.
+	DeadLetters string
+	// FirstEvent and LastEvent bound the times of the accepted events (zero
+	// when none was accepted; file sources only).
+	FirstEvent, LastEvent time.Time
 }
 
 func (s Summary) String() string {
@@ -30,7 +41,54 @@ func (s Summary) String() string {
 	if s.AlreadyCommitted > 0 {
 		out += fmt.Sprintf(" skipped_already_committed=%d", s.AlreadyCommitted)
 	}
+	if len(s.RejectedBy) > 0 {
+		reasons := make([]string, 0, len(s.RejectedBy))
+		for _, r := range slices.Sorted(maps.Keys(s.RejectedBy)) {
+			reasons = append(reasons, fmt.Sprintf("%s:%d", r, s.RejectedBy[r]))
+		}
+		out += " rejected_by=" + strings.Join(reasons, ",")
+	}
+	if s.DeadLetters != "" {
+		out += " dead_letters=" + s.DeadLetters
+	}
+	if !s.FirstEvent.IsZero() {
+		from, to := s.Window()
+		out += fmt.Sprintf(" event_time=%s..%s window=--from=%s,--to=%s",
+			s.FirstEvent.Format(event.TimestampLayout), s.LastEvent.Format(event.TimestampLayout),
+			from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
 	return out
+}
+
+// Window returns the whole hours that hold the accepted events: the
+// --from and --to (exclusive) of a job over all of them.
+func (s Summary) Window() (from, to time.Time) {
+	return s.FirstEvent.Truncate(time.Hour), s.LastEvent.Truncate(time.Hour).Add(time.Hour)
+}
+
+// addCommit counts one commit of a file source into the summary; dir is
+// the lake's URI.
+func (s *Summary) addCommit(res flushResult, dir string) {
+	s.Accepted += res.valid
+	s.Rejected += res.rejected
+	for reason, n := range res.reasons {
+		if s.RejectedBy == nil {
+			s.RejectedBy = map[string]int64{}
+		}
+		s.RejectedBy[string(reason)] += n
+	}
+	if res.rejectedKey != "" {
+		s.DeadLetters = strings.TrimSuffix(dir, "/") + "/" + path.Dir(res.rejectedKey) + "/"
+	}
+	if res.valid > 0 {
+		first, last := time.UnixMilli(res.minTs).UTC(), time.UnixMilli(res.maxTs).UTC()
+		if s.FirstEvent.IsZero() || first.Before(s.FirstEvent) {
+			s.FirstEvent = first
+		}
+		if last.After(s.LastEvent) {
+			s.LastEvent = last
+		}
+	}
 }
 
 // Run ingests from the configured source into the lake (see Ingest) and
@@ -53,6 +111,18 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 	}
 	log := rt.Log()
 	reg := rt.Reg()
+	// The input first: a missing or unreadable file creates no lake.
+	var in *fileInput
+	if cfg.FromFile != "" {
+		var err error
+		if in, err = openInput(cfg.FromFile); err != nil {
+			return Summary{}, err
+		}
+		defer in.Close()
+		if cfg.Progress != nil {
+			cfg.Progress.SetSize(in.size)
+		}
+	}
 	store, err := lake.Open(ctx, cfg.Lake, cfg.S3)
 	if err != nil {
 		return Summary{}, fmt.Errorf("ingest: open lake: %w", err)
@@ -89,7 +159,7 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 	start := time.Now()
 	var sum Summary
 	if cfg.FromFile != "" {
-		sum, err = runFile(ctx, &cfg, s)
+		sum, err = runFile(ctx, &cfg, s, in)
 	} else {
 		sum, err = runKafka(ctx, &cfg, s)
 	}

@@ -99,6 +99,34 @@ type flushResult struct {
 	valid, rejected int64
 	files           int
 	fenced          bool
+	// reasons counts the rejected records by reason.
+	reasons map[event.Reason]int64
+	// minTs and maxTs bound the valid events' times (epoch ms), if valid > 0.
+	minTs, maxTs int64
+	// rejectedKey is the dead-letter file of the last commit with rejects.
+	rejectedKey string
+}
+
+// add accumulates r into res.
+func (res *flushResult) add(r flushResult) {
+	if r.valid > 0 {
+		if res.valid == 0 {
+			res.minTs, res.maxTs = r.minTs, r.maxTs
+		}
+		res.minTs, res.maxTs = min(res.minTs, r.minTs), max(res.maxTs, r.maxTs)
+	}
+	res.valid += r.valid
+	res.rejected += r.rejected
+	res.files += r.files
+	for reason, n := range r.reasons {
+		if res.reasons == nil {
+			res.reasons = map[event.Reason]int64{}
+		}
+		res.reasons[reason] += n
+	}
+	if r.rejectedKey != "" {
+		res.rejectedKey = r.rejectedKey
+	}
 }
 
 // flush commits the batch as the next commit of st's source. On success st
@@ -130,9 +158,7 @@ func (s *sink) flush(ctx context.Context, st *sourceState, b *batch) (flushResul
 		if err != nil {
 			return res, err
 		}
-		res.valid += r.valid
-		res.rejected += r.rejected
-		res.files += r.files
+		res.add(r)
 		b.reset(st.end)
 		return res, nil
 	}
@@ -240,7 +266,20 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	s.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	s.log.Debug("committed", "source", st.source, "seq", seq, "start", m.Start, "end", m.End,
 		"valid", m.ValidCount, "rejected", m.RejectedCount, "files", len(m.Files), "took", time.Since(start))
-	return flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files)}, nil
+	res := flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files), rejectedKey: m.Rejected}
+	for i, g := range pl.groups {
+		if i == 0 {
+			res.minTs, res.maxTs = g.minTs, g.maxTs
+		}
+		res.minTs, res.maxTs = min(res.minTs, g.minTs), max(res.maxTs, g.maxTs)
+	}
+	if len(pl.reasons) > 0 {
+		res.reasons = make(map[event.Reason]int64, len(pl.reasons))
+		for reason, n := range pl.reasons {
+			res.reasons[reason] = int64(n)
+		}
+	}
+	return res, nil
 }
 
 // commitPlan is what one commit writes: the cells' sort keys, the dead

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/dataco/clickstream/ingest"
@@ -18,7 +20,17 @@ func newIngestCmd() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
 			}
-			return ingest.Run(cmd.Context(), cfg, runtimeOf(cmd))
+			if cfg.FromFile == "" {
+				return ingest.Run(cmd.Context(), cfg, runtimeOf(cmd))
+			}
+			// A file ingest shows its progress on stderr until it returns;
+			// the summary follows on stdout (also when it fails).
+			cfg.Progress = &ingest.Progress{}
+			stop := startProgress(cmd.ErrOrStderr(), cfg.Progress)
+			sum, err := ingest.Ingest(cmd.Context(), cfg, runtimeOf(cmd))
+			stop()
+			fmt.Fprintf(cmd.OutOrStdout(), "ingest: %s\n", sum)
+			return err
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
