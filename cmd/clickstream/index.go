@@ -7,6 +7,7 @@ import (
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/flagenv"
+	"github.com/dataco/clickstream/internal/lake"
 )
 
 // newIndexCmd: clickstream index --results URI --es URL [--index NAME]
@@ -21,8 +22,20 @@ func newIndexCmd() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.ES.SecretsFromEnv(nil)
+			for i, r := range cfg.Results {
+				uri, err := lake.ResolveURI(r)
+				if err != nil {
+					return usageErrorf("--results: %w", err)
+				}
+				cfg.Results[i] = uri
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
+			}
+			for _, r := range cfg.Results {
+				if err := requireStore("results", r); err != nil {
+					return err
+				}
 			}
 			slog.Debug("index", "config", cfg.ES)
 			return indexer.Run(cmd.Context(), cfg, runtimeOf(cmd))

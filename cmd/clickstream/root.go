@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/flagenv"
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/obs"
 )
 
@@ -99,6 +101,9 @@ func setup(cmd *cobra.Command, _ []string) error {
 	if err := applyEnv(cmd.Flags()); err != nil {
 		return err
 	}
+	if err := resolveStoreFlags(cmd.Flags()); err != nil {
+		return err
+	}
 	logger, err := newLogger(cmd.Flags(), cmd.ErrOrStderr())
 	if err != nil {
 		return err
@@ -113,6 +118,57 @@ func setup(cmd *cobra.Command, _ []string) error {
 func applyEnv(fs *pflag.FlagSet) error {
 	if err := flagenv.Apply(fs, envPrefix, os.LookupEnv); err != nil {
 		return usageError{err}
+	}
+	return nil
+}
+
+// storeFlags name a store wherever a command has them.
+var storeFlags = []string{"lake", "out", "output-root", "lake-root", "dead-letter"}
+
+// resolveStoreFlags rewrites the store flags given (on the command line
+// or in the environment) as URIs that mean the same on any machine: a
+// bare path, absolute or relative to the working directory, becomes a
+// file:/// URI (lake.ResolveURI), so no relative path reaches a server
+// (job specs, coordinator and worker roots). A value that names no store
+// is a usage error.
+func resolveStoreFlags(fs *pflag.FlagSet) error {
+	resolve := func(name string, vals []string) ([]string, error) {
+		out := make([]string, 0, len(vals))
+		for _, v := range vals {
+			if v == "" {
+				out = append(out, v) // left to the command's own check
+				continue
+			}
+			r, err := lake.ResolveURI(v)
+			if err != nil {
+				return nil, usageErrorf("--%s: %w", name, err)
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	for _, name := range storeFlags {
+		f := fs.Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			vals, err := resolve(name, sv.GetSlice())
+			if err != nil {
+				return err
+			}
+			if err := sv.Replace(vals); err != nil {
+				return usageErrorf("--%s: %w", name, err)
+			}
+			continue
+		}
+		vals, err := resolve(name, []string{f.Value.String()})
+		if err != nil {
+			return err
+		}
+		if err := f.Value.Set(vals[0]); err != nil {
+			return usageErrorf("--%s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -190,3 +246,26 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// requireStore refuses an input store that does not exist: a file://
+// store's folder must be there, as lake.Open would create it. (An s3://
+// bucket is created only on --s3-create-bucket.) Commands call it before
+// they create anything.
+func requireStore(flag, uri string) error {
+	c, err := lake.Canonical(uri)
+	if err != nil {
+		return usageErrorf("--%s: %w", flag, err)
+	}
+	dir, ok := strings.CutPrefix(c, "file://")
+	if !ok {
+		return nil
+	}
+	fi, err := os.Stat(filepath.FromSlash(dir))
+	if err != nil {
+		return fmt.Errorf("--%s %s: %w", flag, c, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("--%s %s is not a folder", flag, c)
+	}
+	return nil
+}

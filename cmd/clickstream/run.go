@@ -55,6 +55,10 @@ func newRunCmd() *cobra.Command {
 			if !cmd.Flags().Changed("log-level") { // keep the progress display readable
 				logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
+			// The lake must exist before anything is created (the output).
+			if err := requireStore("lake", spec.GetLakeUri()); err != nil {
+				return err
+			}
 			// The workers may touch this job's lake and output, nothing else.
 			var roots [2]string
 			for i, uri := range []string{spec.GetLakeUri(), spec.GetOutUri()} {

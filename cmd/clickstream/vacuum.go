@@ -27,6 +27,9 @@ func newVacuumCmd() *cobra.Command {
 			if minAge <= 0 {
 				return usageErrorf("--min-age must be positive")
 			}
+			if err := requireStore("lake", uri); err != nil {
+				return err
+			}
 			ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 			store, err := lake.Open(ctx, uri, s3)
 			if err != nil {
