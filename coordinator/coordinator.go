@@ -57,6 +57,10 @@ type Coordinator struct {
 	loops  sync.WaitGroup
 	closed atomic.Bool
 	leader atomic.Bool
+	// running is set once Start serves; health is the gRPC health
+	// service, its status following Ready.
+	running atomic.Bool
+	health  *obs.Health
 	// watches counts the open WatchJob streams (Limits.MaxWatchStreams).
 	watches atomic.Int64
 	// submits holds each caller's submit rate (Limits.MaxSubmitRate).
@@ -112,8 +116,29 @@ func New(cfg Config, cli *clientv3.Client, logger *slog.Logger, reg prometheus.R
 	if v, ok := c.runner.(workerVerifier); ok && (c.grpcRun == nil || c.tls != nil) {
 		c.verifier = v
 	}
+	c.health = obs.NewHealth(c.Ready, pb.CoordinatorService_ServiceDesc.ServiceName)
 	return c, nil
 }
+
+// Ready reports whether the coordinator serves its API: it has started,
+// is not closing, and reaches etcd, which holds everything it answers
+// from. A standby is as ready as the leader; a leader that loses its
+// term becomes a standby (IsLeader). It returns nil when ready, else why
+// not.
+func (c *Coordinator) Ready(ctx context.Context) error {
+	switch {
+	case !c.running.Load():
+		return errNotStarted
+	case c.closed.Load():
+		return ErrClosed
+	}
+	if _, err := c.cli.Get(ctx, cluster.PingKey); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
+
+var errNotStarted = errors.New("coordinator: not started")
 
 // Start listens, serves the API and starts campaigning for leadership. The
 // caller must Close the coordinator.
@@ -145,6 +170,9 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	c.srv = grpc.NewServer(opts...)
 	pb.RegisterCoordinatorServiceServer(c.srv, c)
+	c.health.Register(c.srv)
+	c.running.Store(true)
+	_ = c.health.Update(ctx)
 	if c.cfg.Schedule.Enabled {
 		c.loops.Add(1)
 		go func() {
@@ -159,7 +187,11 @@ func (c *Coordinator) Start(ctx context.Context) error {
 			c.runVacuum(c.base)
 		}()
 	}
-	c.loops.Add(2)
+	c.loops.Add(3)
+	go func() {
+		defer c.loops.Done()
+		c.health.Run(c.base)
+	}()
 	go func() {
 		defer c.loops.Done()
 		if err := c.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -238,7 +270,7 @@ func (c *Coordinator) Addr() string { return c.addr }
 func (c *Coordinator) IsLeader() bool { return c.leader.Load() }
 
 // Close stops the coordinator, in this order:
-//  1. it stops leading: running task attempts are cancelled (the workers
+//  1. it turns its gRPC health NOT_SERVING and stops leading: running task attempts are cancelled (the workers
 //     drop them) and the election is resigned, so that a standby takes
 //     over at once; job state stays in etcd for the next leader;
 //  2. it ends WatchJob streams (clients reconnect) and stops the gRPC
@@ -250,6 +282,7 @@ func (c *Coordinator) Close() error {
 	if c.closed.Swap(true) || c.srv == nil {
 		return nil
 	}
+	c.health.Shutdown()
 	c.stop()
 	done := make(chan struct{})
 	go func() {
@@ -290,7 +323,7 @@ func (c *Coordinator) output(ctx context.Context, uri string) (lake.Store, error
 
 // Run runs a coordinator until ctx ends: it connects to etcd (or starts an
 // embedded one when cfg.Etcd is empty), serves metrics on
-// cfg.MetricsListen when set, and closes everything in reverse order on
+// cfg.MetricsListen when set (its /readyz following Ready), and closes everything in reverse order on
 // the way out: the coordinator, the metrics server, the etcd client, the
 // embedded etcd.
 func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
@@ -316,16 +349,17 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	defer cli.Close()
+	c, err := New(cfg, cli, logger, reg)
+	if err != nil {
+		return err
+	}
 	if cfg.MetricsListen != "" {
 		msrv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), logger)
 		if err != nil {
 			return fmt.Errorf("coordinator: %w", err)
 		}
 		defer msrv.Close()
-	}
-	c, err := New(cfg, cli, logger, reg)
-	if err != nil {
-		return err
+		msrv.AddCheck("coordinator", c.Ready)
 	}
 	if err := c.Start(ctx); err != nil {
 		return err

@@ -91,6 +91,8 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 	if err != nil {
 		return Summary{}, err
 	}
+	s.consuming.Store(true)
+	defer s.consuming.Store(false)
 	sum := Summary{Source: source, AlreadyCommitted: st.end}
 	if st.end > 0 {
 		s.log.Info("resuming file source", "source", source, "committed_lines", st.end, "last_seq", st.seq)

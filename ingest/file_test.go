@@ -151,3 +151,42 @@ func TestFileSourceInterruptedCommitsWhatItRead(t *testing.T) {
 		t.Fatalf("rejected = %d, want %d", len(got.rejected), wantRejected)
 	}
 }
+
+// readinessReader records the sink's readiness at its first read.
+type readinessReader struct {
+	r     io.Reader
+	s     *sink
+	ready error
+	read  bool
+}
+
+func (r *readinessReader) Read(p []byte) (int, error) {
+	if !r.read {
+		r.read, r.ready = true, r.s.ready(context.Background())
+	}
+	return r.r.Read(p)
+}
+
+// TestFileSourceReadiness: an ingest is ready while it reads its file,
+// not before and not after.
+func TestFileSourceReadiness(t *testing.T) {
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSink(t, store, "aaaa")
+	if err := s.ready(context.Background()); !errors.Is(err, errNotConsuming) {
+		t.Fatalf("before reading: %v", err)
+	}
+	cfg := NewConfig()
+	in := &readinessReader{r: bytes.NewReader(append(testMessage(0), '\n')), s: s}
+	if _, err := ingestLines(context.Background(), &cfg, s, "file.x", in); err != nil {
+		t.Fatal(err)
+	}
+	if !in.read || in.ready != nil {
+		t.Fatalf("while reading: read %v, ready %v", in.read, in.ready)
+	}
+	if err := s.ready(context.Background()); !errors.Is(err, errNotConsuming) {
+		t.Fatalf("after reading: %v", err)
+	}
+}

@@ -90,6 +90,7 @@ func (k *kafkaSource) Setup(sess sarama.ConsumerGroupSession) error {
 	k.mu.Lock()
 	k.states = states
 	k.mu.Unlock()
+	k.sink.consuming.Store(true) // joined; stays so across rebalances
 	return nil
 }
 
@@ -203,6 +204,7 @@ func runKafka(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 			}
 		}
 	}
+	s.consuming.Store(false)
 	cancel()
 	if err := group.Close(); err != nil {
 		runErr = fmt.Errorf("ingest: close consumer group: %w", err)

@@ -154,6 +154,7 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 			return Summary{}, fmt.Errorf("ingest: %w", err)
 		}
 		defer srv.Close() // after the last commit: its metrics stay visible until then
+		srv.AddCheck("ingest", s.ready)
 	}
 	log.Info("ingest starting", "lake", store.URI(), "buckets", meta.Buckets, "format", cfg.Format, "writer", s.writer)
 	start := time.Now()

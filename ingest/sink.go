@@ -37,6 +37,21 @@ type sink struct {
 	metrics *metrics
 	log     *slog.Logger
 	crash   *failpoint.Point // nil except in crash tests
+	// consuming is set while the source is read: a file once its
+	// progress is recovered, Kafka once the group is joined.
+	consuming atomic.Bool
+}
+
+// errNotConsuming is the readiness of an ingest that is not reading its
+// source (yet, or any more).
+var errNotConsuming = errors.New("ingest: not consuming (Kafka group not joined, or file not open)")
+
+// ready is the readiness check of the process: it consumes its source.
+func (s *sink) ready(context.Context) error {
+	if !s.consuming.Load() {
+		return errNotConsuming
+	}
+	return nil
 }
 
 // sourceState is what a source has committed to the lake so far.

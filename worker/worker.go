@@ -59,6 +59,12 @@ type Worker struct {
 	tasks    sync.WaitGroup // task computations
 	draining atomic.Bool
 	closed   atomic.Bool
+	// running is set once Start has connected to etcd; registered while
+	// the registration lease is alive.
+	running    atomic.Bool
+	registered atomic.Bool
+	// health is the gRPC health service; its status follows Ready.
+	health *obs.Health
 
 	leaseMu sync.Mutex
 	lease   clientv3.LeaseID
@@ -104,7 +110,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Worker, e
 	if id == "" {
 		id = defaultID()
 	}
-	return &Worker{
+	w := &Worker{
 		tls:     src,
 		crash:   crash,
 		cfg:     cfg,
@@ -115,8 +121,34 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Worker, e
 		sem:     make(chan struct{}, cfg.parallelism()),
 		stores:  lake.NewStores(cfg.S3),
 		runs:    make(map[attemptKey]*run),
-	}, nil
+	}
+	w.health = obs.NewHealth(w.Ready, pb.WorkerService_ServiceDesc.ServiceName)
+	return w, nil
 }
+
+// Ready reports whether the worker takes tasks: it has started, reaches
+// etcd, holds its registration lease and is not draining. It returns nil
+// when ready, else why not.
+func (w *Worker) Ready(ctx context.Context) error {
+	switch {
+	case !w.running.Load():
+		return errNotStarted
+	case w.draining.Load():
+		return errDraining
+	case !w.registered.Load():
+		return errUnregistered
+	}
+	if _, err := w.cli.Get(ctx, cluster.PingKey); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
+
+var (
+	errNotStarted   = errors.New("worker: not started")
+	errDraining     = errors.New("worker: draining")
+	errUnregistered = errors.New("worker: registration lease lost; registering again")
+)
 
 func defaultID() string {
 	host, err := os.Hostname()
@@ -173,6 +205,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.srv = grpc.NewServer(opts...)
 	pb.RegisterWorkerServiceServer(w.srv, w)
+	w.health.Register(w.srv)
+	w.running.Store(true)
 	w.loops.Add(1)
 	go func() {
 		defer w.loops.Done()
@@ -189,10 +223,15 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.srv = nil // nothing left for Close
 		return err
 	}
-	w.loops.Add(1)
+	_ = w.health.Update(ctx)
+	w.loops.Add(2)
 	go func() {
 		defer w.loops.Done()
 		w.keepRegistered(ka)
+	}()
+	go func() {
+		defer w.loops.Done()
+		w.health.Run(w.base)
 	}()
 	tlsState := "off (plain text)"
 	if w.tls != nil {
@@ -266,6 +305,7 @@ func (w *Worker) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveR
 	w.leaseMu.Lock()
 	w.lease = g.ID
 	w.leaseMu.Unlock()
+	w.registered.Store(true)
 	w.logger.Debug("registered", "lease", int64(g.ID), "ttl_s", ttl)
 	return ka, nil
 }
@@ -283,11 +323,14 @@ func (w *Worker) keepRegistered(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 		if w.base.Err() != nil {
 			return
 		}
+		w.registered.Store(false)
+		_ = w.health.Update(w.base)
 		w.logger.Warn("registration lease lost; registering again")
 		for {
 			var err error
 			if ka, err = w.register(w.base); err == nil {
 				backoff = 100 * time.Millisecond
+				_ = w.health.Update(w.base)
 				break
 			}
 			w.logger.Warn("register failed", "err", err, "retry_in", backoff)
@@ -302,7 +345,8 @@ func (w *Worker) keepRegistered(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 }
 
 // Close stops the worker, in this order:
-//  1. it marks its registration draining, so the leader gives it no new task;
+//  1. it turns its gRPC health NOT_SERVING and marks its registration
+//     draining, so the leader gives it no new task;
 //  2. it stops the gRPC server gracefully: running tasks may finish and
 //     commit, for at most Config.ShutdownTimeout; then it stops hard,
 //     cancelling what still runs;
@@ -314,6 +358,7 @@ func (w *Worker) Close() error {
 	if w.closed.Swap(true) || w.srv == nil {
 		return nil
 	}
+	w.health.Shutdown()
 	w.draining.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	data, _ := json.Marshal(w.info())
@@ -361,7 +406,8 @@ func (w *Worker) Close() error {
 }
 
 // Run runs a worker until ctx ends, then closes it and the metrics server
-// (served on cfg.MetricsListen when set), in that order.
+// (served on cfg.MetricsListen when set, its /readyz following Ready), in
+// that order.
 func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	reg := rt.Reg()
 	w, err := New(cfg, rt.Log(), reg)
@@ -374,6 +420,7 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 			return fmt.Errorf("worker: %w", err)
 		}
 		defer msrv.Close()
+		msrv.AddCheck("worker", w.Ready)
 	}
 	if err := w.Start(ctx); err != nil {
 		return err
@@ -383,7 +430,7 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 }
 
 // Policy is who may call WorkerService when the worker serves mutual
-// TLS: coordinators only.
-var Policy = mtls.Policy{
+// TLS: coordinators only. Every role may ask the gRPC health service.
+var Policy = obs.WithHealth(mtls.Policy{
 	pb.WorkerService_RunTask_FullMethodName: {mtls.RoleCoordinator},
-}
+})

@@ -1,12 +1,14 @@
 // Package obs holds what every component's Run shares with the process: the
 // Runtime (logger, Prometheus registerer, standard output) and the one
-// observability HTTP server (/metrics, /healthz, /debug/pprof/).
+// observability HTTP server (/metrics, /healthz, /readyz, /debug/pprof/),
+// and the gRPC health service whose status follows the same readiness.
 //
-//	srv, err := obs.Start(cfg.MetricsListen, rt.Gatherer(), rt.Log())
+//	srv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), rt.Log())
 //	if err != nil {
 //		return err
 //	}
 //	defer srv.Close() // stops serving and waits for the server's goroutine
+//	srv.AddCheck("worker", w.Ready) // /readyz: 503 until w.Ready passes
 package obs
 
 import (
@@ -78,12 +80,13 @@ const ReadHeaderTimeout = 5 * time.Second
 // shutdownTimeout bounds how long Close waits for requests in flight.
 const shutdownTimeout = 2 * time.Second
 
-// Server serves /metrics, /healthz and /debug/pprof/ until Close.
+// Server serves /metrics, /healthz, /readyz and /debug/pprof/ until Close.
 type Server struct {
-	srv  *http.Server
-	addr net.Addr
-	done chan struct{}
-	log  *slog.Logger
+	checks Checks
+	srv    *http.Server
+	addr   net.Addr
+	done   chan struct{}
+	log    *slog.Logger
 }
 
 // ErrPprof reports profiles asked for beyond loopback.
@@ -107,7 +110,9 @@ func AddPprofFlag(fs *pflag.FlagSet, p *bool) {
 // the returned Server owns:
 //
 //	/metrics       the metrics of g, in the Prometheus exposition format
-//	/healthz       200 "ok" while the server runs
+//	/healthz       200 "ok" while the process runs (liveness)
+//	/readyz        200 "ok" when every check added with AddCheck passes, else
+//	               503 with one line per failing check (readiness)
 //	/debug/pprof/  the runtime profiles, with profiles and on a loopback address only
 //
 // logger may be nil.
@@ -127,21 +132,19 @@ func Start(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logge
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	s := &Server{}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("/readyz", s.readyz)
 	if profiles && listen.Loopback(ln.Addr().String()) {
 		// Profiles show what the process holds: never beyond this host.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	s := &Server{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout},
-		addr: ln.Addr(),
-		done: make(chan struct{}),
-		log:  logger,
-	}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout}
+	s.addr, s.done, s.log = ln.Addr(), make(chan struct{}), logger
 	go func() { // owned by s: Close waits for it
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -153,6 +156,20 @@ func Start(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logge
 	}
 	logger.Info("serving metrics", "addr", s.addr.String())
 	return s, nil
+}
+
+// AddCheck adds a readiness check to /readyz; it may be called while the
+// server runs. Without checks the process is ready.
+func (s *Server) AddCheck(name string, fn Check) { s.checks.Add(name, fn) }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.checks.Ready(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready\n"+err.Error()+"\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
 }
 
 // Addr returns the address the server listens on.
