@@ -444,7 +444,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no output root", func(c *Config) { c.OutputRoots = nil }, false},
 		{"bare root", func(c *Config) { c.OutputRoots = []string{"s3://"} }, false},
 		{"root with an uppercase bucket", func(c *Config) { c.OutputRoots = []string{"s3://Results"} }, false},
-		{"root of another scheme", func(c *Config) { c.LakeRoots = []string{"/lake"} }, false},
+		{"root of another scheme", func(c *Config) { c.LakeRoots = []string{"gs://lake"} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewConfig()
