@@ -66,12 +66,19 @@ func TestClusterGauges(t *testing.T) {
 	}
 	c := h.coordinator(nil)
 	cl := h.client(c)
+	// Retries are not compared: on a loaded machine an attempt may be lost
+	// (and retried) beyond the ones the test causes; they are checked
+	// below as bounds.
+	noRetries := func(v clusterView) clusterView {
+		v.retry = 0
+		return v
+	}
 	expect := func(what string, want clusterView) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			got := viewOf(t, c.metrics)
-			if got == want {
+			if noRetries(got) == noRetries(want) {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -104,14 +111,18 @@ func TestClusterGauges(t *testing.T) {
 	if err != nil || done.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
 		t.Fatalf("job: %v, %v", done.GetState(), err)
 	}
-	expect("the job gone from the gauges", clusterView{ready: 1, draining: 1, slots: 4, first: 4, retry: 2})
+	expect("the job gone from the gauges", clusterView{ready: 1, draining: 1, slots: 4, first: 4})
+	retries := viewOf(t, c.metrics).retry
+	if retries < 2 {
+		t.Fatalf("%v retries counted; want at least the hanging worker's 2 tasks", retries)
+	}
 	if n := gauge(t, c.metrics.leader); n != 1 {
 		t.Fatalf("leader gauge = %v, want 1", n)
 	}
 
 	// No longer the leader: nothing to report but the counters.
 	c.Close()
-	if got, want := viewOf(t, c.metrics), (clusterView{first: 4, retry: 2}); got != want {
+	if got, want := viewOf(t, c.metrics), (clusterView{first: 4, retry: retries}); got != want {
 		t.Fatalf("after Close: %+v, want %+v", got, want)
 	}
 	if n := gauge(t, c.metrics.leader); n != 0 {
