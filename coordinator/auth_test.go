@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dataco/clickstream/internal/mtls"
-	"github.com/dataco/clickstream/internal/pki"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -20,26 +19,16 @@ import (
 func TestRoles(t *testing.T) {
 	h := newHarness(t, 2, 20, 500)
 	h.worker("w1", 2, nil)
-	ca, err := pki.NewCA("test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := func(role mtls.Role) *mtls.Source {
-		src, err := mtls.Issue(ca, mtls.Identity{Role: role, Name: "x"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
+	ca := testCA(t)
 	cfg := NewConfig()
-	cfg.Listen, cfg.Etcd, cfg.TLSSource = "127.0.0.1:0", strings.Join(h.endpoints, ","), source(mtls.RoleWorker)
+	cfg.Listen, cfg.Etcd, cfg.TLSSource = "127.0.0.1:0", strings.Join(h.endpoints, ","), issue(t, ca, mtls.RoleWorker, "x")
 	if _, err := New(cfg, h.cli, nil, nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "a coordinator needs role coordinator") {
 		t.Fatalf("a worker's certificate: %v", err)
 	}
 
-	c := h.coordinator(func(cfg *Config) { cfg.TLSSource = source(mtls.RoleCoordinator) })
+	c := h.coordinator(func(cfg *Config) { cfg.TLSSource = issue(t, ca, mtls.RoleCoordinator, "x") })
 	client := func(role mtls.Role) *Client {
-		cl, err := Dial(c.Addr(), 5*time.Second, WithTLS(source(role)))
+		cl, err := Dial(c.Addr(), 5*time.Second, WithTLS(issue(t, ca, role, "x")))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,8 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/leaktest"
+	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/pki"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -281,4 +283,24 @@ func waitUntil(t testing.TB, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// testCA returns a new CA for a test's certificates.
+func testCA(t testing.TB) *pki.CA {
+	t.Helper()
+	ca, err := pki.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// issue returns the TLS material of role and name, signed by ca.
+func issue(t testing.TB, ca *pki.CA, role mtls.Role, name string) *mtls.Source {
+	t.Helper()
+	src, err := mtls.Issue(ca, mtls.Identity{Role: role, Name: name}, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }

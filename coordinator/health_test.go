@@ -11,7 +11,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/dataco/clickstream/internal/mtls"
-	"github.com/dataco/clickstream/internal/pki"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -63,29 +62,11 @@ func TestHealth(t *testing.T) {
 // mutual TLS for its health.
 func TestHealthWithMutualTLS(t *testing.T) {
 	h := newHarness(t, 2, 10, 0)
-	ca, err := pki.NewCA("test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := func(id string) *mtls.Source {
-		c, err := ca.Issue(pki.Request{URI: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc, err := c.TLS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := mtls.Static(tc, ca.Pool())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
-	c := h.coordinator(func(cfg *Config) { cfg.TLSSource = source("spiffe://clickstream/coordinator/c") })
+	ca := testCA(t)
+	c := h.coordinator(func(cfg *Config) { cfg.TLSSource = issue(t, ca, mtls.RoleCoordinator, "c") })
 	for _, role := range mtls.Roles {
 		t.Run(string(role), func(t *testing.T) {
-			src := source("spiffe://clickstream/" + string(role) + "/x")
+			src := issue(t, ca, role, "x")
 			hc := healthOf(t, c.Addr(), mtls.DialOption(src, mtls.ExpectRole(mtls.RoleCoordinator)))
 			resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
 			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/dataco/clickstream/internal/mtls"
-	"github.com/dataco/clickstream/internal/pki"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -191,38 +190,15 @@ func TestSubmitRateLimit(t *testing.T) {
 // has its own bucket: one operator over its rate does not hold up another.
 func TestSubmitRatePerIdentity(t *testing.T) {
 	h := newHarness(t, 4, 50, 1000)
-	ca, err := pki.NewCA("test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := func(role mtls.Role, name string) *mtls.Source {
-		t.Helper()
-		id, err := mtls.NewIdentity(role, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := ca.Issue(pki.Request{URI: id.URI(), DNSNames: []string{"localhost"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc, err := cert.TLS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := mtls.Static(tc, ca.Pool())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
+	ca := testCA(t)
 	clock := newFakeClock()
 	c := h.coordinator(func(cfg *Config) {
-		cfg.TLSSource = source(mtls.RoleCoordinator, "c1")
+		cfg.TLSSource = issue(t, ca, mtls.RoleCoordinator, "c1")
 		cfg.Limits.MaxSubmitRate, cfg.Limits.MaxSubmitBurst = 1, 1
 		cfg.now = clock.now
 	})
 	client := func(name string) *Client {
-		cl, err := Dial(c.Addr(), 5*time.Second, WithTLS(source(mtls.RoleOperator, name)))
+		cl, err := Dial(c.Addr(), 5*time.Second, WithTLS(issue(t, ca, mtls.RoleOperator, name)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +216,7 @@ func TestSubmitRatePerIdentity(t *testing.T) {
 	if _, err := alice.Submit(ctx, spec("a1")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = alice.Submit(ctx, spec("a2"))
+	_, err := alice.Submit(ctx, spec("a2"))
 	wantRefused(t, "alice's second submit", err, codes.ResourceExhausted, "--max-submit-rate")
 	if !strings.Contains(err.Error(), "spiffe://clickstream/operator/alice") {
 		t.Errorf("refusal %q does not name alice's identity", err)

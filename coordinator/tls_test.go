@@ -11,7 +11,6 @@ import (
 
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/mtls"
-	"github.com/dataco/clickstream/internal/pki"
 )
 
 // verifyingRunner is a fakeRunner that verifies workers' identities: the
@@ -73,28 +72,10 @@ func TestUnverifiedWorkerGetsNoTask(t *testing.T) {
 // mutual TLS, or TLS to one of plain text, is told which.
 func TestClientHints(t *testing.T) {
 	h := newHarness(t, 2, 10, 0)
-	ca, err := pki.NewCA("test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := func(id string) *mtls.Source {
-		c, err := ca.Issue(pki.Request{URI: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc, err := c.TLS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := mtls.Static(tc, ca.Pool())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
-	secure := h.coordinator(func(cfg *Config) { cfg.TLSSource = source("spiffe://clickstream/coordinator/c") })
+	ca := testCA(t)
+	secure := h.coordinator(func(cfg *Config) { cfg.TLSSource = issue(t, ca, mtls.RoleCoordinator, "c") })
 	plain := h.coordinator(nil)
-	viewer := WithTLS(source("spiffe://clickstream/viewer/v"))
+	viewer := WithTLS(issue(t, ca, mtls.RoleViewer, "v"))
 	for _, tc := range []struct {
 		name string
 		addr string
