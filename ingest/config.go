@@ -57,6 +57,11 @@ type Config struct {
 	// (or the default for a new one). It cannot change once the lake exists.
 	Buckets int
 	Format  lake.Format
+	// Catalog is the Iceberg catalog the lake is published to as a table
+	// (see package icetable); empty: the lake's embedded default (an SQLite
+	// catalog at the root of a file:// lake; none for other lakes);
+	// NoCatalog: not published.
+	Catalog string
 
 	FlushRecords  int
 	FlushBytes    int
@@ -180,6 +185,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SourceID, "source-id", c.SourceID, "lake source name of a file ingest (default: from the file's content hash)")
 	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir")
 	c.S3.AddFlags(fs)
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "Iceberg catalog the lake is published to, sqlite:///path.db (default: an SQLite catalog at the root of a file:// lake); 'none': not published")
 	fs.IntVar(&c.Buckets, "buckets", c.Buckets, "user buckets of a new lake (0: the lake's own, or 16 for a new lake)")
 	fs.Func("format", "data file format: parquet or ndjson.gz (default parquet)", func(s string) error {
 		f, err := lake.ParseFormat(s)

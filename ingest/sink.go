@@ -19,6 +19,7 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/hashsort"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
@@ -37,6 +38,7 @@ type sink struct {
 	metrics *metrics
 	log     *slog.Logger
 	crash   *failpoint.Point // nil except in crash tests
+	table   *icetable.Publisher // nil: the lake is not published as a table
 	// consuming is set while the source is read: a file once its
 	// progress is recovered, Kafka once the group is joined.
 	consuming atomic.Bool
@@ -272,6 +274,9 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		s.log.Warn("committed, but the watermark record was not updated", "source", st.source, "seq", seq, "err", err)
 	}
 	s.crash.Hit("after-manifest")
+	if s.table != nil {
+		s.table.Notify()
+	}
 	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
 	s.metrics.written.Add(float64(m.ValidCount))
 	for reason, n := range pl.reasons {
