@@ -37,7 +37,7 @@ type sink struct {
 	cpu     chan struct{} // a token per core, held while encoding
 	metrics *metrics
 	log     *slog.Logger
-	crash   *failpoint.Point // nil except in crash tests
+	crash   *failpoint.Point    // nil except in crash tests
 	table   *icetable.Publisher // nil: the lake is not published as a table
 	// consuming is set while the source is read: a file once its
 	// progress is recovered, Kafka once the group is joined.
