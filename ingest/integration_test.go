@@ -320,7 +320,7 @@ func orphanDataFiles(t *testing.T, store lake.Store, c lakeContent) int {
 	}
 	n := 0
 	for _, o := range objs {
-		if !named[o.Key] {
+		if !named[o.Key] && strings.HasPrefix(o.Key, lake.EventsPrefix+"hour=") {
 			n++
 		}
 	}
