@@ -12,16 +12,12 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 )
 
-// NoCatalog, as Config.Catalog, turns publishing the lake as an Iceberg
-// table off.
-const NoCatalog = "none"
-
 // catalogURI returns the Iceberg catalog ingest publishes to: the
 // configured one, or the lake's embedded default; "" means none (a lake
 // that has no default, or publishing turned off).
 func catalogURI(cfg *Config, store lake.Store, log *slog.Logger) (string, error) {
 	switch cfg.Catalog {
-	case NoCatalog:
+	case icetable.NoCatalog:
 		return "", nil
 	case "":
 		uri, err := icetable.DefaultCatalogURI(store.URI())
@@ -42,7 +38,7 @@ func startPublisher(ctx context.Context, cfg *Config, store lake.Store, buckets 
 		return nil, nil, err
 	}
 	if cfg.Format != lake.FormatParquet {
-		return nil, nil, fmt.Errorf("ingest: --format %s: the lake's Iceberg table needs Parquet data files (or --catalog %s)", cfg.Format, NoCatalog)
+		return nil, nil, fmt.Errorf("ingest: --format %s: the lake's Iceberg table needs Parquet data files (or --catalog %s)", cfg.Format, icetable.NoCatalog)
 	}
 	cat, err := icetable.OpenCatalog(ctx, uri, icetable.S3Props(cfg.S3))
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
@@ -180,6 +181,42 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		}
 		t.Logf("run --format %s: %d rows, %d events in the window, in %v", format, len(rows), events, time.Since(start).Round(time.Millisecond))
 	}
+
+	// 5. The lake's Iceberg tables: the events ingest committed, and the
+	// window's result once, from its latest run (the CSV one).
+	lakeStore, err := lake.Open(context.Background(), lakeURI, lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catURI, err := icetable.DefaultCatalogURI(lakeStore.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := icetable.OpenCatalog(context.Background(), catURI, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icetable.Close(cat)
+	events, err := cat.LoadTable(context.Background(), icetable.Ident(icetable.EventsTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := events.CurrentSnapshot().Summary.Properties["total-records"]; n != strconv.Itoa(accepted) {
+		t.Errorf("the events table holds %s records, ingest accepted %d", n, accepted)
+	}
+	agg, err := icetable.ReadAggregates(context.Background(), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tableRows := make([]schema.Row, len(agg))
+	jobs := map[string]bool{}
+	for i, r := range agg {
+		tableRows[i], jobs[r.Job] = r.Row, true
+	}
+	if len(jobs) != 1 {
+		t.Errorf("the aggregates table holds the window from jobs %v, want one job's", jobs)
+	}
+	pipeCompare(t, "aggregates table", tableRows, ref, from, to)
 }
 
 // pipeRun runs a clickstream command in this process, as main does, and

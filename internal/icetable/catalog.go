@@ -26,6 +26,10 @@ import (
 // names no catalog it knows.
 var ErrBadCatalogURI = errors.New("icetable: bad catalog URI")
 
+// NoCatalog, given as a catalog, means that nothing is published to
+// Iceberg tables.
+const NoCatalog = "none"
+
 // CatalogName is the name the SQL catalog records its tables under.
 const CatalogName = "clickstream"
 
