@@ -16,8 +16,8 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
-	"github.com/twmb/avro/atype"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/twmb/avro/atype"
 
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
