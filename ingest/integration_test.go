@@ -200,8 +200,11 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 	lines := genNDJSON(t, genArgs...)
 	produce(t, k, topic, genArgs...)
 
+	// Every run publishes to the lake's Iceberg table, through an SQLite
+	// catalog beside the test.
+	catalogURI := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
 	ingestArgs := slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic, "--group", topic,
-		"--lake", store.URI(), "--flush-records", "1500", "--flush-interval", "200ms",
+		"--lake", store.URI(), "--catalog", catalogURI, "--flush-records", "1500", "--flush-interval", "200ms",
 		"--instance-id", "ingest-a", "--kafka-session-timeout", "6s"})
 	rng := rand.New(rand.NewPCG(1, 2))
 	// 60,000 events in 4 partitions of at most 1,500 per commit: 40 commits
@@ -272,10 +275,11 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 	t.Logf("%d kills; %d manifests; %d events; %d rejected", killed, len(got.manifests), len(got.events), len(got.rejected))
 
 	// The before-manifest failpoints left uncommitted files behind, which
-	// readers ignore.
+	// readers ignore, the table's readers too.
 	if orphans := orphanDataFiles(t, store, got); orphans == 0 {
 		t.Fatal("no orphaned data files: the before-manifest crash left nothing behind")
 	}
+	assertTable(t, store, catalogURI, got)
 }
 
 // startSecondMember runs a second consumer of the group in process until
