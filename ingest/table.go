@@ -49,15 +49,20 @@ func startPublisher(ctx context.Context, cfg *Config, store lake.Store, buckets 
 		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
 	log.Info("publishing the lake as an Iceberg table", "catalog", redactCatalog(uri), "table", icetable.Namespace+"."+icetable.EventsTable)
-	pub := icetable.StartPublisher(cat, store, log, func(p icetable.Published, err error) {
-		if err != nil {
-			m.tablePublishFailures.Inc()
-			return
-		}
-		if p.Manifests > 0 {
-			m.tableCommits.Inc()
-			m.tableCommitRetries.Add(float64(p.Retries))
-		}
+	pub := icetable.StartPublisher(cat, store, icetable.PublisherOptions{
+		CommitInterval:    cfg.TableCommitInterval,
+		SnapshotRetention: cfg.TableSnapshotRetention,
+		Log:               log,
+		Published: func(p icetable.Published, err error) {
+			if err != nil {
+				m.tablePublishFailures.Inc()
+				return
+			}
+			if p.Manifests > 0 {
+				m.tableCommits.Inc()
+				m.tableCommitRetries.Add(float64(p.Retries))
+			}
+		},
 	})
 	return pub, cat, nil
 }

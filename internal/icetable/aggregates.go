@@ -87,7 +87,7 @@ func EnsureAggregates(ctx context.Context, cat catalog.Catalog, store lake.Store
 		tbl, err = cat.CreateTable(ctx, ident, AggregatesSchema(),
 			catalog.WithLocation(strings.TrimSuffix(store.URI(), "/")+"/"+strings.TrimSuffix(aggregatesPrefix, "/")),
 			catalog.WithPartitionSpec(&spec),
-			catalog.WithProperties(iceberg.Properties{"format-version": "2"}))
+			catalog.WithProperties(tableProperties(nil)))
 		if errors.Is(err, catalog.ErrTableAlreadyExists) {
 			tbl, err = cat.LoadTable(ctx, ident)
 		}

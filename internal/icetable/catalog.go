@@ -177,14 +177,26 @@ func createEvents(ctx context.Context, cat catalog.Catalog, store lake.Store, bu
 		catalog.WithLocation(strings.TrimSuffix(store.URI(), "/")+"/"+strings.TrimSuffix(lake.EventsPrefix, "/")),
 		catalog.WithPartitionSpec(&spec),
 		catalog.WithSortOrder(order),
-		catalog.WithProperties(iceberg.Properties{
-			"format-version":                  "2",
-			"write.parquet.compression-codec": "zstd",
-		}))
+		catalog.WithProperties(tableProperties(iceberg.Properties{"write.parquet.compression-codec": "zstd"})))
 	if errors.Is(err, catalog.ErrTableAlreadyExists) { // created by a racing process
 		return cat.LoadTable(ctx, Ident(EventsTable))
 	}
 	return tbl, err
+}
+
+// tableProperties are the properties of every table this package creates,
+// with extra: format v2, and old metadata files deleted after a commit
+// (keeping the last 100), since a table that follows ingest commits often.
+func tableProperties(extra iceberg.Properties) iceberg.Properties {
+	props := iceberg.Properties{
+		table.PropertyFormatVersion:               "2",
+		table.MetadataDeleteAfterCommitEnabledKey: "true",
+		table.MetadataPreviousVersionsMaxKey:      "100",
+	}
+	for k, v := range extra {
+		props[k] = v
+	}
+	return props
 }
 
 // checkEvents verifies that a loaded events table is the one this code

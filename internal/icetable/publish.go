@@ -17,10 +17,19 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 )
 
-// PositionsProperty is the snapshot summary property in which every
-// snapshot of the events table records, per source, the last lake commit
-// it holds: a JSON object {"<source>": {"seq": N, "end": E}}.
+// PositionsProperty is the table property in which the events table
+// records, per source, the last lake commit it holds: a JSON object
+// {"<source>": {"seq": N, "end": E}}. Every publication updates it in the
+// commit that adds the files, so it always describes the current snapshot.
+// (A table property rather than a snapshot summary property: one copy in
+// the metadata, not one per snapshot, which would make every commit read
+// and write a metadata file growing with sources × snapshots.)
 const PositionsProperty = "clickstream.lake-positions"
+
+// CommitsProperty is the snapshot summary property in which a snapshot
+// made by Publish records the lake commits it added: a JSON object
+// {"<source>": [first seq, last seq]}.
+const CommitsProperty = "clickstream.lake-commits"
 
 // Position is how far the table holds a source: every lake commit up to
 // and including Seq, covering source positions up to End (exclusive).
@@ -101,26 +110,39 @@ func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store) (p 
 			return p, false, err
 		}
 		next := maps(held)
+		added := map[string][2]uint64{}
 		for _, m := range pending {
-			next[sourceKey(m.Source)] = Position{Seq: m.Seq, End: m.End}
+			src := sourceKey(m.Source)
+			next[src] = Position{Seq: m.Seq, End: m.End}
+			r, ok := added[src]
+			if !ok {
+				r[0] = m.Seq
+			}
+			r[1] = m.Seq
+			added[src] = r
 		}
-		props, err := positionsProps(next)
+		positions, err := json.Marshal(next)
 		if err != nil {
-			return p, false, err
+			return p, false, fmt.Errorf("icetable: %s: %w", PositionsProperty, err)
 		}
+		commits, err := json.Marshal(added)
+		if err != nil {
+			return p, false, fmt.Errorf("icetable: %s: %w", CommitsProperty, err)
+		}
+		props := iceberg.Properties{CommitsProperty: string(commits)}
 		tx := tbl.NewTransaction()
 		if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {
 			return p, false, fmt.Errorf("icetable: publish: %w", err)
 		}
-		if len(files) > 0 {
-			err = tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck())
-		} else {
-			// Commits of rejected records only: an empty snapshot still
-			// records that the table holds them.
-			err = tx.AddFiles(ctx, nil, props, false)
-		}
-		if err != nil {
+		if err := tx.SetProperties(iceberg.Properties{PositionsProperty: string(positions)}); err != nil {
 			return p, false, fmt.Errorf("icetable: publish: %w", err)
+		}
+		// Commits of rejected records only add no file: the positions
+		// alone record that the table holds them.
+		if len(files) > 0 {
+			if err := tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
+				return p, false, fmt.Errorf("icetable: publish: %w", err)
+			}
 		}
 		committed, err := tx.Commit(ctx)
 		if err != nil {
@@ -164,34 +186,17 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Positions returns how far the table holds every source: the positions
-// recorded by its current snapshot, or by the nearest ancestor that
-// recorded them (a snapshot made by another engine may not).
+// Positions returns how far the table holds every source.
 func Positions(tbl *table.Table) (map[string]Position, error) {
-	for s := tbl.CurrentSnapshot(); s != nil; {
-		if s.Summary != nil {
-			if v, ok := s.Summary.Properties[PositionsProperty]; ok {
-				var pos map[string]Position
-				if err := json.Unmarshal([]byte(v), &pos); err != nil {
-					return nil, fmt.Errorf("icetable: snapshot %d: %s: %w", s.SnapshotID, PositionsProperty, err)
-				}
-				return pos, nil
-			}
-		}
-		if s.ParentSnapshotID == nil {
-			break
-		}
-		s = tbl.SnapshotByID(*s.ParentSnapshotID)
+	pos := map[string]Position{}
+	v, ok := tbl.Properties()[PositionsProperty]
+	if !ok {
+		return pos, nil
 	}
-	return map[string]Position{}, nil
-}
-
-func positionsProps(pos map[string]Position) (iceberg.Properties, error) {
-	b, err := json.Marshal(pos)
-	if err != nil {
-		return nil, fmt.Errorf("icetable: %s: %w", PositionsProperty, err)
+	if err := json.Unmarshal([]byte(v), &pos); err != nil {
+		return nil, fmt.Errorf("icetable: table property %s: %w", PositionsProperty, err)
 	}
-	return iceberg.Properties{PositionsProperty: string(b)}, nil
+	return pos, nil
 }
 
 // sourceKey is the name a source's manifests are filed under.

@@ -27,9 +27,9 @@ type testLake struct {
 	cat   catalog.Catalog
 }
 
-func newTestLake(t *testing.T) *testLake { return newTestLakeOn(t, laketest.NewFile(t)) }
+func newTestLake(t testing.TB) *testLake { return newTestLakeOn(t, laketest.NewFile(t)) }
 
-func newTestLakeOn(t *testing.T, store lake.Store) *testLake {
+func newTestLakeOn(t testing.TB, store lake.Store) *testLake {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := lake.EnsureMeta(ctx, store, testBuckets); err != nil {
@@ -40,7 +40,7 @@ func newTestLakeOn(t *testing.T, store lake.Store) *testLake {
 
 // openCatalog opens the lake's catalog: the default one of a file lake,
 // an SQLite one in a temporary folder for an S3 lake.
-func openCatalog(t *testing.T, store lake.Store) catalog.Catalog {
+func openCatalog(t testing.TB, store lake.Store) catalog.Catalog {
 	t.Helper()
 	uri, err := icetable.DefaultCatalogURI(store.URI())
 	if err != nil {
@@ -62,7 +62,7 @@ var hour0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 // commit writes a lake commit of n events of source at seq, as ingest
 // does: a data file per partition, then the manifest. It also writes a
 // file of a failed attempt that no manifest names.
-func (l *testLake) commit(t *testing.T, source string, seq uint64, n int, rng *rand.Rand) int64 {
+func (l *testLake) commit(t testing.TB, source string, seq uint64, n int, rng *rand.Rand) int64 {
 	t.Helper()
 	ctx := context.Background()
 	parts := map[lake.Partition][]event.Event{}
