@@ -35,7 +35,17 @@ const DefaultBuckets = 16
 // of the id's UTF-8 bytes, its sign bit cleared, modulo n. All events of a
 // user share a bucket.
 func Bucket(userID string, n int) int {
-	h := murmur3.Sum32(unsafe.Slice(unsafe.StringData(userID), len(userID)))
+	return BucketOfHash(BucketHash(userID), n)
+}
+
+// BucketHash is the hash of userID that Bucket reduces: murmur3_x86_32,
+// seed 0, of its bytes.
+func BucketHash(userID string) uint32 {
+	return murmur3.Sum32(unsafe.Slice(unsafe.StringData(userID), len(userID)))
+}
+
+// BucketOfHash returns the bucket of a BucketHash in a lake of n buckets.
+func BucketOfHash(h uint32, n int) int {
 	return int(int32(h)&math.MaxInt32) % n
 }
 
