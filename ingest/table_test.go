@@ -2,16 +2,15 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/icetable/icetabletest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 )
@@ -83,67 +82,13 @@ func assertTable(t *testing.T, store lake.Store, catalogURI string, c lakeConten
 	}
 }
 
-// readersPython is the Python with the outside readers (pyiceberg,
-// DuckDB) that the local stack installs.
-func readersPython(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("outside readers: not under -short")
-	}
-	py := os.Getenv("CLICKSTREAM_READERS_PYTHON")
-	if py == "" {
-		t.Fatal("CLICKSTREAM_READERS_PYTHON is not set: run deploy/local/stack.sh up (or tools) and source its env file")
-	}
-	return py
-}
-
-// readerView is what one outside reader saw of the events table.
-type readerView struct {
-	Rows     int64  `json:"rows"`
-	Users    int64  `json:"users"`
-	MinTs    int64  `json:"min_ts"`
-	MaxTs    int64  `json:"max_ts"`
-	Checksum int64  `json:"checksum"`
-	TsType   string `json:"ts_type"`
-}
-
-// readWithOutsideReaders reads the events table with pyiceberg (through
-// the catalog) and DuckDB (from the metadata file).
-func readWithOutsideReaders(t *testing.T, catalogURI string) (pyiceberg, duckdb readerView) {
-	t.Helper()
-	py := readersPython(t)
-	script, err := filepath.Abs(filepath.Join("..", "internal", "icetable", "testdata", "readers.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(py, script, catalogURI, icetable.Namespace+"."+icetable.EventsTable,
-		"user_id", "ts", "url", "country").Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("readers.py: %v\n%s", err, stderr)
-	}
-	var views struct {
-		Metadata  string     `json:"metadata"`
-		PyIceberg readerView `json:"pyiceberg"`
-		DuckDB    readerView `json:"duckdb"`
-	}
-	if err := json.Unmarshal(out, &views); err != nil {
-		t.Fatalf("readers.py output %q: %v", out, err)
-	}
-	t.Logf("outside readers of %s: pyiceberg %+v, duckdb %+v", views.Metadata, views.PyIceberg, views.DuckDB)
-	return views.PyIceberg, views.DuckDB
-}
-
 // TestTableExactlyOnceForOutsideReaders kills file ingests at each
 // failpoint (data files written but no manifest; manifest written but not
 // published to the table), resumes to the end, and then reads the lake's
 // Iceberg table as outside users do: pyiceberg and DuckDB count exactly
 // the committed events, and see ts as a timestamp with time zone.
 func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
-	readersPython(t) // before any work: skip or fail early
+	icetabletest.Python(t) // before any work: skip or fail early
 	store := laketest.NewFile(t)
 	lines := genNDJSON(t, "--seed", "5", "--events", "20000", "--invalid-ratio", "0.01")
 	input := filepath.Join(t.TempDir(), "events.ndjson")
@@ -174,24 +119,24 @@ func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
 		t.Fatal("the before-manifest crashes left no orphaned data file behind: the test proves nothing")
 	}
 
-	pyiceberg, duckdb := readWithOutsideReaders(t, catalogURI)
+	pyiceberg, duckdb := icetabletest.Read(t, catalogURI, icetable.Namespace+"."+icetable.EventsTable, "user_id", "ts", "url", "country")
 	users := map[string]bool{}
 	minTs, maxTs := got.events[0].Timestamp, got.events[0].Timestamp
 	for _, e := range got.events {
 		users[e.UserID] = true
 		minTs, maxTs = min(minTs, e.Timestamp), max(maxTs, e.Timestamp)
 	}
-	want := readerView{Rows: int64(len(got.events)), Users: int64(len(users)), MinTs: minTs, MaxTs: maxTs}
-	for name, v := range map[string]readerView{"pyiceberg": pyiceberg, "duckdb": duckdb} {
-		if v.Rows != want.Rows || v.Users != want.Users || v.MinTs != want.MinTs || v.MaxTs != want.MaxTs {
+	want := icetabletest.View{Rows: int64(len(got.events)), Distinct: int64(len(users)), Min: minTs, Max: maxTs}
+	for name, v := range map[string]icetabletest.View{"pyiceberg": pyiceberg, "duckdb": duckdb} {
+		if v.Rows != want.Rows || v.Distinct != want.Distinct || v.Min != want.Min || v.Max != want.Max {
 			t.Errorf("%s sees %d rows, %d users, ts %d..%d; committed: %d events, %d users, ts %d..%d",
-				name, v.Rows, v.Users, v.MinTs, v.MaxTs, want.Rows, want.Users, want.MinTs, want.MaxTs)
+				name, v.Rows, v.Distinct, v.Min, v.Max, want.Rows, want.Distinct, want.Min, want.Max)
 		}
 	}
 	if pyiceberg.Checksum != duckdb.Checksum {
 		t.Errorf("pyiceberg and DuckDB read different rows: checksums %d and %d", pyiceberg.Checksum, duckdb.Checksum)
 	}
-	if !strings.Contains(pyiceberg.TsType, "tz=") || !slices.Contains([]string{"TIMESTAMP WITH TIME ZONE"}, duckdb.TsType) {
-		t.Errorf("ts is %q to pyiceberg and %q to DuckDB; want a timestamp with time zone", pyiceberg.TsType, duckdb.TsType)
+	if !strings.Contains(pyiceberg.Type, "tz=") || duckdb.Type != "TIMESTAMP WITH TIME ZONE" {
+		t.Errorf("ts is %q to pyiceberg and %q to DuckDB; want a timestamp with time zone", pyiceberg.Type, duckdb.Type)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/icetable/icetabletest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
@@ -217,6 +218,22 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		t.Errorf("the aggregates table holds the window from jobs %v, want one job's", jobs)
 	}
 	pipeCompare(t, "aggregates table", tableRows, ref, from, to)
+
+	// 6. Outside readers see the same result rows.
+	pyiceberg, duckdb := icetabletest.Read(t, catURI, icetable.Namespace+"."+icetable.AggregatesTable,
+		"url", "window_start", "country", "clicks", "unique_users", "total_time_spent_s")
+	urls := map[string]bool{}
+	for _, r := range tableRows {
+		urls[r.URL] = true
+	}
+	for name, v := range map[string]icetabletest.View{"pyiceberg": pyiceberg, "duckdb": duckdb} {
+		if v.Rows != int64(len(tableRows)) || v.Distinct != int64(len(urls)) || v.Min != from.UnixMilli() || v.Max != from.UnixMilli() {
+			t.Errorf("%s reads the aggregates table as %+v; want %d rows, %d urls, window_start %d", name, v, len(tableRows), len(urls), from.UnixMilli())
+		}
+	}
+	if pyiceberg.Checksum != duckdb.Checksum {
+		t.Errorf("pyiceberg and DuckDB read different aggregates: checksums %d and %d", pyiceberg.Checksum, duckdb.Checksum)
+	}
 }
 
 // pipeRun runs a clickstream command in this process, as main does, and
