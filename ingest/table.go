@@ -48,6 +48,10 @@ func startPublisher(ctx context.Context, cfg *Config, store lake.Store, buckets 
 		icetable.Close(cat)
 		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
+	if _, err := icetable.EnsureRejected(ctx, cat, store); err != nil {
+		icetable.Close(cat)
+		return nil, nil, fmt.Errorf("ingest: %w", err)
+	}
 	log.Info("publishing the lake as an Iceberg table", "catalog", redactCatalog(uri), "table", icetable.Namespace+"."+icetable.EventsTable)
 	pub := icetable.StartPublisher(cat, store, icetable.PublisherOptions{
 		CommitInterval:    cfg.TableCommitInterval,

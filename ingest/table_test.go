@@ -136,6 +136,16 @@ func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
 	if pyiceberg.Checksum != duckdb.Checksum {
 		t.Errorf("pyiceberg and DuckDB read different rows: checksums %d and %d", pyiceberg.Checksum, duckdb.Checksum)
 	}
+	// The dead letters: every rejected record once, in the rejected table.
+	rejPy, rejDuck := icetabletest.Read(t, catalogURI, icetable.Namespace+"."+icetable.RejectedTable, "reason", "ingest_time", "source", "position", "raw")
+	for name, v := range map[string]icetabletest.View{"pyiceberg": rejPy, "duckdb": rejDuck} {
+		if v.Rows != int64(len(got.rejected)) {
+			t.Errorf("%s sees %d dead letters, the lake holds %d", name, v.Rows, len(got.rejected))
+		}
+	}
+	if rejPy.Checksum != rejDuck.Checksum || len(got.rejected) == 0 {
+		t.Errorf("dead letters: checksums %d (pyiceberg) and %d (DuckDB) over %d records", rejPy.Checksum, rejDuck.Checksum, len(got.rejected))
+	}
 	if !strings.Contains(pyiceberg.Type, "tz=") || duckdb.Type != "TIMESTAMP WITH TIME ZONE" {
 		t.Errorf("ts is %q to pyiceberg and %q to DuckDB; want a timestamp with time zone", pyiceberg.Type, duckdb.Type)
 	}

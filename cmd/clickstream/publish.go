@@ -48,9 +48,17 @@ func newPublishCmd() *cobra.Command {
 			if _, err := icetable.EnsureEvents(ctx, cat, store, meta.Buckets); err != nil {
 				return err
 			}
+			if _, err := icetable.EnsureRejected(ctx, cat, store); err != nil {
+				return err
+			}
 			p, err := icetable.Publish(ctx, cat, store)
 			fmt.Fprintf(cmd.OutOrStdout(), "publish: %d lake commits, %d files, %d events added to %s.%s (snapshot %d, %d commits redone after races)\n",
 				p.Manifests, p.Files, p.Events, icetable.Namespace, icetable.EventsTable, p.Snapshot, p.Retries)
+			if err != nil {
+				return err
+			}
+			r, err := icetable.PublishRejected(ctx, cat, store)
+			fmt.Fprintf(cmd.OutOrStdout(), "publish: %d dead letters added to %s.%s\n", r.Events, icetable.Namespace, icetable.RejectedTable)
 			return err
 		},
 	}

@@ -22,11 +22,12 @@ func TestPublishCatchesUp(t *testing.T) {
 		t.Fatalf("ingest: exit %d, %s", code, stderr)
 	}
 	code, stdout, stderr := runArgs(t, "publish", "--lake", lakeURI)
-	if code != 0 || !strings.Contains(stdout, "publish: 3 lake commits, 3 files, 5 events added to clickstream.events") {
+	if code != 0 || !strings.Contains(stdout, "publish: 3 lake commits, 3 files, 5 events added to clickstream.events") ||
+		!strings.Contains(stdout, "publish: 1 dead letters added to clickstream.rejected") {
 		t.Fatalf("publish: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	code, stdout, _ = runArgs(t, "publish", "--lake", lakeURI)
-	if code != 0 || !strings.Contains(stdout, "publish: 0 lake commits, 0 files, 0 events") {
+	if code != 0 || !strings.Contains(stdout, "publish: 0 lake commits, 0 files, 0 events") || !strings.Contains(stdout, "publish: 0 dead letters") {
 		t.Fatalf("second publish: exit %d, stdout %q", code, stdout)
 	}
 	if code, _, stderr := runArgs(t, "publish", "--lake", "s3://bucket/lake"); code != 2 || !strings.Contains(stderr, "--catalog") {

@@ -69,9 +69,17 @@ type Published struct {
 // files its manifest names: the files of a failed or fenced ingest attempt
 // are never referenced.
 func Publish(ctx context.Context, cat catalog.Catalog, store lake.Store) (Published, error) {
+	return publish(ctx, cat, store, EventsTable, dataFiles)
+}
+
+// filesFunc describes, for a table, the data files of lake commits, and
+// counts their rows.
+type filesFunc func(ctx context.Context, tbl *table.Table, store lake.Store, ms []*lake.Manifest) ([]iceberg.DataFile, int64, error)
+
+func publish(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, files filesFunc) (Published, error) {
 	var total Published
 	for {
-		p, more, err := publishOnce(ctx, cat, store)
+		p, more, err := publishOnce(ctx, cat, store, name, files)
 		total.Manifests += p.Manifests
 		total.Files += p.Files
 		total.Events += p.Events
@@ -87,8 +95,8 @@ func Publish(ctx context.Context, cat catalog.Catalog, store lake.Store) (Publis
 
 // publishOnce makes one table commit, retrying lost races; more reports
 // that commits remain beyond MaxManifestsPerCommit.
-func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store) (p Published, more bool, err error) {
-	ident := Ident(EventsTable)
+func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, filesOf filesFunc) (p Published, more bool, err error) {
+	ident := Ident(name)
 	for attempt := range publishAttempts {
 		tbl, err := cat.LoadTable(ctx, ident)
 		if err != nil {
@@ -105,7 +113,7 @@ func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store) (p 
 		if len(pending) == 0 {
 			return p, false, nil
 		}
-		files, events, err := dataFiles(tbl, store, pending)
+		files, events, err := filesOf(ctx, tbl, store, pending)
 		if err != nil {
 			return p, false, err
 		}
@@ -271,7 +279,7 @@ func cmpU64(a, b uint64) int {
 
 // dataFiles describes the data files of the manifests for the table,
 // from what the manifests recorded: no file is read.
-func dataFiles(tbl *table.Table, store lake.Store, ms []*lake.Manifest) ([]iceberg.DataFile, int64, error) {
+func dataFiles(_ context.Context, tbl *table.Table, store lake.Store, ms []*lake.Manifest) ([]iceberg.DataFile, int64, error) {
 	spec := tbl.Spec()
 	sf, err := partitionFields(spec)
 	if err != nil {

@@ -50,7 +50,8 @@ type PublisherOptions struct {
 	Published func(Published, error)
 }
 
-// Publisher keeps a lake's events table up to date from one process: a
+// Publisher keeps a lake's events and rejected tables up to date from one
+// process (EnsureEvents and EnsureRejected create them): a
 // writer calls Notify after each lake commit, and a background goroutine
 // publishes what is pending, coalescing the lake commits that arrive
 // meanwhile into its next table commit. It publishes once when started, so
@@ -120,6 +121,12 @@ func (p *Publisher) loop(ctx context.Context) {
 
 func (p *Publisher) publish(ctx context.Context) (Published, error) {
 	pub, err := Publish(ctx, p.cat, p.store)
+	if err == nil {
+		// The dead letters of the same commits, into their own table.
+		var rej Published
+		rej, err = PublishRejected(ctx, p.cat, p.store)
+		pub.Retries += rej.Retries
+	}
 	if err != nil && ctx.Err() != nil {
 		err = nil // stopped by Close, which publishes what remains
 	}
