@@ -384,8 +384,12 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	genArgs := []string{"--seed", "13", "--events", "30000", "--invalid-ratio", "0.01"}
 	lines := genNDJSON(t, genArgs...)
 	produce(t, k, topic, genArgs...)
+	// Both consumers publish to the lake's Iceberg table, which must end
+	// up holding the topic exactly once for outside readers too.
+	catalogURI := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
 	args := slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic, "--group", topic,
-		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s"})
+		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s",
+		"--catalog", catalogURI, "--table-commit-interval", "100ms"})
 
 	a := exec.Command(clickstreamBinary(t), args...)
 	a.Env = append(os.Environ(), EnvCrashAt+"=pause-before-manifest:2", "CLICKSTREAM_LOG_LEVEL=info")
@@ -403,6 +407,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	go func() {
 		cfg := kafkaConfig(k, topic, store.URI())
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 2000, 200*time.Millisecond, 6*time.Second
+		cfg.Catalog, cfg.TableCommitInterval = catalogURI, 100*time.Millisecond
 		_, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")})
 		bDone <- err
 	}()
@@ -426,6 +431,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	if orphanDataFiles(t, store, got) == 0 {
 		t.Fatal("the zombie's batch left no orphaned files: it was never written")
 	}
+	assertTable(t, store, catalogURI, got)
 }
 
 // processState returns the state letter of a process (R, S, T, Z, ...).
