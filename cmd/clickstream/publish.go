@@ -59,7 +59,17 @@ func newPublishCmd() *cobra.Command {
 			}
 			r, err := icetable.PublishRejected(ctx, cat, store)
 			fmt.Fprintf(cmd.OutOrStdout(), "publish: %d dead letters added to %s.%s\n", r.Events, icetable.Namespace, icetable.RejectedTable)
-			return err
+			if err != nil {
+				return err
+			}
+			// Where an engine without the catalog (DuckDB's iceberg_scan)
+			// opens each table now.
+			for _, name := range []string{icetable.EventsTable, icetable.RejectedTable, icetable.AggregatesTable} {
+				if tbl, err := cat.LoadTable(ctx, icetable.Ident(name)); err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s.%s\t%s\n", icetable.Namespace, name, tbl.MetadataLocation())
+				}
+			}
+			return nil
 		},
 	}
 	fs := cmd.Flags()
