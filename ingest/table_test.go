@@ -136,6 +136,15 @@ func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
 	if pyiceberg.Checksum != duckdb.Checksum {
 		t.Errorf("pyiceberg and DuckDB read different rows: checksums %d and %d", pyiceberg.Checksum, duckdb.Checksum)
 	}
+	// Compacted, the table holds the same rows in fewer files, and a job
+	// on the lake is unaffected (the lake keeps its files).
+	runCmd(t, "compact", "--lake", store.URI(), "--closed-after", "0s")
+	cPy, cDuck := icetabletest.Read(t, catalogURI, icetable.Namespace+"."+icetable.EventsTable, "user_id", "ts", "url", "country")
+	if cPy != pyiceberg || cDuck != duckdb {
+		t.Errorf("after compaction the readers see %+v and %+v; before, %+v and %+v", cPy, cDuck, pyiceberg, duckdb)
+	}
+	assertLake(t, store, lines)
+
 	// The dead letters: every rejected record once, in the rejected table.
 	rejPy, rejDuck := icetabletest.Read(t, catalogURI, icetable.Namespace+"."+icetable.RejectedTable, "reason", "ingest_time", "source", "position", "raw")
 	for name, v := range map[string]icetabletest.View{"pyiceberg": rejPy, "duckdb": rejDuck} {

@@ -19,6 +19,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/twmb/avro/atype"
 
+	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
@@ -323,4 +324,36 @@ func ReadAggregates(ctx context.Context, cat catalog.Catalog) ([]AggregateRow, e
 		}
 	}
 	return rows, nil
+}
+
+// ReadEvents reads every event of the events table at its current
+// snapshot (tests and small tables: all of it in memory).
+func ReadEvents(ctx context.Context, cat catalog.Catalog) ([]event.Event, error) {
+	tbl, err := cat.LoadTable(ctx, Ident(EventsTable))
+	if err != nil {
+		return nil, fmt.Errorf("icetable: %w", err)
+	}
+	at, err := tbl.Scan(table.WithSelectedFields("user_id", "ts", "url", "country")).ToArrowTable(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("icetable: read %s: %w", EventsTable, err)
+	}
+	defer at.Release()
+	tr := array.NewTableReader(at, 0)
+	defer tr.Release()
+	var events []event.Event
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		user, _ := rec.Column(0).(*array.String)
+		ts, _ := rec.Column(1).(*array.Timestamp)
+		url, _ := rec.Column(2).(*array.String)
+		country, _ := rec.Column(3).(*array.String)
+		if user == nil || ts == nil || url == nil || country == nil {
+			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", EventsTable, rec.Schema())
+		}
+		for i := range int(rec.NumRows()) {
+			events = append(events, event.Event{UserID: user.Value(i), Timestamp: int64(ts.Value(i)) / 1000,
+				URL: url.Value(i), Country: country.Value(i)})
+		}
+	}
+	return events, nil
 }

@@ -41,8 +41,8 @@ type PublisherOptions struct {
 	// commits made meanwhile wait for the next one. 0: publish as soon as
 	// notified.
 	CommitInterval time.Duration
-	// SnapshotRetention: snapshots older than this are expired (their
-	// manifests deleted; no data file, which lake manifests name). 0: none.
+	// SnapshotRetention: snapshots older than this are expired
+	// (ExpireSnapshots). 0: none.
 	SnapshotRetention time.Duration
 	Log               *slog.Logger
 	// Published, if not nil, is called after every publication attempt
@@ -161,14 +161,18 @@ func (p *Publisher) Close(ctx context.Context) error {
 }
 
 // ExpireSnapshots expires the snapshots of a table older than retention,
-// keeping at least the last few, and deletes the metadata only they used.
+// keeping at least the last few. Of the events table it deletes no file:
+// the files compaction replaced are still the lake's, which its manifests
+// name and clickstream's jobs read (vacuum judges those); of other tables
+// it deletes the files only expired snapshots used.
 func ExpireSnapshots(ctx context.Context, cat catalog.Catalog, name string, retention time.Duration) error {
 	tbl, err := cat.LoadTable(ctx, Ident(name))
 	if err != nil {
 		return fmt.Errorf("icetable: expire %s: %w", name, err)
 	}
 	tx := tbl.NewTransaction()
-	if err := tx.ExpireSnapshots(table.WithOlderThan(retention), table.WithRetainLast(retainLast)); err != nil {
+	if err := tx.ExpireSnapshots(table.WithOlderThan(retention), table.WithRetainLast(retainLast),
+		table.WithPostCommit(name != EventsTable)); err != nil {
 		return fmt.Errorf("icetable: expire %s: %w", name, err)
 	}
 	if _, err := tx.Commit(ctx); err != nil {

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+func newCompactCmd() *cobra.Command {
+	var (
+		uri, catalogURI string
+		s3              lake.S3Options
+		closedAfter     time.Duration
+		maxPartitions   int
+	)
+	cmd := &cobra.Command{
+		Use:   "compact --lake URI [--catalog URI] [--closed-after D]",
+		Short: "rewrite the small files of the Iceberg events table's closed hours into one file per partition",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if uri == "" {
+				return usageErrorf("--lake is required (s3://bucket/prefix or file:///dir)")
+			}
+			if closedAfter < 0 || maxPartitions < 0 {
+				return usageErrorf("--closed-after and --max-partitions must not be negative")
+			}
+			if err := requireStore("lake", uri); err != nil {
+				return err
+			}
+			if catalogURI == "" {
+				var err error
+				if catalogURI, err = icetable.DefaultCatalogURI(uri); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
+			ctx := cmd.Context()
+			store, err := lake.Open(ctx, uri, s3)
+			if err != nil {
+				return fmt.Errorf("open lake: %w", err)
+			}
+			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.S3Props(s3))
+			if err != nil {
+				return err
+			}
+			defer icetable.Close(cat)
+			closedBefore := time.Now().Add(-closedAfter)
+			for {
+				res, err := icetable.Compact(ctx, cat, store, icetable.CompactOptions{ClosedBefore: closedBefore, MaxPartitions: maxPartitions})
+				fmt.Fprintf(cmd.OutOrStdout(), "compact: %d partitions, %d files into %d, %d events, %d bytes\n",
+					res.Partitions, res.FilesBefore, res.Partitions, res.Events, res.Bytes)
+				if err != nil || !res.More {
+					return err
+				}
+			}
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&uri, "lake", "", "data lake URI: s3://bucket/prefix or file:///dir")
+	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog (default: the SQLite catalog at the root of a file:// lake)")
+	fs.DurationVar(&closedAfter, "closed-after", time.Hour, "compact only the hours that ended at least this long ago (late events may still arrive before)")
+	fs.IntVar(&maxPartitions, "max-partitions", icetable.DefaultMaxCompactPartitions, "partitions rewritten per table commit")
+	s3.AddFlags(fs)
+	return cmd
+}
