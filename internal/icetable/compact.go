@@ -213,4 +213,3 @@ func stillHeld(ctx context.Context, tbl *table.Table, files []iceberg.DataFile) 
 	}
 	return nil
 }
-
