@@ -3,8 +3,9 @@
 // A source is a Kafka topic partition (consumed through a sarama consumer
 // group) or an NDJSON file. Records are validated against the event
 // contract (package event); valid events are written as Parquet files
-// partitioned by event-time hour and user bucket, invalid ones to the
-// dead-letter area with their reason and position.
+// (Iceberg data files, see package lake) partitioned by event-time hour and
+// user bucket, each sorted by user id, then time (lake.SortOrder), invalid
+// ones to the dead-letter area with their reason and position.
 //
 // Exactly once rests on one rule: a source's records are visible only
 // through a manifest that names the positions [start, end) they came from,

@@ -215,3 +215,21 @@ func TestOldLayoutLake(t *testing.T) {
 		t.Fatalf("new lake: meta %+v, err %v; want version %d", m, err, lake.LayoutVersion)
 	}
 }
+
+// TestHourIsIcebergHour: the partition hour of an event is Iceberg's
+// hour(ts) of its ts column, before the epoch included.
+func TestHourIsIcebergHour(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	tss := []int64{0, -1, 1, -3_600_000, 3_599_999, event.MinTimestamp, event.MaxTimestamp}
+	for range 10_000 {
+		tss = append(tss, event.MinTimestamp+rng.Int64N(event.MaxTimestamp-event.MinTimestamp+1))
+	}
+	for _, ts := range tss {
+		e := event.Event{Timestamp: ts}
+		row := lake.RowOf(&e)
+		out := iceberg.HourTransform{}.Apply(iceberg.Optional[iceberg.Literal]{Valid: true, Val: iceberg.TimestampLiteral(row.Ts)})
+		if got, want := lake.HourOf(ts).Unix()/3600, int64(out.Val.(iceberg.Int32Literal)); got != want {
+			t.Fatalf("ts %d ms: partition hour %d, iceberg hour(ts) %d", ts, got, want)
+		}
+	}
+}

@@ -371,9 +371,17 @@ func TestFileStoreTempsHidden(t *testing.T) {
 	s := laketest.NewFile(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var wrote sync.WaitGroup // each writer's first Put, which makes the temp folder
+	wrote.Add(4)
 	for w := range 4 {
 		wg.Go(func() {
 			data := bytes.Repeat([]byte{'x'}, 64<<10)
+			first := true
+			defer func() {
+				if first {
+					wrote.Done()
+				}
+			}()
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -385,6 +393,10 @@ func TestFileStoreTempsHidden(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				if first {
+					first = false
+					wrote.Done()
+				}
 				if err := s.PutIfAbsent(ctx, key+".m", data); err != nil && !errors.Is(err, lake.ErrExists) {
 					t.Error(err)
 					return
@@ -392,6 +404,7 @@ func TestFileStoreTempsHidden(t *testing.T) {
 			}
 		})
 	}
+	wrote.Wait()
 	for range 200 {
 		objs, err := s.List(ctx, "")
 		if err != nil {
