@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,6 +137,18 @@ type Config struct {
 	// Publishers publish each succeeded job's result, in order; their
 	// outcomes are recorded in the job status.
 	Publishers []Publisher `json:"-"`
+	// Maintenance is work the leader does periodically, e.g. compacting
+	// the lake's Iceberg table.
+	Maintenance []Maintenance `json:"-"`
+}
+
+// Maintenance is a periodic task of the leader: Run every Every while the
+// coordinator leads, the first time at most a few minutes after the start.
+// A failure is logged and counted; the task runs again next time.
+type Maintenance struct {
+	Name  string
+	Every time.Duration
+	Run   func(ctx context.Context, log *slog.Logger) error
 }
 
 // NewConfig returns the default configuration.
@@ -192,6 +206,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: negative job retention", ErrConfig)
 	case c.VacuumEvery < 0:
 		return fmt.Errorf("%w: negative vacuum interval", ErrConfig)
+	case slices.ContainsFunc(c.Maintenance, func(m Maintenance) bool { return m.Every <= 0 || m.Run == nil }):
+		return fmt.Errorf("%w: a maintenance task needs a positive interval and a function", ErrConfig)
 	case c.VacuumEvery > 0 && c.VacuumMinAge < minVacuumAge:
 		// A file younger than the longest commit attempt may be one a
 		// commit is still writing.

@@ -187,6 +187,13 @@ func (c *Coordinator) Start(ctx context.Context) error {
 			c.runVacuum(c.base)
 		}()
 	}
+	for _, m := range c.cfg.Maintenance {
+		c.loops.Add(1)
+		go func() {
+			defer c.loops.Done()
+			c.runMaintenance(c.base, m)
+		}()
+	}
 	c.loops.Add(3)
 	go func() {
 		defer c.loops.Done()
@@ -245,8 +252,32 @@ func (c *Coordinator) runVacuum(ctx context.Context) {
 }
 
 // vacuumFirstAfter is how long after its start a coordinator first
-// vacuums the lake.
+// vacuums the lake, or does other maintenance.
 const vacuumFirstAfter = 5 * time.Minute
+
+// runMaintenance runs m every m.Every while this coordinator leads, until
+// ctx is done, the first time as runVacuum does.
+func (c *Coordinator) runMaintenance(ctx context.Context, m Maintenance) {
+	log := c.logger.With("component", m.Name)
+	next := time.Now().Add(min(m.Every, vacuumFirstAfter))
+	t := time.NewTicker(min(m.Every, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Now().Before(next) || !c.IsLeader() {
+			continue
+		}
+		next = time.Now().Add(m.Every)
+		if err := m.Run(ctx, log); err != nil && ctx.Err() == nil {
+			c.metrics.maintenanceFailures.WithLabelValues(m.Name).Inc()
+			log.Warn("maintenance failed; trying again next time", "err", err)
+		}
+	}
+}
 
 func advertised(a net.Addr) string {
 	tcp, ok := a.(*net.TCPAddr)

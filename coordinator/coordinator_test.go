@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -681,6 +682,29 @@ func TestPeriodicVacuum(t *testing.T) {
 	h.checkResult(h.run(h.client(c), h.spec())) // every committed file is still there
 }
 
+// TestMaintenanceRunsOnTheLeader: a maintenance task runs periodically
+// on the leader, and a failing run is counted and tried again.
+func TestMaintenanceRunsOnTheLeader(t *testing.T) {
+	h := newHarness(t, 2, 10, 100)
+	var runs atomic.Int64
+	c := h.coordinator(func(c *Config) {
+		c.Maintenance = []Maintenance{{Name: "test-task", Every: 50 * time.Millisecond, Run: func(context.Context, *slog.Logger) error {
+			if runs.Add(1)%2 == 1 {
+				return errors.New("odd runs fail")
+			}
+			return nil
+		}}}
+	})
+	waitUntil(t, "the leader to run its maintenance four times", 15*time.Second, func() bool { return runs.Load() >= 4 })
+	var m dto.Metric
+	if err := c.metrics.maintenanceFailures.WithLabelValues("test-task").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if f := m.GetCounter().GetValue(); f < 2 {
+		t.Errorf("%v failures counted after %d runs, half of them failing", f, runs.Load())
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -690,6 +714,9 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, ""},
 		{"vacuum", func(c *Config) { c.VacuumEvery, c.Lake = 24*time.Hour, "file:///lake" }, ""},
 		{"vacuum without lake", func(c *Config) { c.VacuumEvery = time.Hour }, "--vacuum-every needs --lake"},
+		{"maintenance without interval", func(c *Config) {
+			c.Maintenance = []Maintenance{{Name: "x", Run: func(context.Context, *slog.Logger) error { return nil }}}
+		}, "maintenance task"},
 		{"vacuum too eager", func(c *Config) { c.VacuumEvery, c.VacuumMinAge, c.Lake = time.Hour, time.Minute, "file:///lake" }, "--vacuum-min-age"},
 		{"negative task timeout", func(c *Config) { c.TaskTimeout = -time.Second }, "task timeout"},
 		{"listen beyond loopback", func(c *Config) { c.Etcd, c.Listen = "http://e:2379", ":7400" }, "--listen :7400"},

@@ -17,6 +17,8 @@ type metrics struct {
 	// Lake vacuums (--vacuum-every).
 	vacuumDeleted  prometheus.Counter
 	vacuumFailures prometheus.Counter
+	// maintenanceFailures counts failed runs of Config.Maintenance tasks.
+	maintenanceFailures *prometheus.CounterVec
 
 	// refused counts requests refused for a limit a later one may pass.
 	refused *prometheus.CounterVec
@@ -106,6 +108,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_coordinator_vacuum_deleted_files_total",
 			Help: "Lake files no manifest names deleted by the periodic vacuum.",
 		}),
+		maintenanceFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_maintenance_failures_total",
+			Help: "Failed runs of the leader's periodic maintenance, by task (e.g. iceberg-compaction).",
+		}, []string{"task"}),
 		vacuumFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_vacuum_failures_total",
 			Help: "Periodic lake vacuums that failed.",
@@ -164,7 +170,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.clearCluster()
 	if reg != nil {
-		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures,
+		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.maintenanceFailures,
 			m.scheduleWindows, m.scheduleReruns, m.scheduleLag, m.scheduleWatermark,
 			m.attemptsStarted, m.workers, m.workerSlots, m.tasks, m.activeJobs)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -19,7 +20,10 @@ const envEtcdEndpoints = "CLICKSTREAM_ETCD_ENDPOINTS"
 func newCoordinatorCmd() *cobra.Command {
 	cfg := coordinator.NewConfig()
 	es := indexer.NewConfig()
-	var catalogURI string
+	var (
+		catalogURI   string
+		compactEvery time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]",
 		Short: "lead aggregation jobs: plan, lease tasks to workers, merge and commit results",
@@ -36,6 +40,12 @@ func newCoordinatorCmd() *cobra.Command {
 				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, S3: cfg.S3})
 				if catalogURI == "" {
 					slog.Info("results of file:// lakes go to each lake's Iceberg aggregates table; other lakes' need --catalog")
+				}
+			}
+			if compactEvery > 0 {
+				m, ok := compaction(cfg.Lake, catalogURI, cfg.S3, compactEvery)
+				if ok {
+					cfg.Maintenance = append(cfg.Maintenance, m)
 				}
 			}
 			// Results are indexed when --es is given (or CLICKSTREAM_ES): the
@@ -57,6 +67,7 @@ func newCoordinatorCmd() *cobra.Command {
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
+	cmd.Flags().DurationVar(&compactEvery, "compact-every", time.Hour, "the leader compacts the closed hours of the --lake's Iceberg events table this often (0: never; see clickstream compact)")
 	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
 	es.AddFlags(cmd.Flags())
 	flagenv.Alias(cmd.Flags(), "etcd", envEtcdEndpoints)

@@ -113,6 +113,17 @@ func OpenCatalog(ctx context.Context, uri string, props iceberg.Properties) (cat
 	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want sqlite)", ErrBadCatalogURI, uri, scheme)
 }
 
+// CatalogExists reports whether the catalog at uri may hold tables: an
+// SQLite catalog whose database file does not exist holds none (and
+// opening it would create it). Other catalogs are servers: true.
+func CatalogExists(uri string) bool {
+	if rest, ok := strings.CutPrefix(uri, "sqlite://"); ok {
+		_, err := os.Stat(rest)
+		return err == nil
+	}
+	return true
+}
+
 // sqliteCatalog closes the database it opened.
 type sqliteCatalog struct {
 	*sqlcat.Catalog
