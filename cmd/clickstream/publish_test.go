@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,5 +38,62 @@ func TestPublishCatchesUp(t *testing.T) {
 	}
 	if code, _, stderr := runArgs(t, "publish", "--lake", "s3://bucket/lake"); code != 2 || !strings.Contains(stderr, "--catalog") {
 		t.Errorf("publish of an s3 lake without --catalog: exit %d, stderr %q; want 2 naming --catalog", code, stderr)
+	}
+}
+
+// TestLeaderCompaction: the coordinator's compaction task compacts the
+// closed hours of its lake's table, and does nothing (creating nothing)
+// for a lake without a catalog.
+func TestLeaderCompaction(t *testing.T) {
+	oldReg := prometheus.DefaultRegisterer // ingest registers its metrics there
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() { prometheus.DefaultRegisterer = oldReg })
+	ctx := context.Background()
+	dir := t.TempDir()
+	lakeURI := "file://" + filepath.Join(dir, "lake")
+	in := filepath.Join(dir, "in.ndjson")
+	writeEvents(t, in, 40)
+	if code, _, stderr := runArgs(t, "ingest", "--from-file", in, "--lake", lakeURI, "--flush-records", "5"); code != 0 {
+		t.Fatalf("ingest: exit %d, %s", code, stderr)
+	}
+	m, ok := compaction(lakeURI, "", lake.S3Options{}, time.Hour)
+	if !ok {
+		t.Fatal("no compaction for a file lake")
+	}
+	if err := m.Run(ctx, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := icetable.OpenCatalog(ctx, "sqlite://"+filepath.Join(dir, "lake", "_catalog.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icetable.Close(cat)
+	events, err := icetable.ReadEvents(ctx, cat)
+	if err != nil || len(events) != 40 {
+		t.Fatalf("after compaction the table reads %d events, %v; want 40", len(events), err)
+	}
+	tbl, err := cat.LoadTable(ctx, icetable.Ident(icetable.EventsTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 events of one user a minute apart: one bucket, one hour; 8 commits.
+	if len(tasks) != 1 {
+		t.Errorf("%d files after compaction, want 1", len(tasks))
+	}
+
+	bare := filepath.Join(dir, "bare")
+	if err := os.Mkdir(bare, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = compaction("file://"+bare, "", lake.S3Options{}, time.Hour)
+	if err := m.Run(ctx, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(bare); len(entries) != 0 {
+		t.Errorf("compaction of a lake without a table created %v", entries)
 	}
 }
