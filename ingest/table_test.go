@@ -22,7 +22,7 @@ import (
 func assertTable(t *testing.T, store lake.Store, catalogURI string, c lakeContent) {
 	t.Helper()
 	ctx := context.Background()
-	cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.S3Props(laketest.S3Options()))
+	cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(laketest.S3Options())})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ const envEtcdEndpoints = "CLICKSTREAM_ETCD_ENDPOINTS"
 func newCoordinatorCmd() *cobra.Command {
 	cfg := coordinator.NewConfig()
 	es := indexer.NewConfig()
-	var catalogURI string
+	var catalogURI, catalogPW string
 	cmd := &cobra.Command{
 		Use:   "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]",
 		Short: "lead aggregation jobs: plan, lease tasks to workers, merge and commit results",
@@ -33,7 +33,7 @@ func newCoordinatorCmd() *cobra.Command {
 			// Results go to the Iceberg aggregates table of their lake
 			// first, then to the index.
 			if catalogURI != icetable.NoCatalog {
-				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, S3: cfg.S3})
+				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3})
 				if catalogURI == "" {
 					slog.Info("results of file:// lakes go to each lake's Iceberg aggregates table; other lakes' need --catalog")
 				}
@@ -57,7 +57,8 @@ func newCoordinatorCmd() *cobra.Command {
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
+	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
+	cmd.Flags().StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	es.AddFlags(cmd.Flags())
 	flagenv.Alias(cmd.Flags(), "etcd", envEtcdEndpoints)
 	return cmd
