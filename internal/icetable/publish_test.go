@@ -389,3 +389,27 @@ func TestPostgresCatalogPassword(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPostgresCatalogsStartTogether: processes that open a new PostgreSQL
+// catalog at once, racing to create its tables, all open it.
+func TestPostgresCatalogsStartTogether(t *testing.T) {
+	uri, opts := icetabletest.Postgres(t)
+	const processes = 6
+	var wg sync.WaitGroup
+	errs := make([]error, processes)
+	for i := range processes {
+		wg.Go(func() {
+			cat, err := icetable.OpenCatalog(context.Background(), uri, opts)
+			if err == nil {
+				err = icetable.Close(cat)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("catalog %d: %v", i, err)
+		}
+	}
+}
