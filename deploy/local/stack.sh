@@ -770,15 +770,23 @@ PG_PASSWORD_FILE=$PG_DIR/$PG_ROLE.password
 PG_SOCK=$PG_DIR/sock   # the superuser's way in: a Unix socket only the run user reaches (peer authentication)
 
 # pg_bin: the newest PostgreSQL server binaries Debian's packages installed
-pg_bin() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
+pg_bin() {
+  local d
+  d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1) || true
+  echo "$d"
+}
 
 install_pg() {
   [[ -n $(pg_bin) && -x $(pg_bin)/postgres ]] && return 0
   local t0
   t0=$(now)
+  # no cluster of the package's own: postgresql-common reads createcluster.d before it makes "main"
+  as_root mkdir -p /etc/postgresql-common/createcluster.d
+  printf '%s\n' "# written by clickstream's deploy/local/stack.sh, which runs a cluster of its own" 'create_main_cluster = false' \
+    | as_root tee /etc/postgresql-common/createcluster.d/clickstream-no-main-cluster.conf >/dev/null
   apt_install postgresql
   [[ -x $(pg_bin)/postgres ]] || die "pg: no /usr/lib/postgresql/*/bin/postgres after installing postgresql"
-  # the package starts a cluster of its own (port 5432) on systemd hosts; the stack runs a separate one
+  # the package's service (for clusters made later with pg_createcluster) is not the stack's
   if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
     as_root systemctl disable --now postgresql >/dev/null 2>&1 || log "pg: could not disable the package's service"
   fi
