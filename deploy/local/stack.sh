@@ -769,9 +769,12 @@ PG_DIR=$STATE/pg
 PG_PASSWORD_FILE=$PG_DIR/$PG_ROLE.password
 PG_SOCK=$PG_DIR/sock   # the superuser's way in: a Unix socket only the run user reaches (peer authentication)
 
-# pg_bin: the newest PostgreSQL server binaries Debian's packages installed
+# pg_bin: the PostgreSQL server binaries of the stack's cluster's major version, or the newest Debian's
+# packages installed (a new cluster)
 pg_bin() {
-  local d
+  local d v
+  v=$(cat "$PG_DIR/data/PG_VERSION" 2>/dev/null) || true
+  if [[ -n $v && -x /usr/lib/postgresql/$v/bin/postgres ]]; then echo "/usr/lib/postgresql/$v/bin"; return 0; fi
   d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1) || true
   echo "$d"
 }
@@ -871,6 +874,7 @@ ensure_pg_role() {
   local pw
   pw=$(<"$PG_PASSWORD_FILE")
   [[ $pw =~ ^[A-Za-z0-9]+$ ]] || die "pg: $PG_PASSWORD_FILE: the password must be letters and digits"
+  [[ $PG_ROLE =~ ^[a-z_][a-z0-9_]*$ ]] || die "pg: CLICKSTREAM_PG_ROLE=$PG_ROLE: want lower-case letters, digits and '_'"
   printf '%s\n' \
     "SELECT format('CREATE ROLE %I LOGIN', '$PG_ROLE') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_ROLE')" '\gexec' \
     "ALTER ROLE \"$PG_ROLE\" WITH LOGIN PASSWORD '$pw';" \
