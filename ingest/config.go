@@ -63,6 +63,9 @@ type Config struct {
 	// catalog at the root of a file:// lake; none for other lakes);
 	// NoCatalog: not published.
 	Catalog string
+	// CatalogPasswordFile holds the password of a postgres:// catalog
+	// (icetable.CatalogOptions).
+	CatalogPasswordFile string
 	// TableCommitInterval spaces the commits to the Iceberg table (lake
 	// commits are each immediate); TableSnapshotRetention is how long its
 	// snapshots are kept for time travel.
@@ -197,7 +200,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SourceID, "source-id", c.SourceID, "lake source name of a file ingest (default: from the file's content hash)")
 	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir")
 	c.S3.AddFlags(fs)
-	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "Iceberg catalog the lake is published to, sqlite:///path.db (default: an SQLite catalog at the root of a file:// lake); 'none': not published")
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "Iceberg catalog the lake is published to, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: an SQLite catalog at the root of a file:// lake); 'none': not published")
+	fs.StringVar(&c.CatalogPasswordFile, "catalog-password-file", c.CatalogPasswordFile, "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	fs.DurationVar(&c.TableCommitInterval, "table-commit-interval", c.TableCommitInterval, "least time between two commits to the Iceberg table (each lake commit is immediate; the last one is published before ingest exits)")
 	fs.DurationVar(&c.TableSnapshotRetention, "table-snapshot-retention", c.TableSnapshotRetention, "keep the Iceberg table's snapshots this long for time travel (0: forever)")
 	fs.IntVar(&c.Buckets, "buckets", c.Buckets, "user buckets of a new lake (0: the lake's own, or 16 for a new lake)")

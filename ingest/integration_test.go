@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/kafkaauth"
 	"github.com/dataco/clickstream/internal/kafkaauth/kafkatest"
 	"github.com/dataco/clickstream/internal/lake"
@@ -279,7 +280,7 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 	if orphans := orphanDataFiles(t, store, got); orphans == 0 {
 		t.Fatal("no orphaned data files: the before-manifest crash left nothing behind")
 	}
-	assertTable(t, store, catalogURI, got)
+	assertTable(t, store, catalogURI, icetable.CatalogOptions{}, got)
 }
 
 // startSecondMember runs a second consumer of the group in process until
@@ -431,7 +432,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	if orphanDataFiles(t, store, got) == 0 {
 		t.Fatal("the zombie's batch left no orphaned files: it was never written")
 	}
-	assertTable(t, store, catalogURI, got)
+	assertTable(t, store, catalogURI, icetable.CatalogOptions{}, got)
 }
 
 // processState returns the state letter of a process (R, S, T, Z, ...).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/apache/iceberg-go/catalog"
 
@@ -40,7 +39,7 @@ func startPublisher(ctx context.Context, cfg *Config, store lake.Store, buckets 
 	if cfg.Format != lake.FormatParquet {
 		return nil, nil, fmt.Errorf("ingest: --format %s: the lake's Iceberg table needs Parquet data files (or --catalog %s)", cfg.Format, icetable.NoCatalog)
 	}
-	cat, err := icetable.OpenCatalog(ctx, uri, icetable.S3Props(cfg.S3))
+	cat, err := icetable.OpenCatalog(ctx, uri, icetable.CatalogOptions{Props: icetable.S3Props(cfg.S3), PasswordFile: cfg.CatalogPasswordFile})
 	if err != nil {
 		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -52,7 +51,7 @@ func startPublisher(ctx context.Context, cfg *Config, store lake.Store, buckets 
 		icetable.Close(cat)
 		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
-	log.Info("publishing the lake as an Iceberg table", "catalog", redactCatalog(uri), "table", icetable.Namespace+"."+icetable.EventsTable)
+	log.Info("publishing the lake as Iceberg tables", "catalog", icetable.DisplayCatalogURI(uri), "tables", icetable.Namespace+"."+icetable.EventsTable+", "+icetable.RejectedTable)
 	pub := icetable.StartPublisher(cat, store, icetable.PublisherOptions{
 		CommitInterval:    cfg.TableCommitInterval,
 		SnapshotRetention: cfg.TableSnapshotRetention,
@@ -69,13 +68,4 @@ func startPublisher(ctx context.Context, cfg *Config, store lake.Store, buckets 
 		},
 	})
 	return pub, cat, nil
-}
-
-// redactCatalog drops what a catalog URI may carry after '?' or before
-// '@' (parameters, credentials) from what is logged.
-func redactCatalog(uri string) string {
-	if i := strings.IndexAny(uri, "?@"); i >= 0 {
-		return uri[:i] + "…"
-	}
-	return uri
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,10 +20,11 @@ import (
 // the data files the lake's manifests name, each once with its event
 // count: what an outside reader of the table sees is what ingest
 // committed, whatever crashed attempts left in the lake's folders.
-func assertTable(t *testing.T, store lake.Store, catalogURI string, c lakeContent) {
+func assertTable(t *testing.T, store lake.Store, catalogURI string, opts icetable.CatalogOptions, c lakeContent) {
 	t.Helper()
 	ctx := context.Background()
-	cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.S3Props(laketest.S3Options()))
+	opts.Props = icetable.S3Props(laketest.S3Options())
+	cat, err := icetable.OpenCatalog(ctx, catalogURI, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,31 +92,12 @@ func assertTable(t *testing.T, store lake.Store, catalogURI string, c lakeConten
 func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
 	icetabletest.Python(t) // before any work: skip or fail early
 	store := laketest.NewFile(t)
-	lines := genNDJSON(t, "--seed", "5", "--events", "20000", "--invalid-ratio", "0.01")
-	input := filepath.Join(t.TempDir(), "events.ndjson")
-	var data []byte
-	for _, l := range lines {
-		data = append(append(data, l...), '\n')
-	}
-	if err := os.WriteFile(input, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"ingest", "--from-file", input, "--lake", store.URI(), "--flush-records", "1000"}
-	for _, crash := range []string{"before-manifest:3", "after-manifest:2", "before-manifest:1", "after-manifest:4"} {
-		cmd := exec.Command(clickstreamBinary(t), args...)
-		cmd.Env = append(os.Environ(), EnvCrashAt+"="+crash)
-		out, err := cmd.CombinedOutput()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("run crashing at %s ended without SIGKILL: %v\n%s", crash, err, out)
-		}
-	}
-	runCmd(t, args...)
-	got := assertLake(t, store, lines)
+	got := ingestWithCrashes(t, store, 20000)
 	catalogURI, err := icetable.DefaultCatalogURI(store.URI())
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertTable(t, store, catalogURI, got)
+	assertTable(t, store, catalogURI, icetable.CatalogOptions{}, got)
 	if orphanDataFiles(t, store, got) == 0 {
 		t.Fatal("the before-manifest crashes left no orphaned data file behind: the test proves nothing")
 	}
@@ -143,7 +126,9 @@ func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
 	if cPy != pyiceberg || cDuck != duckdb {
 		t.Errorf("after compaction the readers see %+v and %+v; before, %+v and %+v", cPy, cDuck, pyiceberg, duckdb)
 	}
-	assertLake(t, store, lines)
+	if again := readLake(t, store); len(again.events) != len(got.events) {
+		t.Errorf("after compaction the lake reads %d events, before %d", len(again.events), len(got.events))
+	}
 
 	// The dead letters: every rejected record once, in the rejected table.
 	rejPy, rejDuck := icetabletest.Read(t, catalogURI, icetable.Namespace+"."+icetable.RejectedTable, "reason", "ingest_time", "source", "position", "raw")
@@ -158,4 +143,43 @@ func TestTableExactlyOnceForOutsideReaders(t *testing.T) {
 	if !strings.Contains(pyiceberg.Type, "tz=") || duckdb.Type != "TIMESTAMP WITH TIME ZONE" {
 		t.Errorf("ts is %q to pyiceberg and %q to DuckDB; want a timestamp with time zone", pyiceberg.Type, duckdb.Type)
 	}
+}
+
+// TestTableExactlyOnceOnPostgresCatalog: file ingests publishing to a
+// PostgreSQL catalog, killed at each failpoint and resumed, leave the
+// table holding every committed data file once.
+func TestTableExactlyOnceOnPostgresCatalog(t *testing.T) {
+	catalogURI, opts := icetabletest.Postgres(t)
+	store := laketest.NewFile(t)
+	got := ingestWithCrashes(t, store, 10000, "--catalog", catalogURI, "--catalog-password-file", opts.PasswordFile)
+	assertTable(t, store, catalogURI, opts, got)
+}
+
+// ingestWithCrashes ingests a file of events into store with a commit
+// every 1000 records, killing ingest at each failpoint (data files
+// written but no manifest; manifest written but not published to the
+// table) and resuming, then once to the end; it returns what the lake
+// holds, checked against the file.
+func ingestWithCrashes(t *testing.T, store lake.Store, events int, flags ...string) lakeContent {
+	t.Helper()
+	lines := genNDJSON(t, "--seed", "5", "--events", strconv.Itoa(events), "--invalid-ratio", "0.01")
+	input := filepath.Join(t.TempDir(), "events.ndjson")
+	var data []byte
+	for _, l := range lines {
+		data = append(append(data, l...), '\n')
+	}
+	if err := os.WriteFile(input, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"ingest", "--from-file", input, "--lake", store.URI(), "--flush-records", "1000"}, flags...)
+	for _, crash := range []string{"before-manifest:3", "after-manifest:2", "before-manifest:1", "after-manifest:4"} {
+		cmd := exec.Command(clickstreamBinary(t), args...)
+		cmd.Env = append(os.Environ(), EnvCrashAt+"="+crash)
+		out, err := cmd.CombinedOutput()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("run crashing at %s ended without SIGKILL: %v\n%s", crash, err, out)
+		}
+	}
+	runCmd(t, args...)
+	return assertLake(t, store, lines)
 }

@@ -15,10 +15,10 @@ import (
 
 func newCompactCmd() *cobra.Command {
 	var (
-		uri, catalogURI string
-		s3              lake.S3Options
-		closedAfter     time.Duration
-		maxPartitions   int
+		uri, catalogURI, catalogPW string
+		s3                         lake.S3Options
+		closedAfter                time.Duration
+		maxPartitions              int
 	)
 	cmd := &cobra.Command{
 		Use:   "compact --lake URI [--catalog URI] [--closed-after D]",
@@ -45,7 +45,7 @@ func newCompactCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("open lake: %w", err)
 			}
-			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.S3Props(s3))
+			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(s3), PasswordFile: catalogPW})
 			if err != nil {
 				return err
 			}
@@ -63,7 +63,8 @@ func newCompactCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&uri, "lake", "", "data lake URI: s3://bucket/prefix or file:///dir")
-	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog (default: the SQLite catalog at the root of a file:// lake)")
+	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: the SQLite catalog at the root of a file:// lake)")
+	fs.StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	fs.DurationVar(&closedAfter, "closed-after", time.Hour, "compact only the hours that ended at least this long ago (late events may still arrive before)")
 	fs.IntVar(&maxPartitions, "max-partitions", icetable.DefaultMaxCompactPartitions, "partitions rewritten per table commit")
 	s3.AddFlags(fs)
@@ -76,7 +77,7 @@ const compactClosedAfter = time.Hour
 
 // compaction is the leader's periodic compaction of the lake's events
 // table; ok is false if the lake has no catalog (none given, not file://).
-func compaction(lakeURI, catalogURI string, s3 lake.S3Options, every time.Duration) (coordinator.Maintenance, bool) {
+func compaction(lakeURI, catalogURI, catalogPW string, s3 lake.S3Options, every time.Duration) (coordinator.Maintenance, bool) {
 	if lakeURI == "" || catalogURI == icetable.NoCatalog {
 		return coordinator.Maintenance{}, false
 	}
@@ -95,7 +96,7 @@ func compaction(lakeURI, catalogURI string, s3 lake.S3Options, every time.Durati
 		if err != nil {
 			return err
 		}
-		cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.S3Props(s3))
+		cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(s3), PasswordFile: catalogPW})
 		if err != nil {
 			return err
 		}

@@ -21,8 +21,8 @@ func newCoordinatorCmd() *cobra.Command {
 	cfg := coordinator.NewConfig()
 	es := indexer.NewConfig()
 	var (
-		catalogURI   string
-		compactEvery time.Duration
+		catalogURI, catalogPW string
+		compactEvery          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]",
@@ -37,13 +37,13 @@ func newCoordinatorCmd() *cobra.Command {
 			// Results go to the Iceberg aggregates table of their lake
 			// first, then to the index.
 			if catalogURI != icetable.NoCatalog {
-				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, S3: cfg.S3})
+				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3})
 				if catalogURI == "" {
 					slog.Info("results of file:// lakes go to each lake's Iceberg aggregates table; other lakes' need --catalog")
 				}
 			}
 			if compactEvery > 0 {
-				m, ok := compaction(cfg.Lake, catalogURI, cfg.S3, compactEvery)
+				m, ok := compaction(cfg.Lake, catalogURI, catalogPW, cfg.S3, compactEvery)
 				if ok {
 					cfg.Maintenance = append(cfg.Maintenance, m)
 				}
@@ -68,7 +68,8 @@ func newCoordinatorCmd() *cobra.Command {
 	}
 	cfg.AddFlags(cmd.Flags())
 	cmd.Flags().DurationVar(&compactEvery, "compact-every", time.Hour, "the leader compacts the closed hours of the --lake's Iceberg events table this often (0: never; see clickstream compact)")
-	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
+	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
+	cmd.Flags().StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	es.AddFlags(cmd.Flags())
 	flagenv.Alias(cmd.Flags(), "etcd", envEtcdEndpoints)
 	return cmd

@@ -193,7 +193,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := icetable.OpenCatalog(context.Background(), catURI, nil)
+	cat, err := icetable.OpenCatalog(context.Background(), catURI, icetable.CatalogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

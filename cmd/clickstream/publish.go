@@ -12,6 +12,7 @@ import (
 func newPublishCmd() *cobra.Command {
 	var (
 		uri, catalogURI string
+		catalogPW       string
 		s3              lake.S3Options
 	)
 	cmd := &cobra.Command{
@@ -40,7 +41,7 @@ func newPublishCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.S3Props(s3))
+			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(s3), PasswordFile: catalogPW})
 			if err != nil {
 				return err
 			}
@@ -74,7 +75,8 @@ func newPublishCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&uri, "lake", "", "data lake URI: s3://bucket/prefix or file:///dir")
-	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog, sqlite:///path.db (default: the SQLite catalog at the root of a file:// lake)")
+	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: the SQLite catalog at the root of a file:// lake)")
+	fs.StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	s3.AddFlags(fs)
 	return cmd
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dataco/clickstream/internal/icetable/icetabletest"
 )
 
 // TestPublishCatchesUp: a lake ingested without publishing is published
@@ -56,14 +58,14 @@ func TestLeaderCompaction(t *testing.T) {
 	if code, _, stderr := runArgs(t, "ingest", "--from-file", in, "--lake", lakeURI, "--flush-records", "5"); code != 0 {
 		t.Fatalf("ingest: exit %d, %s", code, stderr)
 	}
-	m, ok := compaction(lakeURI, "", lake.S3Options{}, time.Hour)
+	m, ok := compaction(lakeURI, "", "", lake.S3Options{}, time.Hour)
 	if !ok {
 		t.Fatal("no compaction for a file lake")
 	}
 	if err := m.Run(ctx, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := icetable.OpenCatalog(ctx, "sqlite://"+filepath.Join(dir, "lake", "_catalog.db"), nil)
+	cat, err := icetable.OpenCatalog(ctx, "sqlite://"+filepath.Join(dir, "lake", "_catalog.db"), icetable.CatalogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +91,39 @@ func TestLeaderCompaction(t *testing.T) {
 	if err := os.Mkdir(bare, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, _ = compaction("file://"+bare, "", lake.S3Options{}, time.Hour)
+	m, _ = compaction("file://"+bare, "", "", lake.S3Options{}, time.Hour)
 	if err := m.Run(ctx, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(bare); len(entries) != 0 {
 		t.Errorf("compaction of a lake without a table created %v", entries)
+	}
+}
+
+// TestPublishToPostgresCatalog: `clickstream publish` publishes to a
+// PostgreSQL catalog with the password of --catalog-password-file, and
+// refuses a catalog URI that carries a password without printing it.
+func TestPublishToPostgresCatalog(t *testing.T) {
+	catURI, opts := icetabletest.Postgres(t)
+	oldReg := prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() { prometheus.DefaultRegisterer = oldReg })
+	dir := t.TempDir()
+	lakeURI := "file://" + filepath.Join(dir, "lake")
+	in := filepath.Join(dir, "in.ndjson")
+	writeEvents(t, in, 5)
+	if code, _, stderr := runArgs(t, "ingest", "--from-file", in, "--lake", lakeURI, "--catalog", "none", "--flush-records", "2"); code != 0 {
+		t.Fatalf("ingest: exit %d, %s", code, stderr)
+	}
+	for i, want := range []string{"publish: 3 lake commits, 3 files, 5 events", "publish: 0 lake commits"} {
+		code, stdout, stderr := runArgs(t, "publish", "--lake", lakeURI, "--catalog", catURI, "--catalog-password-file", opts.PasswordFile)
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Fatalf("publish %d: exit %d, stdout %q, stderr %q; want %q", i+1, code, stdout, stderr, want)
+		}
+	}
+	withPassword := strings.Replace(catURI, "@", ":hunter2@", 1)
+	code, stdout, stderr := runArgs(t, "publish", "--lake", lakeURI, "--catalog", withPassword)
+	if code == 0 || strings.Contains(stdout+stderr, "hunter2") || !strings.Contains(stderr, "password") {
+		t.Errorf("publish with a password in --catalog: exit %d, stdout %q, stderr %q; want a failure that does not show it", code, stdout, stderr)
 	}
 }

@@ -33,6 +33,7 @@ func newRunCmd() *cobra.Command {
 		parallelism int
 		plaintext   bool
 		catalogURI  string
+		catalogPW   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --lake URI --from T --to T --out URI [--workers N] [--format ndjson|csv]",
@@ -74,7 +75,7 @@ func newRunCmd() *cobra.Command {
 				LakeRoots: roots[:1], OutputRoots: roots[1:], TLS: !plaintext}
 			if catalogURI != icetable.NoCatalog {
 				lcc.Coordinator = func(c *coordinator.Config) {
-					c.Publishers = append(c.Publishers, icetable.ResultPublisher{Catalog: catalogURI, S3: s3})
+					c.Publishers = append(c.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: s3})
 				}
 			}
 			lc, err := startLocalCluster(ctx, lcc)
@@ -100,7 +101,8 @@ func newRunCmd() *cobra.Command {
 	s3.AddFlags(fs)
 	fs.IntVar(&workers, "workers", max(1, runtime.GOMAXPROCS(0)), "workers to start")
 	fs.IntVar(&parallelism, "parallelism", 0, "tasks per worker at once (0: GOMAXPROCS / workers, at least 1)")
-	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the result's aggregates table, sqlite:///path.db (default: a file:// lake's own SQLite catalog); 'none': not published as a table")
+	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the result's aggregates table, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: a file:// lake's own SQLite catalog); 'none': not published as a table")
+	fs.StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	fs.BoolVar(&plaintext, "plaintext", false, "plain-text gRPC between the embedded processes (default: mutual TLS with certificates made in memory for this run)")
 	return cmd
 }

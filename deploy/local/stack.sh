@@ -10,7 +10,7 @@
 #   stack.sh logs [-f] SVC           last lines (LINES=200) of a service's log, -f to follow
 #   stack.sh tools                   install the test tools only (promtool, the Iceberg readers; `up` installs them too)
 #
-# Services: kafka s3 es etcd (default: all). Works as root (CI) or as a normal user (apt via sudo).
+# Services: kafka s3 es etcd pg (default: all). Works as root (CI) or as a normal user (apt via sudo).
 # Downloads: ${CLICKSTREAM_CACHE:-~/.cache/clickstream}; data, logs, pids: ${CLICKSTREAM_STATE:-~/.local/state/clickstream}.
 # Every port, version and timeout below can be overridden from the environment.
 #
@@ -18,6 +18,12 @@
 # from a CA of the stack's own, SCRAM-SHA-512 and SCRAM-SHA-256 for one user whose random password is
 # in a mode-0600 file). Their files are under $STATE/kafka (tls/ca.pem, client.password) and named by
 # the env file (CLICKSTREAM_KAFKA_SASL_*). `up` restarts a running Kafka whose configuration changed.
+#
+# pg is PostgreSQL from Debian's package (not its service or its default cluster): a cluster of the
+# stack's own in $STATE/pg, on 127.0.0.1 only, run as the package's postgres user when the script runs
+# as root. It holds the Iceberg catalog (CLICKSTREAM_CATALOG_URI): a role and a database named
+# clickstream, password authentication (SCRAM-SHA-256) with a random password in a mode-0600 file
+# (CLICKSTREAM_CATALOG_PASSWORD_FILE).
 set -Eeuo pipefail
 umask 022
 
@@ -53,11 +59,15 @@ ES_JAVA_HOME_OVERRIDE=${CLICKSTREAM_ES_JAVA_HOME:-}  # default: the Java 17+ tha
 ETCD_PORT=${CLICKSTREAM_ETCD_PORT:-12379}
 ETCD_PEER_PORT=${CLICKSTREAM_ETCD_PEER_PORT:-12380}
 
+PG_PORT=${CLICKSTREAM_PG_PORT:-15432}
+PG_ROLE=${CLICKSTREAM_PG_ROLE:-clickstream}      # the catalog's role and database
+PG_OS_USER=${CLICKSTREAM_PG_USER:-postgres}      # as root: the user PostgreSQL runs as (Debian's package creates it)
+
 UP_TIMEOUT=${CLICKSTREAM_UP_TIMEOUT:-180}     # seconds to wait for one service to become healthy
 STOP_TIMEOUT=${CLICKSTREAM_STOP_TIMEOUT:-30}  # seconds between SIGTERM and SIGKILL
 MAVEN_REPO=${CLICKSTREAM_MAVEN_REPO:-$CACHE/m2}
 
-ALL_SERVICES=(kafka s3 es etcd)
+ALL_SERVICES=(kafka s3 es etcd pg)
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 export DEBIAN_FRONTEND=noninteractive
@@ -140,6 +150,7 @@ marker() {
     s3) echo "posix $STATE/s3" ;;
     es) echo "-Des.path.conf=$STATE/es/config" ;;
     etcd) echo "--data-dir $STATE/etcd/data" ;;
+    pg) echo "-D $STATE/pg/data" ;;
   esac
 }
 
@@ -186,7 +197,13 @@ stop_svc() {
     return 0
   fi
   log "$svc: stopping (pid $pid)"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  if [[ $svc == pg ]]; then
+    # SIGINT to the postmaster: a fast shutdown (it ends its sessions, then checkpoints); SIGTERM
+    # would wait for every client to disconnect
+    kill -INT "$pid" 2>/dev/null || true
+  else
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  fi
   deadline=$(( $(now) + STOP_TIMEOUT ))
   while alive "$pid" || pgrp_alive "$pid"; do
     if (( $(now) >= deadline )); then
@@ -647,7 +664,7 @@ grant_traverse() {
   mapfile -t uniq < <(printf '%s\n' "${dirs[@]}" | awk '!seen[$0]++')
   for d in "${uniq[@]}"; do
     setpriv --reuid="$u" --regid="$u" --init-groups test -x "$d" 2>/dev/null && continue
-    log "es: granting user $u search (x) permission on $d (ACL u:$u:x)"
+    log "granting user $u search (x) permission on $d (ACL u:$u:x)"
     setfacl -m "u:$u:x" "$d" || die "es: setfacl on $d failed: put CLICKSTREAM_CACHE/CLICKSTREAM_STATE where user $u can reach them"
   done
 }
@@ -747,6 +764,132 @@ health_etcd() {
   curl -s -m 2 "http://$HOST:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'
 }
 
+# --------------------------------------------------------------------------------------------------- pg
+PG_DIR=$STATE/pg
+PG_PASSWORD_FILE=$PG_DIR/$PG_ROLE.password
+PG_SOCK=$PG_DIR/sock   # the superuser's way in: a Unix socket only the run user reaches (peer authentication)
+
+# pg_bin: the PostgreSQL server binaries of the stack's cluster's major version, or the newest Debian's
+# packages installed (a new cluster)
+pg_bin() {
+  local d v
+  v=$(cat "$PG_DIR/data/PG_VERSION" 2>/dev/null) || true
+  if [[ -n $v && -x /usr/lib/postgresql/$v/bin/postgres ]]; then echo "/usr/lib/postgresql/$v/bin"; return 0; fi
+  d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1) || true
+  echo "$d"
+}
+
+install_pg() {
+  [[ -n $(pg_bin) && -x $(pg_bin)/postgres ]] && return 0
+  local t0
+  t0=$(now)
+  # no cluster of the package's own: postgresql-common reads createcluster.d before it makes "main"
+  as_root mkdir -p /etc/postgresql-common/createcluster.d
+  printf '%s\n' "# written by clickstream's deploy/local/stack.sh, which runs a cluster of its own" 'create_main_cluster = false' \
+    | as_root tee /etc/postgresql-common/createcluster.d/clickstream-no-main-cluster.conf >/dev/null
+  apt_install postgresql
+  [[ -x $(pg_bin)/postgres ]] || die "pg: no /usr/lib/postgresql/*/bin/postgres after installing postgresql"
+  # the package's service (for clusters made later with pg_createcluster) is not the stack's
+  if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+    as_root systemctl disable --now postgresql >/dev/null 2>&1 || log "pg: could not disable the package's service"
+  fi
+  log "pg: installed $("$(pg_bin)/postgres" --version) in $(( $(now) - t0 ))s"
+}
+
+# pg_run_user: the user PostgreSQL runs as ("" = the current user; it refuses to run as root)
+pg_run_user() {
+  if [[ $EUID -eq 0 ]]; then echo "$PG_OS_USER"; fi
+}
+
+# as_pg CMD...: run CMD as the user PostgreSQL runs as, from a directory it can read
+as_pg() {
+  local u
+  u=$(pg_run_user)
+  if [[ -n $u ]]; then
+    (cd / && setpriv --reuid="$u" --regid="$u" --init-groups "$@")
+  else
+    (cd / && "$@")
+  fi
+}
+
+ensure_pg_user() {
+  local u
+  u=$(pg_run_user)
+  [[ -n $u ]] || return 0
+  id -u "$u" >/dev/null 2>&1 && return 0
+  log "pg: creating system user $u (PostgreSQL refuses to run as root)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u" \
+    || die "pg: useradd $u failed"
+}
+
+# ensure_pg_password: the catalog role's password, random, in a file only its owner reads
+ensure_pg_password() {
+  [[ -s $PG_PASSWORD_FILE ]] && return 0
+  mkdir -p "$PG_DIR"
+  ( umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$PG_PASSWORD_FILE.tmp" )
+  mv -f "$PG_PASSWORD_FILE.tmp" "$PG_PASSWORD_FILE"
+  rm -f "$PG_DIR/role.ok"
+  log "pg: new password for role $PG_ROLE in $PG_PASSWORD_FILE"
+}
+
+start_pg() {
+  local u bin
+  check_port_free pg "$PG_PORT"
+  ensure_pg_user
+  ensure_pg_password
+  bin=$(pg_bin)
+  u=$(pg_run_user)
+  mkdir -p "$PG_DIR/data" "$PG_SOCK"
+  chmod 755 "$PG_DIR"
+  chmod 700 "$PG_DIR/data" "$PG_SOCK"
+  if [[ -n $u ]]; then
+    chown "$u:" "$PG_DIR/data" "$PG_SOCK"
+    grant_traverse "$u" "$bin" "$PG_DIR/data"
+  fi
+  if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
+    rm -f "$PG_DIR/role.ok"   # a new cluster: no role yet
+    log "pg: initdb $PG_DIR/data"
+    # the superuser is the run user, through the socket only (peer); TCP clients need a password
+    as_pg "$bin/initdb" -D "$PG_DIR/data" --encoding=UTF8 --locale=C.UTF-8 \
+      --auth-local=peer --auth-host=scram-sha-256 >"$STATE/logs/pg-initdb.log" 2>&1 \
+      || { cat "$STATE/logs/pg-initdb.log" >&2; die "pg: initdb failed"; }
+  fi
+  local cmd=("$bin/postgres" -D "$PG_DIR/data" -c listen_addresses="$HOST" -c port="$PG_PORT"
+             -c unix_socket_directories="$PG_SOCK" -c unix_socket_permissions=0700
+             -c password_encryption=scram-sha-256 -c shared_buffers=64MB -c max_connections=200
+             -c log_min_messages=warning -c log_line_prefix='%m [%p] ')
+  [[ -z $u ]] || cmd=(setpriv --reuid="$u" --regid="$u" --init-groups "${cmd[@]}")
+  ( cd "$PG_DIR" && launch pg "${cmd[@]}" )
+}
+
+# pg_role_want: what $PG_DIR/role.ok holds once the role has the password of its file
+pg_role_want() { echo "$PG_ROLE $(sha256sum <"$PG_PASSWORD_FILE" | cut -c1-64)"; }
+pg_role_ok() { [[ -s $PG_PASSWORD_FILE && -f $PG_DIR/role.ok && $(<"$PG_DIR/role.ok") == "$(pg_role_want)" ]]; }
+
+# ensure_pg_role: the catalog's role, with the password of its file, owns a database of its name. The
+# password goes to psql on its standard input, never on a command line; the server stores its SCRAM
+# verifier. Runs psql only when role.ok does not match the role and password.
+ensure_pg_role() {
+  pg_role_ok && return 0
+  local pw
+  pw=$(<"$PG_PASSWORD_FILE")
+  [[ $pw =~ ^[A-Za-z0-9]+$ ]] || die "pg: $PG_PASSWORD_FILE: the password must be letters and digits"
+  [[ $PG_ROLE =~ ^[a-z_][a-z0-9_]*$ ]] || die "pg: CLICKSTREAM_PG_ROLE=$PG_ROLE: want lower-case letters, digits and '_'"
+  printf '%s\n' \
+    "SELECT format('CREATE ROLE %I LOGIN', '$PG_ROLE') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_ROLE')" '\gexec' \
+    "ALTER ROLE \"$PG_ROLE\" WITH LOGIN PASSWORD '$pw';" \
+    "SELECT format('CREATE DATABASE %I OWNER %I', '$PG_ROLE', '$PG_ROLE') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_ROLE')" '\gexec' \
+    | as_pg "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -d postgres >"$STATE/logs/pg-role.log" 2>&1 \
+    || { log "pg: creating role $PG_ROLE failed; last lines of $STATE/logs/pg-role.log:"; tail -n 20 "$STATE/logs/pg-role.log" >&2; return 1; }
+  ( umask 077; pg_role_want >"$PG_DIR/role.ok" )
+  log "pg: role $PG_ROLE (SCRAM-SHA-256 password) and its database $PG_ROLE are ready"
+}
+
+health_pg() {
+  svc_pid pg >/dev/null || return 1
+  "$(pg_bin)/pg_isready" -q -h "$HOST" -p "$PG_PORT" -t 2 >/dev/null 2>&1
+}
+
 # -------------------------------------------------------------------------------------------------- env
 endpoint() {
   case $1 in
@@ -754,8 +897,13 @@ endpoint() {
     s3) echo "http://$HOST:$S3_PORT" ;;
     es) echo "http://$HOST:$ES_PORT" ;;
     etcd) echo "http://$HOST:$ETCD_PORT" ;;
+    pg) pg_catalog_uri ;;
   esac
 }
+
+# pg_catalog_uri: the Iceberg catalog on the stack's PostgreSQL, as clickstream's --catalog takes it
+# (no password: that comes from the file of CLICKSTREAM_CATALOG_PASSWORD_FILE)
+pg_catalog_uri() { echo "postgres://$PG_ROLE@$HOST:$PG_PORT/$PG_ROLE?sslmode=disable"; }
 
 svc_port() {
   case $1 in
@@ -763,6 +911,7 @@ svc_port() {
     s3) echo "$S3_PORT" ;;
     es) echo "$ES_PORT" ;;
     etcd) echo "$ETCD_PORT" ;;
+    pg) echo "$PG_PORT" ;;
   esac
 }
 
@@ -797,6 +946,11 @@ write_env() {
     fi
     if svc_up etcd; then
       echo "export CLICKSTREAM_ETCD_ENDPOINTS=$(endpoint etcd)"
+    fi
+    if svc_up pg && pg_role_ok; then
+      # not CLICKSTREAM_CATALOG: that would set every command's --catalog; tests and scripts pass it on
+      echo "export CLICKSTREAM_CATALOG_URI=$(pg_catalog_uri)"
+      echo "export CLICKSTREAM_CATALOG_PASSWORD_FILE=$PG_PASSWORD_FILE"
     fi
     if [[ -x $STATE/venv/bin/python && -f $STATE/venv/.requirements ]]; then
       echo "export CLICKSTREAM_READERS_PYTHON=$STATE/venv/bin/python"
@@ -848,7 +1002,7 @@ cmd_up() {
   # installs: apt first (not concurrently), then the downloads and the Go build side by side
   install_tools
   for s in "${TO_START[@]}"; do
-    [[ $s == etcd ]] && install_etcd
+    case $s in etcd) install_etcd ;; pg) install_pg ;; esac
   done
   if [[ " ${TO_START[*]} " == *" s3 "* ]]; then install_s3 & pids+=($!); fi
   install_readers & pids+=($!)
@@ -861,6 +1015,9 @@ cmd_up() {
   wait_healthy "${SERVICES[@]}" || failed=1
   if [[ " ${SERVICES[*]} " == *" kafka "* ]] && health_kafka; then
     ensure_kafka_scram || { sleep 2; ensure_kafka_scram; } || failed=1
+  fi
+  if [[ " ${SERVICES[*]} " == *" pg "* ]] && health_pg; then
+    ensure_pg_role || failed=1
   fi
   write_env
   (( failed == 0 )) || die "some services did not become healthy; endpoints that are up are in $STATE/env"
@@ -884,6 +1041,7 @@ cmd_down() {
       log "$s: deleting data in $STATE/$s"
       rm -rf "${STATE:?}/$s" "$(logfile "$s")" "$(logfile "$s").prev"
       [[ $s == kafka ]] && rm -f "$STATE/logs/kafka-format.log" "$STATE/logs/kafka-scram.log" "$STATE/run/kafka.ok"
+      [[ $s == pg ]] && rm -f "$STATE/logs/pg-initdb.log" "$STATE/logs/pg-role.log"
     done
   fi
   write_env

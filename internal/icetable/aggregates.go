@@ -233,7 +233,10 @@ type ResultPublisher struct {
 	// Catalog is the catalog's URI; empty: the lake's default, and the
 	// results of a lake without one (not file://) are not published.
 	Catalog string
-	S3      lake.S3Options
+	// PasswordFile holds the password of a postgres:// catalog
+	// (CatalogOptions).
+	PasswordFile string
+	S3           lake.S3Options
 }
 
 // Name names the publisher in job records.
@@ -256,7 +259,7 @@ func (p ResultPublisher) Publish(ctx context.Context, out lake.Store, meta resul
 	if err != nil {
 		return fmt.Errorf("icetable: lake: %w", err)
 	}
-	cat, err := OpenCatalog(ctx, catURI, S3Props(p.S3))
+	cat, err := OpenCatalog(ctx, catURI, CatalogOptions{Props: S3Props(p.S3), PasswordFile: p.PasswordFile})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 
 	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/schema"
 )
 
@@ -49,8 +50,12 @@ func aggregatesView(t *testing.T, cat catalog.Catalog) (clicksByJob map[string]i
 // window's earlier one and no other; publishing the same run again
 // changes nothing.
 func TestPublishResultReplacesItsWindow(t *testing.T) {
+	forEachCatalog(t, testPublishResultReplacesItsWindow)
+}
+
+func testPublishResultReplacesItsWindow(t *testing.T, kind string) {
 	ctx := context.Background()
-	l := newTestLake(t)
+	l := newTestLakeOn(t, laketest.NewFile(t), kind)
 	if _, err := icetable.EnsureAggregates(ctx, l.cat, l.store); err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,12 @@ import (
 	icebergio "github.com/apache/iceberg-go/io"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// table locations
 	"github.com/apache/iceberg-go/table"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/secret"
 )
 
 // ErrBadCatalogURI is matched by the error of OpenCatalog for a URI that
@@ -76,16 +79,37 @@ func S3Props(opts lake.S3Options) iceberg.Properties {
 	return props
 }
 
+// CatalogOptions configure OpenCatalog.
+type CatalogOptions struct {
+	// Props reach the tables' file IO (S3Props for an s3:// lake).
+	Props iceberg.Properties
+	// PasswordFile holds the password of a postgres:// catalog's user:
+	// the file's content, a final line break ignored. Empty: libpq's
+	// environment, $PGPASSWORD or a password file ($PGPASSFILE,
+	// ~/.pgpass). Ignored by other catalogs.
+	PasswordFile string
+}
+
 // OpenCatalog opens an Iceberg catalog by URI:
 //
-//	sqlite:///abs/path.db   iceberg-go's SQL catalog on SQLite, for one machine
+//	sqlite:///abs/path.db                       iceberg-go's SQL catalog on SQLite, for one machine
+//	postgres://user@host:port/db?sslmode=mode   iceberg-go's SQL catalog on PostgreSQL, for a cluster
 //
-// props reach the tables' file IO (S3Props for an s3:// lake). The
-// catalog's own tables are created when missing.
-func OpenCatalog(ctx context.Context, uri string, props iceberg.Properties) (catalog.Catalog, error) {
+// A postgres:// URI is libpq's (postgresql:// too): its other parameters
+// are libpq's or the server's, such as search_path=schema for a catalog
+// in a schema of its own. It never carries the password, which would be
+// shown wherever the URI is (logs, errors, process lists): one with a
+// password is refused (an error matching secret.ErrInAddress that does
+// not show it), and the password comes from opts.PasswordFile or libpq's
+// environment. sslmode=verify-full checks the server's certificate
+// against $PGSSLROOTCERT or sslrootcert=file; the local stack's server
+// takes sslmode=disable on 127.0.0.1.
+//
+// The catalog's own tables are created when missing.
+func OpenCatalog(ctx context.Context, uri string, opts CatalogOptions) (catalog.Catalog, error) {
 	scheme, rest, ok := strings.Cut(uri, "://")
 	if !ok {
-		return nil, fmt.Errorf("%w: %q: want sqlite:///path", ErrBadCatalogURI, uri)
+		return nil, fmt.Errorf("%w: %q: want sqlite:///path or postgres://user@host:port/db", ErrBadCatalogURI, DisplayCatalogURI(uri))
 	}
 	switch scheme {
 	case "sqlite":
@@ -103,14 +127,16 @@ func OpenCatalog(ctx context.Context, uri string, props iceberg.Properties) (cat
 		if err != nil {
 			return nil, fmt.Errorf("icetable: catalog %s: %w", uri, err)
 		}
-		cat, err := sqlcat.NewCatalog(CatalogName, db, sqlcat.SQLite, props)
+		cat, err := sqlcat.NewCatalog(CatalogName, db, sqlcat.SQLite, opts.Props)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("icetable: catalog %s: %w", uri, err)
 		}
-		return &sqliteCatalog{Catalog: cat, db: db}, nil
+		return &sqlCatalog{Catalog: cat, db: db}, nil
+	case "postgres", "postgresql":
+		return openPostgres(ctx, uri, opts)
 	}
-	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want sqlite)", ErrBadCatalogURI, uri, scheme)
+	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want sqlite or postgres)", ErrBadCatalogURI, DisplayCatalogURI(uri), scheme)
 }
 
 // CatalogExists reports whether the catalog at uri may hold tables: an
@@ -124,13 +150,93 @@ func CatalogExists(uri string) bool {
 	return true
 }
 
-// sqliteCatalog closes the database it opened.
-type sqliteCatalog struct {
+// pgCatalogAttempts bounds how often OpenCatalog creates a PostgreSQL
+// catalog's tables: processes that start together on a new database race
+// to create them, and PostgreSQL fails all but one CREATE TABLE IF NOT
+// EXISTS of a race.
+const pgCatalogAttempts = 5
+
+func openPostgres(ctx context.Context, uri string, opts CatalogOptions) (catalog.Catalog, error) {
+	shown := DisplayCatalogURI(uri)
+	u, err := url.Parse(uri)
+	if err != nil {
+		// url's errors quote the URI: not this one.
+		return nil, fmt.Errorf("%w: %s: not a URI", ErrBadCatalogURI, shown)
+	}
+	if _, set := u.User.Password(); set || u.Query().Has("password") {
+		return nil, fmt.Errorf("%w: %w: the postgres:// catalog URI carries a password: give it in a file (--catalog-password-file, $CLICKSTREAM_CATALOG_PASSWORD_FILE) or $PGPASSWORD",
+			ErrBadCatalogURI, secret.ErrInAddress)
+	}
+	if u.User.Username() == "" || u.Hostname() == "" || strings.Trim(u.Path, "/") == "" || strings.Contains(strings.Trim(u.Path, "/"), "/") {
+		return nil, fmt.Errorf("%w: %s: want postgres://user@host:port/database", ErrBadCatalogURI, shown)
+	}
+	cfg, err := pgx.ParseConfig(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadCatalogURI, shown, err)
+	}
+	if opts.PasswordFile != "" {
+		pw, err := readPassword(opts.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("icetable: catalog %s: %w", shown, err)
+		}
+		cfg.Password = pw.Reveal()
+	}
+	db := stdlib.OpenDB(*cfg)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("icetable: catalog %s: %w", shown, err)
+	}
+	for attempt := 0; ; attempt++ {
+		cat, err := sqlcat.NewCatalog(CatalogName, db, sqlcat.Postgres, opts.Props)
+		if err == nil {
+			return &sqlCatalog{Catalog: cat, db: db}, nil
+		}
+		if attempt+1 == pgCatalogAttempts {
+			db.Close()
+			return nil, fmt.Errorf("icetable: catalog %s: %w", shown, err)
+		}
+		if err := sleepCtx(ctx, backoff(attempt)); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+}
+
+// readPassword reads a password file: its content, without a final line
+// break.
+func readPassword(file string) (secret.Secret, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("password file %s is empty", file)
+	}
+	return secret.Secret(pw), nil
+}
+
+// DisplayCatalogURI returns what logs and errors show of a catalog URI:
+// the URI without user and parameters.
+func DisplayCatalogURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme == "" || !strings.Contains(uri, "://") {
+		if strings.ContainsAny(uri, "@?#") {
+			return schemeOf(uri) + "…"
+		}
+		return uri
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// sqlCatalog closes the database it opened.
+type sqlCatalog struct {
 	*sqlcat.Catalog
 	db *sql.DB
 }
 
-func (c *sqliteCatalog) Close() error { return errors.Join(c.Catalog.Close(), c.db.Close()) }
+func (c *sqlCatalog) Close() error { return errors.Join(c.Catalog.Close(), c.db.Close()) }
 
 // Closer is what OpenCatalog's catalogs implement to release their
 // connections.

@@ -95,7 +95,7 @@ func TestCompactWithConcurrentIngest(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	ingestCat := openCatalog(t, l.store) // a process of its own would have its own
+	ingestCat := l.open(t) // a process of its own would have its own
 	wg.Go(func() {
 		rng := rand.New(rand.NewPCG(11, 12))
 		for seq := uint64(1); ; seq++ {

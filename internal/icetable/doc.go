@@ -37,7 +37,33 @@
 //
 // # Catalogs
 //
-// OpenCatalog opens iceberg-go's SQL catalog. A file:// lake has an
-// embedded default, an SQLite database at its root (DefaultCatalogURI);
-// a lake shared between machines needs a shared catalog.
+// OpenCatalog opens iceberg-go's SQL catalog, on one of two databases:
+//
+//   - SQLite, sqlite:///abs/path.db, for one machine. A file:// lake has
+//     one by default, at its root (DefaultCatalogURI).
+//   - PostgreSQL, postgres://user@host:port/db?sslmode=verify-full, for a
+//     cluster: a lake shared between machines needs a catalog they share,
+//     and every ingest process and the coordinator commit to it. A commit
+//     replaces the table's metadata location only if it is still the one
+//     the commit started from (an UPDATE … WHERE metadata_location = old),
+//     so concurrent publishers lose races and redo, never overwrite.
+//     The URI carries no password: OpenCatalog refuses one that does,
+//     without showing it, and takes the password from
+//     CatalogOptions.PasswordFile (the commands' --catalog-password-file,
+//     $CLICKSTREAM_CATALOG_PASSWORD_FILE) or libpq's $PGPASSWORD and
+//     ~/.pgpass. Other parameters are libpq's: search_path=schema keeps a
+//     catalog in a schema of its own (the tests each make one).
+//
+// The local stack runs a PostgreSQL for the catalog (deploy/local/stack.sh
+// up pg) and writes $CLICKSTREAM_CATALOG_URI and
+// $CLICKSTREAM_CATALOG_PASSWORD_FILE to its env file:
+//
+//	cat, err := icetable.OpenCatalog(ctx, os.Getenv("CLICKSTREAM_CATALOG_URI"), icetable.CatalogOptions{
+//		Props:        icetable.S3Props(s3),
+//		PasswordFile: os.Getenv("CLICKSTREAM_CATALOG_PASSWORD_FILE"),
+//	})
+//	if err != nil { … }
+//	defer icetable.Close(cat)
+//	if _, err := icetable.EnsureEvents(ctx, cat, store, buckets); err != nil { … }
+//	p, err := icetable.Publish(ctx, cat, store)
 package icetable

@@ -2,10 +2,13 @@ package icetable_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,43 +18,74 @@ import (
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/icetable/icetabletest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/secret"
 )
 
 const testBuckets = 4
 
-// testLake is a file lake with its catalog and events table.
+// catalogs are the catalogs the publication tests run against: SQLite,
+// a file lake's default, and PostgreSQL, a cluster's (the local stack's).
+var catalogs = []string{"sqlite", "postgres"}
+
+// forEachCatalog runs test once per catalog, in a subtest named for it.
+func forEachCatalog(t *testing.T, test func(t *testing.T, kind string)) {
+	t.Helper()
+	for _, kind := range catalogs {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
+}
+
+// testLake is a lake with its catalog and events table.
 type testLake struct {
 	store lake.Store
 	cat   catalog.Catalog
+	uri   string // the catalog's
+	opts  icetable.CatalogOptions
 }
 
-func newTestLake(t testing.TB) *testLake { return newTestLakeOn(t, laketest.NewFile(t)) }
+func newTestLake(t testing.TB) *testLake { return newTestLakeOn(t, laketest.NewFile(t), "sqlite") }
 
-func newTestLakeOn(t testing.TB, store lake.Store) *testLake {
+// newTestLakeOn makes store a lake with a catalog of kind of its own: for
+// SQLite, the default one of a file lake, or one in a temporary folder
+// for an S3 lake; for PostgreSQL, a schema of the stack's catalog database
+// (icetabletest.Postgres).
+func newTestLakeOn(t testing.TB, store lake.Store, kind string) *testLake {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := lake.EnsureMeta(ctx, store, testBuckets); err != nil {
 		t.Fatal(err)
 	}
-	return &testLake{store: store, cat: openCatalog(t, store)}
+	l := &testLake{store: store}
+	switch kind {
+	case "sqlite":
+		uri, err := icetable.DefaultCatalogURI(store.URI())
+		if err != nil {
+			uri = "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
+		}
+		l.uri = uri
+	case "postgres":
+		l.uri, l.opts = icetabletest.Postgres(t)
+	default:
+		t.Fatalf("no catalog %q", kind)
+	}
+	l.opts.Props = icetable.S3Props(laketest.S3Options())
+	l.cat = l.open(t)
+	return l
 }
 
-// openCatalog opens the lake's catalog: the default one of a file lake,
-// an SQLite one in a temporary folder for an S3 lake.
-func openCatalog(t testing.TB, store lake.Store) catalog.Catalog {
+// open opens the lake's catalog, a connection of its own as another
+// process would have, and ensures the events table.
+func (l *testLake) open(t testing.TB) catalog.Catalog {
 	t.Helper()
-	uri, err := icetable.DefaultCatalogURI(store.URI())
-	if err != nil {
-		uri = "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
-	}
-	cat, err := icetable.OpenCatalog(context.Background(), uri, icetable.S3Props(laketest.S3Options()))
+	cat, err := icetable.OpenCatalog(context.Background(), l.uri, l.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { icetable.Close(cat) })
-	if _, err := icetable.EnsureEvents(context.Background(), cat, store, testBuckets); err != nil {
+	if _, err := icetable.EnsureEvents(context.Background(), cat, l.store, testBuckets); err != nil {
 		t.Fatal(err)
 	}
 	return cat
@@ -154,13 +188,17 @@ func equalFiles(t *testing.T, got, want map[string]int64) {
 }
 
 func TestPublishExactlyOnce(t *testing.T) {
-	t.Run("file", func(t *testing.T) { testPublishExactlyOnce(t, laketest.NewFile(t)) })
-	t.Run("s3", func(t *testing.T) { testPublishExactlyOnce(t, laketest.NewS3(t)) })
+	t.Run("file", func(t *testing.T) {
+		forEachCatalog(t, func(t *testing.T, kind string) { testPublishExactlyOnce(t, laketest.NewFile(t), kind) })
+	})
+	t.Run("s3", func(t *testing.T) {
+		forEachCatalog(t, func(t *testing.T, kind string) { testPublishExactlyOnce(t, laketest.NewS3(t), kind) })
+	})
 }
 
-func testPublishExactlyOnce(t *testing.T, store lake.Store) {
+func testPublishExactlyOnce(t *testing.T, store lake.Store, kind string) {
 	ctx := context.Background()
-	l := newTestLakeOn(t, store)
+	l := newTestLakeOn(t, store, kind)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want int64
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -225,13 +263,15 @@ func TestPublishStopsAtGap(t *testing.T) {
 // TestConcurrentPublishers: publishers racing, each with its own catalog
 // connection as separate processes would have, while commits land, add
 // every commit exactly once.
-func TestConcurrentPublishers(t *testing.T) {
+func TestConcurrentPublishers(t *testing.T) { forEachCatalog(t, testConcurrentPublishers) }
+
+func testConcurrentPublishers(t *testing.T, kind string) {
 	ctx := context.Background()
-	l := newTestLake(t)
+	l := newTestLakeOn(t, laketest.NewFile(t), kind)
 	const publishers, commits = 4, 12
 	cats := make([]catalog.Catalog, publishers)
 	for i := range cats {
-		cats[i] = openCatalog(t, l.store)
+		cats[i] = l.open(t)
 	}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -295,9 +335,81 @@ func TestCatalogURIs(t *testing.T) {
 	if _, err := icetable.DefaultCatalogURI("s3://bucket/lake"); err == nil {
 		t.Error("an s3 lake got an embedded catalog")
 	}
-	for _, bad := range []string{"sqlite://rel/path.db", "sqlite:///a/../b.db", "mysql://x", "nothing"} {
-		if _, err := icetable.OpenCatalog(context.Background(), bad, nil); err == nil {
-			t.Errorf("OpenCatalog(%q) succeeded", bad)
+	for _, bad := range []string{"sqlite://rel/path.db", "sqlite:///a/../b.db", "mysql://x", "nothing",
+		"postgres://h:5432/db", "postgres://u@h:5432/", "postgres://u@/db", "postgres://u@h/db/more"} {
+		if _, err := icetable.OpenCatalog(context.Background(), bad, icetable.CatalogOptions{}); !errors.Is(err, icetable.ErrBadCatalogURI) {
+			t.Errorf("OpenCatalog(%q): %v, want ErrBadCatalogURI", bad, err)
+		}
+	}
+	// A password in the URI is refused, and the error does not show it.
+	for _, withPassword := range []string{"postgres://u:hunter2@h:5432/db", "postgresql://u@h/db?sslmode=disable&password=hunter2",
+		"postgres://u:hunter2@h:5432/db?sslmode=%zz"} {
+		_, err := icetable.OpenCatalog(context.Background(), withPassword, icetable.CatalogOptions{})
+		if !errors.Is(err, icetable.ErrBadCatalogURI) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("OpenCatalog(%q): %v, want ErrBadCatalogURI, no password", withPassword, err)
+		}
+		if _, parses := url.Parse(withPassword); parses == nil && !errors.Is(err, secret.ErrInAddress) {
+			t.Errorf("OpenCatalog(%q): %v, want secret.ErrInAddress", withPassword, err)
+		}
+	}
+	for uri, want := range map[string]string{
+		"sqlite:///lake/_catalog.db":                              "sqlite:///lake/_catalog.db",
+		"postgres://u@h:5432/db?sslmode=disable&search_path=s":    "postgres://h:5432/db",
+		"postgres://u:hunter2@h:5432/db":                          "postgres://h:5432/db",
+		"u:hunter2@h":                                             "bare…",
+		"postgres://u:hunter2@h:5432/db?sslmode=%zz&x=y":          "postgres://h:5432/db",
+		"postgres://u:hunter2@h:5432/db?sslmode=disable#fragment": "postgres://h:5432/db",
+	} {
+		if got := icetable.DisplayCatalogURI(uri); got != want {
+			t.Errorf("DisplayCatalogURI(%q) = %q, want %q", uri, got, want)
+		}
+	}
+}
+
+// TestPostgresCatalogPassword: the password comes from the file; a wrong
+// one fails, and no error shows it.
+func TestPostgresCatalogPassword(t *testing.T) {
+	uri, opts := icetabletest.Postgres(t)
+	wrong := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(wrong, []byte("not-the-password-7f3a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := icetable.OpenCatalog(context.Background(), uri, icetable.CatalogOptions{PasswordFile: wrong})
+	if err == nil || strings.Contains(err.Error(), "not-the-password-7f3a") {
+		t.Errorf("a wrong password: %v, want an error that does not show it", err)
+	}
+	if _, err := icetable.OpenCatalog(context.Background(), uri, icetable.CatalogOptions{PasswordFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("a missing password file: no error")
+	}
+	cat, err := icetable.OpenCatalog(context.Background(), uri, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := icetable.Close(cat); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPostgresCatalogsStartTogether: processes that open a new PostgreSQL
+// catalog at once, racing to create its tables, all open it.
+func TestPostgresCatalogsStartTogether(t *testing.T) {
+	uri, opts := icetabletest.Postgres(t)
+	const processes = 6
+	var wg sync.WaitGroup
+	errs := make([]error, processes)
+	for i := range processes {
+		wg.Go(func() {
+			cat, err := icetable.OpenCatalog(context.Background(), uri, opts)
+			if err == nil {
+				err = icetable.Close(cat)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("catalog %d: %v", i, err)
 		}
 	}
 }
