@@ -37,8 +37,8 @@ def main():
     catalog = SqlCatalog("clickstream", uri=uri, **s3)
     events = catalog.load_table("clickstream.events")
     n = events.scan(selected_fields=("user_id",)).to_arrow().num_rows
-    print(f"  pyiceberg: clickstream.events holds {n} events in {len(events.inspect.files())} files; "
-          f"partitioned by {events.spec()}")
+    spec = ", ".join(f"{f.transform}({events.schema().find_column_name(f.source_id)})" for f in events.spec().fields)
+    print(f"  pyiceberg: clickstream.events holds {n} events in {len(events.inspect.files())} files, partitioned by {spec}")
 
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     for ext, module in (("avro", duckdb_extension_avro), ("httpfs", duckdb_extension_httpfs),
