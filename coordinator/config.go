@@ -137,9 +137,20 @@ type Config struct {
 	// Publishers publish each succeeded job's result, in order; their
 	// outcomes are recorded in the job status.
 	Publishers []Publisher `json:"-"`
+	// Planner lists the files a job reads; nil: the lake's manifests.
+	Planner FilePlanner `json:"-"`
 	// Maintenance is work the leader does periodically, e.g. compacting
 	// the lake's Iceberg table.
 	Maintenance []Maintenance `json:"-"`
+}
+
+// FilePlanner lists the data files of a lake that a job over [from, to)
+// reads (the look-ahead included): per user bucket, sorted by key, each
+// with the size and event count it was committed with, and the snapshot of
+// a table they are from (recorded in the plan). ok false: the lake has no
+// such table, and the job is planned from the lake's manifests.
+type FilePlanner interface {
+	PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time) (files map[int][]lake.DataFile, snapshot int64, ok bool, err error)
 }
 
 // Maintenance is a periodic task of the leader: Run every Every while the

@@ -105,17 +105,34 @@ func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, erro
 	if err != nil {
 		return nil, fmt.Errorf("lake: %w", err)
 	}
-	snap, err := lake.ReadSnapshot(ctx, src)
-	if err != nil {
-		return nil, fmt.Errorf("read the lake's manifests: %w", err)
+	from, to := rec.Spec.From, rec.Spec.To.Add(rec.Spec.SessionTimeout)
+	var (
+		files     map[int][]lake.DataFile
+		snapshot  int64
+		fromTable bool
+	)
+	if c.cfg.Planner != nil {
+		if files, snapshot, fromTable, err = c.cfg.Planner.PlanFiles(ctx, rec.Spec.Lake, src, from, to); err != nil {
+			return nil, fmt.Errorf("plan from the lake's table: %w", err)
+		}
 	}
-	files := snap.FilesFor(rec.Spec.From, rec.Spec.To.Add(rec.Spec.SessionTimeout))
+	meta, err := lake.ReadMeta(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if !fromTable {
+		snap, err := lake.ReadSnapshot(ctx, src)
+		if err != nil {
+			return nil, fmt.Errorf("read the lake's manifests: %w", err)
+		}
+		files = snap.FilesFor(from, to)
+	}
 	buckets := make([]int, 0, len(files))
 	for b := range files {
 		buckets = append(buckets, b)
 	}
 	sort.Ints(buckets)
-	p := &plan{Version: planVersion, Job: rec.ID, Lake: rec.Spec.Lake, Buckets: snap.Meta.Buckets}
+	p := &plan{Version: planVersion, Job: rec.ID, Lake: rec.Spec.Lake, Buckets: meta.Buckets, Snapshot: snapshot}
 	for i, b := range buckets {
 		pt := planTask{Task: i, Bucket: b}
 		for _, f := range files[b] {

@@ -185,11 +185,14 @@ type leaseRecord struct {
 // the output store (results.JobPrefix + "plan.json"), so that etcd holds
 // only small, changing state.
 type plan struct {
-	Version int        `json:"version"`
-	Job     string     `json:"job"`
-	Lake    string     `json:"lake"`
-	Buckets int        `json:"buckets"`
-	Tasks   []planTask `json:"tasks"`
+	Version int    `json:"version"`
+	Job     string `json:"job"`
+	Lake    string `json:"lake"`
+	Buckets int    `json:"buckets"`
+	// Snapshot is the Iceberg events table snapshot the plan lists the
+	// files of (Config.Planner); 0: the lake's manifests.
+	Snapshot int64      `json:"events_snapshot,omitempty"`
+	Tasks    []planTask `json:"tasks"`
 }
 
 type planTask struct {

@@ -38,6 +38,8 @@ func newCoordinatorCmd() *cobra.Command {
 			// first, then to the index.
 			if catalogURI != icetable.NoCatalog {
 				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3})
+				// Jobs read the lake's events table where it has one.
+				cfg.Planner = icetable.TablePlanner{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3}
 				if catalogURI == "" {
 					slog.Info("results of file:// lakes go to each lake's Iceberg aggregates table; other lakes' need --catalog")
 				}

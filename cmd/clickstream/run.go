@@ -76,6 +76,7 @@ func newRunCmd() *cobra.Command {
 			if catalogURI != icetable.NoCatalog {
 				lcc.Coordinator = func(c *coordinator.Config) {
 					c.Publishers = append(c.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: s3})
+					c.Planner = icetable.TablePlanner{Catalog: catalogURI, PasswordFile: catalogPW, S3: s3}
 				}
 			}
 			lc, err := startLocalCluster(ctx, lcc)

@@ -1,0 +1,114 @@
+package icetable
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/dataco/clickstream/internal/lake"
+)
+
+// TablePlanner plans jobs from a lake's events table instead of its
+// manifests (a coordinator.FilePlanner): it first publishes what the table
+// does not hold yet, so the plan covers every lake commit made before it,
+// then lets the table's metadata prune by hour and by the files' ts
+// bounds, and names the snapshot it read. Compacted files replace the
+// small ones they were made from. A lake without a table is planned from
+// its manifests.
+type TablePlanner struct {
+	// Catalog and PasswordFile: as ResultPublisher's.
+	Catalog, PasswordFile string
+	S3                    lake.S3Options
+}
+
+// PlanFiles returns, per user bucket, the events table's files whose
+// events may lie in [from, to), and the snapshot they are from; ok is
+// false if the lake has no events table (plan from the manifests).
+func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time) (files map[int][]lake.DataFile, snapshot int64, ok bool, err error) {
+	catURI := p.Catalog
+	if catURI == "" {
+		if catURI, err = DefaultCatalogURI(lakeURI); err != nil {
+			return nil, 0, false, nil
+		}
+	}
+	if catURI == NoCatalog || !CatalogExists(catURI) {
+		return nil, 0, false, nil
+	}
+	cat, err := OpenCatalog(ctx, catURI, CatalogOptions{Props: S3Props(p.S3), PasswordFile: p.PasswordFile})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer Close(cat)
+	if exists, err := cat.CheckTableExists(ctx, Ident(EventsTable)); err != nil || !exists {
+		return nil, 0, false, err
+	}
+	if _, err := Publish(ctx, cat, src); err != nil {
+		return nil, 0, false, fmt.Errorf("icetable: plan: publish the lake's last commits: %w", err)
+	}
+	tbl, err := cat.LoadTable(ctx, Ident(EventsTable))
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("icetable: plan: %w", err)
+	}
+	s := tbl.CurrentSnapshot()
+	if s == nil {
+		return map[int][]lake.DataFile{}, 0, true, nil
+	}
+	files, err = tableFiles(ctx, tbl, src, s.SnapshotID, from, to)
+	return files, s.SnapshotID, err == nil, err
+}
+
+// tableFiles lists the files of a snapshot of the events table whose
+// events may lie in [from, to), per bucket, sorted by key.
+func tableFiles(ctx context.Context, tbl *table.Table, src lake.Store, snapshot int64, from, to time.Time) (map[int][]lake.DataFile, error) {
+	sf, err := partitionFields(tbl.Spec())
+	if err != nil {
+		return nil, err
+	}
+	filter := iceberg.NewAnd(
+		iceberg.GreaterThanEqual(iceberg.Reference("ts"), iceberg.Timestamp(from.UnixMicro())),
+		iceberg.LessThan(iceberg.Reference("ts"), iceberg.Timestamp(to.UnixMicro())))
+	tasks, err := tbl.Scan(table.WithSnapshotID(snapshot), table.WithRowFilter(filter)).PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("icetable: plan: %w", err)
+	}
+	root := strings.TrimSuffix(src.URI(), "/") + "/"
+	out := map[int][]lake.DataFile{}
+	seen := map[string]bool{}
+	for _, t := range tasks {
+		f := t.File
+		if seen[f.FilePath()] {
+			continue // a file split into several tasks
+		}
+		seen[f.FilePath()] = true
+		key, ok := strings.CutPrefix(f.FilePath(), root)
+		if !ok {
+			return nil, fmt.Errorf("icetable: plan: table file %s is not in the lake %s", f.FilePath(), src.URI())
+		}
+		part := f.Partition()
+		hour, ok1 := part[sf.hour].(int32)
+		bucket, ok2 := part[sf.bucket].(int32)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("icetable: plan: file %s has partition %v", key, part)
+		}
+		h := time.Unix(int64(hour)*3600, 0).UTC()
+		lo, hi := h.UnixMilli(), h.Add(time.Hour).UnixMilli()-1
+		if b, ok := f.LowerBoundValues()[FieldTs]; ok && len(b) == 8 {
+			lo = int64(binary.LittleEndian.Uint64(b)) / 1000
+		}
+		if b, ok := f.UpperBoundValues()[FieldTs]; ok && len(b) == 8 {
+			hi = int64(binary.LittleEndian.Uint64(b)) / 1000
+		}
+		out[int(bucket)] = append(out[int(bucket)], lake.DataFile{Key: key, Bucket: int(bucket), Hour: h.Format(lake.HourFormat),
+			Events: f.Count(), Bytes: f.FileSizeBytes(), MinTs: lo, MaxTs: hi})
+	}
+	for b := range out {
+		slices.SortFunc(out[b], func(x, y lake.DataFile) int { return strings.Compare(x.Key, y.Key) })
+	}
+	return out, nil
+}
