@@ -124,8 +124,27 @@ func newCancelCmd() *cobra.Command {
 // waitJob follows a job with a progress display on stderr, prints its
 // summary on stdout, and returns an error unless it succeeded.
 func waitJob(ctx context.Context, c *coordinator.Client, id string, stdout, stderr io.Writer) error {
+	return waitJobThen(ctx, c, id, stdout, stderr, false)
+}
+
+// publishedPoll is how often waitJobThen asks whether a succeeded job's
+// publications are done.
+const publishedPoll = 100 * time.Millisecond
+
+// waitJobThen is waitJob; with published, it also waits for a succeeded
+// job's publications (the Iceberg table, the index) to finish, so that
+// what the summary reports is in place when the command returns.
+func waitJobThen(ctx context.Context, c *coordinator.Client, id string, stdout, stderr io.Writer, published bool) error {
 	p := coordinator.NewProgress(stderr, isTerminal(stderr))
 	j, err := c.Wait(ctx, id, p.Update)
+	for err == nil && published && j.GetState() == pb.JobState_JOB_STATE_SUCCEEDED && j.GetIndexerStatus() == "pending" {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(publishedPoll):
+			j, err = c.Get(ctx, id)
+		}
+	}
 	p.Done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -94,7 +94,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(stderr, "job %s: %d workers on an embedded cluster\n", j.GetId(), workers)
-			return waitJob(ctx, c, j.GetId(), stdout, stderr)
+			return waitJobThen(ctx, c, j.GetId(), stdout, stderr, true)
 		},
 	}
 	fs := cmd.Flags()
