@@ -285,7 +285,7 @@ func (c *testCluster) coordinator(extra ...string) (*proc, string) {
 func (c *testCluster) coordinatorEnv(env []string, extra ...string) (*proc, string) {
 	addr := freeAddr(c.t)
 	args := append([]string{"coordinator", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", addr,
-		"--lake", lakeURI(c.t), "--worker-ttl", "2s", "--leader-ttl", "2s"}, extra...)
+		"--lake", lakeURI(c.t), "--worker-ttl", "2s", "--leader-ttl", "2s", "--http-listen", "127.0.0.1:0"}, extra...)
 	return c.startEnv("coordinator "+addr, env, args...), addr
 }
 
