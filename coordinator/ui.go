@@ -131,6 +131,10 @@ func (u uiCluster) Job(ctx context.Context, id string, maxTasks int) (*ui.JobDet
 			running[n] = append(running[n], ui.Attempt{N: l.Attempt, Worker: l.Worker, Backup: l.Backup, Started: l.Started, Outcome: "running"})
 		}
 	}
+	if terminal(rec.State) && len(recs) == 0 {
+		d.TasksCleaned = true // deleted with the job's leftovers
+		return d, nil
+	}
 	total := rec.Tasks
 	d.MoreTasks = total > maxTasks
 	for n := range min(total, maxTasks) {

@@ -79,6 +79,9 @@ type JobDetail struct {
 	Tasks []Task `json:"tasks"`
 	// MoreTasks: the job has tasks beyond Tasks.
 	MoreTasks bool `json:"more_tasks,omitempty"`
+	// TasksCleaned: the job has finished and its task records are gone
+	// (only its final counters remain); Tasks is empty.
+	TasksCleaned bool `json:"tasks_cleaned,omitempty"`
 }
 
 // Task is one task of a job.

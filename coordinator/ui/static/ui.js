@@ -32,14 +32,7 @@
         show(false, "stale: " + e.message);
       })
       .then(function () {
-        if (!document.hidden) {
-          setTimeout(tick, every);
-        } else {
-          document.addEventListener("visibilitychange", function again() {
-            document.removeEventListener("visibilitychange", again);
-            tick();
-          });
-        }
+        setTimeout(tick, every);
       });
   }
   setTimeout(tick, every);
