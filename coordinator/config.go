@@ -18,10 +18,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen       = "127.0.0.1:7400"
+	DefaultListen = "127.0.0.1:7400"
 	// DefaultHTTPListen is the address of the web UI (and /metrics,
 	// /healthz, /readyz).
-	DefaultHTTPListen = "127.0.0.1:7480"
+	DefaultHTTPListen   = "127.0.0.1:7480"
 	DefaultEtcdListen   = "127.0.0.1:2379"
 	DefaultDataDir      = "clickstream-etcd"
 	DefaultMaxAttempts  = 3

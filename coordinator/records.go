@@ -2,10 +2,10 @@ package coordinator
 
 import (
 	"crypto/sha256"
-	"slices"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 

@@ -117,6 +117,7 @@ type timelineBar struct {
 	X, W  float64
 	Class string // outcome
 	Title string
+	Label string // the worker, on bars wide enough for it
 }
 
 type timelineTick struct {
@@ -188,7 +189,11 @@ func newJobView(d *JobDetail, now time.Time) *jobView {
 			if a.Backup {
 				title += " (backup)"
 			}
-			row.Bars = append(row.Bars, timelineBar{X: x0, W: max(2, x1-x0), Class: class, Title: title})
+			bar := timelineBar{X: x0, W: max(2, x1-x0), Class: class, Title: title}
+			if bar.W >= float64(8*len(a.Worker)+8) {
+				bar.Label = a.Worker
+			}
+			row.Bars = append(row.Bars, bar)
 		}
 		tl.Rows = append(tl.Rows, row)
 	}
