@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,13 +29,27 @@ const (
 	uiHeartbeats = 200
 )
 
+// uiIngestTTL is how long the ingest page's reading of the lake serves
+// again: pages poll every second, and the lake need not be read as often.
+const uiIngestTTL = 5 * time.Second
+
 // uiCluster implements ui.Cluster for a coordinator.
-type uiCluster struct{ c *Coordinator }
+type uiCluster struct {
+	c      *Coordinator
+	ingest *ingestCache // nil: the lake is read on every request
+}
+
+// ingestCache keeps the last reading of the lake's watermark records.
+type ingestCache struct {
+	mu  sync.Mutex // held while reading: one reading at a time
+	at  time.Time
+	val *ui.Ingest
+}
 
 // UI returns the coordinator's web UI handler (package ui); Run serves it
 // on the coordinator's HTTP listener.
 func (c *Coordinator) UI() (*ui.Handler, error) {
-	return ui.New(uiCluster{c}, ui.Options{TLS: c.tls, Logger: c.logger.With("component", "ui")})
+	return ui.New(uiCluster{c: c, ingest: &ingestCache{}}, ui.Options{TLS: c.tls, Logger: c.logger.With("component", "ui")})
 }
 
 func (u uiCluster) Jobs(ctx context.Context, limit int, before string) ([]ui.Job, bool, error) {
@@ -42,7 +57,7 @@ func (u uiCluster) Jobs(ctx context.Context, limit int, before string) ([]ui.Job
 	opts := []clientv3.OpOption{clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit))}
 	if before != "" {
 		if err := cluster.ValidateID("job", before); err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("%w: %w", ui.ErrInvalid, err)
 		}
 		opts = append(opts, clientv3.WithRange(c.keys.Job(before))) // keys below it
 	} else {
@@ -235,10 +250,28 @@ func (u uiCluster) Schedule(ctx context.Context, limit int) (*ui.Schedule, error
 }
 
 func (u uiCluster) Ingest(ctx context.Context) (*ui.Ingest, error) {
-	c := u.c
-	if c.cfg.Lake == "" {
+	if u.c.cfg.Lake == "" {
 		return nil, nil
 	}
+	if u.ingest == nil {
+		return u.readIngest(ctx)
+	}
+	u.ingest.mu.Lock()
+	defer u.ingest.mu.Unlock()
+	if u.ingest.val != nil && time.Since(u.ingest.at) < uiIngestTTL {
+		return u.ingest.val, nil
+	}
+	val, err := u.readIngest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.ingest.val, u.ingest.at = val, time.Now()
+	return val, nil
+}
+
+// readIngest reads the watermark records of the coordinator's lake.
+func (u uiCluster) readIngest(ctx context.Context) (*ui.Ingest, error) {
+	c := u.c
 	store, err := c.store(ctx, c.cfg.Lake)
 	if err != nil {
 		return nil, err

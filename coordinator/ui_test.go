@@ -21,7 +21,7 @@ func TestUICluster(t *testing.T) {
 	h := newHarness(t, 4, 50, 2000)
 	c := h.coordinator(nil)
 	cl := h.client(c)
-	u := uiCluster{c}
+	u := uiCluster{c: c}
 	ctx := context.Background()
 
 	w1 := h.worker("w1", 8, hang)
@@ -156,7 +156,7 @@ func TestUISchedule(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := uiCluster{c}.Schedule(ctx, 2)
+	s, err := uiCluster{c: c}.Schedule(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

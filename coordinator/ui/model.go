@@ -26,8 +26,14 @@ type Cluster interface {
 	Ingest(ctx context.Context) (*Ingest, error)
 }
 
-// ErrNotFound is matched by the error of Cluster.Job for an unknown job.
-var ErrNotFound = errors.New("ui: not found")
+// Errors a Cluster's methods may wrap: the pages answer 404 and 400.
+var (
+	// ErrNotFound: no such job.
+	ErrNotFound = errors.New("ui: not found")
+	// ErrInvalid: a request's parameter (a job id, a page's cursor) is
+	// malformed.
+	ErrInvalid = errors.New("ui: invalid request")
+)
 
 // Job is one job as its record and its tasks' records show it.
 type Job struct {

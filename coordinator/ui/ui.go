@@ -167,6 +167,8 @@ func (h *Handler) failed(err error) (int, string) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, err.Error()
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "the cluster did not answer in time; retrying"
 	}
@@ -179,7 +181,7 @@ func (h *Handler) pageOf(r *http.Request, title, nav string, err error, data any
 	status := http.StatusOK
 	if err != nil {
 		status, p.Error = h.failed(err)
-		if r.URL.Query().Get("fragment") != "" && status != http.StatusNotFound {
+		if r.URL.Query().Get("fragment") != "" && status == http.StatusServiceUnavailable {
 			status = http.StatusOK // the page keeps polling and shows why
 		}
 	}
@@ -197,7 +199,7 @@ func listParams(r *http.Request) (limit int, before string, err error) {
 	limit = DefaultJobs
 	if s := r.URL.Query().Get("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > MaxJobs {
-			return 0, "", fmt.Errorf("limit %q: want 1 to %d", s, MaxJobs)
+			return 0, "", fmt.Errorf("%w: limit %q: want 1 to %d", ErrInvalid, s, MaxJobs)
 		}
 	}
 	return limit, r.URL.Query().Get("before"), nil
@@ -206,7 +208,7 @@ func listParams(r *http.Request) (limit int, before string, err error) {
 func (h *Handler) readJobs(ctx context.Context, r *http.Request) (*jobsList, error) {
 	limit, before, err := listParams(r)
 	if err != nil {
-		return nil, errBadRequest{err}
+		return nil, err
 	}
 	jobs, more, err := h.c.Jobs(ctx, limit, before)
 	if err != nil {
@@ -219,16 +221,10 @@ func (h *Handler) readJobs(ctx context.Context, r *http.Request) (*jobsList, err
 	return l, nil
 }
 
-type errBadRequest struct{ error }
-
 func (h *Handler) jobsPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	l, err := h.readJobs(ctx, r)
-	if bad := (errBadRequest{}); errors.As(err, &bad) {
-		http.Error(w, bad.Error(), http.StatusBadRequest)
-		return
-	}
 	status, p := h.pageOf(r, "Jobs", "jobs", err, l)
 	h.render(w, r, "jobs.html", status, p)
 }
@@ -278,9 +274,6 @@ func (h *Handler) api(read func(context.Context, *http.Request) (any, error)) ht
 		v, err := read(ctx, r)
 		if err != nil {
 			status, msg := h.failed(err)
-			if bad := (errBadRequest{}); errors.As(err, &bad) {
-				status, msg = http.StatusBadRequest, bad.Error()
-			}
 			writeJSON(w, status, map[string]string{"error": msg})
 			return
 		}
