@@ -30,7 +30,7 @@ on its one HTTP listener, --http-listen (default ` + coordinator.DefaultHTTPList
 CLICKSTREAM_HTTP_LISTEN), beside /metrics, /healthz and /readyz. With --tls-* the listener is
 HTTPS with the same certificates as the API, and the UI requires a client certificate of role
 viewer, operator or coordinator; without them it listens on loopback only (unless --insecure).`,
-		Args:  noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg.EtcdAuth.SecretsFromEnv(nil)
