@@ -104,7 +104,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 		"GET /api/workers":   h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Workers(ctx) }),
 		"GET /api/windows":   h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Schedule(ctx, MaxWindows) }),
 		"GET /api/ingest":    h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Ingest(ctx) }),
-		"GET /static/":       http.StripPrefix("/static/", http.FileServerFS(static)),
+		"GET /static/{file}": http.StripPrefix("/static/", http.FileServerFS(static)), // files only, no listing
 	}
 	for pattern, handler := range routes {
 		mux.Handle(pattern, h.guard(handler))
@@ -142,10 +142,10 @@ type page struct {
 // render writes the page file (whole, or its live part for ?fragment=1).
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, file string, status int, p page) {
 	p.Now, p.Refresh = h.opts.Now(), h.opts.Refresh.Milliseconds()
-	p.Live = r.URL.Path + "?fragment=1"
+	p.Live = r.URL.EscapedPath() + "?fragment=1"
 	if q := r.URL.Query(); q.Get("before") != "" || q.Get("limit") != "" {
 		q.Set("fragment", "1")
-		p.Live = r.URL.Path + "?" + q.Encode()
+		p.Live = r.URL.EscapedPath() + "?" + q.Encode()
 	}
 	name := "layout"
 	if r.URL.Query().Get("fragment") != "" {

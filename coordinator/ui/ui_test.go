@@ -130,6 +130,9 @@ func TestEscaping(t *testing.T) {
 			if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") && !strings.Contains(body, "%3cscript%3e") {
 				t.Errorf("the hostile text is not shown escaped:\n%s", body)
 			}
+			if strings.Contains(body, `data-live="/jobs/"><`) {
+				t.Errorf("the live URL is not escaped:\n%s", body)
+			}
 			if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
 				t.Errorf("Content-Security-Policy %q", csp)
 			}
@@ -173,6 +176,9 @@ func TestPages(t *testing.T) {
 	}
 	if code, body, _ := get(t, h, "/static/ui.js"); code != 200 || !strings.Contains(body, "data-live") {
 		t.Errorf("ui.js: %d", code)
+	}
+	if code, _, _ := get(t, h, "/static/"); code != http.StatusNotFound {
+		t.Errorf("/static/ lists its folder: %d", code)
 	}
 }
 
