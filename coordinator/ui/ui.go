@@ -28,6 +28,10 @@ const (
 	MaxWindows = 200
 	// requestTimeout bounds the reads of one request.
 	requestTimeout = 5 * time.Second
+	// MaxReading bounds the requests reading the cluster at once; the
+	// others wait for a turn within their timeout, so that many open pages
+	// cannot load etcd without bound.
+	MaxReading = 16
 	// DefaultRefresh is how often a page polls its live part.
 	DefaultRefresh = time.Second
 )
@@ -62,6 +66,8 @@ type Handler struct {
 	opts  Options
 	log   *slog.Logger
 	pages map[string]*template.Template
+	turns chan struct{} // MaxReading tokens
+	wait  time.Duration // longest wait for a turn
 }
 
 // The pages, by template file.
@@ -78,7 +84,7 @@ func New(c Cluster, opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{c: c, opts: opts, log: opts.Logger, pages: map[string]*template.Template{}}
+	h := &Handler{c: c, opts: opts, log: opts.Logger, pages: map[string]*template.Template{}, turns: make(chan struct{}, MaxReading), wait: requestTimeout}
 	for _, f := range pageFiles {
 		t, err := template.New(f).Funcs(h.funcs()).ParseFS(templateFS, "templates/layout.html", "templates/"+f)
 		if err != nil {
@@ -94,16 +100,16 @@ func New(c Cluster, opts Options) (*Handler, error) {
 func (h *Handler) Mount(mux *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
 	routes := map[string]http.Handler{
-		"GET /{$}":           http.HandlerFunc(h.jobsPage),
-		"GET /jobs/{id}":     http.HandlerFunc(h.jobPage),
-		"GET /workers":       http.HandlerFunc(h.workersPage),
-		"GET /windows":       http.HandlerFunc(h.windowsPage),
-		"GET /ingest":        http.HandlerFunc(h.ingestPage),
-		"GET /api/jobs":      http.HandlerFunc(h.jobsAPI),
-		"GET /api/jobs/{id}": http.HandlerFunc(h.jobAPI),
-		"GET /api/workers":   h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Workers(ctx) }),
-		"GET /api/windows":   h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Schedule(ctx, MaxWindows) }),
-		"GET /api/ingest":    h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Ingest(ctx) }),
+		"GET /{$}":           h.reading(h.jobsPage),
+		"GET /jobs/{id}":     h.reading(h.jobPage),
+		"GET /workers":       h.reading(h.workersPage),
+		"GET /windows":       h.reading(h.windowsPage),
+		"GET /ingest":        h.reading(h.ingestPage),
+		"GET /api/jobs":      h.reading(h.jobsAPI),
+		"GET /api/jobs/{id}": h.reading(h.jobAPI),
+		"GET /api/workers":   h.reading(h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Workers(ctx) })),
+		"GET /api/windows":   h.reading(h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Schedule(ctx, MaxWindows) })),
+		"GET /api/ingest":    h.reading(h.api(func(ctx context.Context, _ *http.Request) (any, error) { return h.c.Ingest(ctx) })),
 		"GET /static/{file}": http.StripPrefix("/static/", http.FileServerFS(static)), // files only, no listing
 	}
 	for pattern, handler := range routes {
@@ -126,6 +132,26 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 		hd.Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// reading runs next when one of MaxReading turns is free, waiting for one
+// for at most requestTimeout (then 503: busy).
+func (h *Handler) reading(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(h.wait)
+		defer t.Stop()
+		select {
+		case h.turns <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy: too many requests reading the cluster at once", http.StatusServiceUnavailable)
+			return
+		}
+		defer func() { <-h.turns }()
+		next(w, r)
+	}
 }
 
 // page is what a page's templates get.
@@ -267,8 +293,8 @@ func (h *Handler) ingestPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // api serves read's answer as JSON.
-func (h *Handler) api(read func(context.Context, *http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) api(read func(context.Context, *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		v, err := read(ctx, r)
@@ -278,7 +304,7 @@ func (h *Handler) api(read func(context.Context, *http.Request) (any, error)) ht
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
-	})
+	}
 }
 
 func (h *Handler) jobsAPI(w http.ResponseWriter, r *http.Request) {

@@ -282,3 +282,55 @@ func TestRoles(t *testing.T) {
 		})
 	}
 }
+
+// blockingCluster's Workers waits until release is closed.
+type blockingCluster struct {
+	fakeCluster
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingCluster) Workers(ctx context.Context) ([]Worker, error) {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestBusy: at most MaxReading requests read the cluster at once; one
+// more waits for a turn, and gets 503 when none comes in time.
+func TestBusy(t *testing.T) {
+	b := &blockingCluster{entered: make(chan struct{}, MaxReading+1), release: make(chan struct{})}
+	h, err := New(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait = 100 * time.Millisecond
+	mux := http.NewServeMux()
+	h.Mount(mux)
+	var wg sync.WaitGroup
+	for range MaxReading {
+		wg.Go(func() {
+			if code, _, _ := get(t, mux, "/api/workers"); code != http.StatusOK {
+				t.Errorf("a reading request: %d", code)
+			}
+		})
+	}
+	for range MaxReading {
+		<-b.entered
+	}
+	if code, body, _ := get(t, mux, "/workers"); code != http.StatusServiceUnavailable || !strings.Contains(body, "busy") {
+		t.Errorf("one request too many: %d %s", code, body)
+	}
+	if code, _, _ := get(t, mux, "/static/ui.css"); code != http.StatusOK {
+		t.Errorf("static files wait for no turn: %d", code)
+	}
+	close(b.release)
+	wg.Wait()
+	if code, _, _ := get(t, mux, "/api/workers"); code != http.StatusOK {
+		t.Errorf("after the others: %d", code)
+	}
+}
