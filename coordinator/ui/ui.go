@@ -198,7 +198,7 @@ func (h *Handler) failed(err error) (int, string) {
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "the cluster did not answer in time; retrying"
 	}
-	h.log.Warn("ui: read failed", "err", err)
+	h.log.Debug("ui: read failed", "err", err) // shown on the page; every poll would log it again
 	return http.StatusServiceUnavailable, "cannot read the cluster's state now: " + err.Error()
 }
 
