@@ -214,7 +214,8 @@ func (u uiCluster) Workers(ctx context.Context) ([]ui.Worker, error) {
 			continue
 		}
 		w := ui.Worker{ID: id, Addr: info.Addr, Host: info.Host, PID: info.PID, Parallelism: info.Parallelism,
-			Running: running[id], Draining: info.Draining, Started: info.Started}
+			Running: running[id], Draining: info.Draining, Started: info.Started,
+			TasksDone: info.TasksDone, TasksFailed: info.TasksFailed}
 		if kv.Lease != 0 && len(out) < uiHeartbeats {
 			// A keep-alive renews the lease to its full TTL: the time
 			// since the last one is what the TTL has lost since.

@@ -123,12 +123,16 @@ type Attempt struct {
 
 // Worker is a registered worker.
 type Worker struct {
-	ID          string    `json:"id"`
-	Addr        string    `json:"addr"`
-	Host        string    `json:"host,omitempty"`
-	PID         int       `json:"pid,omitempty"`
-	Parallelism int       `json:"parallelism"`
-	Running     int       `json:"running"` // attempts leased to it now
+	ID          string `json:"id"`
+	Addr        string `json:"addr"`
+	Host        string `json:"host,omitempty"`
+	PID         int    `json:"pid,omitempty"`
+	Parallelism int    `json:"parallelism"`
+	Running     int    `json:"running"` // attempts leased to it now
+	// TasksDone and TasksFailed count the attempts it finished and failed
+	// since it started, as its registration last reported them.
+	TasksDone   int64     `json:"tasks_done"`
+	TasksFailed int64     `json:"tasks_failed"`
 	Draining    bool      `json:"draining,omitempty"`
 	Started     time.Time `json:"started"`
 	// LastHeartbeat is when its registration lease was last renewed, as

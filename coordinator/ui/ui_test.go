@@ -59,7 +59,7 @@ func (f *fakeCluster) Job(_ context.Context, id string, _ int) (*JobDetail, erro
 }
 
 func (f *fakeCluster) Workers(context.Context) ([]Worker, error) {
-	return []Worker{{ID: "w-" + hostile, Addr: "127.0.0.1:1", Parallelism: 2, Running: 1, Started: t0, LastHeartbeat: t0}}, nil
+	return []Worker{{ID: "w-" + hostile, Addr: "127.0.0.1:1", Parallelism: 2, Running: 1, TasksDone: 1234, TasksFailed: 56, Started: t0, LastHeartbeat: t0}}, nil
 }
 
 func (f *fakeCluster) Schedule(context.Context, int) (*Schedule, error) {
@@ -163,6 +163,9 @@ func TestPages(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("job page lacks %s:\n%s", want, body)
 		}
+	}
+	if _, body, _ := get(t, h, "/workers"); !strings.Contains(body, ">1234<") || !strings.Contains(body, ">56<") {
+		t.Errorf("workers page without the tasks done and failed:\n%s", body)
 	}
 	if code, _, _ := get(t, h, "/jobs/nope"); code != http.StatusNotFound {
 		t.Errorf("unknown job: %d", code)
