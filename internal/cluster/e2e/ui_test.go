@@ -103,8 +103,9 @@ func TestUI(t *testing.T) {
 
 	// Another worker does every other task: the progress moves to all
 	// but the held one. It stops itself too, the same way, at its next
-	// task: the victim's, once re-leased to it.
-	w2 := c.workerEnv("w2", []string{fmt.Sprintf("%s=pause-before-partial:%d", worker.EnvCrashAt, buckets)}, "--ttl", "60s")
+	// task: the victim's, once re-leased to it. (It reports the tasks it
+	// did at its lease's keep-alives, every third of its TTL.)
+	w2 := c.workerEnv("w2", []string{fmt.Sprintf("%s=pause-before-partial:%d", worker.EnvCrashAt, buckets)}, "--ttl", "30s")
 	poll("progress to all tasks but the held one", fmt.Sprintf(`(function () {
 		var r = %s; return r !== null && r.querySelector(".progress").textContent.trim() === "%d/%d"; })()`, row, buckets-1, buckets))
 	shot("jobs")
@@ -121,8 +122,8 @@ func TestUI(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/workers")); err != nil {
 		t.Fatal(err)
 	}
-	poll("both workers, w1 with its task", `document.querySelector('#workers tr[data-worker="w1"][data-running="1"]') !== null &&
-		document.querySelector('#workers tr[data-worker="w2"]') !== null`)
+	poll("both workers, w1 with its task, w2 with the tasks it did", fmt.Sprintf(`document.querySelector('#workers tr[data-worker="w1"][data-running="1"]') !== null &&
+		document.querySelector('#workers tr[data-worker="w2"][data-done="%d"]') !== null`, buckets-1))
 	shot("workers")
 
 	// Kill the victim; its registration lease goes with it, as it would
