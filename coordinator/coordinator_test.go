@@ -90,6 +90,10 @@ func TestSubmitValidation(t *testing.T) {
 	cl := h.client(c)
 	ctx := context.Background()
 	noLake := laketest.NewFile(t)
+	oldLake := laketest.NewFile(t)
+	if err := oldLake.Put(ctx, lake.MetaKey, []byte(`{"version":1,"buckets":4,"created":"2026-01-01T00:00:00Z"}`)); err != nil {
+		t.Fatal(err)
+	}
 	blocker := filepath.Join(t.TempDir(), "a-file")
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -111,6 +115,7 @@ func TestSubmitValidation(t *testing.T) {
 		// is not an invalid job: it may work later.
 		{"out unavailable", func(s *pb.JobSpec) { s.OutUri = "file://" + blocker + "/out" }, codes.Unavailable, "not a directory"},
 		{"not a lake", func(s *pb.JobSpec) { s.LakeUri = noLake.URI() }, codes.FailedPrecondition, "has no _lake.json"},
+		{"old layout lake", func(s *pb.JobSpec) { s.LakeUri = oldLake.URI() }, codes.FailedPrecondition, "older layout (1: FNV buckets, timestamp_ms files)"},
 		{"negative timeout", func(s *pb.JobSpec) { s.SessionTimeout = durationpb.New(-time.Second) }, codes.InvalidArgument, "negative session timeout"},
 		{"attempts", func(s *pb.JobSpec) { s.MaxAttempts = 1000 }, codes.InvalidArgument, "max attempts"},
 	} {

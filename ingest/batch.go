@@ -12,7 +12,8 @@ type record struct {
 	pos  int64
 	raw  []byte // rejected records only: what the dead-letter area keeps
 	ev   event.Event
-	user uint64 // lake.UserIDHash(ev.UserID), valid records only
+	user uint64 // lake.UserIDPrefix(ev.UserID), valid records only
+	hash uint32 // lake.BucketHash(ev.UserID), valid records only
 	err  error  // non-nil: rejected
 	size int    // of the raw message
 }

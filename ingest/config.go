@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/kafkaauth"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/listen"
@@ -57,6 +58,16 @@ type Config struct {
 	// (or the default for a new one). It cannot change once the lake exists.
 	Buckets int
 	Format  lake.Format
+	// Catalog is the Iceberg catalog the lake is published to as a table
+	// (see package icetable); empty: the lake's embedded default (an SQLite
+	// catalog at the root of a file:// lake; none for other lakes);
+	// NoCatalog: not published.
+	Catalog string
+	// TableCommitInterval spaces the commits to the Iceberg table (lake
+	// commits are each immediate); TableSnapshotRetention is how long its
+	// snapshots are kept for time travel.
+	TableCommitInterval    time.Duration
+	TableSnapshotRetention time.Duration
 
 	FlushRecords  int
 	FlushBytes    int
@@ -97,6 +108,9 @@ func NewConfig() Config {
 		Uploads:        DefaultUploads,
 		MaxRecordSize:  event.MaxSize,
 		CommitTimeout:  DefaultCommitTimeout,
+
+		TableCommitInterval:    icetable.DefaultCommitInterval,
+		TableSnapshotRetention: icetable.DefaultSnapshotRetention,
 	}
 }
 
@@ -159,6 +173,9 @@ func (c *Config) Validate() error {
 	if c.CommitTimeout <= 0 {
 		errs = append(errs, errors.New("--commit-timeout must be positive"))
 	}
+	if c.TableCommitInterval < 0 || c.TableSnapshotRetention < 0 {
+		errs = append(errs, errors.New("--table-commit-interval and --table-snapshot-retention must not be negative"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("ingest: invalid config: %w", err)
 	}
@@ -180,6 +197,9 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SourceID, "source-id", c.SourceID, "lake source name of a file ingest (default: from the file's content hash)")
 	fs.StringVar(&c.Lake, "lake", c.Lake, "data lake URI: s3://bucket/prefix or file:///dir")
 	c.S3.AddFlags(fs)
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "Iceberg catalog the lake is published to, sqlite:///path.db (default: an SQLite catalog at the root of a file:// lake); 'none': not published")
+	fs.DurationVar(&c.TableCommitInterval, "table-commit-interval", c.TableCommitInterval, "least time between two commits to the Iceberg table (each lake commit is immediate; the last one is published before ingest exits)")
+	fs.DurationVar(&c.TableSnapshotRetention, "table-snapshot-retention", c.TableSnapshotRetention, "keep the Iceberg table's snapshots this long for time travel (0: forever)")
 	fs.IntVar(&c.Buckets, "buckets", c.Buckets, "user buckets of a new lake (0: the lake's own, or 16 for a new lake)")
 	fs.Func("format", "data file format: parquet or ndjson.gz (default parquet)", func(s string) error {
 		f, err := lake.ParseFormat(s)

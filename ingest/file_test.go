@@ -6,11 +6,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/obs"
 )
 
 func TestReadLine(t *testing.T) {
@@ -188,5 +192,34 @@ func TestFileSourceReadiness(t *testing.T) {
 	}
 	if err := s.ready(context.Background()); !errors.Is(err, errNotConsuming) {
 		t.Fatalf("after reading: %v", err)
+	}
+}
+
+// TestIngestIntoOldLayoutLake: ingesting into a lake of an older layout
+// fails before anything is written, saying what the lake is and what to
+// do.
+func TestIngestIntoOldLayoutLake(t *testing.T) {
+	dir := t.TempDir()
+	store, err := lake.NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := store.Put(ctx, lake.MetaKey, []byte(`{"version":1,"buckets":16,"created":"2026-01-01T00:00:00Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	input := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(input, append(testMessage(0), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig()
+	cfg.FromFile, cfg.SourceID, cfg.Lake = input, "x", store.URI()
+	_, err = Ingest(ctx, cfg, obs.Runtime{Logger: slog.New(slog.DiscardHandler)})
+	if !errors.Is(err, lake.ErrLayout) || !strings.Contains(err.Error(), "older layout (1: FNV buckets, timestamp_ms files)") ||
+		!strings.Contains(err.Error(), "re-ingest") {
+		t.Fatalf("err = %v, want lake.ErrLayout explaining the old layout", err)
+	}
+	if objs, err := store.List(ctx, lake.EventsPrefix); err != nil || len(objs) != 0 {
+		t.Fatalf("events written into the old lake: %v, %v", objs, err)
 	}
 }

@@ -200,8 +200,11 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 	lines := genNDJSON(t, genArgs...)
 	produce(t, k, topic, genArgs...)
 
+	// Every run publishes to the lake's Iceberg table, through an SQLite
+	// catalog beside the test.
+	catalogURI := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
 	ingestArgs := slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic, "--group", topic,
-		"--lake", store.URI(), "--flush-records", "1500", "--flush-interval", "200ms",
+		"--lake", store.URI(), "--catalog", catalogURI, "--flush-records", "1500", "--flush-interval", "200ms",
 		"--instance-id", "ingest-a", "--kafka-session-timeout", "6s"})
 	rng := rand.New(rand.NewPCG(1, 2))
 	// 60,000 events in 4 partitions of at most 1,500 per commit: 40 commits
@@ -272,10 +275,11 @@ func TestKafkaIngestSurvivesKills(t *testing.T) {
 	t.Logf("%d kills; %d manifests; %d events; %d rejected", killed, len(got.manifests), len(got.events), len(got.rejected))
 
 	// The before-manifest failpoints left uncommitted files behind, which
-	// readers ignore.
+	// readers ignore, the table's readers too.
 	if orphans := orphanDataFiles(t, store, got); orphans == 0 {
 		t.Fatal("no orphaned data files: the before-manifest crash left nothing behind")
 	}
+	assertTable(t, store, catalogURI, got)
 }
 
 // startSecondMember runs a second consumer of the group in process until
@@ -320,7 +324,7 @@ func orphanDataFiles(t *testing.T, store lake.Store, c lakeContent) int {
 	}
 	n := 0
 	for _, o := range objs {
-		if !named[o.Key] {
+		if !named[o.Key] && strings.HasPrefix(o.Key, lake.EventsPrefix+"hour=") {
 			n++
 		}
 	}
@@ -380,8 +384,12 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	genArgs := []string{"--seed", "13", "--events", "30000", "--invalid-ratio", "0.01"}
 	lines := genNDJSON(t, genArgs...)
 	produce(t, k, topic, genArgs...)
+	// Both consumers publish to the lake's Iceberg table, which must end
+	// up holding the topic exactly once for outside readers too.
+	catalogURI := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
 	args := slices.Concat([]string{"ingest"}, k.Args(), []string{"--topic", topic, "--group", topic,
-		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s"})
+		"--lake", store.URI(), "--flush-records", "2000", "--flush-interval", "200ms", "--kafka-session-timeout", "6s",
+		"--catalog", catalogURI, "--table-commit-interval", "100ms"})
 
 	a := exec.Command(clickstreamBinary(t), args...)
 	a.Env = append(os.Environ(), EnvCrashAt+"=pause-before-manifest:2", "CLICKSTREAM_LOG_LEVEL=info")
@@ -399,6 +407,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	go func() {
 		cfg := kafkaConfig(k, topic, store.URI())
 		cfg.FlushRecords, cfg.FlushInterval, cfg.SessionTimeout = 2000, 200*time.Millisecond, 6*time.Second
+		cfg.Catalog, cfg.TableCommitInterval = catalogURI, 100*time.Millisecond
 		_, err := Ingest(ctx, cfg, obs.Runtime{Logger: testLogger(t).With("member", "b")})
 		bDone <- err
 	}()
@@ -422,6 +431,7 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 	if orphanDataFiles(t, store, got) == 0 {
 		t.Fatal("the zombie's batch left no orphaned files: it was never written")
 	}
+	assertTable(t, store, catalogURI, got)
 }
 
 // processState returns the state letter of a process (R, S, T, Z, ...).

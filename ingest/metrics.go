@@ -16,6 +16,10 @@ type metrics struct {
 	flushSeconds prometheus.Histogram
 	lag          *prometheus.GaugeVec
 	retentionGap *prometheus.CounterVec
+
+	tableCommits         prometheus.Counter
+	tableCommitRetries   prometheus.Counter
+	tablePublishFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,6 +57,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_ingest_retention_gap_records_total",
 			Help: "Records Kafka deleted (retention) before ingest committed them to the lake: lost upstream.",
 		}, []string{"topic", "partition"}),
+		tableCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_table_commits_total",
+			Help: "Commits of the lake's new data files to its Iceberg events table.",
+		}),
+		tableCommitRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_table_commit_retries_total",
+			Help: "Iceberg table commits lost to a concurrent publisher and redone.",
+		}),
+		tablePublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_table_publish_failures_total",
+			Help: "Publications to the Iceberg events table that failed (retried; the lake keeps the commits).",
+		}),
 	}
 	// Every reason from the start, at 0: a rate over a series that appears
 	// with its first increment would miss that increment.
@@ -60,7 +76,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejected.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag, m.retentionGap)
+		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag, m.retentionGap,
+			m.tableCommits, m.tableCommitRetries, m.tablePublishFailures)
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/obs"
 )
@@ -156,6 +158,11 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 		defer srv.Close() // after the last commit: its metrics stay visible until then
 		srv.AddCheck("ingest", s.ready)
 	}
+	pub, cat, err := startPublisher(ctx, &cfg, store, meta.Buckets, s.metrics, log)
+	if err != nil {
+		return Summary{}, err
+	}
+	s.table = pub
 	log.Info("ingest starting", "lake", store.URI(), "buckets", meta.Buckets, "format", cfg.Format, "writer", s.writer)
 	start := time.Now()
 	var sum Summary
@@ -163,6 +170,16 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 		sum, err = runFile(ctx, &cfg, s, in)
 	} else {
 		sum, err = runKafka(ctx, &cfg, s)
+	}
+	if pub != nil {
+		// Every commit of this run into the table before returning; on a
+		// drain ctx is done, and the last publication still gets its time.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CommitTimeout)
+		if perr := pub.Close(pctx); perr != nil {
+			err = errors.Join(err, fmt.Errorf("ingest: committed to the lake, but its Iceberg table lags (the next ingest or `clickstream publish` catches up): %w", perr))
+		}
+		cancel()
+		icetable.Close(cat)
 	}
 	log.Info("ingest finished", "accepted", sum.Accepted, "rejected", sum.Rejected, "took", time.Since(start), "err", err)
 	return sum, err

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/failpoint"
-	"github.com/dataco/clickstream/internal/hashsort"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
@@ -36,7 +37,8 @@ type sink struct {
 	cpu     chan struct{} // a token per core, held while encoding
 	metrics *metrics
 	log     *slog.Logger
-	crash   *failpoint.Point // nil except in crash tests
+	crash   *failpoint.Point    // nil except in crash tests
+	table   *icetable.Publisher // nil: the lake is not published as a table
 	// consuming is set while the source is read: a file once its
 	// progress is recovered, Kafka once the group is joined.
 	consuming atomic.Bool
@@ -106,7 +108,7 @@ func (s *sink) parse(pos int64, raw []byte, in *event.Interner) record {
 	if err != nil {
 		return record{pos: pos, raw: raw, err: err}
 	}
-	return record{pos: pos, ev: ev, user: lake.UserIDHash(ev.UserID)}
+	return record{pos: pos, ev: ev, user: lake.UserIDPrefix(ev.UserID), hash: lake.BucketHash(ev.UserID)}
 }
 
 // flushResult summarises one commit.
@@ -199,12 +201,15 @@ type cellGroup struct {
 	minTs, maxTs int64
 }
 
-// sortKey orders a partition's events: by user-id hash, then time, then
-// the record's index into the batch.
+// sortKey orders a partition's events: by user-id prefix (lake.UserIDPrefix),
+// then the whole user id, time, and the record's index into the batch.
+// hash (lake.BucketHash) tells users that share a prefix apart without
+// reading their ids.
 type sortKey struct {
 	user uint64
 	ts   int64
 	i    int32
+	hash uint32
 }
 
 // hourMillis is an hour in milliseconds.
@@ -272,6 +277,9 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 		s.log.Warn("committed, but the watermark record was not updated", "source", st.source, "seq", seq, "err", err)
 	}
 	s.crash.Hit("after-manifest")
+	if s.table != nil {
+		s.table.Notify()
+	}
 	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
 	s.metrics.written.Add(float64(m.ValidCount))
 	for reason, n := range pl.reasons {
@@ -333,7 +341,7 @@ func (s *sink) plan(st *sourceState, b *batch, m *lake.Manifest) (commitPlan, er
 			continue
 		}
 		ts := r.ev.Timestamp
-		c := cell{hour: floorDiv(ts, hourMillis) * hourMillis, bucket: int(r.user % uint64(s.buckets))}
+		c := cell{hour: floorDiv(ts, hourMillis) * hourMillis, bucket: lake.BucketOfHash(r.hash, s.buckets)}
 		g, ok := slot[c]
 		if !ok {
 			g = int32(len(groups))
@@ -367,7 +375,7 @@ func (s *sink) plan(st *sourceState, b *batch, m *lake.Manifest) (commitPlan, er
 	for i, g := range cellOf {
 		if g >= 0 {
 			r := b.at(i)
-			keys[next[g]] = sortKey{user: r.user, ts: r.ev.Timestamp, i: int32(i)}
+			keys[next[g]] = sortKey{user: r.user, ts: r.ev.Timestamp, i: int32(i), hash: r.hash}
 			next[g]++
 		}
 	}
@@ -384,27 +392,27 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// writeFile orders a partition's events by user and each user's by time —
-// which keeps a user's clicks together for the aggregation job and
-// compresses well — and uploads them as one data file. Users are ordered by
-// the hash of their id: integer comparisons, where comparing the ids
-// themselves dominated ingest's CPU time. Sorting small keys, not the
-// events, moves 24 bytes per swap.
+// writeFile orders a partition's events in the lake's sort order
+// (lake.SortOrder: user id, then time) — which keeps a user's clicks
+// together for the aggregation job and compresses well — and uploads them
+// as one data file. Sorting small keys, not the events, moves 24 bytes per
+// swap, and the keys spare the sort reading the events: a radix sort on the
+// ids' first 8 bytes orders the users, and events whose ids share those
+// bytes and their hash are taken to be one user's and ordered by time.
+// Encoding checks that they are; two users colliding on both (rare) make
+// writeFile sort again comparing the ids, and encode again.
 func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq uint64, attempt string, b *batch, keys []sortKey) (lake.DataFile, error) {
-	keys = hashsort.Sort(keys, func(k *sortKey) uint64 { return k.user }, func(k, l sortKey) int {
-		if c := cmp.Or(cmp.Compare(k.user, l.user), cmp.Compare(k.ts, l.ts)); c != 0 {
-			return c
-		}
-		x, y := &b.at(int(k.i)).ev, &b.at(int(l.i)).ev
-		return cmp.Or(cmp.Compare(x.UserID, y.UserID), cmp.Compare(x.URL, y.URL), cmp.Compare(x.Country, y.Country),
-			cmp.Compare(k.i, l.i)) // arrival order: the same batch always writes the same file
-	})
 	p := g.partition()
 	// Sorting and encoding are CPU work: no more files at once than there
 	// are cores, whatever the number of uploads in flight, so that each
 	// encoder's buffers stay in cache.
 	s.cpu <- struct{}{}
-	data, err := s.format.EncodeFunc(len(keys), func(i int) *event.Event { return &b.at(int(keys[i].i)).ev })
+	sortKeys(keys, func(run []sortKey) { sortByHashAndTime(b, run) })
+	data, mixed, err := s.encode(b, keys)
+	if err == nil && mixed {
+		sortKeys(keys, func(run []sortKey) { slices.SortFunc(run, compareEvents(b)) })
+		data, _, err = s.encode(b, keys)
+	}
 	<-s.cpu
 	if err != nil {
 		return lake.DataFile{}, fmt.Errorf("ingest: encode %s: %w", p, err)
@@ -415,6 +423,60 @@ func (s *sink) writeFile(ctx context.Context, g cellGroup, source string, seq ui
 	}
 	return lake.DataFile{Key: key, Bucket: p.Bucket, Hour: p.Hour.Format(lake.HourFormat),
 		Events: int64(len(keys)), Bytes: int64(len(data)), MinTs: g.minTs, MaxTs: g.maxTs}, nil
+}
+
+// sortByHashAndTime orders a run of keys of one user-id prefix by hash,
+// then time, reading events only to break ties of time: in the lake's order
+// if each hash is one user's, which encode checks.
+func sortByHashAndTime(b *batch, run []sortKey) {
+	h := run[0].hash
+	for _, k := range run[1:] {
+		if k.hash != h {
+			// Users sharing a prefix: compare their ids.
+			slices.SortFunc(run, compareEvents(b))
+			return
+		}
+	}
+	slices.SortFunc(run, func(k, l sortKey) int {
+		if k.ts != l.ts {
+			return cmp.Compare(k.ts, l.ts)
+		}
+		x, y := &b.at(int(k.i)).ev, &b.at(int(l.i)).ev
+		return cmp.Or(strings.Compare(x.UserID, y.UserID), strings.Compare(x.URL, y.URL),
+			strings.Compare(x.Country, y.Country), cmp.Compare(k.i, l.i))
+	})
+}
+
+// compareEvents orders keys in the lake's order by their events: user id,
+// time, then url, country and arrival (the same batch always writes the
+// same file).
+func compareEvents(b *batch) func(k, l sortKey) int {
+	return func(k, l sortKey) int {
+		x, y := &b.at(int(k.i)).ev, &b.at(int(l.i)).ev
+		if c := strings.Compare(x.UserID, y.UserID); c != 0 {
+			return c
+		}
+		if k.ts != l.ts {
+			return cmp.Compare(k.ts, l.ts)
+		}
+		return cmp.Or(strings.Compare(x.URL, y.URL), strings.Compare(x.Country, y.Country), cmp.Compare(k.i, l.i))
+	}
+}
+
+// encode encodes the events of keys in their order. mixed reports two
+// neighbours with the same prefix and hash but different user ids: a sort
+// by hash and time may have interleaved their events.
+func (s *sink) encode(b *batch, keys []sortKey) (data []byte, mixed bool, err error) {
+	data, err = s.format.EncodeFunc(len(keys), func(i int) *event.Event {
+		e := &b.at(int(keys[i].i)).ev
+		if i > 0 {
+			if k, l := &keys[i-1], &keys[i]; k.user == l.user && k.hash == l.hash && e.UserID != b.at(int(k.i)).ev.UserID {
+				mixed = true
+			}
+		}
+		return e
+	})
+	return data, mixed, err
 }
 
 func (s *sink) reject(source string, r record) rejectedRecord {

@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -153,10 +155,13 @@ func readLake(t testing.TB, store lake.Store) lakeContent {
 			if int64(len(evs)) != f.Events {
 				t.Fatalf("%s holds %d events, manifest says %d", f.Key, len(evs), f.Events)
 			}
-			for _, e := range evs {
+			for i, e := range evs {
 				p := lake.Partition{Hour: lake.HourOf(e.Timestamp), Bucket: lake.Bucket(e.UserID, sn.Meta.Buckets)}
 				if want, _ := f.Partition(); p != want {
 					t.Fatalf("event %+v in partition %s, belongs in %s", e, want, p)
+				}
+				if i > 0 && compareSortOrder(&evs[i-1], &e) > 0 {
+					t.Fatalf("%s: event %d %+v after %+v: not in the lake's sort order (user_id, ts)", f.Key, i, e, evs[i-1])
 				}
 			}
 			out.events = append(out.events, evs...)
@@ -174,6 +179,48 @@ func readLake(t testing.TB, store lake.Store) lakeContent {
 		}
 	}
 	return out
+}
+
+// compareSortOrder orders events as lake.SortOrder says data files are
+// sorted: by user id (bytes), then time.
+func compareSortOrder(a, b *event.Event) int {
+	return cmp.Or(strings.Compare(a.UserID, b.UserID), cmp.Compare(a.Timestamp, b.Timestamp))
+}
+
+// TestFileSortOrder commits users whose ids share long prefixes (the 8
+// bytes the sort's radix passes look at, and more), ids that are prefixes
+// of others, and users whose ids collide in those 8 bytes: each data file
+// holds its events by user id, then time, each user's events together.
+func TestFileSortOrder(t *testing.T) {
+	s, store, st, b := startFileSource(t, nil)
+	rng := rand.New(rand.NewPCG(5, 6))
+	ids := []string{"abcdefgh", "abcdefghi", "abcdefgh0", "abc", "abc ", "ab", "b", "Z", "é", "东京", "customer-"}
+	for i := range 300 {
+		ids = append(ids, fmt.Sprintf("customer-%012d", rng.IntN(1000)), fmt.Sprintf("%d", 100000+i*7919%900000),
+			fmt.Sprintf("abcdefgh%d", i))
+	}
+	hour := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	var msgs [][]byte
+	for i := range 6000 {
+		ts := hour.Add(time.Duration(rng.Int64N(int64(2 * time.Hour)))).Truncate(time.Millisecond)
+		msg := fmt.Sprintf(`{"user_id":%q,"timestamp":"%s","url":"/p/%d","country":"FR"}`,
+			ids[rng.IntN(len(ids))], ts.Format(time.RFC3339Nano), rng.IntN(3))
+		msgs = append(msgs, []byte(msg))
+		b.add(s.parse(int64(i), []byte(msg), nil), len(msg))
+	}
+	if _, err := s.flush(context.Background(), &st, b); err != nil {
+		t.Fatal(err)
+	}
+	got := readLake(t, store) // checks each file's order
+	want, _ := expected(msgs)
+	assertSameEvents(t, got.events, want)
+	files := 0
+	for _, m := range got.manifests {
+		files += len(m.Files)
+	}
+	if files < 8 {
+		t.Fatalf("%d files: test data is off", files)
+	}
 }
 
 // checkChains verifies that each source's manifests form one gapless chain

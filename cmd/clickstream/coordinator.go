@@ -10,6 +10,7 @@ import (
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/flagenv"
+	"github.com/dataco/clickstream/internal/icetable"
 )
 
 // envEtcdEndpoints is the stack's older name of --etcd.
@@ -18,6 +19,7 @@ const envEtcdEndpoints = "CLICKSTREAM_ETCD_ENDPOINTS"
 func newCoordinatorCmd() *cobra.Command {
 	cfg := coordinator.NewConfig()
 	es := indexer.NewConfig()
+	var catalogURI string
 	cmd := &cobra.Command{
 		Use:   "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]",
 		Short: "lead aggregation jobs: plan, lease tasks to workers, merge and commit results",
@@ -36,6 +38,14 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 			cfg.EtcdAuth.SecretsFromEnv(nil)
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
+			}
+			// Results go to the Iceberg aggregates table of their lake
+			// first, then to the index.
+			if catalogURI != icetable.NoCatalog {
+				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, S3: cfg.S3})
+				if catalogURI == "" {
+					slog.Info("results of file:// lakes go to each lake's Iceberg aggregates table; other lakes' need --catalog")
+				}
 			}
 			// Results are indexed when --es is given (or CLICKSTREAM_ES): the
 			// Elasticsearch URL the stack exports for the index command
@@ -56,6 +66,7 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
 	es.AddFlags(cmd.Flags())
 	flagenv.Alias(cmd.Flags(), "etcd", envEtcdEndpoints)
 	return cmd

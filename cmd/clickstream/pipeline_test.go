@@ -19,6 +19,8 @@ import (
 
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/icetable/icetabletest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
@@ -179,6 +181,58 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 			t.Errorf("the CSV result's rows differ from the NDJSON result's")
 		}
 		t.Logf("run --format %s: %d rows, %d events in the window, in %v", format, len(rows), events, time.Since(start).Round(time.Millisecond))
+	}
+
+	// 5. The lake's Iceberg tables: the events ingest committed, and the
+	// window's result once, from its latest run (the CSV one).
+	lakeStore, err := lake.Open(context.Background(), lakeURI, lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catURI, err := icetable.DefaultCatalogURI(lakeStore.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := icetable.OpenCatalog(context.Background(), catURI, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icetable.Close(cat)
+	events, err := cat.LoadTable(context.Background(), icetable.Ident(icetable.EventsTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := events.CurrentSnapshot().Summary.Properties["total-records"]; n != strconv.Itoa(accepted) {
+		t.Errorf("the events table holds %s records, ingest accepted %d", n, accepted)
+	}
+	agg, err := icetable.ReadAggregates(context.Background(), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tableRows := make([]schema.Row, len(agg))
+	jobs := map[string]bool{}
+	for i, r := range agg {
+		tableRows[i], jobs[r.Job] = r.Row, true
+	}
+	if len(jobs) != 1 {
+		t.Errorf("the aggregates table holds the window from jobs %v, want one job's", jobs)
+	}
+	pipeCompare(t, "aggregates table", tableRows, ref, from, to)
+
+	// 6. Outside readers see the same result rows.
+	pyiceberg, duckdb := icetabletest.Read(t, catURI, icetable.Namespace+"."+icetable.AggregatesTable,
+		"url", "window_start", "country", "clicks", "unique_users", "total_time_spent_s")
+	urls := map[string]bool{}
+	for _, r := range tableRows {
+		urls[r.URL] = true
+	}
+	for name, v := range map[string]icetabletest.View{"pyiceberg": pyiceberg, "duckdb": duckdb} {
+		if v.Rows != int64(len(tableRows)) || v.Distinct != int64(len(urls)) || v.Min != from.UnixMilli() || v.Max != from.UnixMilli() {
+			t.Errorf("%s reads the aggregates table as %+v; want %d rows, %d urls, window_start %d", name, v, len(tableRows), len(urls), from.UnixMilli())
+		}
+	}
+	if pyiceberg.Checksum != duckdb.Checksum {
+		t.Errorf("pyiceberg and DuckDB read different aggregates: checksums %d and %d", pyiceberg.Checksum, duckdb.Checksum)
 	}
 }
 

@@ -85,7 +85,7 @@ aggregate time windows of the lake, and the results are indexed into Elasticsear
 		newGenCmd(), newIngestCmd(),
 		newCoordinatorCmd(), newWorkerCmd(),
 		newSubmitCmd(), newStatusCmd(), newCancelCmd(), newRunCmd(),
-		newIndexCmd(), newTopCmd(), newVacuumCmd(), newEtcdAuthCmd(), newCertsCmd(),
+		newIndexCmd(), newTopCmd(), newVacuumCmd(), newPublishCmd(), newEtcdAuthCmd(), newCertsCmd(),
 		newVersionCmd(),
 	)
 	for _, c := range root.Commands() {

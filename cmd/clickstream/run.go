@@ -18,6 +18,7 @@ import (
 
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/internal/cluster"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/pki"
@@ -31,6 +32,7 @@ func newRunCmd() *cobra.Command {
 		workers     int
 		parallelism int
 		plaintext   bool
+		catalogURI  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --lake URI --from T --to T --out URI [--workers N] [--format ndjson|csv]",
@@ -68,8 +70,14 @@ func newRunCmd() *cobra.Command {
 				}
 				roots[i] = st.URI()
 			}
-			lc, err := startLocalCluster(ctx, localClusterConfig{Workers: workers, Parallelism: parallelism, Logger: logger, S3: s3,
-				LakeRoots: roots[:1], OutputRoots: roots[1:], TLS: !plaintext})
+			lcc := localClusterConfig{Workers: workers, Parallelism: parallelism, Logger: logger, S3: s3,
+				LakeRoots: roots[:1], OutputRoots: roots[1:], TLS: !plaintext}
+			if catalogURI != icetable.NoCatalog {
+				lcc.Coordinator = func(c *coordinator.Config) {
+					c.Publishers = append(c.Publishers, icetable.ResultPublisher{Catalog: catalogURI, S3: s3})
+				}
+			}
+			lc, err := startLocalCluster(ctx, lcc)
 			if err != nil {
 				return err
 			}
@@ -92,6 +100,7 @@ func newRunCmd() *cobra.Command {
 	s3.AddFlags(fs)
 	fs.IntVar(&workers, "workers", max(1, runtime.GOMAXPROCS(0)), "workers to start")
 	fs.IntVar(&parallelism, "parallelism", 0, "tasks per worker at once (0: GOMAXPROCS / workers, at least 1)")
+	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the result's aggregates table, sqlite:///path.db (default: a file:// lake's own SQLite catalog); 'none': not published as a table")
 	fs.BoolVar(&plaintext, "plaintext", false, "plain-text gRPC between the embedded processes (default: mutual TLS with certificates made in memory for this run)")
 	return cmd
 }

@@ -88,6 +88,9 @@ TOPIC=demo-clicks-$ID
 LAKE=s3://clickstream-demo/$ID/lake
 OUT=s3://clickstream-demo/$ID/aggregates
 PREFIX=/clickstream-demo/$ID
+# The lake's Iceberg tables (events, aggregates): an SQLite catalog that ingest and the
+# coordinator share on this machine (a cluster would use a shared catalog).
+CATALOG=sqlite://$DEMO_DIR/catalog-$ID.db
 [[ ${DEMO_KEEP:-0} == 1 ]] || trap 'stop_all' EXIT
 
 lake_events() { # valid events ingest has committed, from its metrics
@@ -157,12 +160,13 @@ say "etcd at $ETCD with authentication on: users clickstream-coordinator and cli
 start gen gen --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --realtime --rate "$RATE" --events 0 \
   --users 3000 --urls 300 --late-ratio 0.002 --max-lateness 3s --seed "$RANDOM"
 start ingest ingest --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --group "demo-$ID" \
-  --lake "$LAKE" --s3-create-bucket --flush-interval 2s --metrics-listen "$INGEST_METRICS"
+  --lake "$LAKE" --s3-create-bucket --flush-interval 2s --metrics-listen "$INGEST_METRICS" \
+  --catalog "$CATALOG" --table-commit-interval 5s
 start coordinator coordinator --etcd "$ETCD" --etcd-prefix "$PREFIX" --listen "$COORD" --http-listen "$UI" \
   --etcd-user clickstream-coordinator --etcd-password-file "$SECRETS/coordinator" "${COORDINATOR_TLS[@]}" \
   --lake "$LAKE" --s3-create-bucket --session-timeout "$SESSION_TIMEOUT" \
   --schedule --window "$WINDOW" --lateness "$LATENESS" --schedule-out "$OUT" --output-root "$OUT" --schedule-interval 2s \
-  --idle-source-timeout 30s --es "$CLICKSTREAM_ES_URL" --es-index "$ALIAS"
+  --idle-source-timeout 30s --es "$CLICKSTREAM_ES_URL" --es-index "$ALIAS" --catalog "$CATALOG"
 # The web UI is HTTPS with the coordinator's certificate, for clients with a viewer's (or an
 # operator's) certificate: curl below; a browser needs the viewer's certificate imported, e.g. as
 # openssl pkcs12 -export -in viewer-local.pem -inkey viewer-local-key.pem -out viewer.p12.
@@ -216,6 +220,14 @@ echo
 say "top URLs per country (Elasticsearch alias $ALIAS, every indexed window):"
 "$BIN" top --es "$CLICKSTREAM_ES_URL" --index "$ALIAS" --n 3 --countries 6
 echo
+
+# The same data as Apache Iceberg tables, read by outside engines that know nothing of clickstream.
+if [[ -n ${CLICKSTREAM_READERS_PYTHON:-} ]]; then
+  [[ ${DEMO_KEEP:-0} == 1 ]] || stop_all # ingest publishes its last commits to the table as it exits
+  say "the lake as Iceberg tables (catalog $CATALOG), read by pyiceberg and DuckDB:"
+  "$CLICKSTREAM_READERS_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/read-tables.py" "$CATALOG" || die "the Iceberg tables could not be read"
+  echo
+fi
 
 # No log may hold a secret: the etcd passwords, the S3 secret key, a private key.
 [[ ${DEMO_KEEP:-0} == 1 ]] || stop_all

@@ -8,7 +8,7 @@
 #   stack.sh status                  state, pid and endpoint of every service
 #   stack.sh env                     print (and rewrite) $STATE/env: export lines for the services that are up
 #   stack.sh logs [-f] SVC           last lines (LINES=200) of a service's log, -f to follow
-#   stack.sh tools                   install the test tools only (promtool, chromium; `up` installs them too)
+#   stack.sh tools                   install the test tools only (promtool, chromium, the Iceberg readers; `up` installs them too)
 #
 # Services: kafka s3 es etcd (default: all). Works as root (CI) or as a normal user (apt via sudo).
 # Downloads: ${CLICKSTREAM_CACHE:-~/.cache/clickstream}; data, logs, pids: ${CLICKSTREAM_STATE:-~/.local/state/clickstream}.
@@ -708,6 +708,26 @@ install_chromium() {
   log "tools: installed $(chromium --version 2>/dev/null | head -1) in $(( $(now) - t0 ))s"
 }
 
+# Outside readers of the Iceberg tables (pyiceberg, DuckDB with its iceberg extension), for the
+# interoperability tests: a virtualenv at $STATE/venv with deploy/local/requirements-readers.txt,
+# reinstalled when that list changes.
+READERS_REQ="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements-readers.txt"
+install_readers() {
+  local venv="$STATE/venv" want
+  want=$(sha256sum <"$READERS_REQ" | cut -c1-64)
+  [[ -x $venv/bin/python && -f $venv/.requirements && $(<"$venv/.requirements") == "$want" ]] && return 0
+  local t0
+  t0=$(now)
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "readers: python3 -m venv failed"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$READERS_REQ" >"$(logfile readers)" 2>&1 \
+    || die "readers: pip install failed (see $(logfile readers))"
+  echo "$want" >"$venv/.requirements"
+  log "readers: installed pyiceberg and DuckDB into $venv in $(( $(now) - t0 ))s"
+}
+
 # ------------------------------------------------------------------------------------------------- etcd
 install_etcd() {
   command -v etcd >/dev/null 2>&1 && return 0
@@ -794,6 +814,9 @@ write_env() {
     if svc_up etcd; then
       echo "export CLICKSTREAM_ETCD_ENDPOINTS=$(endpoint etcd)"
     fi
+    if [[ -x $STATE/venv/bin/python && -f $STATE/venv/.requirements ]]; then
+      echo "export CLICKSTREAM_READERS_PYTHON=$STATE/venv/bin/python"
+    fi
   } >"$tmp"
   chmod 644 "$tmp"
   mv -f "$tmp" "$STATE/env"
@@ -844,6 +867,7 @@ cmd_up() {
     [[ $s == etcd ]] && install_etcd
   done
   if [[ " ${TO_START[*]} " == *" s3 "* ]]; then install_s3 & pids+=($!); fi
+  install_readers & pids+=($!)
   # the two Maven fetches share one local repository: one after the other
   ( for s in "${TO_START[@]}"; do case $s in kafka) install_kafka ;; es) install_es ;; esac; done ) & pids+=($!)
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
@@ -926,7 +950,7 @@ main() {
     status) cmd_status ;;
     env) mkdir -p "$STATE/run"; write_env; cat "$STATE/env" ;;
     logs) cmd_logs "$@" ;;
-    tools) install_tools ;;
+    tools) init_dirs; install_tools; install_readers; write_env ;;
     -h|--help|help) usage 0 ;;
     *) usage 2 >&2 ;;
   esac

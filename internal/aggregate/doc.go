@@ -17,7 +17,7 @@
 // # Tasks, partials and unique users
 //
 // The lake partitions events by hour and user bucket, bucket =
-// FNV-1a 64(user_id) mod B, and a worker task covers one bucket over the
+// Iceberg's bucket(B, user_id), and a worker task covers one bucket over the
 // whole window (plus look-ahead). Every event of a user therefore reaches
 // exactly one task, which has all of that user's events of the window and
 // its look-ahead: the task computes the user's time spent exactly, with no

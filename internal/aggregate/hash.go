@@ -14,12 +14,11 @@ const (
 //	     0xcbf29ce484222325 ^ 0x9e3779b97f4a7c15 (not the standard basis)
 //	return fmix64(h)   // MurmurHash3's 64-bit finalizer
 //
-// lake.Bucket uses plain FNV-1a 64 modulo the bucket count. The different
-// basis alone would not be enough: the low bits of an FNV state depend only
-// on the low bits of the basis and of the input, so two FNV-1a variants
-// agree on low bits whenever their bases do. The finalizer makes every output
-// bit depend on every state bit, so UserHash does not correlate with the
-// bucket (TestUserHashIndependentOfBucket checks this). The function is part
+// lake.Bucket is murmur3_x86_32 modulo the bucket count (Iceberg's bucket
+// transform), a hash unrelated to this one. The finalizer makes every output
+// bit depend on every state bit (an FNV state's low bits depend only on the
+// low bits of the basis and of the input), so UserHash does not correlate
+// with the bucket (TestUserHashIndependentOfBucket checks this). The function is part
 // of the encoded partial format: changing it needs a new format version.
 func UserHash(userID string) uint64 {
 	h := uint64(userHashBasis)

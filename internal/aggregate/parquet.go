@@ -12,23 +12,29 @@ import (
 	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/dataco/clickstream/internal/lake"
 )
 
-// Parquet column names of the fields an aggregate needs (see event.Event).
+// Parquet column names of the fields an aggregate needs (see lake.Columns).
 const (
-	columnUserID    = "user_id"
-	columnTimestamp = "timestamp_ms"
-	columnURL       = "url"
-	columnCountry   = "country"
+	columnUserID    = lake.ColumnUserID
+	columnTimestamp = lake.ColumnTimestamp // microseconds, UTC
+	columnURL       = lake.ColumnURL
+	columnCountry   = lake.ColumnCountry
 )
+
+// oldColumnTimestamp is the time column of lake layout 1, in milliseconds.
+const oldColumnTimestamp = "timestamp_ms"
 
 // ComputeParquet aggregates the events stored in Parquet files (as written
-// by parquet.GenericWriter[event.Event]) over window w, like Compute over the
-// same events. Files are read page by page with ColumnReader. The error
-// wraps ErrUnsupportedFile for a file it cannot read by columns (missing,
+// by lake.EncodeParquet) over window w, like Compute over the same events.
+// Files are read page by page with ColumnReader. The error wraps
+// ErrUnsupportedFile for a file it cannot read by columns (missing,
 // optional or mistyped columns, a codec other than zstd or none), for which
-// decoding rows (lake.DecodeFile) and Compute is the fallback; other errors
-// are corrupt files.
+// decoding rows (lake.DecodeFile) and Compute is the fallback; a file of an
+// older lake layout (a timestamp_ms column, no ts) is an error naming the
+// missing ts column; other errors are corrupt files.
 func ComputeParquet(files [][]byte, w Window, sessionTimeout time.Duration) (*Partial, error) {
 	r := NewColumnReader(w, sessionTimeout)
 	for i, f := range files {
@@ -41,8 +47,9 @@ func ComputeParquet(files [][]byte, w Window, sessionTimeout time.Duration) (*Pa
 
 // ColumnReader aggregates a task's events from Parquet files one file at a
 // time, so the caller need not hold every file in memory. It decodes only the
-// four columns an aggregate needs (user_id, timestamp_ms, url, country),
-// page by page: timestamps are copied from the typed page data, and the
+// four columns an aggregate needs (user_id, ts, url, country), page by
+// page: timestamps are copied from the typed page data and turned from
+// microseconds into the milliseconds of event.Event, and the
 // dictionary-encoded string columns are read as dictionary indexes, turned
 // into dense ids through a per-column-chunk table, so a string is looked up
 // once per chunk dictionary entry rather than once per row and no string is
@@ -180,12 +187,20 @@ func lookupColumns(schema *parquet.Schema) (leafColumns, error) {
 	} {
 		leaf, ok := schema.Lookup(c.name)
 		switch {
+		case !ok && c.name == columnTimestamp:
+			if _, old := schema.Lookup(oldColumnTimestamp); old {
+				return cols, fmt.Errorf("no column %q but %q: a data file of an older lake layout (1: FNV buckets, timestamp_ms files); re-ingest into a new lake",
+					c.name, oldColumnTimestamp)
+			}
+			return cols, fmt.Errorf("no column %q: %w", c.name, ErrUnsupportedFile)
 		case !ok:
 			return cols, fmt.Errorf("no column %q: %w", c.name, ErrUnsupportedFile)
 		case leaf.MaxDefinitionLevel != 0 || leaf.MaxRepetitionLevel != 0:
 			return cols, fmt.Errorf("column %q is optional or repeated: %w", c.name, ErrUnsupportedFile)
 		case leaf.Node.Type().Kind() != c.kind:
 			return cols, fmt.Errorf("column %q has type %s, want %s: %w", c.name, leaf.Node.Type().Kind(), c.kind, ErrUnsupportedFile)
+		case c.name == columnTimestamp && !isMicros(leaf.Node.Type()):
+			return cols, fmt.Errorf("column %q is not a timestamp in microseconds: %w", c.name, ErrUnsupportedFile)
 		}
 		*c.idx = leaf.ColumnIndex
 	}
@@ -246,7 +261,7 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 	if fc, ok := chunks[cols.ts].(*parquet.FileColumnChunk); ok {
 		min, max, ok := fc.Bounds()
 		if ok && min.Kind() == parquet.Int64 && max.Kind() == parquet.Int64 &&
-			(max.Int64() < r.c.b.from || min.Int64() >= r.c.b.limit) {
+			(microsToMillis(max.Int64()) < r.c.b.from || microsToMillis(min.Int64()) >= r.c.b.limit) {
 			r.skipped++
 			return nil // nothing in the window or its look-ahead
 		}
@@ -319,6 +334,7 @@ func forEachPage(chunk parquet.ColumnChunk, fn func(parquet.Page) error) error {
 	}
 }
 
+// readTimestamps appends the chunk's timestamps to dst, in milliseconds.
 func readTimestamps(chunk parquet.ColumnChunk, dst []int64) ([]int64, error) {
 	err := forEachPage(chunk, func(p parquet.Page) error {
 		vals := p.Data()
@@ -332,17 +348,45 @@ func readTimestamps(chunk parquet.ColumnChunk, dst []int64) ([]int64, error) {
 				if uint32(i) >= uint32(len(dict)) {
 					return fmt.Errorf("corrupt file: timestamp dictionary index %d out of %d", i, len(dict))
 				}
-				dst = append(dst, dict[i])
+				dst = append(dst, microsToMillis(dict[i]))
 			}
 			return nil
 		}
 		if vals.Kind() != encoding.Int64 {
 			return fmt.Errorf("timestamp page of kind %s: %w", vals.Kind(), ErrUnsupportedFile)
 		}
+		n := len(dst)
 		dst = append(dst, vals.Int64()...)
+		for i, t := range dst[n:] {
+			dst[n+i] = microsToMillis(t)
+		}
 		return nil
 	})
 	return dst, err
+}
+
+// microsToMillis turns microseconds into milliseconds, rounding toward
+// negative infinity as time.Time.Truncate does after the epoch.
+func microsToMillis(us int64) int64 {
+	ms := us / 1000
+	if us%1000 < 0 {
+		ms--
+	}
+	return ms
+}
+
+// isMicros reports whether t is a TIMESTAMP(MICROS) logical type.
+func isMicros(t parquet.Type) bool {
+	lt := t.LogicalType()
+	if lt == nil {
+		return false
+	}
+	ts, ok := lt.Value.(*format.TimestampType)
+	if !ok {
+		return false
+	}
+	_, ok = ts.Unit.Value.(*format.MicroSeconds)
+	return ok
 }
 
 // stringColumn interns the values of one string column across files into

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,9 +31,9 @@ func writeParquet(tb testing.TB, events []event.Event, opts ...parquet.WriterOpt
 	tb.Helper()
 	var buf bytes.Buffer
 	opts = append([]parquet.WriterOption{parquet.Compression(&parquet.Zstd)}, opts...)
-	w := parquet.NewGenericWriter[event.Event](&buf, opts...)
+	w := parquet.NewGenericWriter[lake.Row](&buf, opts...)
 	if len(events) > 0 {
-		if _, err := w.Write(events); err != nil {
+		if _, err := w.Write(lakeRows(events)); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -40,6 +41,37 @@ func writeParquet(tb testing.TB, events []event.Event, opts ...parquet.WriterOpt
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// lakeRows returns the file rows of events.
+func lakeRows(events []event.Event) []lake.Row {
+	rows := make([]lake.Row, len(events))
+	for i := range events {
+		rows[i] = lake.RowOf(&events[i])
+	}
+	return rows
+}
+
+// writeRows writes rows of any schema as a zstd Parquet file.
+func writeRows[T any](tb testing.TB, rows []T) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&parquet.Zstd))
+	if _, err := w.Write(rows); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// millisRow has a ts column of milliseconds, not the lake's microseconds.
+type millisRow struct {
+	UserID    string `parquet:"user_id"`
+	Timestamp int64  `parquet:"ts,timestamp(millisecond)"`
+	URL       string `parquet:"url"`
+	Country   string `parquet:"country"`
 }
 
 // rowGroupsAndPages counts the row groups and data pages of a file's
@@ -154,7 +186,7 @@ func TestComputeParquetErrors(t *testing.T) {
 
 	type optional struct {
 		UserID    *string `parquet:"user_id,optional"`
-		Timestamp int64   `parquet:"timestamp_ms"`
+		Timestamp int64   `parquet:"ts,timestamp(microsecond)"`
 		URL       string  `parquet:"url"`
 		Country   string  `parquet:"country"`
 	}
@@ -168,8 +200,8 @@ func TestComputeParquetErrors(t *testing.T) {
 	}
 
 	var sbuf bytes.Buffer
-	sw := parquet.NewGenericWriter[event.Event](&sbuf, parquet.Compression(&parquet.Snappy))
-	if _, err := sw.Write([]event.Event{ev("u", at(0), "/a", "us")}); err != nil {
+	sw := parquet.NewGenericWriter[lake.Row](&sbuf, parquet.Compression(&parquet.Snappy))
+	if _, err := sw.Write(lakeRows([]event.Event{ev("u", at(0), "/a", "us")})); err != nil {
 		t.Fatal(err)
 	}
 	if err := sw.Close(); err != nil {
@@ -190,6 +222,7 @@ func TestComputeParquetErrors(t *testing.T) {
 		{"snappy", sbuf.Bytes(), true},
 		{"missing columns", buf.Bytes(), true},
 		{"optional column", obuf.Bytes(), true},
+		{"timestamp in milliseconds", writeRows(t, []millisRow{{"u", at(0), "/a", "us"}}), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,14 +294,14 @@ func TestComputeParquetOtherSchema(t *testing.T) {
 	type minimal struct {
 		Country   string `parquet:"country,dict"`
 		URL       string `parquet:"url"`
-		Timestamp int64  `parquet:"timestamp_ms,dict"`
+		Timestamp int64  `parquet:"ts,dict,timestamp(microsecond)"`
 		UserID    string `parquet:"user_id,dict"`
 	}
 	rng := rand.New(rand.NewPCG(12, 12))
 	evs := randomEvents(rng, genConfig{events: 3000, users: 40, urls: 8, countries: 4, span: 2 * time.Hour, tick: time.Minute})
 	rows := make([]minimal, len(evs))
 	for i, e := range evs {
-		rows[i] = minimal{Country: e.Country, URL: e.URL, Timestamp: e.Timestamp, UserID: e.UserID}
+		rows[i] = minimal{Country: e.Country, URL: e.URL, Timestamp: e.Timestamp * 1000, UserID: e.UserID}
 	}
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[minimal](&buf, parquet.Compression(&parquet.Zstd), parquet.PageBufferSize(1024))
@@ -283,4 +316,49 @@ func TestComputeParquetOtherSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSameAs(t, "ComputeParquet", got, Compute(evs, testWindow(), 0))
+}
+
+// TestComputeParquetOldLayout: a data file of lake layout 1 (epoch
+// milliseconds in a timestamp_ms column) is an error naming the missing
+// ts column, not an unsupported file to decode by rows, and never garbage.
+func TestComputeParquetOldLayout(t *testing.T) {
+	type oldRow struct {
+		UserID    string `parquet:"user_id,dict"`
+		Timestamp int64  `parquet:"timestamp_ms"`
+		URL       string `parquet:"url,dict"`
+		Country   string `parquet:"country,dict"`
+	}
+	old := writeRows(t, []oldRow{{"u", at(0), "/a", "us"}})
+	_, err := ComputeParquet([][]byte{old}, testWindow(), 0)
+	if err == nil || errors.Is(err, ErrUnsupportedFile) || !strings.Contains(err.Error(), `no column "ts"`) {
+		t.Fatalf("err = %v, want one naming the missing ts column, not ErrUnsupportedFile", err)
+	}
+}
+
+// TestComputeParquetMicros: timestamps that are not whole milliseconds,
+// before and after the epoch, count in the millisecond they fall in.
+func TestComputeParquetMicros(t *testing.T) {
+	w := testWindow()
+	base := w.From.UnixMilli()
+	rows := []lake.Row{
+		{UserID: "u", Ts: base*1000 - 1, URL: "/early", Country: "us"}, // just before the window
+		{UserID: "u", Ts: base * 1000, URL: "/a", Country: "us"},
+		{UserID: "u", Ts: (base+60_000)*1000 + 999, URL: "/b", Country: "us"},
+		{UserID: "v", Ts: (base+1)*1000 + 1, URL: "/a", Country: "de"},
+	}
+	evs := make([]event.Event, len(rows))
+	for i := range rows {
+		evs[i] = rows[i].Event()
+	}
+	if evs[0].Timestamp != base-1 || evs[2].Timestamp != base+60_000 {
+		t.Fatalf("Row.Event: %d, %d; want %d, %d", evs[0].Timestamp, evs[2].Timestamp, base-1, base+60_000)
+	}
+	got, err := ComputeParquet([][]byte{writeRows(t, rows)}, w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameAs(t, "ComputeParquet", got, Compute(evs, w, 0))
+	if microsToMillis(-1) != -1 || microsToMillis(-1000) != -1 || microsToMillis(-1001) != -2 || microsToMillis(1999) != 1 {
+		t.Error("microsToMillis does not round toward negative infinity")
+	}
 }

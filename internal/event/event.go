@@ -6,14 +6,14 @@ const MaxSize = 64 << 10
 // UnknownCountry replaces a missing or blank country.
 const UnknownCountry = "unknown"
 
-// Event is one validated click, as stored in the lake. Timestamp is UTC
-// epoch milliseconds. Every field is tagged: parquet-go reads untagged
-// fields back empty.
+// Event is one validated click. Timestamp is UTC epoch milliseconds. The
+// lake stores it as a lake.Row (microseconds, Parquet field ids), or as
+// this JSON.
 type Event struct {
-	UserID    string `parquet:"user_id,dict" json:"user_id"`
-	Timestamp int64  `parquet:"timestamp_ms" json:"timestamp_ms"`
-	URL       string `parquet:"url,dict" json:"url"`
-	Country   string `parquet:"country,dict" json:"country"`
-	City      string `parquet:"city,dict" json:"city"`
-	UserAgent string `parquet:"user_agent,dict" json:"user_agent"`
+	UserID    string `json:"user_id"`
+	Timestamp int64  `json:"timestamp_ms"`
+	URL       string `json:"url"`
+	Country   string `json:"country"`
+	City      string `json:"city"`
+	UserAgent string `json:"user_agent"`
 }

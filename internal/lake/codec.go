@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 
@@ -121,9 +120,11 @@ func DecodeFile(key string, data []byte) ([]event.Event, error) {
 	return events, nil
 }
 
-// EncodeParquet writes events, in the order given, as a parquet file:
-// zstd pages, dictionary-encoded strings, delta-encoded timestamps, row
-// groups of at most ParquetMaxRowsPerRowGroup rows.
+// EncodeParquet writes events, in the order given, as a parquet file of
+// Rows (see Columns): zstd pages, dictionary-encoded strings, delta-encoded
+// timestamps in microseconds, row groups of at most
+// ParquetMaxRowsPerRowGroup rows. Timestamps must lie within
+// [event.MinTimestamp, event.MaxTimestamp], as a parsed event's do.
 func EncodeParquet(events []event.Event) ([]byte, error) {
 	return FormatParquet.Encode(events)
 }
@@ -136,7 +137,7 @@ const parquetWriteChunk = 1024
 // and growing its dictionaries' tables from empty, cost as much as encoding
 // a few thousand events: reset, a writer keeps both.
 var parquetWriters = sync.Pool{New: func() any {
-	return parquet.NewGenericWriter[event.Event](io.Discard,
+	return parquet.NewGenericWriter[Row](io.Discard,
 		parquet.Compression(&parquetZstd),
 		// Timestamps as deltas: in files sorted by (user_id, ts) that is
 		// 21% less than plain+zstd for the column (11% of the file), and
@@ -159,7 +160,7 @@ var parquetWriters = sync.Pool{New: func() any {
 var parquetZstd = zstd.Codec{Level: zstd.SpeedFastest}
 
 func encodeParquet(n int, at func(i int) *event.Event) ([]byte, error) {
-	w := parquetWriters.Get().(*parquet.GenericWriter[event.Event])
+	w := parquetWriters.Get().(*parquet.GenericWriter[Row])
 	data, err := encodeParquetWith(w, n, at)
 	if err != nil {
 		return nil, err // w is not reused
@@ -170,17 +171,22 @@ func encodeParquet(n int, at func(i int) *event.Event) ([]byte, error) {
 
 // encodeParquetWith encodes with w, leaving it reset for the next file if
 // it succeeds.
-func encodeParquetWith(w *parquet.GenericWriter[event.Event], n int, at func(i int) *event.Event) ([]byte, error) {
+func encodeParquetWith(w *parquet.GenericWriter[Row], n int, at func(i int) *event.Event) ([]byte, error) {
 	var buf bytes.Buffer
 	// A sorted file compresses to ~5-14 bytes per event; over-reserving a
 	// little saves the buffer's regrowth copies.
 	buf.Grow(1024 + 16*n)
 	w.Reset(&buf)
-	chunk := make([]event.Event, min(n, parquetWriteChunk))
+	chunk := make([]Row, min(n, parquetWriteChunk))
 	for i := 0; i < n; i += len(chunk) {
 		c := chunk[:min(len(chunk), n-i)]
 		for j := range c {
-			c[j] = *at(i + j)
+			e := at(i + j)
+			if e.Timestamp < event.MinTimestamp || e.Timestamp > event.MaxTimestamp {
+				return nil, fmt.Errorf("lake: encode parquet: event %d: timestamp %d ms outside [%d, %d]",
+					i+j, e.Timestamp, event.MinTimestamp, event.MaxTimestamp)
+			}
+			c[j] = RowOf(e)
 		}
 		if _, err := w.Write(c); err != nil {
 			return nil, fmt.Errorf("lake: encode parquet: %w", err)
@@ -199,7 +205,7 @@ func encodeParquetWith(w *parquet.GenericWriter[event.Event], n int, at func(i i
 // from w's own: parquet-go v0.32.0's Writer.Reset clears the footer's
 // paths in place, which blanks the paths of every file the writer writes
 // next (TestParquetWriterReuse catches it).
-func detachColumnPaths(w *parquet.GenericWriter[event.Event]) {
+func detachColumnPaths(w *parquet.GenericWriter[Row]) {
 	f := w.File()
 	if f == nil {
 		return
@@ -219,9 +225,11 @@ const (
 	parquetMaxPrealloc = 4 << 20
 )
 
-// DecodeParquet reads every event of a parquet file. A corrupt or foreign
-// file is an error, never a panic. Only zstd-compressed or uncompressed
-// files are accepted (EncodeParquet writes zstd).
+// DecodeParquet reads every event of a parquet file of Rows. A corrupt or
+// foreign file is an error, never a panic: a file without the columns of
+// Columns, such as one of an older layout, names the first one missing.
+// Only zstd-compressed or uncompressed files are accepted (EncodeParquet
+// writes zstd).
 func DecodeParquet(data []byte) (events []event.Event, err error) {
 	// parquet-go panics on some malformed inputs past OpenFile (bad pages,
 	// dictionary indexes out of range); a data file is untrusted input.
@@ -258,17 +266,20 @@ func DecodeParquet(data []byte) (events []event.Event, err error) {
 	if n < 0 {
 		return nil, fmt.Errorf("lake: decode parquet: negative row count %d", n)
 	}
-	r := parquet.NewGenericReader[event.Event](f)
+	if err := checkSchema(f.Schema()); err != nil {
+		return nil, fmt.Errorf("lake: decode parquet: %w", err)
+	}
+	r := parquet.NewGenericReader[Row](f)
 	defer r.Close()
 	// The footer's row count is not trusted for the allocation: a corrupt
 	// one could ask for terabytes. Start there, bounded, and grow.
 	events = make([]event.Event, 0, min(n, parquetMaxPrealloc))
+	rows := make([]Row, min(n, parquetReadBatch))
 	for int64(len(events)) < n {
-		if len(events) == cap(events) {
-			events = slices.Grow(events, parquetReadBatch)
+		k, err := r.Read(rows)
+		for i := range rows[:k] {
+			events = append(events, rows[i].Event())
 		}
-		k, err := r.Read(events[len(events):min(cap(events), len(events)+parquetReadBatch)])
-		events = events[:len(events)+k]
 		if errors.Is(err, io.EOF) {
 			break
 		}

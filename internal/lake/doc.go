@@ -33,22 +33,52 @@
 //
 // One lake is one store root:
 //
-//	_lake.json                                       Meta: the bucket count
+//	_lake.json                                       Meta: layout version, bucket count
 //	events/hour=2006-01-02T15/bucket=0007/<source>-<seq>-<writer>.parquet
 //	_manifests/<source>/<seq>.json                   one per commit
 //	_watermarks/<source>.json                        latest commit, summarised
 //	_rejected/<source>/<seq>-<writer>.ndjson         dead letters of a commit
 //
-// Events are partitioned by event-time hour (UTC) and user bucket: Bucket is
-// FNV-1a 64 of the user id modulo the lake's bucket count, which EnsureMeta
-// fixes when the lake is created. A source is one input stream (KafkaSource
-// names a topic partition); its commits are numbered from 1.
+// Events are partitioned by event-time hour (UTC; Iceberg's hour(ts)) and
+// user bucket: Bucket is Iceberg's bucket(n, user_id) transform,
+// murmur3_x86_32 (seed 0) of the id's UTF-8 bytes, sign bit cleared, modulo
+// the lake's bucket count n, which EnsureMeta fixes when the lake is
+// created. A source is one input stream (KafkaSource names a topic
+// partition); its commits are numbered from 1.
+//
+// Meta.Version is the layout (LayoutVersion, 2): the buckets, columns and
+// sort order described here. ReadMeta, and so EnsureMeta and ReadSnapshot,
+// refuse a lake of another layout with an error matching ErrLayout; a lake
+// of layout 1 (FNV-1a buckets, timestamp_ms files, files in user-hash order)
+// must be re-ingested into a new lake.
 //
 // # Data files
 //
 // A data file holds events of one partition in one Format: Parquet (the
-// default: zstd pages, dictionary-encoded strings) or gzipped NDJSON. The key's
-// extension names the format, so DecodeFile needs nothing else.
+// default: zstd pages, dictionary-encoded strings, delta-encoded times) or
+// gzipped NDJSON. The key's extension names the format, so DecodeFile needs
+// nothing else.
+//
+// A Parquet data file is an Apache Iceberg data file of the lake's table, as
+// it is: its columns (Columns, one Row per event) carry Parquet field ids,
+// and every one is required:
+//
+//	id  column      Parquet                                  Iceberg
+//	1   user_id     BYTE_ARRAY (UTF-8)                        string
+//	2   ts          INT64 TIMESTAMP(MICROS, isAdjustedToUTC)  timestamptz
+//	3   url         BYTE_ARRAY (UTF-8)                        string
+//	4   country     BYTE_ARRAY (UTF-8)                        string
+//	5   city        BYTE_ARRAY (UTF-8)                        string
+//	6   user_agent  BYTE_ARRAY (UTF-8)                        string
+//
+// FieldUserID … FieldUserAgent and ColumnUserID … ColumnUserAgent name them.
+// In memory, event.Event.Timestamp stays epoch milliseconds: the codec
+// multiplies by 1000 when it writes ts and divides when it reads it. Within
+// a file, rows are in SortOrder: user_id ascending (by its bytes), then ts
+// ascending, so that a user's events are together and in time order; ingest
+// sorts with radix passes on UserIDPrefix, the ids' first 8 bytes. The
+// partition spec is hour(ts), bucket(n, user_id); the sort order is
+// user_id asc, ts asc (nulls first: there are none).
 //
 // # Commits and manifests
 //

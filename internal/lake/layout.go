@@ -1,11 +1,16 @@
 package lake
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
+
+	"github.com/twmb/murmur3"
 )
 
 // Key prefixes of the lake layout. Everything a reader may trust is reachable
@@ -25,22 +30,36 @@ const HourFormat = "2006-01-02T15"
 // DefaultBuckets is the user-bucket count of a new lake.
 const DefaultBuckets = 16
 
-// Bucket returns the user bucket of userID in a lake of n buckets:
-// FNV-1a 64 of the id, modulo n. All events of a user share a bucket.
+// Bucket returns the user bucket of userID in a lake of n buckets: Apache
+// Iceberg's bucket(n, user_id) partition transform, murmur3_x86_32 (seed 0)
+// of the id's UTF-8 bytes, its sign bit cleared, modulo n. All events of a
+// user share a bucket.
 func Bucket(userID string, n int) int {
-	return int(UserIDHash(userID) % uint64(n))
+	return BucketOfHash(BucketHash(userID), n)
 }
 
-// UserIDHash is FNV-1a 64 of userID: what Bucket reduces modulo the bucket
-// count, and the order in which ingest groups a partition's users.
-func UserIDHash(userID string) uint64 {
-	const offset64, prime64 = 14695981039346656037, 1099511628211
-	h := uint64(offset64)
-	for i := 0; i < len(userID); i++ {
-		h ^= uint64(userID[i])
-		h *= prime64
+// BucketHash is the hash of userID that Bucket reduces: murmur3_x86_32,
+// seed 0, of its bytes.
+func BucketHash(userID string) uint32 {
+	return murmur3.Sum32(unsafe.Slice(unsafe.StringData(userID), len(userID)))
+}
+
+// BucketOfHash returns the bucket of a BucketHash in a lake of n buckets.
+func BucketOfHash(h uint32, n int) int {
+	return int(int32(h)&math.MaxInt32) % n
+}
+
+// UserIDPrefix is the first 8 bytes of userID as a big-endian integer,
+// zero-padded: an order-preserving key of the ids (a < b as strings implies
+// UserIDPrefix(a) <= UserIDPrefix(b)), which sorts a data file's users by
+// integer comparisons, the full ids breaking ties (SortOrder).
+func UserIDPrefix(userID string) uint64 {
+	if len(userID) >= 8 {
+		return binary.BigEndian.Uint64(unsafe.Slice(unsafe.StringData(userID), 8))
 	}
-	return h
+	var b [8]byte
+	copy(b[:], userID)
+	return binary.BigEndian.Uint64(b[:])
 }
 
 // Partition is one cell of the layout: an event-time hour and a user bucket.

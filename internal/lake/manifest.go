@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,7 +79,27 @@ type Watermark struct {
 	Updated   time.Time `json:"updated"`
 }
 
+// LayoutVersion is the layout of the lakes this package writes and reads,
+// recorded in Meta.Version:
+//
+//	1  FNV-1a 64 buckets, Parquet column timestamp_ms (epoch ms), files
+//	   sorted by user-id hash (no longer read)
+//	2  Iceberg bucket(n, user_id) buckets (murmur3), Parquet field ids and
+//	   a ts column of microseconds (timestamptz), files sorted by
+//	   user_id, ts (SortOrder)
+const LayoutVersion = 2
+
+// ErrLayout is matched by the error of ReadMeta (and so of EnsureMeta and
+// ReadSnapshot) for a lake of another layout than LayoutVersion.
+var ErrLayout = errors.New("lake: unsupported layout")
+
+// layoutNames describes the layouts in errors.
+var layoutNames = map[int]string{
+	1: "1: FNV buckets, timestamp_ms files",
+}
+
 // Meta is the lake's own record at MetaKey, fixed when the lake is created.
+// Version is its layout (LayoutVersion).
 type Meta struct {
 	Version int       `json:"version"`
 	Buckets int       `json:"buckets"`
@@ -106,7 +127,7 @@ func EnsureMeta(ctx context.Context, s Store, buckets int) (Meta, error) {
 		if n == 0 {
 			n = DefaultBuckets
 		}
-		m = Meta{Version: 1, Buckets: n, Created: time.Now().UTC()}
+		m = Meta{Version: LayoutVersion, Buckets: n, Created: time.Now().UTC()}
 		data, _ := json.Marshal(m)
 		err = s.PutIfAbsent(ctx, MetaKey, data)
 		if errors.Is(err, ErrExists) { // another writer created it first
@@ -135,7 +156,28 @@ func ReadMeta(ctx context.Context, s Store) (Meta, error) {
 	if m.Buckets <= 0 {
 		return Meta{}, fmt.Errorf("lake: %s: invalid bucket count %d", MetaKey, m.Buckets)
 	}
+	if err := checkLayout(s, m.Version); err != nil {
+		return Meta{}, err
+	}
 	return m, nil
+}
+
+// checkLayout fails for a lake of another layout than LayoutVersion.
+func checkLayout(s Store, version int) error {
+	switch {
+	case version == LayoutVersion:
+		return nil
+	case version < LayoutVersion:
+		name, ok := layoutNames[version]
+		if !ok {
+			name = strconv.Itoa(version)
+		}
+		return fmt.Errorf("lake %s was written by an older layout (%s); this version reads layout %d only: re-ingest the events into a new lake: %w",
+			s.URI(), name, LayoutVersion, ErrLayout)
+	default:
+		return fmt.Errorf("lake %s was written by a newer layout (%d); this version reads layout %d only: upgrade clickstream: %w",
+			s.URI(), version, LayoutVersion, ErrLayout)
+	}
 }
 
 // Commit writes m as the manifest of its source and sequence number. It

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -55,6 +56,9 @@ func Vacuum(ctx context.Context, s Store, minAge time.Duration, dryRun bool) (Va
 			return rep, fmt.Errorf("lake: vacuum: list %s: %w", prefix, err)
 		}
 		for _, o := range objs {
+			if prefix == EventsPrefix && !strings.HasPrefix(o.Key, EventsPrefix+"hour=") {
+				continue // not a data file: the Iceberg table's metadata/, which the table keeps
+			}
 			switch {
 			case named[o.Key]:
 				rep.Referenced++

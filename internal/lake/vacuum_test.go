@@ -32,6 +32,9 @@ func testVacuum(t *testing.T, s lake.Store) {
 		Files: []lake.DataFile{{Key: committed, Bucket: 1, Hour: "2026-11-27T10"}}, Rejected: rejected}); err != nil {
 		t.Fatal(err)
 	}
+	// The Iceberg table's metadata is no manifest's, and no orphan.
+	tableMeta := "events/metadata/00001-x.metadata.json"
+	mustPut(t, s, tableMeta, "table metadata")
 	oldOrphans := []string{lake.DataFileKey(p, "src", 2, "w1.2", ".parquet"), lake.RejectedKey("src", 2, "w1.2")}
 	for _, k := range oldOrphans {
 		mustPut(t, s, k, "left by a failed attempt")
@@ -70,7 +73,7 @@ func testVacuum(t *testing.T, s lake.Store) {
 			t.Errorf("orphan %s survived the vacuum", k)
 		}
 	}
-	for k, want := range map[string]string{committed: "committed data", rejected: "committed dead letters", young: "written by a commit in flight"} {
+	for k, want := range map[string]string{committed: "committed data", rejected: "committed dead letters", young: "written by a commit in flight", tableMeta: "table metadata"} {
 		if got := mustGet(t, s, k); got != want {
 			t.Errorf("%s = %q after the vacuum, want %q", k, got, want)
 		}

@@ -253,7 +253,7 @@ func ReadResult(ctx context.Context, out lake.Store) ([]schema.Row, Meta, error)
 		if err != nil {
 			return nil, Meta{}, err
 		}
-		rows, err := readFiles(ctx, out, m)
+		rows, err := ReadRun(ctx, out, m)
 		if err == nil {
 			if int64(len(rows)) != m.Rows {
 				return nil, m, fmt.Errorf("%w in %s: %d rows in the files, %d in _SUCCESS", ErrBadMeta, out.URI(), len(rows), m.Rows)
@@ -268,7 +268,10 @@ func ReadResult(ctx context.Context, out lake.Store) ([]schema.Row, Meta, error)
 	return nil, Meta{}, lastErr
 }
 
-func readFiles(ctx context.Context, out lake.Store, m Meta) ([]schema.Row, error) {
+// ReadRun reads the rows of the run m names. The run may have been pruned
+// since m was committed if two newer results replaced it: the error then
+// matches lake.ErrNotExist.
+func ReadRun(ctx context.Context, out lake.Store, m Meta) ([]schema.Row, error) {
 	rows := make([]schema.Row, 0, m.Rows)
 	for _, key := range m.Files {
 		data, err := out.Get(ctx, key)

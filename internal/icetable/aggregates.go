@@ -1,0 +1,326 @@
+package icetable
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/twmb/avro/atype"
+
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
+)
+
+// AggregatesTable names the table of the jobs' results.
+const AggregatesTable = "aggregates"
+
+// aggregatesPrefix is the aggregates table's folder in the lake.
+const aggregatesPrefix = "aggregates/"
+
+// Snapshot summary properties of the aggregates table's snapshots.
+const (
+	JobProperty    = "clickstream.job"
+	RunProperty    = "clickstream.run"
+	WindowProperty = "clickstream.window"
+)
+
+// aggRow is a result row as the aggregates table's Parquet files hold it:
+// Iceberg field ids, times as timestamptz (microseconds, UTC).
+type aggRow struct {
+	WindowStart      int64    `parquet:"window_start,timestamp(microsecond),id(1)"`
+	WindowEnd        int64    `parquet:"window_end,timestamp(microsecond),id(2)"`
+	URL              string   `parquet:"url,dict,id(3)"`
+	Country          string   `parquet:"country,dict,id(4)"`
+	Clicks           int64    `parquet:"clicks,id(5)"`
+	UniqueUsers      int64    `parquet:"unique_users,id(6)"`
+	TotalTimeSpentS  float64  `parquet:"total_time_spent_s,id(7)"`
+	TimeSpentSamples int64    `parquet:"time_spent_samples,id(8)"`
+	AvgTimeSpentS    *float64 `parquet:"avg_time_spent_s,optional,id(9)"`
+	Job              string   `parquet:"job_id,dict,id(10)"`
+}
+
+// AggregatesSchema is the schema of the aggregates table: the result row
+// (package schema) and the job that computed it.
+func AggregatesSchema() *iceberg.Schema {
+	req := func(id int, name string, t iceberg.Type) iceberg.NestedField {
+		return iceberg.NestedField{ID: id, Name: name, Type: t, Required: true}
+	}
+	return iceberg.NewSchema(0,
+		req(1, "window_start", iceberg.PrimitiveTypes.TimestampTz),
+		req(2, "window_end", iceberg.PrimitiveTypes.TimestampTz),
+		req(3, "url", iceberg.PrimitiveTypes.String),
+		req(4, "country", iceberg.PrimitiveTypes.String),
+		req(5, "clicks", iceberg.PrimitiveTypes.Int64),
+		req(6, "unique_users", iceberg.PrimitiveTypes.Int64),
+		req(7, "total_time_spent_s", iceberg.PrimitiveTypes.Float64),
+		req(8, "time_spent_samples", iceberg.PrimitiveTypes.Int64),
+		iceberg.NestedField{ID: 9, Name: "avg_time_spent_s", Type: iceberg.PrimitiveTypes.Float64},
+		req(10, "job_id", iceberg.PrimitiveTypes.String),
+	)
+}
+
+// EnsureAggregates returns the aggregates table of the lake at store,
+// creating it if needed: located at the lake's aggregates/ folder,
+// partitioned by day(window_start).
+func EnsureAggregates(ctx context.Context, cat catalog.Catalog, store lake.Store) (*table.Table, error) {
+	if err := ensureNamespace(ctx, cat); err != nil {
+		return nil, err
+	}
+	ident := Ident(AggregatesTable)
+	tbl, err := cat.LoadTable(ctx, ident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		spec := iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{1}, FieldID: 1000, Name: "window_start_day", Transform: iceberg.DayTransform{}})
+		tbl, err = cat.CreateTable(ctx, ident, AggregatesSchema(),
+			catalog.WithLocation(strings.TrimSuffix(store.URI(), "/")+"/"+strings.TrimSuffix(aggregatesPrefix, "/")),
+			catalog.WithPartitionSpec(&spec),
+			catalog.WithProperties(tableProperties(nil)))
+		if errors.Is(err, catalog.ErrTableAlreadyExists) {
+			tbl, err = cat.LoadTable(ctx, ident)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
+	}
+	return tbl, nil
+}
+
+// Result is one committed job result to publish.
+type Result struct {
+	Job, Run string    // the job and its committed run (results.Meta), a name unique to the run
+	From, To time.Time // the job's window
+	Rows     []schema.Row
+}
+
+// windowDir is the folder of a window's data files in the table.
+func windowDir(from, to time.Time) string {
+	return fmt.Sprintf("%sdata/window=%s_%s/", aggregatesPrefix, from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
+}
+
+// PublishResult makes r the aggregates table's rows of its window: in one
+// commit it removes the files of any earlier result of the same window
+// (an overwrite by window) and adds r's, so a reader sees each window
+// once, at its latest run. It is idempotent: a result the table already
+// holds for its window is not added again, and a race with another
+// publisher is resolved by re-reading the table.
+func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result) error {
+	dir := windowDir(r.From, r.To)
+	key := dir + r.Run + ".parquet"
+	root := strings.TrimSuffix(store.URI(), "/") + "/"
+	data, err := encodeResult(r)
+	if err != nil {
+		return err
+	}
+	// The file first, under a name no other run uses: rewriting it for a
+	// retry writes the same bytes.
+	if err := store.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("icetable: write %s: %w", key, err)
+	}
+	for attempt := range publishAttempts {
+		tbl, err := cat.LoadTable(ctx, Ident(AggregatesTable))
+		if err != nil {
+			return fmt.Errorf("icetable: publish result: %w", err)
+		}
+		var old []iceberg.DataFile
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			return fmt.Errorf("icetable: publish result: %w", err)
+		}
+		held := false
+		for _, t := range tasks {
+			p := t.File.FilePath()
+			switch {
+			case p == root+key:
+				held = true
+			case strings.HasPrefix(p, root+dir):
+				old = append(old, t.File)
+			}
+		}
+		if held && len(old) == 0 {
+			return nil // published before
+		}
+		df, err := resultFile(tbl, root+key, r, int64(len(data)))
+		if err != nil {
+			return err
+		}
+		props := iceberg.Properties{JobProperty: r.Job, RunProperty: r.Run,
+			WindowProperty: r.From.UTC().Format(time.RFC3339) + "/" + r.To.UTC().Format(time.RFC3339)}
+		tx := tbl.NewTransaction()
+		if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {
+			return fmt.Errorf("icetable: publish result: %w", err)
+		}
+		add := []iceberg.DataFile{df}
+		if held {
+			add = nil
+		}
+		if len(old) > 0 {
+			err = tx.ReplaceDataFilesWithDataFiles(ctx, old, add, props)
+		} else {
+			err = tx.AddDataFiles(ctx, add, props, table.WithoutDuplicateCheck())
+		}
+		if err != nil {
+			return fmt.Errorf("icetable: publish result: %w", err)
+		}
+		if _, err := tx.Commit(ctx); err != nil {
+			if err := sleepCtx(ctx, backoff(attempt)); err != nil {
+				return err
+			}
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("icetable: publish result: %d commits lost to concurrent publishers in a row", publishAttempts)
+}
+
+func micro(t time.Time) int64 { return t.UnixMicro() }
+
+func encodeResult(r Result) ([]byte, error) {
+	rows := make([]aggRow, len(r.Rows))
+	for i, x := range r.Rows {
+		rows[i] = aggRow{
+			WindowStart: micro(x.WindowStart), WindowEnd: micro(x.WindowEnd), URL: x.URL, Country: x.Country,
+			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
+			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
+		}
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[aggRow](&buf, parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}))
+	if _, err := w.Write(rows); err != nil {
+		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// resultFile describes a result's data file: its day partition and the
+// window's bounds, which let engines prune by window.
+func resultFile(tbl *table.Table, path string, r Result, size int64) (iceberg.DataFile, error) {
+	spec := tbl.Spec()
+	if spec.NumFields() != 1 {
+		return nil, fmt.Errorf("icetable: table %s: partition spec %s is not day(window_start)", AggregatesTable, spec)
+	}
+	day := int32(math.Floor(float64(r.From.UTC().Unix()) / 86400))
+	b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, path, iceberg.ParquetFile,
+		map[int]any{spec.Field(0).FieldID: iceberg.Date(day)}, map[int]string{spec.Field(0).FieldID: atype.Date}, nil, int64(len(r.Rows)), size)
+	if err != nil {
+		return nil, fmt.Errorf("icetable: result file %s: %w", path, err)
+	}
+	ts := func(t time.Time) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(micro(t))) }
+	b.LowerBoundValues(map[int][]byte{1: ts(r.From), 2: ts(r.To)}).
+		UpperBoundValues(map[int][]byte{1: ts(r.From), 2: ts(r.To)})
+	return b.Build(), nil
+}
+
+// ResultPublisher publishes every committed job result to the aggregates
+// table of the job's lake (a coordinator.Publisher).
+type ResultPublisher struct {
+	// Catalog is the catalog's URI; empty: the lake's default, and the
+	// results of a lake without one (not file://) are not published.
+	Catalog string
+	S3      lake.S3Options
+}
+
+// Name names the publisher in job records.
+func (p ResultPublisher) Name() string { return "iceberg" }
+
+// Publish publishes the result meta names, read from out.
+func (p ResultPublisher) Publish(ctx context.Context, out lake.Store, meta results.Meta) error {
+	catURI := p.Catalog
+	if catURI == "" {
+		var err error
+		if catURI, err = DefaultCatalogURI(meta.Lake); err != nil {
+			return nil // no catalog configured for such lakes
+		}
+	}
+	rows, err := results.ReadRun(ctx, out, meta)
+	if err != nil {
+		return err
+	}
+	store, err := lake.Open(ctx, meta.Lake, p.S3)
+	if err != nil {
+		return fmt.Errorf("icetable: lake: %w", err)
+	}
+	cat, err := OpenCatalog(ctx, catURI, S3Props(p.S3))
+	if err != nil {
+		return err
+	}
+	defer Close(cat)
+	if _, err := EnsureAggregates(ctx, cat, store); err != nil {
+		return err
+	}
+	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, Rows: rows})
+}
+
+// AggregateRow is a row of the aggregates table.
+type AggregateRow struct {
+	schema.Row
+	Job string
+}
+
+// ReadAggregates reads every row of the aggregates table at its current
+// snapshot.
+func ReadAggregates(ctx context.Context, cat catalog.Catalog) ([]AggregateRow, error) {
+	tbl, err := cat.LoadTable(ctx, Ident(AggregatesTable))
+	if err != nil {
+		return nil, fmt.Errorf("icetable: %w", err)
+	}
+	at, err := tbl.Scan().ToArrowTable(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("icetable: read %s: %w", AggregatesTable, err)
+	}
+	defer at.Release()
+	tr := array.NewTableReader(at, 0)
+	defer tr.Release()
+	var rows []AggregateRow
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		col := func(name string) arrow.Array {
+			if idx := rec.Schema().FieldIndices(name); len(idx) == 1 {
+				return rec.Column(idx[0])
+			}
+			return nil
+		}
+		start, _ := col("window_start").(*array.Timestamp)
+		end, _ := col("window_end").(*array.Timestamp)
+		url, _ := col("url").(*array.String)
+		country, _ := col("country").(*array.String)
+		clicks, _ := col("clicks").(*array.Int64)
+		users, _ := col("unique_users").(*array.Int64)
+		total, _ := col("total_time_spent_s").(*array.Float64)
+		samples, _ := col("time_spent_samples").(*array.Int64)
+		avg, _ := col("avg_time_spent_s").(*array.Float64)
+		job, _ := col("job_id").(*array.String)
+		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
+			total == nil || samples == nil || avg == nil || job == nil {
+			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
+		}
+		for i := range int(rec.NumRows()) {
+			r := AggregateRow{Row: schema.Row{
+				WindowStart: time.UnixMicro(int64(start.Value(i))).UTC(), WindowEnd: time.UnixMicro(int64(end.Value(i))).UTC(),
+				URL: url.Value(i), Country: country.Value(i), Clicks: clicks.Value(i), UniqueUsers: users.Value(i),
+				TotalTimeSpentS: total.Value(i), TimeSpentSamples: samples.Value(i),
+			}, Job: job.Value(i)}
+			if avg.IsValid(i) {
+				v := avg.Value(i)
+				r.AvgTimeSpentS = &v
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
+}

@@ -1,0 +1,77 @@
+package icetable_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apache/iceberg-go/catalog"
+
+	"github.com/dataco/clickstream/internal/icetable"
+	"github.com/dataco/clickstream/internal/schema"
+)
+
+func resultRows(from, to time.Time, n int, clicks int64) []schema.Row {
+	rows := make([]schema.Row, n)
+	for i := range rows {
+		avg := 1.5
+		rows[i] = schema.Row{WindowStart: from, WindowEnd: to, URL: fmt.Sprintf("/p/%d", i), Country: "NL",
+			Clicks: clicks, UniqueUsers: 1, TotalTimeSpentS: 3, TimeSpentSamples: 2, AvgTimeSpentS: &avg}
+	}
+	return rows
+}
+
+// aggregatesView reads the aggregates table: rows and total clicks per
+// job id, and the number of snapshots.
+func aggregatesView(t *testing.T, cat catalog.Catalog) (clicksByJob map[string]int64, rows int64, snapshots int) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := icetable.ReadAggregates(ctx, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clicksByJob = map[string]int64{}
+	for _, r := range got {
+		clicksByJob[r.Job] += r.Clicks
+		if r.AvgTimeSpentS == nil || *r.AvgTimeSpentS != 1.5 || r.WindowEnd.Sub(r.WindowStart) != time.Hour {
+			t.Errorf("row %+v: not as published", r)
+		}
+	}
+	tbl, err := cat.LoadTable(ctx, icetable.Ident(icetable.AggregatesTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clicksByJob, int64(len(got)), len(tbl.Metadata().Snapshots())
+}
+
+// TestPublishResultReplacesItsWindow: a window's result replaces the
+// window's earlier one and no other; publishing the same run again
+// changes nothing.
+func TestPublishResultReplacesItsWindow(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLake(t)
+	if _, err := icetable.EnsureAggregates(ctx, l.cat, l.store); err != nil {
+		t.Fatal(err)
+	}
+	w1, w2 := hour0, hour0.Add(time.Hour)
+	publish := func(job, run string, from time.Time, n int, clicks int64) {
+		t.Helper()
+		r := icetable.Result{Job: job, Run: run, From: from, To: from.Add(time.Hour), Rows: resultRows(from, from.Add(time.Hour), n, clicks)}
+		if err := icetable.PublishResult(ctx, l.cat, l.store, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("job-a", "run-1", w1, 3, 10)
+	publish("job-a", "run-1", w1, 3, 10) // again: nothing changes
+	byJob, rows, snaps := aggregatesView(t, l.cat)
+	if rows != 3 || byJob["job-a"] != 30 || snaps != 1 {
+		t.Fatalf("after one result: %d rows, clicks %v, %d snapshots; want 3 rows, 30 clicks, 1 snapshot", rows, byJob, snaps)
+	}
+	publish("job-b", "run-1", w2, 2, 5)
+	publish("job-c", "run-1", w1, 4, 7) // a re-run of window 1
+	byJob, rows, _ = aggregatesView(t, l.cat)
+	if rows != 6 || byJob["job-a"] != 0 || byJob["job-b"] != 10 || byJob["job-c"] != 28 {
+		t.Fatalf("after a re-run: %d rows, clicks %v; want window 1 from job-c only (28), window 2 from job-b (10)", rows, byJob)
+	}
+}
