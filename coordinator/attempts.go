@@ -150,6 +150,7 @@ func (tm *term) endAttempt(t *taskRun, a *attemptRun, outcome string) {
 	delete(t.attempts, a.n)
 	a.worker.running--
 	a.cancel()
+	t.rec.ended(a, outcome, time.Now())
 	tm.c.metrics.attempts.WithLabelValues(outcome).Inc()
 }
 

@@ -20,7 +20,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen       = "127.0.0.1:7400"
+	DefaultListen = "127.0.0.1:7400"
+	// DefaultHTTPListen is the address of the web UI (and /metrics,
+	// /healthz, /readyz).
+	DefaultHTTPListen   = "127.0.0.1:7480"
 	DefaultEtcdListen   = "127.0.0.1:2379"
 	DefaultDataDir      = "clickstream-etcd"
 	DefaultMaxAttempts  = 3
@@ -44,7 +47,7 @@ const (
 type Config struct {
 	// Listen is the gRPC listen address of the CoordinatorService.
 	Listen string
-	// Insecure allows listeners beyond loopback (gRPC, metrics) although
+	// Insecure allows listeners beyond loopback (gRPC, HTTP) although
 	// their traffic is plain text; each start then logs a warning.
 	Insecure bool
 	// TLS names the certificate files that turn on mutual TLS for the
@@ -119,8 +122,17 @@ type Config struct {
 	// jobs it plans (or whose plans it reloads, on taking over) at once.
 	// The other jobs to plan wait in a queue, in the order they came.
 	PlanningParallelism int
-	MetricsListen       string
-	// Pprof serves profiles on MetricsListen, a loopback address.
+	// HTTPListen is the address of the coordinator's one HTTP listener:
+	// the web UI at / (package ui), /metrics, /healthz and /readyz. It is
+	// HTTPS with the certificates of the gRPC API when the coordinator has
+	// them (TLS), and then the UI requires a client certificate of role
+	// viewer, operator or coordinator; without them it may only be a
+	// loopback address (unless Insecure). Empty: no HTTP listener.
+	HTTPListen string
+	// MetricsListen, if set, is the HTTP listener's address instead of
+	// HTTPListen (its older name: one listener serves both).
+	MetricsListen string
+	// Pprof serves profiles on the HTTP listener, a loopback address.
 	Pprof           bool
 	ShutdownTimeout time.Duration
 	// FastEtcd gives an embedded etcd test ticks (10 ms).
@@ -166,6 +178,7 @@ type Maintenance struct {
 func NewConfig() Config {
 	return Config{
 		Listen:              DefaultListen,
+		HTTPListen:          DefaultHTTPListen,
 		EtcdPrefix:          cluster.DefaultPrefix,
 		DataDir:             DefaultDataDir,
 		EtcdListen:          DefaultEtcdListen,
@@ -258,7 +271,7 @@ func (c *Config) Validate() error {
 	if err := cluster.ValidatePrefix(c.EtcdPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := obs.CheckPprof(c.MetricsListen, c.Pprof); err != nil {
+	if err := obs.CheckPprof(c.HTTPAddr(), c.Pprof); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.TLS.Validate(); err != nil {
@@ -267,7 +280,7 @@ func (c *Config) Validate() error {
 	for _, l := range []struct {
 		flag, addr string
 		tls        bool
-	}{{"--listen", c.Listen, c.TLSEnabled()}, {"--metrics-listen", c.MetricsListen, false}} {
+	}{{"--listen", c.Listen, c.TLSEnabled()}, {c.httpFlag(), c.HTTPAddr(), c.TLSEnabled()}} {
 		if err := listen.Check(l.flag, l.addr, c.Insecure || l.tls); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
@@ -296,6 +309,23 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.withinLimits()
+}
+
+// HTTPAddr is the address of the coordinator's HTTP listener: MetricsListen
+// if set, else HTTPListen; empty for none.
+func (c *Config) HTTPAddr() string {
+	if c.MetricsListen != "" {
+		return c.MetricsListen
+	}
+	return c.HTTPListen
+}
+
+// httpFlag names the flag HTTPAddr comes from, for errors.
+func (c *Config) httpFlag() string {
+	if c.MetricsListen != "" {
+		return "--metrics-listen"
+	}
+	return "--http-listen"
 }
 
 // TLSEnabled reports whether the coordinator uses mutual TLS.
@@ -330,7 +360,7 @@ func (c *Config) withinLimits() error {
 // AddFlags binds the configuration to flags of fs.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address (beyond loopback only with --insecure)")
-	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plain-text listeners beyond loopback (gRPC, metrics); logs a warning at every start")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plain-text listeners beyond loopback (gRPC, HTTP); logs a warning at every start")
 	c.TLS.AddFlags(fs)
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address announced as the leader's (default: the listen address)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd endpoints, comma-separated (empty: run an embedded etcd)")
@@ -354,7 +384,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "delete the records of jobs finished longer ago than this (0: keep them)")
 	fs.IntVar(&c.MergeParallelism, "merge-parallelism", c.MergeParallelism, "partials read at once when merging")
 	fs.IntVar(&c.PlanningParallelism, "planning-parallelism", c.PlanningParallelism, "jobs the leader plans at once (reading the lake's manifests); the others wait their turn in order")
-	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (empty: off)")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "serve the web UI at / (with /metrics, /healthz, /readyz) on this address: HTTPS with the --tls-* certificates, then for clients of role viewer, operator or coordinator; without them a loopback address only, unless --insecure (empty: off)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "older name of --http-listen: if set, the one HTTP listener (UI, /metrics, /healthz, /readyz) is on this address instead")
 	obs.AddPprofFlag(fs, &c.Pprof)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long open RPCs may finish on shutdown")
 	c.S3.AddFlags(fs)

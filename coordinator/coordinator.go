@@ -353,10 +353,10 @@ func (c *Coordinator) output(ctx context.Context, uri string) (lake.Store, error
 }
 
 // Run runs a coordinator until ctx ends: it connects to etcd (or starts an
-// embedded one when cfg.Etcd is empty), serves metrics on
-// cfg.MetricsListen when set (its /readyz following Ready), and closes everything in reverse order on
-// the way out: the coordinator, the metrics server, the etcd client, the
-// embedded etcd.
+// embedded one when cfg.Etcd is empty), serves the web UI, /metrics,
+// /healthz and /readyz (following Ready) on cfg.HTTPAddr() when set, and
+// closes everything in reverse order on the way out: the coordinator, the
+// HTTP server, the etcd client, the embedded etcd.
 func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -384,13 +384,22 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	if err != nil {
 		return err
 	}
-	if cfg.MetricsListen != "" {
-		msrv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), logger)
+	if addr := cfg.HTTPAddr(); addr != "" {
+		h, err := c.UI()
+		if err != nil {
+			return err
+		}
+		opts := obs.Options{Mount: h.Mount}
+		if c.tls != nil {
+			opts.TLS = mtls.ServerTLSConfig(c.tls)
+		}
+		hsrv, err := obs.StartWith(addr, cfg.Pprof, obs.Gatherer(reg), logger, opts)
 		if err != nil {
 			return fmt.Errorf("coordinator: %w", err)
 		}
-		defer msrv.Close()
-		msrv.AddCheck("coordinator", c.Ready)
+		defer hsrv.Close()
+		hsrv.AddCheck("coordinator", c.Ready)
+		logger.Info("serving the web UI", "url", uiURL(hsrv.Addr(), c.tls != nil))
 	}
 	if err := c.Start(ctx); err != nil {
 		return err
@@ -400,4 +409,12 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	case <-c.base.Done():
 	}
 	return c.Close()
+}
+
+// uiURL is the URL of the web UI served on addr.
+func uiURL(addr string, https bool) string {
+	if https {
+		return "https://" + addr + "/"
+	}
+	return "http://" + addr + "/"
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -721,6 +722,14 @@ func TestConfigValidate(t *testing.T) {
 		{"negative task timeout", func(c *Config) { c.TaskTimeout = -time.Second }, "task timeout"},
 		{"listen beyond loopback", func(c *Config) { c.Etcd, c.Listen = "http://e:2379", ":7400" }, "--listen :7400"},
 		{"metrics beyond loopback", func(c *Config) { c.Etcd, c.MetricsListen = "http://e:2379", "0.0.0.0:9100" }, "--metrics-listen 0.0.0.0:9100"},
+		{"UI beyond loopback", func(c *Config) { c.Etcd, c.HTTPListen = "http://e:2379", ":7480" }, "--http-listen :7480"},
+		{"UI beyond loopback over TLS", func(c *Config) {
+			c.Etcd, c.HTTPListen, c.TLS = "http://e:2379", ":7480", mtls.Files{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem"}
+		}, ""},
+		{"no UI", func(c *Config) { c.HTTPListen = "" }, ""},
+		{"profiles on the UI beyond loopback", func(c *Config) {
+			c.Etcd, c.HTTPListen, c.Pprof, c.TLS = "http://e:2379", ":7480", true, mtls.Files{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem"}
+		}, "--pprof"},
 		{"beyond loopback with --insecure", func(c *Config) {
 			c.Etcd, c.Listen, c.MetricsListen, c.Insecure, c.OutputRoots = "http://e:2379", ":7400", ":9100", true, []string{"s3://results"}
 		}, ""},

@@ -82,6 +82,16 @@
 // Config.Publishers (the Elasticsearch indexer with --es) on the result,
 // recording each one's outcome in the job status.
 //
+// # Web UI
+//
+// Run serves a live web UI of the whole cluster (package ui: jobs, tasks
+// and their attempts, workers, windows, ingest) on the coordinator's one
+// HTTP listener (Config.HTTPListen, beside /metrics, /healthz and
+// /readyz), read from etcd and the lake by uiCluster with the decoding the
+// API uses; UI returns its handler for other servers. Under mutual TLS the
+// listener is HTTPS and the UI requires a viewer's, operator's or
+// coordinator's certificate.
+//
 // # Use
 //
 //	cfg := coordinator.NewConfig()

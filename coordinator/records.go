@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +107,10 @@ type jobRecord struct {
 	// IdempotencyKey is the client's key of the submit that created the
 	// job, if it gave one (Keys.Submission).
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// SubmittedBy names who submitted the job: the SPIFFE URI of the
+	// client's certificate under mutual TLS, else "ip:<address>", or
+	// "scheduler" for the windows of --schedule.
+	SubmittedBy string `json:"submitted_by,omitempty"`
 	// MergeAttempt numbers the result commits tried, so that each writes
 	// its own run folder.
 	MergeAttempt int           `json:"merge_attempt,omitempty"`
@@ -152,6 +157,32 @@ type taskRecord struct {
 	// recorded done without them is run again by a new leader.
 	PartialSHA256 string `json:"partial_sha256,omitempty"`
 	PartialBytes  int64  `json:"partial_bytes,omitempty"`
+	// History lists the task's last maxHistory ended attempts, oldest
+	// first: what the UI's timeline draws.
+	History []attemptRecord `json:"history,omitempty"`
+}
+
+// attemptRecord is an ended attempt of a task.
+type attemptRecord struct {
+	N       int       `json:"n"`
+	Worker  string    `json:"worker"`
+	Backup  bool      `json:"backup,omitempty"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
+	Outcome string    `json:"outcome"` // ok, duplicate, failed, lost, cancelled
+}
+
+// maxHistory bounds a task record's History.
+const maxHistory = 8
+
+// ended records attempt a of the task as ended with outcome at now.
+func (r *taskRecord) ended(a *attemptRun, outcome string, now time.Time) {
+	r.History = append(r.History, attemptRecord{
+		N: a.n, Worker: a.worker.info.ID, Backup: a.backup, Started: a.started, Ended: now.UTC(), Outcome: outcome,
+	})
+	if n := len(r.History); n > maxHistory {
+		r.History = slices.Clone(r.History[n-maxHistory:])
+	}
 }
 
 // digest returns the partial's recorded digest, if the task is done with

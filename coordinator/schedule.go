@@ -173,6 +173,9 @@ type windowRecord struct {
 	rev int64 // etcd mod revision of the record as read; 0: none yet
 }
 
+// submitterScheduler is the SubmittedBy of the scheduler's jobs.
+const submitterScheduler = "scheduler"
+
 const (
 	windowRunning = "running"
 	windowDone    = "done"
@@ -332,7 +335,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 	next.Runs++
 	key := c.scheduleKey(rec.From)
 	unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", rec.rev)
-	_, ok, err := c.submit(ctx, spec, "", []clientv3.Cmp{unchanged}, func(id string) ([]clientv3.Op, error) {
+	_, ok, err := c.submit(ctx, spec, "", submitterScheduler, []clientv3.Cmp{unchanged}, func(id string) ([]clientv3.Op, error) {
 		next.Job = id
 		data, err := json.Marshal(&next)
 		if err != nil {

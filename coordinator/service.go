@@ -225,7 +225,7 @@ func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	j, _, err := c.submit(ctx, spec, key, nil, nil)
+	j, _, err := c.submit(ctx, spec, key, submitter(ctx), nil, nil)
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -237,8 +237,8 @@ func (c *Coordinator) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (
 // only if conds hold: ok is false, and nothing written, if they do not.
 // With an idempotency key, the transaction also records the key; if the
 // key is recorded already, submit returns the job it names (ok true), or
-// ErrKeyReused if that job's spec is not spec.
-func (c *Coordinator) submit(ctx context.Context, spec jobSpec, idemKey string, conds []clientv3.Cmp, also func(id string) ([]clientv3.Op, error)) (_ *pb.Job, ok bool, _ error) {
+// ErrKeyReused if that job's spec is not spec. by names the submitter.
+func (c *Coordinator) submit(ctx context.Context, spec jobSpec, idemKey, by string, conds []clientv3.Cmp, also func(id string) ([]clientv3.Op, error)) (_ *pb.Job, ok bool, _ error) {
 	if idemKey != "" {
 		// A retried submit gets its job even when the cluster is full.
 		resp, err := c.cli.Get(ctx, c.keys.Submission(idemKey))
@@ -258,7 +258,7 @@ func (c *Coordinator) submit(ctx context.Context, spec jobSpec, idemKey string, 
 		return nil, false, fmt.Errorf("%w: %d jobs are unfinished, the most this cluster takes (--max-active-jobs); submit again once some have ended", ErrLimit, n)
 	}
 	now := time.Now().UTC()
-	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now, IdempotencyKey: idemKey}
+	rec := &jobRecord{ID: newJobID(now), Spec: spec, State: statePending, Created: now, IdempotencyKey: idemKey, SubmittedBy: by}
 	key := c.keys.Job(rec.ID)
 	ops := []clientv3.Op{clientv3.OpPut(key, encode(rec)), clientv3.OpPut(c.keys.ActiveJob(rec.ID), "")}
 	if also != nil {

@@ -190,6 +190,12 @@ func (w *Worker) RunTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTa
 			defer w.tasks.Done()
 			defer cancel()
 			r.resp, r.err = w.execute(rctx, t)
+			switch {
+			case r.err == nil:
+				w.tasksDone.Add(1)
+			case rctx.Err() == nil:
+				w.tasksFailed.Add(1) // not cancelled: failed
+			}
 			w.runsMu.Lock()
 			if w.runs[key] == r {
 				delete(w.runs, key)

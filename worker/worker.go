@@ -68,6 +68,13 @@ type Worker struct {
 
 	leaseMu sync.Mutex
 	lease   clientv3.LeaseID
+	// regMu orders the writes of the registration (counts, draining), so
+	// that none overwrites a newer one; published are the counts last
+	// written.
+	regMu     sync.Mutex
+	published [2]int64
+	// Attempts finished and failed (cancelled ones in neither).
+	tasksDone, tasksFailed atomic.Int64
 
 	stores *lake.Stores
 	crash  *failpoint.Point // nil except in crash tests
@@ -279,7 +286,28 @@ func (w *Worker) info() cluster.WorkerInfo {
 	return cluster.WorkerInfo{
 		ID: w.id, Addr: w.addr, Parallelism: cap(w.sem), Started: w.started,
 		Draining: w.draining.Load(), Host: host, PID: os.Getpid(),
+		TasksDone: w.tasksDone.Load(), TasksFailed: w.tasksFailed.Load(),
 	}
+}
+
+// publishCounts writes the registration again if the task counts changed
+// since it was last written, under the lease it holds.
+func (w *Worker) publishCounts(ctx context.Context, lease clientv3.LeaseID) {
+	w.regMu.Lock()
+	defer w.regMu.Unlock()
+	info := w.info()
+	counts := [2]int64{info.TasksDone, info.TasksFailed}
+	if counts == w.published || info.Draining {
+		return // unchanged, or Close wrote the last registration
+	}
+	data, _ := json.Marshal(info)
+	ctx, cancel := context.WithTimeout(ctx, cluster.DialTimeout)
+	defer cancel()
+	if _, err := w.cli.Put(ctx, w.keys.Worker(w.id), string(data), clientv3.WithLease(lease)); err != nil {
+		w.logger.Debug("publish task counts", "err", err)
+		return
+	}
+	w.published = counts
 }
 
 // register grants a lease, writes the registration under it and starts
@@ -292,8 +320,15 @@ func (w *Worker) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveR
 	if err != nil {
 		return nil, fmt.Errorf("worker: grant lease: %w", err)
 	}
-	data, _ := json.Marshal(w.info())
-	if _, err := w.cli.Put(ctx, w.keys.Worker(w.id), string(data), clientv3.WithLease(g.ID)); err != nil {
+	w.regMu.Lock()
+	info := w.info()
+	data, _ := json.Marshal(info)
+	_, err = w.cli.Put(ctx, w.keys.Worker(w.id), string(data), clientv3.WithLease(g.ID))
+	if err == nil {
+		w.published = [2]int64{info.TasksDone, info.TasksFailed}
+	}
+	w.regMu.Unlock()
+	if err != nil {
 		_, _ = w.cli.Revoke(context.WithoutCancel(ctx), g.ID)
 		return nil, fmt.Errorf("worker: register: %w", err)
 	}
@@ -318,7 +353,11 @@ func (w *Worker) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveR
 func (w *Worker) keepRegistered(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 	backoff := 100 * time.Millisecond
 	for {
+		w.leaseMu.Lock()
+		lease := w.lease
+		w.leaseMu.Unlock()
 		for range ka {
+			w.publishCounts(w.base, lease)
 		}
 		if w.base.Err() != nil {
 			return
@@ -361,6 +400,7 @@ func (w *Worker) Close() error {
 	w.health.Shutdown()
 	w.draining.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	w.regMu.Lock()
 	data, _ := json.Marshal(w.info())
 	w.leaseMu.Lock()
 	lease := w.lease
@@ -368,6 +408,7 @@ func (w *Worker) Close() error {
 	if _, err := w.cli.Put(ctx, w.keys.Worker(w.id), string(data), clientv3.WithLease(lease)); err != nil {
 		w.logger.Warn("mark draining", "err", err)
 	}
+	w.regMu.Unlock()
 	cancel()
 
 	done := make(chan struct{})

@@ -780,3 +780,38 @@ func treeOf(t *testing.T, dir string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestRegistrationCounts: the registration carries the attempts finished
+// and failed, updated as they change.
+func TestRegistrationCounts(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(func(cfg *Config) { cfg.LeaseTTL = 2 * time.Second })
+	ctx := context.Background()
+	if err := f.src.Put(ctx, "events/hour=2026-11-27T00/bucket=0000/garbage.parquet", []byte("not parquet")); err != nil {
+		t.Fatal(err)
+	}
+	for b := range 2 {
+		if _, err := c.RunTask(ctx, f.request(b, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := f.request(2, 1)
+	bad.FileKeys = append(bad.FileKeys, "events/hour=2026-11-27T00/bucket=0000/garbage.parquet")
+	bad.FileSizes = append(bad.FileSizes, int64(len("not parquet")))
+	if _, err := c.RunTask(ctx, bad); status.Code(err) != codes.DataLoss {
+		t.Fatalf("corrupt file: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := f.cli.Get(ctx, cluster.Keys{}.Worker("w1"))
+		var info cluster.WorkerInfo
+		if err == nil && len(resp.Kvs) == 1 && json.Unmarshal(resp.Kvs[0].Value, &info) == nil &&
+			info.TasksDone == 2 && info.TasksFailed == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registration %+v (err %v), want 2 tasks done and 1 failed", info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -27,7 +27,16 @@ func newCoordinatorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "coordinator [--etcd ENDPOINTS] [--listen ADDR] [--lake URI] [--schedule ...] [--es URL] [flags]",
 		Short: "lead aggregation jobs: plan, lease tasks to workers, merge and commit results",
-		Args:  noArgs,
+		Long: `coordinator serves the CoordinatorService API on --listen and, while it leads the cluster
+(elected through etcd), plans jobs, leases their tasks to workers, merges and commits results.
+
+Every coordinator, leader or standby, also serves a live web UI of the whole cluster (jobs, a
+job's tasks and the timeline of their attempts, workers, scheduled windows, ingest watermarks)
+on its one HTTP listener, --http-listen (default ` + coordinator.DefaultHTTPListen + `; env
+CLICKSTREAM_HTTP_LISTEN), beside /metrics, /healthz and /readyz. With --tls-* the listener is
+HTTPS with the same certificates as the API, and the UI requires a client certificate of role
+viewer, operator or coordinator; without them it listens on loopback only (unless --insecure).`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg.EtcdAuth.SecretsFromEnv(nil)

@@ -15,7 +15,8 @@
 # Expects the stack's environment (make demo sources it): CLICKSTREAM_KAFKA_BROKERS,
 # CLICKSTREAM_S3_ENDPOINT, AWS_*, CLICKSTREAM_ES_URL. Knobs: DEMO_WINDOW (1m), DEMO_WINDOWS (2: windows
 # to wait for), DEMO_RATE (400 clicks/s), DEMO_SESSION_TIMEOUT (30s), DEMO_LATENESS (5s),
-# DEMO_TIMEOUT (420 s), DEMO_KEEP=1 (leave running), DEMO_ETCD_PORT and DEMO_ETCD_PEER_PORT (free ones),
+# DEMO_TIMEOUT (420 s), DEMO_KEEP=1 (leave running), DEMO_UI_PORT (17480: the coordinator's web UI),
+# DEMO_ETCD_PORT and DEMO_ETCD_PEER_PORT (free ones),
 # CLICKSTREAM_ETCD_BINARY (etcd on PATH).
 set -Eeuo pipefail
 
@@ -31,6 +32,7 @@ LATENESS=${DEMO_LATENESS:-5s}
 TIMEOUT=${DEMO_TIMEOUT:-420}
 COORD=127.0.0.1:${DEMO_COORDINATOR_PORT:-17400}
 INGEST_METRICS=127.0.0.1:${DEMO_INGEST_METRICS_PORT:-17401}
+UI=127.0.0.1:${DEMO_UI_PORT:-17480}
 ALIAS=${DEMO_INDEX:-clickstream-demo-$(date -u +%Y%m%d%H%M%S)}
 CERTS=$DEMO_DIR/certs
 SECRETS=$DEMO_DIR/secrets
@@ -160,11 +162,17 @@ start gen gen --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --realtime
 start ingest ingest --brokers "$CLICKSTREAM_KAFKA_BROKERS" --topic "$TOPIC" --group "demo-$ID" \
   --lake "$LAKE" --s3-create-bucket --flush-interval 2s --metrics-listen "$INGEST_METRICS" \
   --catalog "$CATALOG" --table-commit-interval 5s
-start coordinator coordinator --etcd "$ETCD" --etcd-prefix "$PREFIX" --listen "$COORD" \
+start coordinator coordinator --etcd "$ETCD" --etcd-prefix "$PREFIX" --listen "$COORD" --http-listen "$UI" \
   --etcd-user clickstream-coordinator --etcd-password-file "$SECRETS/coordinator" "${COORDINATOR_TLS[@]}" \
   --lake "$LAKE" --s3-create-bucket --session-timeout "$SESSION_TIMEOUT" \
   --schedule --window "$WINDOW" --lateness "$LATENESS" --schedule-out "$OUT" --output-root "$OUT" --schedule-interval 2s \
   --idle-source-timeout 30s --es "$CLICKSTREAM_ES_URL" --es-index "$ALIAS" --catalog "$CATALOG"
+# The web UI is HTTPS with the coordinator's certificate, for clients with a viewer's (or an
+# operator's) certificate: curl below; a browser needs the viewer's certificate imported, e.g. as
+# openssl pkcs12 -export -in viewer-local.pem -inkey viewer-local-key.pem -out viewer.p12.
+UI_URL=https://$UI/
+ui_get() { curl -fsS -m 5 --cacert "$CERTS/ca.pem" --cert "$CERTS/viewer-local.pem" --key "$CERTS/viewer-local-key.pem" "$UI_URL$1"; }
+say "web UI of the coordinator: $UI_URL (mutual TLS: the viewer's certificate in $CERTS)"
 for i in 1 2; do
   tls_flags worker_tls worker "worker-$i"
   start "worker-$i" worker --etcd "$ETCD" --etcd-prefix "$PREFIX" --listen 127.0.0.1:0 \
@@ -192,6 +200,11 @@ done
 echo
 say "jobs (clickstream status, with the viewer's certificate):"
 viewer status
+echo
+ui_get api/workers >/dev/null || die "the web UI at $UI_URL does not answer the viewer"
+curl -s -o /dev/null -m 5 --cacert "$CERTS/ca.pem" "${UI_URL}api/jobs" -w '%{http_code}' | grep -q 401 ||
+  die "the web UI at $UI_URL answers a client without a certificate"
+say "the web UI at $UI_URL answers the viewer's certificate, and refuses a client without one"
 echo
 # The roles: the viewer reads but may not submit; the operator re-runs the first window.
 window=$(viewer status | awk '$2 == "succeeded" && $5 == "yes" {w = $4} END {print w}')
@@ -228,4 +241,5 @@ fi
 grep -qrF -- "PRIVATE KEY" "$DEMO_DIR"/*.log && leaks+=("a private key")
 (( ${#leaks[@]} == 0 )) || die "secrets in the logs of $DEMO_DIR: ${leaks[*]}"
 say "no password, secret key or private key in the logs"
-say "done. 'make demo-down' stops the local stack; DEMO_KEEP=1 make demo leaves the pipeline running."
+say "done. 'make demo-down' stops the local stack; DEMO_KEEP=1 make demo leaves the pipeline running"
+say "(and the web UI at $UI_URL)."

@@ -8,7 +8,7 @@
 #   stack.sh status                  state, pid and endpoint of every service
 #   stack.sh env                     print (and rewrite) $STATE/env: export lines for the services that are up
 #   stack.sh logs [-f] SVC           last lines (LINES=200) of a service's log, -f to follow
-#   stack.sh tools                   install the test tools only (promtool, the Iceberg readers; `up` installs them too)
+#   stack.sh tools                   install the test tools only (promtool, chromium, the Iceberg readers; `up` installs them too)
 #
 # Services: kafka s3 es etcd pg (default: all). Works as root (CI) or as a normal user (apt via sudo).
 # Downloads: ${CLICKSTREAM_CACHE:-~/.cache/clickstream}; data, logs, pids: ${CLICKSTREAM_STATE:-~/.local/state/clickstream}.
@@ -696,8 +696,15 @@ health_es() {
 # ------------------------------------------------------------------------------------------------ tools
 # Tools the tests use besides the services: promtool, for the unit tests of the Prometheus alert rules
 # (deploy/prometheus), from Debian's prometheus package. The package also brings a Prometheus server,
-# which the stack does not use: where systemd started it, it is stopped and disabled again.
+# which the stack does not use: where systemd started it, it is stopped and disabled again. And a
+# headless Chromium (Debian's chromium package), in which the end-to-end test of the coordinator's web
+# UI (internal/cluster/e2e, TestUI) runs.
 install_tools() {
+  install_promtool
+  install_chromium
+}
+
+install_promtool() {
   command -v promtool >/dev/null 2>&1 && return 0
   local t0
   t0=$(now)
@@ -707,6 +714,15 @@ install_tools() {
     as_root systemctl disable --now prometheus >/dev/null 2>&1 || log "prometheus: could not disable the package's service"
   fi
   log "tools: installed promtool $(promtool --version 2>&1 | sed -n '1s/^promtool, version \([^ ]*\).*/\1/p') in $(( $(now) - t0 ))s"
+}
+
+install_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  local t0
+  t0=$(now)
+  apt_install chromium
+  command -v chromium >/dev/null 2>&1 || die "chromium: not on PATH after installing it"
+  log "tools: installed $(chromium --version 2>/dev/null | head -1) in $(( $(now) - t0 ))s"
 }
 
 # Outside readers of the Iceberg tables (pyiceberg, DuckDB with its iceberg extension), for the

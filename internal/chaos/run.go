@@ -161,7 +161,7 @@ func (r *Run) StartCoordinator(i int, onceEnv ...string) (*Node, error) {
 	name := fmt.Sprintf("coord-%d", i)
 	args := []string{"coordinator", "--etcd", eps, "--etcd-prefix", "/chaos", "--listen", addr,
 		"--lake", r.Lake, "--worker-ttl", "2s", "--leader-ttl", "2s", "--backup-after", "3s",
-		"--max-lost", "20", "--shutdown-timeout", "2s",
+		"--max-lost", "20", "--shutdown-timeout", "2s", "--http-listen", "127.0.0.1:0",
 		"--es", r.h.cfg.ESURL, "--es-index", r.Alias, "--es-retry-timeout", "2m"}
 	proc, err := r.Sup.StartOnce(r.ID+"-"+name, r.h.cfg.Binary, r.s3Env("CLICKSTREAM_LOG_LEVEL=info"), onceEnv, args...)
 	if err != nil {

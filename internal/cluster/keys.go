@@ -177,6 +177,12 @@ type WorkerInfo struct {
 	Draining bool   `json:"draining,omitempty"`
 	Host     string `json:"host,omitempty"`
 	PID      int    `json:"pid,omitempty"`
+	// TasksDone and TasksFailed count the task attempts the worker has
+	// finished and failed since it started (cancelled ones in neither);
+	// the worker updates its registration with them as they change, at
+	// most once per keep-alive of its lease.
+	TasksDone   int64 `json:"tasks_done,omitempty"`
+	TasksFailed int64 `json:"tasks_failed,omitempty"`
 }
 
 // Settings is the cluster-wide record the leading coordinator writes at

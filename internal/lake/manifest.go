@@ -364,3 +364,34 @@ func (sn *Snapshot) Watermarks() map[string]Watermark {
 	}
 	return out
 }
+
+// ReadWatermarks reads the watermark records of at most limit sources (the
+// first by key), the cheap view of ingest's progress that each commit
+// updates: one small object per source, no manifest. A record that cannot
+// be read or decoded is skipped; more reports whether sources were left
+// out.
+func ReadWatermarks(ctx context.Context, s Store, limit int) (_ []Watermark, more bool, _ error) {
+	objs, err := s.List(ctx, WatermarksPrefix)
+	if err != nil {
+		return nil, false, fmt.Errorf("lake: list watermarks: %w", err)
+	}
+	slices.SortFunc(objs, func(a, b ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	if len(objs) > limit {
+		objs, more = objs[:limit], true
+	}
+	out := make([]Watermark, 0, len(objs))
+	for _, o := range objs {
+		data, err := s.Get(ctx, o.Key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
+			continue
+		}
+		var w Watermark
+		if json.Unmarshal(data, &w) == nil && w.Source != "" {
+			out = append(out, w)
+		}
+	}
+	return out, more, nil
+}

@@ -74,3 +74,37 @@ func TestSnapshotReader(t *testing.T) {
 	commit("a", 3)
 	check(5, 2)
 }
+
+// TestReadWatermarks: each source's latest watermark record, by source
+// name, at most limit of them; a record that does not decode is skipped.
+func TestReadWatermarks(t *testing.T) {
+	ctx := context.Background()
+	s := laketest.NewFile(t)
+	if wms, more, err := lake.ReadWatermarks(ctx, s, 10); err != nil || len(wms) != 0 || more {
+		t.Fatalf("empty lake: %v, more %v, err %v", wms, more, err)
+	}
+	for _, c := range []struct {
+		source string
+		seq    uint64
+		wm     int64
+	}{{"kafka.t.1", 1, 100}, {"kafka.t.0", 1, 50}, {"kafka.t.0", 2, 70}, {"kafka.t.2", 1, 10}} {
+		m := &lake.Manifest{Source: c.source, Seq: c.seq, Writer: "w", End: int64(c.seq) * 10, Watermark: c.wm}
+		if err := lake.Commit(ctx, s, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, lake.WatermarkKey("broken"), []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	wms, more, err := lake.ReadWatermarks(ctx, s, 10)
+	if err != nil || more || len(wms) != 3 {
+		t.Fatalf("%+v, more %v, err %v", wms, more, err)
+	}
+	if w := wms[0]; w.Source != "kafka.t.0" || w.Seq != 2 || w.Watermark != 70 || w.End != 20 {
+		t.Errorf("first source %+v", w)
+	}
+	if wms, more, err := lake.ReadWatermarks(ctx, s, 2); err != nil || !more || len(wms) != 1 {
+		// "broken" sorts first and is skipped: two records listed, one read
+		t.Errorf("limit 2: %+v, more %v, err %v", wms, more, err)
+	}
+}

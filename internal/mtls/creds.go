@@ -25,15 +25,7 @@ type AuthInfo struct {
 // verified after the handshake (see AuthInfo), so serve them with a
 // Policy: ServerOptions does both.
 func ServerCredentials(src *Source) credentials.TransportCredentials {
-	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		ClientAuth: tls.RequestClientCert,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			cert, _ := src.current()
-			return cert, nil
-		},
-	}
-	return &serverCreds{TransportCredentials: credentials.NewTLS(cfg), src: src}
+	return &serverCreds{TransportCredentials: credentials.NewTLS(ServerTLSConfig(src)), src: src}
 }
 
 type serverCreds struct {

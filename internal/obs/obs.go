@@ -13,6 +13,7 @@ package obs
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -117,6 +118,23 @@ func AddPprofFlag(fs *pflag.FlagSet, p *bool) {
 //
 // logger may be nil.
 func Start(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
+	return StartWith(addr, profiles, g, logger, Options{})
+}
+
+// Options add to what Start serves.
+type Options struct {
+	// TLS, if set, makes the server HTTPS with this configuration (e.g.
+	// mtls.ServerTLSConfig); nil serves plain text.
+	TLS *tls.Config
+	// Mount, if set, adds handlers to the server's mux before it serves,
+	// e.g. a web UI at "/". The server's own paths take precedence over
+	// patterns as general as "/".
+	Mount func(mux *http.ServeMux)
+}
+
+// StartWith is Start with opts: HTTPS, and more handlers on the same
+// listener, so that a process has one HTTP listener.
+func StartWith(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logger, opts Options) (*Server, error) {
 	if err := CheckPprof(addr, profiles); err != nil {
 		return nil, err
 	}
@@ -143,6 +161,12 @@ func Start(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logge
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	if opts.Mount != nil {
+		opts.Mount(mux)
+	}
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout}
 	s.addr, s.done, s.log = ln.Addr(), make(chan struct{}), logger
 	go func() { // owned by s: Close waits for it
@@ -151,10 +175,10 @@ func Start(addr string, profiles bool, g prometheus.Gatherer, logger *slog.Logge
 			logger.Error("metrics server", "err", err)
 		}
 	}()
-	if !listen.Loopback(s.addr.String()) {
+	if opts.TLS == nil && !listen.Loopback(s.addr.String()) {
 		logger.Warn("INSECURE: serving plain-text metrics beyond loopback (--insecure)", "addr", s.addr.String())
 	}
-	logger.Info("serving metrics", "addr", s.addr.String())
+	logger.Info("serving metrics", "addr", s.addr.String(), "tls", opts.TLS != nil)
 	return s, nil
 }
 

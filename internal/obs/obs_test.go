@@ -1,6 +1,7 @@
 package obs_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/obs"
+	"github.com/dataco/clickstream/internal/pki"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -112,5 +115,50 @@ func TestPprofBehindFlag(t *testing.T) {
 	}
 	if _, err := obs.Start("0.0.0.0:0", true, prometheus.NewRegistry(), nil); !errors.Is(err, obs.ErrPprof) {
 		t.Fatalf("profiles beyond loopback: %v", err)
+	}
+}
+
+// TestStartWith: handlers mounted beside the server's own, over HTTPS;
+// the server's paths keep precedence over a catch-all.
+func TestStartWith(t *testing.T) {
+	ca, err := pki.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := mtls.Issue(ca, mtls.Identity{Role: mtls.RoleCoordinator, Name: "c1"}, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := obs.StartWith("127.0.0.1:0", false, prometheus.NewRegistry(), nil, obs.Options{
+		TLS: mtls.ServerTLSConfig(src),
+		Mount: func(mux *http.ServeMux) {
+			mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ui\n") })
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for path, want := range map[string]string{"/": "ui\n", "/jobs/x": "ui\n", "/healthz": "ok\n", "/readyz": "ok\n"} {
+		resp, err := client.Get("https://" + srv.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != want {
+			t.Errorf("GET %s: %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+	}
+	// A plain-text request to the TLS listener is refused (400 from
+	// net/http), never served.
+	if resp, err := http.Get("http://" + srv.Addr() + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain text served over the TLS listener")
+		}
 	}
 }

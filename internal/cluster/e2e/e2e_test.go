@@ -209,6 +209,11 @@ func (c *testCluster) startEnv(name string, env []string, args ...string) *proc 
 	w := &lockedWriter{mu: p.mu, w: p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	p.cmd.Env = append(append(os.Environ(), "CLICKSTREAM_LOG_LEVEL=info"), env...)
+	// Each in its own process group, as the chaos harness does: a process
+	// paused by its failpoint (SIGSTOP) stays paused even if the test's
+	// group is orphaned, when the kernel continues the group's stopped
+	// processes with SIGHUP and SIGCONT. It dies with the test.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -285,7 +290,7 @@ func (c *testCluster) coordinator(extra ...string) (*proc, string) {
 func (c *testCluster) coordinatorEnv(env []string, extra ...string) (*proc, string) {
 	addr := freeAddr(c.t)
 	args := append([]string{"coordinator", "--etcd", c.etcd, "--etcd-prefix", c.prefix, "--listen", addr,
-		"--lake", lakeURI(c.t), "--worker-ttl", "2s", "--leader-ttl", "2s"}, extra...)
+		"--lake", lakeURI(c.t), "--worker-ttl", "2s", "--leader-ttl", "2s", "--http-listen", "127.0.0.1:0"}, extra...)
 	return c.startEnv("coordinator "+addr, env, args...), addr
 }
 

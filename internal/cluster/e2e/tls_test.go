@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,6 +88,7 @@ type tlsCluster struct {
 	*testCluster
 	certs            string // the certificates' directory
 	addr             string // the coordinator's
+	ui               string // the coordinator's HTTP listener
 	coord            *proc
 	operator, viewer *coordinator.Client
 }
@@ -94,7 +97,8 @@ func newTLSCluster(t *testing.T) *tlsCluster {
 	c := &tlsCluster{testCluster: newCluster(t)}
 	c.certs = filepath.Join(c.dir, "certs")
 	makeCerts(t, c.certs)
-	c.coord, c.addr = c.coordinator(tlsArgs(certFiles(c.certs, mtls.RoleCoordinator, "local"))...)
+	c.ui = freeAddr(t)
+	c.coord, c.addr = c.coordinator(append(tlsArgs(certFiles(c.certs, mtls.RoleCoordinator, "local")), "--http-listen", c.ui)...)
 	for _, id := range []string{"worker-1", "worker-2"} {
 		c.worker(id, tlsArgs(certFiles(c.certs, mtls.RoleWorker, id))...)
 	}
@@ -144,6 +148,10 @@ func TestMTLS(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		c.refusals(t, jobID)
+	})
+
+	t.Run("web UI", func(t *testing.T) {
+		c.webUI(t, jobID)
 	})
 
 	t.Run("worker certificates", func(t *testing.T) {
@@ -593,5 +601,59 @@ func (c *tlsCluster) rotation(t *testing.T) {
 		if _, err := client.List(context.Background(), 1); err != nil {
 			t.Errorf("%s client: %v", name, err)
 		}
+	}
+}
+
+// webUI: the coordinator's HTTP listener is HTTPS with its certificate;
+// its UI answers a viewer's certificate and an operator's, refuses a
+// worker's (403) and a client without one (401), whose probes /healthz
+// and /readyz still pass.
+func (c *tlsCluster) webUI(t *testing.T, jobID string) {
+	ca := certFiles(c.certs, mtls.RoleViewer, "local").CA
+	pool := x509.NewCertPool()
+	caPEM, err := os.ReadFile(ca)
+	if err != nil || !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("read %s: %v", ca, err)
+	}
+	client := func(f *mtls.Files) *http.Client {
+		cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		if f != nil {
+			cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		tr := &http.Transport{TLSClientConfig: cfg}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	viewer, operator := certFiles(c.certs, mtls.RoleViewer, "local"), certFiles(c.certs, mtls.RoleOperator, "local")
+	worker := certFiles(c.certs, mtls.RoleWorker, "worker-1")
+	for _, tc := range []struct {
+		name string
+		cert *mtls.Files
+		path string
+		want int
+		body string
+	}{
+		{"viewer", &viewer, "/api/jobs", http.StatusOK, jobID},
+		{"viewer, the job's page", &viewer, "/jobs/" + jobID, http.StatusOK, "succeeded"},
+		{"operator", &operator, "/", http.StatusOK, jobID},
+		{"worker", &worker, "/", http.StatusForbidden, "needs role viewer, operator or coordinator"},
+		{"no certificate", nil, "/api/jobs", http.StatusUnauthorized, "no client certificate"},
+		{"probe", nil, "/readyz", http.StatusOK, "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client(tc.cert).Get("https://" + c.ui + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || !strings.Contains(string(body), tc.body) {
+				t.Errorf("GET %s: %d, want %d with %q:\n%s", tc.path, resp.StatusCode, tc.want, tc.body, body)
+			}
+		})
 	}
 }
