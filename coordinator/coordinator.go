@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,14 +181,11 @@ func (c *Coordinator) Start(ctx context.Context) error {
 			c.runSchedule(c.base, c.cfg.Schedule)
 		}()
 	}
+	maintenance := c.cfg.Maintenance
 	if c.cfg.VacuumEvery > 0 {
-		c.loops.Add(1)
-		go func() {
-			defer c.loops.Done()
-			c.runVacuum(c.base)
-		}()
+		maintenance = append(slices.Clone(maintenance), Maintenance{Name: "vacuum", Every: c.cfg.VacuumEvery, Run: c.vacuum})
 	}
-	for _, m := range c.cfg.Maintenance {
+	for _, m := range maintenance {
 		c.loops.Add(1)
 		go func() {
 			defer c.loops.Done()
@@ -213,42 +211,23 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	return nil
 }
 
-// runVacuum vacuums the lake every VacuumEvery while this coordinator
-// leads, until ctx is done. The first vacuum comes a few minutes after the
-// start (at most VacuumEvery), so that restarts more frequent than the
-// interval do not keep postponing it; a coordinator that is not leading
-// when one is due runs it as soon as it leads.
-func (c *Coordinator) runVacuum(ctx context.Context) {
-	log := c.logger.With("component", "vacuum", "lake", c.cfg.Lake)
-	every := c.cfg.VacuumEvery
-	next := time.Now().Add(min(every, vacuumFirstAfter))
-	t := time.NewTicker(min(every, time.Minute))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if time.Now().Before(next) || !c.IsLeader() {
-			continue
-		}
-		next = time.Now().Add(every)
-		store, err := c.store(ctx, c.cfg.Lake)
+// vacuum vacuums the lake once (Maintenance "vacuum", every VacuumEvery).
+func (c *Coordinator) vacuum(ctx context.Context, log *slog.Logger) error {
+	log = log.With("lake", c.cfg.Lake)
+	store, err := c.store(ctx, c.cfg.Lake)
+	if err == nil {
+		var rep lake.VacuumReport
+		rep, err = lake.Vacuum(ctx, store, c.cfg.VacuumMinAge, false)
+		c.metrics.vacuumDeleted.Add(float64(rep.Deleted))
 		if err == nil {
-			var rep lake.VacuumReport
-			rep, err = lake.Vacuum(ctx, store, c.cfg.VacuumMinAge, false)
-			c.metrics.vacuumDeleted.Add(float64(rep.Deleted))
-			if err == nil {
-				log.Info("lake vacuumed", "referenced", rep.Referenced, "orphans", len(rep.Orphans),
-					"deleted", rep.Deleted, "bytes", rep.Bytes, "young", rep.Young)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			c.metrics.vacuumFailures.Inc()
-			log.Warn("vacuum failed; trying again next time", "err", err)
+			log.Info("lake vacuumed", "referenced", rep.Referenced, "orphans", len(rep.Orphans),
+				"deleted", rep.Deleted, "bytes", rep.Bytes, "young", rep.Young)
 		}
 	}
+	if err != nil && ctx.Err() == nil {
+		c.metrics.vacuumFailures.Inc()
+	}
+	return err
 }
 
 // vacuumFirstAfter is how long after its start a coordinator first
@@ -256,7 +235,10 @@ func (c *Coordinator) runVacuum(ctx context.Context) {
 const vacuumFirstAfter = 5 * time.Minute
 
 // runMaintenance runs m every m.Every while this coordinator leads, until
-// ctx is done, the first time as runVacuum does.
+// ctx is done. The first run comes a few minutes after the start (at most
+// m.Every), so that restarts more frequent than the interval do not keep
+// postponing it; a coordinator that is not leading when one is due runs it
+// as soon as it leads.
 func (c *Coordinator) runMaintenance(ctx context.Context, m Maintenance) {
 	log := c.logger.With("component", m.Name)
 	next := time.Now().Add(min(m.Every, vacuumFirstAfter))

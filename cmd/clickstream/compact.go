@@ -15,37 +15,20 @@ import (
 
 func newCompactCmd() *cobra.Command {
 	var (
-		uri, catalogURI, catalogPW string
-		s3                         lake.S3Options
-		closedAfter                time.Duration
-		maxPartitions              int
+		tf            tableFlags
+		closedAfter   time.Duration
+		maxPartitions int
 	)
 	cmd := &cobra.Command{
 		Use:   "compact --lake URI [--catalog URI] [--closed-after D]",
 		Short: "rewrite the small files of the Iceberg events table's closed hours into one file per partition",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if uri == "" {
-				return usageErrorf("--lake is required (s3://bucket/prefix or file:///dir)")
-			}
 			if closedAfter < 0 || maxPartitions < 0 {
 				return usageErrorf("--closed-after and --max-partitions must not be negative")
 			}
-			if err := requireStore("lake", uri); err != nil {
-				return err
-			}
-			if catalogURI == "" {
-				var err error
-				if catalogURI, err = icetable.DefaultCatalogURI(uri); err != nil {
-					return usageErrorf("%v", err)
-				}
-			}
 			ctx := cmd.Context()
-			store, err := lake.Open(ctx, uri, s3)
-			if err != nil {
-				return fmt.Errorf("open lake: %w", err)
-			}
-			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(s3), PasswordFile: catalogPW})
+			store, cat, err := tf.open(ctx)
 			if err != nil {
 				return err
 			}
@@ -62,12 +45,9 @@ func newCompactCmd() *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&uri, "lake", "", "data lake URI: s3://bucket/prefix or file:///dir")
-	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: the SQLite catalog at the root of a file:// lake)")
-	fs.StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
+	tf.add(fs)
 	fs.DurationVar(&closedAfter, "closed-after", time.Hour, "compact only the hours that ended at least this long ago (late events may still arrive before)")
 	fs.IntVar(&maxPartitions, "max-partitions", icetable.DefaultMaxCompactPartitions, "partitions rewritten per table commit")
-	s3.AddFlags(fs)
 	return cmd
 }
 

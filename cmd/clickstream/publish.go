@@ -10,42 +10,22 @@ import (
 )
 
 func newPublishCmd() *cobra.Command {
-	var (
-		uri, catalogURI string
-		catalogPW       string
-		s3              lake.S3Options
-	)
+	var tf tableFlags
 	cmd := &cobra.Command{
 		Use:   "publish --lake URI [--catalog URI]",
 		Short: "publish the lake's commits that its Iceberg events table does not hold yet (ingest does it as it commits)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if uri == "" {
-				return usageErrorf("--lake is required (s3://bucket/prefix or file:///dir)")
-			}
-			if err := requireStore("lake", uri); err != nil {
-				return err
-			}
-			if catalogURI == "" {
-				var err error
-				if catalogURI, err = icetable.DefaultCatalogURI(uri); err != nil {
-					return usageErrorf("%v", err)
-				}
-			}
 			ctx := cmd.Context()
-			store, err := lake.Open(ctx, uri, s3)
-			if err != nil {
-				return fmt.Errorf("open lake: %w", err)
-			}
-			meta, err := lake.ReadMeta(ctx, store)
-			if err != nil {
-				return err
-			}
-			cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(s3), PasswordFile: catalogPW})
+			store, cat, err := tf.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer icetable.Close(cat)
+			meta, err := lake.ReadMeta(ctx, store)
+			if err != nil {
+				return err
+			}
 			if _, err := icetable.EnsureEvents(ctx, cat, store, meta.Buckets); err != nil {
 				return err
 			}
@@ -73,10 +53,6 @@ func newPublishCmd() *cobra.Command {
 			return nil
 		},
 	}
-	fs := cmd.Flags()
-	fs.StringVar(&uri, "lake", "", "data lake URI: s3://bucket/prefix or file:///dir")
-	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: the SQLite catalog at the root of a file:// lake)")
-	fs.StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
-	s3.AddFlags(fs)
+	tf.add(cmd.Flags())
 	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -77,26 +76,7 @@ func AggregatesSchema() *iceberg.Schema {
 // creating it if needed: located at the lake's aggregates/ folder,
 // partitioned by day(window_start).
 func EnsureAggregates(ctx context.Context, cat catalog.Catalog, store lake.Store) (*table.Table, error) {
-	if err := ensureNamespace(ctx, cat); err != nil {
-		return nil, err
-	}
-	ident := Ident(AggregatesTable)
-	tbl, err := cat.LoadTable(ctx, ident)
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		spec := iceberg.NewPartitionSpec(iceberg.PartitionField{
-			SourceIDs: []int{1}, FieldID: 1000, Name: "window_start_day", Transform: iceberg.DayTransform{}})
-		tbl, err = cat.CreateTable(ctx, ident, AggregatesSchema(),
-			catalog.WithLocation(strings.TrimSuffix(store.URI(), "/")+"/"+strings.TrimSuffix(aggregatesPrefix, "/")),
-			catalog.WithPartitionSpec(&spec),
-			catalog.WithProperties(tableProperties(nil)))
-		if errors.Is(err, catalog.ErrTableAlreadyExists) {
-			tbl, err = cat.LoadTable(ctx, ident)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
-	}
-	return tbl, nil
+	return ensureDayTable(ctx, cat, store, AggregatesTable, AggregatesSchema(), 1, "window_start_day", aggregatesPrefix)
 }
 
 // Result is one committed job result to publish.

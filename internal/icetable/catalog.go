@@ -301,6 +301,32 @@ func createEvents(ctx context.Context, cat catalog.Catalog, store lake.Store, bu
 	return tbl, err
 }
 
+// ensureDayTable returns the table name, creating it if needed with the
+// schema, located at the lake's folder, and partitioned by the day of the
+// timestamp field dayOf as partition field partName.
+func ensureDayTable(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, schema *iceberg.Schema, dayOf int, partName, folder string) (*table.Table, error) {
+	if err := ensureNamespace(ctx, cat); err != nil {
+		return nil, err
+	}
+	ident := Ident(name)
+	tbl, err := cat.LoadTable(ctx, ident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		spec := iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{dayOf}, FieldID: 1000, Name: partName, Transform: iceberg.DayTransform{}})
+		tbl, err = cat.CreateTable(ctx, ident, schema,
+			catalog.WithLocation(strings.TrimSuffix(store.URI(), "/")+"/"+strings.TrimSuffix(folder, "/")),
+			catalog.WithPartitionSpec(&spec),
+			catalog.WithProperties(tableProperties(nil)))
+		if errors.Is(err, catalog.ErrTableAlreadyExists) { // created by a racing process
+			tbl, err = cat.LoadTable(ctx, ident)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
+	}
+	return tbl, nil
+}
+
 // tableProperties are the properties of every table this package creates,
 // with extra: format v2, and old metadata files deleted after a commit
 // (keeping the last 100), since a table that follows ingest commits often.

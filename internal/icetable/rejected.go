@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -59,26 +58,7 @@ func RejectedSchema() *iceberg.Schema {
 // it if needed: located at the lake's rejected/ folder, partitioned by
 // day(ingest_time).
 func EnsureRejected(ctx context.Context, cat catalog.Catalog, store lake.Store) (*table.Table, error) {
-	if err := ensureNamespace(ctx, cat); err != nil {
-		return nil, err
-	}
-	ident := Ident(RejectedTable)
-	tbl, err := cat.LoadTable(ctx, ident)
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		spec := iceberg.NewPartitionSpec(iceberg.PartitionField{
-			SourceIDs: []int{6}, FieldID: 1000, Name: "ingest_day", Transform: iceberg.DayTransform{}})
-		tbl, err = cat.CreateTable(ctx, ident, RejectedSchema(),
-			catalog.WithLocation(strings.TrimSuffix(store.URI(), "/")+"/"+strings.TrimSuffix(rejectedPrefix, "/")),
-			catalog.WithPartitionSpec(&spec),
-			catalog.WithProperties(tableProperties(nil)))
-		if errors.Is(err, catalog.ErrTableAlreadyExists) {
-			tbl, err = cat.LoadTable(ctx, ident)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
-	}
-	return tbl, nil
+	return ensureDayTable(ctx, cat, store, RejectedTable, RejectedSchema(), 6, "ingest_day", rejectedPrefix)
 }
 
 // PublishRejected adds to the rejected table the dead letters of every
