@@ -179,6 +179,21 @@ func TestKafkaToS3(t *testing.T) {
 	if sum.Accepted != int64(len(got.events)) || sum.Rejected != int64(len(got.rejected)) {
 		t.Fatalf("summary %v disagrees with the lake (%d events, %d rejected)", sum, len(got.events), len(got.rejected))
 	}
+	// The summary of a Kafka ingest: rejects by reason, where they went,
+	// and the event-time range, as a file ingest's.
+	var byReason int64
+	for _, n := range sum.RejectedBy {
+		byReason += n
+	}
+	lo, hi := got.events[0].Timestamp, got.events[0].Timestamp
+	for _, e := range got.events {
+		lo, hi = min(lo, e.Timestamp), max(hi, e.Timestamp)
+	}
+	if byReason != sum.Rejected || sum.DeadLetters != store.URI()+"/"+lake.RejectedPrefix ||
+		sum.FirstEvent.UnixMilli() != lo || sum.LastEvent.UnixMilli() != hi {
+		t.Errorf("summary %v: want rejects by reason summing to %d, dead letters in %s/%s, events %d..%d",
+			sum, sum.Rejected, store.URI(), lake.RejectedPrefix, lo, hi)
+	}
 }
 
 // TestKafkaIngestSurvivesKills kills the ingest process again and again —

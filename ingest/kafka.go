@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,11 @@ type kafkaSource struct {
 
 	lastRecord atomic.Int64 // unix nanos of the last record received
 	totals     totals
-	gaps       map[int32]int64 // per partition, the offset up to which a retention gap was reported
+	// committed sums the commits of every partition for the summary:
+	// rejects by reason and the event-time range; guarded by sumMu.
+	sumMu     sync.Mutex
+	committed Summary
+	gaps      map[int32]int64 // per partition, the offset up to which a retention gap was reported
 }
 
 // totals counts what a process committed.
@@ -210,9 +215,12 @@ func runKafka(ctx context.Context, cfg *Config, s *sink) (Summary, error) {
 		runErr = fmt.Errorf("ingest: close consumer group: %w", err)
 	}
 	wg.Wait()
-	return Summary{
-		Consumed: k.totals.consumed.Load(),
-		Accepted: k.totals.valid.Load(),
-		Rejected: k.totals.rejected.Load(),
-	}, runErr
+	k.sumMu.Lock()
+	sum := k.committed
+	k.sumMu.Unlock()
+	sum.Consumed, sum.Accepted, sum.Rejected = k.totals.consumed.Load(), k.totals.valid.Load(), k.totals.rejected.Load()
+	if sum.Rejected > 0 { // every partition's folder: their parent
+		sum.DeadLetters = strings.TrimSuffix(s.store.URI(), "/") + "/" + lake.RejectedPrefix
+	}
+	return sum, runErr
 }

@@ -207,6 +207,9 @@ func (pc *partitionConsumer) commitLoop(ctx context.Context) {
 func (pc *partitionConsumer) markCommitted(res flushResult, st sourceState) {
 	pc.src.totals.valid.Add(res.valid)
 	pc.src.totals.rejected.Add(res.rejected)
+	pc.src.sumMu.Lock()
+	pc.src.committed.addCommit(res, "")
+	pc.src.sumMu.Unlock()
 	pc.sess.MarkOffset(pc.claim.Topic(), pc.claim.Partition(), st.end, "")
 }
 

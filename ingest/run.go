@@ -26,12 +26,12 @@ type Summary struct {
 	// AlreadyCommitted is, for a file source, how many lines an earlier run
 	// had committed (and this run skipped).
 	AlreadyCommitted int64
-	// RejectedBy counts Rejected by reason (file sources only).
+	// RejectedBy counts Rejected by reason.
 	RejectedBy map[string]int64
 	// DeadLetters is the store folder the rejected records went to, if any.
 	DeadLetters string
 	// FirstEvent and LastEvent bound the times of the accepted events (zero
-	// when none was accepted; file sources only).
+	// when none was accepted).
 	FirstEvent, LastEvent time.Time
 }
 
@@ -68,8 +68,8 @@ func (s Summary) Window() (from, to time.Time) {
 	return s.FirstEvent.Truncate(time.Hour), s.LastEvent.Truncate(time.Hour).Add(time.Hour)
 }
 
-// addCommit counts one commit of a file source into the summary; dir is
-// the lake's URI.
+// addCommit counts one commit into the summary; dir is the lake's URI
+// (a file source's dead letters are named by their folder).
 func (s *Summary) addCommit(res flushResult, dir string) {
 	s.Accepted += res.valid
 	s.Rejected += res.rejected
