@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 
 	"github.com/dataco/clickstream/internal/cluster"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
@@ -96,10 +99,16 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	id := jobs[0].GetId()
 	c.checkResult(c.wait(viewer, id), out)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// The publications: the lake's Iceberg table, then the index.
 		j, err := viewer.Get(context.Background(), id)
-		if p := j.GetPublications(); err == nil && len(p) == 1 && p[0].GetStatus() != "pending" {
-			if p[0].GetStatus() != "ok" {
-				t.Fatalf("publication %s: %s", p[0].GetPublisher(), p[0].GetStatus())
+		if p := j.GetPublications(); err == nil && len(p) == 2 && !slices.ContainsFunc(p, func(p *pb.Publication) bool { return p.GetStatus() == "pending" }) {
+			for _, p := range p {
+				if p.GetStatus() != "ok" {
+					t.Fatalf("publication %s: %s", p.GetPublisher(), p.GetStatus())
+				}
+			}
+			if p[1].GetPublisher() != "elasticsearch" {
+				t.Fatalf("publications %v: want the index last", p)
 			}
 			break
 		}
