@@ -48,8 +48,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 		return 2
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
+	fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), saidOnce(cmd.Name(), err.Error()))
 	return 1
+}
+
+// saidOnce drops from msg the leading "<name>: " that the command's own
+// package put before its errors, which the line already says.
+func saidOnce(name, msg string) string {
+	return strings.TrimPrefix(msg, name+": ")
 }
 
 // execute runs args on a new command tree and returns the command that ran

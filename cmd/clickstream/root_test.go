@@ -38,6 +38,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"mistyped command", []string{"sumbit"}, "Did you mean this?\n\tsubmit"},
+		{"mistyped ingest", []string{"ingets"}, "Did you mean this?\n\tingest"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"no command", nil, "missing command"},
 		{"bad flag", []string{"vacuum", "--lake", "file:///tmp/x", "--no-such-flag"}, "unknown flag: --no-such-flag"},
