@@ -55,9 +55,7 @@ type aggRow struct {
 // AggregatesSchema is the schema of the aggregates table: the result row
 // (package schema) and the job that computed it.
 func AggregatesSchema() *iceberg.Schema {
-	req := func(id int, name string, t iceberg.Type) iceberg.NestedField {
-		return iceberg.NestedField{ID: id, Name: name, Type: t, Required: true}
-	}
+	req := required
 	return iceberg.NewSchema(0,
 		req(1, "window_start", iceberg.PrimitiveTypes.TimestampTz),
 		req(2, "window_end", iceberg.PrimitiveTypes.TimestampTz),
@@ -177,13 +175,24 @@ func encodeResult(r Result) ([]byte, error) {
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
 		}
 	}
+	return encodeRows(rows, "result")
+}
+
+// required is a required field of a table schema.
+func required(id int, name string, t iceberg.Type) iceberg.NestedField {
+	return iceberg.NestedField{ID: id, Name: name, Type: t, Required: true}
+}
+
+// encodeRows writes rows as a Parquet file of a table (zstd), what
+// naming them in errors.
+func encodeRows[T any](rows []T, what string) ([]byte, error) {
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[aggRow](&buf, parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}))
+	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}))
 	if _, err := w.Write(rows); err != nil {
-		return nil, fmt.Errorf("icetable: encode result: %w", err)
+		return nil, fmt.Errorf("icetable: encode %s: %w", what, err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("icetable: encode result: %w", err)
+		return nil, fmt.Errorf("icetable: encode %s: %w", what, err)
 	}
 	return buf.Bytes(), nil
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
-	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/twmb/avro/atype"
 
 	"github.com/dataco/clickstream/internal/lake"
@@ -41,9 +39,7 @@ type rejectedRow struct {
 // RejectedSchema is the schema of the rejected table: the raw bytes of a
 // rejected record, why it was rejected, and where and when it came from.
 func RejectedSchema() *iceberg.Schema {
-	req := func(id int, name string, t iceberg.Type) iceberg.NestedField {
-		return iceberg.NestedField{ID: id, Name: name, Type: t, Required: true}
-	}
+	req := required
 	return iceberg.NewSchema(0,
 		req(1, "raw", iceberg.PrimitiveTypes.Binary),
 		req(2, "reason", iceberg.PrimitiveTypes.String),
@@ -103,7 +99,7 @@ func rejectedFiles(ctx context.Context, tbl *table.Table, store lake.Store, ms [
 		if int64(len(letters)) != m.RejectedCount {
 			return nil, 0, fmt.Errorf("icetable: dead letters %s: %d records, the manifest says %d", m.Rejected, len(letters), m.RejectedCount)
 		}
-		pq, err := encodeRejected(letters)
+		pq, err := encodeRows(letters, "dead letters")
 		if err != nil {
 			return nil, 0, err
 		}
@@ -159,16 +155,4 @@ func decodeDeadLetters(data []byte, ingestMicros int64) ([]rejectedRow, error) {
 			Position: d.Position, IngestTime: ingestMicros})
 	}
 	return rows, sc.Err()
-}
-
-func encodeRejected(rows []rejectedRow) ([]byte, error) {
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[rejectedRow](&buf, parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}))
-	if _, err := w.Write(rows); err != nil {
-		return nil, fmt.Errorf("icetable: encode dead letters: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("icetable: encode dead letters: %w", err)
-	}
-	return buf.Bytes(), nil
 }
