@@ -153,6 +153,12 @@ func TestTableExactlyOnceOnPostgresCatalog(t *testing.T) {
 	store := laketest.NewFile(t)
 	got := ingestWithCrashes(t, store, 10000, "--catalog", catalogURI, "--catalog-password-file", opts.PasswordFile)
 	assertTable(t, store, catalogURI, opts, got)
+	// Outside readers find the table through the PostgreSQL catalog too.
+	t.Setenv(icetabletest.EnvCatalogPasswordFile, opts.PasswordFile)
+	py, duck := icetabletest.Read(t, catalogURI, icetable.Namespace+"."+icetable.EventsTable, "user_id", "ts", "url", "country")
+	if py.Rows != int64(len(got.events)) || duck.Rows != py.Rows || duck.Checksum != py.Checksum {
+		t.Errorf("through the PostgreSQL catalog pyiceberg sees %+v, DuckDB %+v; the lake holds %d events", py, duck, len(got.events))
+	}
 }
 
 // ingestWithCrashes ingests a file of events into store with a commit

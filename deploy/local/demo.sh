@@ -225,7 +225,7 @@ echo
 if [[ -n ${CLICKSTREAM_READERS_PYTHON:-} ]]; then
   [[ ${DEMO_KEEP:-0} == 1 ]] || stop_all # ingest publishes its last commits to the table as it exits
   say "the lake as Iceberg tables (catalog $CATALOG), read by pyiceberg and DuckDB:"
-  "$CLICKSTREAM_READERS_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/read-tables.py" "$CATALOG" || die "the Iceberg tables could not be read"
+  "$CLICKSTREAM_READERS_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/readers.py" show "$CATALOG" || die "the Iceberg tables could not be read"
   echo
 fi
 

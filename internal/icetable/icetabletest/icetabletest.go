@@ -18,11 +18,11 @@ import (
 // (epoch ms, for a timestamp) and type, and a checksum of every row.
 type View struct {
 	Rows     int64  `json:"rows"`
-	Distinct int64  `json:"users"`
-	Min      int64  `json:"min_ts"`
-	Max      int64  `json:"max_ts"`
+	Distinct int64  `json:"distinct"`
+	Min      int64  `json:"min"`
+	Max      int64  `json:"max"`
 	Checksum int64  `json:"checksum"`
-	Type     string `json:"ts_type"`
+	Type     string `json:"type"`
 }
 
 // Python returns the Python of the outside readers. Under -short the test
@@ -41,13 +41,15 @@ func Python(t testing.TB) string {
 
 // Read reads the table (namespace.name) of the catalog with pyiceberg,
 // through the catalog, and with DuckDB's iceberg_scan, from the metadata
-// file; cols name a distinct-count column, a timestamp column, then more.
+// file (deploy/local/readers.py); cols name a distinct-count column, a
+// timestamp column, then more. A postgres:// catalog's password comes from
+// $CLICKSTREAM_CATALOG_PASSWORD_FILE.
 func Read(t testing.TB, catalogURI, table string, cols ...string) (pyiceberg, duckdb View) {
 	t.Helper()
 	py := Python(t)
 	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "readers.py")
-	out, err := exec.Command(py, append([]string{script, catalogURI, table}, cols...)...).Output()
+	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "deploy", "local", "readers.py")
+	out, err := exec.Command(py, append([]string{script, "check", catalogURI, table}, cols...)...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		var stderr string
