@@ -27,6 +27,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -445,6 +446,59 @@ func TestPublishers(t *testing.T) {
 	}
 	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
 		t.Errorf("state %v: a publisher's error must not fail the job", j.GetState())
+	}
+}
+
+// rowsPublisher records the rows it was handed.
+type rowsPublisher struct {
+	mu   sync.Mutex
+	rows []schema.Row
+	read int // results read back instead
+}
+
+func (p *rowsPublisher) Name() string { return "rows" }
+
+func (p *rowsPublisher) Publish(ctx context.Context, out lake.Store, meta results.Meta) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.read++
+	return nil
+}
+
+func (p *rowsPublisher) PublishRows(ctx context.Context, out lake.Store, meta results.Meta, rows []schema.Row) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rows = rows
+	return nil
+}
+
+// TestRowsPublisher: a publisher that takes rows gets the merged result
+// from the leader that committed it, equal to the committed rows, without
+// reading it back.
+func TestRowsPublisher(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	h.worker("a", 4, nil)
+	p := &rowsPublisher{}
+	c := h.coordinator(func(c *Config) { c.Publishers = []Publisher{p} })
+	cl := h.client(c)
+	j := h.run(cl, h.spec())
+	h.checkResult(j)
+	waitUntil(t, "the publication", 10*time.Second, func() bool {
+		j, _ = cl.Get(context.Background(), j.GetId())
+		return j.GetIndexerStatus() == indexOK
+	})
+	out, err := lake.Open(context.Background(), h.spec().GetOutUri(), lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, _, err := results.ReadResult(context.Background(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.read != 0 || len(committed) == 0 || !slices.EqualFunc(p.rows, committed, schema.Equal) {
+		t.Errorf("the publisher read the result back %d times and was handed %d rows; committed %d", p.read, len(p.rows), len(committed))
 	}
 }
 

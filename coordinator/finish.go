@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // merge merges the job's partials off the term's goroutine, then
@@ -102,6 +103,7 @@ func (tm *term) onCommitted(j *jobRun, m *merged, meta results.Meta, err error) 
 	}
 	j.storeTries = 0
 	j.rec.Result = &meta
+	j.rows = m.rows
 	if meta.Warning != "" {
 		j.rec.Warning = meta.Warning
 	}
@@ -210,7 +212,8 @@ func (tm *term) cancelAttempts(j *jobRun) {
 // records what they did. A term that ends first leaves the rest to the
 // next leader.
 func (tm *term) finish(j *jobRun) {
-	rec, jctx := *j.rec, j.ctx
+	rec, jctx, rows := *j.rec, j.ctx, j.rows
+	j.rows = nil // the publications below hold them until they end
 	tm.spawn(func() {
 		cleaned := rec.Cleaned
 		if !cleaned {
@@ -230,7 +233,7 @@ func (tm *term) finish(j *jobRun) {
 			if p.Status != indexPending || rec.State != stateSucceeded || rec.Result == nil {
 				continue
 			}
-			published[i].Status = tm.publish(jctx, &rec, p.Publisher)
+			published[i].Status = tm.publish(jctx, &rec, p.Publisher, rows)
 			if jctx.Err() != nil {
 				return // the term ended: the next leader publishes
 			}
@@ -248,16 +251,20 @@ func (tm *term) finish(j *jobRun) {
 	})
 }
 
-// publish runs the publisher named name on the committed result of rec,
-// and returns its status.
-func (tm *term) publish(ctx context.Context, rec *jobRecord, name string) string {
+// publish runs the publisher named name on the committed result of rec
+// (whose rows this leader holds, or nil), and returns its status.
+func (tm *term) publish(ctx context.Context, rec *jobRecord, name string, rows []schema.Row) string {
 	i := slices.IndexFunc(tm.c.cfg.Publishers, func(p Publisher) bool { return p.Name() == name })
 	if i < 0 {
 		return fmt.Sprintf("error: no publisher %q on coordinator %s", name, tm.c.addr)
 	}
 	out, err := tm.c.output(ctx, rec.Spec.Out)
 	if err == nil {
-		err = tm.c.cfg.Publishers[i].Publish(ctx, out, *rec.Result)
+		if rp, ok := tm.c.cfg.Publishers[i].(RowsPublisher); ok && rows != nil {
+			err = rp.PublishRows(ctx, out, *rec.Result, rows)
+		} else {
+			err = tm.c.cfg.Publishers[i].Publish(ctx, out, *rec.Result)
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dataco/clickstream/internal/schema"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -39,6 +40,9 @@ type jobRun struct {
 	// storeTries counts the failures in a row of the job's current step
 	// on its stores (load, merge, commit).
 	storeTries int
+	// rows is the result this leader merged and committed, held for the
+	// publishers that take rows (RowsPublisher) until they have run.
+	rows []schema.Row
 }
 
 // onJobKV handles a job record read from etcd: at the start of a term,

@@ -15,6 +15,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -35,6 +36,14 @@ type Publisher interface {
 	// "elasticsearch"; unique within a coordinator.
 	Name() string
 	Publish(ctx context.Context, out lake.Store, meta results.Meta) error
+}
+
+// RowsPublisher is a Publisher that may be handed the result's rows by
+// the leader that merged them, instead of reading them back from the
+// output store. Publish stays for a leader that takes a job over.
+type RowsPublisher interface {
+	Publisher
+	PublishRows(ctx context.Context, out lake.Store, meta results.Meta, rows []schema.Row) error
 }
 
 // NewPublisher returns a Publisher named name that calls publish.

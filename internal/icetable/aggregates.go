@@ -233,6 +233,12 @@ func (p ResultPublisher) Name() string { return "iceberg" }
 
 // Publish publishes the result meta names, read from out.
 func (p ResultPublisher) Publish(ctx context.Context, out lake.Store, meta results.Meta) error {
+	return p.PublishRows(ctx, out, meta, nil)
+}
+
+// PublishRows publishes the result meta names, whose rows the caller has
+// (nil: read from out).
+func (p ResultPublisher) PublishRows(ctx context.Context, out lake.Store, meta results.Meta, rows []schema.Row) error {
 	catURI := p.Catalog
 	if catURI == "" {
 		var err error
@@ -240,9 +246,11 @@ func (p ResultPublisher) Publish(ctx context.Context, out lake.Store, meta resul
 			return nil // no catalog configured for such lakes
 		}
 	}
-	rows, err := results.ReadRun(ctx, out, meta)
-	if err != nil {
-		return err
+	if rows == nil {
+		var err error
+		if rows, err = results.ReadRun(ctx, out, meta); err != nil {
+			return err
+		}
 	}
 	store, err := lake.Open(ctx, meta.Lake, p.S3)
 	if err != nil {
