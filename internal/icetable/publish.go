@@ -69,17 +69,30 @@ type Published struct {
 // files its manifest names: the files of a failed or fenced ingest attempt
 // are never referenced.
 func Publish(ctx context.Context, cat catalog.Catalog, store lake.Store) (Published, error) {
-	return publish(ctx, cat, store, EventsTable, dataFiles)
+	return publish(ctx, cat, store, EventsTable, dataFiles, listAll)
 }
+
+// How a publication finds the lake commits the table does not hold yet.
+const (
+	// listAll lists every manifest of the lake: O(manifests), and sure.
+	listAll = iota
+	// followWatermarks reads each source's watermark record and then only
+	// the manifests after the table's position: O(sources + new commits).
+	// A watermark record lags behind its manifest when writing it failed:
+	// such commits wait for the source's next commit, or for a listAll
+	// publication (a Publisher makes one when it starts and stops, and
+	// every fullEvery publications).
+	followWatermarks
+)
 
 // filesFunc describes, for a table, the data files of lake commits, and
 // counts their rows.
 type filesFunc func(ctx context.Context, tbl *table.Table, store lake.Store, ms []*lake.Manifest) ([]iceberg.DataFile, int64, error)
 
-func publish(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, files filesFunc) (Published, error) {
+func publish(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, files filesFunc, find int) (Published, error) {
 	var total Published
 	for {
-		p, more, err := publishOnce(ctx, cat, store, name, files)
+		p, more, err := publishOnce(ctx, cat, store, name, files, find)
 		total.Manifests += p.Manifests
 		total.Files += p.Files
 		total.Events += p.Events
@@ -95,7 +108,7 @@ func publish(ctx context.Context, cat catalog.Catalog, store lake.Store, name st
 
 // publishOnce makes one table commit, retrying lost races; more reports
 // that commits remain beyond MaxManifestsPerCommit.
-func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, filesOf filesFunc) (p Published, more bool, err error) {
+func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store, name string, filesOf filesFunc, find int) (p Published, more bool, err error) {
 	ident := Ident(name)
 	for attempt := range publishAttempts {
 		tbl, err := cat.LoadTable(ctx, ident)
@@ -107,6 +120,9 @@ func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store, nam
 			return p, false, err
 		}
 		pending, more, err := pendingManifests(ctx, store, held)
+		if find == followWatermarks {
+			pending, more, err = pendingByWatermarks(ctx, store, held)
+		}
 		if err != nil {
 			return p, false, err
 		}
@@ -210,6 +226,32 @@ func Positions(tbl *table.Table) (map[string]Position, error) {
 // sourceKey is the name a source's manifests are filed under.
 func sourceKey(source string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(lake.ManifestSourcePrefix(source), lake.ManifestsPrefix), "/")
+}
+
+// maxSources bounds the sources a watermark-following publication reads.
+const maxSources = 1 << 16
+
+// pendingByWatermarks is pendingManifests that finds the sources with new
+// commits from their watermark records (followWatermarks).
+func pendingByWatermarks(ctx context.Context, store lake.Store, held map[string]Position) (pending []*lake.Manifest, more bool, err error) {
+	wms, _, err := lake.ReadWatermarks(ctx, store, maxSources)
+	if err != nil {
+		return nil, false, fmt.Errorf("icetable: %w", err)
+	}
+	for _, wm := range wms {
+		src := sourceKey(wm.Source)
+		for seq := held[src].Seq + 1; seq <= wm.Seq; seq++ {
+			if len(pending) == MaxManifestsPerCommit {
+				return pending, true, nil
+			}
+			m, err := lake.ReadManifest(ctx, store, lake.ManifestKey(wm.Source, seq))
+			if err != nil {
+				return nil, false, fmt.Errorf("icetable: %w", err)
+			}
+			pending = append(pending, m)
+		}
+	}
+	return pending, false, nil
 }
 
 // pendingManifests reads the lake commits after held, per source in

@@ -413,3 +413,39 @@ func TestPostgresCatalogsStartTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishFollowingWatermarks: a publication that follows the
+// watermark records adds every commit they announce, once; a commit whose
+// record was not written waits for a full publication, which adds it.
+func TestPublishFollowingWatermarks(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLake(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	for seq := uint64(1); seq <= 3; seq++ {
+		l.commit(t, "a", seq, 50, rng)
+		l.commit(t, "b", seq, 50, rng)
+	}
+	p, err := icetable.PublishFollowingWatermarks(ctx, l.cat, l.store)
+	if err != nil || p.Manifests != 6 {
+		t.Fatalf("publication: %+v, %v; want the 6 commits", p, err)
+	}
+	equalFiles(t, tableFiles(t, l.cat), lakeFiles(t, l.store))
+	// A commit of b whose watermark record was lost: b's record still
+	// says seq 3.
+	prev, err := l.store.Get(ctx, lake.WatermarkKey("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.commit(t, "b", 4, 50, rng)
+	if err := l.store.Put(ctx, lake.WatermarkKey("b"), prev); err != nil {
+		t.Fatal(err)
+	}
+	l.commit(t, "a", 4, 50, rng)
+	if p, err := icetable.PublishFollowingWatermarks(ctx, l.cat, l.store); err != nil || p.Manifests != 1 {
+		t.Fatalf("publication: %+v, %v; want a's commit 4 only", p, err)
+	}
+	if p, err := icetable.Publish(ctx, l.cat, l.store); err != nil || p.Manifests != 1 {
+		t.Fatalf("full publication: %+v, %v; want b's commit 4", p, err)
+	}
+	equalFiles(t, tableFiles(t, l.cat), lakeFiles(t, l.store))
+}

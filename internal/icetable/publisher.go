@@ -29,6 +29,9 @@ const (
 	expireEvery = 100
 	// retainLast is how many snapshots an expiry keeps at least.
 	retainLast = 10
+	// fullEvery: one publication in fullEvery lists every manifest of the
+	// lake; the others follow the sources' watermark records.
+	fullEvery = 20
 )
 
 // publishRetryDelay is how long a Publisher waits after a failed
@@ -67,6 +70,7 @@ type Publisher struct {
 	done    chan struct{}
 	close   sync.Once
 	commits int // table commits since the last expiry; loop's own
+	runs    int // publications so far; loop's own
 }
 
 // StartPublisher starts publishing store to its events table in cat. Close
@@ -120,11 +124,23 @@ func (p *Publisher) loop(ctx context.Context) {
 }
 
 func (p *Publisher) publish(ctx context.Context) (Published, error) {
-	pub, err := Publish(ctx, p.cat, p.store)
+	// The first publication and every fullEvery-th list every manifest
+	// (a crashed predecessor's commits, commits whose watermark record
+	// was not written); the others follow the watermark records.
+	find := followWatermarks
+	if p.runs%fullEvery == 0 {
+		find = listAll
+	}
+	p.runs++
+	return p.publishWith(ctx, find)
+}
+
+func (p *Publisher) publishWith(ctx context.Context, find int) (Published, error) {
+	pub, err := publish(ctx, p.cat, p.store, EventsTable, dataFiles, find)
 	if err == nil {
 		// The dead letters of the same commits, into their own table.
 		var rej Published
-		rej, err = PublishRejected(ctx, p.cat, p.store)
+		rej, err = publish(ctx, p.cat, p.store, RejectedTable, rejectedFiles, find)
 		pub.Retries += rej.Retries
 	}
 	if err != nil && ctx.Err() != nil {
@@ -155,7 +171,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	p.close.Do(func() {
 		p.cancel()
 		<-p.done
-		_, err = p.publish(ctx)
+		_, err = p.publishWith(ctx, listAll)
 	})
 	return err
 }

@@ -64,7 +64,7 @@ func EnsureRejected(ctx context.Context, cat catalog.Catalog, store lake.Store) 
 // under a name of the commit's, so that redoing a publication rewrites the
 // same file.
 func PublishRejected(ctx context.Context, cat catalog.Catalog, store lake.Store) (Published, error) {
-	return publish(ctx, cat, store, RejectedTable, rejectedFiles)
+	return publish(ctx, cat, store, RejectedTable, rejectedFiles, listAll)
 }
 
 // maxDeadLetterFile bounds the dead-letter file of one commit that
