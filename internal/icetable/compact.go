@@ -130,8 +130,16 @@ func Compact(ctx context.Context, cat catalog.Catalog, store lake.Store, opts Co
 		res.Bytes += int64(len(data))
 	}
 	props := iceberg.Properties{"clickstream.compacted-from": fmt.Sprint(snap)}
-	for attempt := range publishAttempts {
+	// A compaction is costly to redo and cheap to commit again, so it
+	// keeps trying for a while rather than a number of times: publishers
+	// that commit often (tests; a short --table-commit-interval) must not
+	// starve it.
+	deadline := time.Now().Add(compactRetryFor)
+	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("icetable: compact: every commit for %v lost to concurrent commits (%d attempts)", compactRetryFor, attempt)
+			}
 			if tbl, err = cat.LoadTable(ctx, Ident(EventsTable)); err != nil {
 				return res, fmt.Errorf("icetable: compact: %w", err)
 			}
@@ -154,8 +162,10 @@ func Compact(ctx context.Context, cat catalog.Catalog, store lake.Store, opts Co
 		}
 		return res, nil
 	}
-	return res, fmt.Errorf("icetable: compact: %d commits lost to concurrent commits in a row", publishAttempts)
 }
+
+// compactRetryFor is how long a compaction tries to commit its rewrite.
+const compactRetryFor = 5 * time.Minute
 
 // fileGroup is the files of one partition.
 type fileGroup struct {

@@ -94,16 +94,12 @@ func TestCompactWithConcurrentIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
 	ingestCat := l.open(t) // a process of its own would have its own
 	wg.Go(func() {
+		// A fixed number of commits, each published at once: however the
+		// compactions and these interleave, they all end.
 		rng := rand.New(rand.NewPCG(11, 12))
-		for seq := uint64(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for seq := uint64(1); seq <= 30; seq++ {
 			l.commit(t, "b", seq, 50, rng)
 			if _, err := icetable.Publish(ctx, ingestCat, l.store); err != nil {
 				t.Error(err)
@@ -116,7 +112,6 @@ func TestCompactWithConcurrentIngest(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	close(stop)
 	wg.Wait()
 	if _, err := icetable.Publish(ctx, l.cat, l.store); err != nil {
 		t.Fatal(err)
