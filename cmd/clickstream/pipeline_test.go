@@ -213,6 +213,10 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 	jobs := map[string]bool{}
 	for i, r := range agg {
 		tableRows[i], jobs[r.Job] = r.Row, true
+		// The job planned from the events table: its rows name the snapshot.
+		if r.EventsSnapshot == 0 || events.SnapshotByID(r.EventsSnapshot) == nil {
+			t.Fatalf("aggregates row %+v: events snapshot %d is not one of the events table's", r.Row, r.EventsSnapshot)
+		}
 	}
 	if len(jobs) != 1 {
 		t.Errorf("the aggregates table holds the window from jobs %v, want one job's", jobs)

@@ -50,6 +50,7 @@ type aggRow struct {
 	TimeSpentSamples int64    `parquet:"time_spent_samples,id(8)"`
 	AvgTimeSpentS    *float64 `parquet:"avg_time_spent_s,optional,id(9)"`
 	Job              string   `parquet:"job_id,dict,id(10)"`
+	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -67,6 +68,9 @@ func AggregatesSchema() *iceberg.Schema {
 		req(8, "time_spent_samples", iceberg.PrimitiveTypes.Int64),
 		iceberg.NestedField{ID: 9, Name: "avg_time_spent_s", Type: iceberg.PrimitiveTypes.Float64},
 		req(10, "job_id", iceberg.PrimitiveTypes.String),
+		// The events table snapshot the job read; null if it read the
+		// lake's manifests.
+		iceberg.NestedField{ID: 11, Name: "events_snapshot", Type: iceberg.PrimitiveTypes.Int64},
 	)
 }
 
@@ -80,6 +84,8 @@ func EnsureAggregates(ctx context.Context, cat catalog.Catalog, store lake.Store
 // Result is one committed job result to publish.
 type Result struct {
 	Job, Run string    // the job and its committed run (results.Meta), a name unique to the run
+	// EventsSnapshot is the events table snapshot the job read (0: none).
+	EventsSnapshot int64
 	From, To time.Time // the job's window
 	Rows     []schema.Row
 }
@@ -174,6 +180,9 @@ func encodeResult(r Result) ([]byte, error) {
 			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
 		}
+		if r.EventsSnapshot != 0 {
+			rows[i].EventsSnapshot = &r.EventsSnapshot
+		}
 	}
 	return encodeRows(rows, "result")
 }
@@ -264,13 +273,14 @@ func (p ResultPublisher) PublishRows(ctx context.Context, out lake.Store, meta r
 	if _, err := EnsureAggregates(ctx, cat, store); err != nil {
 		return err
 	}
-	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, Rows: rows})
+	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, EventsSnapshot: meta.EventsSnapshot, Rows: rows})
 }
 
 // AggregateRow is a row of the aggregates table.
 type AggregateRow struct {
 	schema.Row
-	Job string
+	Job            string
+	EventsSnapshot int64 // 0: null
 }
 
 // ReadAggregates reads every row of the aggregates table at its current
@@ -306,6 +316,7 @@ func ReadAggregates(ctx context.Context, cat catalog.Catalog) ([]AggregateRow, e
 		samples, _ := col("time_spent_samples").(*array.Int64)
 		avg, _ := col("avg_time_spent_s").(*array.Float64)
 		job, _ := col("job_id").(*array.String)
+		snap, _ := col("events_snapshot").(*array.Int64) // nil in a table made before the column
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -319,6 +330,9 @@ func ReadAggregates(ctx context.Context, cat catalog.Catalog) ([]AggregateRow, e
 			if avg.IsValid(i) {
 				v := avg.Value(i)
 				r.AvgTimeSpentS = &v
+			}
+			if snap != nil && snap.IsValid(i) {
+				r.EventsSnapshot = snap.Value(i)
 			}
 			rows = append(rows, r)
 		}

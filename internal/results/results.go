@@ -85,6 +85,9 @@ type Meta struct {
 	To             time.Time `json:"to"`
 	SessionTimeout string    `json:"session_timeout"`
 	Lake           string    `json:"lake,omitempty"`
+	// EventsSnapshot is the snapshot of the lake's Iceberg events table the
+	// job read; 0 if it read the lake's manifests.
+	EventsSnapshot int64 `json:"events_snapshot,omitempty"`
 
 	EventsRead     int64 `json:"events_read"`      // by the tasks, look-ahead included
 	EventsInWindow int64 `json:"events_in_window"` // counted in the result
