@@ -161,8 +161,11 @@ type Config struct {
 // with the size and event count it was committed with, and the snapshot of
 // a table they are from (recorded in the plan). ok false: the lake has no
 // such table, and the job is planned from the lake's manifests.
+//
+// A snapshot other than 0 asks for that snapshot of the table (time
+// travel); 0, for the current one.
 type FilePlanner interface {
-	PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time) (files map[int][]lake.DataFile, snapshot int64, ok bool, err error)
+	PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time, snapshot int64) (files map[int][]lake.DataFile, planned int64, ok bool, err error)
 }
 
 // Maintenance is a periodic task of the leader: Run every Every while the

@@ -36,6 +36,7 @@ type JobSpecFlags struct {
 	Format         string // ndjson or csv
 	SessionTimeout time.Duration
 	MaxAttempts    int
+	EventsSnapshot int64 // 0: the current snapshot
 }
 
 // AddFlags binds the flags --from, --to, --out, --lake (described by
@@ -51,6 +52,7 @@ func (f *JobSpecFlags) AddFlags(fs *pflag.FlagSet, lakeUsage string) {
 	fs.StringVar(&f.Format, "format", f.Format, "result format: ndjson or csv")
 	fs.DurationVar(&f.SessionTimeout, "session-timeout", f.SessionTimeout, "session timeout (0: the coordinator's default, 30m)")
 	fs.IntVar(&f.MaxAttempts, "max-attempts", f.MaxAttempts, "failed attempts of a task before the job fails (0: the coordinator's default)")
+	fs.Int64Var(&f.EventsSnapshot, "snapshot", f.EventsSnapshot, "read this snapshot of the lake's Iceberg events table (time travel; 0: the current one)")
 }
 
 // Spec validates the flags into a JobSpec; its errors match ErrJobSpec.
@@ -75,13 +77,13 @@ func (f *JobSpecFlags) Spec() (*pb.JobSpec, error) {
 	if err != nil {
 		return nil, specErrorf("--format: %w", err)
 	}
-	if f.SessionTimeout < 0 || f.MaxAttempts < 0 {
-		return nil, specErrorf("--session-timeout and --max-attempts must not be negative")
+	if f.SessionTimeout < 0 || f.MaxAttempts < 0 || f.EventsSnapshot < 0 {
+		return nil, specErrorf("--session-timeout, --max-attempts and --snapshot must not be negative")
 	}
 	s := &pb.JobSpec{
 		From: timestamppb.New(from), To: timestamppb.New(to),
 		OutUri: AbsFileURI(f.Out), LakeUri: AbsFileURI(f.Lake),
-		Format: pb.OutputFormat_OUTPUT_FORMAT_NDJSON, MaxAttempts: int32(f.MaxAttempts),
+		Format: pb.OutputFormat_OUTPUT_FORMAT_NDJSON, MaxAttempts: int32(f.MaxAttempts), EventsSnapshot: f.EventsSnapshot,
 	}
 	if format == results.CSV {
 		s.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV

@@ -112,9 +112,15 @@ func (c *Coordinator) makePlan(ctx context.Context, rec *jobRecord) (*plan, erro
 		fromTable bool
 	)
 	if c.cfg.Planner != nil {
-		if files, snapshot, fromTable, err = c.cfg.Planner.PlanFiles(ctx, rec.Spec.Lake, src, from, to); err != nil {
+		if files, snapshot, fromTable, err = c.cfg.Planner.PlanFiles(ctx, rec.Spec.Lake, src, from, to, rec.Spec.EventsSnapshot); err != nil {
+			if rec.Spec.EventsSnapshot != 0 { // an unknown snapshot does not come back
+				return nil, fmt.Errorf("%w: plan from the lake's table: %w", errBadPlan, err)
+			}
 			return nil, fmt.Errorf("plan from the lake's table: %w", err)
 		}
+	}
+	if !fromTable && rec.Spec.EventsSnapshot != 0 {
+		return nil, fmt.Errorf("%w: events snapshot %d asked, but the lake %s has no Iceberg events table", errBadPlan, rec.Spec.EventsSnapshot, rec.Spec.Lake)
 	}
 	meta, err := lake.ReadMeta(ctx, src)
 	if err != nil {
@@ -194,7 +200,7 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 		Job: rec.ID, Format: rec.Spec.Format,
 		From: rec.Spec.From, To: rec.Spec.To, SessionTimeout: rec.Spec.SessionTimeout.String(), Lake: rec.Spec.Lake,
 		EventsSnapshot: p.Snapshot,
-		EventsRead: total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
+		EventsRead:     total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
 		Attempts: k.Attempts, Retries: k.Retries, Backups: k.Backups, Started: rec.Started,
 		Warning: rec.Warning,
 	}

@@ -89,6 +89,8 @@ type jobSpec struct {
 	Format         results.Format `json:"format"`
 	SessionTimeout time.Duration  `json:"session_timeout_ns"`
 	MaxAttempts    int            `json:"max_attempts"`
+	// EventsSnapshot: the events table snapshot to read; 0: the current.
+	EventsSnapshot int64 `json:"events_snapshot,omitempty"`
 }
 
 // jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
@@ -293,7 +295,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 		Spec: &pb.JobSpec{
 			From: ts(r.Spec.From), To: ts(r.Spec.To), OutUri: r.Spec.Out, LakeUri: r.Spec.Lake,
 			Format: formatToPB(r.Spec.Format), SessionTimeout: durationpb.New(r.Spec.SessionTimeout),
-			MaxAttempts: int32(r.Spec.MaxAttempts),
+			MaxAttempts: int32(r.Spec.MaxAttempts), EventsSnapshot: r.Spec.EventsSnapshot,
 		},
 		State:         stateToPB[r.State],
 		Progress:      p,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/icetable/icetabletest"
@@ -125,5 +127,71 @@ func TestPublishToPostgresCatalog(t *testing.T) {
 	code, stdout, stderr := runArgs(t, "publish", "--lake", lakeURI, "--catalog", withPassword)
 	if code == 0 || strings.Contains(stdout+stderr, "hunter2") || !strings.Contains(stderr, "password") {
 		t.Errorf("publish with a password in --catalog: exit %d, stdout %q, stderr %q; want a failure that does not show it", code, stdout, stderr)
+	}
+}
+
+// TestRunTimeTravel: a job given an events snapshot reads that snapshot's
+// data, not what was ingested since; an unknown snapshot fails the job,
+// saying so.
+func TestRunTimeTravel(t *testing.T) {
+	oldReg := prometheus.DefaultRegisterer // ingest registers its metrics there
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() { prometheus.DefaultRegisterer = oldReg })
+	ctx := context.Background()
+	dir := t.TempDir()
+	lakeURI := "file://" + filepath.Join(dir, "lake")
+	first, second := filepath.Join(dir, "first.ndjson"), filepath.Join(dir, "second.ndjson")
+	writeEvents(t, first, 5)
+	writeEvents(t, second, 7) // the same window, another file: another source
+	if code, _, stderr := runArgs(t, "ingest", "--from-file", first, "--lake", lakeURI); code != 0 {
+		t.Fatalf("ingest: exit %d, %s", code, stderr)
+	}
+	cat, err := icetable.OpenCatalog(ctx, "sqlite://"+filepath.Join(dir, "lake", "_catalog.db"), icetable.CatalogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icetable.Close(cat)
+	tbl, err := cat.LoadTable(ctx, icetable.Ident(icetable.EventsTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	then := tbl.CurrentSnapshot().SnapshotID
+	prometheus.DefaultRegisterer = prometheus.NewRegistry() // a second ingest in this process
+	if code, _, stderr := runArgs(t, "ingest", "--from-file", second, "--lake", lakeURI); code != 0 {
+		t.Fatalf("second ingest: exit %d, %s", code, stderr)
+	}
+	window := []string{"run", "--lake", lakeURI, "--from", "2026-11-27T10:00:00Z", "--to", "2026-11-27T11:00:00Z", "--workers", "1"}
+	clicks := func(out string) int64 {
+		t.Helper()
+		store, err := lake.Open(ctx, "file://"+out, lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, meta, err := results.ReadResult(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range rows {
+			n += r.Clicks
+		}
+		if meta.EventsSnapshot == 0 {
+			t.Errorf("result of %s names no events snapshot", out)
+		}
+		return n
+	}
+	now, past := filepath.Join(dir, "now"), filepath.Join(dir, "past")
+	if code, _, stderr := runArgs(t, append(window, "--out", now)...); code != 0 {
+		t.Fatalf("run: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runArgs(t, append(window, "--out", past, "--snapshot", fmt.Sprint(then))...); code != 0 {
+		t.Fatalf("run --snapshot: exit %d, %s", code, stderr)
+	}
+	if n, m := clicks(now), clicks(past); n != 12 || m != 5 {
+		t.Errorf("clicks: %d now, %d at snapshot %d; want 12 and 5", n, m, then)
+	}
+	code, _, stderr := runArgs(t, append(window, "--out", filepath.Join(dir, "never"), "--snapshot", "12345")...)
+	if code == 0 || !strings.Contains(stderr, "snapshot 12345 is not one of the events table's") {
+		t.Errorf("run with an unknown snapshot: exit %d, stderr %q", code, stderr)
 	}
 }

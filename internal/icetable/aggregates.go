@@ -83,11 +83,11 @@ func EnsureAggregates(ctx context.Context, cat catalog.Catalog, store lake.Store
 
 // Result is one committed job result to publish.
 type Result struct {
-	Job, Run string    // the job and its committed run (results.Meta), a name unique to the run
+	Job, Run string // the job and its committed run (results.Meta), a name unique to the run
 	// EventsSnapshot is the events table snapshot the job read (0: none).
 	EventsSnapshot int64
-	From, To time.Time // the job's window
-	Rows     []schema.Row
+	From, To       time.Time // the job's window
+	Rows           []schema.Row
 }
 
 // windowDir is the folder of a window's data files in the table.

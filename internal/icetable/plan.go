@@ -30,7 +30,9 @@ type TablePlanner struct {
 // PlanFiles returns, per user bucket, the events table's files whose
 // events may lie in [from, to), and the snapshot they are from; ok is
 // false if the lake has no events table (plan from the manifests).
-func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time) (files map[int][]lake.DataFile, snapshot int64, ok bool, err error) {
+// A snapshot other than 0 is read as it is, without publishing: time
+// travel to the data an earlier job read.
+func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time, snapshot int64) (files map[int][]lake.DataFile, planned int64, ok bool, err error) {
 	catURI := p.Catalog
 	if catURI == "" {
 		if catURI, err = DefaultCatalogURI(lakeURI); err != nil {
@@ -48,19 +50,26 @@ func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.St
 	if exists, err := cat.CheckTableExists(ctx, Ident(EventsTable)); err != nil || !exists {
 		return nil, 0, false, err
 	}
-	if _, err := Publish(ctx, cat, src); err != nil {
-		return nil, 0, false, fmt.Errorf("icetable: plan: publish the lake's last commits: %w", err)
+	if snapshot == 0 {
+		if _, err := Publish(ctx, cat, src); err != nil {
+			return nil, 0, false, fmt.Errorf("icetable: plan: publish the lake's last commits: %w", err)
+		}
 	}
 	tbl, err := cat.LoadTable(ctx, Ident(EventsTable))
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("icetable: plan: %w", err)
 	}
-	s := tbl.CurrentSnapshot()
-	if s == nil {
-		return map[int][]lake.DataFile{}, 0, true, nil
+	if snapshot == 0 {
+		s := tbl.CurrentSnapshot()
+		if s == nil {
+			return map[int][]lake.DataFile{}, 0, true, nil
+		}
+		snapshot = s.SnapshotID
+	} else if tbl.SnapshotByID(snapshot) == nil {
+		return nil, 0, false, fmt.Errorf("icetable: plan: snapshot %d is not one of the events table's (expired after --table-snapshot-retention, or another lake's)", snapshot)
 	}
-	files, err = tableFiles(ctx, tbl, src, s.SnapshotID, from, to)
-	return files, s.SnapshotID, err == nil, err
+	files, err = tableFiles(ctx, tbl, src, snapshot, from, to)
+	return files, snapshot, err == nil, err
 }
 
 // tableFiles lists the files of a snapshot of the events table whose

@@ -167,9 +167,13 @@ type JobSpec struct {
 	SessionTimeout *durationpb.Duration `protobuf:"bytes,6,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
 	// Attempts of a failing task before the job fails; zero means the
 	// coordinator's default.
-	MaxAttempts   int32 `protobuf:"varint,7,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxAttempts int32 `protobuf:"varint,7,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// The snapshot of the lake's Iceberg events table to read (time travel):
+	// a job reads exactly the data of that snapshot. Zero means the current
+	// snapshot, after the table is caught up with the lake's commits.
+	EventsSnapshot int64 `protobuf:"varint,8,opt,name=events_snapshot,json=eventsSnapshot,proto3" json:"events_snapshot,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -247,6 +251,13 @@ func (x *JobSpec) GetSessionTimeout() *durationpb.Duration {
 func (x *JobSpec) GetMaxAttempts() int32 {
 	if x != nil {
 		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *JobSpec) GetEventsSnapshot() int64 {
+	if x != nil {
+		return x.EventsSnapshot
 	}
 	return 0
 }
@@ -1384,7 +1395,7 @@ var File_clickstream_v1_clickstream_proto protoreflect.FileDescriptor
 
 const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\n" +
-	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x02\n" +
+	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
 	"\aJobSpec\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x17\n" +
@@ -1392,7 +1403,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\blake_uri\x18\x04 \x01(\tR\alakeUri\x124\n" +
 	"\x06format\x18\x05 \x01(\x0e2\x1c.clickstream.v1.OutputFormatR\x06format\x12B\n" +
 	"\x0fsession_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12!\n" +
-	"\fmax_attempts\x18\a \x01(\x05R\vmaxAttempts\"\xea\x02\n" +
+	"\fmax_attempts\x18\a \x01(\x05R\vmaxAttempts\x12'\n" +
+	"\x0fevents_snapshot\x18\b \x01(\x03R\x0eeventsSnapshot\"\xea\x02\n" +
 	"\vJobProgress\x12\x1f\n" +
 	"\vtasks_total\x18\x01 \x01(\x05R\n" +
 	"tasksTotal\x12\x1d\n" +
