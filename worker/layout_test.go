@@ -1,15 +1,14 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/parquet-go/parquet-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 )
 
@@ -20,30 +19,15 @@ func TestRunTaskOldLayoutFile(t *testing.T) {
 	f := newFixture(t)
 	_, c, _ := f.start(nil)
 	ctx := context.Background()
-	type oldEvent struct {
-		UserID    string `parquet:"user_id,dict"`
-		Timestamp int64  `parquet:"timestamp_ms"`
-		URL       string `parquet:"url,dict"`
-		Country   string `parquet:"country,dict"`
-		City      string `parquet:"city,dict"`
-		UserAgent string `parquet:"user_agent,dict"`
-	}
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[oldEvent](&buf)
-	if _, err := w.Write([]oldEvent{{"u", 1795741200000, "/", "DE", "", ""}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	old := laketest.LayoutOneFile(t, 1795741200000)
 	const key = "events/hour=2026-11-27T00/bucket=0000/old.parquet"
-	if err := f.src.Put(ctx, key, buf.Bytes()); err != nil {
+	if err := f.src.Put(ctx, key, old); err != nil {
 		t.Fatal(err)
 	}
 	req := f.request(0, 1)
 	req.JobId = "job-old-layout"
 	req.PartialKey = results.PartialKey(req.JobId, 0)
-	req.FileKeys, req.FileSizes = append(req.FileKeys, key), append(req.FileSizes, int64(buf.Len()))
+	req.FileKeys, req.FileSizes = append(req.FileKeys, key), append(req.FileSizes, int64(len(old)))
 	_, err := c.RunTask(ctx, req)
 	if status.Code(err) != codes.DataLoss || !strings.Contains(err.Error(), `no column "ts"`) {
 		t.Fatalf("err = %v, want DataLoss naming the missing ts column", err)

@@ -3,7 +3,6 @@ package icetable
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -170,13 +169,11 @@ func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r
 	return fmt.Errorf("icetable: publish result: %d commits lost to concurrent publishers in a row", publishAttempts)
 }
 
-func micro(t time.Time) int64 { return t.UnixMicro() }
-
 func encodeResult(r Result) ([]byte, error) {
 	rows := make([]aggRow, len(r.Rows))
 	for i, x := range r.Rows {
 		rows[i] = aggRow{
-			WindowStart: micro(x.WindowStart), WindowEnd: micro(x.WindowEnd), URL: x.URL, Country: x.Country,
+			WindowStart: x.WindowStart.UnixMicro(), WindowEnd: x.WindowEnd.UnixMicro(), URL: x.URL, Country: x.Country,
 			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
 		}
@@ -219,9 +216,8 @@ func resultFile(tbl *table.Table, path string, r Result, size int64) (iceberg.Da
 	if err != nil {
 		return nil, fmt.Errorf("icetable: result file %s: %w", path, err)
 	}
-	ts := func(t time.Time) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(micro(t))) }
-	b.LowerBoundValues(map[int][]byte{1: ts(r.From), 2: ts(r.To)}).
-		UpperBoundValues(map[int][]byte{1: ts(r.From), 2: ts(r.To)})
+	b.LowerBoundValues(map[int][]byte{1: timeBound(r.From), 2: timeBound(r.To)}).
+		UpperBoundValues(map[int][]byte{1: timeBound(r.From), 2: timeBound(r.To)})
 	return b.Build(), nil
 }
 

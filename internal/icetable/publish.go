@@ -1,10 +1,12 @@
 package icetable
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -133,7 +135,7 @@ func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store, nam
 		if err != nil {
 			return p, false, err
 		}
-		next := maps(held)
+		next := maps.Clone(held)
 		added := map[string][2]uint64{}
 		for _, m := range pending {
 			src := sourceKey(m.Source)
@@ -185,14 +187,6 @@ func publishOnce(ctx context.Context, cat catalog.Catalog, store lake.Store, nam
 		return p, more, nil
 	}
 	return p, false, fmt.Errorf("icetable: publish: %d commits lost to concurrent publishers in a row", publishAttempts)
-}
-
-func maps(m map[string]Position) map[string]Position {
-	out := make(map[string]Position, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func backoff(attempt int) time.Duration {
@@ -277,16 +271,9 @@ func pendingManifests(ctx context.Context, store lake.Store, held map[string]Pos
 			bySource[src] = append(bySource[src], entry{o.Key, seq})
 		}
 	}
-	sources := slices.Sorted(func(yield func(string) bool) {
-		for s := range bySource {
-			if !yield(s) {
-				return
-			}
-		}
-	})
-	for _, src := range sources {
+	for _, src := range slices.Sorted(maps.Keys(bySource)) {
 		es := bySource[src]
-		slices.SortFunc(es, func(a, b entry) int { return cmpU64(a.seq, b.seq) })
+		slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
 		want := held[src].Seq + 1
 		for _, e := range es {
 			if e.seq != want {
@@ -307,16 +294,6 @@ func pendingManifests(ctx context.Context, store lake.Store, held map[string]Pos
 		}
 	}
 	return pending, false, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // dataFiles describes the data files of the manifests for the table,
@@ -363,7 +340,11 @@ func dataFiles(_ context.Context, tbl *table.Table, store lake.Store, ms []*lake
 }
 
 // micros encodes an epoch-millisecond time as an Iceberg timestamptz
-// bound: microseconds, 8 bytes little-endian.
-func micros(ms int64) []byte {
-	return binary.LittleEndian.AppendUint64(nil, uint64(ms*1000))
+// bound.
+func micros(ms int64) []byte { return timeBound(time.UnixMilli(ms)) }
+
+// timeBound encodes t as an Iceberg timestamptz bound: microseconds,
+// 8 bytes little-endian.
+func timeBound(t time.Time) []byte {
+	return binary.LittleEndian.AppendUint64(nil, uint64(t.UnixMicro()))
 }

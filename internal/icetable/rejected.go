@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -114,7 +113,7 @@ func rejectedFiles(ctx context.Context, tbl *table.Table, store lake.Store, ms [
 		if err != nil {
 			return nil, 0, fmt.Errorf("icetable: rejected file %s: %w", key, err)
 		}
-		at := binary.LittleEndian.AppendUint64(nil, uint64(m.Committed.UnixMicro()))
+		at := timeBound(m.Committed)
 		b.LowerBoundValues(map[int][]byte{6: at}).UpperBoundValues(map[int][]byte{6: at})
 		files = append(files, b.Build())
 		rows += int64(len(letters))

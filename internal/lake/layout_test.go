@@ -149,23 +149,8 @@ func TestEncodeParquetTimestampRange(t *testing.T) {
 // TestDecodeOldLayoutFile: a data file of layout 1 (timestamp_ms, no field
 // ids) is an error naming the missing ts column.
 func TestDecodeOldLayoutFile(t *testing.T) {
-	type oldEvent struct {
-		UserID    string `parquet:"user_id,dict"`
-		Timestamp int64  `parquet:"timestamp_ms"`
-		URL       string `parquet:"url,dict"`
-		Country   string `parquet:"country,dict"`
-		City      string `parquet:"city,dict"`
-		UserAgent string `parquet:"user_agent,dict"`
-	}
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[oldEvent](&buf)
-	if _, err := w.Write([]oldEvent{{"u", 1, "/", "DE", "", ""}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	_, err := lake.DecodeFile("events/x/old.parquet", buf.Bytes())
+	old := laketest.LayoutOneFile(t, 1)
+	_, err := lake.DecodeFile("events/x/old.parquet", old)
 	if err == nil || !strings.Contains(err.Error(), `no column "ts"`) {
 		t.Fatalf("err = %v, want one naming the missing ts column", err)
 	}

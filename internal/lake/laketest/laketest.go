@@ -4,6 +4,7 @@
 package laketest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/dataco/clickstream/internal/lake"
 )
@@ -112,4 +114,29 @@ func removeBucket(t testing.TB, c *s3.Client, bucket string) {
 	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Errorf("cleanup: deleting bucket %s: %v", bucket, err)
 	}
+}
+
+// LayoutOneFile returns a Parquet data file of lake layout 1 (a
+// timestamp_ms column, no field ids) holding one event at
+// epoch-millisecond ts (user "u"): what an old lake holds, for tests that it is
+// refused.
+func LayoutOneFile(t testing.TB, ts int64) []byte {
+	t.Helper()
+	type oldEvent struct {
+		UserID    string `parquet:"user_id,dict"`
+		Timestamp int64  `parquet:"timestamp_ms"`
+		URL       string `parquet:"url,dict"`
+		Country   string `parquet:"country,dict"`
+		City      string `parquet:"city,dict"`
+		UserAgent string `parquet:"user_agent,dict"`
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[oldEvent](&buf)
+	if _, err := w.Write([]oldEvent{{"u", ts, "/", "DE", "", ""}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
