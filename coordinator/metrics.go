@@ -110,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		maintenanceFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_maintenance_failures_total",
-			Help: "Failed runs of the leader's periodic maintenance, by task (e.g. iceberg-compaction).",
+			Help: "Failed runs of the leader's periodic maintenance, by task (e.g. iceberg-maintenance).",
 		}, []string{"task"}),
 		vacuumFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_vacuum_failures_total",

@@ -55,43 +55,68 @@ func newCompactCmd() *cobra.Command {
 // compaction takes it as closed.
 const compactClosedAfter = time.Hour
 
-// compaction is the leader's periodic compaction of the lake's events
-// table; ok is false if the lake has no catalog (none given, not file://).
-func compaction(lakeURI, catalogURI, catalogPW string, s3 lake.S3Options, every time.Duration) (coordinator.Maintenance, bool) {
-	if lakeURI == "" || catalogURI == icetable.NoCatalog {
-		return coordinator.Maintenance{}, false
+// tableUpkeep configures the leader's periodic upkeep of its lake's
+// Iceberg tables.
+type tableUpkeep struct {
+	lake, catalog, catalogPW string
+	s3                       lake.S3Options
+	every                    time.Duration
+	// retention: snapshots older than this are expired; minAge: files no
+	// snapshot references are deleted once this old (as vacuum's).
+	retention, minAge time.Duration
+}
+
+// maintenance returns the leader's upkeep of the lake's Iceberg tables:
+// compacting the events table's closed hours, expiring old snapshots and
+// deleting the files no snapshot references. ok is false if the lake has
+// no catalog (none given, not file://).
+func (u tableUpkeep) maintenance() (m coordinator.Maintenance, ok bool) {
+	if u.lake == "" || u.catalog == icetable.NoCatalog {
+		return m, false
 	}
+	catalogURI := u.catalog
 	if catalogURI == "" {
 		var err error
-		if catalogURI, err = icetable.DefaultCatalogURI(lakeURI); err != nil {
-			slog.Info("the lake's Iceberg table is not compacted: no --catalog", "lake", lakeURI)
-			return coordinator.Maintenance{}, false
+		if catalogURI, err = icetable.DefaultCatalogURI(u.lake); err != nil {
+			slog.Info("the lake's Iceberg tables are not maintained: no --catalog", "lake", u.lake)
+			return m, false
 		}
 	}
-	return coordinator.Maintenance{Name: "iceberg-compaction", Every: every, Run: func(ctx context.Context, log *slog.Logger) error {
+	return coordinator.Maintenance{Name: "iceberg-maintenance", Every: u.every, Run: func(ctx context.Context, log *slog.Logger) error {
 		if !icetable.CatalogExists(catalogURI) {
 			return nil // no table published yet, and no catalog to create here
 		}
-		store, err := lake.Open(ctx, lakeURI, s3)
+		store, err := lake.Open(ctx, u.lake, u.s3)
 		if err != nil {
 			return err
 		}
-		cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(s3), PasswordFile: catalogPW})
+		cat, err := icetable.OpenCatalog(ctx, catalogURI, icetable.CatalogOptions{Props: icetable.S3Props(u.s3), PasswordFile: u.catalogPW})
 		if err != nil {
 			return err
 		}
 		defer icetable.Close(cat)
 		if ok, err := cat.CheckTableExists(ctx, icetable.Ident(icetable.EventsTable)); err != nil || !ok {
-			return err // no table yet: nothing published to compact
+			return err // no table yet: nothing published to maintain
 		}
 		for {
 			res, err := icetable.Compact(ctx, cat, store, icetable.CompactOptions{ClosedBefore: time.Now().Add(-compactClosedAfter)})
 			if res.Partitions > 0 {
 				log.Info("compacted the events table", "partitions", res.Partitions, "files", res.FilesBefore, "events", res.Events, "bytes", res.Bytes)
 			}
-			if err != nil || !res.More {
+			if err != nil {
 				return err
 			}
+			if !res.More {
+				break
+			}
 		}
+		if err := icetable.ExpireTables(ctx, cat, u.retention); err != nil {
+			return err
+		}
+		orph, err := icetable.RemoveOrphans(ctx, cat, u.minAge, false)
+		if orph.Deleted > 0 {
+			log.Info("deleted the tables' files no snapshot references", "files", orph.Deleted, "bytes", orph.Bytes)
+		}
+		return err
 	}}, true
 }

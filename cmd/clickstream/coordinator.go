@@ -54,8 +54,9 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 				}
 			}
 			if compactEvery > 0 {
-				m, ok := compaction(cfg.Lake, catalogURI, catalogPW, cfg.S3, compactEvery)
-				if ok {
+				u := tableUpkeep{lake: cfg.Lake, catalog: catalogURI, catalogPW: catalogPW, s3: cfg.S3, every: compactEvery,
+					retention: icetable.DefaultSnapshotRetention, minAge: cfg.VacuumMinAge}
+				if m, ok := u.maintenance(); ok {
 					cfg.Maintenance = append(cfg.Maintenance, m)
 				}
 			}
@@ -78,7 +79,7 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
-	cmd.Flags().DurationVar(&compactEvery, "compact-every", time.Hour, "the leader compacts the closed hours of the --lake's Iceberg events table this often (0: never; see clickstream compact)")
+	cmd.Flags().DurationVar(&compactEvery, "compact-every", time.Hour, "the leader compacts the closed hours of the --lake's Iceberg events table this often, expires the tables' snapshots older than a day and deletes the files none references once older than --vacuum-min-age (0: never; see clickstream compact and vacuum)")
 	cmd.Flags().StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the results' aggregates table, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: a file:// lake's own SQLite catalog); 'none': results are not published as a table")
 	cmd.Flags().StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
 	es.AddFlags(cmd.Flags())

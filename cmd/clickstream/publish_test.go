@@ -45,8 +45,8 @@ func TestPublishCatchesUp(t *testing.T) {
 	}
 }
 
-// TestLeaderCompaction: the coordinator's compaction task compacts the
-// closed hours of its lake's table, and does nothing (creating nothing)
+// TestLeaderCompaction: the coordinator's table maintenance compacts the
+// closed hours of its lake's table and deletes its orphan files, and does nothing (creating nothing)
 // for a lake without a catalog.
 func TestLeaderCompaction(t *testing.T) {
 	oldReg := prometheus.DefaultRegisterer // ingest registers its metrics there
@@ -60,9 +60,18 @@ func TestLeaderCompaction(t *testing.T) {
 	if code, _, stderr := runArgs(t, "ingest", "--from-file", in, "--lake", lakeURI, "--flush-records", "5"); code != 0 {
 		t.Fatalf("ingest: exit %d, %s", code, stderr)
 	}
-	m, ok := compaction(lakeURI, "", "", lake.S3Options{}, time.Hour)
+	u := tableUpkeep{lake: lakeURI, every: time.Hour, retention: time.Hour, minAge: time.Hour}
+	m, ok := u.maintenance()
 	if !ok {
-		t.Fatal("no compaction for a file lake")
+		t.Fatal("no table maintenance for a file lake")
+	}
+	// An old file no snapshot references (a crashed table commit's).
+	orphan := filepath.Join(dir, "lake", "events", "metadata", "crashed-commit-m0.avro")
+	if err := os.WriteFile(orphan, []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if old := time.Now().Add(-48 * time.Hour); os.Chtimes(orphan, old, old) != nil {
+		t.Fatal("chtimes")
 	}
 	if err := m.Run(ctx, slog.Default()); err != nil {
 		t.Fatal(err)
@@ -88,12 +97,16 @@ func TestLeaderCompaction(t *testing.T) {
 	if len(tasks) != 1 {
 		t.Errorf("%d files after compaction, want 1", len(tasks))
 	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("the table's orphan file survived the maintenance: %v", err)
+	}
 
 	bare := filepath.Join(dir, "bare")
 	if err := os.Mkdir(bare, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, _ = compaction("file://"+bare, "", "", lake.S3Options{}, time.Hour)
+	u.lake = "file://" + bare
+	m, _ = u.maintenance()
 	if err := m.Run(ctx, slog.Default()); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 )
@@ -17,7 +18,9 @@ import (
 // TestVacuumCommand ingests a file, plants an old orphan data file in the
 // lake (what a crashed commit leaves), and runs `clickstream vacuum`: the
 // dry run lists the orphan and keeps it, the real run deletes only it, and
-// the lake's committed events are the same before and after.
+// the lake's committed events are the same before and after. The same
+// holds for an old file in the Iceberg events table's metadata folder that
+// no snapshot references (what a crashed table commit leaves).
 func TestVacuumCommand(t *testing.T) {
 	dir := t.TempDir()
 	uri := "file://" + dir
@@ -43,14 +46,26 @@ not json
 	if err := store.Put(context.Background(), orphan, []byte("partial")); err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-48 * time.Hour)
-	if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(orphan)), old, old); err != nil {
+	tableOrphan := filepath.Join(dir, "events", "metadata", "crashed-commit-m0.avro")
+	if err := os.WriteFile(tableOrphan, []byte("partial"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for _, f := range []string{filepath.Join(dir, filepath.FromSlash(orphan)), tableOrphan} {
+		if err := os.Chtimes(f, old, old); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	out := string(pipeRun(t, "vacuum", "--lake", uri, "--dry-run"))
 	if !strings.Contains(out, orphan) || !strings.Contains(out, "1 orphans") || !strings.Contains(out, "0 deleted") {
 		t.Fatalf("dry run printed:\n%s\nwant the orphan %s listed, none deleted", out, orphan)
+	}
+	if !strings.Contains(out, tableOrphan) || !strings.Contains(out, "tables: 1 files no snapshot references") {
+		t.Fatalf("dry run printed:\n%s\nwant the table's orphan %s listed", out, tableOrphan)
+	}
+	if _, err := os.Stat(tableOrphan); err != nil {
+		t.Fatalf("the dry run deleted the table's orphan: %v", err)
 	}
 	if _, err := store.Get(context.Background(), orphan); err != nil {
 		t.Fatalf("the dry run deleted the orphan: %v", err)
@@ -68,6 +83,20 @@ not json
 	}
 	if _, err := store.Get(context.Background(), orphan); err == nil {
 		t.Fatal("the orphan survived the vacuum")
+	}
+	if !strings.Contains(out, "tables: 1 files no snapshot references") {
+		t.Fatalf("vacuum printed:\n%s\nwant the table's orphan deleted", out)
+	}
+	if _, err := os.Stat(tableOrphan); !os.IsNotExist(err) {
+		t.Fatalf("the table's orphan survived the vacuum: %v", err)
+	}
+	cat, err := icetable.OpenCatalog(context.Background(), "sqlite://"+filepath.Join(dir, "_catalog.db"), icetable.CatalogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icetable.Close(cat)
+	if evs, err := icetable.ReadEvents(context.Background(), cat); err != nil || len(evs) != 2 {
+		t.Fatalf("the events table after the vacuum: %d events, %v; want 2", len(evs), err)
 	}
 	after, err := lake.ReadSnapshot(context.Background(), store)
 	if err != nil {

@@ -150,6 +150,13 @@ func CatalogExists(uri string) bool {
 	return true
 }
 
+// HasDefaultCatalog tells whether lakeURI has a catalog of its own (a
+// file:// lake's SQLite catalog at its root) that exists.
+func HasDefaultCatalog(lakeURI string) bool {
+	uri, err := DefaultCatalogURI(lakeURI)
+	return err == nil && CatalogExists(uri)
+}
+
 // pgCatalogAttempts bounds how often OpenCatalog creates a PostgreSQL
 // catalog's tables: processes that start together on a new database race
 // to create them, and PostgreSQL fails all but one CREATE TABLE IF NOT

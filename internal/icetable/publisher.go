@@ -2,6 +2,7 @@ package icetable
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -195,4 +196,19 @@ func ExpireSnapshots(ctx context.Context, cat catalog.Catalog, name string, rete
 		return fmt.Errorf("icetable: expire %s: %w", name, err)
 	}
 	return nil
+}
+
+// ExpireTables expires the snapshots older than retention of every table
+// the catalog has (ExpireSnapshots).
+func ExpireTables(ctx context.Context, cat catalog.Catalog, retention time.Duration) error {
+	var errs []error
+	for _, name := range []string{EventsTable, RejectedTable, AggregatesTable} {
+		switch ok, err := cat.CheckTableExists(ctx, Ident(name)); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("icetable: expire %s: %w", name, err))
+		case ok:
+			errs = append(errs, ExpireSnapshots(ctx, cat, name, retention))
+		}
+	}
+	return errors.Join(errs...)
 }
