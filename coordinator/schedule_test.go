@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go/catalog"
+
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,6 +28,7 @@ import (
 	"github.com/dataco/clickstream/ingest"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/obs"
@@ -43,7 +46,17 @@ import (
 // only that window; and after every step each document in Elasticsearch
 // equals an independent computation over the events ingested so far, one
 // document per result row, from the window's latest job.
+//
+// It runs twice: with jobs planned from the lake's manifests, and from the
+// lake's Iceberg events table; with the table, a compaction of the closed
+// hours afterwards re-runs no window (it rewrites files, and adds no
+// event).
 func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
+	t.Run("manifests", func(t *testing.T) { testScheduleWindows(t, false) })
+	t.Run("table", func(t *testing.T) { testScheduleWindows(t, true) })
+}
+
+func testScheduleWindows(t *testing.T, table bool) {
 	esBase := scheduleESURL(t)
 	ctx := context.Background()
 
@@ -137,10 +150,17 @@ func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
 		Interval: interval, IdleSource: time.Hour, Format: "ndjson",
 	}
 	start := time.Now()
+	if table {
+		cat := schedEventsTable(t, h.src, buckets)
+		defer icetable.Close(cat)
+	}
 	c := h.coordinator(func(cfg *Config) {
 		cfg.SessionTimeout = timeout
 		cfg.Schedule = sched
 		cfg.Publishers = []Publisher{ix}
+		if table {
+			cfg.Planner = icetable.TablePlanner{}
+		}
 	})
 
 	// --- 1. The lake's watermark (min of a and b = wmB1) completes w1 and
@@ -246,6 +266,39 @@ func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
 		t.Errorf("%q/%q in window 2: %d clicks after the late event, %d before", key2.url, key2.country, got, was)
 	}
 	t.Logf("second late event re-run and re-indexed after %v", time.Since(start).Round(time.Millisecond))
+	if !table {
+		return
+	}
+
+	// --- 5. Compacting the table's closed hours rewrites every file the
+	// windows read but adds no event: no window runs again.
+	cat := schedEventsTable(t, h.src, buckets)
+	defer icetable.Close(cat)
+	res, err := icetable.Compact(ctx, cat, h.src, icetable.CompactOptions{ClosedBefore: time.Now()})
+	if err != nil || res.Partitions == 0 {
+		t.Fatalf("compaction: %+v, %v; want partitions rewritten", res, err)
+	}
+	schedAwaitTicks(t, c, time.UnixMilli(lateEv.Timestamp))
+	schedAwaitTicks(t, c, time.UnixMilli(lateEv.Timestamp))
+	schedCheckJobs(t, schedJobs(t, c), []time.Time{w1, w2, w3, w1, w2}, window)
+}
+
+// schedEventsTable opens the catalog of a file lake, creating its events
+// table if need be; the caller closes it.
+func schedEventsTable(t *testing.T, src lake.Store, buckets int) catalog.Catalog {
+	t.Helper()
+	uri, err := icetable.DefaultCatalogURI(src.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := icetable.OpenCatalog(context.Background(), uri, icetable.CatalogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := icetable.EnsureEvents(context.Background(), cat, src, buckets); err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
 
 // schedUserEvents returns the clicks of one user in [from, until): think

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/dataco/clickstream/internal/lake"
@@ -33,23 +34,11 @@ type TablePlanner struct {
 // A snapshot other than 0 is read as it is, without publishing: time
 // travel to the data an earlier job read.
 func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time, snapshot int64) (files map[int][]lake.DataFile, planned int64, ok bool, err error) {
-	catURI := p.Catalog
-	if catURI == "" {
-		if catURI, err = DefaultCatalogURI(lakeURI); err != nil {
-			return nil, 0, false, nil
-		}
-	}
-	if catURI == NoCatalog || !CatalogExists(catURI) {
-		return nil, 0, false, nil
-	}
-	cat, err := OpenCatalog(ctx, catURI, CatalogOptions{Props: S3Props(p.S3), PasswordFile: p.PasswordFile})
-	if err != nil {
+	cat, ok, err := p.openEvents(ctx, lakeURI)
+	if err != nil || !ok {
 		return nil, 0, false, err
 	}
 	defer Close(cat)
-	if exists, err := cat.CheckTableExists(ctx, Ident(EventsTable)); err != nil || !exists {
-		return nil, 0, false, err
-	}
 	if snapshot == 0 {
 		if _, err := Publish(ctx, cat, src); err != nil {
 			return nil, 0, false, fmt.Errorf("icetable: plan: publish the lake's last commits: %w", err)
@@ -70,6 +59,30 @@ func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.St
 	}
 	files, err = tableFiles(ctx, tbl, src, snapshot, from, to)
 	return files, snapshot, err == nil, err
+}
+
+// openEvents opens the catalog of lakeURI's events table; ok is false if
+// the lake has none (no catalog, or no table in it). The caller closes
+// the catalog with Close.
+func (p TablePlanner) openEvents(ctx context.Context, lakeURI string) (_ catalog.Catalog, ok bool, err error) {
+	catURI := p.Catalog
+	if catURI == "" {
+		if catURI, err = DefaultCatalogURI(lakeURI); err != nil {
+			return nil, false, nil
+		}
+	}
+	if catURI == NoCatalog || !CatalogExists(catURI) {
+		return nil, false, nil
+	}
+	cat, err := OpenCatalog(ctx, catURI, CatalogOptions{Props: S3Props(p.S3), PasswordFile: p.PasswordFile})
+	if err != nil {
+		return nil, false, err
+	}
+	if exists, err := cat.CheckTableExists(ctx, Ident(EventsTable)); err != nil || !exists {
+		Close(cat)
+		return nil, false, err
+	}
+	return cat, true, nil
 }
 
 // tableFiles lists the files of a snapshot of the events table whose
