@@ -151,6 +151,9 @@ type Config struct {
 	Publishers []Publisher `json:"-"`
 	// Planner lists the files a job reads; nil: the lake's manifests.
 	Planner FilePlanner `json:"-"`
+	// Inputs tells the scheduler when a window's input changed; nil (or
+	// a lake without a table): the lake's manifests do.
+	Inputs InputTracker `json:"-"`
 	// Maintenance is work the leader does periodically, e.g. compacting
 	// the lake's Iceberg table.
 	Maintenance []Maintenance `json:"-"`
@@ -166,6 +169,14 @@ type Config struct {
 // travel); 0, for the current one.
 type FilePlanner interface {
 	PlanFiles(ctx context.Context, lakeURI string, src lake.Store, from, to time.Time, snapshot int64) (files map[int][]lake.DataFile, planned int64, ok bool, err error)
+}
+
+// InputTracker tells the scheduler what the snapshots of a table over the
+// lake say of its data (icetable.InputTracker), so that it detects late
+// data from the table's append snapshots rather than the lake's
+// manifests. ok false: the lake has no such table.
+type InputTracker interface {
+	TableInputs(ctx context.Context, lakeURI string, src lake.Store) (in lake.TableInputs, ok bool, err error)
 }
 
 // Maintenance is a periodic task of the leader: Run every Every while the

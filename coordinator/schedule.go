@@ -223,18 +223,13 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 	if err != nil {
 		return false, err
 	}
-	if *snaps == nil {
-		*snaps = lake.NewSnapshotReader(store)
-	}
-	sn, err := (*snaps).Read(ctx)
-	if errors.Is(err, lake.ErrNotExist) {
-		return false, nil // no lake yet
-	}
-	if err != nil {
+	timeout := c.cfg.SessionTimeout
+	v, ok, err := c.lakeView(ctx, store, snaps)
+	if err != nil || !ok {
 		return false, err
 	}
 	now := time.Now().UTC()
-	wm, ok := scheduleWatermark(sn, now, s.IdleSource)
+	wm, ok := scheduleWatermark(v.watermarks, now, s.IdleSource)
 	if !ok {
 		return false, nil
 	}
@@ -247,14 +242,13 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 	c.metrics.scheduleWatermark.Set(float64(wm.UnixMilli()) / 1000)
 	first := s.Start
 	if first.IsZero() {
-		earliest, ok := earliestEvent(sn)
+		earliest, ok := v.earliest()
 		if !ok {
 			return false, nil
 		}
 		first = earliest
 	}
 	first = first.UTC().Truncate(s.Window)
-	timeout := c.cfg.SessionTimeout
 
 	recs, err := c.windowRecords(ctx)
 	if err != nil {
@@ -271,7 +265,7 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		}
 	}
 	complete := func(from time.Time) bool { return !from.Add(s.Window + timeout + s.Lateness).After(wm) }
-	inputs := newWindowInputs(sn, first, s.Window, timeout, maxTime(lastSeen, wm))
+	inputs := v.inputs(first, s.Window, timeout, maxTime(lastSeen, wm))
 	for from := first; !from.After(lastSeen) || complete(from); from = from.Add(s.Window) {
 		if err := ctx.Err(); err != nil {
 			return false, err
@@ -285,7 +279,16 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		switch {
 		case rec == nil && events == 0:
 			continue // nothing to aggregate (yet)
-		case rec != nil && rec.Input == input && !retryDue(rec, s, now):
+		case rec != nil && rec.State == windowDone && inputKind(rec.Input) != inputKind(input):
+			// Done with its input told the other way (the lake got a table
+			// since, or lost it): take the input as it is now rather than
+			// run every window done so far again.
+			rec.Input = input
+			if err := c.putWindow(ctx, rec); err != nil {
+				return false, err
+			}
+			continue
+		case rec != nil && !inputs.changed(rec.Input, from) && !retryDue(rec, s, now):
 			continue // processed with this very input
 		}
 		if rec == nil {
@@ -477,8 +480,7 @@ func (c *Coordinator) windowRecords(ctx context.Context) (map[int64]*windowRecor
 // lowest watermark of the sources that committed within idle, or, when every
 // source is idle, the wall clock (nothing more is coming for now; anything
 // that comes later re-runs its window).
-func scheduleWatermark(sn *lake.Snapshot, now time.Time, idle time.Duration) (time.Time, bool) {
-	wms := sn.Watermarks()
+func scheduleWatermark(wms map[string]lake.Watermark, now time.Time, idle time.Duration) (time.Time, bool) {
 	if len(wms) == 0 {
 		return time.Time{}, false
 	}
@@ -496,56 +498,6 @@ func scheduleWatermark(sn *lake.Snapshot, now time.Time, idle time.Duration) (ti
 		return now, true
 	}
 	return time.UnixMilli(lo).UTC(), true
-}
-
-// earliestEvent is the time of the lake's earliest committed event.
-func earliestEvent(sn *lake.Snapshot) (time.Time, bool) {
-	lo, ok := int64(math.MaxInt64), false
-	for _, m := range sn.Manifests {
-		for _, f := range m.Files {
-			lo, ok = min(lo, f.MinTs), true
-		}
-	}
-	return time.UnixMilli(lo).UTC(), ok
-}
-
-// windowInputs fingerprints the committed data each window's job reads —
-// the files overlapping the window extended by the look-ahead (the session
-// timeout), and their events; late data adds files, which changes it — for
-// every window from first to until, in one pass over the snapshot's files
-// (a file spans an hour: a few windows) rather than a pass per window.
-type windowInputs struct {
-	first, window int64 // ms
-	of            map[int64]windowInput
-}
-
-type windowInput struct{ files, events int64 }
-
-func newWindowInputs(sn *lake.Snapshot, first time.Time, window, ahead time.Duration, until time.Time) windowInputs {
-	in := windowInputs{first: first.UnixMilli(), window: window.Milliseconds(), of: make(map[int64]windowInput)}
-	last := floorDiv(until.UnixMilli()-in.first, in.window)
-	for _, m := range sn.Manifests {
-		for _, f := range m.Files {
-			// Window k reads [first+k·W, first+(k+1)·W+ahead): the file
-			// overlaps it when MaxTs >= first+k·W and MinTs < first+(k+1)·W+ahead.
-			lo := max(0, floorDiv(f.MinTs-in.first-ahead.Milliseconds(), in.window))
-			hi := min(last, floorDiv(f.MaxTs-in.first, in.window))
-			for k := lo; k <= hi; k++ {
-				x := in.of[k]
-				x.files++
-				x.events += f.Events
-				in.of[k] = x
-			}
-		}
-	}
-	return in
-}
-
-// at returns the fingerprint and the event count of the window starting at
-// from, one of the windows the inputs were made for.
-func (in windowInputs) at(from time.Time) (string, int64) {
-	x := in.of[floorDiv(from.UnixMilli()-in.first, in.window)]
-	return fmt.Sprintf("files=%d,events=%d", x.files, x.events), x.events
 }
 
 // floorDiv is a / b rounded toward negative infinity, for b > 0.

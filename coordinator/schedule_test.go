@@ -47,10 +47,10 @@ import (
 // equals an independent computation over the events ingested so far, one
 // document per result row, from the window's latest job.
 //
-// It runs twice: with jobs planned from the lake's manifests, and from the
-// lake's Iceberg events table; with the table, a compaction of the closed
-// hours afterwards re-runs no window (it rewrites files, and adds no
-// event).
+// It runs twice: with jobs planned and late data told by the lake's
+// manifests, and by the lake's Iceberg events table and its snapshots;
+// with the table, a compaction of the closed hours afterwards re-runs no
+// window (it rewrites files, and appends no event).
 func TestScheduleWindowsLateDataAndIndex(t *testing.T) {
 	t.Run("manifests", func(t *testing.T) { testScheduleWindows(t, false) })
 	t.Run("table", func(t *testing.T) { testScheduleWindows(t, true) })
@@ -160,6 +160,7 @@ func testScheduleWindows(t *testing.T, table bool) {
 		cfg.Publishers = []Publisher{ix}
 		if table {
 			cfg.Planner = icetable.TablePlanner{}
+			cfg.Inputs = &icetable.InputTracker{}
 		}
 	})
 
@@ -281,6 +282,15 @@ func testScheduleWindows(t *testing.T, table bool) {
 	schedAwaitTicks(t, c, time.UnixMilli(lateEv.Timestamp))
 	schedAwaitTicks(t, c, time.UnixMilli(lateEv.Timestamp))
 	schedCheckJobs(t, schedJobs(t, c), []time.Time{w1, w2, w3, w1, w2}, window)
+	recs, err := c.windowRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []time.Time{w1, w2, w3} {
+		if in := recs[w.Unix()].Input; inputKind(in) != "table-seq" {
+			t.Errorf("window %s was run with input %q, not told by the table", w.Format(time.TimeOnly), in)
+		}
+	}
 }
 
 // schedEventsTable opens the catalog of a file lake, creating its events

@@ -73,10 +73,55 @@ func TestScheduleWatermark(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := scheduleWatermark(&lake.Snapshot{Manifests: tt.ms}, now, 2*time.Minute)
+			got, ok := scheduleWatermark((&lake.Snapshot{Manifests: tt.ms}).Watermarks(), now, 2*time.Minute)
 			if ok != tt.ok || !got.Equal(tt.want) {
 				t.Fatalf("scheduleWatermark = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// TestTableWindowInputs: with a table, a window's input changes when a
+// snapshot after the one it was run with appended a file overlapping the
+// window or its look-ahead, and only then.
+func TestTableWindowInputs(t *testing.T) {
+	first := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	window, ahead := time.Hour, 30*time.Minute
+	at := func(d time.Duration) int64 { return first.Add(d).UnixMilli() }
+	w := func(k int) time.Time { return first.Add(time.Duration(k) * window) }
+	tbl := &lake.TableInputs{Seq: 12, Horizon: 3, Appends: []lake.TableAppend{
+		{Seq: 5, Files: []lake.DataFile{{MinTs: at(10 * time.Minute), MaxTs: at(50 * time.Minute), Events: 3}}},           // window 0
+		{Seq: 9, Files: []lake.DataFile{{MinTs: at(125 * time.Minute), MaxTs: at(170 * time.Minute), Events: 1}}},         // window 2, and 1's look-ahead
+		{Seq: 11, Files: []lake.DataFile{{MinTs: at(4*time.Hour + 31*time.Minute), MaxTs: at(5 * time.Hour), Events: 1}}}, // window 4 only: past 3's look-ahead
+	}}
+	tbl.Files = []lake.DataFile{tbl.Appends[0].Files[0], tbl.Appends[1].Files[0], tbl.Appends[2].Files[0]}
+	in := lakeView{files: func(yield func(lake.DataFile) bool) {
+		for _, f := range tbl.Files {
+			if !yield(f) {
+				return
+			}
+		}
+	}, table: tbl}.inputs(first, window, ahead, w(6))
+
+	if input, events := in.at(w(0)); input != "table-seq=12" || events != 3 {
+		t.Errorf("window 0: %q, %d events; want table-seq=12, 3", input, events)
+	}
+	for _, c := range []struct {
+		window int
+		ran    string
+		want   bool
+	}{
+		{0, "table-seq=4", true}, {0, "table-seq=5", false}, {0, "table-seq=12", false},
+		{1, "table-seq=8", true}, {1, "table-seq=9", false},
+		{2, "table-seq=8", true}, {2, "table-seq=10", false},
+		{3, "table-seq=1", false}, // nothing appended overlaps it
+		{4, "table-seq=10", true},
+		{0, "", true},                 // a failed run to retry
+		{0, "files=1,events=3", true}, // told the other way
+		{0, "table-seq=x", true},      // unreadable
+	} {
+		if got := in.changed(c.ran, w(c.window)); got != c.want {
+			t.Errorf("window %d run with %q: changed = %v, want %v", c.window, c.ran, got, c.want)
+		}
 	}
 }

@@ -49,6 +49,8 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3})
 				// Jobs read the lake's events table where it has one.
 				cfg.Planner = icetable.TablePlanner{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3}
+				// ... and the scheduler sees late data in its snapshots.
+				cfg.Inputs = &icetable.InputTracker{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3}
 				if catalogURI == "" {
 					slog.Info("results of file:// lakes go to each lake's Iceberg aggregates table; other lakes' need --catalog")
 				}

@@ -61,6 +61,28 @@ func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.St
 	return files, snapshot, err == nil, err
 }
 
+// lakeFile describes a data file of the events table as the lake does,
+// named key: its partition, events, size and event-time bounds (its
+// hour's if the file has no ts bounds).
+func lakeFile(f iceberg.DataFile, sf specFields, key string) (lake.DataFile, error) {
+	part := f.Partition()
+	hour, ok1 := part[sf.hour].(int32)
+	bucket, ok2 := part[sf.bucket].(int32)
+	if !ok1 || !ok2 {
+		return lake.DataFile{}, fmt.Errorf("file %s has partition %v", key, part)
+	}
+	h := time.Unix(int64(hour)*3600, 0).UTC()
+	lo, hi := h.UnixMilli(), h.Add(time.Hour).UnixMilli()-1
+	if b, ok := f.LowerBoundValues()[FieldTs]; ok && len(b) == 8 {
+		lo = int64(binary.LittleEndian.Uint64(b)) / 1000
+	}
+	if b, ok := f.UpperBoundValues()[FieldTs]; ok && len(b) == 8 {
+		hi = int64(binary.LittleEndian.Uint64(b)) / 1000
+	}
+	return lake.DataFile{Key: key, Bucket: int(bucket), Hour: h.Format(lake.HourFormat),
+		Events: f.Count(), Bytes: f.FileSizeBytes(), MinTs: lo, MaxTs: hi}, nil
+}
+
 // openEvents opens the catalog of lakeURI's events table; ok is false if
 // the lake has none (no catalog, or no table in it). The caller closes
 // the catalog with Close.
@@ -112,22 +134,11 @@ func tableFiles(ctx context.Context, tbl *table.Table, src lake.Store, snapshot 
 		if !ok {
 			return nil, fmt.Errorf("icetable: plan: table file %s is not in the lake %s", f.FilePath(), src.URI())
 		}
-		part := f.Partition()
-		hour, ok1 := part[sf.hour].(int32)
-		bucket, ok2 := part[sf.bucket].(int32)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("icetable: plan: file %s has partition %v", key, part)
+		df, err := lakeFile(f, sf, key)
+		if err != nil {
+			return nil, fmt.Errorf("icetable: plan: %w", err)
 		}
-		h := time.Unix(int64(hour)*3600, 0).UTC()
-		lo, hi := h.UnixMilli(), h.Add(time.Hour).UnixMilli()-1
-		if b, ok := f.LowerBoundValues()[FieldTs]; ok && len(b) == 8 {
-			lo = int64(binary.LittleEndian.Uint64(b)) / 1000
-		}
-		if b, ok := f.UpperBoundValues()[FieldTs]; ok && len(b) == 8 {
-			hi = int64(binary.LittleEndian.Uint64(b)) / 1000
-		}
-		out[int(bucket)] = append(out[int(bucket)], lake.DataFile{Key: key, Bucket: int(bucket), Hour: h.Format(lake.HourFormat),
-			Events: f.Count(), Bytes: f.FileSizeBytes(), MinTs: lo, MaxTs: hi})
+		out[df.Bucket] = append(out[df.Bucket], df)
 	}
 	for b := range out {
 		slices.SortFunc(out[b], func(x, y lake.DataFile) int { return strings.Compare(x.Key, y.Key) })
