@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -50,6 +51,10 @@ type Config struct {
 	// id resumes, or does nothing if the source was fully committed. Empty:
 	// derived from the file's content (a hash), random for stdin.
 	SourceID string
+	// Input, if set, is read as the NDJSON of a file source instead of
+	// FromFile, which then only names it in messages; SourceID is required
+	// (a program's stream, e.g. `clickstream migrate`'s).
+	Input io.Reader `json:"-"`
 
 	// Lake is the data lake URI: s3://bucket/prefix or file:///dir.
 	Lake string
@@ -131,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.S3.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Input != nil && (c.FromFile == "" || c.SourceID == "") {
+		errs = append(errs, errors.New("an input stream needs a name (FromFile) and a source id"))
 	}
 	if c.FromFile == "" {
 		if len(c.Brokers) == 0 {

@@ -15,11 +15,13 @@ import (
 	"github.com/dataco/clickstream/internal/event"
 )
 
-// fileInput is the opened input of a file source: a file, or stdin.
+// fileInput is the opened input of a file source: a file, stdin, or a
+// program's stream (r, Config.Input).
 type fileInput struct {
 	name string
 	f    *os.File
-	size int64 // -1: unknown (stdin, a pipe)
+	r    io.Reader // read instead of f if set
+	size int64     // -1: unknown (stdin, a pipe, a stream)
 }
 
 // openInput opens name ("-": stdin) for reading, before anything else is
@@ -48,9 +50,9 @@ func openInput(name string) (*fileInput, error) {
 	return &fileInput{name: name, f: f, size: size}, nil
 }
 
-// Close closes the file (not stdin).
+// Close closes the file (not stdin, not a stream).
 func (in *fileInput) Close() error {
-	if in.f == os.Stdin {
+	if in.f == nil || in.f == os.Stdin {
 		return nil
 	}
 	return in.f.Close()
@@ -76,8 +78,11 @@ func runFile(ctx context.Context, cfg *Config, s *sink, in *fileInput) (Summary,
 		}
 	}
 	var r io.Reader = in.f
+	if in.r != nil {
+		r = in.r
+	}
 	if cfg.Progress != nil {
-		r = &countingReader{r: in.f, n: &cfg.Progress.bytes}
+		r = &countingReader{r: r, n: &cfg.Progress.bytes}
 	}
 	return ingestLines(ctx, cfg, s, source, r)
 }

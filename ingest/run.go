@@ -115,7 +115,9 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 	reg := rt.Reg()
 	// The input first: a missing or unreadable file creates no lake.
 	var in *fileInput
-	if cfg.FromFile != "" {
+	if cfg.Input != nil {
+		in = &fileInput{name: cfg.FromFile, r: cfg.Input, size: -1}
+	} else if cfg.FromFile != "" {
 		var err error
 		if in, err = openInput(cfg.FromFile); err != nil {
 			return Summary{}, err
@@ -166,7 +168,7 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 	log.Info("ingest starting", "lake", store.URI(), "buckets", meta.Buckets, "format", cfg.Format, "writer", s.writer)
 	start := time.Now()
 	var sum Summary
-	if cfg.FromFile != "" {
+	if in != nil {
 		sum, err = runFile(ctx, &cfg, s, in)
 	} else {
 		sum, err = runKafka(ctx, &cfg, s)

@@ -50,7 +50,8 @@
 // sort order described here. ReadMeta, and so EnsureMeta and ReadSnapshot,
 // refuse a lake of another layout with an error matching ErrLayout; a lake
 // of layout 1 (FNV-1a buckets, timestamp_ms files, files in user-hash order)
-// must be re-ingested into a new lake.
+// must be re-ingested into a new lake: ReadLayoutOneSnapshot and
+// DecodeLayoutOneFile read it for that (clickstream migrate).
 //
 // # Data files
 //

@@ -145,6 +145,18 @@ func EnsureMeta(ctx context.Context, s Store, buckets int) (Meta, error) {
 
 // ReadMeta reads the lake's metadata; ErrNotExist if the lake is new.
 func ReadMeta(ctx context.Context, s Store) (Meta, error) {
+	m, err := readMeta(ctx, s)
+	if err != nil {
+		return Meta{}, err
+	}
+	if err := checkLayout(s, m.Version); err != nil {
+		return Meta{}, err
+	}
+	return m, nil
+}
+
+// readMeta reads the lake's meta record, of any layout.
+func readMeta(ctx context.Context, s Store) (Meta, error) {
 	data, err := s.Get(ctx, MetaKey)
 	if err != nil {
 		return Meta{}, fmt.Errorf("lake: read %s: %w", MetaKey, err)
@@ -155,9 +167,6 @@ func ReadMeta(ctx context.Context, s Store) (Meta, error) {
 	}
 	if m.Buckets <= 0 {
 		return Meta{}, fmt.Errorf("lake: %s: invalid bucket count %d", MetaKey, m.Buckets)
-	}
-	if err := checkLayout(s, m.Version); err != nil {
-		return Meta{}, err
 	}
 	return m, nil
 }
@@ -172,7 +181,7 @@ func checkLayout(s Store, version int) error {
 		if !ok {
 			name = strconv.Itoa(version)
 		}
-		return fmt.Errorf("lake %s was written by an older layout (%s); this version reads layout %d only: re-ingest the events into a new lake: %w",
+		return fmt.Errorf("lake %[1]s was written by an older layout (%[2]s); this version reads layout %[3]d only: re-ingest the events into a new lake (clickstream migrate --from %[1]s --lake NEW): %[4]w",
 			s.URI(), name, LayoutVersion, ErrLayout)
 	default:
 		return fmt.Errorf("lake %s was written by a newer layout (%d); this version reads layout %d only: upgrade clickstream: %w",
@@ -265,8 +274,9 @@ func ReadSnapshot(ctx context.Context, s Store) (*Snapshot, error) {
 // so each Read lists the manifests but reads only those it has not read
 // before. Not safe for concurrent use.
 type SnapshotReader struct {
-	store Store
-	read  map[string]*Manifest // by key
+	store  Store
+	read   map[string]*Manifest // by key
+	layout int                  // of the lake read; 0: LayoutVersion
 }
 
 // NewSnapshotReader returns a reader of s's snapshots.
@@ -276,7 +286,13 @@ func NewSnapshotReader(s Store) *SnapshotReader {
 
 // Read returns the lake's snapshot now.
 func (r *SnapshotReader) Read(ctx context.Context) (*Snapshot, error) {
-	meta, err := ReadMeta(ctx, r.store)
+	var meta Meta
+	var err error
+	if r.layout == 0 {
+		meta, err = ReadMeta(ctx, r.store)
+	} else if meta, err = readMeta(ctx, r.store); err == nil && meta.Version != r.layout {
+		err = fmt.Errorf("lake %s has layout %d, not %d", r.store.URI(), meta.Version, r.layout)
+	}
 	if err != nil {
 		return nil, err
 	}
