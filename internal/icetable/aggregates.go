@@ -189,11 +189,15 @@ func required(id int, name string, t iceberg.Type) iceberg.NestedField {
 	return iceberg.NestedField{ID: id, Name: name, Type: t, Required: true}
 }
 
+// tableZstd compresses the tables' own files; one codec for all, so that
+// its encoders (their windows are costly to set up) are reused.
+var tableZstd = zstd.Codec{Level: zstd.SpeedDefault}
+
 // encodeRows writes rows as a Parquet file of a table (zstd), what
 // naming them in errors.
 func encodeRows[T any](rows []T, what string) ([]byte, error) {
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}))
+	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&tableZstd))
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("icetable: encode %s: %w", what, err)
 	}
