@@ -1,10 +1,12 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +51,7 @@ func TestJobSpecFlags(t *testing.T) {
 
 	t.Run("good", func(t *testing.T) {
 		s, err := parse(t, "--from", "2026-11-27T01:00:00+01:00", "--to", to, "--out", "file://./out",
-			"--lake", "s3://lake/clicks", "--format", "csv", "--session-timeout", "10m", "--max-attempts", "4")
+			"--lake", "s3://lake/clicks", "--format", "csv", "--session-timeout", "10m", "--max-attempts", "4", "--user-sets")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,8 +62,38 @@ func TestJobSpecFlags(t *testing.T) {
 		if s.GetOutUri() != "file://"+filepath.ToSlash(filepath.Join(wd, "out")) || s.GetLakeUri() != "s3://lake/clicks" {
 			t.Errorf("out %q, lake %q", s.GetOutUri(), s.GetLakeUri())
 		}
-		if s.GetFormat() != pb.OutputFormat_OUTPUT_FORMAT_CSV || s.GetSessionTimeout().AsDuration() != 10*time.Minute || s.GetMaxAttempts() != 4 {
+		if s.GetFormat() != pb.OutputFormat_OUTPUT_FORMAT_CSV || s.GetSessionTimeout().AsDuration() != 10*time.Minute || s.GetMaxAttempts() != 4 || !s.GetUserSets() {
 			t.Errorf("spec = %v", s)
 		}
 	})
+}
+
+// TestUserSetsReachTheTasks: a job that asks for user sets hands the wish
+// to every task it runs; one that does not, to none.
+func TestUserSetsReachTheTasks(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	var with, without atomic.Int32
+	h.worker("w", 4, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if req.GetUserSets() {
+			with.Add(1)
+		} else {
+			without.Add(1)
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(nil))
+	h.checkResult(h.run(cl, h.spec()))
+	if with.Load() != 0 || without.Load() != 4 {
+		t.Fatalf("a job without user sets: %d tasks asked for them, %d not; want 0 and 4", with.Load(), without.Load())
+	}
+	spec := h.spec()
+	spec.UserSets = true
+	j := h.run(cl, spec)
+	h.checkResult(j)
+	if with.Load() != 4 {
+		t.Fatalf("a job with user sets: %d tasks asked for them, want 4", with.Load())
+	}
+	if !j.GetSpec().GetUserSets() {
+		t.Error("the job's recorded spec lost user_sets")
+	}
 }

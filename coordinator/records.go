@@ -91,6 +91,8 @@ type jobSpec struct {
 	MaxAttempts    int            `json:"max_attempts"`
 	// EventsSnapshot: the events table snapshot to read; 0: the current.
 	EventsSnapshot int64 `json:"events_snapshot,omitempty"`
+	// UserSets: the partials carry each key's set of user hashes.
+	UserSets bool `json:"user_sets,omitempty"`
 }
 
 // jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
@@ -296,6 +298,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 			From: ts(r.Spec.From), To: ts(r.Spec.To), OutUri: r.Spec.Out, LakeUri: r.Spec.Lake,
 			Format: formatToPB(r.Spec.Format), SessionTimeout: durationpb.New(r.Spec.SessionTimeout),
 			MaxAttempts: int32(r.Spec.MaxAttempts), EventsSnapshot: r.Spec.EventsSnapshot,
+			UserSets: r.Spec.UserSets,
 		},
 		State:         stateToPB[r.State],
 		Progress:      p,

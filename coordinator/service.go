@@ -165,6 +165,7 @@ func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 	case js.MaxAttempts < 0 || js.MaxAttempts > 100:
 		return js, fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrInvalidJob, js.MaxAttempts)
 	}
+	js.UserSets = s.GetUserSets()
 	if js.EventsSnapshot = s.GetEventsSnapshot(); js.EventsSnapshot < 0 {
 		return js, fmt.Errorf("%w: negative events snapshot %d", ErrInvalidJob, js.EventsSnapshot)
 	}

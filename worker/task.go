@@ -379,6 +379,9 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, t task) (*aggregat
 	}
 	if columnar {
 		r := aggregate.NewColumnReader(t.window, t.timeout)
+		if !t.req.GetUserSets() {
+			r.WithoutUserSets()
+		}
 		n, err := w.fetchInOrder(ctx, s, keys, sizes, func(key string, data []byte) error {
 			if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
 				return fmt.Errorf("%w %s: %w", ErrDecode, key, err)
@@ -405,7 +408,11 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, t task) (*aggregat
 	if err != nil {
 		return nil, 0, err
 	}
-	return aggregate.Compute(events, t.window, t.timeout), n, nil
+	p := aggregate.Compute(events, t.window, t.timeout)
+	if !t.req.GetUserSets() {
+		p.DropUserSets()
+	}
+	return p, n, nil
 }
 
 // fetchInOrder reads the objects at keys, FetchParallelism at a time, and

@@ -171,6 +171,11 @@ func TestRunTaskCommitsPartial(t *testing.T) {
 		if !reflect.DeepEqual(got.Result(aggregate.Window{From: tFrom, To: tTo}), want.Result(aggregate.Window{From: tFrom, To: tTo})) || got.Events != want.Events {
 			t.Errorf("bucket %d: partial differs from the reference", b)
 		}
+		for k, row := range got.Rows {
+			if row.UserHashes != nil {
+				t.Fatalf("bucket %d, key %v: user hashes in a partial of a job without user sets", b, k)
+			}
+		}
 		// Another attempt (a backup, a retry) succeeds without overwriting,
 		// vouching for the same bytes.
 		r2, err := c.RunTask(ctx, f.request(b, 2))
@@ -195,6 +200,35 @@ func TestRunTaskCommitsPartial(t *testing.T) {
 	for _, n := range []string{"clickstream_worker_tasks_total", "clickstream_worker_task_duration_seconds", "clickstream_worker_events_read_total", "clickstream_worker_bytes_read_total"} {
 		if !names[n] {
 			t.Errorf("metric %s not registered (err %v)", n, err)
+		}
+	}
+}
+
+// TestRunTaskUserSets: a task of a job with user sets commits a partial
+// whose rows carry each key's set of user hashes, one a user.
+func TestRunTaskUserSets(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(nil)
+	ctx := context.Background()
+	req := f.request(0, 1)
+	req.UserSets = true
+	if _, err := c.RunTask(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	data, err := f.out.Get(ctx, results.PartialKey("job-1", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := aggregate.NewPartial()
+	if err := got.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rows) == 0 {
+		t.Fatal("an empty partial proves nothing")
+	}
+	for k, row := range got.Rows {
+		if int64(len(row.UserHashes)) != row.Users {
+			t.Errorf("key %v: %d user hashes for %d users", k, len(row.UserHashes), row.Users)
 		}
 	}
 }

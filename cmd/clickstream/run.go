@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ func newRunCmd() *cobra.Command {
 		plaintext   bool
 		catalogURI  string
 		catalogPW   string
+		cpuProfile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --lake URI --from T --to T --out URI [--workers N] [--format ndjson|csv]",
@@ -53,6 +55,13 @@ func newRunCmd() *cobra.Command {
 			}
 			if parallelism <= 0 {
 				parallelism = max(1, runtime.GOMAXPROCS(0)/workers)
+			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			logger := slog.Default()
 			if !cmd.Flags().Changed("log-level") { // keep the progress display readable
@@ -104,6 +113,7 @@ func newRunCmd() *cobra.Command {
 	fs.IntVar(&parallelism, "parallelism", 0, "tasks per worker at once (0: GOMAXPROCS / workers, at least 1)")
 	fs.StringVar(&catalogURI, "catalog", "", "Iceberg catalog of the result's aggregates table, sqlite:///path.db or postgres://user@host:port/db?sslmode=… (default: a file:// lake's own SQLite catalog); 'none': not published as a table")
 	fs.StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog (default: $PGPASSWORD, or ~/.pgpass)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (coordinator and workers) to this file, for go tool pprof")
 	fs.BoolVar(&plaintext, "plaintext", false, "plain-text gRPC between the embedded processes (default: mutual TLS with certificates made in memory for this run)")
 	return cmd
 }
@@ -248,4 +258,22 @@ func (lc *localCluster) Close() {
 	if lc.dir != "" {
 		_ = os.RemoveAll(lc.dir)
 	}
+}
+
+// startCPUProfile profiles this process's CPU into file until stop.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			slog.Warn("--cpuprofile: close", "file", file, "err", err)
+		}
+	}, nil
 }

@@ -28,6 +28,8 @@ type builder struct {
 	users []string // user id strings by dense user id
 	keys  []Key    // keys by dense key id
 	read  int64
+	// noSets: the rows get no UserHashes (Users is counted all the same).
+	noSets bool
 }
 
 // Compute aggregates the events of one task over window w. The events may
@@ -173,8 +175,10 @@ func (c *builder) finish() *Partial {
 			if a.last != stamp {
 				a.last = stamp
 				a.users++
-				pairKeys = append(pairKeys, r.key)
-				pairHashes = append(pairHashes, s.hash)
+				if !c.noSets {
+					pairKeys = append(pairKeys, r.key)
+					pairHashes = append(pairHashes, s.hash)
+				}
 			}
 			if i+1 < len(seg) {
 				if gap := seg[i+1].ts - r.ts; gap < timeout {
@@ -190,7 +194,9 @@ func (c *builder) finish() *Partial {
 	start := make([]int, len(c.keys)+1)
 	nrows := 0
 	for k := range accs {
-		start[k+1] = start[k] + int(accs[k].users)
+		if !c.noSets {
+			start[k+1] = start[k] + int(accs[k].users)
+		}
 		if accs[k].clicks > 0 {
 			nrows++
 		}
@@ -215,13 +221,11 @@ func (c *builder) finish() *Partial {
 			continue
 		}
 		events += a.clicks
-		rows = append(rows, Row{
-			Clicks:      a.clicks,
-			Users:       a.users,
-			UserHashes:  backing[start[k]:fill[k]:fill[k]],
-			TimeSpentMs: a.ms,
-			Samples:     a.samples,
-		})
+		row := Row{Clicks: a.clicks, Users: a.users, TimeSpentMs: a.ms, Samples: a.samples}
+		if !c.noSets {
+			row.UserHashes = backing[start[k]:fill[k]:fill[k]]
+		}
+		rows = append(rows, row)
 		p.Rows[c.keys[k]] = &rows[len(rows)-1]
 	}
 	p.Events = events

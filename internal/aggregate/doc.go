@@ -41,6 +41,9 @@
 // or hours), and cross-checks: len(UserHashes) == Users up to 64-bit hash
 // collisions (probability about n²/2⁶⁵), so after merging, a set smaller
 // than the summed Users reveals partials that were not user-disjoint.
+// A job that needs no roll-up leaves them out (ColumnReader.WithoutUserSets,
+// the job's user_sets): on a window of many light users they were most of
+// a partial's bytes and of the merge's work.
 //
 // # Usage
 //

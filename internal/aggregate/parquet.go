@@ -83,6 +83,12 @@ func NewColumnReader(w Window, sessionTimeout time.Duration) *ColumnReader {
 	return r
 }
 
+// WithoutUserSets makes the partial's rows carry no UserHashes: Users is
+// exact all the same (the sum over user-disjoint tasks), and the sets cost
+// memory, CPU and bytes on the wire that a plain job does not need; roll-ups
+// over windows need them. Call it before Partial.
+func (r *ColumnReader) WithoutUserSets() { r.c.noSets = true }
+
 // Partial returns the aggregate of the files added so far.
 func (r *ColumnReader) Partial() *Partial {
 	r.c.users = r.users.strs

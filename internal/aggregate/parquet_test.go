@@ -362,3 +362,55 @@ func TestComputeParquetMicros(t *testing.T) {
 		t.Error("microsToMillis does not round toward negative infinity")
 	}
 }
+
+// TestColumnReaderWithoutUserSets: without user sets, every counter of
+// every row is what it is with them (Users included), the rows carry no
+// hashes, and the partial encodes smaller; DropUserSets on a computed
+// partial gives the same.
+func TestColumnReaderWithoutUserSets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	evs := randomEvents(rng, genConfig{events: 6000, users: 400, urls: 30, countries: 12, span: 3 * time.Hour, tick: time.Second})
+	w := testWindow()
+	file := writeParquet(t, evs, lakeWriterOptions...)
+	read := func(sets bool) *Partial {
+		r := NewColumnReader(w, 10*time.Minute)
+		if !sets {
+			r.WithoutUserSets()
+		}
+		if err := r.AddFile(bytes.NewReader(file), int64(len(file))); err != nil {
+			t.Fatal(err)
+		}
+		return r.Partial()
+	}
+	with, without := read(true), read(false)
+	computed := Compute(evs, w, 10*time.Minute)
+	computed.DropUserSets()
+	for _, p := range []*Partial{without, computed} {
+		if p.Events != with.Events || len(p.Rows) != len(with.Rows) {
+			t.Fatalf("%d events in %d rows, want %d in %d", p.Events, len(p.Rows), with.Events, len(with.Rows))
+		}
+		for k, r := range p.Rows {
+			wr := with.Rows[k]
+			if wr == nil || r.Clicks != wr.Clicks || r.Users != wr.Users || r.TimeSpentMs != wr.TimeSpentMs || r.Samples != wr.Samples {
+				t.Fatalf("key %v: %+v, with sets %+v", k, r, wr)
+			}
+			if r.UserHashes != nil {
+				t.Fatalf("key %v carries %d user hashes", k, len(r.UserHashes))
+			}
+			if int64(len(wr.UserHashes)) != wr.Users {
+				t.Fatalf("key %v with sets: %d hashes for %d users", k, len(wr.UserHashes), wr.Users)
+			}
+		}
+	}
+	a, err := with.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := without.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) >= len(a) {
+		t.Errorf("the partial without sets encodes to %d bytes, with them %d", len(b), len(a))
+	}
+}

@@ -128,6 +128,13 @@ func unionSortedAppend(dst, a, b []uint64) []uint64 {
 	return append(dst, b[j:]...)
 }
 
+// DropUserSets removes the rows' UserHashes (ColumnReader.WithoutUserSets).
+func (p *Partial) DropUserSets() {
+	for _, r := range p.Rows {
+		r.UserHashes = nil
+	}
+}
+
 // Keys returns the keys of p sorted by (URL, Country).
 func (p *Partial) Keys() []Key {
 	keys := make([]Key, 0, len(p.Rows))

@@ -172,8 +172,12 @@ type JobSpec struct {
 	// a job reads exactly the data of that snapshot. Zero means the current
 	// snapshot, after the table is caught up with the lake's commits.
 	EventsSnapshot int64 `protobuf:"varint,8,opt,name=events_snapshot,json=eventsSnapshot,proto3" json:"events_snapshot,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Keep, per (url, country), the set of its users (64-bit hashes) in each
+	// task's partial, for roll-ups over windows. Unique users are exact
+	// without it: tasks cover disjoint users, and their counts add up.
+	UserSets      bool `protobuf:"varint,9,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -260,6 +264,13 @@ func (x *JobSpec) GetEventsSnapshot() int64 {
 		return x.EventsSnapshot
 	}
 	return 0
+}
+
+func (x *JobSpec) GetUserSets() bool {
+	if x != nil {
+		return x.UserSets
+	}
+	return false
 }
 
 // JobProgress counts a job's tasks and work.
@@ -1165,7 +1176,10 @@ type RunTaskRequest struct {
 	// manifests record it (required, one per key): the worker reads at most
 	// that many bytes of a file, and a file of another size fails the task
 	// (DATA_LOSS) rather than being read in part or in full.
-	FileSizes     []int64 `protobuf:"varint,12,rep,packed,name=file_sizes,json=fileSizes,proto3" json:"file_sizes,omitempty"`
+	FileSizes []int64 `protobuf:"varint,12,rep,packed,name=file_sizes,json=fileSizes,proto3" json:"file_sizes,omitempty"`
+	// Put each (url, country)'s set of user hashes in the partial (the
+	// job's user_sets).
+	UserSets      bool `protobuf:"varint,13,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1284,6 +1298,13 @@ func (x *RunTaskRequest) GetFileSizes() []int64 {
 	return nil
 }
 
+func (x *RunTaskRequest) GetUserSets() bool {
+	if x != nil {
+		return x.UserSets
+	}
+	return false
+}
+
 type RunTaskResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -1395,7 +1416,7 @@ var File_clickstream_v1_clickstream_proto protoreflect.FileDescriptor
 
 const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\n" +
-	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
+	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x02\n" +
 	"\aJobSpec\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x17\n" +
@@ -1404,7 +1425,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x06format\x18\x05 \x01(\x0e2\x1c.clickstream.v1.OutputFormatR\x06format\x12B\n" +
 	"\x0fsession_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12!\n" +
 	"\fmax_attempts\x18\a \x01(\x05R\vmaxAttempts\x12'\n" +
-	"\x0fevents_snapshot\x18\b \x01(\x03R\x0eeventsSnapshot\"\xea\x02\n" +
+	"\x0fevents_snapshot\x18\b \x01(\x03R\x0eeventsSnapshot\x12\x1b\n" +
+	"\tuser_sets\x18\t \x01(\bR\buserSets\"\xea\x02\n" +
 	"\vJobProgress\x12\x1f\n" +
 	"\vtasks_total\x18\x01 \x01(\x05R\n" +
 	"tasksTotal\x12\x1d\n" +
@@ -1468,7 +1490,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x0fWatchJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x10WatchJobResponse\x12%\n" +
-	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\xc5\x03\n" +
+	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\xe2\x03\n" +
 	"\x0eRunTaskRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x05R\x06taskId\x12\x16\n" +
@@ -1486,7 +1508,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\vpartial_key\x18\v \x01(\tR\n" +
 	"partialKey\x12\x1d\n" +
 	"\n" +
-	"file_sizes\x18\f \x03(\x03R\tfileSizes\"\xc8\x02\n" +
+	"file_sizes\x18\f \x03(\x03R\tfileSizes\x12\x1b\n" +
+	"\tuser_sets\x18\r \x01(\bR\buserSets\"\xc8\x02\n" +
 	"\x0fRunTaskResponse\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12+\n" +
 	"\x11already_committed\x18\x02 \x01(\bR\x10alreadyCommitted\x12\x1f\n" +
