@@ -175,6 +175,19 @@ func BenchmarkComputeParquet(b *testing.B) {
 			})
 			b.ReportMetric(float64(size)/benchN, "file-bytes/event")
 		})
+		b.Run(bc.name+"/no-user-sets", func(b *testing.B) {
+			b.ReportAllocs()
+			measure(b, benchN, func() {
+				r := NewColumnReader(w, 0)
+				r.WithoutUserSets()
+				for _, f := range files {
+					if err := r.AddFile(bytesReader(f), int64(len(f))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				r.Partial()
+			})
+		})
 		b.Run(bc.name+"/decode-only", func(b *testing.B) {
 			measure(b, benchN, func() {
 				r := NewColumnReader(w, 0)
