@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"sort"
@@ -145,16 +146,28 @@ type Report struct {
 	FirstDiff string `json:"first_diff,omitempty"`
 }
 
-// Err returns nil when no hop differs, otherwise an error matching
-// ErrDiff that names the first hop that differs and how.
+// DiffError is Report.Err's error: the first hop that differs and how.
+// It matches ErrDiff.
+type DiffError struct {
+	Hop     string
+	Message string
+}
+
+func (e *DiffError) Error() string { return fmt.Sprintf("hop %q differs: %s", e.Hop, e.Message) }
+
+// Is makes a DiffError match ErrDiff.
+func (e *DiffError) Is(target error) bool { return target == ErrDiff }
+
+// Err returns nil when no hop differs, otherwise a *DiffError naming the
+// first hop that differs and how.
 func (r *Report) Err() error {
 	for _, h := range r.Hops {
 		if h.Status == Diff {
 			msg := h.Detail
 			if len(h.Problems) > 0 {
-				msg += ": " + h.Problems[0]
+				msg += "; " + h.Problems[0]
 			}
-			return fmt.Errorf("hop %q differs: %s: %w", h.Name, msg, ErrDiff)
+			return &DiffError{Hop: h.Name, Message: msg}
 		}
 	}
 	return nil
@@ -260,13 +273,13 @@ func positionsHop(chains []Chain, issues []ChainIssue) Hop {
 		commits += int64(c.Commits)
 		positions += c.Positions
 	}
-	h.Detail = fmt.Sprintf("%d sources, %d commits covering %d positions", len(chains), commits, positions)
+	h.Detail = fmt.Sprintf("%d source(s), %d commits covering %d positions", len(chains), commits, positions)
 	if len(issues) == 0 {
 		h.Detail += ", contiguous"
 		return h
 	}
 	h.Status = Diff
-	h.Detail = fmt.Sprintf("%d breaks in the commit chains (%s)", len(issues), h.Detail)
+	h.Detail = fmt.Sprintf("%d break(s) in the commit chains of %s", len(issues), h.Detail)
 	for _, i := range issues {
 		h.problem("%s", i)
 	}
@@ -349,12 +362,11 @@ func countLake(ctx context.Context, cfg Config, snap *lake.Snapshot, from, to ti
 		}
 	}
 	h.Events = ptr(events)
-	h.Detail = fmt.Sprintf("%d events read from the %d committed files overlapping the range (their manifests record %d events, %d of them in files wholly inside it)",
+	h.Detail = fmt.Sprintf("%d events read from the %d committed files overlapping the range; their manifests record %d (%d in files wholly inside it)",
 		events, len(files), overlapping, inside)
 	switch {
 	case len(h.Problems) > 0:
 		h.Status = Diff
-		h.Detail = fmt.Sprintf("committed data files do not match their manifests (%s)", h.Detail)
 	case events < inside || events > overlapping:
 		h.Status = Diff
 		h.Detail = fmt.Sprintf("the files hold %d events in the range, outside the manifests' bounds [%d, %d]", events, inside, overlapping)
@@ -420,6 +432,13 @@ func eventsTableHop(ctx context.Context, cat catalog.Catalog, chains []Chain, la
 		return h, nil
 	}
 	c, err := icetable.CountEvents(ctx, cat, from, to)
+	if missingFile(err) {
+		// The table names a data file that is gone: a difference, as a
+		// missing file is in the lake hop.
+		h.Status, h.Detail = Diff, "the table's files cannot all be read"
+		h.problem("%v", err)
+		return h, nil
+	}
 	if err != nil {
 		return h, fmt.Errorf("audit: %w", err)
 	}
@@ -445,6 +464,13 @@ func eventsTableHop(ctx context.Context, cat catalog.Catalog, chains []Chain, la
 		h.Detail += fmt.Sprintf(", the lake %d (%+d)", lakeEvents, c.Events-lakeEvents)
 	}
 	return h, nil
+}
+
+// missingFile tells whether err is a file that does not exist, from a
+// local file system or from S3 (through iceberg-go's readers).
+func missingFile(err error) bool {
+	return err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, lake.ErrNotExist) ||
+		strings.Contains(err.Error(), "NoSuchKey") || strings.Contains(err.Error(), "StatusCode: 404"))
 }
 
 // result is one committed result read back.

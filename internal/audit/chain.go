@@ -55,10 +55,14 @@ func (i ChainIssue) String() string {
 	case IssueOverlap:
 		return fmt.Sprintf("%s: positions [%d, %d) are in commits %d and %d", i.Source, i.From, i.To, i.Prev, i.Seq)
 	case IssueSeq:
-		if i.Prev == 0 {
-			return fmt.Sprintf("%s: commits 1 to %d are missing (the first manifest is %d)", i.Source, i.Seq-1, i.Seq)
+		missing := fmt.Sprintf("commits %d to %d are", i.Prev+1, i.Seq-1)
+		if i.Seq-i.Prev == 2 {
+			missing = fmt.Sprintf("commit %d is", i.Prev+1)
 		}
-		return fmt.Sprintf("%s: commits %d to %d are missing (between manifests %d and %d)", i.Source, i.Prev+1, i.Seq-1, i.Prev, i.Seq)
+		if i.Prev == 0 {
+			return fmt.Sprintf("%s: %s missing (the first manifest is %d)", i.Source, missing, i.Seq)
+		}
+		return fmt.Sprintf("%s: %s missing (between manifests %d and %d)", i.Source, missing, i.Prev, i.Seq)
 	default:
 		return fmt.Sprintf("%s: commit %d ends at %d, before its start %d", i.Source, i.Seq, i.To, i.From)
 	}

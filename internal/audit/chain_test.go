@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dataco/clickstream/internal/lake"
@@ -48,6 +50,15 @@ func TestCheckChains(t *testing.T) {
 			chains:    []Chain{{Source: "kafka.t.0", Commits: 1, LastSeq: 2, Start: 100, End: 200, Positions: 100}},
 		},
 		{
+			name:      "two manifests in a row deleted",
+			manifests: []*lake.Manifest{m("kafka.t.0", 1, 0, 10), m("kafka.t.0", 4, 40, 50)},
+			issues: []ChainIssue{
+				{Source: "kafka.t.0", Kind: IssueSeq, Seq: 4, Prev: 1},
+				{Source: "kafka.t.0", Kind: IssueGap, Seq: 4, Prev: 1, From: 10, To: 40},
+			},
+			chains: []Chain{{Source: "kafka.t.0", Commits: 2, LastSeq: 4, Start: 0, End: 50, Positions: 20}},
+		},
+		{
 			name:      "overlap",
 			manifests: []*lake.Manifest{m("kafka.t.0", 1, 0, 100), m("kafka.t.0", 2, 90, 150)},
 			issues:    []ChainIssue{{Source: "kafka.t.0", Kind: IssueOverlap, Seq: 2, Prev: 1, From: 90, To: 100}},
@@ -86,8 +97,8 @@ func TestCheckChains(t *testing.T) {
 				t.Errorf("chains %+v, want %+v", chains, tc.chains)
 			}
 			for _, i := range issues {
-				if i.String() == "" {
-					t.Errorf("issue %+v has no description", i)
+				if i.String() == "" || strings.Contains(i.String(), "manifests 0") {
+					t.Errorf("issue %+v: description %q", i, i)
 				}
 			}
 		})
@@ -102,7 +113,7 @@ func TestReportErrNamesFirstDiff(t *testing.T) {
 		{Name: HopElasticsearch, Status: Diff, Detail: "9 clicks in 2 documents", Problems: []string{"x"}},
 		{Name: HopAggregatesTable, Status: Diff},
 	}}
-	if err := rep.Err(); err == nil || !slices.Contains([]string{`hop "elasticsearch" differs: 9 clicks in 2 documents: x: audit: difference`}, err.Error()) {
+	if err := rep.Err(); !errors.Is(err, ErrDiff) || err.Error() != `hop "elasticsearch" differs: 9 clicks in 2 documents; x` {
 		t.Fatalf("Err() = %v", err)
 	}
 	rep.Hops[3].Status = OK

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dataco/clickstream/indexer"
+	"github.com/dataco/clickstream/internal/audit"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
+)
+
+// TestAuditPipeline runs the pipeline on the real stack (a file lake,
+// clickstream run, Elasticsearch) and audits its window: every hop agrees;
+// then, one at a time, a document deleted from Elasticsearch, a manifest
+// deleted from a copy of the lake and a committed data file deleted from
+// the lake each make the audit exit 1 naming its hop.
+func TestAuditPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs Elasticsearch")
+	}
+	esURL := strings.Split(os.Getenv(indexer.EnvURL), ",")[0]
+	if esURL == "" {
+		t.Fatalf("$%s is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)", indexer.EnvURL)
+	}
+	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() {
+		slog.SetDefault(oldLogger)
+		log.SetOutput(oldLogOut)
+		log.SetFlags(oldLogFlags)
+		prometheus.DefaultRegisterer = oldReg
+	})
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	alias := "cs-audit-" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		esRequest(t, esURL, http.MethodDelete, "/"+alias+"-*?expand_wildcards=all", 200, 404)
+		esRequest(t, esURL, http.MethodDelete, "/_index_template/"+alias, 200, 404)
+	})
+
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	lakeURI := "file://" + filepath.ToSlash(lakeDir)
+	outURI := "file://" + filepath.ToSlash(filepath.Join(dir, "out"))
+	from, to := "2026-01-05T01:00:00Z", "2026-01-05T02:00:00Z" // gen's data spans 00:00 to about 03:45
+
+	input := pipeRun(t, "gen", "--seed", "17", "--events", "20000", "--invalid-ratio", "0.01")
+	file := filepath.Join(dir, "events.ndjson")
+	if err := os.WriteFile(file, input, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pipeRun(t, "ingest", "--from-file", file, "--lake", lakeURI, "--buckets", "4", "--flush-records", "2500")
+	pipeRun(t, "run", "--lake", lakeURI, "--from", from, "--to", to, "--out", outURI, "--workers", "2")
+	pipeRun(t, "index", "--results", outURI, "--es", esURL, "--es-index", alias, "--es-replicas", "0")
+
+	auditArgs := func(extra ...string) []string {
+		return append([]string{"audit", "--lake", lakeURI, "--results", outURI, "--es", esURL, "--es-index", alias}, extra...)
+	}
+
+	// 1. Every hop agrees: the table, then the JSON form.
+	code, stdout, stderr := runArgs(t, auditArgs("--from", from, "--to", to)...)
+	if code != 0 {
+		t.Fatalf("audit: exit %d\n%s%s", code, stdout, stderr)
+	}
+	t.Logf("audit:\n%s", stdout)
+	for _, hop := range []string{audit.HopPositions, audit.HopLake, audit.HopEventsTable, audit.HopJob, audit.HopResult, audit.HopAggregatesTable, audit.HopElasticsearch} {
+		if !regexpLine(stdout, hop, "OK") {
+			t.Errorf("no OK line for hop %s in\n%s", hop, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "all hops agree") {
+		t.Errorf("no verdict in\n%s", stdout)
+	}
+	rep := auditJSON(t, auditArgs("--json")...) // the window from the result
+	_, meta, err := readResult(outURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.From != meta.From || rep.To != meta.To {
+		t.Fatalf("JSON report: ok %v, range [%s, %s); want ok over the result's window [%s, %s)", rep.OK, rep.From, rep.To, meta.From, meta.To)
+	}
+	for _, hop := range []string{audit.HopLake, audit.HopEventsTable, audit.HopJob, audit.HopResult, audit.HopAggregatesTable, audit.HopElasticsearch} {
+		h := rep.Hop(hop)
+		if h == nil || h.Events == nil || *h.Events != meta.EventsInWindow || meta.EventsInWindow == 0 {
+			t.Errorf("hop %s: %+v; want %d events", hop, h, meta.EventsInWindow)
+		}
+	}
+	for _, hop := range []string{audit.HopResult, audit.HopAggregatesTable, audit.HopElasticsearch} {
+		if h := rep.Hop(hop); h.Rows == nil || *h.Rows != meta.Rows {
+			t.Errorf("hop %s: rows %v, want %d", hop, h.Rows, meta.Rows)
+		}
+	}
+
+	// 2. Inputs not given are skipped, clearly, and do not fail.
+	t.Run("skipped", func(t *testing.T) {
+		t.Setenv(indexer.EnvURL, "")
+		code, stdout, stderr := runArgs(t, "audit", "--lake", lakeURI, "--from", from, "--to", to, "--catalog", "none")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+		}
+		for _, hop := range []string{audit.HopEventsTable, audit.HopJob, audit.HopResult, audit.HopAggregatesTable, audit.HopElasticsearch} {
+			if !regexpLine(stdout, hop, "SKIPPED") {
+				t.Errorf("hop %s not reported skipped in\n%s", hop, stdout)
+			}
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"audit", "--results", outURI},
+			{"audit", "--lake", lakeURI, "--from", from},
+			{"audit", "--lake", lakeURI, "--from", to, "--to", from},
+			{"audit", "--lake", lakeURI, "--from", from, "--to", to, "--out", outURI},
+			{"audit", "--lake", lakeURI},
+		} {
+			if code, _, stderr := runArgs(t, args...); code != 2 {
+				t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr)
+			}
+		}
+	})
+
+	// 3. One document deleted from Elasticsearch.
+	t.Run("elasticsearch", func(t *testing.T) {
+		rows, _, err := readResult(outURI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := indexer.DocID(rows[0].WindowStart, rows[0].WindowEnd, rows[0].URL, rows[0].Country)
+		esRequest(t, esURL, http.MethodDelete, "/"+alias+indexer.FirstIndexSuffix+"/_doc/"+id+"?refresh=true", 200)
+		code, stdout, stderr := runArgs(t, auditArgs()...)
+		t.Logf("audit after deleting document %s:\n%s%s", id, stdout, stderr)
+		if code != 1 || !strings.Contains(stderr, `hop "elasticsearch" differs`) || !regexpLine(stdout, audit.HopElasticsearch, "DIFF") {
+			t.Fatalf("exit %d, want 1 naming the elasticsearch hop\n%s%s", code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "-1 documents") {
+			t.Errorf("the message does not say one document is missing: %s", stderr)
+		}
+	})
+
+	// 4. A manifest deleted in a copy of the lake: a gap in the chain.
+	t.Run("positions", func(t *testing.T) {
+		copyDir := filepath.Join(dir, "lake-copy")
+		if err := os.CopyFS(copyDir, os.DirFS(lakeDir)); err != nil {
+			t.Fatal(err)
+		}
+		manifests, err := filepath.Glob(filepath.Join(copyDir, "_manifests", "*", "*.json"))
+		if err != nil || len(manifests) < 3 {
+			t.Fatalf("manifests %v, %v; want 3 or more", manifests, err)
+		}
+		if err := os.Remove(manifests[1]); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runArgs(t, "audit", "--lake", copyDir, "--catalog", "none", "--results", outURI, "--es", esURL, "--es-index", alias)
+		t.Logf("audit of the copy:\n%s%s", stdout, stderr)
+		if code != 1 || !strings.Contains(stderr, `hop "positions" differs`) || !strings.Contains(stdout, "are in no commit") {
+			t.Fatalf("exit %d, want 1 naming the positions hop and the gap\n%s%s", code, stdout, stderr)
+		}
+	})
+
+	// 5. A committed data file of the window deleted from the lake.
+	t.Run("lake", func(t *testing.T) {
+		store, err := lake.Open(context.Background(), lakeURI, lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := lake.ReadSnapshot(context.Background(), store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var key string
+		for _, files := range snap.FilesFor(meta.From, meta.To) {
+			key = files[0].Key
+			break
+		}
+		if key == "" {
+			t.Fatal("no data file overlaps the window")
+		}
+		if err := store.Delete(context.Background(), key); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runArgs(t, auditArgs()...)
+		t.Logf("audit after deleting %s:\n%s%s", key, stdout, stderr)
+		if code != 1 || !strings.Contains(stderr, `hop "lake" differs`) || !strings.Contains(stdout, key+" is missing") {
+			t.Fatalf("exit %d, want 1 naming the lake hop and %s\n%s%s", code, key, stdout, stderr)
+		}
+	})
+}
+
+// regexpLine reports whether out has a table line for hop with status.
+func regexpLine(out, hop string, status audit.Status) bool {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[0] == hop && f[3] == string(status) {
+			return true
+		}
+	}
+	return false
+}
+
+func auditJSON(t *testing.T, args ...string) audit.Report {
+	t.Helper()
+	code, stdout, stderr := runArgs(t, args...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+	}
+	var rep audit.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, stdout)
+	}
+	return rep
+}
+
+func readResult(uri string) ([]schema.Row, results.Meta, error) {
+	store, err := lake.Open(context.Background(), uri, lake.S3Options{})
+	if err != nil {
+		return nil, results.Meta{}, err
+	}
+	return results.ReadResult(context.Background(), store)
+}
+
+// esRequest sends a request without a body to Elasticsearch; a status not
+// in want fails the test.
+func esRequest(t *testing.T, esURL, method, path string, want ...int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(esURL, "/")+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	for _, w := range want {
+		if res.StatusCode == w {
+			return
+		}
+	}
+	t.Fatalf("%s %s: status %d: %s", method, path, res.StatusCode, bytes.TrimSpace(body))
+}
