@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/indexer"
@@ -256,4 +258,60 @@ func esRequest(t *testing.T, esURL, method, path string, want ...int) {
 		}
 	}
 	t.Fatalf("%s %s: status %d: %s", method, path, res.StatusCode, bytes.TrimSpace(body))
+}
+
+// TestAuditKafkaOffsets: the lag of the positions hop reads each lake
+// source's end offset from the brokers, here of a topic gen filled.
+func TestAuditKafkaOffsets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs Kafka")
+	}
+	brokers := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Fatal("$CLICKSTREAM_KAFKA_BROKERS is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)")
+	}
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	topic := "cs-audit-" + hex.EncodeToString(b)
+	const n = 500
+	if code, _, stderr := runArgs(t, "gen", "--brokers", brokers, "--topic", topic, "--events", strconv.Itoa(n), "--seed", "3"); code != 0 {
+		t.Fatalf("gen: exit %d\n%s", code, stderr)
+	}
+	client, err := sarama.NewClient(strings.Split(brokers, ","), sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	t.Cleanup(func() {
+		if admin, err := sarama.NewClusterAdmin(strings.Split(brokers, ","), sarama.NewConfig()); err == nil {
+			_ = admin.DeleteTopic(topic)
+			admin.Close()
+		}
+	})
+	parts, err := client.Partitions(topic)
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("partitions of %s: %v, %v", topic, parts, err)
+	}
+	sources := []string{"file.0123abcd"} // not Kafka: left out
+	for _, p := range parts {
+		sources = append(sources, lake.KafkaSource(topic, p))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, what, err := kafkaOffsets{brokers: strings.Split(brokers, ",")}.Offsets(ctx, sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, off := range got {
+		sum += off
+	}
+	if what != "end offset" || len(got) != len(parts) || sum != n {
+		t.Fatalf("offsets %v (%s); want the end offsets of %d partitions, %d in all", got, what, len(parts), n)
+	}
+	// A group that committed nothing has no offsets: no lag is reported.
+	got, what, err = kafkaOffsets{brokers: strings.Split(brokers, ","), group: topic + "-nobody"}.Offsets(ctx, sources)
+	if err != nil || len(got) != 0 || !strings.HasPrefix(what, "group ") {
+		t.Fatalf("offsets of a group without commits: %v (%s), %v", got, what, err)
+	}
 }
