@@ -165,6 +165,15 @@ func (ix *Indexer) RangeTotals(ctx context.Context, from, to time.Time) (Totals,
 	if err != nil {
 		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, err)
 	}
+	t, err := ParseTotals(body)
+	if err != nil {
+		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, err)
+	}
+	return t, nil
+}
+
+// ParseTotals decodes the answer to a search of TotalsQuery.
+func ParseTotals(body []byte) (Totals, error) {
 	var resp struct {
 		Hits struct {
 			Total struct {
@@ -179,14 +188,14 @@ func (ix *Indexer) RangeTotals(ctx context.Context, from, to time.Time) (Totals,
 		} `json:"aggregations"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
-		return Totals{}, fmt.Errorf("indexer: totals: decoding the response: %w", err)
+		return Totals{}, fmt.Errorf("decoding the response: %w", err)
 	}
 	if r := resp.Hits.Total.Relation; r != "" && r != "eq" {
-		return Totals{}, fmt.Errorf("indexer: totals: the hit count is a bound (%s %d), not exact", r, resp.Hits.Total.Value)
+		return Totals{}, fmt.Errorf("the hit count is a bound (%s %d), not exact", r, resp.Hits.Total.Value)
 	}
 	// A sum of longs comes back as a double: exact below 2^53.
 	if v := resp.Aggregations.Clicks.Value; v < 0 || v >= 1<<53 {
-		return Totals{}, fmt.Errorf("indexer: totals: click sum %g out of the exact range", v)
+		return Totals{}, fmt.Errorf("click sum %g out of the exact range", v)
 	}
 	return Totals{Documents: resp.Hits.Total.Value, Clicks: int64(math.Round(resp.Aggregations.Clicks.Value))}, nil
 }
