@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -162,6 +163,10 @@ func (ix *Indexer) RangeTotals(ctx context.Context, from, to time.Time) (Totals,
 		Index: []string{ix.cfg.Alias},
 		Body:  strings.NewReader(string(TotalsQuery(from, to))),
 	})
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == 404 && se.Type == "index_not_found_exception" {
+		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, ErrNoIndex)
+	}
 	if err != nil {
 		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, err)
 	}

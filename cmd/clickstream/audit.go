@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -148,7 +151,13 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if cfg.Lake, err = lake.Open(ctx, f.lake, f.s3); err != nil {
 		return fmt.Errorf("open lake: %w", err)
 	}
-	for _, uri := range outs {
+	for i, uri := range outs {
+		// A window folder of --out that was never written is a finding
+		// of the audit, not an error; opening it would create it.
+		if i >= len(f.results) && !storeExists(uri) {
+			cfg.MissingResults = append(cfg.MissingResults, uri)
+			continue
+		}
 		if err := requireStore("results", uri); err != nil {
 			return err
 		}
@@ -206,11 +215,29 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	return rep.Err()
 }
 
+// storeExists tells whether a result store may exist: a file:// folder
+// must; an s3:// prefix is judged by the audit (no _SUCCESS).
+func storeExists(uri string) bool {
+	c, err := lake.Canonical(uri)
+	if err != nil {
+		return false
+	}
+	dir, ok := strings.CutPrefix(c, "file://")
+	if !ok {
+		return true
+	}
+	fi, err := os.Stat(filepath.FromSlash(dir))
+	return err == nil && fi.IsDir()
+}
+
 // esTotals is the audit's Elasticsearch hop through the indexer.
 type esTotals struct{ ix *indexer.Indexer }
 
 func (e esTotals) Totals(ctx context.Context, from, to time.Time) (docs, clicks int64, err error) {
 	t, err := e.ix.RangeTotals(ctx, from, to)
+	if errors.Is(err, indexer.ErrNoIndex) {
+		return 0, 0, fmt.Errorf("alias %s does not exist: %w", e.ix.Alias(), audit.ErrNoIndex)
+	}
 	return t.Documents, t.Clicks, err
 }
 

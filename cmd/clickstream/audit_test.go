@@ -123,6 +123,14 @@ func TestAuditPipeline(t *testing.T) {
 		}
 	})
 
+	// An alias that does not exist holds no document: a difference.
+	t.Run("no index", func(t *testing.T) {
+		code, stdout, stderr := runArgs(t, "audit", "--lake", lakeURI, "--results", outURI, "--es", esURL, "--es-index", alias+"-none")
+		if code != 1 || !strings.Contains(stderr, `hop "elasticsearch" differs`) || !strings.Contains(stderr, "does not exist") {
+			t.Fatalf("exit %d, want 1 naming the elasticsearch hop\n%s%s", code, stdout, stderr)
+		}
+	})
+
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"audit", "--results", outURI},
@@ -134,6 +142,35 @@ func TestAuditPipeline(t *testing.T) {
 			if code, _, stderr := runArgs(t, args...); code != 2 {
 				t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr)
 			}
+		}
+	})
+
+	// A range of the scheduler's windows: two 30-minute windows under
+	// <base>/window=<start>, audited together.
+	t.Run("range", func(t *testing.T) {
+		base := "file://" + filepath.ToSlash(filepath.Join(dir, "scheduled"))
+		var outs []string
+		for _, w := range [][2]string{{"2026-01-05T00:00:00Z", "2026-01-05T00:30:00Z"}, {"2026-01-05T00:30:00Z", "2026-01-05T01:00:00Z"}} {
+			start, _ := time.Parse(time.RFC3339, w[0])
+			out := base + "/window=" + start.Format("20060102T150405Z")
+			pipeRun(t, "run", "--lake", lakeURI, "--from", w[0], "--to", w[1], "--out", out, "--workers", "2")
+			outs = append(outs, out)
+		}
+		// The indexer registers its metrics with the default registry once
+		// per process: a fresh one for this second index command.
+		prometheus.DefaultRegisterer = prometheus.NewRegistry()
+		pipeRun(t, "index", "--results", outs[0], "--results", outs[1], "--es", esURL, "--es-index", alias, "--es-replicas", "0")
+		rep := auditJSON(t, "audit", "--lake", lakeURI, "--out", base, "--window", "30m",
+			"--from", "2026-01-05T00:00:00Z", "--to", "2026-01-05T01:00:00Z", "--es", esURL, "--es-index", alias, "--json")
+		lakeHop, es := rep.Hop(audit.HopLake), rep.Hop(audit.HopElasticsearch)
+		if !rep.OK || *lakeHop.Events == 0 || *es.Events != *lakeHop.Events || !strings.Contains(rep.Hop(audit.HopJob).Detail, "2 jobs") {
+			t.Fatalf("range audit: %+v", rep)
+		}
+		// A range one of whose windows has no result names the job hop.
+		code, stdout, stderr := runArgs(t, "audit", "--lake", lakeURI, "--out", base, "--window", "30m",
+			"--from", "2026-01-05T00:00:00Z", "--to", "2026-01-05T01:30:00Z", "--catalog", "none", "--es-index", alias)
+		if code != 1 || !strings.Contains(stderr, "no committed result") {
+			t.Fatalf("a window without result: exit %d\n%s%s", code, stdout, stderr)
 		}
 	})
 

@@ -46,6 +46,10 @@ const (
 // ErrDiff is matched by Report.Err when a hop differs.
 var ErrDiff = errors.New("audit: difference")
 
+// ErrNoIndex is what an Index returns (wrapped) when its alias does not
+// exist: the hop then counts no document.
+var ErrNoIndex = errors.New("audit: no such index")
+
 // Default limits.
 const (
 	DefaultMaxFiles    = 100_000
@@ -83,6 +87,11 @@ type Config struct {
 	// To) (a job's output store each); none: the job and result hops are
 	// skipped, and later hops compare with the lake.
 	Results []lake.Store
+	// MissingResults names result stores that should hold a window of the
+	// range but do not exist (a scheduler's window folder never written):
+	// a difference of the job hop, as is a store in Results without a
+	// committed result.
+	MissingResults []string
 	// Index is Elasticsearch; nil: skipped.
 	Index Index
 	// Offsets adds each source's lag to the positions hop; nil: no lag.
@@ -236,11 +245,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Hops = append(rep.Hops, tableHop)
 
 	// 3 and 4. The job's count and the result's rows.
-	res, err := readResults(ctx, cfg.Results)
+	res, missing, err := readResults(ctx, cfg.Results)
 	if err != nil {
 		return nil, err
 	}
-	rep.Hops = append(rep.Hops, jobHop(res, lakeEvents, from, to), resultHop(res))
+	missing = append(missing, cfg.MissingResults...)
+	rep.Hops = append(rep.Hops, jobHop(res, missing, lakeEvents, from, to), resultHop(res))
 
 	// 4b. The aggregates table.
 	aggHop, err := aggregatesHop(ctx, cfg.Catalog, res, from, to)
@@ -483,12 +493,18 @@ type result struct {
 	outside int64
 }
 
-func readResults(ctx context.Context, stores []lake.Store) ([]result, error) {
+// readResults reads the committed results of stores; missing names the
+// stores without one.
+func readResults(ctx context.Context, stores []lake.Store) (_ []result, missing []string, _ error) {
 	out := make([]result, 0, len(stores))
 	for _, s := range stores {
 		rows, meta, err := results.ReadResult(ctx, s)
+		if errors.Is(err, results.ErrNoResult) {
+			missing = append(missing, s.URI())
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("audit: read the result in %s: %w", s.URI(), err)
+			return nil, nil, fmt.Errorf("audit: read the result in %s: %w", s.URI(), err)
 		}
 		r := result{uri: s.URI(), meta: meta, rows: int64(len(rows))}
 		for i := range rows {
@@ -500,7 +516,7 @@ func readResults(ctx context.Context, stores []lake.Store) ([]result, error) {
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].meta.From.Before(out[j].meta.From) })
-	return out, nil
+	return out, missing, nil
 }
 
 // coverage describes how the results' windows fail to tile [from, to),
@@ -527,8 +543,12 @@ func coverage(res []result, from, to time.Time) string {
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func jobHop(res []result, lakeEvents int64, from, to time.Time) Hop {
+func jobHop(res []result, missing []string, lakeEvents int64, from, to time.Time) Hop {
 	h := Hop{Name: HopJob}
+	if len(missing) > 0 {
+		h.Status, h.Detail = Diff, fmt.Sprintf("no committed result in %s", strings.Join(missing, ", "))
+		return h
+	}
 	if len(res) == 0 {
 		h.Status, h.Detail = Skipped, "no result given"
 		return h
@@ -631,6 +651,8 @@ func aggregatesHop(ctx context.Context, cat catalog.Catalog, res []result, from,
 		delete(got, w)
 		window := fmt.Sprintf("[%s, %s)", fmtTime(r.meta.From), fmtTime(r.meta.To))
 		switch {
+		case s == nil && r.rows == 0:
+			// An empty result: nothing to hold.
 		case s == nil:
 			h.problem("window %s: no rows, the result has %d", window, r.rows)
 		case s.rows != r.rows || s.clicks != r.clicks:
@@ -657,11 +679,17 @@ func elasticsearchHop(ctx context.Context, ix Index, res []result, lakeEvents in
 		return h, nil
 	}
 	docs, clicks, err := ix.Totals(ctx, from, to)
-	if err != nil {
+	noIndex := errors.Is(err, ErrNoIndex)
+	if err != nil && !noIndex {
 		return h, fmt.Errorf("audit: elasticsearch: %w", err)
 	}
 	h.Events, h.Rows = ptr(clicks), ptr(docs)
 	h.Detail = fmt.Sprintf("%d clicks in %d documents", clicks, docs)
+	if noIndex {
+		docs, clicks = 0, 0
+		h.Events, h.Rows = ptr(0), ptr(0)
+		h.Detail = fmt.Sprintf("no documents: %v", err)
+	}
 	h.Status = OK
 	if len(res) == 0 {
 		if clicks != lakeEvents {
