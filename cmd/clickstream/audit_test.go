@@ -352,3 +352,64 @@ func TestAuditKafkaOffsets(t *testing.T) {
 		t.Fatalf("offsets of a group without commits: %v (%s), %v", got, what, err)
 	}
 }
+
+// TestAuditKafkaIngest audits a lake that ingest filled from Kafka: every
+// partition's commits form one chain, and the lag behind the topic's end
+// offsets and behind ingest's consumer group is zero once ingest is idle.
+func TestAuditKafkaIngest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs Kafka")
+	}
+	brokers := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Fatal("$CLICKSTREAM_KAFKA_BROKERS is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)")
+	}
+	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() {
+		slog.SetDefault(oldLogger)
+		log.SetOutput(oldLogOut)
+		log.SetFlags(oldLogFlags)
+		prometheus.DefaultRegisterer = oldReg
+	})
+	t.Setenv(indexer.EnvURL, "") // no Elasticsearch hop
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	topic := "cs-audit-" + hex.EncodeToString(b)
+	group := topic + "-ingest"
+	t.Cleanup(func() {
+		if admin, err := sarama.NewClusterAdmin(strings.Split(brokers, ","), sarama.NewConfig()); err == nil {
+			_ = admin.DeleteConsumerGroup(group)
+			_ = admin.DeleteTopic(topic)
+			admin.Close()
+		}
+	})
+	const n = 3000
+	if code, _, stderr := runArgs(t, "gen", "--brokers", brokers, "--topic", topic, "--events", strconv.Itoa(n), "--seed", "5"); code != 0 {
+		t.Fatalf("gen: exit %d\n%s", code, stderr)
+	}
+	lakeURI := "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "lake"))
+	pipeRun(t, "ingest", "--brokers", brokers, "--topic", topic, "--group", group, "--lake", lakeURI, "--buckets", "4",
+		"--flush-records", "700", "--exit-when-idle", "5s")
+
+	rep := auditJSON(t, "audit", "--lake", lakeURI, "--from", "2026-01-01T00:00:00Z", "--to", "2026-02-01T00:00:00Z",
+		"--kafka", brokers, "--group", group, "--json")
+	if !rep.OK || len(rep.Sources) == 0 {
+		t.Fatalf("audit: %+v", rep)
+	}
+	var positions int64
+	for _, s := range rep.Sources {
+		positions += s.Positions
+		if !strings.HasPrefix(s.Source, "kafka."+topic+".") || s.Lag == nil || *s.Lag != 0 || s.LagOf != "group "+group {
+			t.Errorf("source %+v: want a partition of %s with lag 0 behind group %s", s, topic, group)
+		}
+	}
+	if positions != n {
+		t.Errorf("the commits cover %d positions, the topic holds %d messages", positions, n)
+	}
+	code, stdout, stderr := runArgs(t, "audit", "--lake", lakeURI, "--from", "2026-01-01T00:00:00Z", "--to", "2026-02-01T00:00:00Z", "--kafka", brokers)
+	if code != 0 || !strings.Contains(stdout, "end offset") {
+		t.Fatalf("exit %d, want 0 and the lag behind the end offsets\n%s%s", code, stdout, stderr)
+	}
+	t.Logf("audit of a Kafka ingest:\n%s", stdout)
+}
