@@ -74,6 +74,15 @@ func newAuditCmd() *cobra.Command {
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.IntVar(&f.maxFiles, "max-files", audit.DefaultMaxFiles, "fail rather than read more lake data files than this")
 	fs.IntVar(&f.parallelism, "parallelism", audit.DefaultParallelism, "lake data files read at once")
+	// The audit only reads: the indexer's settings of writes, and creating
+	// a bucket, do not apply (the flags stay accepted, as every command
+	// sharing them takes them from the environment).
+	for _, name := range []string{"es-flush-bytes", "es-flush-interval", "es-workers", "es-retry-timeout", "es-shards", "es-replicas", "s3-create-bucket"} {
+		_ = fs.MarkHidden(name)
+	}
+	for _, name := range []string{"from", "to"} {
+		fs.Lookup(name).DefValue = "" // not the zero time's text
+	}
 	return cmd
 }
 
@@ -104,6 +113,7 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.maxFiles <= 0 || f.parallelism <= 0 {
 		return usageErrorf("--max-files and --parallelism must be positive")
 	}
+	f.s3.CreateBucket = false // read only
 	if err := f.s3.Validate(); err != nil {
 		return usageErrorf("%w", err)
 	}
