@@ -27,6 +27,8 @@ var (
 	ErrBadResult = errors.New("indexer: bad result")
 	// ErrAliasIsIndex reports a concrete index named like the alias.
 	ErrAliasIsIndex = errors.New("indexer: a concrete index has the alias's name")
+	// ErrNoIndex reports a query of an alias (or index) that does not exist.
+	ErrNoIndex = errors.New("indexer: no such alias or index")
 	// ErrIndexExists reports a rebuild into an index that already exists.
 	ErrIndexExists = errors.New("indexer: index already exists")
 )

@@ -3,10 +3,12 @@ package indexer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -126,4 +128,79 @@ func TopURLsCurl(esURL, alias string, window *aggregate.Window, perCountry int) 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Totals is what the index holds of the windows in a time range.
+type Totals struct {
+	Documents int64 `json:"documents"`
+	Clicks    int64 `json:"clicks"`
+}
+
+// TotalsQuery is the search body of RangeTotals: the documents whose window
+// lies in [from, to), counted exactly, and the sum of their clicks.
+func TotalsQuery(from, to time.Time) []byte {
+	body := map[string]any{
+		"size":             0,
+		"track_total_hits": true,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"range": map[string]any{"window_start": map[string]any{"gte": fmtTime(from)}}},
+			map[string]any{"range": map[string]any{"window_end": map[string]any{"lte": fmtTime(to)}}},
+		}}},
+		"aggs": map[string]any{"clicks": map[string]any{"sum": map[string]any{"field": "clicks"}}},
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		panic(err) // static shape
+	}
+	return data
+}
+
+// RangeTotals counts, through the alias, the documents of the windows in
+// [from, to) and sums their clicks. It does not refresh: it sees what
+// searches see.
+func (ix *Indexer) RangeTotals(ctx context.Context, from, to time.Time) (Totals, error) {
+	body, _, err := call(ctx, ix.client, esapi.SearchRequest{
+		Index: []string{ix.cfg.Alias},
+		Body:  strings.NewReader(string(TotalsQuery(from, to))),
+	})
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == 404 && se.Type == "index_not_found_exception" {
+		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, ErrNoIndex)
+	}
+	if err != nil {
+		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, err)
+	}
+	t, err := ParseTotals(body)
+	if err != nil {
+		return Totals{}, fmt.Errorf("indexer: totals of %s: %w", ix.cfg.Alias, err)
+	}
+	return t, nil
+}
+
+// ParseTotals decodes the answer to a search of TotalsQuery.
+func ParseTotals(body []byte) (Totals, error) {
+	var resp struct {
+		Hits struct {
+			Total struct {
+				Value    int64  `json:"value"`
+				Relation string `json:"relation"`
+			} `json:"total"`
+		} `json:"hits"`
+		Aggregations struct {
+			Clicks struct {
+				Value float64 `json:"value"`
+			} `json:"clicks"`
+		} `json:"aggregations"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return Totals{}, fmt.Errorf("decoding the response: %w", err)
+	}
+	if r := resp.Hits.Total.Relation; r != "" && r != "eq" {
+		return Totals{}, fmt.Errorf("the hit count is a bound (%s %d), not exact", r, resp.Hits.Total.Value)
+	}
+	// A sum of longs comes back as a double: exact below 2^53.
+	if v := resp.Aggregations.Clicks.Value; v < 0 || v >= 1<<53 {
+		return Totals{}, fmt.Errorf("click sum %g out of the exact range", v)
+	}
+	return Totals{Documents: resp.Hits.Total.Value, Clicks: int64(math.Round(resp.Aggregations.Clicks.Value))}, nil
 }

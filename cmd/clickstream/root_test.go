@@ -138,7 +138,7 @@ func TestEnvEveryFlag(t *testing.T) {
 }
 
 // synonyms are flags bound to the same setting as another flag.
-var synonyms = map[string]bool{"index": true, "es-index": true}
+var synonyms = map[string]bool{"index": true, "es-index": true, "es-alias": true}
 
 // sampleValue returns a valid value for f that differs from its default.
 func sampleValue(f *pflag.Flag) string {

@@ -108,9 +108,9 @@ func TestChaosSubset(t *testing.T) {
 		t.Fatalf("%d runs, want %d", got, want)
 	}
 	for _, row := range rep.Rows() {
-		if !row.Identical || row.Lost != 0 || row.Duplicated != 0 || row.StatusMismatches != 0 || row.Unfinished != 0 || row.Errors != 0 {
-			t.Errorf("%s: identical %v, lost %d, duplicated %d, status mismatches %d, unfinished %d, errors %d",
-				row.Class, row.Identical, row.Lost, row.Duplicated, row.StatusMismatches, row.Unfinished, row.Errors)
+		if !row.Identical || row.Lost != 0 || row.Duplicated != 0 || row.StatusMismatches != 0 || row.Unfinished != 0 || row.AuditDiffs != 0 || row.Errors != 0 {
+			t.Errorf("%s: identical %v, lost %d, duplicated %d, status mismatches %d, unfinished %d, audit differences %d, errors %d",
+				row.Class, row.Identical, row.Lost, row.Duplicated, row.StatusMismatches, row.Unfinished, row.AuditDiffs, row.Errors)
 		}
 	}
 	for _, o := range rep.Failed() {

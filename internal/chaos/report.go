@@ -28,6 +28,7 @@ type Row struct {
 	Lost, Duplicated int64
 	StatusMismatches int
 	Unfinished       int
+	AuditDiffs       int
 	Errors           int
 }
 
@@ -53,6 +54,7 @@ func (r *Report) Rows() []Row {
 		row.Duplicated += o.Duplicated
 		row.StatusMismatches += o.StatusMismatches
 		row.Unfinished += o.Unfinished
+		row.AuditDiffs += o.AuditDiffs
 		if o.Err != nil {
 			row.Errors++
 		}
@@ -79,11 +81,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Chaos run: seed %d (rerun with CHAOS_SEED=%d), %d events per run, %d windows of %v, fault-free run %v.\n\n",
 		r.Seed, r.Seed, r.Events, r.Windows, WindowLength, r.Baseline.Round(100*time.Millisecond))
-	b.WriteString("| fault class | injections | runs | time vs fault-free | results identical | lost | duplicated | status mismatches | unfinished jobs | harness errors |\n")
-	b.WriteString("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| fault class | injections | runs | time vs fault-free | results identical | lost | duplicated | status mismatches | unfinished jobs | audit differences | harness errors |\n")
+	b.WriteString("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows() {
-		fmt.Fprintf(&b, "| %s | %d | %d | %.2f× | %s | %d | %d | %d | %d | %d |\n", row.Class, row.Injections, row.Runs, row.TimeRatio,
-			yesNo(row.Identical), row.Lost, row.Duplicated, row.StatusMismatches, row.Unfinished, row.Errors)
+		fmt.Fprintf(&b, "| %s | %d | %d | %.2f× | %s | %d | %d | %d | %d | %d | %d |\n", row.Class, row.Injections, row.Runs, row.TimeRatio,
+			yesNo(row.Identical), row.Lost, row.Duplicated, row.StatusMismatches, row.Unfinished, row.AuditDiffs, row.Errors)
 	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(&b, "\nNot run: %s.\n", strings.Join(r.Skipped, ", "))

@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/coordinator"
+	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
+	"github.com/dataco/clickstream/internal/audit"
 	"github.com/dataco/clickstream/internal/gen"
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -40,6 +43,10 @@ type Outcome struct {
 	StatusMismatches int
 	// Unfinished counts jobs not ended when the run gave up on them.
 	Unfinished int
+	// AuditDiffs counts windows whose end-to-end audit (package audit:
+	// source positions, lake files, job, result, Elasticsearch) found a
+	// hop that differs.
+	AuditDiffs int
 	Notes      []string
 	Err        error
 
@@ -48,8 +55,8 @@ type Outcome struct {
 
 // Summary is a one-line account of the outcome.
 func (o *Outcome) Summary() string {
-	s := fmt.Sprintf("%s seed=%d injections=%d time=%v identical=%v lost=%d duplicated=%d status-mismatches=%d unfinished=%d",
-		o.Run, o.Seed, o.Injections, o.Duration.Round(100*time.Millisecond), o.Identical, o.Lost, o.Duplicated, o.StatusMismatches, o.Unfinished)
+	s := fmt.Sprintf("%s seed=%d injections=%d time=%v identical=%v lost=%d duplicated=%d status-mismatches=%d unfinished=%d audit-diffs=%d",
+		o.Run, o.Seed, o.Injections, o.Duration.Round(100*time.Millisecond), o.Identical, o.Lost, o.Duplicated, o.StatusMismatches, o.Unfinished, o.AuditDiffs)
 	if o.Err != nil {
 		s += " error=" + o.Err.Error()
 	}
@@ -61,7 +68,7 @@ func (o *Outcome) Summary() string {
 
 // OK reports whether the run found no fault of the platform.
 func (o *Outcome) OK() bool {
-	return o.Err == nil && o.Identical && o.Lost == 0 && o.Duplicated == 0 && o.StatusMismatches == 0 && o.Unfinished == 0
+	return o.Err == nil && o.Identical && o.Lost == 0 && o.Duplicated == 0 && o.StatusMismatches == 0 && o.Unfinished == 0 && o.AuditDiffs == 0
 }
 
 func (o *Outcome) notef(format string, args ...any) {
@@ -148,7 +155,54 @@ func (h *Harness) verify(ctx context.Context, r *Run, o *Outcome) {
 		mm, unfinished := h.checkStates(ctx, cl, w, mine, meta, rerr == nil, o)
 		o.StatusMismatches += mm
 		o.Unfinished += unfinished
+		// The end-to-end audit of the window, as an operator runs it.
+		if rerr == nil {
+			h.audit(ctx, r, w, o)
+		}
 	}
+}
+
+// audit runs the audit of window w on the run's lake, its committed
+// result and its Elasticsearch alias; a hop that differs is counted and
+// noted with the audit's message.
+func (h *Harness) audit(ctx context.Context, r *Run, w Window, o *Outcome) {
+	lakeStore, err := r.directStore(ctx, r.Lake)
+	if err != nil {
+		o.notef("%s: audit: %v", w, err)
+		o.AuditDiffs++
+		return
+	}
+	out, err := r.directStore(ctx, r.OutURI(w))
+	if err != nil {
+		o.notef("%s: audit: %v", w, err)
+		o.AuditDiffs++
+		return
+	}
+	rep, err := audit.Run(ctx, audit.Config{From: w.From, To: w.To, Lake: lakeStore, Results: []lake.Store{out},
+		Index: esTotals{url: h.cfg.ESURL, alias: r.Alias}})
+	if err == nil {
+		err = rep.Err()
+	}
+	if err != nil {
+		o.notef("%s: audit: %v", w, err)
+		o.AuditDiffs++
+	}
+}
+
+// esTotals is the audit's Elasticsearch hop (indexer.TotalsQuery) over
+// HTTP.
+type esTotals struct{ url, alias string }
+
+func (e esTotals) Totals(ctx context.Context, from, to time.Time) (docs, clicks int64, err error) {
+	body, err := esRequest(ctx, http.MethodPost, e.url+"/"+e.alias+"/_search", indexer.TotalsQuery(from, to))
+	if err != nil {
+		return 0, 0, err
+	}
+	t, err := indexer.ParseTotals(body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("chaos: totals of %s: %w", e.alias, err)
+	}
+	return t.Documents, t.Clicks, nil
 }
 
 // readResult reads a committed result directly from the harness's

@@ -286,11 +286,37 @@ type AggregateRow struct {
 // ReadAggregates reads every row of the aggregates table at its current
 // snapshot.
 func ReadAggregates(ctx context.Context, cat catalog.Catalog) ([]AggregateRow, error) {
+	return readAggregates(ctx, cat)
+}
+
+// ReadAggregatesRange reads the rows of the aggregates table's current
+// snapshot whose window lies in [from, to): window_start >= from and
+// window_end <= to. The table's day(window_start) partitions and the
+// files' bounds prune what is read.
+func ReadAggregatesRange(ctx context.Context, cat catalog.Catalog, from, to time.Time) ([]AggregateRow, error) {
+	filter := iceberg.NewAnd(
+		iceberg.GreaterThanEqual(iceberg.Reference("window_start"), iceberg.Timestamp(from.UnixMicro())),
+		iceberg.LessThan(iceberg.Reference("window_start"), iceberg.Timestamp(to.UnixMicro())))
+	rows, err := readAggregates(ctx, cat, table.WithRowFilter(filter))
+	if err != nil {
+		return nil, err
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		// The row filter may leave rows of a pruned file's other windows.
+		if !r.WindowStart.Before(from) && r.WindowStart.Before(to) && !r.WindowEnd.After(to) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.ScanOption) ([]AggregateRow, error) {
 	tbl, err := cat.LoadTable(ctx, Ident(AggregatesTable))
 	if err != nil {
 		return nil, fmt.Errorf("icetable: %w", err)
 	}
-	at, err := tbl.Scan().ToArrowTable(ctx)
+	at, err := tbl.Scan(opts...).ToArrowTable(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("icetable: read %s: %w", AggregatesTable, err)
 	}
