@@ -48,7 +48,8 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 			if catalogURI != icetable.NoCatalog {
 				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3})
 				// Jobs read the lake's events table where it has one.
-				cfg.Planner = icetable.TablePlanner{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3}
+				cfg.Planner = icetable.TablePlanner{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3,
+					Manifests: icetable.NewManifestCache(icetable.DefaultManifestCacheFiles)}
 				// ... and the scheduler sees late data in its snapshots.
 				cfg.Inputs = &icetable.InputTracker{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3}
 				if catalogURI == "" {

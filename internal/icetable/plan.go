@@ -3,6 +3,7 @@ package icetable
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,6 +27,8 @@ type TablePlanner struct {
 	// Catalog and PasswordFile: as ResultPublisher's.
 	Catalog, PasswordFile string
 	S3                    lake.S3Options
+	// Manifests keeps the manifests read, for the next plans; nil: none.
+	Manifests *ManifestCache
 }
 
 // PlanFiles returns, per user bucket, the events table's files whose
@@ -57,7 +60,15 @@ func (p TablePlanner) PlanFiles(ctx context.Context, lakeURI string, src lake.St
 	} else if tbl.SnapshotByID(snapshot) == nil {
 		return nil, 0, false, fmt.Errorf("icetable: plan: snapshot %d is not one of the events table's (expired after --table-snapshot-retention, or another lake's)", snapshot)
 	}
-	files, err = tableFiles(ctx, tbl, src, snapshot, from, to)
+	// A planner that plans again and again reads manifests once and keeps
+	// them; a single plan lets iceberg-go's scan read them (in parallel).
+	err = errPlanUnsupported
+	if p.Manifests != nil {
+		files, err = planFiles(ctx, tbl, src, snapshot, from, to, p.Manifests)
+	}
+	if errors.Is(err, errPlanUnsupported) {
+		files, err = tableFiles(ctx, tbl, src, snapshot, from, to)
+	}
 	return files, snapshot, err == nil, err
 }
 
