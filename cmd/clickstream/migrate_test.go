@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 )
 
 // TestMigrate: `clickstream migrate` copies the committed events of a lake
@@ -53,7 +53,7 @@ func TestMigrate(t *testing.T) {
 				evs = append(evs, e)
 				want[string(event.Encode(e))]++
 			}
-			ext, data := ".parquet", layoutOneParquet(t, evs)
+			ext, data := ".parquet", laketest.LayoutOneEvents(t, evs)
 			if b == 2 { // gzipped NDJSON, unchanged since layout 1
 				ext = ".ndjson.gz"
 				if data, err = lake.FormatNDJSONGzip.Encode(evs); err != nil {
@@ -109,30 +109,6 @@ func TestMigrate(t *testing.T) {
 	if code := run(ctx, []string{"migrate", "--from", newURI, "--lake", "file://" + filepath.Join(dir, "newer")}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "layout 2, not 1") {
 		t.Errorf("migrate from a new lake: exit %d, %s", code, stderr.String())
 	}
-}
-
-// layoutOneParquet encodes events as a layout-1 data file.
-func layoutOneParquet(t *testing.T, evs []event.Event) []byte {
-	t.Helper()
-	type row struct {
-		UserID    string `parquet:"user_id,dict"`
-		Timestamp int64  `parquet:"timestamp_ms"`
-		URL       string `parquet:"url,dict"`
-		Country   string `parquet:"country,dict"`
-		City      string `parquet:"city,dict"`
-		UserAgent string `parquet:"user_agent,dict"`
-	}
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[row](&buf)
-	for _, e := range evs {
-		if _, err := w.Write([]row{{e.UserID, e.Timestamp, e.URL, e.Country, e.City, e.UserAgent}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // lakeEvents reads the committed events of a lake of today's layout, as

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 )
 
@@ -122,6 +123,13 @@ func removeBucket(t testing.TB, c *s3.Client, bucket string) {
 // refused.
 func LayoutOneFile(t testing.TB, ts int64) []byte {
 	t.Helper()
+	return LayoutOneEvents(t, []event.Event{{UserID: "u", Timestamp: ts, URL: "/", Country: "DE"}})
+}
+
+// LayoutOneEvents returns a Parquet data file of lake layout 1 holding
+// events, in order.
+func LayoutOneEvents(t testing.TB, events []event.Event) []byte {
+	t.Helper()
 	type oldEvent struct {
 		UserID    string `parquet:"user_id,dict"`
 		Timestamp int64  `parquet:"timestamp_ms"`
@@ -130,9 +138,13 @@ func LayoutOneFile(t testing.TB, ts int64) []byte {
 		City      string `parquet:"city,dict"`
 		UserAgent string `parquet:"user_agent,dict"`
 	}
+	rows := make([]oldEvent, len(events))
+	for i, e := range events {
+		rows[i] = oldEvent{e.UserID, e.Timestamp, e.URL, e.Country, e.City, e.UserAgent}
+	}
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[oldEvent](&buf)
-	if _, err := w.Write([]oldEvent{{"u", ts, "/", "DE", "", ""}}); err != nil {
+	if _, err := w.Write(rows); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
