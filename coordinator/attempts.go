@@ -54,14 +54,14 @@ func (tm *term) dispatch() {
 		if j == nil || j.phase != phaseRunning {
 			continue
 		}
-		for len(j.queue) > 0 && tm.fatal == nil {
+		for len(j.queue) > 0 && tm.fatal == nil && tm.idx.len() > 0 {
 			t := j.tasks[j.queue[0]]
 			if t.rec.State == taskDone || len(t.attempts) > 0 {
 				t.queued = false
 				j.queue = j.queue[1:]
 				continue
 			}
-			w := pickWorker(tm.workers, t, time.Now())
+			w := tm.idx.pick(t)
 			if w == nil {
 				break // no room for this task (maybe for another job's)
 			}
@@ -124,6 +124,8 @@ func (tm *term) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	}
 	t.attempts[a.n] = a
 	a.worker.running++
+	a.worker.attempts[a] = attemptOf{j, t}
+	tm.idx.update(a.worker)
 	spec := j.rec.Spec
 	req := &pb.RunTaskRequest{
 		JobId: j.rec.ID, TaskId: int32(t.n), Bucket: int32(t.pt.Bucket), Attempt: int32(a.n),
@@ -149,6 +151,8 @@ func (tm *term) endAttempt(t *taskRun, a *attemptRun, outcome string) {
 	}
 	delete(t.attempts, a.n)
 	a.worker.running--
+	delete(a.worker.attempts, a)
+	tm.idx.update(a.worker)
 	a.cancel()
 	t.rec.ended(a, outcome, time.Now())
 	tm.c.metrics.attempts.WithLabelValues(outcome).Inc()
@@ -178,7 +182,7 @@ func (tm *term) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.Run
 	switch code {
 	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
 		if code == codes.Unavailable {
-			a.worker.excluded = time.Now().Add(excludeFor)
+			tm.suspectWorker(a.worker, msg)
 		}
 		tm.lose(j, t, a, msg)
 	default:
@@ -293,7 +297,7 @@ func (tm *term) backups() {
 			continue
 		}
 		for _, st := range policy.stragglers(j, now) {
-			w := pickWorker(tm.workers, st.task, now)
+			w := tm.idx.pick(st.task)
 			if w == nil {
 				return
 			}

@@ -824,3 +824,43 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSuspectWorkerGetsNoTask: a worker whose call failed as if it were
+// gone gets no further task, however long it keeps its registration,
+// while it does not answer the leader's probes; once it answers, it gets
+// tasks again. The other worker's tasks wait for those probes, not for
+// a time.
+func TestSuspectWorkerGetsNoTask(t *testing.T) {
+	h := newHarness(t, 8, 50, 1000)
+	var flaky *fakeWorker
+	flaky = h.worker("a-flaky", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if flaky.calls.Load() == 1 {
+			return nil, status.Error(codes.Unavailable, "connection refused")
+		}
+		return computeTask(ctx, req)
+	})
+	deaf := func(context.Context) error { return status.Error(codes.Unavailable, "connection refused") }
+	flaky.probe.Store(&deaf)
+	var gate atomic.Pointer[func() bool]
+	until := func(cond func() bool) { gate.Store(&cond) }
+	until(func() bool { return flaky.probes.Load() >= 3 })
+	h.worker("b-ok", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		for !(*gate.Load())() {
+			select {
+			case <-ctx.Done():
+				return nil, status.FromContextError(ctx.Err()).Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(nil))
+	h.checkResult(h.run(cl, h.spec()))
+	if n := flaky.calls.Load(); n != 1 {
+		t.Fatalf("the suspect worker got %d calls, want 1 (the one that failed)", n)
+	}
+	// It answers now: it gets tasks again.
+	flaky.probe.Store(nil)
+	until(func() bool { return flaky.calls.Load() >= 2 })
+	h.checkResult(h.run(cl, h.spec()))
+}

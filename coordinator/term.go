@@ -21,7 +21,7 @@ import (
 
 const (
 	tickInterval   = 250 * time.Millisecond
-	excludeFor     = 3 * time.Second // a worker that answered Unavailable gets no task this long
+	excludeFor     = 3 * time.Second // a suspect worker gets no task this long, if it cannot be probed
 	maxBackups     = 3               // backup attempts per task
 	etcdOpTimeout  = 10 * time.Second
 	cleanupTimeout = time.Minute
@@ -42,8 +42,10 @@ type term struct {
 	fatal     error
 
 	workers map[string]*workerState
-	jobs    map[string]*jobRun
-	order   []string // job ids, oldest first
+	// idx orders the workers that may take a new attempt (placement.go).
+	idx   workerIndex
+	jobs  map[string]*jobRun
+	order []string // job ids, oldest first
 	// gone holds, for jobs this term finished and forgot, the revision of
 	// their last record, until the jobs watch has delivered it: an older
 	// event of such a job that arrives later is its own past, not news.
@@ -128,7 +130,8 @@ func (tm *term) run(ctx context.Context) error {
 	wctx := clientv3.WithRequireLeader(ctx)
 	wch := cli.Watch(wctx, keys.Workers(), clientv3.WithPrefix(), clientv3.WithRev(wresp.Header.Revision+1))
 	jch := cli.Watch(wctx, keys.Jobs(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
-	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
+	// Only deletions: the leader writes every attempt lease itself.
+	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1), clientv3.WithFilterPut())
 	if err := tm.reconcileActive(jresp.Kvs, jresp.Header.Revision); err != nil {
 		return err
 	}
@@ -196,7 +199,6 @@ func (tm *term) run(ctx context.Context) error {
 				}
 			}
 		case now := <-tick.C:
-			tm.reconcile()
 			tm.backups()
 			tm.observe(now)
 		}
