@@ -56,6 +56,12 @@ type term struct {
 	// plans hands the first of them to the next planner free.
 	loads []*jobRun
 	plans chan loadReq
+	// pending are the writes queued for the next batch (writes.go);
+	// writing tells whether a batch is being committed, whose result
+	// comes on written.
+	pending []*write
+	writing bool
+	written chan writeResult
 	// observed is when observe last set the cluster's gauges.
 	observed time.Time
 }
@@ -71,6 +77,7 @@ func newTerm(c *Coordinator, ses *concurrency.Session, leaderKey string, leaderR
 		leaderCmp: clientv3.Compare(clientv3.CreateRevision(leaderKey), "=", leaderRev),
 		events:    make(chan func(), 256),
 		plans:     make(chan loadReq),
+		written:   make(chan writeResult, 1),
 		workers:   make(map[string]*workerState),
 		jobs:      make(map[string]*jobRun),
 		gone:      make(map[string]int64),
@@ -146,6 +153,7 @@ func (tm *term) run(ctx context.Context) error {
 	for tm.fatal == nil {
 		tm.applyCancels()
 		tm.dispatch()
+		tm.startWrites()
 		if tm.fatal != nil {
 			break
 		}
@@ -164,6 +172,8 @@ func (tm *term) run(ctx context.Context) error {
 			tm.loads = tm.loads[1:]
 		case f := <-tm.events:
 			f()
+		case r := <-tm.written:
+			tm.onWritten(r)
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				return watchEnded("workers", wr.Err())
@@ -218,6 +228,10 @@ func (tm *term) txn(conds []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
 }
 
 func (tm *term) txnResp(conds []clientv3.Cmp, ops, elseOps []clientv3.Op) (*clientv3.TxnResponse, error) {
+	if tm.fatal != nil {
+		return nil, tm.fatal
+	}
+	tm.flush() // the writes decided before this one go first
 	if tm.fatal != nil {
 		return nil, tm.fatal
 	}

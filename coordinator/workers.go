@@ -173,7 +173,15 @@ func (tm *term) removeWorker(id, why string) {
 		return cmp.Or(strings.Compare(x.j.rec.ID, y.j.rec.ID), cmp.Compare(x.t.n, y.t.n), cmp.Compare(a.n, b.n))
 	})
 	for _, a := range lost {
-		if of, ok := w.attempts[a]; ok && tm.jobs[of.j.rec.ID] == of.j {
+		of, ok := w.attempts[a]
+		switch {
+		case !ok || tm.jobs[of.j.rec.ID] != of.j:
+		case !a.recorded:
+			// Launched, not yet recorded: its record will be refused
+			// (the worker's registration or lease is gone), and it never
+			// ran. Taken back, it is no loss.
+			tm.unlaunch(of.j, of.t, a)
+		default:
 			tm.lose(of.j, of.t, a, fmt.Sprintf("worker %s left: %s", id, why))
 		}
 	}
