@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ var (
 	scaleWorkers     = flag.String("scale.workers", "100,1000", "BenchmarkScale: simulated workers, comma-separated")
 	scaleParallelism = flag.Int("scale.parallelism", 4, "BenchmarkScale: task slots per simulated worker")
 	scaleTaskCost    = flag.Duration("scale.task-cost", 10*time.Millisecond, "BenchmarkScale: mean modelled duration of a task (uniform in [0.5, 1.5] times it; no CPU)")
+	scaleProfile     = flag.String("scale.cpuprofile", "", "BenchmarkScale: write a CPU profile of the dispatch phases (every job's, first task to last task done) to this file")
 	scaleEtcd        = flag.String("scale.etcd", "embedded", "BenchmarkScale: 'embedded' (an etcd in the test process) or 'stack' (CLICKSTREAM_ETCD_ENDPOINTS, whose process CPU is read from $CLICKSTREAM_STACK/run/etcd.pid)")
 )
 
@@ -205,6 +207,9 @@ func newScaleRig(b *testing.B, workers, parallelism, tasks int) *scaleRig {
 	s.leader = start(s.dial(b, endpoints, s.lm), func(ctx context.Context, point string) {
 		if point == pointBeforeMerge {
 			s.mark()
+			if *scaleProfile != "" {
+				pprof.StopCPUProfile() // the dispatch phase is over
+			}
 			if err := s.runner.commitPartials(ctx, s.out); err != nil {
 				b.Error(err)
 			}
@@ -273,6 +278,14 @@ func (s *scaleRig) run(b *testing.B) {
 	var txns, reqs, bytes, wait int64
 	var plan, job time.Duration
 	spec := &pb.JobSpec{From: timestampOf(tFrom), To: timestampOf(tTo), OutUri: s.out.URI()}
+	var prof *os.File
+	if *scaleProfile != "" {
+		var err error
+		if prof, err = os.Create(*scaleProfile); err != nil {
+			b.Fatal(err)
+		}
+		defer prof.Close()
+	}
 	b.ResetTimer()
 	for range b.N {
 		s.mu.Lock()
@@ -280,7 +293,12 @@ func (s *scaleRig) run(b *testing.B) {
 		endc := s.endc
 		s.mu.Unlock()
 		first := make(chan *scaleSample, 1)
-		s.runner.arm(func() { first <- s.sample() })
+		s.runner.arm(func() {
+			if prof != nil {
+				_ = pprof.StartCPUProfile(prof)
+			}
+			first <- s.sample()
+		})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		submitted := time.Now()
 		j, err := s.client.Submit(ctx, spec)
