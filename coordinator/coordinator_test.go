@@ -864,3 +864,43 @@ func TestSuspectWorkerGetsNoTask(t *testing.T) {
 	until(func() bool { return flaky.calls.Load() >= 2 })
 	h.checkResult(h.run(cl, h.spec()))
 }
+
+// TestSuspectWorkerBackOnRegistration: a suspect worker that never answers
+// a probe gets tasks again once it writes its registration again (a
+// worker does when its task counts change): it is alive.
+func TestSuspectWorkerBackOnRegistration(t *testing.T) {
+	h := newHarness(t, 8, 50, 1000)
+	var flaky *fakeWorker
+	flaky = h.worker("a-flaky", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if flaky.calls.Load() == 1 {
+			return nil, status.Error(codes.Unavailable, "connection refused")
+		}
+		return computeTask(ctx, req)
+	})
+	deaf := func(context.Context) error { return status.Error(codes.Unavailable, "connection refused") }
+	flaky.probe.Store(&deaf)
+	var registered atomic.Bool
+	h.worker("b-ok", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		// Hold the job until the suspect was probed, then registered
+		// again, and got a task since.
+		for flaky.probes.Load() < 2 || flaky.calls.Load() < 2 {
+			if flaky.probes.Load() >= 2 && registered.CompareAndSwap(false, true) {
+				info := cluster.WorkerInfo{ID: flaky.id, Addr: flaky.addr, Parallelism: 1, TasksFailed: 1}
+				if _, err := h.cli.Put(ctx, h.keys.Worker(flaky.id), encode(info), clientv3.WithLease(flaky.lease)); err != nil {
+					return nil, err
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil, status.FromContextError(ctx.Err()).Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(nil))
+	h.checkResult(h.run(cl, h.spec()))
+	if !registered.Load() || flaky.calls.Load() < 2 {
+		t.Fatalf("registered again: %v; calls to the suspect worker: %d", registered.Load(), flaky.calls.Load())
+	}
+}
