@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -41,6 +40,9 @@ type attemptRun struct {
 	started time.Time
 	backup  bool
 	cancel  context.CancelFunc
+	// recorded: its lease key and task record are committed; until then
+	// it only holds its worker's slot, and its RPC has not started.
+	recorded bool
 }
 
 // errTaskTimeout is the cause of an attempt's context when the attempt
@@ -54,14 +56,14 @@ func (tm *term) dispatch() {
 		if j == nil || j.phase != phaseRunning {
 			continue
 		}
-		for len(j.queue) > 0 && tm.fatal == nil {
+		for len(j.queue) > 0 && tm.fatal == nil && tm.idx.len() > 0 {
 			t := j.tasks[j.queue[0]]
 			if t.rec.State == taskDone || len(t.attempts) > 0 {
 				t.queued = false
 				j.queue = j.queue[1:]
 				continue
 			}
-			w := pickWorker(tm.workers, t, time.Now())
+			w := tm.idx.pick(t)
 			if w == nil {
 				break // no room for this task (maybe for another job's)
 			}
@@ -76,10 +78,13 @@ func (tm *term) dispatch() {
 	}
 }
 
-// launch records a new attempt of t on w and starts it. The attempt's
-// lease key is attached to the worker's own lease: if the worker dies the
-// key vanishes and the leader re-leases the task. It returns false if the
-// worker turned out to be gone.
+// launch records a new attempt of t on w and starts it once recorded.
+// The attempt's lease key is attached to the worker's own lease: if the
+// worker dies the key vanishes and the leader re-leases the task. The
+// record is queued (writes.go): the attempt counts on w at once, and its
+// RPC starts when the record is committed. If the worker turns out to be
+// gone by then, the attempt is taken back, as if never launched, and the
+// task queued again.
 func (tm *term) launch(j *jobRun, t *taskRun, w *workerState, backup bool) bool {
 	keys := tm.c.keys
 	now := time.Now().UTC()
@@ -93,27 +98,78 @@ func (tm *term) launch(j *jobRun, t *taskRun, w *workerState, backup bool) bool 
 		rec.Started = now
 	}
 	lease := leaseRecord{Worker: w.info.ID, Addr: w.info.Addr, Attempt: a.n, Backup: backup, Started: now}
-	ok, err := tm.txn(
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(keys.Worker(w.info.ID)), "=", w.createRev)},
-		clientv3.OpPut(keys.Lease(j.rec.ID, t.n, a.n), encode(lease), clientv3.WithLease(w.lease)),
-		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(rec)),
-	)
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && !ok) {
-		tm.removeWorker(w.info.ID, "its lease expired")
-		return false
-	}
-	if err != nil {
-		return false
-	}
+	leaseKey, taskKey := keys.Lease(j.rec.ID, t.n, a.n), keys.Task(j.rec.ID, t.n)
 	t.rec = rec
-	tm.c.metrics.attemptStarted(a.n, backup)
-	tm.c.logger.Debug("attempt started", "job", j.rec.ID, "task", t.n, "bucket", t.pt.Bucket, "attempt", a.n, "worker", w.info.ID, "backup", backup)
-	tm.startAttempt(j, t, a)
+	tm.addAttempt(j, t, a)
+	tm.queue(&write{
+		conds: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(keys.Worker(w.info.ID)), "=", w.createRev)},
+		ops: []clientv3.Op{
+			clientv3.OpPut(leaseKey, encode(lease), clientv3.WithLease(w.lease)),
+			clientv3.OpPut(taskKey, encode(rec)),
+		},
+		keys: []string{leaseKey, taskKey},
+		done: func(ok bool) {
+			if !ok {
+				tm.unlaunch(j, t, a)
+				if tm.workers[w.info.ID] == w {
+					tm.removeWorker(w.info.ID, "its lease expired")
+				}
+				return
+			}
+			if tm.jobs[j.rec.ID] != j || t.attempts[a.n] != a {
+				return // ended before it was recorded
+			}
+			a.recorded = true
+			tm.c.metrics.attemptStarted(a.n, backup)
+			tm.c.logger.Debug("attempt started", "job", j.rec.ID, "task", t.n, "bucket", t.pt.Bucket, "attempt", a.n, "worker", w.info.ID, "backup", backup)
+			tm.runAttempt(j, t, a)
+		},
+	})
 	return true
 }
 
-// startAttempt calls RunTask for a recorded attempt.
+// unlaunch takes back an attempt whose record etcd refused (its worker
+// is gone): nothing of it was written, and its task waits for a worker
+// again.
+func (tm *term) unlaunch(j *jobRun, t *taskRun, a *attemptRun) {
+	if tm.jobs[j.rec.ID] != j || t.attempts[a.n] != a {
+		return
+	}
+	delete(t.attempts, a.n)
+	a.worker.running--
+	delete(a.worker.attempts, a)
+	tm.idx.update(a.worker)
+	if t.rec.Attempts == a.n {
+		t.rec.Attempts--
+		if a.backup {
+			t.rec.Backups--
+		}
+	}
+	if len(t.attempts) == 0 {
+		t.rec.State = ""
+		if j.phase == phaseRunning {
+			j.enqueue(t)
+		}
+	}
+}
+
+// startAttempt counts a recorded attempt on its worker and calls RunTask.
 func (tm *term) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
+	a.recorded = true
+	tm.addAttempt(j, t, a)
+	tm.runAttempt(j, t, a)
+}
+
+// addAttempt counts an attempt as running, on its task and its worker.
+func (tm *term) addAttempt(j *jobRun, t *taskRun, a *attemptRun) {
+	t.attempts[a.n] = a
+	a.worker.running++
+	a.worker.attempts[a] = attemptOf{j, t}
+	tm.idx.update(a.worker)
+}
+
+// runAttempt calls RunTask for a recorded attempt.
+func (tm *term) runAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	var actx context.Context
 	if d := tm.c.cfg.TaskTimeout; d > 0 {
 		// From the attempt's start, also when a new leader takes up an
@@ -122,8 +178,6 @@ func (tm *term) startAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 	} else {
 		actx, a.cancel = context.WithCancel(j.ctx)
 	}
-	t.attempts[a.n] = a
-	a.worker.running++
 	spec := j.rec.Spec
 	req := &pb.RunTaskRequest{
 		JobId: j.rec.ID, TaskId: int32(t.n), Bucket: int32(t.pt.Bucket), Attempt: int32(a.n),
@@ -150,7 +204,11 @@ func (tm *term) endAttempt(t *taskRun, a *attemptRun, outcome string) {
 	}
 	delete(t.attempts, a.n)
 	a.worker.running--
-	a.cancel()
+	delete(a.worker.attempts, a)
+	tm.idx.update(a.worker)
+	if a.cancel != nil { // nil until its record is committed
+		a.cancel()
+	}
 	t.rec.ended(a, outcome, time.Now())
 	tm.c.metrics.attempts.WithLabelValues(outcome).Inc()
 }
@@ -179,7 +237,7 @@ func (tm *term) onAttemptDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.Run
 	switch code {
 	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
 		if code == codes.Unavailable {
-			a.worker.excluded = time.Now().Add(excludeFor)
+			tm.suspectWorker(a.worker, msg)
 		}
 		tm.lose(j, t, a, msg)
 	default:
@@ -220,12 +278,12 @@ func (tm *term) taskDone(j *jobRun, t *taskRun, a *attemptRun, resp *pb.RunTaskR
 	t.rec.EventsRead, t.rec.BytesRead, t.rec.Seconds = resp.GetEventsRead(), resp.GetBytesRead(), took.Seconds()
 	t.rec.PartialSHA256, t.rec.PartialBytes = hex.EncodeToString(d.sha256[:]), d.bytes
 	keys := tm.c.keys
-	if _, err := tm.txn(nil,
-		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec)),
-		clientv3.OpDelete(keys.TaskLeases(j.rec.ID, t.n), clientv3.WithPrefix()),
-	); err != nil {
-		return
-	}
+	taskKey, leases := keys.Task(j.rec.ID, t.n), keys.TaskLeases(j.rec.ID, t.n)
+	tm.queue(&write{
+		ops:      []clientv3.Op{clientv3.OpPut(taskKey, encode(t.rec)), clientv3.OpDelete(leases, clientv3.WithPrefix())},
+		keys:     []string{taskKey},
+		prefixes: []string{leases},
+	})
 	j.done++
 	j.durations = append(j.durations, took)
 	tm.c.logger.Debug("task done", "job", j.rec.ID, "task", t.n, "attempt", a.n, "worker", a.worker.info.ID, "took", took, "already_committed", resp.GetAlreadyCommitted())
@@ -272,12 +330,11 @@ func (tm *term) retry(j *jobRun, t *taskRun, a *attemptRun) {
 		t.rec.State = ""
 	}
 	keys := tm.c.keys
-	if _, err := tm.txn(nil,
-		clientv3.OpDelete(keys.Lease(j.rec.ID, t.n, a.n)),
-		clientv3.OpPut(keys.Task(j.rec.ID, t.n), encode(t.rec)),
-	); err != nil {
-		return
-	}
+	leaseKey, taskKey := keys.Lease(j.rec.ID, t.n, a.n), keys.Task(j.rec.ID, t.n)
+	tm.queue(&write{
+		ops:  []clientv3.Op{clientv3.OpDelete(leaseKey), clientv3.OpPut(taskKey, encode(t.rec))},
+		keys: []string{leaseKey, taskKey},
+	})
 	if len(t.attempts) == 0 {
 		j.enqueue(t)
 	}
@@ -294,7 +351,7 @@ func (tm *term) backups() {
 			continue
 		}
 		for _, st := range policy.stragglers(j, now) {
-			w := pickWorker(tm.workers, st.task, now)
+			w := tm.idx.pick(st.task)
 			if w == nil {
 				return
 			}

@@ -824,3 +824,83 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSuspectWorkerGetsNoTask: a worker whose call failed as if it were
+// gone gets no further task, however long it keeps its registration,
+// while it does not answer the leader's probes; once it answers, it gets
+// tasks again. The other worker's tasks wait for those probes, not for
+// a time.
+func TestSuspectWorkerGetsNoTask(t *testing.T) {
+	h := newHarness(t, 8, 50, 1000)
+	var flaky *fakeWorker
+	flaky = h.worker("a-flaky", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if flaky.calls.Load() == 1 {
+			return nil, status.Error(codes.Unavailable, "connection refused")
+		}
+		return computeTask(ctx, req)
+	})
+	deaf := func(context.Context) error { return status.Error(codes.Unavailable, "connection refused") }
+	flaky.probe.Store(&deaf)
+	var gate atomic.Pointer[func() bool]
+	until := func(cond func() bool) { gate.Store(&cond) }
+	until(func() bool { return flaky.probes.Load() >= 3 })
+	h.worker("b-ok", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		for !(*gate.Load())() {
+			select {
+			case <-ctx.Done():
+				return nil, status.FromContextError(ctx.Err()).Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(nil))
+	h.checkResult(h.run(cl, h.spec()))
+	if n := flaky.calls.Load(); n != 1 {
+		t.Fatalf("the suspect worker got %d calls, want 1 (the one that failed)", n)
+	}
+	// It answers now: it gets tasks again.
+	flaky.probe.Store(nil)
+	until(func() bool { return flaky.calls.Load() >= 2 })
+	h.checkResult(h.run(cl, h.spec()))
+}
+
+// TestSuspectWorkerBackOnRegistration: a suspect worker that never answers
+// a probe gets tasks again once it writes its registration again (a
+// worker does when its task counts change): it is alive.
+func TestSuspectWorkerBackOnRegistration(t *testing.T) {
+	h := newHarness(t, 8, 50, 1000)
+	var flaky *fakeWorker
+	flaky = h.worker("a-flaky", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if flaky.calls.Load() == 1 {
+			return nil, status.Error(codes.Unavailable, "connection refused")
+		}
+		return computeTask(ctx, req)
+	})
+	deaf := func(context.Context) error { return status.Error(codes.Unavailable, "connection refused") }
+	flaky.probe.Store(&deaf)
+	var registered atomic.Bool
+	h.worker("b-ok", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		// Hold the job until the suspect was probed, then registered
+		// again, and got a task since.
+		for flaky.probes.Load() < 2 || flaky.calls.Load() < 2 {
+			if flaky.probes.Load() >= 2 && registered.CompareAndSwap(false, true) {
+				info := cluster.WorkerInfo{ID: flaky.id, Addr: flaky.addr, Parallelism: 1, TasksFailed: 1}
+				if _, err := h.cli.Put(ctx, h.keys.Worker(flaky.id), encode(info), clientv3.WithLease(flaky.lease)); err != nil {
+					return nil, err
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil, status.FromContextError(ctx.Err()).Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(nil))
+	h.checkResult(h.run(cl, h.spec()))
+	if !registered.Load() || flaky.calls.Load() < 2 {
+		t.Fatalf("registered again: %v; calls to the suspect worker: %d", registered.Load(), flaky.calls.Load())
+	}
+}

@@ -24,17 +24,26 @@
 //
 // # Lease protocol
 //
-// To start an attempt the leader writes, in one transaction guarded by the
-// worker's registration (same create revision), the attempt key with the
-// worker's own lease ID and the task record, then calls RunTask. The
-// attempt key vanishes with the worker's lease, so a dead worker's attempts
-// show up as deletions on the leader's watch within the worker TTL; a
-// RunTask failing with UNAVAILABLE (refused, shutting down) is treated the
-// same way. A lost attempt is re-leased to another worker and counted in
-// Lost (bounded by MaxLost); an attempt failing with an error is counted
-// in Failures, and the job fails with that error after MaxAttempts. When an
-// attempt succeeds the leader records the task done and deletes its attempt
-// keys in one transaction; other attempts of the task are cancelled.
+// To start an attempt the leader writes, guarded by the worker's
+// registration (same create revision), the attempt key with the worker's
+// own lease ID and the task record, then calls RunTask. The attempt key
+// vanishes with the worker's lease, so a dead worker's attempts show up as
+// deletions on the leader's watch within the worker TTL; a RunTask failing
+// with UNAVAILABLE (refused, shutting down) is treated the same way, and
+// makes the worker suspect: it gets no new task until it answers a probe
+// of its gRPC health service or writes its registration again. A lost
+// attempt is re-leased to another worker and counted in Lost (bounded by
+// MaxLost); an attempt failing with an error is counted in Failures, and
+// the job fails with that error after MaxAttempts. When an attempt
+// succeeds the leader records the task done and deletes its attempt keys
+// together; other attempts of the task are cancelled.
+//
+// The leader's event loop does not wait for these writes: it queues them,
+// and one goroutine at a time commits the queue in batches of up to 128
+// operations, each a transaction guarded by the election key (writes.go).
+// RunTask is called once the attempt's record is committed; any other
+// transaction of the leader first commits what is queued, so etcd sees
+// the writes in the order the leader decided them.
 //
 // # Workers' identities
 //

@@ -139,7 +139,11 @@ type fakeWorker struct {
 	lease    clientv3.LeaseID
 	stop     context.CancelFunc
 	// behave runs a task; nil computes it.
-	behave  func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error)
+	behave func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error)
+	// probe answers the leader's probes of a suspect worker; nil: it
+	// answers.
+	probe   atomic.Pointer[func(context.Context) error]
+	probes  atomic.Int32
 	calls   atomic.Int32
 	running atomic.Int32
 }
@@ -205,6 +209,21 @@ func (r *fakeRunner) RunTask(ctx context.Context, _, addr string, req *pb.RunTas
 		return w.behave(ctx, req)
 	}
 	return computeTask(ctx, req)
+}
+
+// ProbeWorker answers as the worker's probe says.
+func (r *fakeRunner) ProbeWorker(ctx context.Context, _, addr string) error {
+	r.mu.Lock()
+	w := r.workers[addr]
+	r.mu.Unlock()
+	if w == nil {
+		return status.Error(codes.Unavailable, "no such worker")
+	}
+	w.probes.Add(1)
+	if p := w.probe.Load(); p != nil {
+		return (*p)(ctx)
+	}
+	return nil
 }
 
 // computeTask does what a worker does, without gRPC.

@@ -31,6 +31,9 @@ type metrics struct {
 	// attemptsStarted counts attempts launched, by kind (first, retry,
 	// backup).
 	attemptsStarted *prometheus.CounterVec
+	// suspects counts workers taken out of placement after a call to
+	// them failed (suspectWorker).
+	suspects prometheus.Counter
 	// The cluster as the leader sees it, set by term.observe at most every
 	// observeEvery and zeroed when leadership ends: 0 on a standby.
 	workers     *prometheus.GaugeVec // by state: ready, draining
@@ -136,6 +139,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_coordinator_task_attempts_started_total",
 			Help: "Task attempts launched by this coordinator as leader, by kind (first, retry, backup).",
 		}, []string{"kind"}),
+		suspects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_workers_suspected_total",
+			Help: "Workers given no new task after a call to them failed, until they answered again or left.",
+		}),
 		workers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "clickstream_coordinator_workers",
 			Help: "Workers registered in etcd as the leader sees them, by state (ready, draining); 0 on a standby.",
@@ -172,7 +179,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.maintenanceFailures,
 			m.scheduleWindows, m.scheduleReruns, m.scheduleLag, m.scheduleWatermark,
-			m.attemptsStarted, m.workers, m.workerSlots, m.tasks, m.activeJobs)
+			m.attemptsStarted, m.suspects, m.workers, m.workerSlots, m.tasks, m.activeJobs)
 	}
 	return m
 }

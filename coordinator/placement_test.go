@@ -1,6 +1,9 @@
 package coordinator
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +15,9 @@ import (
 // without etcd or workers.
 
 func worker(id string, parallelism, running int) *workerState {
-	return &workerState{info: cluster.WorkerInfo{ID: id, Addr: id + ":1", Parallelism: parallelism}, running: running}
+	w := newWorkerState(cluster.WorkerInfo{ID: id, Addr: id + ":1", Parallelism: parallelism}, 0, 0)
+	w.running = running
+	return w
 }
 
 func task(n int) *taskRun {
@@ -20,7 +25,6 @@ func task(n int) *taskRun {
 }
 
 func TestPickWorker(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	type setup func(ws map[string]*workerState, t *taskRun)
 	tests := []struct {
 		name    string
@@ -38,10 +42,10 @@ func TestPickWorker(t *testing.T) {
 			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].info.Draining = true }, want: "b"},
 		{name: "unverified workers are skipped", workers: []*workerState{worker("a", 8, 0), worker("b", 2, 1)},
 			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].unverified = true }, want: "b"},
-		{name: "excluded until later", workers: []*workerState{worker("a", 2, 0), worker("b", 2, 1)},
-			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].excluded = now.Add(time.Second) }, want: "b"},
-		{name: "exclusion over", workers: []*workerState{worker("a", 2, 0), worker("b", 2, 1)},
-			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].excluded = now }, want: "a"},
+		{name: "suspect workers are skipped", workers: []*workerState{worker("a", 2, 0), worker("b", 2, 1)},
+			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].suspect = true }, want: "b"},
+		{name: "no worker but a suspect one", workers: []*workerState{worker("a", 2, 0)},
+			setup: func(ws map[string]*workerState, _ *taskRun) { ws["a"].suspect = true }, want: ""},
 		{name: "never where the task runs already", workers: []*workerState{worker("a", 4, 0), worker("b", 4, 3)},
 			setup: func(ws map[string]*workerState, t *taskRun) { t.attempts[1] = &attemptRun{n: 1, worker: ws["a"]} }, want: "b"},
 		{name: "prefers workers where the task has not failed", workers: []*workerState{worker("a", 4, 0), worker("b", 4, 3)},
@@ -60,8 +64,15 @@ func TestPickWorker(t *testing.T) {
 				tc.setup(ws, tk)
 			}
 			// Map order varies: the choice must not.
+			var ix workerIndex
+			for _, w := range ws {
+				ix.update(w)
+			}
 			for range 20 {
-				got := pickWorker(ws, tk, now)
+				got := pickWorker(ws, tk)
+				if byIndex := ix.pick(tk); byIndex != got {
+					t.Fatalf("the index picked %v, pickWorker %v", byIndex, got)
+				}
 				switch {
 				case tc.want == "" && got != nil:
 					t.Fatalf("picked %s, want none", got.info.ID)
@@ -70,6 +81,67 @@ func TestPickWorker(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWorkerIndex: the leader's index of workers picks what pickWorker
+// picks, looking at every worker, through random changes of the workers'
+// load and state and random tasks.
+func TestWorkerIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ws := map[string]*workerState{}
+	var ix workerIndex
+	for i := range 200 {
+		w := worker(fmt.Sprintf("w%03d", i), 1+r.IntN(8), 0)
+		ws[w.info.ID] = w
+		ix.update(w)
+	}
+	ids := slices.Sorted(maps.Keys(ws))
+	for step := range 20000 {
+		w := ws[ids[r.IntN(len(ids))]]
+		switch r.IntN(6) {
+		case 0:
+			w.running = min(w.running+1, max(1, w.info.Parallelism))
+		case 1:
+			w.running = max(0, w.running-1)
+		case 2:
+			w.suspect = !w.suspect
+		case 3:
+			w.unverified = r.IntN(4) == 0
+		case 4:
+			w.info.Draining = r.IntN(8) == 0
+		case 5:
+			w.info.Parallelism = r.IntN(9)
+			w.running = min(w.running, max(1, w.info.Parallelism))
+		}
+		ix.update(w)
+		tk := task(step)
+		for n := range r.IntN(3) {
+			tk.attempts[n+1] = &attemptRun{n: n + 1, worker: ws[ids[r.IntN(len(ids))]]}
+		}
+		for range r.IntN(4) {
+			tk.failedOn[ids[r.IntN(len(ids))]] = true
+		}
+		if got, want := ix.pick(tk), pickWorker(ws, tk); got != want {
+			t.Fatalf("step %d: the index picked %v, pickWorker %v", step, got, want)
+		}
+		in := 0
+		for i, w := range ix.heap {
+			if w.pos != i || !w.available() {
+				t.Fatalf("step %d: worker %s at %d says %d, available %v", step, w.info.ID, i, w.pos, w.available())
+			}
+			if i > 0 && w.less(ix.heap[(i-1)/2]) {
+				t.Fatalf("step %d: heap order broken at %d", step, i)
+			}
+		}
+		for _, w := range ws {
+			if w.available() {
+				in++
+			}
+		}
+		if in != ix.len() {
+			t.Fatalf("step %d: %d workers available, %d in the index", step, in, ix.len())
+		}
 	}
 }
 

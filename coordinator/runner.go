@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
@@ -132,6 +133,23 @@ func (r *grpcRunner) RunTask(ctx context.Context, workerID, addr string, req *pb
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	return pb.NewWorkerServiceClient(c).RunTask(ctx, req)
+}
+
+// ProbeWorker asks the worker's gRPC health service whether it serves
+// WorkerService: a worker that answers SERVING takes tasks.
+func (r *grpcRunner) ProbeWorker(ctx context.Context, workerID, addr string) error {
+	c, err := r.conn(workerAddr{workerID, addr})
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "%v", err)
+	}
+	resp, err := healthpb.NewHealthClient(c).Check(ctx, &healthpb.HealthCheckRequest{Service: pb.WorkerService_ServiceDesc.ServiceName})
+	if err != nil {
+		return fmt.Errorf("worker %s: health check: %w", workerID, err)
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("worker %s: %v", workerID, st)
+	}
+	return nil
 }
 
 // forget closes the connections to a worker that left.

@@ -361,44 +361,25 @@ func (c *Coordinator) coordinators(ctx context.Context) []string {
 
 // progress counts a job's tasks from etcd.
 func (c *Coordinator) progress(ctx context.Context, rec *jobRecord) (*pb.JobProgress, error) {
+	var v *jobView
+	if rec.Final == nil && rec.State != statePending {
+		var err error
+		if v, _, err = c.readJobView(ctx, rec.ID); err != nil {
+			return nil, err
+		}
+	}
+	return c.progressOf(ctx, rec, v)
+}
+
+// progressOf is the progress of a job whose task and lease records v
+// holds (nil: none needed, the job is pending or finished).
+func (c *Coordinator) progressOf(ctx context.Context, rec *jobRecord, v *jobView) (*pb.JobProgress, error) {
 	p := &pb.JobProgress{TasksTotal: int32(rec.Tasks)}
 	if f := rec.Final; f != nil {
 		p.TasksDone, p.Attempts, p.Retries, p.Backups = int32(f.Done), int32(f.Attempts), int32(f.Retries), int32(f.Backups)
 		p.EventsRead, p.BytesRead = f.EventsRead, f.BytesRead
-	} else if rec.State != statePending {
-		resp, err := c.cli.Get(ctx, c.keys.Tasks(rec.ID), clientv3.WithPrefix())
-		if err != nil {
-			return nil, fmt.Errorf("coordinator: read tasks of %s: %w", rec.ID, err)
-		}
-		for _, kv := range resp.Kvs {
-			t, err := decode[taskRecord](kv.Value, "task")
-			if err != nil {
-				continue
-			}
-			switch t.State {
-			case taskDone:
-				p.TasksDone++
-				p.EventsRead += t.EventsRead
-				p.BytesRead += t.BytesRead
-			case taskRunning:
-				p.TasksRunning++
-			}
-			p.Attempts += int32(t.Attempts)
-			p.Retries += int32(t.Failures + t.Lost)
-			p.Backups += int32(t.Backups)
-		}
-		// At the same revision, so that tasks and leases agree.
-		lresp, err := c.cli.Get(ctx, c.keys.Leases(rec.ID), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
-		if err != nil {
-			return nil, fmt.Errorf("coordinator: read leases of %s: %w", rec.ID, err)
-		}
-		workers := map[string]bool{}
-		for _, kv := range lresp.Kvs {
-			if l, err := decode[leaseRecord](kv.Value, "lease"); err == nil {
-				workers[l.Worker] = true
-			}
-		}
-		p.Workers = int32(len(workers))
+	} else if rec.State != statePending && v != nil {
+		v.count(p)
 	}
 	p.TasksPending = max(0, p.TasksTotal-p.TasksDone-p.TasksRunning)
 	if !terminal(rec.State) {
@@ -409,6 +390,103 @@ func (c *Coordinator) progress(ctx context.Context, rec *jobRecord) (*pb.JobProg
 		p.ClusterWorkers = int32(wresp.Count)
 	}
 	return p, nil
+}
+
+// jobView is what a job's progress is counted from: its task records and
+// the workers of its attempt leases. A WatchJob stream reads it once and
+// then applies the changes its etcd watch delivers, so that an update
+// costs the records that changed, not every record of the job.
+type jobView struct {
+	tasks  map[string]taskCount // by key
+	leases map[string]string    // worker by lease key
+}
+
+// taskCount is what progress counts of a task record.
+type taskCount struct {
+	state                             string
+	attempts, failures, lost, backups int32
+	eventsRead, bytesRead             int64
+}
+
+// readJobView reads the task and lease records of a job at one revision,
+// which it returns.
+func (c *Coordinator) readJobView(ctx context.Context, id string) (*jobView, int64, error) {
+	v := &jobView{tasks: map[string]taskCount{}, leases: map[string]string{}}
+	resp, err := c.cli.Get(ctx, c.keys.Tasks(id), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("coordinator: read tasks of %s: %w", id, err)
+	}
+	for _, kv := range resp.Kvs {
+		v.putTask(kv.Key, kv.Value)
+	}
+	// At the same revision, so that tasks and leases agree.
+	rev := resp.Header.Revision
+	lresp, err := c.cli.Get(ctx, c.keys.Leases(id), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return nil, 0, fmt.Errorf("coordinator: read leases of %s: %w", id, err)
+	}
+	for _, kv := range lresp.Kvs {
+		v.putLease(kv.Key, kv.Value)
+	}
+	return v, rev, nil
+}
+
+func (v *jobView) putTask(key, value []byte) {
+	t, err := decode[taskRecord](value, "task")
+	if err != nil {
+		delete(v.tasks, string(key))
+		return
+	}
+	v.tasks[string(key)] = taskCount{
+		state: t.State, attempts: int32(t.Attempts), failures: int32(t.Failures), lost: int32(t.Lost), backups: int32(t.Backups),
+		eventsRead: t.EventsRead, bytesRead: t.BytesRead,
+	}
+}
+
+func (v *jobView) putLease(key, value []byte) {
+	if l, err := decode[leaseRecord](value, "lease"); err == nil {
+		v.leases[string(key)] = l.Worker
+	} else {
+		delete(v.leases, string(key))
+	}
+}
+
+// apply applies a change of a task record (tasks) or of an attempt lease.
+func (v *jobView) apply(ev *clientv3.Event, tasks bool) {
+	switch {
+	case tasks && ev.Type == clientv3.EventTypePut:
+		v.putTask(ev.Kv.Key, ev.Kv.Value)
+	case tasks:
+		// Task records are deleted only with the job's end, in the
+		// transaction that records its final counters: the job's record
+		// (its own watch) says what they were.
+	case ev.Type == clientv3.EventTypePut:
+		v.putLease(ev.Kv.Key, ev.Kv.Value)
+	default:
+		delete(v.leases, string(ev.Kv.Key))
+	}
+}
+
+// count adds up the view into p.
+func (v *jobView) count(p *pb.JobProgress) {
+	for _, t := range v.tasks {
+		switch t.state {
+		case taskDone:
+			p.TasksDone++
+			p.EventsRead += t.eventsRead
+			p.BytesRead += t.bytesRead
+		case taskRunning:
+			p.TasksRunning++
+		}
+		p.Attempts += t.attempts
+		p.Retries += t.failures + t.lost
+		p.Backups += t.backups
+	}
+	workers := make(map[string]bool, len(v.leases))
+	for _, w := range v.leases {
+		workers[w] = true
+	}
+	p.Workers = int32(len(workers))
 }
 
 func (c *Coordinator) jobStatus(ctx context.Context, rec *jobRecord) (*pb.Job, error) {
@@ -521,36 +599,47 @@ func (c *Coordinator) WatchJob(req *pb.WatchJobRequest, stream pb.CoordinatorSer
 
 var errWatchLost = status.Error(codes.Unavailable, "lost the etcd watch; watch again")
 
-// watchJob sends the job's status whenever it changes, until it is terminal.
+// watchJob sends the job's status whenever it changes, until it is
+// terminal. It reads the job's records once, then follows them with etcd
+// watches from that revision on: an update reads nothing but the count
+// of workers and the coordinators, however many tasks the job has.
 func (c *Coordinator) watchJob(ctx context.Context, id string, send func(*pb.WatchJobResponse) error) error {
 	rec, _, err := c.readJob(ctx, id)
 	if err != nil {
 		return err
 	}
-	// Watch from now, not from the record's revision, which compaction may
-	// have removed from etcd's history: the first status is read after.
-	now, err := c.cli.Get(ctx, c.keys.Job(id), clientv3.WithCountOnly())
+	// The tasks and leases at one revision, and the job at it too: the
+	// watches start from the revision after. Read now, not at the record's
+	// revision, which compaction may have removed from etcd's history.
+	v, rev, err := c.readJobView(ctx, rec.ID)
+	if err != nil {
+		return err
+	}
+	jresp, err := c.cli.Get(ctx, c.keys.Job(rec.ID), clientv3.WithRev(rev))
 	if err != nil {
 		return fmt.Errorf("coordinator: watch job %s: %w", id, err)
 	}
-	rev := now.Header.Revision
+	if len(jresp.Kvs) == 0 {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	}
+	if rec, err = decode[jobRecord](jresp.Kvs[0].Value, "job "+id); err != nil {
+		return err
+	}
 	wctx := clientv3.WithRequireLeader(ctx)
 	jobCh := c.cli.Watch(wctx, c.keys.Job(rec.ID), clientv3.WithRev(rev+1))
 	taskCh := c.cli.Watch(wctx, c.keys.Tasks(rec.ID), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	leaseCh := c.cli.Watch(wctx, c.keys.Leases(rec.ID), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
 	var last time.Time
 	dirty := true
 	for {
 		if since := time.Since(last); (dirty && since >= watchInterval) || since >= watchRefresh {
-			if rec, _, err = c.readJob(ctx, rec.ID); err != nil {
-				return err
-			}
-			j, err := c.jobStatus(ctx, rec)
+			p, err := c.progressOf(ctx, rec, v)
 			if err != nil {
 				return err
 			}
-			if err := send(&pb.WatchJobResponse{Job: j}); err != nil {
+			if err := send(&pb.WatchJobResponse{Job: rec.toPB(p, c.coordinators(ctx))}); err != nil {
 				return err
 			}
 			if terminal(rec.State) {
@@ -565,10 +654,31 @@ func (c *Coordinator) watchJob(ctx context.Context, id string, send func(*pb.Wat
 			if !ok || wr.Err() != nil {
 				return errWatchLost
 			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut {
+					return fmt.Errorf("%w: %s (its record was deleted)", ErrJobNotFound, id)
+				}
+				next, err := decode[jobRecord](ev.Kv.Value, "job "+id)
+				if err != nil {
+					return err
+				}
+				rec = next
+			}
 			dirty = true
 		case wr, ok := <-taskCh:
 			if !ok || wr.Err() != nil {
 				return errWatchLost
+			}
+			for _, ev := range wr.Events {
+				v.apply(ev, true)
+			}
+			dirty = true
+		case wr, ok := <-leaseCh:
+			if !ok || wr.Err() != nil {
+				return errWatchLost
+			}
+			for _, ev := range wr.Events {
+				v.apply(ev, false)
 			}
 			dirty = true
 		case <-tick.C:

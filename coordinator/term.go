@@ -21,7 +21,7 @@ import (
 
 const (
 	tickInterval   = 250 * time.Millisecond
-	excludeFor     = 3 * time.Second // a worker that answered Unavailable gets no task this long
+	excludeFor     = 3 * time.Second // a suspect worker gets no task this long, if it cannot be probed
 	maxBackups     = 3               // backup attempts per task
 	etcdOpTimeout  = 10 * time.Second
 	cleanupTimeout = time.Minute
@@ -42,8 +42,10 @@ type term struct {
 	fatal     error
 
 	workers map[string]*workerState
-	jobs    map[string]*jobRun
-	order   []string // job ids, oldest first
+	// idx orders the workers that may take a new attempt (placement.go).
+	idx   workerIndex
+	jobs  map[string]*jobRun
+	order []string // job ids, oldest first
 	// gone holds, for jobs this term finished and forgot, the revision of
 	// their last record, until the jobs watch has delivered it: an older
 	// event of such a job that arrives later is its own past, not news.
@@ -54,6 +56,12 @@ type term struct {
 	// plans hands the first of them to the next planner free.
 	loads []*jobRun
 	plans chan loadReq
+	// pending are the writes queued for the next batch (writes.go);
+	// writing tells whether a batch is being committed, whose result
+	// comes on written.
+	pending []*write
+	writing bool
+	written chan writeResult
 	// observed is when observe last set the cluster's gauges.
 	observed time.Time
 }
@@ -69,6 +77,7 @@ func newTerm(c *Coordinator, ses *concurrency.Session, leaderKey string, leaderR
 		leaderCmp: clientv3.Compare(clientv3.CreateRevision(leaderKey), "=", leaderRev),
 		events:    make(chan func(), 256),
 		plans:     make(chan loadReq),
+		written:   make(chan writeResult, 1),
 		workers:   make(map[string]*workerState),
 		jobs:      make(map[string]*jobRun),
 		gone:      make(map[string]int64),
@@ -128,7 +137,8 @@ func (tm *term) run(ctx context.Context) error {
 	wctx := clientv3.WithRequireLeader(ctx)
 	wch := cli.Watch(wctx, keys.Workers(), clientv3.WithPrefix(), clientv3.WithRev(wresp.Header.Revision+1))
 	jch := cli.Watch(wctx, keys.Jobs(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
-	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1))
+	// Only deletions: the leader writes every attempt lease itself.
+	lch := cli.Watch(wctx, keys.AllLeases(), clientv3.WithPrefix(), clientv3.WithRev(jresp.Header.Revision+1), clientv3.WithFilterPut())
 	if err := tm.reconcileActive(jresp.Kvs, jresp.Header.Revision); err != nil {
 		return err
 	}
@@ -143,6 +153,7 @@ func (tm *term) run(ctx context.Context) error {
 	for tm.fatal == nil {
 		tm.applyCancels()
 		tm.dispatch()
+		tm.startWrites()
 		if tm.fatal != nil {
 			break
 		}
@@ -161,6 +172,8 @@ func (tm *term) run(ctx context.Context) error {
 			tm.loads = tm.loads[1:]
 		case f := <-tm.events:
 			f()
+		case r := <-tm.written:
+			tm.onWritten(r)
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				return watchEnded("workers", wr.Err())
@@ -196,7 +209,6 @@ func (tm *term) run(ctx context.Context) error {
 				}
 			}
 		case now := <-tick.C:
-			tm.reconcile()
 			tm.backups()
 			tm.observe(now)
 		}
@@ -216,6 +228,10 @@ func (tm *term) txn(conds []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
 }
 
 func (tm *term) txnResp(conds []clientv3.Cmp, ops, elseOps []clientv3.Op) (*clientv3.TxnResponse, error) {
+	if tm.fatal != nil {
+		return nil, tm.fatal
+	}
+	tm.flush() // the writes decided before this one go first
 	if tm.fatal != nil {
 		return nil, tm.fatal
 	}

@@ -3,9 +3,11 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -20,12 +22,33 @@ type workerState struct {
 	lease     clientv3.LeaseID
 	createRev int64
 	running   int
-	excluded  time.Time // no new task before this
+	// attempts are the attempts running on it, each with its job and
+	// task: what is lost when it leaves.
+	attempts map[*attemptRun]attemptOf
+	// suspect: a call to it failed; no new task until it answers a
+	// probe or writes its registration again (suspectWorker).
+	suspect bool
+	probes  int // probes started: a result of an older one is stale
+	// pos is its place in the term's workerIndex; -1 when out of it.
+	pos int
+	// gone: the term forgot it (removeWorker); what still refers to it
+	// (attempts ending) cannot put it back in the index.
+	gone bool
 	// unverified: the registration's address has not yet proved the
 	// worker's identity (verifyWorker); no new task until it has.
 	unverified bool
 	checks     int    // verifications started: a result of an older one is stale
 	verifyErr  string // the last failed verification, logged when it changes
+}
+
+// attemptOf is the job and task of a running attempt.
+type attemptOf struct {
+	j *jobRun
+	t *taskRun
+}
+
+func newWorkerState(info cluster.WorkerInfo, lease clientv3.LeaseID, createRev int64) *workerState {
+	return &workerState{info: info, lease: lease, createRev: createRev, attempts: map[*attemptRun]attemptOf{}, pos: -1}
 }
 
 func (w *workerState) free() int { return max(1, w.info.Parallelism) - w.running }
@@ -48,17 +71,23 @@ func (tm *term) putWorker(kv *mvccpb.KeyValue) {
 		if w.createRev == kv.CreateRevision {
 			moved := w.info.Addr != info.Addr
 			w.info = *info // e.g. draining now
+			if w.suspect {
+				// It wrote its registration: it is alive.
+				tm.clearSuspect(w, "it wrote its registration again")
+			}
 			if moved {
 				tm.verifyWorker(w)
 			}
+			tm.idx.update(w)
 			return
 		}
 		tm.removeWorker(id, "it registered again")
 	}
-	w := &workerState{info: *info, lease: clientv3.LeaseID(kv.Lease), createRev: kv.CreateRevision}
+	w := newWorkerState(*info, clientv3.LeaseID(kv.Lease), kv.CreateRevision)
 	tm.workers[id] = w
 	tm.c.logger.Info("worker joined", "worker", id, "addr", info.Addr, "parallelism", info.Parallelism)
 	tm.verifyWorker(w)
+	tm.idx.update(w)
 }
 
 // Verification of a worker's identity (with mutual TLS).
@@ -81,6 +110,7 @@ func (tm *term) verifyWorker(w *workerState) {
 		return
 	}
 	w.unverified = true
+	tm.idx.update(w)
 	w.checks++
 	check, id, addr := w.checks, w.info.ID, w.info.Addr
 	tm.spawn(func() {
@@ -101,6 +131,7 @@ func (tm *term) onVerified(w *workerState, check int, err error) {
 			tm.c.logger.Info("worker verified: it gets tasks now", "worker", w.info.ID, "addr", w.info.Addr)
 		}
 		w.unverified, w.verifyErr = false, ""
+		tm.idx.update(w)
 		return
 	}
 	if msg := err.Error(); msg != w.verifyErr {
@@ -122,30 +153,112 @@ func (tm *term) onVerified(w *workerState, check int, err error) {
 	})
 }
 
-// removeWorker forgets a worker and loses its attempts.
+// removeWorker forgets a worker and loses its attempts: O(its attempts).
 func (tm *term) removeWorker(id, why string) {
 	w := tm.workers[id]
 	if w == nil {
 		return
 	}
 	delete(tm.workers, id)
+	w.gone = true
+	tm.idx.remove(w)
 	tm.c.logger.Info("worker left", "worker", id, "why", why)
-	for _, jid := range slices.Clone(tm.order) {
-		j := tm.jobs[jid]
-		if j == nil {
-			continue
-		}
-		for _, t := range j.tasks {
-			for _, a := range t.attempts {
-				if a.worker == w {
-					tm.lose(j, t, a, fmt.Sprintf("worker %s left: %s", id, why))
-				}
-			}
+	lost := make([]*attemptRun, 0, len(w.attempts))
+	for a := range w.attempts {
+		lost = append(lost, a)
+	}
+	// In the order of jobs and tasks, so that their retries queue in it.
+	slices.SortFunc(lost, func(a, b *attemptRun) int {
+		x, y := w.attempts[a], w.attempts[b]
+		return cmp.Or(strings.Compare(x.j.rec.ID, y.j.rec.ID), cmp.Compare(x.t.n, y.t.n), cmp.Compare(a.n, b.n))
+	})
+	for _, a := range lost {
+		of, ok := w.attempts[a]
+		switch {
+		case !ok || tm.jobs[of.j.rec.ID] != of.j:
+		case !a.recorded:
+			// Launched, not yet recorded: its record will be refused
+			// (the worker's registration or lease is gone), and it never
+			// ran. Taken back, it is no loss.
+			tm.unlaunch(of.j, of.t, a)
+		default:
+			tm.lose(of.j, of.t, a, fmt.Sprintf("worker %s left: %s", id, why))
 		}
 	}
 	if tm.c.grpcRun != nil {
 		tm.c.grpcRun.forget(w.info.ID)
 	}
+}
+
+// suspectProbe is how long after a failed call, or a failed probe, a
+// suspect worker is probed (again); excludeFor, how long a suspect worker
+// stays out when the runner cannot probe workers.
+const suspectProbe = 500 * time.Millisecond
+
+// workerProber is a TaskRunner that can tell whether a worker answers
+// (grpcRunner: the worker's gRPC health service says it serves).
+type workerProber interface {
+	ProbeWorker(ctx context.Context, workerID, addr string) error
+}
+
+// suspectWorker stops new tasks to w at once after a call to it failed as
+// if it were gone (Unavailable): a worker that died keeps its lease, and
+// its registration, for up to the worker TTL, and every task given to it
+// meanwhile would be lost as well. It gets tasks again once it answers a
+// probe, or writes its registration again; its lease expiring removes it.
+func (tm *term) suspectWorker(w *workerState, why string) {
+	if tm.workers[w.info.ID] != w || w.suspect {
+		return
+	}
+	w.suspect = true
+	tm.idx.update(w)
+	tm.c.metrics.suspects.Inc()
+	tm.c.logger.Info("worker suspect: no new task until it answers", "worker", w.info.ID, "why", why)
+	tm.probeWorker(w)
+}
+
+// probeWorker probes a suspect worker after suspectProbe.
+func (tm *term) probeWorker(w *workerState) {
+	w.probes++
+	probe, id, addr := w.probes, w.info.ID, w.info.Addr
+	p, _ := tm.c.runner.(workerProber)
+	tm.spawn(func() {
+		t := time.NewTimer(suspectProbe)
+		if p == nil {
+			t.Reset(excludeFor)
+		}
+		select {
+		case <-t.C:
+		case <-tm.ctx.Done():
+			t.Stop()
+			return
+		}
+		var err error
+		if p != nil {
+			ctx, cancel := context.WithTimeout(tm.ctx, verifyTimeout)
+			err = p.ProbeWorker(ctx, id, addr)
+			cancel()
+		}
+		tm.post(func() {
+			if tm.workers[id] != w || !w.suspect || w.probes != probe {
+				return // gone, cleared, or probed anew since
+			}
+			if err != nil {
+				tm.c.logger.Debug("suspect worker does not answer", "worker", id, "err", err)
+				tm.probeWorker(w)
+				return
+			}
+			tm.clearSuspect(w, "it answers")
+		})
+	})
+}
+
+// clearSuspect gives a suspect worker tasks again.
+func (tm *term) clearSuspect(w *workerState, why string) {
+	w.suspect = false
+	w.probes++ // a probe in flight is stale
+	tm.idx.update(w)
+	tm.c.logger.Info("worker no longer suspect", "worker", w.info.ID, "why", why)
 }
 
 // onLeaseDeleted handles a vanished attempt lease: the worker's lease
@@ -162,23 +275,5 @@ func (tm *term) onLeaseDeleted(key string) {
 	t := j.tasks[n]
 	if a := t.attempts[attempt]; a != nil {
 		tm.lose(j, t, a, fmt.Sprintf("attempt %d: worker %s lost its lease", attempt, a.worker.info.ID))
-	}
-}
-
-// reconcile loses attempts whose worker is gone: a safety net under the
-// lease watch.
-func (tm *term) reconcile() {
-	for _, id := range slices.Clone(tm.order) {
-		j := tm.jobs[id]
-		if j == nil {
-			continue
-		}
-		for _, t := range j.tasks {
-			for _, a := range t.attempts {
-				if tm.workers[a.worker.info.ID] != a.worker {
-					tm.lose(j, t, a, fmt.Sprintf("attempt %d: worker %s is gone", a.n, a.worker.info.ID))
-				}
-			}
-		}
 	}
 }
