@@ -134,7 +134,7 @@ func (h *harness) shape(ctx context.Context, d *dataset, cs []*contender) []Resu
 				continue
 			}
 			t.peak = max(t.peak, m.MaxRSS)
-			if o.note != "" {
+			if o.note != "" && !strings.Contains(t.res.Note, o.note) {
 				t.res.Note += "; " + o.note
 			}
 			if t.c.session {
