@@ -19,6 +19,16 @@ VENV=$STATE/bench-venv
 log() { printf '[bench-setup] %s\n' "$*" >&2; }
 die() { printf '[bench-setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# apt_install PKG...: Debian packages, as root or through non-interactive sudo
+apt_install() {
+  local sudo=()
+  [[ $EUID -eq 0 ]] || sudo=(sudo -n)
+  log "apt-get install $*"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
+    die "apt-get install $* failed"
+}
+
 mkdir -p "$STATE/logs" "$CACHE/bench"
 
 java_home=$("$HERE/../../deploy/local/stack.sh" java-home) || die "no Java 17+"
@@ -26,7 +36,8 @@ java_home=$("$HERE/../../deploy/local/stack.sh" java-home) || die "no Java 17+"
 want=$(sha256sum <"$REQ" | cut -c1-64)
 if ! [[ -x $VENV/bin/python && -f $VENV/.requirements && $(<"$VENV/.requirements") == "$want" ]]; then
   log "installing $REQ into $VENV (a few minutes: pyspark is large)"
-  python3 -c 'import venv, ensurepip' 2>/dev/null || die "python3 with venv needed (apt-get install python3-venv)"
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" >"$STATE/logs/bench-venv.log" 2>&1 \
@@ -38,7 +49,7 @@ IFS=: read -r group artifact version <<<"$ICEBERG_SPARK"
 jar=$CACHE/bench/$artifact-$version.jar
 if [[ ! -s $jar ]]; then
   log "fetching $ICEBERG_SPARK from Maven Central"
-  command -v mvn >/dev/null || die "mvn needed (apt-get install maven)"
+  command -v mvn >/dev/null || apt_install maven
   JAVA_HOME=$java_home mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$MAVEN_REPO" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy -Dartifact="$ICEBERG_SPARK" \
     -DoutputDirectory="$CACHE/bench" >"$STATE/logs/bench-jar.log" 2>&1 \
