@@ -115,7 +115,6 @@ func (h *harness) shape(ctx context.Context, d *dataset, cs []*contender) []Resu
 			t.fail(h, err)
 			continue
 		}
-		t := t
 		teardowns = append(teardowns, func() { t.peak = td() })
 	}
 	var reference []Row
