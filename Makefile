@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 40m
 # Sourced before tests and the demo: the endpoints of the local stack.
 WITH_STACK   := set -a; . $(STATE)/env; set +a;
 
-.PHONY: all build test test-short bench demo demo-down dev-up dev-down lint fuzz proto tidy-check clean rules
+.PHONY: all build test test-short bench bench-compare demo demo-down dev-up dev-down lint fuzz proto tidy-check clean rules
 
 all: build
 
@@ -59,6 +59,27 @@ CHAOS_OUT     ?= chaos-report.md
 chaos: dev-up build
 	$(WITH_STACK) CHAOS_MINUTES='$(CHAOS_MINUTES)' CHAOS_SEED='$(CHAOS_SEED)' CHAOS_CLASSES='$(CHAOS_CLASSES)' \
 		$(GO) run ./cmd/chaos --bin $(BIN) --stack $(STACK) --out '$(CHAOS_OUT)'
+
+## bench-compare: the aggregation job side by side with PySpark (cold and warm),
+## DuckDB, Polars and chDB on the same generated Iceberg table, after checking
+## that each gives clickstream's rows; plus the read-only floors. Installs its
+## Python engines and the Iceberg Spark jar itself (bench/compare/setup.sh).
+## Needs no running stack. Writes a table to stdout, BENCH_OUT/compare.json and
+## PNG plots in BENCH_PLOTS. BENCH_EVENTS (10 M), BENCH_SHAPES (heavy,light),
+## BENCH_USERS, BENCH_ROUNDS (3), BENCH_DIR, BENCH_CONTENDERS (see bench/compare).
+BENCH_EVENTS ?= 10000000
+BENCH_ROUNDS ?= 3
+BENCH_SHAPES ?= heavy,light
+BENCH_DIR    ?= bench/out/data
+BENCH_OUT    ?= bench/out
+BENCH_PLOTS  ?= docs/bench
+bench-compare: build
+	@setup=$$(bench/compare/setup.sh) || exit 1; eval "$$setup"; \
+	$(GO) build -o bin/bench-compare ./bench/compare && $(GO) build -o bin/bench-rusage ./bench/compare/rusage && \
+	BENCH_PYTHON="$$BENCH_PYTHON" BENCH_SPARK_JAR="$$BENCH_SPARK_JAR" BENCH_JAVA_HOME="$$BENCH_JAVA_HOME" \
+	BENCH_EVENTS='$(BENCH_EVENTS)' BENCH_ROUNDS='$(BENCH_ROUNDS)' BENCH_SHAPES='$(BENCH_SHAPES)' \
+	BENCH_DIR='$(BENCH_DIR)' BENCH_OUT='$(BENCH_OUT)' BENCH_PLOTS='$(BENCH_PLOTS)' \
+	bin/bench-compare --bin $(BIN)
 
 ## demo: the pipeline end to end on the local stack.
 demo: dev-up build

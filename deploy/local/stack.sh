@@ -9,6 +9,7 @@
 #   stack.sh env                     print (and rewrite) $STATE/env: export lines for the services that are up
 #   stack.sh logs [-f] SVC           last lines (LINES=200) of a service's log, -f to follow
 #   stack.sh tools                   install the test tools only (promtool, chromium, the Iceberg readers; `up` installs them too)
+#   stack.sh java-home               print the Java 17+ home the stack uses, installing one if none (make bench-compare's Spark)
 #
 # Services: kafka s3 es etcd pg (default: all). Works as root (CI) or as a normal user (apt via sudo).
 # Downloads: ${CLICKSTREAM_CACHE:-~/.cache/clickstream}; data, logs, pids: ${CLICKSTREAM_STATE:-~/.local/state/clickstream}.
@@ -1109,6 +1110,7 @@ main() {
     env) mkdir -p "$STATE/run"; write_env; cat "$STATE/env" ;;
     logs) cmd_logs "$@" ;;
     tools) init_dirs; install_tools; install_readers; write_env ;;
+    java-home) java_home_for 17 >/dev/null || apt_install openjdk-17-jre-headless; java17; echo "$JAVA17" ;;
     -h|--help|help) usage 0 ;;
     *) usage 2 >&2 ;;
   esac
