@@ -31,6 +31,7 @@ type taskRun struct {
 	attempts map[int]*attemptRun // running ones
 	failedOn map[string]bool     // workers where an attempt failed
 	queued   bool
+	backoff  bool // waiting out RetryBackoff before it is queued again
 }
 
 // attemptRun is one running attempt of a task on a worker.
@@ -320,7 +321,36 @@ func (tm *term) failAttempt(j *jobRun, t *taskRun, a *attemptRun, why string) {
 		tm.endJob(j, stateFailed, fmt.Sprintf("task %d (bucket %d) failed %d times; last error: %s", t.n, t.pt.Bucket, t.rec.Failures, why))
 		return
 	}
+	if d := retryBackoff(tm.c.cfg.RetryBackoff, t.rec.Failures); d > 0 && len(t.attempts) == 0 {
+		// Not queued again until the backoff is over.
+		t.backoff = true
+		tm.spawn(func() {
+			timer := time.NewTimer(d)
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+				tm.post(func() {
+					t.backoff = false
+					if tm.jobs[j.rec.ID] == j && len(t.attempts) == 0 {
+						j.enqueue(t)
+					}
+				})
+			case <-tm.ctx.Done():
+			}
+		})
+	}
 	tm.retry(j, t, a)
+}
+
+// retryBackoff is the wait before a task runs again after its
+// failures-th failed attempt: base, doubled for each failure before, up
+// to maxRetryBackoff.
+func retryBackoff(base time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < maxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxRetryBackoff)
 }
 
 // retry records an ended attempt and queues its task again unless another
@@ -335,7 +365,7 @@ func (tm *term) retry(j *jobRun, t *taskRun, a *attemptRun) {
 		ops:  []clientv3.Op{clientv3.OpDelete(leaseKey), clientv3.OpPut(taskKey, encode(t.rec))},
 		keys: []string{leaseKey, taskKey},
 	})
-	if len(t.attempts) == 0 {
+	if len(t.attempts) == 0 && !t.backoff {
 		j.enqueue(t)
 	}
 }

@@ -28,6 +28,9 @@ const (
 	DefaultDataDir      = "clickstream-etcd"
 	DefaultMaxAttempts  = 3
 	DefaultMaxLost      = 10
+	DefaultRetryBackoff = time.Second
+	// maxRetryBackoff caps RetryBackoff's doubling.
+	maxRetryBackoff     = 30 * time.Second
 	DefaultTaskTimeout  = time.Hour
 	DefaultJobRetention = 30 * 24 * time.Hour
 	// minVacuumAge bounds --vacuum-min-age from below.
@@ -81,6 +84,12 @@ type Config struct {
 	// MaxLost bounds the attempts of a task lost with their worker (dead,
 	// unreachable, shutting down) before the job fails.
 	MaxLost int
+	// RetryBackoff is how long a task whose attempt failed waits before it
+	// runs again, doubling with each further failure (up to
+	// maxRetryBackoff): a store or a worker that comes back within seconds
+	// (a restart) costs the job time, not its attempts. Lost attempts are
+	// retried at once, elsewhere.
+	RetryBackoff time.Duration
 	// TaskTimeout bounds one attempt of a task: a worker that is alive but
 	// stuck (a hung store read, a wedged process) fails the attempt after
 	// it, and the task runs again elsewhere; 0 means no bound.
@@ -199,6 +208,7 @@ func NewConfig() Config {
 		SessionTimeout:      aggregate.DefaultSessionTimeout,
 		MaxAttempts:         DefaultMaxAttempts,
 		MaxLost:             DefaultMaxLost,
+		RetryBackoff:        DefaultRetryBackoff,
 		TaskTimeout:         DefaultTaskTimeout,
 		JobRetention:        DefaultJobRetention,
 		VacuumMinAge:        lake.DefaultVacuumMinAge,
@@ -240,6 +250,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max lost attempts %d < 1", ErrConfig, c.MaxLost)
 	case c.TaskTimeout < 0:
 		return fmt.Errorf("%w: negative task timeout", ErrConfig)
+	case c.RetryBackoff < 0 || c.RetryBackoff > maxRetryBackoff:
+		return fmt.Errorf("%w: retry backoff %v: want 0 to %v", ErrConfig, c.RetryBackoff, maxRetryBackoff)
 	case c.JobRetention < 0:
 		return fmt.Errorf("%w: negative job retention", ErrConfig)
 	case c.VacuumEvery < 0:
@@ -387,6 +399,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "default session timeout of jobs")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "failed attempts of a task before its job fails")
 	fs.IntVar(&c.MaxLost, "max-lost", c.MaxLost, "attempts of a task lost with their worker before its job fails")
+	fs.DurationVar(&c.RetryBackoff, "retry-backoff", c.RetryBackoff, "wait before running a task again after a failed attempt, doubling with each further failure (up to 30s)")
 	fs.DurationVar(&c.TaskTimeout, "task-timeout", c.TaskTimeout, "longest an attempt of a task may run before it fails and the task runs again (0: no limit)")
 	fs.DurationVar(&c.WorkerTTL, "worker-ttl", c.WorkerTTL, "registration lease TTL of workers: how fast a dead worker's tasks move")
 	fs.DurationVar(&c.LeaderTTL, "leader-ttl", c.LeaderTTL, "election lease TTL: how fast a standby replaces a dead leader")

@@ -904,3 +904,50 @@ func TestSuspectWorkerBackOnRegistration(t *testing.T) {
 		t.Fatalf("registered again: %v; calls to the suspect worker: %d", registered.Load(), flaky.calls.Load())
 	}
 }
+
+// TestRetryBackoff: a task whose attempt failed runs again only after the
+// backoff, doubling with each failure (a store restarting within seconds
+// costs time, not the job); the doubling stops at its cap.
+func TestRetryBackoff(t *testing.T) {
+	const backoff = 300 * time.Millisecond
+	h := newHarness(t, 2, 20, 200)
+	var mu sync.Mutex
+	var calls []time.Time // bucket 1's attempts
+	h.worker("a", 2, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if req.GetBucket() == 1 {
+			mu.Lock()
+			calls = append(calls, time.Now())
+			n := len(calls)
+			mu.Unlock()
+			if n <= 2 {
+				return nil, status.Error(codes.Unknown, "store restarting")
+			}
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(func(cfg *Config) { cfg.RetryBackoff = backoff }))
+	j := h.run(cl, h.spec())
+	h.checkResult(j)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 3 {
+		t.Fatalf("%d attempts of bucket 1, want 3", len(calls))
+	}
+	if gap := calls[1].Sub(calls[0]); gap < backoff {
+		t.Errorf("second attempt %v after the first, want at least %v", gap, backoff)
+	}
+	if gap := calls[2].Sub(calls[1]); gap < 2*backoff {
+		t.Errorf("third attempt %v after the second, want at least %v", gap, 2*backoff)
+	}
+	for _, c := range []struct {
+		failures int
+		want     time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {6, 30 * time.Second}, {60, 30 * time.Second}} {
+		if got := retryBackoff(time.Second, c.failures); got != c.want {
+			t.Errorf("retryBackoff(1s, %d) = %v, want %v", c.failures, got, c.want)
+		}
+	}
+	if got := retryBackoff(0, 3); got != 0 {
+		t.Errorf("retryBackoff(0, 3) = %v, want 0", got)
+	}
+}
