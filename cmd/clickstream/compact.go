@@ -110,10 +110,7 @@ func (u tableUpkeep) maintenance() (m coordinator.Maintenance, ok bool) {
 				break
 			}
 		}
-		if err := icetable.ExpireTables(ctx, cat, u.retention); err != nil {
-			return err
-		}
-		orph, err := icetable.RemoveOrphans(ctx, cat, u.minAge, false)
+		orph, err := icetable.VacuumTables(ctx, cat, u.retention, u.minAge, false)
 		if orph.Deleted > 0 {
 			log.Info("deleted the tables' files no snapshot references", "files", orph.Deleted, "bytes", orph.Bytes)
 		}

@@ -73,12 +73,7 @@ func vacuumTables(cmd *cobra.Command, tf *tableFlags, retention, minAge time.Dur
 		return err
 	}
 	defer icetable.Close(cat)
-	if !dryRun {
-		if err := icetable.ExpireTables(ctx, cat, retention); err != nil {
-			return err
-		}
-	}
-	orph, err := icetable.RemoveOrphans(ctx, cat, minAge, dryRun)
+	orph, err := icetable.VacuumTables(ctx, cat, retention, minAge, dryRun)
 	if dryRun {
 		for _, f := range orph.Listed {
 			fmt.Fprintln(stdout, f)

@@ -156,19 +156,37 @@ func snapshotFiles(s *table.Snapshot, fs iceio.IO, sf specFields, root string, p
 		if m.ManifestContent() != iceberg.ManifestContentData || !pick(m) {
 			continue
 		}
-		for e, err := range m.Entries(fs, true) {
-			if err != nil {
-				return nil, fmt.Errorf("snapshot %d: manifest %s: %w", s.SnapshotID, m.FilePath(), err)
-			}
-			if added && e.Status() != iceberg.EntryStatusADDED {
-				continue
-			}
-			f, err := lakeFile(e.DataFile(), sf, strings.TrimPrefix(e.DataFile().FilePath(), root))
-			if err != nil {
-				return nil, fmt.Errorf("snapshot %d: %w", s.SnapshotID, err)
-			}
-			out = append(out, f)
+		files, err := manifestFiles(m, fs, sf, root, added)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %d: %w", s.SnapshotID, err)
 		}
+		out = append(out, files...)
+	}
+	return out, nil
+}
+
+// manifestFiles returns the live data files of data manifest m as the
+// lake describes them (lakeFile), keyed relative to the lake's root; with
+// added, only the entries m added. A file outside the lake is an error.
+func manifestFiles(m iceberg.ManifestFile, fs iceio.IO, sf specFields, root string, added bool) ([]lake.DataFile, error) {
+	var out []lake.DataFile
+	for e, err := range m.Entries(fs, true) {
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", m.FilePath(), err)
+		}
+		if added && e.Status() != iceberg.EntryStatusADDED {
+			continue
+		}
+		path := e.DataFile().FilePath()
+		key, ok := strings.CutPrefix(path, root)
+		if !ok {
+			return nil, fmt.Errorf("table file %s is not in the lake %s", path, root)
+		}
+		f, err := lakeFile(e.DataFile(), sf, key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }

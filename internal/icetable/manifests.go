@@ -119,20 +119,10 @@ func planFiles(ctx context.Context, tbl *table.Table, src lake.Store, snapshot i
 		}
 		files, ok := cache.get(m.FilePath())
 		if !ok {
-			for e, err := range m.Entries(fs, true) {
-				if err != nil {
-					return nil, fmt.Errorf("icetable: plan: manifest %s: %w", m.FilePath(), err)
-				}
-				f, err := lakeFile(e.DataFile(), sf, strings.TrimPrefix(e.DataFile().FilePath(), root))
-				if err != nil {
-					return nil, fmt.Errorf("icetable: plan: %w", err)
-				}
-				if f.Key == e.DataFile().FilePath() {
-					return nil, fmt.Errorf("icetable: plan: table file %s is not in the lake %s", f.Key, src.URI())
-				}
-				files = append(files, f)
+			if files, err = manifestFiles(m, fs, sf, root, false); err != nil {
+				return nil, fmt.Errorf("icetable: plan: %w", err)
 			}
-			cache.put(m.FilePath(), slices.Clip(files))
+			cache.put(m.FilePath(), files)
 		}
 		for _, f := range files {
 			if f.MaxTs >= fromMs && f.MinTs < toMs {

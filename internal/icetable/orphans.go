@@ -53,6 +53,18 @@ func RemoveOrphans(ctx context.Context, cat catalog.Catalog, minAge time.Duratio
 	return out, nil
 }
 
+// VacuumTables is the tables' part of vacuum: it expires the snapshots
+// of every table older than retention (unless dryRun), then removes the
+// files none of the remaining snapshots references (RemoveOrphans).
+func VacuumTables(ctx context.Context, cat catalog.Catalog, retention, minAge time.Duration, dryRun bool) (Orphans, error) {
+	if !dryRun {
+		if err := ExpireTables(ctx, cat, retention); err != nil {
+			return Orphans{}, err
+		}
+	}
+	return RemoveOrphans(ctx, cat, minAge, dryRun)
+}
+
 func removeOrphansUnder(ctx context.Context, tbl *table.Table, location string, minAge time.Duration, dryRun bool, out *Orphans) error {
 	res, err := tbl.DeleteOrphanFiles(ctx, table.WithLocation(location), table.WithFilesOlderThan(minAge), table.WithDryRun(dryRun))
 	if errors.Is(err, fs.ErrNotExist) {
