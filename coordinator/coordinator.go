@@ -338,7 +338,9 @@ func (c *Coordinator) output(ctx context.Context, uri string) (lake.Store, error
 // embedded one when cfg.Etcd is empty), serves the web UI, /metrics,
 // /healthz and /readyz (following Ready) on cfg.HTTPAddr() when set, and
 // closes everything in reverse order on the way out: the coordinator, the
-// HTTP server, the etcd client, the embedded etcd.
+// HTTP server, the etcd client, the embedded etcd. The coordinator's API
+// address is bound before the HTTP one: an HTTP address of port 0 must not
+// be given the port the API was told to serve on.
 func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -366,10 +368,13 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	if err != nil {
 		return err
 	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
 	if addr := cfg.HTTPAddr(); addr != "" {
 		h, err := c.UI()
 		if err != nil {
-			return err
+			return errors.Join(err, c.Close())
 		}
 		opts := obs.Options{Mount: h.Mount}
 		if c.tls != nil {
@@ -377,14 +382,11 @@ func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 		}
 		hsrv, err := obs.StartWith(addr, cfg.Pprof, obs.Gatherer(reg), logger, opts)
 		if err != nil {
-			return fmt.Errorf("coordinator: %w", err)
+			return errors.Join(fmt.Errorf("coordinator: %w", err), c.Close())
 		}
 		defer hsrv.Close()
 		hsrv.AddCheck("coordinator", c.Ready)
 		logger.Info("serving the web UI", "url", uiURL(hsrv.Addr(), c.tls != nil))
-	}
-	if err := c.Start(ctx); err != nil {
-		return err
 	}
 	select {
 	case <-ctx.Done():

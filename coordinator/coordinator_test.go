@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -26,6 +28,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/obs"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -949,5 +952,28 @@ func TestRetryBackoff(t *testing.T) {
 	}
 	if got := retryBackoff(0, 3); got != 0 {
 		t.Errorf("retryBackoff(0, 3) = %v, want 0", got)
+	}
+}
+
+// TestRunBindsTheAPIFirst: Run binds the coordinator's API address before
+// its HTTP one, so that an HTTP address of port 0 is never handed the
+// port the API was told to serve on: given the same address for both, it
+// is the HTTP server that cannot bind.
+func TestRunBindsTheAPIFirst(t *testing.T) {
+	h := newHarness(t, 1, 0, 0)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	cfg := NewConfig()
+	cfg.Listen, cfg.HTTPListen = addr, addr
+	cfg.Etcd, cfg.EtcdPrefix, cfg.Lake = strings.Join(h.endpoints, ","), h.prefix, h.src.URI()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = Run(ctx, cfg, obs.Runtime{Logger: testLogger(), Registerer: prometheus.NewRegistry()})
+	if err == nil || strings.Contains(err.Error(), "coordinator: listen") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run: %v; want the HTTP server's bind to fail, not the API's", err)
 	}
 }

@@ -448,23 +448,24 @@ func (w *Worker) Close() error {
 
 // Run runs a worker until ctx ends, then closes it and the metrics server
 // (served on cfg.MetricsListen when set, its /readyz following Ready), in
-// that order.
+// that order. The worker's own address is bound first: a metrics address
+// of port 0 must not be given the port it was told to serve on.
 func Run(ctx context.Context, cfg Config, rt obs.Runtime) error {
 	reg := rt.Reg()
 	w, err := New(cfg, rt.Log(), reg)
 	if err != nil {
 		return err
 	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
 	if cfg.MetricsListen != "" {
 		msrv, err := obs.Start(cfg.MetricsListen, cfg.Pprof, obs.Gatherer(reg), rt.Log())
 		if err != nil {
-			return fmt.Errorf("worker: %w", err)
+			return errors.Join(fmt.Errorf("worker: %w", err), w.Close())
 		}
 		defer msrv.Close()
 		msrv.AddCheck("worker", w.Ready)
-	}
-	if err := w.Start(ctx); err != nil {
-		return err
 	}
 	<-ctx.Done()
 	return w.Close()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -35,6 +36,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/mtls"
+	"github.com/dataco/clickstream/internal/obs"
 	"github.com/dataco/clickstream/internal/pki"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
@@ -847,5 +849,28 @@ func TestRegistrationCounts(t *testing.T) {
 			t.Fatalf("registration %+v (err %v), want 2 tasks done and 1 failed", info, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRunBindsItsAddressFirst: Run binds the worker's own address before
+// the metrics one, so that a metrics address of port 0 is never handed
+// the port the worker was told to serve on: given the same address for
+// both, it is the metrics server that cannot bind.
+func TestRunBindsItsAddressFirst(t *testing.T) {
+	f := newFixture(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	cfg := NewConfig()
+	cfg.Listen, cfg.MetricsListen, cfg.Etcd, cfg.ID = addr, addr, strings.Join(f.endpoints, ","), "w-bind"
+	cfg.LakeRoots, cfg.OutputRoots = []string{f.src.URI()}, []string{f.out.URI()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = Run(ctx, cfg, obs.Runtime{Registerer: prometheus.NewRegistry()})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "worker: listen") {
+		t.Fatalf("Run: %v; want the metrics server's bind to fail, not the worker's", err)
 	}
 }
