@@ -40,11 +40,16 @@ type outcome struct {
 
 // contenders in the order of a round (rotated round by round).
 func contenders() []*contender {
-	cl := &clusterRun{}
+	cluster := func(workers int) *contender {
+		cl := &clusterRun{workers: workers}
+		return &contender{name: fmt.Sprintf("cluster-w%d", workers),
+			about: fmt.Sprintf("coordinator (embedded etcd) + %d worker processes, timed as clickstream submit --wait", workers),
+			setup: cl.setup, round: cl.round}
+	}
 	return []*contender{
 		{name: "run-w1", about: "clickstream run --workers 1", round: runLocal(1)},
 		{name: "run-w2", about: "clickstream run --workers 2", round: runLocal(2)},
-		{name: "cluster", about: "coordinator (embedded etcd) + 2 worker processes, timed as clickstream submit --wait", setup: cl.setup, round: cl.round},
+		cluster(1), cluster(2), cluster(4),
 		{name: "spark-cold", about: "PySpark, spark-submit, whole process", python: true, round: sparkCold},
 		{name: "spark-warm", about: "PySpark, the job again in a live session", python: true, session: true, round: sparkWarm},
 		{name: "duckdb", about: "DuckDB SQL over iceberg_scan", python: true, round: pythonJob("duckdb_job.py", "job")},
@@ -108,10 +113,13 @@ func runLocal(workers int) func(context.Context, *harness, *dataset, int) (measu
 }
 
 // clusterRun is the multi-process cluster: a coordinator, with its
-// embedded etcd, and two worker processes, started once per shape.
+// embedded etcd, and worker processes of one task slot each, started once
+// per shape.
 type clusterRun struct {
-	addr  string
-	procs []*background
+	workers int
+	name    string
+	addr    string
+	procs   []*background
 }
 
 func freeAddr() (string, error) {
@@ -129,12 +137,13 @@ func (c *clusterRun) setup(ctx context.Context, h *harness, d *dataset) (func() 
 	if c.addr, err = freeAddr(); err != nil || err1 != nil {
 		return nil, errors.Join(err, err1)
 	}
-	outRoot := "file://" + filepath.Join(h.cfg.Out, "work", d.Shape, "cluster")
-	if err := os.MkdirAll(filepath.Join(h.cfg.Out, "work", d.Shape, "cluster"), 0o755); err != nil {
+	c.name = fmt.Sprintf("cluster-w%d", c.workers)
+	outRoot := "file://" + filepath.Join(h.cfg.Out, "work", d.Shape, c.name)
+	if err := os.MkdirAll(filepath.Join(h.cfg.Out, "work", d.Shape, c.name), 0o755); err != nil {
 		return nil, err
 	}
 	logs := filepath.Join(h.cfg.Out, "logs", d.Shape)
-	etcdDir := filepath.Join(h.cfg.Out, "work", d.Shape, "cluster-etcd") // a fresh cluster: no jobs to resume
+	etcdDir := filepath.Join(h.cfg.Out, "work", d.Shape, c.name+"-etcd") // a fresh cluster: no jobs to resume
 	if err := os.RemoveAll(etcdDir); err != nil {
 		return nil, err
 	}
@@ -147,7 +156,7 @@ func (c *clusterRun) setup(ctx context.Context, h *harness, d *dataset) (func() 
 		return sum
 	}
 	coord, err := command{Argv: []string{h.cfg.Bin, "coordinator", "--etcd-listen", etcd, "--data-dir", etcdDir, "--listen", c.addr, "--http-listen=",
-		"--lake", d.lakeURI(), "--compact-every", "0"}, Log: filepath.Join(logs, "cluster-coordinator.log")}.start(ctx, "coordinator")
+		"--lake", d.lakeURI(), "--compact-every", "0"}, Log: filepath.Join(logs, c.name+"-coordinator.log")}.start(ctx, "coordinator")
 	if err != nil {
 		return nil, err
 	}
@@ -156,10 +165,10 @@ func (c *clusterRun) setup(ctx context.Context, h *harness, d *dataset) (func() 
 		teardown()
 		return nil, fmt.Errorf("cluster: coordinator's etcd: %w", err)
 	}
-	for i := 1; i <= 2; i++ {
+	for i := 1; i <= c.workers; i++ {
 		w, err := command{Argv: []string{h.cfg.Bin, "worker", "--etcd", "http://" + etcd, "--listen", "127.0.0.1:0",
 			"--id", "bench-w" + strconv.Itoa(i), "--parallelism", "1", "--lake-root", d.lakeURI(), "--output-root", outRoot},
-			Log: filepath.Join(logs, fmt.Sprintf("cluster-worker%d.log", i))}.start(ctx, "worker")
+			Log: filepath.Join(logs, fmt.Sprintf("%s-worker%d.log", c.name, i))}.start(ctx, "worker")
 		if err != nil {
 			teardown()
 			return nil, err
@@ -196,18 +205,40 @@ func waitPort(ctx context.Context, addr string, p *background) error {
 }
 
 func (c *clusterRun) round(ctx context.Context, h *harness, d *dataset, r int) (measurement, outcome, error) {
-	out, err := h.workDir(d, "cluster", r)
+	out, err := h.workDir(d, c.name, r)
+	if err != nil {
+		return measurement{}, outcome{}, err
+	}
+	before, err := c.cpu()
 	if err != nil {
 		return measurement{}, outcome{}, err
 	}
 	argv := append([]string{h.cfg.Bin, "submit", "--coordinator", c.addr, "--out", "file://" + out, "--wait"}, window(d)...)
-	m, err := command{Argv: argv, Log: h.logPath(d, "cluster", r)}.run(ctx)
+	m, err := command{Argv: argv, Log: h.logPath(d, c.name, r)}.run(ctx)
 	if err != nil {
 		return m, outcome{}, err
 	}
-	m.MaxRSS = 0 // the client's: the cluster's processes are measured at teardown
+	after, err := c.cpu()
+	if err != nil {
+		return m, outcome{}, err
+	}
+	m.MaxRSS = 0            // the client's: the cluster's processes are measured at teardown
+	m.CPU += after - before // the client's and the cluster's during the round
 	rows, err := readResult(out)
 	return m, outcome{rows: rows}, err
+}
+
+// cpu is the CPU time the cluster's processes have used so far.
+func (c *clusterRun) cpu() (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range c.procs {
+		d, err := p.cpu()
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 // jobSpec is what an engine script reads (see common.py).

@@ -84,6 +84,7 @@ type tally struct {
 	c      *contender
 	res    Result
 	rounds []time.Duration
+	cpu    []time.Duration // the timed rounds' CPU times, if measured
 	peak   int64
 	failed bool
 }
@@ -142,8 +143,12 @@ func (h *harness) shape(ctx context.Context, d *dataset, cs []*contender) []Resu
 				}
 			} else if r > 0 {
 				t.rounds = append(t.rounds, m.Wall)
+				if m.CPU > 0 {
+					t.cpu = append(t.cpu, m.CPU)
+				}
 			}
-			h.log.Info("ran", "contender", t.c.name, "shape", d.Shape, "round", r, "wall", m.Wall.Round(time.Millisecond), "peak_mib", int(mib(m.MaxRSS)))
+			h.log.Info("ran", "contender", t.c.name, "shape", d.Shape, "round", r, "wall", m.Wall.Round(time.Millisecond),
+				"cpu", m.CPU.Round(time.Millisecond), "peak_mib", int(mib(m.MaxRSS)))
 			if r == 0 {
 				if reference == nil && strings.HasPrefix(t.c.name, "run-") {
 					reference = o.rows // clickstream run --workers 1 (the first contender of round 0)
@@ -161,10 +166,10 @@ func (h *harness) shape(ctx context.Context, d *dataset, cs []*contender) []Resu
 	teardowns = nil
 	out := make([]Result, len(tallies))
 	for i, t := range tallies {
-		t.res.summarize(t.rounds)
+		t.res.summarize(t.rounds, t.cpu)
 		t.res.PeakMiB = mib(t.peak)
-		if t.c.name == "cluster" {
-			t.res.Note += "; peak_mib: the sum of the coordinator's (with its embedded etcd) and both workers' peaks"
+		if t.c.setup != nil {
+			t.res.Note += "; peak_mib: the sum of the coordinator's (with its embedded etcd) and the workers' peaks; cpu: the client's and the cluster's processes' during the round"
 		}
 		out[i] = t.res
 	}

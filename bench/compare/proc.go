@@ -22,6 +22,10 @@ type measurement struct {
 	// it waited for (so spark-submit's JVM and Python both count; the
 	// larger one is reported, not their sum).
 	MaxRSS int64
+	// CPU is the process's user plus system time, its waited-for
+	// descendants included; for the cluster, what its processes used
+	// during the round (see background.cpu).
+	CPU    time.Duration
 	Stdout []byte
 }
 
@@ -69,7 +73,8 @@ func (c command) run(ctx context.Context) (measurement, error) {
 	cmd.Stdout = io.MultiWriter(&out, log)
 	start := time.Now()
 	err = cmd.Run()
-	m := measurement{Wall: time.Since(start), Stdout: out.Bytes(), MaxRSS: readRSS(c.rssFile())}
+	m := measurement{Wall: time.Since(start), Stdout: out.Bytes()}
+	m.MaxRSS, m.CPU = readUsage(c.rssFile())
 	if err != nil {
 		return m, fmt.Errorf("%s: %w (log: %s, last lines: %s)", filepath.Base(c.Argv[0]), err, c.Log, tail(c.Log, 5))
 	}
@@ -142,7 +147,26 @@ func (b *background) stop(timeout time.Duration) int64 {
 		<-b.done
 	}
 	b.log.Close()
-	return readRSS(b.rss)
+	rss, _ := readUsage(b.rss)
+	return rss
+}
+
+// cpu is the CPU time the process has used so far: the process the
+// rusage wrapper runs (the wrapper itself only waits).
+func (b *background) cpu() (time.Duration, error) {
+	kids, err := childPIDs(b.cmd.Process.Pid)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", b.name, err)
+	}
+	var sum time.Duration
+	for _, pid := range kids {
+		d, err := procCPU(pid)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", b.name, err)
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 // tail returns the last n lines of a file, on one line.

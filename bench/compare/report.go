@@ -38,7 +38,7 @@ func printTable(w io.Writer, results []Result) {
 			base[r.Shape] = r.MedianS
 		}
 	}
-	rows := [][]string{{"shape", "contender", "median s", "min s", "max s", "× run-w2", "peak MiB", "rows equal"}}
+	rows := [][]string{{"shape", "contender", "median s", "min s", "max s", "× run-w2", "CPU s", "µs CPU/event", "peak MiB", "rows equal"}}
 	for _, r := range results {
 		eq := "yes"
 		switch {
@@ -50,15 +50,19 @@ func printTable(w io.Writer, results []Result) {
 			eq = "yes (events)"
 		}
 		if r.Error != "" {
-			rows = append(rows, []string{r.Shape, r.Contender, "–", "–", "–", "–", "–", eq})
+			rows = append(rows, []string{r.Shape, r.Contender, "–", "–", "–", "–", "–", "–", "–", eq})
 			continue
 		}
 		ratio := "–"
 		if b := base[r.Shape]; b > 0 {
 			ratio = fmt.Sprintf("%.2f", r.MedianS/b)
 		}
+		cpu, perEvent := "–", "–"
+		if r.MedianCPUS > 0 {
+			cpu, perEvent = fmt.Sprintf("%.2f", r.MedianCPUS), fmt.Sprintf("%.2f", r.CPUPerEvent())
+		}
 		rows = append(rows, []string{r.Shape, r.Contender, fmt.Sprintf("%.2f", r.MedianS), fmt.Sprintf("%.2f", r.MinS),
-			fmt.Sprintf("%.2f", r.MaxS), ratio, fmt.Sprintf("%.0f", r.PeakMiB), eq})
+			fmt.Sprintf("%.2f", r.MaxS), ratio, cpu, perEvent, fmt.Sprintf("%.0f", r.PeakMiB), eq})
 	}
 	writeMarkdown(w, rows, 2)
 }

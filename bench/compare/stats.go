@@ -19,18 +19,38 @@ type Result struct {
 	// against the table's count).
 	Check   string    `json:"check"`
 	Seconds []float64 `json:"seconds"` // the timed rounds, in order
-	Events  int64     `json:"events"`  // events in the table
-	Note    string    `json:"note,omitempty"`
-	Error   string    `json:"error,omitempty"`
+	// MedianCPUS is the median over the timed rounds of the CPU time
+	// (user + system) of the contender's processes; 0 when unknown (a
+	// session's rounds run inside one process).
+	MedianCPUS float64   `json:"median_cpu_s"`
+	CPUSeconds []float64 `json:"cpu_seconds,omitempty"`
+	Events     int64     `json:"events"` // events in the table
+	Note       string    `json:"note,omitempty"`
+	Error      string    `json:"error,omitempty"`
 }
 
-// summarize fills the median, min and max from the rounds' wall times.
-func (r *Result) summarize(rounds []time.Duration) {
+// summarize fills the median, min and max from the rounds' wall times,
+// and the median CPU time from their CPU times (none: unknown).
+func (r *Result) summarize(rounds, cpu []time.Duration) {
 	r.Seconds = make([]float64, len(rounds))
 	for i, d := range rounds {
 		r.Seconds[i] = d.Seconds()
 	}
 	r.MedianS, r.MinS, r.MaxS = stats(r.Seconds)
+	r.CPUSeconds = nil
+	for _, d := range cpu {
+		r.CPUSeconds = append(r.CPUSeconds, d.Seconds())
+	}
+	r.MedianCPUS, _, _ = stats(r.CPUSeconds)
+}
+
+// CPUPerEvent is the median CPU time per event of the table, in
+// microseconds; 0 when unknown.
+func (r *Result) CPUPerEvent() float64 {
+	if r.Events == 0 {
+		return 0
+	}
+	return r.MedianCPUS / float64(r.Events) * 1e6
 }
 
 // stats returns the median (the mean of the middle two for an even count),

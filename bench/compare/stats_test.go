@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,10 +40,14 @@ func TestStats(t *testing.T) {
 }
 
 func TestSummarizeAndJSON(t *testing.T) {
-	r := Result{Contender: "run-w2", Shape: "heavy", RowsEqual: true, Check: "rows", PeakMiB: mib(200 << 20)}
-	r.summarize([]time.Duration{3 * time.Second, 1 * time.Second, 2 * time.Second})
+	r := Result{Contender: "run-w2", Shape: "heavy", RowsEqual: true, Check: "rows", PeakMiB: mib(200 << 20), Events: 1_000_000}
+	r.summarize([]time.Duration{3 * time.Second, 1 * time.Second, 2 * time.Second},
+		[]time.Duration{4 * time.Second, 2 * time.Second, 5 * time.Second})
 	if r.MedianS != 2 || r.MinS != 1 || r.MaxS != 3 || len(r.Seconds) != 3 || r.Seconds[0] != 3 {
 		t.Fatalf("summarize: %+v", r)
+	}
+	if r.MedianCPUS != 4 || r.CPUPerEvent() != 4 {
+		t.Fatalf("summarize: median CPU %v s, %v µs/event; want 4 s, 4 µs/event", r.MedianCPUS, r.CPUPerEvent())
 	}
 	dir := t.TempDir()
 	if err := writeJSON(dir, []Result{r}); err != nil {
@@ -54,7 +61,7 @@ func TestSummarizeAndJSON(t *testing.T) {
 	if err := json.Unmarshal(data, &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"contender", "shape", "median_s", "min_s", "max_s", "peak_mib", "rows_equal"} {
+	for _, k := range []string{"contender", "shape", "median_s", "min_s", "max_s", "peak_mib", "rows_equal", "median_cpu_s"} {
 		if _, ok := got[0][k]; !ok {
 			t.Errorf("compare.json lacks %q: %s", k, data)
 		}
@@ -111,5 +118,59 @@ func TestConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want %q in it", err, want)
 		}
+	}
+}
+
+func TestReadUsage(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.rss")
+	if err := os.WriteFile(p, []byte("2048 1500000000"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rss, cpu := readUsage(p); rss != 2048 || cpu != 1500*time.Millisecond {
+		t.Fatalf("readUsage = %d, %v; want 2048, 1.5s", rss, cpu)
+	}
+	if rss, cpu := readUsage(filepath.Join(t.TempDir(), "missing")); rss != 0 || cpu != 0 {
+		t.Fatalf("readUsage of a missing file = %d, %v", rss, cpu)
+	}
+}
+
+func TestProcCPUOfThisProcess(t *testing.T) {
+	before, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy on another thread than the main one: the process's time counts
+	// all its threads.
+	done := make(chan int)
+	go func() {
+		runtime.LockOSThread()
+		x := 0
+		for i := range 200_000_000 {
+			x += i
+		}
+		done <- x
+	}()
+	<-done
+	after, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("schedstat did not grow over a busy loop: %v then %v", before, after)
+	}
+}
+
+func TestChildPIDs(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	kids, err := childPIDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(kids, cmd.Process.Pid) {
+		t.Fatalf("childPIDs(self) = %v, want it to hold %d", kids, cmd.Process.Pid)
 	}
 }

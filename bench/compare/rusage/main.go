@@ -3,8 +3,9 @@
 //	rusage RSS_FILE ARGV...
 //
 // It runs ARGV with its own standard streams, forwards SIGTERM and SIGINT
-// to it, writes the child's ru_maxrss in bytes to RSS_FILE and exits with
-// the child's status. bench/compare runs every contender through it.
+// to it, writes the child's ru_maxrss in bytes and its CPU time (user plus
+// system, its waited-for descendants included) in nanoseconds to RSS_FILE,
+// separated by a space, and exits with the child's status. bench/compare runs every contender through it.
 //
 // Why a separate, small program: Linux keeps ru_maxrss across execve, and
 // Go starts a child with vfork semantics (clone with CLONE_VM), so a child
@@ -52,7 +53,7 @@ func run(args []string) int {
 	}()
 	err := cmd.Wait()
 	close(done)
-	if werr := os.WriteFile(args[0], []byte(strconv.FormatInt(maxRSS(cmd.ProcessState), 10)), 0o644); werr != nil {
+	if werr := os.WriteFile(args[0], []byte(usage(cmd.ProcessState)), 0o644); werr != nil {
 		fmt.Fprintln(os.Stderr, "rusage:", werr)
 	}
 	var exit *exec.ExitError
@@ -69,11 +70,13 @@ func run(args []string) int {
 	return 0
 }
 
-// maxRSS is a finished process's peak resident set in bytes (Linux
-// reports ru_maxrss in KiB).
-func maxRSS(ps *os.ProcessState) int64 {
+// usage is a finished process's peak resident set in bytes (Linux reports
+// ru_maxrss in KiB) and its CPU time in nanoseconds: "RSS CPU".
+func usage(ps *os.ProcessState) string {
+	var rss int64
 	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024
+		rss = ru.Maxrss * 1024
 	}
-	return 0
+	cpu := ps.UserTime() + ps.SystemTime()
+	return strconv.FormatInt(rss, 10) + " " + strconv.FormatInt(cpu.Nanoseconds(), 10)
 }
