@@ -660,7 +660,7 @@ func TestSubmitWindowOnce(t *testing.T) {
 	if err := c.putWindow(ctx, &windowRecord{From: from, To: from.Add(time.Minute), State: windowDone, Input: "files=1,events=1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.submitWindow(ctx, s, stale, "files=2,events=5"); err != nil {
+	if err := c.submitWindow(ctx, s, stale, "files=2,events=5", from, true); err != nil {
 		t.Fatal(err)
 	}
 	if jobs := schedJobs(t, c); len(jobs) != 0 {
@@ -675,7 +675,7 @@ func TestSubmitWindowOnce(t *testing.T) {
 	a, b := fresh(), fresh()
 	errs := make(chan error, 2)
 	for _, r := range []*windowRecord{a, b} {
-		go func() { errs <- c.submitWindow(ctx, s, r, "files=2,events=5") }()
+		go func() { errs <- c.submitWindow(ctx, s, r, "files=2,events=5", from, true) }()
 	}
 	for range 2 {
 		if err := <-errs; err != nil {
