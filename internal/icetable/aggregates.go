@@ -132,13 +132,18 @@ func windowDir(from, to time.Time) string {
 // holds for its window is not added again, and a race with another
 // publisher is resolved by re-reading the table.
 func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result) error {
-	dir := windowDir(r.From, r.To)
-	key := dir + r.Run + ".parquet"
-	root := strings.TrimSuffix(store.URI(), "/") + "/"
 	data, err := encodeResult(r)
 	if err != nil {
 		return err
 	}
+	return publishEncoded(ctx, cat, store, r, data)
+}
+
+// publishEncoded is PublishResult with r's rows encoded as data.
+func publishEncoded(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result, data []byte) error {
+	dir := windowDir(r.From, r.To)
+	key := dir + r.Run + ".parquet"
+	root := strings.TrimSuffix(store.URI(), "/") + "/"
 	// The file first, under a name no other run uses: rewriting it for a
 	// retry writes the same bytes.
 	if err := store.Put(ctx, key, data); err != nil {
