@@ -245,7 +245,7 @@ func (u uiCluster) Schedule(ctx context.Context, limit int) (*ui.Schedule, error
 			continue
 		}
 		out.Windows = append(out.Windows, ui.Window{From: r.From, To: r.To, Job: r.Job, State: r.State, Input: r.Input,
-			Runs: r.Runs, Failures: r.Failures, Error: r.Error, Updated: r.Updated})
+			Runs: r.Runs, Failures: r.Failures, Error: r.Error, Updated: r.Updated, Provisional: r.Provisional})
 	}
 	return out, nil
 }

@@ -162,6 +162,9 @@ type Window struct {
 	Failures int       `json:"failures"` // in a row
 	Error    string    `json:"error,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Provisional: its result was published before the allowed lateness
+	// passed (final=false) and is not finalized yet (--provisional).
+	Provisional bool `json:"provisional,omitempty"`
 }
 
 // Reruns is how often the window ran again after its first run.
