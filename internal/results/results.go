@@ -195,6 +195,20 @@ func Finalize(ctx context.Context, out lake.Store, job string, wm time.Time) (Me
 	return write(ctx, out, rows, next)
 }
 
+// Stamp sets the provenance columns of rows (in place) from m: revision,
+// computed_at, watermark, events_snapshot and final, as Commit writes them.
+func Stamp(rows []schema.Row, m Meta) {
+	for i := range rows {
+		r := &rows[i]
+		r.Revision, r.ComputedAt, r.EventsSnapshot, r.Final = m.Revision, m.ComputedAt.UTC(), m.EventsSnapshot, m.Final
+		r.Watermark = nil
+		if m.Watermark != nil {
+			wm := m.Watermark.UTC()
+			r.Watermark = &wm
+		}
+	}
+}
+
 // finalSuffix ends the name of a finalized run.
 const finalSuffix = "-final"
 
@@ -217,15 +231,7 @@ func write(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Meta
 	m.Version = MetaVersion
 	m.Rows = int64(len(rows))
 	m.Files = nil
-	for i := range rows {
-		r := &rows[i]
-		r.Revision, r.ComputedAt, r.EventsSnapshot, r.Final = m.Revision, m.ComputedAt, m.EventsSnapshot, m.Final
-		r.Watermark = nil
-		if m.Watermark != nil {
-			wm := m.Watermark.UTC()
-			r.Watermark = &wm
-		}
-	}
+	Stamp(rows, m)
 	// Always at least one file, so that an empty result is a visible file
 	// (a CSV header) and not nothing.
 	for i, start := 0, 0; start == 0 || start < len(rows); i, start = i+1, start+per {
