@@ -98,7 +98,7 @@ func (u uiCluster) job(ctx context.Context, rec *jobRecord) (ui.Job, error) {
 		CancelRequested: rec.CancelRequested, Error: rec.Error, Warning: rec.Warning,
 	}
 	if rec.Result != nil {
-		j.HasResult, j.Rows = true, rec.Result.Rows
+		j.HasResult, j.Rows, j.Revision, j.Final = true, rec.Result.Rows, rec.Result.Revision, rec.Result.Final
 	}
 	return j, nil
 }

@@ -158,8 +158,9 @@ func TestPages(t *testing.T) {
 	if strings.Contains(frag, "<html") || !strings.Contains(frag, "1/4") {
 		t.Errorf("fragment:\n%s", frag)
 	}
+	c.detail.Job.HasResult, c.detail.Job.Rows, c.detail.Job.Revision = true, 7, 3
 	_, body, _ = get(t, h, "/jobs/20261127-100000-abcd")
-	for _, want := range []string{`id="timeline"`, `class="b-lost"`, `class="b-other"`, `data-task="0"`, `data-attempts="2"`} {
+	for _, want := range []string{`<dd>3 (provisional)</dd>`, `id="timeline"`, `class="b-lost"`, `class="b-other"`, `data-task="0"`, `data-attempts="2"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("job page lacks %s:\n%s", want, body)
 		}
