@@ -2,9 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,11 +138,19 @@ func TestScheduleProvisionalThenFinal(t *testing.T) {
 	}
 
 	// --- 3. The watermark passes the lateness (events of window 2 only,
-	// outside window 1's input): window 1 is finalized without a job.
+	// outside window 1's input): window 1 is finalized without a job. The
+	// publisher fails the first time: the window stays provisional until
+	// a later tick publishes it.
+	pub.failing.Store(true)
 	schedIngest(t, h.src, file, "a", []event.Event{
 		schedEvent("user-1", t0.Add(2*time.Minute), "/home", "DE"),
 		schedEvent("user-1", wmLate, "/home", "DE"),
 	})
+	waitUntil(t, "a failed publication", 30*time.Second, func() bool { return pub.failures.Load() >= 2 })
+	if r := window1(); !r.Provisional || r.Runs != 2 {
+		t.Fatalf("window 1 after its finalization failed to publish: %+v", r)
+	}
+	pub.failing.Store(false)
 	waitUntil(t, "window 1 finalized", 30*time.Second, func() bool { return !window1().Provisional })
 	final := check("finalized", 2, true, wmLate)
 	if !final.ComputedAt.Equal(second.ComputedAt) || final.Job != second.Job {
@@ -172,8 +182,12 @@ func TestScheduleProvisionalThenFinal(t *testing.T) {
 	}
 }
 
-// recordingPublisher records the metas it is asked to publish, by output.
+// recordingPublisher records the metas it is asked to publish, by output;
+// while failing, it fails instead.
 type recordingPublisher struct {
+	failing  atomic.Bool
+	failures atomic.Int64
+
 	mu    sync.Mutex
 	metas map[string][]results.Meta
 }
@@ -181,6 +195,10 @@ type recordingPublisher struct {
 func (p *recordingPublisher) Name() string { return "recording" }
 
 func (p *recordingPublisher) Publish(_ context.Context, out lake.Store, m results.Meta) error {
+	if p.failing.Load() {
+		p.failures.Add(1)
+		return errors.New("injected publisher failure")
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.metas == nil {

@@ -316,8 +316,13 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		case rec != nil && !inputs.changed(rec.Input, from) && !retryDue(rec, s, now):
 			if rec.State == windowDone && rec.Provisional && complete(from) {
 				// Provisional, and nothing came in since while the
-				// lateness passed: the result stands, as final.
-				return true, c.finalizeWindow(ctx, s, rec, wm)
+				// lateness passed: the result stands, as final. A failure
+				// (a publisher down) is tried again a tick later, not at
+				// once.
+				if err := c.finalizeWindow(ctx, s, rec, wm); err != nil {
+					return false, err
+				}
+				return true, nil
 			}
 			continue // processed with this very input
 		}
@@ -350,9 +355,16 @@ func (c *Coordinator) finalizeWindow(ctx context.Context, s Schedule, rec *windo
 		return fmt.Errorf("schedule: finalize window %s: %w", at, err)
 	}
 	m, err := results.Finalize(ctx, out, rec.Job, wm)
-	if errors.Is(err, results.ErrSuperseded) {
+	switch {
+	case errors.Is(err, results.ErrSuperseded):
 		c.logger.Warn("window's result was replaced by another job; not finalizing it", "window", rec.From, "job", rec.Job, "err", err)
 		rec.Provisional = false
+		return c.putWindow(ctx, rec)
+	case errors.Is(err, results.ErrNoResult), errors.Is(err, results.ErrBadMeta):
+		// The result is gone (the output deleted or damaged): compute the
+		// window again.
+		c.logger.Warn("window's result is gone; running the window again", "window", rec.From, "job", rec.Job, "err", err)
+		rec.Input = ""
 		return c.putWindow(ctx, rec)
 	}
 	if err != nil {
