@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -644,6 +645,15 @@ func TestRerunReplacesResult(t *testing.T) {
 	// between them included).
 	if first.Revision != 1 || second.Revision != 2 || third.Revision != 3 {
 		t.Errorf("revisions %d, %d, %d; want 1, 2, 3", first.Revision, second.Revision, third.Revision)
+	}
+	// Its status says so; a job submitted by hand is not final.
+	if r := j.GetResult(); r.GetRevision() != 3 || r.GetFinal() {
+		t.Errorf("status result: revision %d, final %v", r.GetRevision(), r.GetFinal())
+	}
+	var status bytes.Buffer
+	FormatStatus(&status, j)
+	if !strings.Contains(status.String(), "revision 3 (provisional)") {
+		t.Errorf("status:\n%s", status.String())
 	}
 	objs, err := h.out.List(context.Background(), results.RunsPrefix)
 	if err != nil {

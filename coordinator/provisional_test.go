@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,6 +180,17 @@ func TestScheduleProvisionalThenFinal(t *testing.T) {
 	check("late re-run", 3, true, wmLate)
 	if n := jobsOfWindow(); n != 3 {
 		t.Errorf("%d jobs of window 1, want 3", n)
+	}
+	// The jobs' statuses: each its revision, final as committed.
+	var revs []int64
+	var finals []bool
+	for _, j := range schedJobs(t, c) {
+		if j.GetSpec().GetFrom().AsTime().Equal(w1) {
+			revs, finals = append(revs, j.GetResult().GetRevision()), append(finals, j.GetResult().GetFinal())
+		}
+	}
+	if !slices.Equal(revs, []int64{1, 2, 3}) || !slices.Equal(finals, []bool{false, false, true}) {
+		t.Errorf("jobs of window 1: revisions %v, final %v; want [1 2 3], [false false true]", revs, finals)
 	}
 }
 

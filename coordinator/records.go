@@ -324,7 +324,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 	if m := r.Result; m != nil {
 		j.Result = &pb.JobResult{
 			SuccessUri: strings.TrimSuffix(r.Spec.Out, "/") + "/" + results.SuccessKey, Run: results.RunsPrefix + m.Run,
-			Files: m.Files, Rows: m.Rows, Events: m.EventsInWindow,
+			Files: m.Files, Rows: m.Rows, Events: m.EventsInWindow, Revision: m.Revision, Final: m.Final,
 		}
 	}
 	return j
