@@ -1,13 +1,13 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -47,8 +47,14 @@ func (h *harness) checkResult(j *pb.Job) results.Meta {
 		h.t.Fatal(err)
 	}
 	want := clustertest.Reference(h.events, tFrom, tTo, 30*time.Minute)
-	if !reflect.DeepEqual(got, want) {
+	if !slices.EqualFunc(got, want, schema.EqualMetrics) {
 		h.t.Fatalf("result differs from the reference: %d rows, want %d", len(got), len(want))
+	}
+	// A job submitted by hand knows no watermark: not final.
+	for _, r := range got {
+		if r.Revision != meta.Revision || r.Revision < 1 || !r.ComputedAt.Equal(meta.ComputedAt) || r.Watermark != nil || r.Final || r.EventsSnapshot != meta.EventsSnapshot {
+			h.t.Fatalf("row %+v: provenance other than its result's %+v", r, meta)
+		}
 	}
 	if meta.Job != j.GetId() || meta.Rows != j.GetResult().GetRows() {
 		h.t.Errorf("meta job %s rows %d; status job %s rows %d", meta.Job, meta.Rows, j.GetId(), j.GetResult().GetRows())
@@ -634,6 +640,20 @@ func TestRerunReplacesResult(t *testing.T) {
 	waitUntil(t, "the third job cleaned up", 10*time.Second, func() bool { return h.record(j.GetId()).Cleaned })
 	if second.Previous != first.Run || third.Previous != second.Run || third.Format != results.NDJSON {
 		t.Errorf("runs: %s <- %s <- %s; previous %q %q", first.Run, second.Run, third.Run, second.Previous, third.Previous)
+	}
+	// Each job that writes the output is the next revision (a CSV one
+	// between them included).
+	if first.Revision != 1 || second.Revision != 2 || third.Revision != 3 {
+		t.Errorf("revisions %d, %d, %d; want 1, 2, 3", first.Revision, second.Revision, third.Revision)
+	}
+	// Its status says so; a job submitted by hand is not final.
+	if r := j.GetResult(); r.GetRevision() != 3 || r.GetFinal() {
+		t.Errorf("status result: revision %d, final %v", r.GetRevision(), r.GetFinal())
+	}
+	var status bytes.Buffer
+	FormatStatus(&status, j)
+	if !strings.Contains(status.String(), "revision 3 (provisional)") {
+		t.Errorf("status:\n%s", status.String())
 	}
 	objs, err := h.out.List(context.Background(), results.RunsPrefix)
 	if err != nil {

@@ -202,7 +202,7 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 		EventsSnapshot: p.Snapshot,
 		EventsRead:     total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
 		Attempts: k.Attempts, Retries: k.Retries, Backups: k.Backups, Started: rec.Started,
-		Warning: rec.Warning,
+		Warning: rec.Warning, Watermark: rec.Spec.Watermark, Final: rec.Spec.Final,
 	}
 	if total.Events == 0 && meta.Warning == "" {
 		meta.Warning = fmt.Sprintf("no events in %s: the result is empty", windowString(rec.Spec.From, rec.Spec.To))

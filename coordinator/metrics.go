@@ -105,7 +105,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"limit"}),
 		scheduleWindows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_schedule_windows_total",
-			Help: "Scheduled window jobs finished, by outcome (succeeded, failed).",
+			Help: "Scheduled window jobs finished, by outcome (succeeded, failed), and provisional window results finalized (finalized).",
 		}, []string{"outcome"}),
 		vacuumDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clickstream_coordinator_vacuum_deleted_files_total",
@@ -169,7 +169,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, l := range []string{limitSubmitRate, limitActiveJobs, limitWatchStreams} {
 		m.refused.WithLabelValues(l)
 	}
-	for _, o := range []string{"succeeded", "failed"} {
+	for _, o := range []string{"succeeded", "failed", "finalized"} {
 		m.scheduleWindows.WithLabelValues(o)
 	}
 	for _, k := range []string{kindFirst, kindRetry, kindBackup} {

@@ -106,6 +106,7 @@ func FormatSummary(w io.Writer, j *pb.Job) {
 	fmt.Fprintf(w, "job %s %s%s\n", j.GetId(), StateName(j.GetState()), took)
 	if r := j.GetResult(); r != nil {
 		fmt.Fprintf(w, "  rows:        %d\n", r.GetRows())
+		fmt.Fprintf(w, "  revision:    %s\n", revisionString(r))
 		fmt.Fprintf(w, "  events:      %d read, %d in window\n", pr.GetEventsRead(), r.GetEvents())
 		fmt.Fprintf(w, "  result:      %s (%d files under %s)\n", r.GetSuccessUri(), len(r.GetFiles()), r.GetRun())
 	}
@@ -120,6 +121,19 @@ func FormatSummary(w io.Writer, j *pb.Job) {
 	if s := j.GetError(); s != "" {
 		fmt.Fprintf(w, "  error:       %s\n", s)
 	}
+}
+
+// revisionString is a result's revision and whether it was final, e.g.
+// "2 (final)", "1 (provisional)"; a result committed before revisions
+// existed says "-".
+func revisionString(r *pb.JobResult) string {
+	if r.GetRevision() == 0 {
+		return "-"
+	}
+	if r.GetFinal() {
+		return fmt.Sprintf("%d (final)", r.GetRevision())
+	}
+	return fmt.Sprintf("%d (provisional)", r.GetRevision())
 }
 
 // FormatStatus writes everything about a job.
@@ -144,7 +158,7 @@ func FormatStatus(w io.Writer, j *pb.Job) {
 		fmt.Fprintf(w, "finished:    %s\n", fmtTime(j.GetFinished().AsTime()))
 	}
 	if r := j.GetResult(); r != nil {
-		fmt.Fprintf(w, "result:      %s: %d rows, %d events in window\n", r.GetSuccessUri(), r.GetRows(), r.GetEvents())
+		fmt.Fprintf(w, "result:      %s: %d rows, %d events in window, revision %s\n", r.GetSuccessUri(), r.GetRows(), r.GetEvents(), revisionString(r))
 	}
 	for _, p := range j.GetPublications() {
 		fmt.Fprintf(w, "published:   %s: %s\n", p.GetPublisher(), p.GetStatus())

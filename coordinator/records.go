@@ -93,6 +93,13 @@ type jobSpec struct {
 	EventsSnapshot int64 `json:"events_snapshot,omitempty"`
 	// UserSets: the partials carry each key's set of user hashes.
 	UserSets bool `json:"user_sets,omitempty"`
+	// Watermark is the ingest watermark the scheduler saw when it
+	// submitted the job; nil for a job submitted by hand, which knows none.
+	Watermark *time.Time `json:"watermark,omitempty"`
+	// Final: the watermark had passed the window's end + session timeout
+	// + allowed lateness (the scheduler's judgement); false for a
+	// provisional window and for a job submitted by hand.
+	Final bool `json:"final,omitempty"`
 }
 
 // jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
@@ -317,7 +324,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 	if m := r.Result; m != nil {
 		j.Result = &pb.JobResult{
 			SuccessUri: strings.TrimSuffix(r.Spec.Out, "/") + "/" + results.SuccessKey, Run: results.RunsPrefix + m.Run,
-			Files: m.Files, Rows: m.Rows, Events: m.EventsInWindow,
+			Files: m.Files, Rows: m.Rows, Events: m.EventsInWindow, Revision: m.Revision, Final: m.Final,
 		}
 	}
 	return j

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -39,7 +40,14 @@ const (
 // look-ahead and the allowed lateness are complete, in window order, one at
 // a time. A window whose input changed after it was processed (late data)
 // is processed again; results and indexed documents are idempotent, so a
-// re-run replaces them.
+// re-run replaces them, with the next revision.
+//
+// With Provisional, a window is processed as soon as the watermark has
+// passed its end and session look-ahead, and its result says final=false;
+// once the allowed lateness has passed too with no new input, the
+// scheduler finalizes it without recomputing: it commits the same rows
+// again with final=true (results.Finalize, same revision) and runs the
+// publishers again, so that documents and table rows say final too.
 type Schedule struct {
 	Enabled bool
 	// Window is the length of a window; windows are aligned to multiples of
@@ -69,6 +77,10 @@ type Schedule struct {
 	// input to change. Windows that cannot be aggregated at all (an
 	// invalid job) are not retried.
 	RetryFailed time.Duration
+	// Provisional: process a window early, as soon as the watermark passes
+	// its end + session timeout, as a provisional (final=false) result,
+	// and finalize it once the allowed lateness has passed too.
+	Provisional bool
 }
 
 // NewSchedule returns the default (disabled) schedule.
@@ -93,6 +105,7 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.Interval, "schedule-interval", s.Interval, "how often the lake is checked for complete windows")
 	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
+	fs.BoolVar(&s.Provisional, "provisional", s.Provisional, "publish each window early, once the watermark passes its end + session timeout, as provisional (final=false), then finalize it once --lateness has passed with no late data")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
@@ -167,8 +180,14 @@ type windowRecord struct {
 	Error    string `json:"error,omitempty"`
 	// Invalid: the window's job cannot be submitted with this input (no
 	// retry helps).
-	Invalid bool      `json:"invalid,omitempty"`
-	Updated time.Time `json:"updated"`
+	Invalid bool `json:"invalid,omitempty"`
+	// Provisional: the window's last job was submitted before the
+	// watermark had passed the window's end + session timeout + lateness
+	// (Schedule.Provisional): its result says final=false until the
+	// scheduler finalizes it. Records written before provisional results
+	// existed read false: final.
+	Provisional bool      `json:"provisional,omitempty"`
+	Updated     time.Time `json:"updated"`
 
 	rev int64 // etcd mod revision of the record as read; 0: none yet
 }
@@ -190,7 +209,7 @@ func (c *Coordinator) scheduleKey(from time.Time) string {
 // leads. It returns when ctx is done.
 func (c *Coordinator) runSchedule(ctx context.Context, s Schedule) {
 	log := c.logger.With("component", "schedule")
-	log.Info("schedule enabled", "window", s.Window, "lateness", s.Lateness, "out", s.Out)
+	log.Info("schedule enabled", "window", s.Window, "lateness", s.Lateness, "out", s.Out, "provisional", s.Provisional)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var snaps *lake.SnapshotReader // reads each manifest once
@@ -255,9 +274,11 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		return false, err
 	}
 	// A window is processed the first time once the watermark has passed
-	// it; a window at or before the last one processed was complete once,
-	// so late data re-runs it whatever the watermark says now (a new source
-	// with old events can pull the watermark back).
+	// it (ready); a window at or before the last one processed was ready
+	// once, so late data re-runs it whatever the watermark says now (a new
+	// source with old events can pull the watermark back). Its result is
+	// final if the watermark has passed its end, look-ahead and lateness
+	// (complete); with Provisional, a window is ready before that.
 	var lastSeen time.Time
 	for _, r := range recs {
 		if r.From.After(lastSeen) {
@@ -265,8 +286,12 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		}
 	}
 	complete := func(from time.Time) bool { return !from.Add(s.Window + timeout + s.Lateness).After(wm) }
+	ready := complete
+	if s.Provisional {
+		ready = func(from time.Time) bool { return !from.Add(s.Window + timeout).After(wm) }
+	}
 	inputs := v.inputs(first, s.Window, timeout, maxTime(lastSeen, wm))
-	for from := first; !from.After(lastSeen) || complete(from); from = from.Add(s.Window) {
+	for from := first; !from.After(lastSeen) || ready(from); from = from.Add(s.Window) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
@@ -289,6 +314,16 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 			}
 			continue
 		case rec != nil && !inputs.changed(rec.Input, from) && !retryDue(rec, s, now):
+			if rec.State == windowDone && rec.Provisional && complete(from) {
+				// Provisional, and nothing came in since while the
+				// lateness passed: the result stands, as final. A failure
+				// (a publisher down) is tried again a tick later, not at
+				// once.
+				if err := c.finalizeWindow(ctx, s, rec, wm); err != nil {
+					return false, err
+				}
+				return true, nil
+			}
 			continue // processed with this very input
 		}
 		if rec == nil {
@@ -301,17 +336,65 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 				"window", from, "was", rec.Input, "now", input)
 			c.metrics.scheduleReruns.Inc()
 		}
-		return true, c.submitWindow(ctx, s, rec, input)
+		return true, c.submitWindow(ctx, s, rec, input, wm, complete(from))
 	}
 	return false, nil
+}
+
+// finalizeWindow makes the provisional result of a done window final as of
+// the watermark wm, without recomputing it: results.Finalize commits its
+// rows again with final=true (same revision), then every publisher
+// publishes it again, and the window is recorded final. A publisher that
+// fails leaves the window provisional, to be finalized again (idempotently)
+// on a later tick. A result that another job replaced (a backfill of the
+// window) is left alone: it says itself how final it is.
+func (c *Coordinator) finalizeWindow(ctx context.Context, s Schedule, rec *windowRecord, wm time.Time) error {
+	at := rec.From.Format(time.RFC3339)
+	out, err := c.output(ctx, s.WindowOut(rec.From))
+	if err != nil {
+		return fmt.Errorf("schedule: finalize window %s: %w", at, err)
+	}
+	m, err := results.Finalize(ctx, out, rec.Job, wm)
+	switch {
+	case errors.Is(err, results.ErrSuperseded):
+		c.logger.Warn("window's result was replaced by another job; not finalizing it", "window", rec.From, "job", rec.Job, "err", err)
+		rec.Provisional = false
+		return c.putWindow(ctx, rec)
+	case errors.Is(err, results.ErrNoResult), errors.Is(err, results.ErrBadMeta):
+		// The result is gone (the output deleted or damaged): compute the
+		// window again.
+		c.logger.Warn("window's result is gone; running the window again", "window", rec.From, "job", rec.Job, "err", err)
+		rec.Input = ""
+		return c.putWindow(ctx, rec)
+	}
+	if err != nil {
+		return fmt.Errorf("schedule: finalize window %s: %w", at, err)
+	}
+	var errs []error
+	for _, p := range c.cfg.Publishers {
+		if err := p.Publish(ctx, out, m); err != nil {
+			errs = append(errs, fmt.Errorf("publisher %s: %w", p.Name(), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("schedule: finalize window %s: %w", at, err)
+	}
+	if err := results.Prune(ctx, out); err != nil {
+		c.logger.Warn("finalize: prune old results", "window", rec.From, "err", err)
+	}
+	rec.Provisional = false
+	c.metrics.scheduleWindows.WithLabelValues("finalized").Inc()
+	c.logger.Info("window finalized", "window", rec.From, "job", rec.Job, "revision", m.Revision, "watermark", wm)
+	return c.putWindow(ctx, rec)
 }
 
 // submitWindow submits the window's job and records the window as running
 // in the same etcd transaction, provided the window's record is still the
 // one rec was read from: a job is never submitted without its window
 // knowing it (a new leader would submit it again), and two leaders, one
-// of them stale, cannot both submit a window.
-func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowRecord, input string) error {
+// of them stale, cannot both submit a window. The job's result carries the
+// watermark wm and says final if final is true (the window complete).
+func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowRecord, input string, wm time.Time, final bool) error {
 	pspec := &pb.JobSpec{
 		From:           timestamppb.New(rec.From),
 		To:             timestamppb.New(rec.To),
@@ -333,8 +416,11 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 	if err != nil {
 		return fmt.Errorf("schedule: submit window %s: %w", rec.From.Format(time.RFC3339), err)
 	}
+	wm = wm.UTC()
+	spec.Watermark, spec.Final = &wm, final
 	next := *rec
 	next.State, next.Input, next.Error, next.Invalid, next.Updated = windowRunning, input, "", false, time.Now().UTC()
+	next.Provisional = !final
 	next.Runs++
 	key := c.scheduleKey(rec.From)
 	unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", rec.rev)
@@ -354,7 +440,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		return nil
 	}
 	*rec = next
-	c.logger.Info("window submitted", "window", rec.From, "job", rec.Job, "input", input, "run", rec.Runs)
+	c.logger.Info("window submitted", "window", rec.From, "job", rec.Job, "input", input, "run", rec.Runs, "final", final)
 	return nil
 }
 

@@ -523,6 +523,10 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 		docs[k] = d
 		perWindow[k.window]++
 	}
+	recs, err := c.windowRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	total := 0
 	for _, from := range windows {
 		to := from.Add(window)
@@ -555,6 +559,15 @@ func schedCheckES(t *testing.T, esBase, alias string, c *Coordinator, s Schedule
 			if d.Job != meta.Job {
 				t.Errorf("window %s, %q/%q: document of job %s, the result is job %s's", from.Format(time.RFC3339), k.URL, k.Country, d.Job, meta.Job)
 			}
+			if d.Revision != meta.Revision || d.Final != meta.Final || d.Watermark == nil || meta.Watermark == nil || !d.Watermark.Equal(*meta.Watermark) {
+				t.Errorf("window %s, %q/%q: document revision %d, final %v, watermark %v; the result's %d, %v, %v",
+					from.Format(time.RFC3339), k.URL, k.Country, d.Revision, d.Final, d.Watermark, meta.Revision, meta.Final, meta.Watermark)
+			}
+		}
+		// Each run of the window is a job, and the next revision; the result
+		// is final unless the window is provisional.
+		if rec := recs[from.Unix()]; rec == nil || int64(rec.Runs) != meta.Revision || rec.Provisional == meta.Final {
+			t.Errorf("window %s: record %+v, result revision %d, final %v", from.Format(time.RFC3339), rec, meta.Revision, meta.Final)
 		}
 		total += len(want)
 	}
@@ -660,7 +673,7 @@ func TestSubmitWindowOnce(t *testing.T) {
 	if err := c.putWindow(ctx, &windowRecord{From: from, To: from.Add(time.Minute), State: windowDone, Input: "files=1,events=1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.submitWindow(ctx, s, stale, "files=2,events=5"); err != nil {
+	if err := c.submitWindow(ctx, s, stale, "files=2,events=5", from, true); err != nil {
 		t.Fatal(err)
 	}
 	if jobs := schedJobs(t, c); len(jobs) != 0 {
@@ -675,7 +688,7 @@ func TestSubmitWindowOnce(t *testing.T) {
 	a, b := fresh(), fresh()
 	errs := make(chan error, 2)
 	for _, r := range []*windowRecord{a, b} {
-		go func() { errs <- c.submitWindow(ctx, s, r, "files=2,events=5") }()
+		go func() { errs <- c.submitWindow(ctx, s, r, "files=2,events=5", from, true) }()
 	}
 	for range 2 {
 		if err := <-errs; err != nil {

@@ -98,7 +98,7 @@ func (u uiCluster) job(ctx context.Context, rec *jobRecord) (ui.Job, error) {
 		CancelRequested: rec.CancelRequested, Error: rec.Error, Warning: rec.Warning,
 	}
 	if rec.Result != nil {
-		j.HasResult, j.Rows = true, rec.Result.Rows
+		j.HasResult, j.Rows, j.Revision, j.Final = true, rec.Result.Rows, rec.Result.Revision, rec.Result.Final
 	}
 	return j, nil
 }
@@ -245,7 +245,7 @@ func (u uiCluster) Schedule(ctx context.Context, limit int) (*ui.Schedule, error
 			continue
 		}
 		out.Windows = append(out.Windows, ui.Window{From: r.From, To: r.To, Job: r.Job, State: r.State, Input: r.Input,
-			Runs: r.Runs, Failures: r.Failures, Error: r.Error, Updated: r.Updated})
+			Runs: r.Runs, Failures: r.Failures, Error: r.Error, Updated: r.Updated, Provisional: r.Provisional})
 	}
 	return out, nil
 }

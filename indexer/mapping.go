@@ -18,7 +18,7 @@ import (
 // SchemaVersion is recorded in the mapping's _meta; bump it with any
 // mapping change, a change of schema.Columns included (a changed mapping
 // needs a Rebuild into a new index).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // mapping is the explicit mapping of a document: the result fields of
 // schema.Columns, each with its type, and the indexer's own. It is strict:
@@ -57,7 +57,9 @@ const templatePriority = 200
 
 // Setup installs the index template (named after the alias, matching
 // "<alias>-*") and, if the alias does not exist, creates the concrete index
-// "<alias>-v1" and points the alias at it. It is idempotent and safe to
+// "<alias>-v1" and points the alias at it; if it exists, it adds to the
+// mapping of its indices the fields they lack (an index made by an older
+// version, before columns were appended). It is idempotent and safe to
 // run from several processes at once; IndexResult runs it on first use.
 func (ix *Indexer) Setup(ctx context.Context) error {
 	ix.setupMu.Lock()
@@ -107,6 +109,16 @@ func (ix *Indexer) Setup(ctx context.Context) error {
 			return err
 		}
 		ix.logger.Info("created index and alias", "index", first, "alias", alias)
+	} else {
+		// Indices made with an older SchemaVersion get the fields that
+		// schema.Columns appended since (a strict mapping would reject
+		// documents with them). Adding fields is all a put mapping may do:
+		// a changed type fails here, and needs a Rebuild.
+		if _, _, err := ix.callRetry(ctx, "update mapping of "+strings.Join(indices, ","), deadline, func() esapi.Request {
+			return esapi.IndicesPutMappingRequest{Index: indices, Body: jsonBody(mapping())}
+		}); err != nil {
+			return err
+		}
 	}
 	ix.setupDone = true
 	return nil

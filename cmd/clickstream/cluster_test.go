@@ -7,7 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +19,7 @@ import (
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 	"github.com/dataco/clickstream/worker"
 )
@@ -78,8 +79,11 @@ func TestLocalClusterMatchesReference(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := clustertest.Reference(events, testFrom, testTo, 30*time.Minute)
-			if !reflect.DeepEqual(got, want) {
+			if !slices.EqualFunc(got, want, schema.EqualMetrics) {
 				t.Fatalf("result differs from the reference: %d rows, want %d", len(got), len(want))
+			}
+			if got[0].Revision != meta.Revision || got[0].Final || got[0].Watermark != nil {
+				t.Errorf("row %+v: a submitted job's result is revision %d, not final, without a watermark", got[0], meta.Revision)
 			}
 			if meta.Partitions != tc.buckets || int(j.GetProgress().GetTasksTotal()) != tc.buckets {
 				t.Errorf("partitions %d, tasks %d; want %d", meta.Partitions, j.GetProgress().GetTasksTotal(), tc.buckets)
@@ -152,8 +156,11 @@ func TestRunCommand(t *testing.T) {
 	if meta.Format != results.CSV || meta.Previous != first.Run || meta.Job == first.Job {
 		t.Errorf("second result: format %s, previous %q (want %q)", meta.Format, meta.Previous, first.Run)
 	}
-	if want := clustertest.Reference(events, testFrom, testTo, 30*time.Minute); !reflect.DeepEqual(got, want) {
+	if want := clustertest.Reference(events, testFrom, testTo, 30*time.Minute); !slices.EqualFunc(got, want, schema.EqualMetrics) {
 		t.Errorf("second result differs from the reference")
+	}
+	if meta.Revision != first.Revision+1 || got[0].Revision != meta.Revision {
+		t.Errorf("second result: revision %d (rows %d), first %d", meta.Revision, got[0].Revision, first.Revision)
 	}
 }
 

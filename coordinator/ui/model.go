@@ -37,30 +37,34 @@ var (
 
 // Job is one job as its record and its tasks' records show it.
 type Job struct {
-	ID              string    `json:"id"`
-	State           string    `json:"state"` // pending, running, merging, committing, succeeded, failed, cancelled
-	From            time.Time `json:"from"`
-	To              time.Time `json:"to"`
-	Out             string    `json:"out"`
-	Created         time.Time `json:"created"`
-	Started         time.Time `json:"started,omitzero"`
-	Finished        time.Time `json:"finished,omitzero"`
-	TasksTotal      int       `json:"tasks_total"`
-	TasksDone       int       `json:"tasks_done"`
-	TasksRunning    int       `json:"tasks_running"`
-	Attempts        int       `json:"attempts"`
-	Retries         int       `json:"retries"`
-	Backups         int       `json:"backups"`
-	Workers         int       `json:"workers"` // workers running its tasks now
-	EventsRead      int64     `json:"events_read"`
-	BytesRead       int64     `json:"bytes_read"`
-	HasResult       bool      `json:"has_result"`
-	Rows            int64     `json:"rows"`
-	Indexed         string    `json:"indexed,omitempty"` // "", pending, ok, or "error: ..."
-	SubmittedBy     string    `json:"submitted_by,omitempty"`
-	CancelRequested bool      `json:"cancel_requested,omitempty"`
-	Error           string    `json:"error,omitempty"`
-	Warning         string    `json:"warning,omitempty"`
+	ID           string    `json:"id"`
+	State        string    `json:"state"` // pending, running, merging, committing, succeeded, failed, cancelled
+	From         time.Time `json:"from"`
+	To           time.Time `json:"to"`
+	Out          string    `json:"out"`
+	Created      time.Time `json:"created"`
+	Started      time.Time `json:"started,omitzero"`
+	Finished     time.Time `json:"finished,omitzero"`
+	TasksTotal   int       `json:"tasks_total"`
+	TasksDone    int       `json:"tasks_done"`
+	TasksRunning int       `json:"tasks_running"`
+	Attempts     int       `json:"attempts"`
+	Retries      int       `json:"retries"`
+	Backups      int       `json:"backups"`
+	Workers      int       `json:"workers"` // workers running its tasks now
+	EventsRead   int64     `json:"events_read"`
+	BytesRead    int64     `json:"bytes_read"`
+	HasResult    bool      `json:"has_result"`
+	Rows         int64     `json:"rows"`
+	// Revision and Final of its result, as committed by the job (a
+	// provisional result finalized later is recorded by its window).
+	Revision        int64  `json:"revision,omitempty"`
+	Final           bool   `json:"final,omitempty"`
+	Indexed         string `json:"indexed,omitempty"` // "", pending, ok, or "error: ..."
+	SubmittedBy     string `json:"submitted_by,omitempty"`
+	CancelRequested bool   `json:"cancel_requested,omitempty"`
+	Error           string `json:"error,omitempty"`
+	Warning         string `json:"warning,omitempty"`
 }
 
 // Terminal reports whether the job has ended.
@@ -162,6 +166,9 @@ type Window struct {
 	Failures int       `json:"failures"` // in a row
 	Error    string    `json:"error,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Provisional: its result was published before the allowed lateness
+	// passed (final=false) and is not finalized yet (--provisional).
+	Provisional bool `json:"provisional,omitempty"`
 }
 
 // Reruns is how often the window ran again after its first run.

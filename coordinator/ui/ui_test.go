@@ -64,7 +64,7 @@ func (f *fakeCluster) Workers(context.Context) ([]Worker, error) {
 
 func (f *fakeCluster) Schedule(context.Context, int) (*Schedule, error) {
 	return &Schedule{Enabled: true, Window: time.Hour, Lateness: 5 * time.Minute, Out: "file:///out",
-		Windows: []Window{{From: t0, To: t0.Add(time.Hour), Job: hostile, State: "done", Input: "files=1,events=2", Runs: 2}}}, nil
+		Windows: []Window{{From: t0, To: t0.Add(time.Hour), Job: hostile, State: "done", Input: "files=1,events=2", Runs: 2, Provisional: true}}}, nil
 }
 
 func (f *fakeCluster) Ingest(context.Context) (*Ingest, error) {
@@ -158,11 +158,15 @@ func TestPages(t *testing.T) {
 	if strings.Contains(frag, "<html") || !strings.Contains(frag, "1/4") {
 		t.Errorf("fragment:\n%s", frag)
 	}
+	c.detail.Job.HasResult, c.detail.Job.Rows, c.detail.Job.Revision = true, 7, 3
 	_, body, _ = get(t, h, "/jobs/20261127-100000-abcd")
-	for _, want := range []string{`id="timeline"`, `class="b-lost"`, `class="b-other"`, `data-task="0"`, `data-attempts="2"`} {
+	for _, want := range []string{`<dd>3 (provisional)</dd>`, `id="timeline"`, `class="b-lost"`, `class="b-other"`, `data-task="0"`, `data-attempts="2"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("job page lacks %s:\n%s", want, body)
 		}
+	}
+	if _, body, _ := get(t, h, "/windows"); !strings.Contains(body, ">provisional<") {
+		t.Errorf("windows page does not mark the provisional window:\n%s", body)
 	}
 	if _, body, _ := get(t, h, "/workers"); !strings.Contains(body, ">1234<") || !strings.Contains(body, ">56<") {
 		t.Errorf("workers page without the tasks done and failed:\n%s", body)

@@ -37,6 +37,12 @@ func goldenRows() []schema.Row {
 
 func TestWriteGolden(t *testing.T) {
 	rows := goldenRows()
+	// As committed (results.Commit): every row says how final its result is.
+	computed := time.Date(2026, 11, 27, 11, 36, 0, 123_000_000, time.UTC)
+	wm := time.Date(2026, 11, 27, 11, 35, 0, 0, time.UTC)
+	for i := range rows {
+		rows[i].Revision, rows[i].ComputedAt, rows[i].Watermark, rows[i].EventsSnapshot, rows[i].Final = 2, computed, &wm, 0, true
+	}
 	for _, tt := range []struct {
 		file  string
 		write func(*bytes.Buffer, []schema.Row) error

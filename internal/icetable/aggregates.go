@@ -50,10 +50,18 @@ type aggRow struct {
 	AvgTimeSpentS    *float64 `parquet:"avg_time_spent_s,optional,id(9)"`
 	Job              string   `parquet:"job_id,dict,id(10)"`
 	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
+	// How final the row is (schema.Row); null in rows published before
+	// these columns existed.
+	Revision   *int64 `parquet:"revision,optional,id(12)"`
+	ComputedAt *int64 `parquet:"computed_at,optional,timestamp(microsecond),id(13)"`
+	Watermark  *int64 `parquet:"watermark,optional,timestamp(microsecond),id(14)"`
+	Final      *bool  `parquet:"final,optional,id(15)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
-// (package schema) and the job that computed it.
+// (package schema) and the job that computed it. Fields are only ever
+// appended, optional, with the next id: EnsureAggregates adds them to a
+// table made before (EvolveSchema).
 func AggregatesSchema() *iceberg.Schema {
 	req := required
 	return iceberg.NewSchema(0,
@@ -70,14 +78,30 @@ func AggregatesSchema() *iceberg.Schema {
 		// The events table snapshot the job read; null if it read the
 		// lake's manifests.
 		iceberg.NestedField{ID: 11, Name: "events_snapshot", Type: iceberg.PrimitiveTypes.Int64},
+		// How final the row is: the result's revision, when it was
+		// computed, the ingest watermark it was last committed with (null:
+		// unknown), and whether the window was final then.
+		iceberg.NestedField{ID: 12, Name: "revision", Type: iceberg.PrimitiveTypes.Int64},
+		iceberg.NestedField{ID: 13, Name: "computed_at", Type: iceberg.PrimitiveTypes.TimestampTz},
+		iceberg.NestedField{ID: 14, Name: "watermark", Type: iceberg.PrimitiveTypes.TimestampTz},
+		iceberg.NestedField{ID: 15, Name: "final", Type: iceberg.PrimitiveTypes.Bool},
 	)
 }
 
 // EnsureAggregates returns the aggregates table of the lake at store,
 // creating it if needed: located at the lake's aggregates/ folder,
-// partitioned by day(window_start).
+// partitioned by day(window_start). A table made by an older version gets
+// the columns appended since (EvolveSchema).
 func EnsureAggregates(ctx context.Context, cat catalog.Catalog, store lake.Store) (*table.Table, error) {
-	return ensureDayTable(ctx, cat, store, AggregatesTable, AggregatesSchema(), 1, "window_start_day", aggregatesPrefix)
+	want := AggregatesSchema()
+	tbl, err := ensureDayTable(ctx, cat, store, AggregatesTable, want, 1, "window_start_day", aggregatesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if missing, err := missingFields(tbl.Schema(), want, tbl.Metadata().LastColumnID()); err == nil && len(missing) == 0 {
+		return tbl, nil
+	}
+	return EvolveSchema(ctx, cat, AggregatesTable, want)
 }
 
 // Result is one committed job result to publish.
@@ -86,7 +110,14 @@ type Result struct {
 	// EventsSnapshot is the events table snapshot the job read (0: none).
 	EventsSnapshot int64
 	From, To       time.Time // the job's window
-	Rows           []schema.Row
+	// How final the result is (results.Meta): its revision (0: unknown,
+	// null), when it was computed (zero: null), the watermark (nil:
+	// null), and whether it is final. They apply to every row.
+	Revision   int64
+	ComputedAt time.Time
+	Watermark  *time.Time
+	Final      bool
+	Rows       []schema.Row
 }
 
 // windowDir is the folder of a window's data files in the table.
@@ -101,13 +132,18 @@ func windowDir(from, to time.Time) string {
 // holds for its window is not added again, and a race with another
 // publisher is resolved by re-reading the table.
 func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result) error {
-	dir := windowDir(r.From, r.To)
-	key := dir + r.Run + ".parquet"
-	root := strings.TrimSuffix(store.URI(), "/") + "/"
 	data, err := encodeResult(r)
 	if err != nil {
 		return err
 	}
+	return publishEncoded(ctx, cat, store, r, data)
+}
+
+// publishEncoded is PublishResult with r's rows encoded as data.
+func publishEncoded(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result, data []byte) error {
+	dir := windowDir(r.From, r.To)
+	key := dir + r.Run + ".parquet"
+	root := strings.TrimSuffix(store.URI(), "/") + "/"
 	// The file first, under a name no other run uses: rewriting it for a
 	// retry writes the same bytes.
 	if err := store.Put(ctx, key, data); err != nil {
@@ -171,6 +207,13 @@ func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r
 
 func encodeResult(r Result) ([]byte, error) {
 	rows := make([]aggRow, len(r.Rows))
+	var computed, wm int64
+	if !r.ComputedAt.IsZero() {
+		computed = r.ComputedAt.UnixMicro()
+	}
+	if r.Watermark != nil {
+		wm = r.Watermark.UnixMicro()
+	}
 	for i, x := range r.Rows {
 		rows[i] = aggRow{
 			WindowStart: x.WindowStart.UnixMicro(), WindowEnd: x.WindowEnd.UnixMicro(), URL: x.URL, Country: x.Country,
@@ -180,6 +223,16 @@ func encodeResult(r Result) ([]byte, error) {
 		if r.EventsSnapshot != 0 {
 			rows[i].EventsSnapshot = &r.EventsSnapshot
 		}
+		if r.Revision != 0 {
+			rows[i].Revision = &r.Revision
+		}
+		if !r.ComputedAt.IsZero() {
+			rows[i].ComputedAt = &computed
+		}
+		if r.Watermark != nil {
+			rows[i].Watermark = &wm
+		}
+		rows[i].Final = &r.Final
 	}
 	return encodeRows(rows, "result")
 }
@@ -273,14 +326,16 @@ func (p ResultPublisher) PublishRows(ctx context.Context, out lake.Store, meta r
 	if _, err := EnsureAggregates(ctx, cat, store); err != nil {
 		return err
 	}
-	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, EventsSnapshot: meta.EventsSnapshot, Rows: rows})
+	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, EventsSnapshot: meta.EventsSnapshot,
+		Revision: meta.Revision, ComputedAt: meta.ComputedAt, Watermark: meta.Watermark, Final: meta.Final, Rows: rows})
 }
 
-// AggregateRow is a row of the aggregates table.
+// AggregateRow is a row of the aggregates table: the result row (its
+// events_snapshot 0 and revision 0 for null, a nil watermark for null,
+// computed_at zero for null) and the job that computed it.
 type AggregateRow struct {
 	schema.Row
-	Job            string
-	EventsSnapshot int64 // 0: null
+	Job string
 }
 
 // ReadAggregates reads every row of the aggregates table at its current
@@ -343,6 +398,10 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 		avg, _ := col("avg_time_spent_s").(*array.Float64)
 		job, _ := col("job_id").(*array.String)
 		snap, _ := col("events_snapshot").(*array.Int64) // nil in a table made before the column
+		rev, _ := col("revision").(*array.Int64)
+		computed, _ := col("computed_at").(*array.Timestamp)
+		wm, _ := col("watermark").(*array.Timestamp)
+		final, _ := col("final").(*array.Boolean)
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -359,6 +418,19 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 			}
 			if snap != nil && snap.IsValid(i) {
 				r.EventsSnapshot = snap.Value(i)
+			}
+			if rev != nil && rev.IsValid(i) {
+				r.Revision = rev.Value(i)
+			}
+			if computed != nil && computed.IsValid(i) {
+				r.ComputedAt = time.UnixMicro(int64(computed.Value(i))).UTC()
+			}
+			if wm != nil && wm.IsValid(i) {
+				t := time.UnixMicro(int64(wm.Value(i))).UTC()
+				r.Watermark = &t
+			}
+			if final != nil && final.IsValid(i) {
+				r.Final = final.Value(i)
 			}
 			rows = append(rows, r)
 		}

@@ -12,6 +12,18 @@
 // lake's events/ folder: the data files are the ones ingest wrote, and the
 // table's metadata goes to events/metadata/.
 //
+// # Schema evolution
+//
+// Columns of the tables this package writes are only ever appended, as
+// optional fields with the next field id (the aggregates table's revision,
+// computed_at, watermark and final are 12 to 15). EvolveSchema adds to a
+// table made by an older version the fields it lacks, in one schema update
+// committed in a table transaction, and refuses (ErrSchemaConflict) what
+// is not such an append: Iceberg numbers an added column
+// last-column-id + 1, and the data files carry the writer's ids, so they
+// must agree. EnsureAggregates calls it; rows written before read null in
+// the new columns.
+//
 // # Commit protocol
 //
 // The lake's manifests stay the write-ahead log of ingest: each source

@@ -29,6 +29,9 @@ var (
 	ErrNoResult = errors.New("results: no committed result (no _SUCCESS)")
 	// ErrBadMeta reports a _SUCCESS that does not decode or is inconsistent.
 	ErrBadMeta = errors.New("results: malformed _SUCCESS")
+	// ErrSuperseded reports a result to finalize that another job's
+	// result replaced.
+	ErrSuperseded = errors.New("results: the committed result is another job's")
 )
 
 // Format is the file format of a result.
@@ -101,6 +104,26 @@ type Meta struct {
 	DurationSeconds float64   `json:"duration_seconds"`
 	Warning         string    `json:"warning,omitempty"`
 	RowsPerFile     int       `json:"rows_per_file,omitempty"`
+
+	// How final the result is; every row carries the same values (see
+	// schema.Row). Commit fills Revision and ComputedAt; the job sets
+	// Watermark and Final.
+
+	// Revision is the result's run number in this output: 1 for the
+	// first result, the previous result's revision + 1 for a result of
+	// another job (a recomputation), the same for another commit of the
+	// same job (a retried commit, a finalization). A _SUCCESS written
+	// before revisions existed reads 0 and counts as revision 1.
+	Revision int64 `json:"revision,omitempty"`
+	// ComputedAt is when the rows of this revision were first committed.
+	ComputedAt time.Time `json:"computed_at,omitzero"`
+	// Watermark is the ingest watermark the job knew when it committed
+	// (or when the result was finalized); nil if it knew none.
+	Watermark *time.Time `json:"watermark,omitempty"`
+	// Final: the watermark had passed the window's end plus the session
+	// timeout and the allowed lateness. A provisional result is false
+	// until Finalize commits it again as final.
+	Final bool `json:"final"`
 }
 
 // Ext is the file name extension of the format, dot included.
@@ -113,9 +136,85 @@ func (f Format) Ext() string {
 
 // Commit writes rows as the run m.Run (m.Format, m.RowsPerFile rows a file)
 // and then commits it by replacing _SUCCESS. It fills m's Version, Files,
-// Rows, Previous and Committed and returns it. Files of a failed Commit are
-// garbage that a later Prune removes; the previous result stays visible.
+// Rows, Previous, Committed, Revision and ComputedAt and returns it, and
+// sets the provenance columns of rows (in place) from m: revision,
+// computed_at, watermark, events_snapshot, final. Files of a failed Commit
+// are garbage that a later Prune removes; the previous result stays
+// visible.
 func Commit(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Meta, error) {
+	prev, err := ReadMeta(ctx, out)
+	switch {
+	case err == nil:
+		if prev.Run != m.Run {
+			m.Previous = prev.Run
+		} else {
+			m.Previous = prev.Previous
+		}
+		m.Revision = max(prev.Revision, 1)
+		if prev.Job != m.Job || m.Job == "" {
+			m.Revision++ // another computation
+		}
+	case errors.Is(err, ErrNoResult), errors.Is(err, ErrBadMeta):
+		m.Revision = 1
+	default:
+		return m, err
+	}
+	if err == nil && prev.Job == m.Job && m.Job != "" && !prev.ComputedAt.IsZero() {
+		m.ComputedAt = prev.ComputedAt // the same job's rows, committed again
+	} else {
+		m.ComputedAt = time.Now().UTC()
+	}
+	return write(ctx, out, rows, m)
+}
+
+// Finalize commits the result of job in out again as final, as of the
+// ingest watermark wm, without recomputing it: the same rows, revision and
+// computed_at, with final true and wm as their watermark, in a new run
+// (the committed one's name + "-final"). It returns the committed Meta; a
+// result already final is left as it is. If the committed result is not
+// job's (a newer job replaced it), it returns an error matching
+// ErrSuperseded and changes nothing.
+//
+// Like Commit, it must not run while a job writes a result to out.
+func Finalize(ctx context.Context, out lake.Store, job string, wm time.Time) (Meta, error) {
+	rows, m, err := ReadResult(ctx, out)
+	if err != nil {
+		return m, err
+	}
+	if m.Job != job {
+		return m, fmt.Errorf("%w: finalize %s: %s holds job %s's", ErrSuperseded, job, out.URI(), m.Job)
+	}
+	if m.Final {
+		return m, nil
+	}
+	wm = wm.UTC()
+	next := m
+	next.Previous, next.Run = m.Run, strings.TrimSuffix(m.Run, finalSuffix)+finalSuffix
+	next.Final, next.Watermark = true, &wm
+	next.Revision = max(m.Revision, 1)
+	return write(ctx, out, rows, next)
+}
+
+// Stamp sets the provenance columns of rows (in place) from m: revision,
+// computed_at, watermark, events_snapshot and final, as Commit writes them.
+func Stamp(rows []schema.Row, m Meta) {
+	for i := range rows {
+		r := &rows[i]
+		r.Revision, r.ComputedAt, r.EventsSnapshot, r.Final = m.Revision, m.ComputedAt.UTC(), m.EventsSnapshot, m.Final
+		r.Watermark = nil
+		if m.Watermark != nil {
+			wm := m.Watermark.UTC()
+			r.Watermark = &wm
+		}
+	}
+}
+
+// finalSuffix ends the name of a finalized run.
+const finalSuffix = "-final"
+
+// write writes rows as the run m.Run, stamped with m's provenance, and
+// then replaces _SUCCESS with m.
+func write(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Meta, error) {
 	if m.Run == "" || strings.Contains(m.Run, "/") {
 		return m, fmt.Errorf("results: commit: bad run name %q", m.Run)
 	}
@@ -131,7 +230,8 @@ func Commit(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Met
 	}
 	m.Version = MetaVersion
 	m.Rows = int64(len(rows))
-	m.Files = m.Files[:0]
+	m.Files = nil
+	Stamp(rows, m)
 	// Always at least one file, so that an empty result is a visible file
 	// (a CSV header) and not nothing.
 	for i, start := 0, 0; start == 0 || start < len(rows); i, start = i+1, start+per {
@@ -154,18 +254,6 @@ func Commit(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Met
 		if len(rows) == 0 {
 			break
 		}
-	}
-	prev, err := ReadMeta(ctx, out)
-	switch {
-	case err == nil:
-		if prev.Run != m.Run {
-			m.Previous = prev.Run
-		} else {
-			m.Previous = prev.Previous
-		}
-	case errors.Is(err, ErrNoResult), errors.Is(err, ErrBadMeta):
-	default:
-		return m, err
 	}
 	m.Committed = time.Now().UTC()
 	data, err := json.MarshalIndent(m, "", "  ")

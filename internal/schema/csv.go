@@ -31,10 +31,12 @@ func WriteCSV(w io.Writer, rows []Row) error {
 }
 
 // ReadCSV reads rows written by WriteCSV. Times are returned in UTC. Empty
-// input is no rows; a header other than Header is an error.
+// input is no rows. The header must be Header, or a prefix of it: a file
+// written before the trailing columns were added (columns are only ever
+// appended), whose rows read with those columns' zero values (null for a
+// nullable one). Any other header is an error.
 func ReadCSV(r io.Reader) ([]Row, error) {
 	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = len(Columns)
 	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -43,11 +45,16 @@ func ReadCSV(r io.Reader) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: read csv header: %w", err)
 	}
-	for i := range Columns {
+	if len(head) > len(Columns) {
+		return nil, fmt.Errorf("schema: read csv: %d columns, want at most %d (%q is not a column)", len(head), len(Columns), head[len(Columns)])
+	}
+	for i := range head {
 		if head[i] != Columns[i].Name {
 			return nil, fmt.Errorf("schema: read csv: column %d is %q, want %q", i, head[i], Columns[i].Name)
 		}
 	}
+	cols := Columns[:len(head)]
+	cr.FieldsPerRecord = len(cols)
 	var rows []Row
 	for {
 		rec, err := cr.Read()
@@ -59,8 +66,8 @@ func ReadCSV(r io.Reader) ([]Row, error) {
 		}
 		var row Row
 		var errs []error
-		for j := range Columns {
-			errs = append(errs, Columns[j].parse(&row, rec[j]))
+		for j := range cols {
+			errs = append(errs, cols[j].parse(&row, rec[j]))
 		}
 		if err := errors.Join(errs...); err != nil {
 			return rows, fmt.Errorf("schema: read csv: row %d: %w", len(rows), err)

@@ -9,15 +9,19 @@ import (
 )
 
 // WriteNDJSON writes rows as newline-delimited JSON, one object a line,
-// with window times in UTC RFC 3339 and a null avg_time_spent_s when a row
-// has no time-spent samples.
+// with times in UTC RFC 3339, a null avg_time_spent_s when a row has no
+// time-spent samples and a null watermark when it is unknown.
 func WriteNDJSON(w io.Writer, rows []Row) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	for i := range rows {
 		r := rows[i]
-		r.WindowStart, r.WindowEnd = r.WindowStart.UTC(), r.WindowEnd.UTC()
+		r.WindowStart, r.WindowEnd, r.ComputedAt = r.WindowStart.UTC(), r.WindowEnd.UTC(), r.ComputedAt.UTC()
+		if r.Watermark != nil {
+			wm := r.Watermark.UTC()
+			r.Watermark = &wm
+		}
 		if err := enc.Encode(&r); err != nil {
 			return fmt.Errorf("schema: write ndjson: row %d: %w", i, err)
 		}

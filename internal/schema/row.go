@@ -19,6 +19,31 @@ type Row struct {
 	// AvgTimeSpentS is TotalTimeSpentS / TimeSpentSamples, nil (JSON null)
 	// when there are no samples.
 	AvgTimeSpentS *float64 `json:"avg_time_spent_s"`
+
+	// How final the row is: the provenance of the result it belongs to,
+	// the same on every row of a result (results.Commit sets them from
+	// its results.Meta).
+
+	// Revision is the run number of the row's result in its output: 1 for
+	// the first result committed there, one more for each recomputation
+	// (a late re-run, a backfill). Finalizing a result keeps it.
+	Revision int64 `json:"revision"`
+	// ComputedAt is when the result's rows were computed (committed the
+	// first time with this revision).
+	ComputedAt time.Time `json:"computed_at"`
+	// Watermark is the ingest watermark the result was last committed
+	// with (computed, or finalized); nil (JSON null) when the job did not
+	// know one (a job submitted by hand).
+	Watermark *time.Time `json:"watermark"`
+	// EventsSnapshot is the snapshot of the lake's Iceberg events table
+	// the result was computed from; 0 when the job read the lake's
+	// manifests instead.
+	EventsSnapshot int64 `json:"events_snapshot"`
+	// Final: the watermark had passed the window's end plus the session
+	// timeout and the allowed lateness, so no more events are expected;
+	// false for a provisional (early) result. Late data that still comes
+	// makes a new revision.
+	Final bool `json:"final"`
 }
 
 // Columns are the fields of Row, in order: the columns of a CSV result
@@ -35,6 +60,13 @@ var Columns = []Column{
 	column("total_time_spent_s", floatKind, func(r *Row) *float64 { return &r.TotalTimeSpentS }),
 	column("time_spent_samples", intKind, func(r *Row) *int64 { return &r.TimeSpentSamples }),
 	column("avg_time_spent_s", optionalFloatKind, func(r *Row) **float64 { return &r.AvgTimeSpentS }),
+	// Provenance: how final the row is (see Row). Not part of what a row
+	// counts: EqualMetrics ignores them.
+	column("revision", intKind, func(r *Row) *int64 { return &r.Revision }).provenance(),
+	column("computed_at", timeKind, func(r *Row) *time.Time { return &r.ComputedAt }).provenance(),
+	column("watermark", optionalTimeKind, func(r *Row) **time.Time { return &r.Watermark }).provenance(),
+	column("events_snapshot", intKind, func(r *Row) *int64 { return &r.EventsSnapshot }).provenance(),
+	column("final", boolKind, func(r *Row) *bool { return &r.Final }).provenance(),
 }
 
 // A Column is one field of Row.
@@ -46,6 +78,9 @@ type Column struct {
 	// ESText adds to a keyword field the sub-field "<Name>.text" of type
 	// text, for full-text search.
 	ESText bool
+	// Provenance marks a column that tells how final the row's result is
+	// (revision, computed_at, …) rather than what it counts.
+	Provenance bool
 
 	format func(*Row) string
 	parse  func(*Row, string) error
@@ -53,12 +88,17 @@ type Column struct {
 	equal  func(a, b *Row) bool
 }
 
-// Value returns the column's field of r: a time.Time, a string, an int64,
-// a float64 or a *float64 (nil: null).
+// Value returns the column's field of r: a time.Time, a *time.Time, a
+// string, an int64, a float64, a *float64 or a bool (nil pointers: null).
 func (c Column) Value(r *Row) any { return c.value(r) }
 
 func (c Column) withESText() Column {
 	c.ESText = true
+	return c
+}
+
+func (c Column) provenance() Column {
+	c.Provenance = true
 	return c
 }
 
@@ -77,6 +117,18 @@ func Header() []string {
 func Equal(a, b Row) bool {
 	for i := range Columns {
 		if !Columns[i].equal(&a, &b) {
+			return false
+		}
+	}
+	return true
+}
+
+// EqualMetrics reports whether a and b hold the same window, key and
+// metrics, whatever their provenance columns say: the same aggregate,
+// computed at another time or by another run.
+func EqualMetrics(a, b Row) bool {
+	for i := range Columns {
+		if !Columns[i].Provenance && !Columns[i].equal(&a, &b) {
 			return false
 		}
 	}
@@ -109,7 +161,8 @@ type kind[T any] struct {
 }
 
 // Times are UTC RFC 3339 with as many fractional digits as needed, numbers
-// are decimal without exponent, and a null average is an empty field.
+// are decimal without exponent, booleans are true and false, and a null
+// (an average, a watermark) is an empty field.
 var (
 	timeKind = kind[time.Time]{
 		esType: "date",
@@ -119,6 +172,30 @@ var (
 			return t.UTC(), err
 		},
 		equal: time.Time.Equal,
+	}
+	optionalTimeKind = kind[*time.Time]{
+		esType: "date",
+		format: func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339Nano)
+		},
+		parse: func(s string) (*time.Time, error) {
+			if s == "" {
+				return nil, nil
+			}
+			t, err := time.Parse(time.RFC3339Nano, s)
+			t = t.UTC()
+			return &t, err
+		},
+		equal: func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) },
+	}
+	boolKind = kind[bool]{
+		esType: "boolean",
+		format: strconv.FormatBool,
+		parse:  strconv.ParseBool,
+		equal:  equal[bool],
 	}
 	keywordKind = kind[string]{
 		esType: "keyword",

@@ -14,6 +14,8 @@ import (
 
 func ptr(f float64) *float64 { return &f }
 
+func tptr(t time.Time) *time.Time { return &t }
+
 // testRows covers the forms a field can take: quoting, non-ASCII, null
 // and zero averages, sub-second and non-UTC times, extreme numbers.
 func testRows() []Row {
@@ -21,7 +23,9 @@ func testRows() []Row {
 	berlin := time.FixedZone("CET", 3600)
 	return []Row{
 		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: "/home", Country: "US",
-			Clicks: 3, UniqueUsers: 2, TotalTimeSpentS: 2.001, TimeSpentSamples: 3, AvgTimeSpentS: ptr(0.667)},
+			Clicks: 3, UniqueUsers: 2, TotalTimeSpentS: 2.001, TimeSpentSamples: 3, AvgTimeSpentS: ptr(0.667),
+			Revision: 2, ComputedAt: from.Add(2*time.Hour + 123*time.Millisecond), Watermark: tptr(from.Add(90 * time.Minute).In(berlin)),
+			EventsSnapshot: 8_123_456_789_012_345_678, Final: true},
 		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: `/search?q="shoes",red`, Country: "",
 			Clicks: 1, UniqueUsers: 1},
 		{WindowStart: from.Add(1500 * time.Millisecond).In(berlin), WindowEnd: from.Add(time.Hour + time.Nanosecond),
@@ -36,11 +40,13 @@ func testRows() []Row {
 // the column's Elasticsearch type fits the field's Go type.
 func TestColumnsFollowRow(t *testing.T) {
 	esTypes := map[reflect.Type]string{
-		reflect.TypeFor[time.Time](): "date",
-		reflect.TypeFor[string]():    "keyword",
-		reflect.TypeFor[int64]():     "long",
-		reflect.TypeFor[float64]():   "double",
-		reflect.TypeFor[*float64]():  "double",
+		reflect.TypeFor[time.Time]():  "date",
+		reflect.TypeFor[string]():     "keyword",
+		reflect.TypeFor[int64]():      "long",
+		reflect.TypeFor[float64]():    "double",
+		reflect.TypeFor[*float64]():   "double",
+		reflect.TypeFor[*time.Time](): "date",
+		reflect.TypeFor[bool]():       "boolean",
 	}
 	fields := reflect.VisibleFields(reflect.TypeFor[Row]())
 	if len(fields) != len(Columns) {
@@ -142,8 +148,12 @@ func TestCSVRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := len(Columns) - 1
-	if recs[2][last] != "" || recs[4][last] != "0" || recs[3][6] != "1000000000000000000000" {
+	avg, wm, final := slices.Index(Header(), "avg_time_spent_s"), slices.Index(Header(), "watermark"), slices.Index(Header(), "final")
+	if recs[2][avg] != "" || recs[4][avg] != "0" || recs[3][6] != "1000000000000000000000" {
+		t.Errorf("records: %q", recs)
+	}
+	// A null watermark is an empty field; a known one is UTC.
+	if recs[1][wm] != "2026-11-27T01:30:00Z" || recs[2][wm] != "" || recs[1][final] != "true" || recs[2][final] != "false" {
 		t.Errorf("records: %q", recs)
 	}
 }
@@ -170,7 +180,7 @@ func TestNDJSONRoundTrip(t *testing.T) {
 
 func TestReadCSVErrors(t *testing.T) {
 	header := strings.Join(Header(), ",") + "\n"
-	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,\n"
+	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,,3,2026-11-27T02:00:00Z,,0,false\n"
 	if rows, err := ReadCSV(strings.NewReader("")); err != nil || rows != nil {
 		t.Errorf("empty input: %v, %v", rows, err)
 	}
@@ -179,12 +189,15 @@ func TestReadCSVErrors(t *testing.T) {
 	}
 	for name, in := range map[string]string{
 		"other header":     strings.Replace(header, "clicks", "hits", 1) + row,
-		"short header":     "window_start,window_end\n",
-		"missing field":    header + strings.TrimSuffix(row, ",\n") + "\n",
+		"extra column":     strings.TrimSuffix(header, "\n") + ",bonus\n",
+		"short record":     "window_start,window_end\n2026-11-27T00:00:00Z\n",
+		"missing field":    header + strings.TrimSuffix(row, ",false\n") + "\n",
 		"bad time":         header + strings.Replace(row, "2026-11-27T00:00:00Z", "yesterday", 1),
 		"bad int":          header + strings.Replace(row, ",1,1,", ",1,x,", 1),
 		"bad float":        header + strings.Replace(row, ",0,0,", ",0.0.1,0,", 1),
-		"bad average":      header + strings.TrimSuffix(row, "\n") + "n/a\n",
+		"bad average":      header + strings.Replace(row, ",0,0,,", ",0,0,n/a,", 1),
+		"bad bool":         header + strings.Replace(row, ",false", ",maybe", 1),
+		"bad watermark":    header + strings.Replace(row, ",,0,", ",later,0,", 1),
 		"int out of range": header + strings.Replace(row, ",1,1,", ",1,99999999999999999999,", 1),
 	} {
 		if rows, err := ReadCSV(strings.NewReader(in)); err == nil {
@@ -202,17 +215,63 @@ func TestEqual(t *testing.T) {
 		t.Errorf("the same instants and values: not equal")
 	}
 	for name, change := range map[string]func(*Row){
-		"window":        func(r *Row) { r.WindowEnd = r.WindowEnd.Add(time.Millisecond) },
-		"url":           func(r *Row) { r.URL += "/" },
-		"clicks":        func(r *Row) { r.Clicks++ },
-		"total":         func(r *Row) { r.TotalTimeSpentS += 1e-9 },
-		"null average":  func(r *Row) { r.AvgTimeSpentS = nil },
-		"other average": func(r *Row) { r.AvgTimeSpentS = ptr(1) },
+		"window":         func(r *Row) { r.WindowEnd = r.WindowEnd.Add(time.Millisecond) },
+		"url":            func(r *Row) { r.URL += "/" },
+		"clicks":         func(r *Row) { r.Clicks++ },
+		"total":          func(r *Row) { r.TotalTimeSpentS += 1e-9 },
+		"null average":   func(r *Row) { r.AvgTimeSpentS = nil },
+		"other average":  func(r *Row) { r.AvgTimeSpentS = ptr(1) },
+		"revision":       func(r *Row) { r.Revision++ },
+		"computed at":    func(r *Row) { r.ComputedAt = r.ComputedAt.Add(time.Second) },
+		"null watermark": func(r *Row) { r.Watermark = nil },
+		"snapshot":       func(r *Row) { r.EventsSnapshot = 1 },
+		"final":          func(r *Row) { r.Final = false },
 	} {
 		c := a
 		change(&c)
 		if Equal(a, c) || Equal(c, a) {
 			t.Errorf("%s changed: still equal", name)
 		}
+		provenance := slices.Contains([]string{"revision", "computed at", "null watermark", "snapshot", "final"}, name)
+		if EqualMetrics(a, c) != provenance {
+			t.Errorf("%s changed: EqualMetrics = %v", name, !provenance)
+		}
+	}
+}
+
+// A CSV result written before the provenance columns existed (its header
+// a prefix of Header) reads with their zero values: revision 0, no
+// watermark, not final. Columns are only ever appended.
+func TestReadCSVOlderHeader(t *testing.T) {
+	old := "window_start,window_end,url,country,clicks,unique_users,total_time_spent_s,time_spent_samples,avg_time_spent_s\n" +
+		"2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,3,2,1.5,3,0.5\n" +
+		"2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/b,,1,1,0,0,\n"
+	rows, err := ReadCSV(strings.NewReader(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	want := []Row{
+		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: "/a", Country: "US", Clicks: 3, UniqueUsers: 2,
+			TotalTimeSpentS: 1.5, TimeSpentSamples: 3, AvgTimeSpentS: ptr(0.5)},
+		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: "/b", Clicks: 1, UniqueUsers: 1},
+	}
+	if !slices.EqualFunc(rows, want, Equal) {
+		t.Errorf("read %+v, want %+v", rows, want)
+	}
+	for _, r := range rows {
+		if r.Revision != 0 || !r.ComputedAt.IsZero() || r.Watermark != nil || r.EventsSnapshot != 0 || r.Final {
+			t.Errorf("missing columns not zero: %+v", r)
+		}
+	}
+	// The oldest prefix that still names a window reads too.
+	if rows, err := ReadCSV(strings.NewReader("window_start\n2026-11-27T00:00:00Z\n")); err != nil || len(rows) != 1 || !rows[0].WindowStart.Equal(from) {
+		t.Errorf("one column: %+v, %v", rows, err)
+	}
+	// A record with the old header's field count but under the new header
+	// is still an error: every record has its header's fields.
+	full := strings.Join(Header(), ",") + "\n" + strings.SplitN(old, "\n", 3)[1] + "\n"
+	if rows, err := ReadCSV(strings.NewReader(full)); err == nil {
+		t.Errorf("short record under the full header: no error, %+v", rows)
 	}
 }

@@ -415,7 +415,15 @@ type JobResult struct {
 	Files []string `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
 	Rows  int64    `protobuf:"varint,4,opt,name=rows,proto3" json:"rows,omitempty"`
 	// Events counted inside the window.
-	Events        int64 `protobuf:"varint,5,opt,name=events,proto3" json:"events,omitempty"`
+	Events int64 `protobuf:"varint,5,opt,name=events,proto3" json:"events,omitempty"`
+	// The result's revision in its output: 1 for the first result there, one
+	// more for each job that computed it again.
+	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Whether the job's result was final when committed: the ingest
+	// watermark had passed the window's end + session timeout + allowed
+	// lateness. Jobs submitted by hand are not; a provisional scheduled
+	// window is finalized later, by its window (the job record keeps false).
+	Final         bool `protobuf:"varint,7,opt,name=final,proto3" json:"final,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -483,6 +491,20 @@ func (x *JobResult) GetEvents() int64 {
 		return x.Events
 	}
 	return 0
+}
+
+func (x *JobResult) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *JobResult) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
 }
 
 // Job is a job's status.
@@ -1443,14 +1465,16 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"eventsRead\x12\x1d\n" +
 	"\n" +
-	"bytes_read\x18\v \x01(\x03R\tbytesRead\"\x80\x01\n" +
+	"bytes_read\x18\v \x01(\x03R\tbytesRead\"\xb2\x01\n" +
 	"\tJobResult\x12\x1f\n" +
 	"\vsuccess_uri\x18\x01 \x01(\tR\n" +
 	"successUri\x12\x10\n" +
 	"\x03run\x18\x02 \x01(\tR\x03run\x12\x14\n" +
 	"\x05files\x18\x03 \x03(\tR\x05files\x12\x12\n" +
 	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12\x16\n" +
-	"\x06events\x18\x05 \x01(\x03R\x06events\"\xd6\x04\n" +
+	"\x06events\x18\x05 \x01(\x03R\x06events\x12\x1a\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x14\n" +
+	"\x05final\x18\a \x01(\bR\x05final\"\xd6\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\x12.\n" +
