@@ -19,6 +19,10 @@ type Row struct {
 	// AvgTimeSpentS is TotalTimeSpentS / TimeSpentSamples, nil (JSON null)
 	// when there are no samples.
 	AvgTimeSpentS *float64 `json:"avg_time_spent_s"`
+	// BotClicks counts the window's events of bots (user agents of crawlers
+	// and automation tools), which the columns above leave out; zero when
+	// the job folded bots into them (--include-bots).
+	BotClicks int64 `json:"bot_clicks"`
 }
 
 // Columns are the fields of Row, in order: the columns of a CSV result
@@ -35,6 +39,7 @@ var Columns = []Column{
 	column("total_time_spent_s", floatKind, func(r *Row) *float64 { return &r.TotalTimeSpentS }),
 	column("time_spent_samples", intKind, func(r *Row) *int64 { return &r.TimeSpentSamples }),
 	column("avg_time_spent_s", optionalFloatKind, func(r *Row) **float64 { return &r.AvgTimeSpentS }),
+	column("bot_clicks", intKind, func(r *Row) *int64 { return &r.BotClicks }),
 }
 
 // A Column is one field of Row.

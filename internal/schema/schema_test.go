@@ -23,12 +23,12 @@ func testRows() []Row {
 		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: "/home", Country: "US",
 			Clicks: 3, UniqueUsers: 2, TotalTimeSpentS: 2.001, TimeSpentSamples: 3, AvgTimeSpentS: ptr(0.667)},
 		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: `/search?q="shoes",red`, Country: "",
-			Clicks: 1, UniqueUsers: 1},
+			Clicks: 1, UniqueUsers: 1, BotClicks: 7},
 		{WindowStart: from.Add(1500 * time.Millisecond).In(berlin), WindowEnd: from.Add(time.Hour + time.Nanosecond),
 			URL: "/café/ü\nline two", Country: "de", Clicks: math.MaxInt64, UniqueUsers: 1,
 			TotalTimeSpentS: 1e21, TimeSpentSamples: 1, AvgTimeSpentS: ptr(1e21)},
 		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: " padded ", Country: "FR",
-			Clicks: 0, TotalTimeSpentS: 1e-7, TimeSpentSamples: 1, AvgTimeSpentS: ptr(0)},
+			Clicks: 0, BotClicks: 12, TotalTimeSpentS: 1e-7, TimeSpentSamples: 1, AvgTimeSpentS: ptr(0)},
 	}
 }
 
@@ -142,8 +142,8 @@ func TestCSVRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := len(Columns) - 1
-	if recs[2][last] != "" || recs[4][last] != "0" || recs[3][6] != "1000000000000000000000" {
+	avg := slices.Index(Header(), "avg_time_spent_s")
+	if recs[2][avg] != "" || recs[4][avg] != "0" || recs[3][6] != "1000000000000000000000" {
 		t.Errorf("records: %q", recs)
 	}
 }
@@ -170,7 +170,7 @@ func TestNDJSONRoundTrip(t *testing.T) {
 
 func TestReadCSVErrors(t *testing.T) {
 	header := strings.Join(Header(), ",") + "\n"
-	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,\n"
+	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,,0\n"
 	if rows, err := ReadCSV(strings.NewReader("")); err != nil || rows != nil {
 		t.Errorf("empty input: %v, %v", rows, err)
 	}
@@ -180,11 +180,12 @@ func TestReadCSVErrors(t *testing.T) {
 	for name, in := range map[string]string{
 		"other header":     strings.Replace(header, "clicks", "hits", 1) + row,
 		"short header":     "window_start,window_end\n",
-		"missing field":    header + strings.TrimSuffix(row, ",\n") + "\n",
+		"missing field":    header + strings.TrimSuffix(row, ",0\n") + "\n",
 		"bad time":         header + strings.Replace(row, "2026-11-27T00:00:00Z", "yesterday", 1),
 		"bad int":          header + strings.Replace(row, ",1,1,", ",1,x,", 1),
 		"bad float":        header + strings.Replace(row, ",0,0,", ",0.0.1,0,", 1),
-		"bad average":      header + strings.TrimSuffix(row, "\n") + "n/a\n",
+		"bad average":      header + strings.Replace(row, ",,0\n", ",n/a,0\n", 1),
+		"bad bot clicks":   header + strings.Replace(row, ",,0\n", ",,-\n", 1),
 		"int out of range": header + strings.Replace(row, ",1,1,", ",1,99999999999999999999,", 1),
 	} {
 		if rows, err := ReadCSV(strings.NewReader(in)); err == nil {
