@@ -50,6 +50,7 @@ type aggRow struct {
 	AvgTimeSpentS    *float64 `parquet:"avg_time_spent_s,optional,id(9)"`
 	Job              string   `parquet:"job_id,dict,id(10)"`
 	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
+	BotClicks        int64    `parquet:"bot_clicks,id(20)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -70,6 +71,9 @@ func AggregatesSchema() *iceberg.Schema {
 		// The events table snapshot the job read; null if it read the
 		// lake's manifests.
 		iceberg.NestedField{ID: 11, Name: "events_snapshot", Type: iceberg.PrimitiveTypes.Int64},
+		// The window's events of bots, set apart from clicks (0 when the
+		// job folded them in); null in rows written before the column.
+		iceberg.NestedField{ID: 20, Name: "bot_clicks", Type: iceberg.PrimitiveTypes.Int64},
 	)
 }
 
@@ -176,6 +180,7 @@ func encodeResult(r Result) ([]byte, error) {
 			WindowStart: x.WindowStart.UnixMicro(), WindowEnd: x.WindowEnd.UnixMicro(), URL: x.URL, Country: x.Country,
 			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
+			BotClicks: x.BotClicks,
 		}
 		if r.EventsSnapshot != 0 {
 			rows[i].EventsSnapshot = &r.EventsSnapshot
@@ -343,6 +348,7 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 		avg, _ := col("avg_time_spent_s").(*array.Float64)
 		job, _ := col("job_id").(*array.String)
 		snap, _ := col("events_snapshot").(*array.Int64) // nil in a table made before the column
+		bots, _ := col("bot_clicks").(*array.Int64)      // likewise
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -360,6 +366,9 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 			if snap != nil && snap.IsValid(i) {
 				r.EventsSnapshot = snap.Value(i)
 			}
+			if bots != nil && bots.IsValid(i) {
+				r.BotClicks = bots.Value(i)
+			}
 			rows = append(rows, r)
 		}
 	}
@@ -373,7 +382,12 @@ func ReadEvents(ctx context.Context, cat catalog.Catalog) ([]event.Event, error)
 	if err != nil {
 		return nil, fmt.Errorf("icetable: %w", err)
 	}
-	at, err := tbl.Scan(table.WithSelectedFields("user_id", "ts", "url", "country")).ToArrowTable(ctx)
+	fields := []string{"user_id", "ts", "url", "country"}
+	_, withBots := tbl.Schema().FindFieldByName("is_bot") // not in a table from before the field
+	if withBots {
+		fields = append(fields, "is_bot")
+	}
+	at, err := tbl.Scan(table.WithSelectedFields(fields...)).ToArrowTable(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("icetable: read %s: %w", EventsTable, err)
 	}
@@ -387,12 +401,20 @@ func ReadEvents(ctx context.Context, cat catalog.Catalog) ([]event.Event, error)
 		ts, _ := rec.Column(1).(*array.Timestamp)
 		url, _ := rec.Column(2).(*array.String)
 		country, _ := rec.Column(3).(*array.String)
-		if user == nil || ts == nil || url == nil || country == nil {
+		var isBot *array.Boolean
+		if withBots {
+			isBot, _ = rec.Column(4).(*array.Boolean)
+		}
+		if user == nil || ts == nil || url == nil || country == nil || (withBots && isBot == nil) {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", EventsTable, rec.Schema())
 		}
 		for i := range int(rec.NumRows()) {
-			events = append(events, event.Event{UserID: user.Value(i), Timestamp: int64(ts.Value(i)) / 1000,
-				URL: url.Value(i), Country: country.Value(i)})
+			e := event.Event{UserID: user.Value(i), Timestamp: int64(ts.Value(i)) / 1000,
+				URL: url.Value(i), Country: country.Value(i)}
+			if isBot != nil && isBot.IsValid(i) {
+				e.IsBot = isBot.Value(i)
+			}
+			events = append(events, e)
 		}
 	}
 	return events, nil

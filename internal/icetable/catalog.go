@@ -350,12 +350,18 @@ func tableProperties(extra iceberg.Properties) iceberg.Properties {
 }
 
 // checkEvents verifies that a loaded events table is the one this code
-// writes: the field ids of the data files and the lake's bucket count.
+// writes: the field ids of the data files and the lake's bucket count. An
+// optional field the table lacks (is_bot, in a table created before it) is
+// no mismatch: the data files' columns carry its id, and the field reads
+// them once schema evolution has added it.
 func checkEvents(tbl *table.Table, buckets int) error {
 	want := EventsSchema()
 	got := tbl.Schema()
 	for _, f := range want.Fields() {
 		g, ok := got.FindFieldByID(f.ID)
+		if !ok && !f.Required {
+			continue
+		}
 		if !ok || g.Name != f.Name || !g.Type.Equals(f.Type) {
 			return fmt.Errorf("icetable: table %s: field %d is not %s %s: the table was not created by this version", EventsTable, f.ID, f.Name, f.Type)
 		}
