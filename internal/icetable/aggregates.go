@@ -50,7 +50,7 @@ type aggRow struct {
 	AvgTimeSpentS    *float64 `parquet:"avg_time_spent_s,optional,id(9)"`
 	Job              string   `parquet:"job_id,dict,id(10)"`
 	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
-	BotClicks        int64    `parquet:"bot_clicks,id(20)"`
+	BotClicks        *int64   `parquet:"bot_clicks,optional,id(20)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -108,7 +108,11 @@ func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r
 	dir := windowDir(r.From, r.To)
 	key := dir + r.Run + ".parquet"
 	root := strings.TrimSuffix(store.URI(), "/") + "/"
-	data, err := encodeResult(r)
+	tbl, err := cat.LoadTable(ctx, Ident(AggregatesTable))
+	if err != nil {
+		return fmt.Errorf("icetable: publish result: %w", err)
+	}
+	data, err := encodeResult(r, tbl.Schema())
 	if err != nil {
 		return err
 	}
@@ -173,20 +177,47 @@ func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r
 	return fmt.Errorf("icetable: publish result: %d commits lost to concurrent publishers in a row", publishAttempts)
 }
 
-func encodeResult(r Result) ([]byte, error) {
+// aggFileSchema is the Parquet schema of aggRow with the field ids of the
+// table's schema, found by name: a catalog assigns a new table's ids
+// afresh (dense, in field order) and schema evolution gives an added field
+// the next free id, so the table's ids may differ from AggregatesSchema's.
+// A field the table lacks keeps its declared id.
+func aggFileSchema(table *iceberg.Schema) *parquet.Schema {
+	g := parquet.Group{}
+	for _, f := range aggRowSchema.Fields() {
+		id := f.ID()
+		if tf, ok := table.FindFieldByName(f.Name()); ok {
+			id = tf.ID
+		}
+		g[f.Name()] = parquet.FieldID(f, id)
+	}
+	return parquet.NewSchema("aggregates", g)
+}
+
+var aggRowSchema = parquet.SchemaOf(aggRow{})
+
+func encodeResult(r Result, table *iceberg.Schema) ([]byte, error) {
 	rows := make([]aggRow, len(r.Rows))
 	for i, x := range r.Rows {
 		rows[i] = aggRow{
 			WindowStart: x.WindowStart.UnixMicro(), WindowEnd: x.WindowEnd.UnixMicro(), URL: x.URL, Country: x.Country,
 			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
-			BotClicks: x.BotClicks,
+			BotClicks: &x.BotClicks,
 		}
 		if r.EventsSnapshot != 0 {
 			rows[i].EventsSnapshot = &r.EventsSnapshot
 		}
 	}
-	return encodeRows(rows, "result")
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[aggRow](&buf, aggFileSchema(table), parquet.Compression(&tableZstd))
+	if _, err := w.Write(rows); err != nil {
+		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // required is a required field of a table schema.
