@@ -93,6 +93,8 @@ type jobSpec struct {
 	EventsSnapshot int64 `json:"events_snapshot,omitempty"`
 	// UserSets: the partials carry each key's set of user hashes.
 	UserSets bool `json:"user_sets,omitempty"`
+	// IncludeBots: bots' events count like anyone's (no bot_clicks).
+	IncludeBots bool `json:"include_bots,omitempty"`
 }
 
 // jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
@@ -298,7 +300,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 			From: ts(r.Spec.From), To: ts(r.Spec.To), OutUri: r.Spec.Out, LakeUri: r.Spec.Lake,
 			Format: formatToPB(r.Spec.Format), SessionTimeout: durationpb.New(r.Spec.SessionTimeout),
 			MaxAttempts: int32(r.Spec.MaxAttempts), EventsSnapshot: r.Spec.EventsSnapshot,
-			UserSets: r.Spec.UserSets,
+			UserSets: r.Spec.UserSets, IncludeBots: r.Spec.IncludeBots,
 		},
 		State:         stateToPB[r.State],
 		Progress:      p,

@@ -69,6 +69,10 @@ type Schedule struct {
 	// input to change. Windows that cannot be aggregated at all (an
 	// invalid job) are not retried.
 	RetryFailed time.Duration
+	// IncludeBots makes the scheduled jobs count bots' events like
+	// anyone's (JobSpec.include_bots); by default they count only in
+	// bot_clicks.
+	IncludeBots bool
 }
 
 // NewSchedule returns the default (disabled) schedule.
@@ -93,6 +97,7 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.Interval, "schedule-interval", s.Interval, "how often the lake is checked for complete windows")
 	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
+	fs.BoolVar(&s.IncludeBots, "schedule-include-bots", s.IncludeBots, "scheduled jobs count bots' events in clicks, unique users and time spent (default: only in bot_clicks)")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
@@ -318,6 +323,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		OutUri:         s.WindowOut(rec.From),
 		LakeUri:        c.cfg.Lake,
 		SessionTimeout: durationpb.New(c.cfg.SessionTimeout),
+		IncludeBots:    s.IncludeBots,
 	}
 	if strings.EqualFold(s.Format, "csv") {
 		pspec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV

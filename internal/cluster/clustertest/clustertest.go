@@ -52,8 +52,10 @@ func Events(seed uint64, users, n int, from, to time.Time) []event.Event {
 	span := to.Add(time.Hour).UnixMilli() - lo
 	out := make([]event.Event, n)
 	for i := range out {
+		u := r.IntN(users)
 		out[i] = event.Event{
-			UserID:    fmt.Sprintf("user-%d", r.IntN(users)),
+			UserID:    fmt.Sprintf("user-%d", u),
+			IsBot:     u%9 == 8, // a crawler's user id
 			Timestamp: lo + r.Int64N(span),
 			URL:       fmt.Sprintf("https://shop.example/p/%d", r.IntN(40)),
 			Country:   countries[r.IntN(len(countries))],
