@@ -92,9 +92,9 @@ func New(extra []string) *Classifier {
 	return c
 }
 
-// IsBot classifies ua without a cache.
+// IsBot classifies ua without a cache. A nil classifier knows no bots.
 func (c *Classifier) IsBot(ua string) bool {
-	if ua == "" {
+	if c == nil || ua == "" {
 		return false
 	}
 	if c.lib.Parse(ua).IsBot() {

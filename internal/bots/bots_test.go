@@ -169,3 +169,10 @@ func FuzzCache(f *testing.F) {
 		}
 	})
 }
+
+func TestNilClassifier(t *testing.T) {
+	var c *Classifier
+	if c.IsBot("curl/8.5.0") || c.NewCache().IsBot("curl/8.5.0") {
+		t.Fatal("a nil classifier knows a bot")
+	}
+}
