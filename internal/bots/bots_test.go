@@ -176,3 +176,31 @@ func TestNilClassifier(t *testing.T) {
 		t.Fatal("a nil classifier knows a bot")
 	}
 }
+
+// BenchmarkCache: the verdict on an agent seen before, as ingest asks it
+// once per event (the agents are the interner's shared strings), and the
+// classification of a new one.
+func BenchmarkCache(b *testing.B) {
+	c := New(nil)
+	agents := make([]string, len(agentTable))
+	for i, tc := range agentTable {
+		agents[i] = tc.ua
+	}
+	b.Run("hit", func(b *testing.B) {
+		cache := c.NewCache()
+		for b.Loop() {
+			for _, ua := range agents {
+				cache.IsBot(ua)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(agents)), "ns/agent")
+	})
+	b.Run("miss", func(b *testing.B) {
+		for b.Loop() {
+			for _, ua := range agents {
+				c.IsBot(ua)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(agents)), "ns/agent")
+	})
+}
