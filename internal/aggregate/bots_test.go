@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -128,5 +129,38 @@ func TestBotsProperty(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestColumnReaderFileWithoutIsBot: a data file written before the is_bot
+// column holds no bot: its events count as people's, in either policy.
+func TestColumnReaderFileWithoutIsBot(t *testing.T) {
+	type rowBeforeIsBot struct {
+		UserID    string `parquet:"user_id,id(1),dict"`
+		Ts        int64  `parquet:"ts,id(2),timestamp(microsecond:utc),delta"`
+		URL       string `parquet:"url,id(3),dict"`
+		Country   string `parquet:"country,id(4),dict"`
+		City      string `parquet:"city,id(5),dict"`
+		UserAgent string `parquet:"user_agent,id(6),dict"`
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	evs := randomEvents(rng, genConfig{events: 2000, users: 50, urls: 8, countries: 3, span: 2 * time.Hour, tick: time.Second, bots: 0.2})
+	sortByUser(evs)
+	rows := make([]rowBeforeIsBot, len(evs))
+	for i, e := range evs {
+		rows[i] = rowBeforeIsBot{e.UserID, e.Timestamp * 1000, e.URL, e.Country, e.City, e.UserAgent}
+	}
+	old := writeRows(t, rows)
+	w := testWindow()
+	want := ComputeWith(evs, w, 0, BotsIncluded) // everyone a person
+	for _, include := range []bool{false, true} {
+		r := NewColumnReader(w, 0)
+		if include {
+			r.IncludeBots()
+		}
+		if err := r.AddFile(bytesReader(old), int64(len(old))); err != nil {
+			t.Fatal(err)
+		}
+		checkSameAs(t, fmt.Sprint("old file, include bots ", include), r.Partial(), want)
 	}
 }
