@@ -115,8 +115,13 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d verdicts, at most %d", len(cache.m), cacheEntries)
 	}
 	long := "curl/" + strings.Repeat("9", maxCachedLen)
-	if !cache.IsBot(long) || !cache.IsBot(long) {
-		t.Fatal("a long agent lost its verdict")
+	for range 2 { // classified each time, never cached
+		if !cache.IsBot(long) {
+			t.Fatal("a long agent lost its verdict")
+		}
+	}
+	if _, cached := cache.m[long]; cached {
+		t.Error("an agent over maxCachedLen was cached")
 	}
 }
 
