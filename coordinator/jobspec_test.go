@@ -85,9 +85,12 @@ func TestIncludeBotsReachesTheTasks(t *testing.T) {
 	cl := h.client(h.coordinator(nil))
 	sum := func() (clicks, bots int64) {
 		t.Helper()
-		rows, _, err := results.ReadResult(context.Background(), h.out)
+		rows, meta, err := results.ReadResult(context.Background(), h.out)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if meta.IncludeBots != (with.Load() > 0) {
+			t.Errorf("the result's include_bots is %v", meta.IncludeBots)
 		}
 		for _, r := range rows {
 			clicks += r.Clicks

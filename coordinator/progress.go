@@ -107,6 +107,9 @@ func FormatSummary(w io.Writer, j *pb.Job) {
 	if r := j.GetResult(); r != nil {
 		fmt.Fprintf(w, "  rows:        %d\n", r.GetRows())
 		fmt.Fprintf(w, "  events:      %d read, %d in window\n", pr.GetEventsRead(), r.GetEvents())
+		if j.GetSpec().GetIncludeBots() {
+			fmt.Fprintf(w, "  bots:        included in clicks, users and time spent\n")
+		}
 		fmt.Fprintf(w, "  result:      %s (%d files under %s)\n", r.GetSuccessUri(), len(r.GetFiles()), r.GetRun())
 	}
 	fmt.Fprintf(w, "  partitions:  %d (user buckets)\n", pr.GetTasksTotal())

@@ -165,6 +165,9 @@ func TestBotsEndToEnd(t *testing.T) {
 		if include {
 			wantClicks, wantBots = inHuman+inBots, 0
 		}
+		if meta.IncludeBots != include {
+			t.Errorf("%s: the result's _SUCCESS says include_bots %v", name, meta.IncludeBots)
+		}
 		if clicks != wantClicks || bots != wantBots || meta.EventsInWindow != inHuman+inBots {
 			t.Errorf("%s: %d clicks, %d bot clicks, %d events counted; truth %d clicks, %d bot clicks, %d events",
 				name, clicks, bots, meta.EventsInWindow, wantClicks, wantBots, inHuman+inBots)
