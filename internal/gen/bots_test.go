@@ -32,7 +32,15 @@ func TestBotShare(t *testing.T) {
 	c := bots.New(nil)
 	var botEvents, valid int
 	botUsers, users := map[string]bool{}, map[string]bool{}
-	for _, m := range generate(t, cfg) {
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, ok := g.Next()
+		if !ok {
+			break
+		}
 		if !m.Valid {
 			continue
 		}
@@ -48,6 +56,9 @@ func TestBotShare(t *testing.T) {
 			botEvents++
 			botUsers[m.Event.UserID] = true
 		}
+	}
+	if tr := g.Truth(); tr.Messages != int64(cfg.Events) || tr.Valid != int64(valid) || tr.Bots != int64(botEvents) {
+		t.Errorf("Truth() = %+v; counted %d messages, %d valid, %d of bots", tr, cfg.Events, valid, botEvents)
 	}
 	userShare := float64(len(botUsers)) / float64(len(users))
 	eventShare := float64(botEvents) / float64(valid)

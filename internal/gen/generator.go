@@ -53,7 +53,19 @@ type Generator struct {
 	now     func() time.Time
 	buf     []byte // arena for the member values of the message being built
 	fs      []kv   // members of the message being built
+	truth   Truth
 }
+
+// Truth counts what the generator has returned so far: the truth that
+// tests and operators compare ingest's and the aggregation's counts with.
+type Truth struct {
+	Messages int64
+	Valid    int64 // messages meant to pass the event contract
+	Bots     int64 // of Valid, those of bot users (Message.Bot)
+}
+
+// Truth returns the counts of the messages returned so far.
+func (g *Generator) Truth() Truth { return g.truth }
 
 // user is one simulated visitor; its client fixes how its messages look.
 type user struct {
@@ -219,6 +231,20 @@ func (g *Generator) thinkTime(u *user) int64 {
 // Next returns the next message, or false once cfg.Events messages have been
 // returned. Messages come in event-time order, except late ones.
 func (g *Generator) Next() (Message, bool) {
+	m, ok := g.next()
+	if ok {
+		g.truth.Messages++
+		if m.Valid {
+			g.truth.Valid++
+			if m.Bot {
+				g.truth.Bots++
+			}
+		}
+	}
+	return m, ok
+}
+
+func (g *Generator) next() (Message, bool) {
 	for {
 		if g.cfg.Events > 0 && g.made >= g.cfg.Events {
 			if g.late.len() == 0 {
