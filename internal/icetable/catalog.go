@@ -277,6 +277,10 @@ func EnsureEvents(ctx context.Context, cat catalog.Catalog, store lake.Store, bu
 	if err != nil {
 		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
 	}
+	// A table created before an optional field of EventsSchema (is_bot)
+	// lacks it until schema evolution adds it, here, before the check:
+	// evolution gives the field the next free id, which is the declared
+	// one when fields are added in id order (is_bot: 7).
 	if err := checkEvents(tbl, buckets); err != nil {
 		return nil, err
 	}
