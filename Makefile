@@ -104,6 +104,8 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/event/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePatterns$$' -fuzztime $(FUZZTIME) ./internal/bots/
+	$(GO) test -run '^$$' -fuzz '^FuzzCache$$' -fuzztime $(FUZZTIME) ./internal/bots/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./internal/aggregate/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckTask$$' -fuzztime $(FUZZTIME) ./worker/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidSpec$$' -fuzztime $(FUZZTIME) ./coordinator/

@@ -255,7 +255,11 @@ func computeTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskRespon
 		events = append(events, evs...)
 	}
 	w := aggregate.Window{From: req.GetWindowFrom().AsTime(), To: req.GetWindowTo().AsTime()}
-	p := aggregate.Compute(events, w, req.GetSessionTimeout().AsDuration())
+	bots := aggregate.BotsApart
+	if req.GetIncludeBots() {
+		bots = aggregate.BotsIncluded
+	}
+	p := aggregate.ComputeWith(events, w, req.GetSessionTimeout().AsDuration(), bots)
 	data, err := p.MarshalBinary()
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ type JobSpecFlags struct {
 	MaxAttempts    int
 	EventsSnapshot int64 // 0: the current snapshot
 	UserSets       bool
+	IncludeBots    bool
 }
 
 // AddFlags binds the flags --from, --to, --out, --lake (described by
@@ -55,6 +56,7 @@ func (f *JobSpecFlags) AddFlags(fs *pflag.FlagSet, lakeUsage string) {
 	fs.IntVar(&f.MaxAttempts, "max-attempts", f.MaxAttempts, "failed attempts of a task before the job fails (0: the coordinator's default)")
 	fs.Int64Var(&f.EventsSnapshot, "snapshot", f.EventsSnapshot, "read this snapshot of the lake's Iceberg events table (time travel; 0: the current one)")
 	fs.BoolVar(&f.UserSets, "user-sets", f.UserSets, "keep each (url, country)'s set of user hashes in the tasks' partials, for roll-ups (unique users are exact without it)")
+	fs.BoolVar(&f.IncludeBots, "include-bots", f.IncludeBots, "count bots' events (crawler and automation user agents) in clicks, unique users and time spent; by default they count only in bot_clicks")
 }
 
 // Spec validates the flags into a JobSpec; its errors match ErrJobSpec.
@@ -86,7 +88,7 @@ func (f *JobSpecFlags) Spec() (*pb.JobSpec, error) {
 		From: timestamppb.New(from), To: timestamppb.New(to),
 		OutUri: AbsFileURI(f.Out), LakeUri: AbsFileURI(f.Lake),
 		Format: pb.OutputFormat_OUTPUT_FORMAT_NDJSON, MaxAttempts: int32(f.MaxAttempts), EventsSnapshot: f.EventsSnapshot,
-		UserSets: f.UserSets,
+		UserSets: f.UserSets, IncludeBots: f.IncludeBots,
 	}
 	if format == results.CSV {
 		s.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -51,7 +52,7 @@ func TestJobSpecFlags(t *testing.T) {
 
 	t.Run("good", func(t *testing.T) {
 		s, err := parse(t, "--from", "2026-11-27T01:00:00+01:00", "--to", to, "--out", "file://./out",
-			"--lake", "s3://lake/clicks", "--format", "csv", "--session-timeout", "10m", "--max-attempts", "4", "--user-sets")
+			"--lake", "s3://lake/clicks", "--format", "csv", "--session-timeout", "10m", "--max-attempts", "4", "--user-sets", "--include-bots")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,10 +63,62 @@ func TestJobSpecFlags(t *testing.T) {
 		if s.GetOutUri() != "file://"+filepath.ToSlash(filepath.Join(wd, "out")) || s.GetLakeUri() != "s3://lake/clicks" {
 			t.Errorf("out %q, lake %q", s.GetOutUri(), s.GetLakeUri())
 		}
-		if s.GetFormat() != pb.OutputFormat_OUTPUT_FORMAT_CSV || s.GetSessionTimeout().AsDuration() != 10*time.Minute || s.GetMaxAttempts() != 4 || !s.GetUserSets() {
+		if s.GetFormat() != pb.OutputFormat_OUTPUT_FORMAT_CSV || s.GetSessionTimeout().AsDuration() != 10*time.Minute || s.GetMaxAttempts() != 4 || !s.GetUserSets() || !s.GetIncludeBots() {
 			t.Errorf("spec = %v", s)
 		}
 	})
+}
+
+// TestIncludeBotsReachesTheTasks: a job that includes bots hands the wish
+// to every task it runs, and its result counts bots like anyone: no
+// bot_clicks, and clicks that add up to the default job's clicks plus bot
+// clicks.
+func TestIncludeBotsReachesTheTasks(t *testing.T) {
+	h := newHarness(t, 4, 50, 1000)
+	var with atomic.Int32
+	h.worker("w", 4, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if req.GetIncludeBots() {
+			with.Add(1)
+		}
+		return computeTask(ctx, req)
+	})
+	cl := h.client(h.coordinator(nil))
+	sum := func() (clicks, bots int64) {
+		t.Helper()
+		rows, meta, err := results.ReadResult(context.Background(), h.out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.IncludeBots != (with.Load() > 0) {
+			t.Errorf("the result's include_bots is %v", meta.IncludeBots)
+		}
+		for _, r := range rows {
+			clicks += r.Clicks
+			bots += r.BotClicks
+		}
+		return clicks, bots
+	}
+	h.checkResult(h.run(cl, h.spec()))
+	c0, b0 := sum()
+	if with.Load() != 0 {
+		t.Fatalf("a default job: %d tasks asked to include bots", with.Load())
+	}
+	spec := h.spec()
+	spec.IncludeBots = true
+	j := h.run(cl, spec)
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job %s: %s", StateName(j.GetState()), j.GetError())
+	}
+	if with.Load() != 4 {
+		t.Fatalf("a job including bots: %d tasks asked for it, want 4", with.Load())
+	}
+	if !j.GetSpec().GetIncludeBots() {
+		t.Error("the job's recorded spec lost include_bots")
+	}
+	c1, b1 := sum()
+	if b0 == 0 || b1 != 0 || c1 != c0+b0 {
+		t.Fatalf("clicks/bot clicks: %d/%d set apart, %d/%d included; want some bots, then all in clicks", c0, b0, c1, b1)
+	}
 }
 
 // TestUserSetsReachTheTasks: a job that asks for user sets hands the wish

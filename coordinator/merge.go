@@ -199,8 +199,8 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 	meta := results.Meta{
 		Job: rec.ID, Format: rec.Spec.Format,
 		From: rec.Spec.From, To: rec.Spec.To, SessionTimeout: rec.Spec.SessionTimeout.String(), Lake: rec.Spec.Lake,
-		EventsSnapshot: p.Snapshot,
-		EventsRead:     total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
+		EventsSnapshot: p.Snapshot, IncludeBots: rec.Spec.IncludeBots,
+		EventsRead: total.Read, EventsInWindow: total.Events, Partitions: len(p.Tasks),
 		Attempts: k.Attempts, Retries: k.Retries, Backups: k.Backups, Started: rec.Started,
 		Warning: rec.Warning, Watermark: rec.Spec.Watermark, Final: rec.Spec.Final,
 	}

@@ -108,6 +108,9 @@ func FormatSummary(w io.Writer, j *pb.Job) {
 		fmt.Fprintf(w, "  rows:        %d\n", r.GetRows())
 		fmt.Fprintf(w, "  revision:    %s\n", revisionString(r))
 		fmt.Fprintf(w, "  events:      %d read, %d in window\n", pr.GetEventsRead(), r.GetEvents())
+		if j.GetSpec().GetIncludeBots() {
+			fmt.Fprintf(w, "  bots:        included in clicks, users and time spent\n")
+		}
 		fmt.Fprintf(w, "  result:      %s (%d files under %s)\n", r.GetSuccessUri(), len(r.GetFiles()), r.GetRun())
 	}
 	fmt.Fprintf(w, "  partitions:  %d (user buckets)\n", pr.GetTasksTotal())

@@ -100,6 +100,8 @@ type jobSpec struct {
 	// + allowed lateness (the scheduler's judgement); false for a
 	// provisional window and for a job submitted by hand.
 	Final bool `json:"final,omitempty"`
+	// IncludeBots: bots' events count like anyone's (no bot_clicks).
+	IncludeBots bool `json:"include_bots,omitempty"`
 }
 
 // jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
@@ -305,7 +307,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 			From: ts(r.Spec.From), To: ts(r.Spec.To), OutUri: r.Spec.Out, LakeUri: r.Spec.Lake,
 			Format: formatToPB(r.Spec.Format), SessionTimeout: durationpb.New(r.Spec.SessionTimeout),
 			MaxAttempts: int32(r.Spec.MaxAttempts), EventsSnapshot: r.Spec.EventsSnapshot,
-			UserSets: r.Spec.UserSets,
+			UserSets: r.Spec.UserSets, IncludeBots: r.Spec.IncludeBots,
 		},
 		State:         stateToPB[r.State],
 		Progress:      p,

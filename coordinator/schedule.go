@@ -81,6 +81,10 @@ type Schedule struct {
 	// its end + session timeout, as a provisional (final=false) result,
 	// and finalize it once the allowed lateness has passed too.
 	Provisional bool
+	// IncludeBots makes the scheduled jobs count bots' events like
+	// anyone's (JobSpec.include_bots); by default they count only in
+	// bot_clicks.
+	IncludeBots bool
 }
 
 // NewSchedule returns the default (disabled) schedule.
@@ -106,6 +110,7 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
 	fs.BoolVar(&s.Provisional, "provisional", s.Provisional, "publish each window early, once the watermark passes its end + session timeout, as provisional (final=false), then finalize it once --lateness has passed with no late data")
+	fs.BoolVar(&s.IncludeBots, "schedule-include-bots", s.IncludeBots, "scheduled jobs count bots' events in clicks, unique users and time spent (default: only in bot_clicks)")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
@@ -401,6 +406,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		OutUri:         s.WindowOut(rec.From),
 		LakeUri:        c.cfg.Lake,
 		SessionTimeout: durationpb.New(c.cfg.SessionTimeout),
+		IncludeBots:    s.IncludeBots,
 	}
 	if strings.EqualFold(s.Format, "csv") {
 		pspec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV

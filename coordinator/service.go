@@ -166,6 +166,7 @@ func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 		return js, fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrInvalidJob, js.MaxAttempts)
 	}
 	js.UserSets = s.GetUserSets()
+	js.IncludeBots = s.GetIncludeBots()
 	if js.EventsSnapshot = s.GetEventsSnapshot(); js.EventsSnapshot < 0 {
 		return js, fmt.Errorf("%w: negative events snapshot %d", ErrInvalidJob, js.EventsSnapshot)
 	}

@@ -134,10 +134,16 @@ func shellQuote(s string) string {
 type Totals struct {
 	Documents int64 `json:"documents"`
 	Clicks    int64 `json:"clicks"`
+	BotClicks int64 `json:"bot_clicks"`
 }
 
+// Events is the number of events the documents count: every event of a
+// window is one click or one bot click of one document.
+func (t Totals) Events() int64 { return t.Clicks + t.BotClicks }
+
 // TotalsQuery is the search body of RangeTotals: the documents whose window
-// lies in [from, to), counted exactly, and the sum of their clicks.
+// lies in [from, to), counted exactly, and the sums of their clicks and bot
+// clicks (a document indexed before bot_clicks existed adds none).
 func TotalsQuery(from, to time.Time) []byte {
 	body := map[string]any{
 		"size":             0,
@@ -146,7 +152,10 @@ func TotalsQuery(from, to time.Time) []byte {
 			map[string]any{"range": map[string]any{"window_start": map[string]any{"gte": fmtTime(from)}}},
 			map[string]any{"range": map[string]any{"window_end": map[string]any{"lte": fmtTime(to)}}},
 		}}},
-		"aggs": map[string]any{"clicks": map[string]any{"sum": map[string]any{"field": "clicks"}}},
+		"aggs": map[string]any{
+			"clicks":     map[string]any{"sum": map[string]any{"field": "clicks"}},
+			"bot_clicks": map[string]any{"sum": map[string]any{"field": "bot_clicks"}},
+		},
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
@@ -190,6 +199,9 @@ func ParseTotals(body []byte) (Totals, error) {
 			Clicks struct {
 				Value float64 `json:"value"`
 			} `json:"clicks"`
+			BotClicks struct {
+				Value float64 `json:"value"`
+			} `json:"bot_clicks"`
 		} `json:"aggregations"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
@@ -199,8 +211,11 @@ func ParseTotals(body []byte) (Totals, error) {
 		return Totals{}, fmt.Errorf("the hit count is a bound (%s %d), not exact", r, resp.Hits.Total.Value)
 	}
 	// A sum of longs comes back as a double: exact below 2^53.
-	if v := resp.Aggregations.Clicks.Value; v < 0 || v >= 1<<53 {
-		return Totals{}, fmt.Errorf("click sum %g out of the exact range", v)
+	for _, v := range []float64{resp.Aggregations.Clicks.Value, resp.Aggregations.BotClicks.Value} {
+		if v < 0 || v >= 1<<53 {
+			return Totals{}, fmt.Errorf("click sum %g out of the exact range", v)
+		}
 	}
-	return Totals{Documents: resp.Hits.Total.Value, Clicks: int64(math.Round(resp.Aggregations.Clicks.Value))}, nil
+	return Totals{Documents: resp.Hits.Total.Value, Clicks: int64(math.Round(resp.Aggregations.Clicks.Value)),
+		BotClicks: int64(math.Round(resp.Aggregations.BotClicks.Value))}, nil
 }

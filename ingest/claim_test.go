@@ -89,7 +89,7 @@ func TestConsumeClaimWithZombie(t *testing.T) {
 		}
 		b := &batch{}
 		b.reset(zs.end)
-		in := event.NewInterner(64)
+		in := &parseCache{strs: event.NewInterner(64), bots: zombie.bots.NewCache()}
 		for i := range n {
 			if int64(i) < b.next {
 				continue

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/dataco/clickstream/internal/bots"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/kafkaauth"
@@ -82,6 +84,10 @@ type Config struct {
 	FlushInterval time.Duration
 	Uploads       int
 	MaxRecordSize int
+	// BotAgentsFile names a file of user-agent substrings that flag an
+	// event as a bot's (is_bot), one a line, on top of the user-agent
+	// library and bots.DefaultPatterns (see bots.ParsePatterns).
+	BotAgentsFile string
 	// CommitTimeout bounds one commit attempt (its uploads and its
 	// manifest): a commit that takes longer fails, and its source resumes
 	// from the lake's position.
@@ -224,10 +230,29 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Uploads, "uploads", c.Uploads, "concurrent object uploads per commit")
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "give up a commit that takes longer than this; the source resumes from the lake")
 	fs.IntVar(&c.MaxRecordSize, "max-record-size", c.MaxRecordSize, "reject records larger than this many bytes")
+	fs.StringVar(&c.BotAgentsFile, "bot-agents-file", c.BotAgentsFile, "file of user-agent substrings (one a line, case-insensitive, # comments) that flag events as bots', besides the built-in list and the user-agent library")
 	fs.DurationVar(&c.ExitWhenIdle, "exit-when-idle", c.ExitWhenIdle, "commit and exit after no record arrived for this long (0: run until stopped)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus /metrics on this address (beyond loopback only with --insecure)")
 	obs.AddPprofFlag(fs, &c.Pprof)
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a plain-text metrics listener beyond loopback")
+}
+
+// botClassifier returns the classifier of the built-in bot agents and
+// those of BotAgentsFile.
+func (c *Config) botClassifier() (*bots.Classifier, error) {
+	if c.BotAgentsFile == "" {
+		return bots.New(nil), nil
+	}
+	f, err := os.Open(c.BotAgentsFile)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: --bot-agents-file: %w", err)
+	}
+	defer f.Close()
+	extra, err := bots.ParsePatterns(f)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: --bot-agents-file %s: %w", c.BotAgentsFile, err)
+	}
+	return bots.New(extra), nil
 }
 
 func splitList(s string) []string {

@@ -11,8 +11,6 @@ import (
 	"io"
 	"os"
 	"time"
-
-	"github.com/dataco/clickstream/internal/event"
 )
 
 // fileInput is the opened input of a file source: a file, stdin, or a
@@ -108,7 +106,7 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 	})
 	b := &batch{}
 	b.reset(st.end)
-	strs := event.NewInterner(0)
+	pcache := s.newParseCache()
 	lastFlush := time.Now()
 	r := bufio.NewReaderSize(in, 1<<20)
 	// drain commits what was read once ctx has ended, on a context of its
@@ -143,7 +141,7 @@ func ingestLines(ctx context.Context, cfg *Config, s *sink, source string, in io
 		if errors.Is(err, errTooLong) {
 			b.add(s.tooLarge(pos, line, cfg.MaxRecordSize), len(line))
 		} else {
-			b.add(s.parse(pos, line, strs), len(line))
+			b.add(s.parse(pos, line, pcache), len(line))
 		}
 		if c.full(b) || time.Since(lastFlush) >= cfg.FlushInterval {
 			if err := c.commit(ctx, b); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dataco/clickstream/internal/bots"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/kafkaauth"
@@ -99,14 +100,17 @@ func genNDJSON(t *testing.T, args ...string) [][]byte {
 	return lines
 }
 
-// expected splits raw messages by the contract.
+// expected splits raw messages by the contract, and flags the bots' events
+// as ingest does.
 func expected(lines [][]byte) (valid []event.Event, rejected int) {
+	classifier := bots.New(nil)
 	for _, l := range lines {
 		ev, err := event.Parse(l)
 		if err != nil {
 			rejected++
 			continue
 		}
+		ev.IsBot = classifier.IsBot(ev.UserAgent)
 		valid = append(valid, ev)
 	}
 	return valid, rejected

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	consumed     prometheus.Counter
 	written      prometheus.Counter
+	botsWritten  prometheus.Counter
 	rejected     *prometheus.CounterVec
 	commits      prometheus.Counter
 	fenced       prometheus.Counter
@@ -31,6 +32,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clickstream_ingest_events_written_total",
 			Help: "Valid events committed to the lake.",
+		}),
+		botsWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clickstream_ingest_bot_events_written_total",
+			Help: "Valid events committed to the lake whose user agent is a crawler's or an automation tool's (is_bot).",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clickstream_ingest_records_rejected_total",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejected.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.written, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag, m.retentionGap,
+		reg.MustRegister(m.consumed, m.written, m.botsWritten, m.rejected, m.commits, m.fenced, m.flushSeconds, m.lag, m.retentionGap,
 			m.tableCommits, m.tableCommitRetries, m.tablePublishFailures)
 	}
 	return m

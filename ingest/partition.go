@@ -8,8 +8,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/dataco/clickstream/internal/event"
 )
 
 // A partitionConsumer consumes one claimed Kafka partition into the lake for
@@ -45,8 +43,8 @@ type partitionConsumer struct {
 	grace    time.Duration // how long stop waits for commits after the session has ended
 
 	// Owned by the consuming goroutine.
-	cur  *batch          // the batch being filled
-	strs *event.Interner // shares the strings of the records' repeated fields
+	cur    *batch      // the batch being filled
+	pcache *parseCache // shares the strings of the records' repeated fields, remembers bot verdicts
 
 	// Used by the commit goroutine; the consuming goroutine only calls its
 	// full, which reads nothing a commit changes.
@@ -79,7 +77,7 @@ func (k *kafkaSource) startPartitionConsumer(sess sarama.ConsumerGroupSession, c
 		interval: k.cfg.FlushInterval,
 		grace:    stopGrace,
 		cur:      &batch{},
-		strs:     event.NewInterner(0),
+		pcache:   k.sink.newParseCache(),
 		batches:  make(chan *batch, 1),
 		free:     make(chan *batch, 2),
 		done:     make(chan struct{}),
@@ -162,7 +160,7 @@ func (pc *partitionConsumer) add(msg *sarama.ConsumerMessage) (bool, error) {
 	if msg.Offset < pc.cur.next {
 		return false, nil
 	}
-	pc.cur.add(pc.src.sink.parse(msg.Offset, msg.Value, pc.strs), len(msg.Value))
+	pc.cur.add(pc.src.sink.parse(msg.Offset, msg.Value, pc.pcache), len(msg.Value))
 	if pc.commits.full(pc.cur) {
 		return true, pc.handOver()
 	}

@@ -22,6 +22,7 @@ type Summary struct {
 	Source   string // file sources only
 	Consumed int64  // records read in this run
 	Accepted int64  // valid events committed in this run
+	Bots     int64  // of Accepted, the events of bot user agents (is_bot)
 	Rejected int64  // invalid records committed to the dead-letter area in this run
 	// AlreadyCommitted is, for a file source, how many lines an earlier run
 	// had committed (and this run skipped).
@@ -37,6 +38,9 @@ type Summary struct {
 
 func (s Summary) String() string {
 	out := fmt.Sprintf("accepted=%d rejected=%d consumed=%d", s.Accepted, s.Rejected, s.Consumed)
+	if s.Bots > 0 {
+		out += fmt.Sprintf(" bots=%d", s.Bots)
+	}
 	if s.Source != "" {
 		out += fmt.Sprintf(" source=%s", s.Source)
 	}
@@ -72,6 +76,7 @@ func (s Summary) Window() (from, to time.Time) {
 // (a file source's dead letters are named by their folder).
 func (s *Summary) addCommit(res flushResult, dir string) {
 	s.Accepted += res.valid
+	s.Bots += res.bots
 	s.Rejected += res.rejected
 	for reason, n := range res.reasons {
 		if s.RejectedBy == nil {
@@ -139,7 +144,12 @@ func Ingest(ctx context.Context, cfg Config, rt obs.Runtime) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	classifier, err := cfg.botClassifier()
+	if err != nil {
+		return Summary{}, err
+	}
 	s := &sink{
+		bots:    classifier,
 		crash:   crash,
 		store:   store,
 		buckets: meta.Buckets,

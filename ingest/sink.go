@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dataco/clickstream/internal/bots"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/failpoint"
 	"github.com/dataco/clickstream/internal/icetable"
@@ -32,9 +33,10 @@ type sink struct {
 	writer  string        // unique per process run: names this run's objects
 	tries   atomic.Uint64 // commit attempts so far: names each attempt's objects
 	parser  event.Parser
-	uploads int           // concurrent object uploads per flush
-	timeout time.Duration // of one commit attempt; 0: none
-	cpu     chan struct{} // a token per core, held while encoding
+	bots    *bots.Classifier // flags the events of bot user agents
+	uploads int              // concurrent object uploads per flush
+	timeout time.Duration    // of one commit attempt; 0: none
+	cpu     chan struct{}    // a token per core, held while encoding
 	metrics *metrics
 	log     *slog.Logger
 	crash   *failpoint.Point    // nil except in crash tests
@@ -99,14 +101,38 @@ type rejectedRecord struct {
 	RawBase64 string `json:"raw_base64,omitempty"`
 }
 
+// parseCache is what one parsing goroutine keeps between records: the
+// strings of the repeated fields and the verdicts on user agents.
+type parseCache struct {
+	strs *event.Interner
+	bots *bots.Cache
+}
+
+// newParseCache returns the cache of one parsing goroutine.
+func (s *sink) newParseCache() *parseCache {
+	return &parseCache{strs: event.NewInterner(0), bots: s.bots.NewCache()}
+}
+
 // parse validates a raw value into a record, sharing the strings of the
-// repeated fields through in (owned by the calling goroutine). The user id
-// of a valid record still points into raw until batch.add copies it to
-// the batch: only a rejected record keeps raw.
-func (s *sink) parse(pos int64, raw []byte, in *event.Interner) record {
+// repeated fields through pc (owned by the calling goroutine; nil: no
+// sharing, no cache), and flags a bot's event (is_bot). The user id of a
+// valid record still points into raw until batch.add copies it to the
+// batch: only a rejected record keeps raw.
+func (s *sink) parse(pos int64, raw []byte, pc *parseCache) record {
+	var in *event.Interner
+	if pc != nil {
+		in = pc.strs
+	}
 	ev, err := s.parser.ParseAliased(raw, in)
 	if err != nil {
 		return record{pos: pos, raw: raw, err: err}
+	}
+	if ev.UserAgent != "" {
+		if pc != nil {
+			ev.IsBot = pc.bots.IsBot(ev.UserAgent)
+		} else {
+			ev.IsBot = s.bots.IsBot(ev.UserAgent)
+		}
 	}
 	return record{pos: pos, ev: ev, user: lake.UserIDPrefix(ev.UserID), hash: lake.BucketHash(ev.UserID)}
 }
@@ -114,6 +140,7 @@ func (s *sink) parse(pos int64, raw []byte, in *event.Interner) record {
 // flushResult summarises one commit.
 type flushResult struct {
 	valid, rejected int64
+	bots            int64 // valid events flagged is_bot
 	files           int
 	fenced          bool
 	// reasons counts the rejected records by reason.
@@ -133,6 +160,7 @@ func (res *flushResult) add(r flushResult) {
 		res.minTs, res.maxTs = min(res.minTs, r.minTs), max(res.maxTs, r.maxTs)
 	}
 	res.valid += r.valid
+	res.bots += r.bots
 	res.rejected += r.rejected
 	res.files += r.files
 	for reason, n := range r.reasons {
@@ -282,6 +310,7 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	}
 	*st = sourceState{source: st.source, seq: seq, end: m.End, watermark: m.Watermark}
 	s.metrics.written.Add(float64(m.ValidCount))
+	s.metrics.botsWritten.Add(float64(pl.bots))
 	for reason, n := range pl.reasons {
 		s.metrics.rejected.WithLabelValues(string(reason)).Add(float64(n))
 	}
@@ -289,7 +318,7 @@ func (s *sink) commit(ctx context.Context, st *sourceState, b *batch) (flushResu
 	s.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	s.log.Debug("committed", "source", st.source, "seq", seq, "start", m.Start, "end", m.End,
 		"valid", m.ValidCount, "rejected", m.RejectedCount, "files", len(m.Files), "took", time.Since(start))
-	res := flushResult{valid: m.ValidCount, rejected: m.RejectedCount, files: len(m.Files), rejectedKey: m.Rejected}
+	res := flushResult{valid: m.ValidCount, rejected: m.RejectedCount, bots: pl.bots, files: len(m.Files), rejectedKey: m.Rejected}
 	for i, g := range pl.groups {
 		if i == 0 {
 			res.minTs, res.maxTs = g.minTs, g.maxTs
@@ -312,6 +341,7 @@ type commitPlan struct {
 	keys    []sortKey   // groups[i]'s at keys[groups[i].start:][:groups[i].n]
 	rejects []byte      // NDJSON lines of the dead-letter file
 	reasons map[event.Reason]int
+	bots    int64 // valid events flagged is_bot
 }
 
 // plan lays out the commit of the batch's records from st.end on, and
@@ -353,6 +383,9 @@ func (s *sink) plan(st *sourceState, b *batch, m *lake.Manifest) (commitPlan, er
 		cg.n++
 		cg.minTs, cg.maxTs = min(cg.minTs, ts), max(cg.maxTs, ts)
 		m.ValidCount++
+		if r.ev.IsBot {
+			pl.bots++
+		}
 		m.Watermark = max(m.Watermark, ts)
 	}
 	slices.SortFunc(groups, func(a, b cellGroup) int {

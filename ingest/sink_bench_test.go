@@ -6,8 +6,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/dataco/clickstream/internal/event"
-
 	"github.com/dataco/clickstream/internal/gen"
 	"github.com/dataco/clickstream/internal/lake"
 )
@@ -53,9 +51,9 @@ func BenchmarkSinkPath(b *testing.B) {
 		}
 		bt := &batch{}
 		bt.reset(0)
-		var strs *event.Interner
-		if os.Getenv("NOINTERN") == "" {
-			strs = event.NewInterner(0)
+		strs := s.newParseCache()
+		if os.Getenv("NOINTERN") != "" {
+			strs.strs = nil
 		}
 		b.StartTimer()
 		cpu0 := processCPU(b)
@@ -108,7 +106,7 @@ func BenchmarkWriteFile(b *testing.B) {
 	}
 	bt := &batch{}
 	bt.reset(0)
-	strs := event.NewInterner(0)
+	strs := s.newParseCache()
 	for i := 0; ; i++ {
 		m, ok := g.Next()
 		if !ok {

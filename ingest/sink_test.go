@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dataco/clickstream/internal/bots"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/lake"
 )
@@ -25,7 +28,7 @@ func newTestSink(t testing.TB, store lake.Store, writer string) *sink {
 		t.Fatal(err)
 	}
 	return &sink{store: store, buckets: meta.Buckets, format: lake.FormatParquet, writer: writer,
-		parser: event.Parser{MaxSize: event.MaxSize}, uploads: 2, cpu: make(chan struct{}, 2), metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
+		parser: event.Parser{MaxSize: event.MaxSize}, bots: bots.New(nil), uploads: 2, cpu: make(chan struct{}, 2), metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
 }
 
 // fill adds testMessage(from) … testMessage(to-1), parsed by s, to b.
@@ -433,5 +436,82 @@ func TestRetriedCommitWritesNewObjects(t *testing.T) {
 		if slices.Contains(first, k) {
 			t.Errorf("the committed manifest names %s, which the failed attempt also wrote", k)
 		}
+	}
+}
+
+// TestParseFlagsBots: parse flags the events of bot agents (the library's,
+// the built-in patterns, a --bot-agents-file's), with and without a cache,
+// and the flag reaches the lake and the summary.
+func TestParseFlagsBots(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bots.txt")
+	if err := os.WriteFile(file, []byte("# ours\nAcmeMonitor\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig()
+	cfg.BotAgentsFile = file
+	classifier, err := cfg.botClassifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSink(t, store, "bots")
+	s.bots = classifier
+	agents := []struct {
+		ua  string
+		bot bool
+	}{
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", false},
+		{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", true},
+		{"python-requests/2.32.3", true},
+		{"AcmeMonitor/1.0 (+https://acme.example/ops)", true},
+		{"", false},
+	}
+	pc := s.newParseCache()
+	b := &batch{}
+	b.reset(0)
+	wantBots := int64(0)
+	for i := range 50 {
+		a := agents[i%len(agents)]
+		msg := event.Encode(event.Event{UserID: fmt.Sprint("u", i%7), Timestamp: 1_764_000_000_000 + int64(i), URL: "/", Country: "DE", UserAgent: a.ua})
+		for _, c := range []*parseCache{pc, nil} {
+			if r := s.parse(int64(i), msg, c); r.err != nil || r.ev.IsBot != a.bot {
+				t.Fatalf("parse(%q) = is_bot %v, err %v; want is_bot %v", a.ua, r.ev.IsBot, r.err, a.bot)
+			}
+		}
+		b.add(s.parse(int64(i), msg, pc), len(msg))
+		if a.bot {
+			wantBots++
+		}
+	}
+	if pc.bots.Misses != len(agents)-1 {
+		t.Errorf("%d agents classified, want %d (one each)", pc.bots.Misses, len(agents)-1)
+	}
+	st, err := s.recover(context.Background(), "bots.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.flush(context.Background(), &st, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.bots != wantBots {
+		t.Errorf("commit counts %d bot events, want %d", res.bots, wantBots)
+	}
+	var lakeBots int64
+	for _, e := range readLake(t, store).events {
+		if e.IsBot {
+			lakeBots++
+		}
+	}
+	if lakeBots != wantBots {
+		t.Errorf("the lake holds %d bot events, want %d", lakeBots, wantBots)
+	}
+
+	cfg.BotAgentsFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := cfg.botClassifier(); err == nil {
+		t.Error("a missing --bot-agents-file is no error")
 	}
 }

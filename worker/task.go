@@ -382,6 +382,9 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, t task) (*aggregat
 		if !t.req.GetUserSets() {
 			r.WithoutUserSets()
 		}
+		if t.req.GetIncludeBots() {
+			r.IncludeBots()
+		}
 		n, err := w.fetchInOrder(ctx, s, keys, sizes, func(key string, data []byte) error {
 			if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
 				return fmt.Errorf("%w %s: %w", ErrDecode, key, err)
@@ -408,7 +411,11 @@ func (w *Worker) aggregate(ctx context.Context, s lake.Store, t task) (*aggregat
 	if err != nil {
 		return nil, 0, err
 	}
-	p := aggregate.Compute(events, t.window, t.timeout)
+	bots := aggregate.BotsApart
+	if t.req.GetIncludeBots() {
+		bots = aggregate.BotsIncluded
+	}
+	p := aggregate.ComputeWith(events, t.window, t.timeout, bots)
 	if !t.req.GetUserSets() {
 		p.DropUserSets()
 	}

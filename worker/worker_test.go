@@ -874,3 +874,53 @@ func TestRunBindsItsAddressFirst(t *testing.T) {
 		t.Fatalf("Run: %v; want the metrics server's bind to fail, not the worker's", err)
 	}
 }
+
+// TestRunTaskBots: a task sets bots' events apart into bot clicks by
+// default, and counts them like anyone's when the job includes bots, by
+// the column reader as by decoded rows.
+func TestRunTaskBots(t *testing.T) {
+	f := newFixture(t)
+	_, c, _ := f.start(nil)
+	ctx := context.Background()
+	var evs []event.Event
+	for _, e := range f.events {
+		if lake.Bucket(e.UserID, f.buckets) == 2 {
+			evs = append(evs, e)
+		}
+	}
+	w := aggregate.Window{From: tFrom, To: tTo}
+	for i, include := range []bool{false, true} {
+		req := f.request(2, i+1)
+		req.IncludeBots = include
+		if _, err := c.RunTask(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		data, err := f.out.Get(ctx, req.PartialKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.out.Delete(ctx, req.PartialKey); err != nil {
+			t.Fatal(err)
+		}
+		got := aggregate.NewPartial()
+		if err := got.UnmarshalBinary(data); err != nil {
+			t.Fatal(err)
+		}
+		policy := aggregate.BotsApart
+		if include {
+			policy = aggregate.BotsIncluded
+		}
+		want := aggregate.ComputeWith(evs, w, 30*time.Minute, policy)
+		var bots int64
+		for k, r := range want.Rows {
+			g := got.Rows[k]
+			if g == nil || g.Clicks != r.Clicks || g.Users != r.Users || g.TimeSpentMs != r.TimeSpentMs || g.BotClicks != r.BotClicks {
+				t.Fatalf("include bots %v: key %v: got %+v, want %+v", include, k, g, r)
+			}
+			bots += g.BotClicks
+		}
+		if len(got.Rows) != len(want.Rows) || (bots == 0) != include {
+			t.Fatalf("include bots %v: %d rows (want %d), %d bot clicks", include, len(got.Rows), len(want.Rows), bots)
+		}
+	}
+}

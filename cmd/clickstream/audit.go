@@ -248,7 +248,7 @@ func (e esTotals) Totals(ctx context.Context, from, to time.Time) (docs, clicks 
 	if errors.Is(err, indexer.ErrNoIndex) {
 		return 0, 0, fmt.Errorf("alias %s does not exist: %w", e.ix.Alias(), audit.ErrNoIndex)
 	}
-	return t.Documents, t.Clicks, err
+	return t.Documents, t.Events(), err
 }
 
 // kafkaOffsets reads, for the lake's Kafka sources, the partitions' end

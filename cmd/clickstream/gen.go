@@ -39,7 +39,8 @@ func newGenCmd() *cobra.Command {
 				return usageError{err}
 			}
 			n, err := gen.Produce(cmd.Context(), g, kc)
-			fmt.Fprintf(cmd.ErrOrStderr(), "gen: produced %d messages to %s\n", n, kc.Topic)
+			tr := g.Truth()
+			fmt.Fprintf(cmd.ErrOrStderr(), "gen: produced %d messages to %s (%d valid, %d of them from bots)\n", n, kc.Topic, tr.Valid, tr.Bots)
 			return err
 		},
 	}

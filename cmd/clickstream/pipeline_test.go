@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
+	"github.com/dataco/clickstream/internal/bots"
 	"github.com/dataco/clickstream/internal/event"
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/icetable/icetabletest"
@@ -70,6 +71,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 	// exactly the hand-computed ones.
 	var valid []event.Event
 	accepted, rejected := 0, 0
+	classifier := bots.New(nil) // ingest's verdicts on user agents
 	for _, line := range pipeLines(input) {
 		e, err := event.Parse(line)
 		if err != nil {
@@ -77,6 +79,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 			continue
 		}
 		accepted++
+		e.IsBot = classifier.IsBot(e.UserAgent)
 		valid = append(valid, e)
 	}
 	edgeUsers := map[string]bool{}
@@ -169,7 +172,7 @@ func TestPipelineCLIMatchesReference(t *testing.T) {
 		pipeCompare(t, format, rows, ref, from, to)
 		var events int64
 		for _, r := range ref {
-			events += r.Clicks
+			events += r.Clicks + r.BotClicks
 		}
 		if meta.EventsInWindow != events || meta.EventsRead < events+int64(ahead) {
 			t.Errorf("%s result: %d events in the window and %d read; reference %d in the window, %d in the look-ahead",

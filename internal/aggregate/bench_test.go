@@ -188,6 +188,23 @@ func BenchmarkComputeParquet(b *testing.B) {
 				r.Partial()
 			})
 		})
+		if bc.commits == 6 {
+			// The same events, a tenth of the users being bots: their
+			// events are set apart (read from is_bot, counted by key).
+			evs := benchEvents(bc.commits)
+			for i := range evs {
+				evs[i].IsBot = evs[i].UserID[len(evs[i].UserID)-1] == '7'
+			}
+			botFiles := benchFiles(b, benchParts(evs, bc.commits))
+			b.Run(bc.name+"/bots-apart", func(b *testing.B) {
+				b.ReportAllocs()
+				measure(b, benchN, func() {
+					if _, err := ComputeParquet(botFiles, w, 0); err != nil {
+						b.Fatal(err)
+					}
+				})
+			})
+		}
 		b.Run(bc.name+"/decode-only", func(b *testing.B) {
 			measure(b, benchN, func() {
 				r := NewColumnReader(w, 0)

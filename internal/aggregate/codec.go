@@ -11,16 +11,16 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Encoded partial, format version 1 (all integers unsigned varints unless
+// Encoded partial, format version 2 (all integers unsigned varints unless
 // said otherwise):
 //
-//	header:  magic "CSAP" | version byte (1) | codec byte (0 raw, 1 zstd)
+//	header:  magic "CSAP" | version byte (2) | codec byte (0 raw, 1 zstd)
 //	         | body length | CRC-32C of the body (4 bytes, little endian)
 //	payload: the body, or its zstd frame
 //	body:    events | read | key count | keys...
 //	key:     shared URL prefix with the previous key | URL suffix length
 //	         | URL suffix | country length | country | clicks | users
-//	         | time spent ms | samples | hash count | hash set
+//	         | time spent ms | samples | bot clicks | hash count | hash set
 //	hash set (when the count is > 0): Rice parameter k (one byte, 0..63)
 //	         | bit stream length in bytes | bit stream
 //
@@ -31,10 +31,12 @@ import (
 // by a zero, then the k low bits, least significant bit first). For n
 // uniformly spread 64-bit hashes that is about 66-log2(n) bits a hash
 // instead of 64. The zstd codec is used when it makes the payload smaller;
-// UserHash is part of the format.
+// UserHash is part of the format. Version 1, still decoded, had no bot
+// clicks.
 const (
 	codecMagic   = "CSAP"
-	codecVersion = 1
+	codecVersion = 2
+	codecV1      = 1
 	codecRaw     = 0
 	codecZstd    = 1
 	headerFixed  = len(codecMagic) + 2
@@ -122,7 +124,7 @@ func (p *Partial) marshalBody() ([]byte, error) {
 		if r == nil {
 			return nil, fmt.Errorf("aggregate: marshal: key %v has a nil row", k)
 		}
-		if r.Clicks < 0 || r.Users < 0 || r.TimeSpentMs < 0 || r.Samples < 0 {
+		if r.Clicks < 0 || r.Users < 0 || r.TimeSpentMs < 0 || r.Samples < 0 || r.BotClicks < 0 {
 			return nil, fmt.Errorf("aggregate: marshal: key %v: negative counters", k)
 		}
 		shared := commonPrefix(prevURL, k.URL)
@@ -134,6 +136,7 @@ func (p *Partial) marshalBody() ([]byte, error) {
 		body = binary.AppendUvarint(body, uint64(r.Users))
 		body = binary.AppendUvarint(body, uint64(r.TimeSpentMs))
 		body = binary.AppendUvarint(body, uint64(r.Samples))
+		body = binary.AppendUvarint(body, uint64(r.BotClicks))
 		body = binary.AppendUvarint(body, uint64(len(r.UserHashes)))
 		if len(r.UserHashes) == 0 {
 			continue
@@ -188,8 +191,9 @@ func decodePartial(data []byte) (*Partial, error) {
 	if len(data) < headerFixed || string(data[:len(codecMagic)]) != codecMagic {
 		return nil, corrupt("bad magic")
 	}
-	if v := data[len(codecMagic)]; v != codecVersion {
-		return nil, corrupt("unknown format version %d", v)
+	version := data[len(codecMagic)]
+	if version != codecVersion && version != codecV1 {
+		return nil, corrupt("unknown format version %d", version)
 	}
 	codec := data[len(codecMagic)+1]
 	rest := data[headerFixed:]
@@ -254,6 +258,9 @@ func decodePartial(data []byte) (*Partial, error) {
 		k.Country = d.string()
 		r := &rows[i]
 		r.Clicks, r.Users, r.TimeSpentMs, r.Samples = d.int64(), d.int64(), d.int64(), d.int64()
+		if version >= 2 {
+			r.BotClicks = d.int64()
+		}
 		if nh := d.uvarint(); nh > 0 && d.err == nil {
 			r.UserHashes = d.hashSet(nh)
 		}

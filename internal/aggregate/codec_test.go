@@ -171,7 +171,8 @@ func TestUnmarshalRejectsCorrupt(t *testing.T) {
 	cases := map[string][]byte{
 		"empty":           nil,
 		"magic":           mutate(good, func(b []byte) []byte { b[0] = 'X'; return b }),
-		"version":         mutate(good, func(b []byte) []byte { b[4] = 2; return b }),
+		"version":         mutate(good, func(b []byte) []byte { b[4] = 3; return b }),
+		"version 0":       mutate(good, func(b []byte) []byte { b[4] = 0; return b }),
 		"codec":           mutate(good, func(b []byte) []byte { b[5] = 9; return b }),
 		"truncated":       good[:len(good)-1],
 		"header only":     good[:headerFixed],
@@ -206,7 +207,7 @@ func TestUnmarshalRejectsBadStructure(t *testing.T) {
 		b = binary.AppendUvarint(b, uint64(shared))
 		b = appendString(b, url)
 		b = appendString(b, country)
-		b = append(b, 1, 1, 0, 0)
+		b = append(b, 1, 1, 0, 0, 2) // clicks, users, ms, samples, bot clicks
 		return binary.AppendUvarint(b, nh)
 	}
 	head := func(nkeys uint64) []byte { return binary.AppendUvarint([]byte{1, 1}, nkeys) }
@@ -235,6 +236,28 @@ func TestUnmarshalRejectsBadStructure(t *testing.T) {
 	}
 	if hs := q.Rows[Key{"/a", "us"}].UserHashes; len(hs) != 1 || hs[0] != 1 {
 		t.Fatalf("decoded hashes %v, want [1]", hs)
+	}
+	if b := q.Rows[Key{"/a", "us"}].BotClicks; b != 2 {
+		t.Fatalf("decoded bot clicks %d, want 2", b)
+	}
+}
+
+// TestUnmarshalVersion1: a partial of format version 1 (before bot clicks),
+// from a worker not yet upgraded, decodes with no bot clicks.
+func TestUnmarshalVersion1(t *testing.T) {
+	body := binary.AppendUvarint([]byte{3, 5}, 1) // events, read, one key
+	body = binary.AppendUvarint(body, 0)
+	body = appendString(body, "/a")
+	body = appendString(body, "us")
+	body = append(body, 3, 1, 0, 0, 0) // clicks, users, ms, samples, no hashes
+	frame := rawFrame(body)
+	frame[len(codecMagic)] = codecV1
+	var q Partial
+	if err := q.UnmarshalBinary(frame); err != nil {
+		t.Fatal(err)
+	}
+	if r := q.Rows[Key{"/a", "us"}]; r == nil || r.Clicks != 3 || r.BotClicks != 0 || q.Events != 3 {
+		t.Fatalf("decoded %+v, rows %v", q, r)
 	}
 }
 

@@ -30,6 +30,34 @@ type builder struct {
 	read  int64
 	// noSets: the rows get no UserHashes (Users is counted all the same).
 	noSets bool
+	// bots is what bot events count in; botKeys holds the key of each
+	// in-window bot event set apart (BotsApart).
+	bots    BotPolicy
+	botKeys []uint32
+}
+
+// BotPolicy says what the events of bots (event.Event.IsBot, the lake's
+// is_bot) count in.
+type BotPolicy uint8
+
+const (
+	// BotsApart, the default: a bot's event counts in its key's BotClicks
+	// only. Clicks, Users and time spent are those of the events of people,
+	// computed as if the bots' events were not there: a person's last
+	// click before a bot's event of the same user id is timed against
+	// that user's next human click, never the bot's.
+	BotsApart BotPolicy = iota
+	// BotsIncluded folds bots in: their events count in Clicks, Users
+	// and time spent like any other, and BotClicks stays zero.
+	BotsIncluded
+)
+
+// appendBot sets a bot's event of key k at ts apart: counted if in the
+// window, and in no case a look-ahead successor of a person's click.
+func (c *builder) appendBot(k uint32, ts int64) {
+	if ts < c.b.to {
+		c.botKeys = append(c.botKeys, k)
+	}
 }
 
 // Compute aggregates the events of one task over window w. The events may
@@ -44,8 +72,16 @@ type builder struct {
 // grouped by user, with each user's events in (timestamp, url, country)
 // order, is detected and not reordered. An invalid window counts nothing;
 // callers check Window.Validate first.
+//
+// Bot events are set apart (BotsApart); ComputeWith chooses.
 func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Partial {
-	c := builder{b: newBounds(w, sessionTimeout), read: int64(len(events))}
+	return ComputeWith(events, w, sessionTimeout, BotsApart)
+}
+
+// ComputeWith is Compute with bot events counted as bots says.
+func ComputeWith(events []event.Event, w Window, sessionTimeout time.Duration, bots BotPolicy) *Partial {
+	c := builder{b: newBounds(w, sessionTimeout), read: int64(len(events)), bots: bots}
+	apart := bots == BotsApart
 	c.recs = make([]rec, 0, len(events))
 	userIDs := make(map[string]uint32)
 	var urls, countries stringColumn
@@ -80,6 +116,10 @@ func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Part
 		k, added := kt.id(prevURLID, prevCountryID, uint32(len(c.keys)))
 		if added {
 			c.keys = append(c.keys, Key{URL: e.URL, Country: e.Country})
+		}
+		if e.IsBot && apart {
+			c.appendBot(k, e.Timestamp)
+			continue
 		}
 		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: k})
 	}
@@ -189,6 +229,14 @@ func (c *builder) finish() *Partial {
 		}
 	}
 
+	var botClicks []int64 // by key, if any bot event was set apart
+	if len(c.botKeys) > 0 {
+		botClicks = make([]int64, len(c.keys))
+		for _, k := range c.botKeys {
+			botClicks[k]++
+		}
+	}
+
 	// Lay the hash sets out key by key in one backing array (a stable
 	// counting sort of the pairs by key keeps each set sorted).
 	start := make([]int, len(c.keys)+1)
@@ -197,7 +245,7 @@ func (c *builder) finish() *Partial {
 		if !c.noSets {
 			start[k+1] = start[k] + int(accs[k].users)
 		}
-		if accs[k].clicks > 0 {
+		if accs[k].clicks > 0 || (botClicks != nil && botClicks[k] > 0) {
 			nrows++
 		}
 	}
@@ -217,11 +265,15 @@ func (c *builder) finish() *Partial {
 	rows := make([]Row, 0, nrows)
 	for k := range accs {
 		a := &accs[k]
-		if a.clicks == 0 {
+		var bots int64
+		if botClicks != nil {
+			bots = botClicks[k]
+		}
+		if a.clicks == 0 && bots == 0 {
 			continue
 		}
-		events += a.clicks
-		row := Row{Clicks: a.clicks, Users: a.users, TimeSpentMs: a.ms, Samples: a.samples}
+		events += a.clicks + bots
+		row := Row{Clicks: a.clicks, Users: a.users, TimeSpentMs: a.ms, Samples: a.samples, BotClicks: bots}
 		if !c.noSets {
 			row.UserHashes = backing[start[k]:fill[k]:fill[k]]
 		}

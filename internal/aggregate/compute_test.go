@@ -17,6 +17,7 @@ type want struct {
 	users   []string
 	ms      int64
 	samples int64
+	bots    int64
 }
 
 func TestComputeSemantics(t *testing.T) {
@@ -227,15 +228,15 @@ func checkWant(t *testing.T, p *Partial, wants map[Key]want, read int64) {
 			hs = append(hs, UserHash(u))
 		}
 		slices.Sort(hs)
-		got := want{clicks: r.Clicks, ms: r.TimeSpentMs, samples: r.Samples}
-		if got.clicks != w.clicks || r.Users != int64(len(w.users)) || got.ms != w.ms || got.samples != w.samples {
-			t.Errorf("%v: got clicks %d users %d ms %d samples %d, want %d %d %d %d", k,
-				r.Clicks, r.Users, r.TimeSpentMs, r.Samples, w.clicks, len(w.users), w.ms, w.samples)
+		got := want{clicks: r.Clicks, ms: r.TimeSpentMs, samples: r.Samples, bots: r.BotClicks}
+		if got.clicks != w.clicks || r.Users != int64(len(w.users)) || got.ms != w.ms || got.samples != w.samples || got.bots != w.bots {
+			t.Errorf("%v: got clicks %d users %d ms %d samples %d bot clicks %d, want %d %d %d %d %d", k,
+				r.Clicks, r.Users, r.TimeSpentMs, r.Samples, r.BotClicks, w.clicks, len(w.users), w.ms, w.samples, w.bots)
 		}
 		if !slices.Equal(r.UserHashes, hs) {
 			t.Errorf("%v: user hashes %x, want %x", k, r.UserHashes, hs)
 		}
-		events += w.clicks
+		events += w.clicks + w.bots
 	}
 	for k := range p.Rows {
 		if _, ok := wants[k]; !ok {

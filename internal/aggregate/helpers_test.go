@@ -25,17 +25,36 @@ func ev(user string, ts int64, url, country string) event.Event {
 
 // referenceCompute is the naive definition: per user, sort all events by
 // (timestamp, url, country); each in-window event counts, and its time
-// spent is the gap to the next event when under the timeout.
+// spent is the gap to the next event when under the timeout. Bots are set
+// apart.
 func referenceCompute(events []event.Event, w Window, timeout time.Duration) *Partial {
+	return referenceComputeWith(events, w, timeout, BotsApart)
+}
+
+// referenceComputeWith is referenceCompute under a bot policy: set apart,
+// the in-window bot events only count in BotClicks and the rest is
+// computed without them.
+func referenceComputeWith(events []event.Event, w Window, timeout time.Duration, bots BotPolicy) *Partial {
 	if timeout <= 0 {
 		timeout = DefaultSessionTimeout
 	}
-	byUser := map[string][]event.Event{}
-	for _, e := range events {
-		byUser[e.UserID] = append(byUser[e.UserID], e)
-	}
 	p := NewPartial()
 	p.Read = int64(len(events))
+	byUser := map[string][]event.Event{}
+	for _, e := range events {
+		if e.IsBot && bots == BotsApart {
+			if t := time.UnixMilli(e.Timestamp); !t.Before(w.From) && t.Before(w.To) {
+				k := Key{URL: e.URL, Country: e.Country}
+				if p.Rows[k] == nil {
+					p.Rows[k] = &Row{}
+				}
+				p.Rows[k].BotClicks++
+				p.Events++
+			}
+			continue
+		}
+		byUser[e.UserID] = append(byUser[e.UserID], e)
+	}
 	users := map[Key]map[uint64]bool{}
 	for _, evs := range byUser {
 		slices.SortStableFunc(evs, func(a, b event.Event) int {
@@ -51,6 +70,8 @@ func referenceCompute(events []event.Event, w Window, timeout time.Duration) *Pa
 			if r == nil {
 				r = &Row{}
 				p.Rows[k] = r
+			}
+			if users[k] == nil {
 				users[k] = map[uint64]bool{}
 			}
 			r.Clicks++
@@ -85,9 +106,9 @@ func diffPartials(got, want *Partial) string {
 		switch {
 		case g == nil:
 			fmt.Fprintf(&b, "%v: missing, want %+v\n", k, *w)
-		case g.Clicks != w.Clicks || g.Users != w.Users || g.TimeSpentMs != w.TimeSpentMs || g.Samples != w.Samples:
-			fmt.Fprintf(&b, "%v: got %d clicks %d users %d ms %d samples, want %d %d %d %d\n", k,
-				g.Clicks, g.Users, g.TimeSpentMs, g.Samples, w.Clicks, w.Users, w.TimeSpentMs, w.Samples)
+		case g.Clicks != w.Clicks || g.Users != w.Users || g.TimeSpentMs != w.TimeSpentMs || g.Samples != w.Samples || g.BotClicks != w.BotClicks:
+			fmt.Fprintf(&b, "%v: got %d clicks %d users %d ms %d samples %d bot clicks, want %d %d %d %d %d\n", k,
+				g.Clicks, g.Users, g.TimeSpentMs, g.Samples, g.BotClicks, w.Clicks, w.Users, w.TimeSpentMs, w.Samples, w.BotClicks)
 		case !slices.Equal(g.UserHashes, w.UserHashes):
 			fmt.Fprintf(&b, "%v: user hashes differ: got %d, want %d\n", k, len(g.UserHashes), len(w.UserHashes))
 		}
@@ -105,6 +126,10 @@ type genConfig struct {
 	events, users, urls, countries int
 	span                           time.Duration // events spread over [from-span/4, from+span)
 	tick                           time.Duration // timestamp granularity (coarse ticks make ties)
+	// bots is the share of users that are bots; mixed is the share of a
+	// person's events sent by a bot agent from the same user id (a
+	// script run from a logged-in account).
+	bots, mixed float64
 }
 
 func randomEvents(rng *rand.Rand, g genConfig) []event.Event {
@@ -128,10 +153,19 @@ func randomEvents(rng *rand.Rand, g genConfig) []event.Event {
 	out := make([]event.Event, g.events)
 	start := testFrom.Add(-g.span / 4).UnixMilli()
 	ticks := int64(g.span/g.tick) * 5 / 4
+	botUser := make([]bool, len(users))
+	if g.bots > 0 {
+		for i := range botUser {
+			botUser[i] = rng.Float64() < g.bots
+		}
+	}
 	for i := range out {
-		u := users[rng.IntN(len(users))]
+		ui := rng.IntN(len(users))
 		ts := start + rng.Int64N(ticks)*g.tick.Milliseconds()
-		out[i] = ev(u, ts, urls[rng.IntN(len(urls))], countries[rng.IntN(len(countries))])
+		out[i] = ev(users[ui], ts, urls[rng.IntN(len(urls))], countries[rng.IntN(len(countries))])
+		if g.bots > 0 || g.mixed > 0 {
+			out[i].IsBot = botUser[ui] || rng.Float64() < g.mixed
+		}
 	}
 	return out
 }

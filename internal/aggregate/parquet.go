@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -22,13 +23,15 @@ const (
 	columnTimestamp = lake.ColumnTimestamp // microseconds, UTC
 	columnURL       = lake.ColumnURL
 	columnCountry   = lake.ColumnCountry
+	columnIsBot     = lake.ColumnIsBot // optional: older files lack it
 )
 
 // oldColumnTimestamp is the time column of lake layout 1, in milliseconds.
 const oldColumnTimestamp = "timestamp_ms"
 
 // ComputeParquet aggregates the events stored in Parquet files (as written
-// by lake.EncodeParquet) over window w, like Compute over the same events.
+// by lake.EncodeParquet) over window w, like Compute over the same events
+// (bots set apart).
 // Files are read page by page with ColumnReader. The error wraps
 // ErrUnsupportedFile for a file it cannot read by columns (missing,
 // optional or mistyped columns, a codec other than zstd or none), for which
@@ -47,8 +50,8 @@ func ComputeParquet(files [][]byte, w Window, sessionTimeout time.Duration) (*Pa
 
 // ColumnReader aggregates a task's events from Parquet files one file at a
 // time, so the caller need not hold every file in memory. It decodes only the
-// four columns an aggregate needs (user_id, ts, url, country), page by
-// page: timestamps are copied from the typed page data and turned from
+// columns an aggregate needs (user_id, ts, url, country, and is_bot unless
+// bots are included; a file without is_bot holds no bot), page by page: timestamps are copied from the typed page data and turned from
 // microseconds into the milliseconds of event.Event, and the
 // dictionary-encoded string columns are read as dictionary indexes, turned
 // into dense ids through a per-column-chunk table, so a string is looked up
@@ -69,6 +72,7 @@ type ColumnReader struct {
 	// per row group scratch, one entry a row
 	ts                    []int64
 	uids, urlIDs, ctryIDs []uint32
+	isBot                 []bool
 }
 
 // NewColumnReader returns a reader aggregating window w. sessionTimeout <= 0
@@ -88,6 +92,10 @@ func NewColumnReader(w Window, sessionTimeout time.Duration) *ColumnReader {
 // memory, CPU and bytes on the wire that a plain job does not need; roll-ups
 // over windows need them. Call it before Partial.
 func (r *ColumnReader) WithoutUserSets() { r.c.noSets = true }
+
+// IncludeBots folds bots' events into the counters (BotsIncluded): is_bot
+// is not read. Call it before the first AddFile.
+func (r *ColumnReader) IncludeBots() { r.c.bots = BotsIncluded }
 
 // Partial returns the aggregate of the files added so far.
 func (r *ColumnReader) Partial() *Partial {
@@ -177,7 +185,10 @@ func (r *ColumnReader) checkPages(file io.ReaderAt, size int64, md *format.Colum
 	return nil
 }
 
-type leafColumns struct{ user, ts, url, country int }
+type leafColumns struct {
+	user, ts, url, country int
+	isBot                  int // -1: none (a file from before the column)
+}
 
 func lookupColumns(schema *parquet.Schema) (leafColumns, error) {
 	var cols leafColumns
@@ -210,6 +221,16 @@ func lookupColumns(schema *parquet.Schema) (leafColumns, error) {
 		}
 		*c.idx = leaf.ColumnIndex
 	}
+	cols.isBot = -1
+	if leaf, ok := schema.Lookup(columnIsBot); ok {
+		switch {
+		case leaf.MaxDefinitionLevel != 0 || leaf.MaxRepetitionLevel != 0:
+			return cols, fmt.Errorf("column %q is optional or repeated: %w", columnIsBot, ErrUnsupportedFile)
+		case leaf.Node.Type().Kind() != parquet.Boolean:
+			return cols, fmt.Errorf("column %q has type %s, want %s: %w", columnIsBot, leaf.Node.Type().Kind(), parquet.Boolean, ErrUnsupportedFile)
+		}
+		cols.isBot = leaf.ColumnIndex
+	}
 	return cols, nil
 }
 
@@ -234,6 +255,9 @@ func (r *ColumnReader) AddFile(file io.ReaderAt, size int64) (err error) {
 	if err != nil {
 		return err
 	}
+	if r.c.bots == BotsIncluded {
+		cols.isBot = -1 // not read: a bot counts as anyone
+	}
 	// Only the codecs the lake writes (as lake.DecodeParquet): parquet-go's
 	// LZ4 decoder can loop growing its buffer on a corrupt block, and its
 	// snappy one allocates whatever length a block claims.
@@ -243,7 +267,10 @@ func (r *ColumnReader) AddFile(file io.ReaderAt, size int64) (err error) {
 				return fmt.Errorf("column %v: compression %v: %w", c.MetaData.PathInSchema, codec, ErrUnsupportedFile)
 			}
 		}
-		for _, i := range []int{cols.user, cols.ts, cols.url, cols.country} {
+		for _, i := range []int{cols.user, cols.ts, cols.url, cols.country, cols.isBot} {
+			if i < 0 {
+				continue
+			}
 			if i >= len(rg.Columns) {
 				return fmt.Errorf("row group has %d columns, want %d", len(rg.Columns), i+1)
 			}
@@ -286,6 +313,16 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 	if r.ctryIDs, err = r.countr.readChunk(chunks[cols.country], r.ctryIDs[:0]); err != nil {
 		return err
 	}
+	var isBot []bool // nil: no bot in the row group
+	if cols.isBot >= 0 && mayHoldBots(chunks[cols.isBot]) {
+		if r.isBot, err = readBools(chunks[cols.isBot], r.isBot[:0]); err != nil {
+			return err
+		}
+		if int64(len(r.isBot)) != n {
+			return fmt.Errorf("corrupt file: column chunk has %d values for %d rows", len(r.isBot), n)
+		}
+		isBot = r.isBot
+	}
 	for _, l := range []int{len(r.ts), len(r.uids), len(r.urlIDs), len(r.ctryIDs)} {
 		if int64(l) != n {
 			return fmt.Errorf("corrupt file: column chunk has %d values for %d rows", l, n)
@@ -309,6 +346,10 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 		k, added := r.keys.id(u, c, uint32(len(r.c.keys)))
 		if added {
 			r.c.keys = append(r.c.keys, Key{URL: r.urls.strs[u], Country: r.countr.strs[c]})
+		}
+		if isBot != nil && isBot[i] {
+			r.c.appendBot(k, t)
+			continue
 		}
 		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: k})
 	}
@@ -365,6 +406,47 @@ func readTimestamps(chunk parquet.ColumnChunk, dst []int64) ([]int64, error) {
 		dst = append(dst, vals.Int64()...)
 		for i, t := range dst[n:] {
 			dst[n+i] = microsToMillis(t)
+		}
+		return nil
+	})
+	return dst, err
+}
+
+// mayHoldBots reports whether an is_bot column chunk may hold a true value:
+// not when its statistics say its largest value is false.
+func mayHoldBots(chunk parquet.ColumnChunk) bool {
+	if fc, ok := chunk.(*parquet.FileColumnChunk); ok {
+		if _, max, ok := fc.Bounds(); ok && max.Kind() == parquet.Boolean && !max.Boolean() {
+			return false
+		}
+	}
+	return true
+}
+
+// readBools appends the values of a boolean column chunk to dst.
+func readBools(chunk parquet.ColumnChunk, dst []bool) ([]bool, error) {
+	err := forEachPage(chunk, func(p parquet.Page) error {
+		br, ok := p.Values().(parquet.BooleanReader)
+		if !ok {
+			return fmt.Errorf("boolean page without a boolean reader: %w", ErrUnsupportedFile)
+		}
+		n := len(dst)
+		dst = slices.Grow(dst, int(p.NumValues()))[:n+int(p.NumValues())]
+		for off := n; off < len(dst); {
+			k, err := br.ReadBooleans(dst[off:])
+			off += k
+			if errors.Is(err, io.EOF) {
+				if off != len(dst) {
+					return fmt.Errorf("corrupt file: boolean page of %d values ends after %d", p.NumValues(), off-n)
+				}
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if k == 0 {
+				return fmt.Errorf("corrupt file: boolean page reader stalled")
+			}
 		}
 		return nil
 	})

@@ -32,12 +32,15 @@ type Row struct {
 	UserHashes  []uint64
 	TimeSpentMs int64 // sum of time-spent values, in milliseconds
 	Samples     int64 // events with a time-spent value (clicks - exits)
+	// BotClicks is the in-window events of bots set apart (BotsApart);
+	// zero when bots are folded into the counters above (BotsIncluded).
+	BotClicks int64
 }
 
 // Partial is the aggregate of one task, or of several merged tasks.
 type Partial struct {
 	Rows   map[Key]*Row
-	Events int64 // events counted in the window (the sum of Clicks)
+	Events int64 // events counted in the window: the sum of Clicks and BotClicks
 	Read   int64 // events given to the task, including look-ahead and pre-window ones
 }
 
@@ -99,6 +102,7 @@ func (p *Partial) Merge(q *Partial) {
 		pr.Users += qr.Users
 		pr.TimeSpentMs += qr.TimeSpentMs
 		pr.Samples += qr.Samples
+		pr.BotClicks += qr.BotClicks
 		pr.UserHashes = backing[start:len(backing):len(backing)]
 		if len(pr.UserHashes) == 0 {
 			pr.UserHashes = nil
@@ -163,6 +167,7 @@ func (p *Partial) Result(w Window) []schema.Row {
 			UniqueUsers:      r.Users,
 			TotalTimeSpentS:  total,
 			TimeSpentSamples: r.Samples,
+			BotClicks:        r.BotClicks,
 		}
 		if r.Samples > 0 {
 			// total/samples, computed in milliseconds first: the same value up

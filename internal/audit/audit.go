@@ -59,7 +59,8 @@ const (
 )
 
 // Index is the Elasticsearch hop's input: the documents of the windows in
-// [from, to) and the sum of their clicks (indexer.Indexer.RangeTotals).
+// [from, to) and the sum of their clicks and bot clicks, the events they
+// count (indexer.Indexer.RangeTotals, Totals.Events).
 type Index interface {
 	Totals(ctx context.Context, from, to time.Time) (docs, clicks int64, err error)
 }
@@ -488,7 +489,7 @@ type result struct {
 	uri    string
 	meta   results.Meta
 	rows   int64
-	clicks int64
+	clicks int64 // clicks and bot clicks: every event in the window is one of them
 	// outside counts rows whose window is not the result's.
 	outside int64
 }
@@ -508,7 +509,7 @@ func readResults(ctx context.Context, stores []lake.Store) (_ []result, missing 
 		}
 		r := result{uri: s.URI(), meta: meta, rows: int64(len(rows))}
 		for i := range rows {
-			r.clicks += rows[i].Clicks
+			r.clicks += rows[i].Clicks + rows[i].BotClicks
 			if !rows[i].WindowStart.Equal(meta.From) || !rows[i].WindowEnd.Equal(meta.To) {
 				r.outside++
 			}
@@ -637,11 +638,11 @@ func aggregatesHop(ctx context.Context, cat catalog.Catalog, res []result, from,
 			got[w] = s
 		}
 		s.rows++
-		s.clicks += r.Clicks
+		s.clicks += r.Clicks + r.BotClicks
 		if !slices.Contains(s.jobs, r.Job) {
 			s.jobs = append(s.jobs, r.Job)
 		}
-		clicks += r.Clicks
+		clicks += r.Clicks + r.BotClicks
 	}
 	h.Events, h.Rows = ptr(clicks), ptr(int64(len(rows)))
 	h.Detail = fmt.Sprintf("%d clicks in %d rows", clicks, len(rows))

@@ -11,10 +11,12 @@
 //     Iceberg events table's current snapshot;
 //  3. job: the events the committed results counted in their windows
 //     (results.Meta.EventsInWindow);
-//  4. result: the clicks of the result rows (every event in a window is
-//     one click of one row); aggregates-table: the rows and clicks of the
+//  4. result: the clicks and bot clicks of the result rows (every event in
+//     a window is one click or one bot click of one row; "clicks" in the
+//     report counts both); aggregates-table: the rows and clicks of the
 //     Iceberg aggregates table's windows;
-//  5. elasticsearch: the documents of the range and their clicks.
+//  5. elasticsearch: the documents of the range and their clicks and bot
+//     clicks.
 //
 // A hop whose input is not given is skipped. The audit reads only.
 //

@@ -48,6 +48,7 @@ func NewInput(seed int64, n, maxWindows int) (*Input, error) {
 		if err != nil {
 			continue
 		}
+		e.IsBot = m.Bot // the generator's truth, which ingest's classifier must match
 		if len(in.Valid) == 0 || e.Timestamp < lo {
 			lo = e.Timestamp
 		}

@@ -202,7 +202,7 @@ func (e esTotals) Totals(ctx context.Context, from, to time.Time) (docs, clicks 
 	if err != nil {
 		return 0, 0, fmt.Errorf("chaos: totals of %s: %w", e.alias, err)
 	}
-	return t.Documents, t.Clicks, nil
+	return t.Documents, t.Events(), nil
 }
 
 // readResult reads a committed result directly from the harness's
@@ -227,9 +227,9 @@ func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]schema.
 	return rows, meta, data, nil
 }
 
-// compareReference counts the clicks a result lacks and has too many
-// against the reference computation of window w, and describes other
-// differences.
+// compareReference counts the clicks (bot clicks included) a result lacks
+// and has too many against the reference computation of window w, and
+// describes other differences.
 func compareReference(rows []schema.Row, in *Input, w Window) (lost, dup int64, diff string) {
 	ref := aggtest.Reference(in.Valid, w.From, w.To, gen.SessionTimeout)
 	seen := map[aggtest.Key]bool{}
@@ -237,18 +237,19 @@ func compareReference(rows []schema.Row, in *Input, w Window) (lost, dup int64, 
 	for _, row := range rows {
 		k := aggtest.Key{URL: row.URL, Country: row.Country}
 		want, ok := ref[k]
+		got := row.Clicks + row.BotClicks
 		switch {
 		case seen[k]:
-			dup += row.Clicks
+			dup += got
 			diffs = append(diffs, fmt.Sprintf("row %q/%q twice", k.URL, k.Country))
 		case !ok:
-			dup += row.Clicks
+			dup += got
 			diffs = append(diffs, fmt.Sprintf("row %q/%q not in the reference", k.URL, k.Country))
 		default:
-			if row.Clicks < want.Clicks {
-				lost += want.Clicks - row.Clicks
+			if w := want.Clicks + want.BotClicks; got < w {
+				lost += w - got
 			} else {
-				dup += row.Clicks - want.Clicks
+				dup += got - w
 			}
 			if d := want.Diff(row, w.From, w.To); d != "" {
 				diffs = append(diffs, fmt.Sprintf("%q/%q: %s", k.URL, k.Country, d))
@@ -258,7 +259,7 @@ func compareReference(rows []schema.Row, in *Input, w Window) (lost, dup int64, 
 	}
 	for k, want := range ref {
 		if !seen[k] {
-			lost += want.Clicks
+			lost += want.Clicks + want.BotClicks
 		}
 	}
 	if missing := len(ref) - len(seen); missing > 0 {
@@ -393,16 +394,17 @@ func esDelete(ctx context.Context, url, pattern string) error {
 	return err
 }
 
-// compareDocs counts the clicks of a committed result missing from, and
-// extra in, the documents of its window.
+// compareDocs counts the clicks (bot clicks included) of a committed
+// result missing from, and extra in, the documents of its window.
 func compareDocs(rows []schema.Row, docs []schema.Row) (lost, dup int64, diff string) {
 	type key struct{ url, country string }
 	byKey := map[key]schema.Row{}
 	var diffs []string
+	events := func(r schema.Row) int64 { return r.Clicks + r.BotClicks }
 	for _, d := range docs {
 		k := key{d.URL, d.Country}
 		if _, twice := byKey[k]; twice {
-			dup += d.Clicks
+			dup += events(d)
 			diffs = append(diffs, fmt.Sprintf("document %q/%q twice", d.URL, d.Country))
 		}
 		byKey[k] = d
@@ -411,21 +413,21 @@ func compareDocs(rows []schema.Row, docs []schema.Row) (lost, dup int64, diff st
 		k := key{r.URL, r.Country}
 		d, ok := byKey[k]
 		if !ok {
-			lost += r.Clicks
+			lost += events(r)
 			continue
 		}
 		delete(byKey, k)
-		if d.Clicks < r.Clicks {
-			lost += r.Clicks - d.Clicks
+		if events(d) < events(r) {
+			lost += events(r) - events(d)
 		} else {
-			dup += d.Clicks - r.Clicks
+			dup += events(d) - events(r)
 		}
-		if d.Clicks != r.Clicks || d.UniqueUsers != r.UniqueUsers || d.TimeSpentSamples != r.TimeSpentSamples || !aggtest.Close(d.TotalTimeSpentS, r.TotalTimeSpentS) {
+		if d.Clicks != r.Clicks || d.BotClicks != r.BotClicks || d.UniqueUsers != r.UniqueUsers || d.TimeSpentSamples != r.TimeSpentSamples || !aggtest.Close(d.TotalTimeSpentS, r.TotalTimeSpentS) {
 			diffs = append(diffs, fmt.Sprintf("document %q/%q differs from its row", r.URL, r.Country))
 		}
 	}
 	for _, d := range byKey {
-		dup += d.Clicks
+		dup += events(d)
 		diffs = append(diffs, fmt.Sprintf("document %q/%q has no row", d.URL, d.Country))
 	}
 	if len(rows) != len(docs) {

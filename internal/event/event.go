@@ -16,4 +16,8 @@ type Event struct {
 	Country   string `json:"country"`
 	City      string `json:"city"`
 	UserAgent string `json:"user_agent"`
+	// IsBot marks the event of a crawler or automation tool: ingest's
+	// verdict on UserAgent (package bots), not a field of the message
+	// (Parse leaves it false).
+	IsBot bool `json:"is_bot,omitempty"`
 }

@@ -27,6 +27,14 @@ const (
 	DefaultMeanSessionClicks = 8.0
 	DefaultMeanSessionGap    = 3 * time.Hour
 	DefaultZipfS             = 1.1
+	DefaultBotShare          = 0.02
+)
+
+// How bot users click (Config.BotShare): crawl sessions of many quick
+// requests, at any hour.
+const (
+	botMeanThink         = 3 * time.Second
+	botMeanSessionClicks = 40.0
 )
 
 // DefaultStart is the default simulated start time: fixed, so that the
@@ -83,6 +91,11 @@ type Config struct {
 	// MaxSize is the message size limit that too_large messages exceed;
 	// 0 means event.MaxSize. Set it to the ingest limit.
 	MaxSize int
+	// BotShare is the share of users that are bots: crawlers, scripts
+	// and headless browsers, with their own user agents (package bots
+	// flags them), sending many quick clicks a session at any hour. Their
+	// messages are marked Message.Bot.
+	BotShare float64
 }
 
 // NewConfig returns the default configuration.
@@ -101,6 +114,7 @@ func NewConfig() Config {
 		MeanSessionGap:    DefaultMeanSessionGap,
 		ZipfS:             DefaultZipfS,
 		MaxSize:           event.MaxSize,
+		BotShare:          DefaultBotShare,
 	}
 }
 
@@ -122,6 +136,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MeanSessionGap, "session-gap", c.MeanSessionGap, "mean idle time between sessions, beyond the 30m session timeout")
 	fs.Float64Var(&c.ZipfS, "zipf-s", c.ZipfS, "URL popularity exponent (> 1)")
 	fs.IntVar(&c.MaxSize, "max-size", c.MaxSize, "message size limit that too_large messages exceed")
+	fs.Float64Var(&c.BotShare, "bot-share", c.BotShare, "share of users that are bots (crawler and script user agents, many quick clicks)")
 }
 
 // Validate reports the first invalid setting.
@@ -154,6 +169,8 @@ func (c Config) Validate() error {
 		return bad("session gap must be >= 0, got %v", c.MeanSessionGap)
 	case !(c.ZipfS > 1 && c.ZipfS <= 10):
 		return bad("zipf s must be within (1, 10], got %g", c.ZipfS)
+	case !(c.BotShare >= 0 && c.BotShare <= 1):
+		return bad("bot share must be within [0, 1], got %g", c.BotShare)
 	case c.MaxSize < 0:
 		return bad("max size must be >= 0, got %d", c.MaxSize)
 	}

@@ -30,6 +30,10 @@ type Message struct {
 	Valid  bool
 	Event  event.Event
 	Reason event.Reason
+	// Bot tells that a bot user sent the message (Config.BotShare), with
+	// a bot's user agent: the truth that ingest's is_bot should match.
+	// Event.IsBot stays false: Parse does not classify.
+	Bot bool
 }
 
 // Generator produces a reproducible stream of click messages from simulated
@@ -49,7 +53,19 @@ type Generator struct {
 	now     func() time.Time
 	buf     []byte // arena for the member values of the message being built
 	fs      []kv   // members of the message being built
+	truth   Truth
 }
+
+// Truth counts what the generator has returned so far: the truth that
+// tests and operators compare ingest's and the aggregation's counts with.
+type Truth struct {
+	Messages int64
+	Valid    int64 // messages meant to pass the event contract
+	Bots     int64 // of Valid, those of bot users (Message.Bot)
+}
+
+// Truth returns the counts of the messages returned so far.
+func (g *Generator) Truth() Truth { return g.truth }
 
 // user is one simulated visitor; its client fixes how its messages look.
 type user struct {
@@ -57,7 +73,8 @@ type user struct {
 	numeric  bool // id is an integer
 	country  int  // index into countries
 	city     city
-	agent    int // index into agents
+	ua       string // user agent
+	bot      bool   // a crawler or script (Config.BotShare)
 	client   client
 	left     int    // clicks left in the current session after the next one
 	session  uint64 // current session number, for session_id extras
@@ -109,6 +126,7 @@ func New(cfg Config) (*Generator, error) {
 
 	byCountry := newWeighted(len(countries), func(i int) int { return countries[i].weight })
 	byAgent := newWeighted(len(agents), func(i int) int { return agents[i].weight })
+	byBotAgent := newWeighted(len(botAgents), func(i int) int { return botAgents[i].weight })
 	seen := make(map[string]bool, cfg.Users)
 	g.users = make([]user, cfg.Users)
 	g.byTime = newMinHeap(cfg.Users, slot.before)
@@ -133,8 +151,13 @@ func New(cfg Config) (*Generator, error) {
 		if _, ok := g.zones[u.city.offset]; !ok {
 			g.zones[u.city.offset] = time.FixedZone("", u.city.offset*60)
 		}
-		u.agent = byAgent.pick(g.rng)
-		u.client = g.newClient(agents[u.agent].app, u.numeric)
+		a := agents[byAgent.pick(g.rng)]
+		if cfg.BotShare > 0 && g.rng.Float64() < cfg.BotShare {
+			a = botAgents[byBotAgent.pick(g.rng)]
+			u.bot = true
+		}
+		u.ua = a.ua
+		u.client = g.newClient(a.app, u.numeric)
 		u.sessSalt = g.rng.Uint32()
 		g.byTime.push(slot{at: g.nextSession(u, start, true), user: int32(i)})
 	}
@@ -178,28 +201,50 @@ func (g *Generator) nextSession(u *user, from int64, initial bool) int64 {
 	for range 8 {
 		t += int64(g.rng.ExpFloat64() * meanGap)
 		localHour := ((t+int64(u.city.offset)*60_000)/3_600_000%24 + 24) % 24
-		if g.rng.Float64() < hourWeight[localHour] {
-			break
+		if u.bot || g.rng.Float64() < hourWeight[localHour] {
+			break // bots crawl at any hour
 		}
 	}
 	// Geometric number of clicks, mean MeanSessionClicks.
 	u.left = 0
-	if p := 1 / g.cfg.MeanSessionClicks; p < 1 {
+	clicks := g.cfg.MeanSessionClicks
+	if u.bot {
+		clicks = botMeanSessionClicks
+	}
+	if p := 1 / clicks; p < 1 {
 		u.left = int(math.Log(1-g.rng.Float64()) / math.Log(1-p))
 	}
 	u.session++
 	return t
 }
 
-// thinkTime draws the time to the next click within a session.
-func (g *Generator) thinkTime() int64 {
-	d := int64(g.rng.ExpFloat64() * float64(g.cfg.MeanThink.Milliseconds()))
+// thinkTime draws the time to the next click of u within a session.
+func (g *Generator) thinkTime(u *user) int64 {
+	mean := g.cfg.MeanThink
+	if u.bot {
+		mean = min(mean, botMeanThink)
+	}
+	d := int64(g.rng.ExpFloat64() * float64(mean.Milliseconds()))
 	return min(max(d, 500), SessionTimeout.Milliseconds()-1000)
 }
 
 // Next returns the next message, or false once cfg.Events messages have been
 // returned. Messages come in event-time order, except late ones.
 func (g *Generator) Next() (Message, bool) {
+	m, ok := g.next()
+	if ok {
+		g.truth.Messages++
+		if m.Valid {
+			g.truth.Valid++
+			if m.Bot {
+				g.truth.Bots++
+			}
+		}
+	}
+	return m, ok
+}
+
+func (g *Generator) next() (Message, bool) {
 	for {
 		if g.cfg.Events > 0 && g.made >= g.cfg.Events {
 			if g.late.len() == 0 {
@@ -242,7 +287,7 @@ func (g *Generator) click() Message {
 	at := s.at
 	if u.left > 0 {
 		u.left--
-		g.byTime.push(slot{at: s.at + g.thinkTime(), user: s.user})
+		g.byTime.push(slot{at: s.at + g.thinkTime(u), user: s.user})
 	} else {
 		g.byTime.push(slot{at: g.nextSession(u, s.at, false), user: s.user})
 	}
@@ -254,7 +299,9 @@ func (g *Generator) click() Message {
 	}
 	url := g.urls[g.zipf.Uint64()]
 	if g.cfg.InvalidRatio > 0 && g.rng.Float64() < g.cfg.InvalidRatio {
-		return g.invalidMessage(u, ts, url)
+		m := g.invalidMessage(u, ts, url)
+		m.Bot = u.bot
+		return m
 	}
 	fs, e := g.fields(u, ts, url)
 	return Message{
@@ -263,6 +310,7 @@ func (g *Generator) click() Message {
 		SentAt: time.UnixMilli(ts).UTC(),
 		Valid:  true,
 		Event:  e,
+		Bot:    u.bot,
 	}
 }
 
@@ -283,7 +331,7 @@ func (g *Generator) fields(u *user, ts int64, url string) ([]kv, event.Event) {
 		URL:       url,
 		Country:   countries[u.country].code,
 		City:      u.city.name,
-		UserAgent: agents[u.agent].ua,
+		UserAgent: u.ua,
 	}
 	g.buf = g.buf[:0]
 	fs := g.fs[:0]
@@ -321,7 +369,7 @@ func (g *Generator) fields(u *user, ts int64, url string) ([]kv, event.Event) {
 	default:
 		fs = append(fs, kv{"city", g.str(c, e.City)})
 	}
-	if g.rng.IntN(200) == 0 {
+	if g.rng.IntN(200) == 0 && !u.bot { // a bot always names itself
 		e.UserAgent = ""
 	} else {
 		fs = append(fs, kv{"user_agent", g.str(c, e.UserAgent)})

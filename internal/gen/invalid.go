@@ -87,7 +87,7 @@ func (g *Generator) invalidMessage(u *user, ts int64, url string) Message {
 		// A valid message but for its size: a runaway user agent.
 		base := len(writeObject(nil, fs, c.spaced))
 		pad := g.cfg.MaxSize - base + 1 + pick(512)
-		ua := agents[u.agent].ua + " " + strings.Repeat("X", max(pad, 1))
+		ua := u.ua + " " + strings.Repeat("X", max(pad, 1))
 		m.Value = writeObject(nil, set(fs, "user_agent", g.str(c, ua)), c.spaced)
 		return m
 

@@ -81,7 +81,25 @@ var agents = []agent{
 	{"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", 2, false},
 	{"ShopApp/7.4.2 (iPhone15,2; iOS 18.1; Scale/3.00)", 6, true},
 	{"ShopApp/7.4.1 (Android 14; SM-A546B; Build/UP1A.231005.007)", 5, true},
-	{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 1, false},
+}
+
+// botAgents are the user agents of bot users (Config.BotShare): search
+// and SEO crawlers, AI crawlers, scripts and headless browsers, roughly in
+// the proportions a shop's access log shows. Every one is a bot to
+// package bots (TestBotAgentsAreBots).
+var botAgents = []agent{
+	{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 14, false},
+	{"Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.69 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 10, false},
+	{"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 8, false},
+	{"Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", 7, false},
+	{"Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)", 5, false},
+	{"Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", 3, false},
+	{"Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)", 5, false},
+	{"facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", 2, false},
+	{"python-requests/2.32.3", 6, false},
+	{"curl/8.5.0", 2, false},
+	{"Go-http-client/1.1", 2, false},
+	{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", 4, false},
 }
 
 // siteHost prefixes every generated URL.

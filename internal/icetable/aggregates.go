@@ -56,6 +56,7 @@ type aggRow struct {
 	ComputedAt *int64 `parquet:"computed_at,optional,timestamp(microsecond),id(13)"`
 	Watermark  *int64 `parquet:"watermark,optional,timestamp(microsecond),id(14)"`
 	Final      *bool  `parquet:"final,optional,id(15)"`
+	BotClicks  *int64 `parquet:"bot_clicks,optional,id(16)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -85,6 +86,9 @@ func AggregatesSchema() *iceberg.Schema {
 		iceberg.NestedField{ID: 13, Name: "computed_at", Type: iceberg.PrimitiveTypes.TimestampTz},
 		iceberg.NestedField{ID: 14, Name: "watermark", Type: iceberg.PrimitiveTypes.TimestampTz},
 		iceberg.NestedField{ID: 15, Name: "final", Type: iceberg.PrimitiveTypes.Bool},
+		// The window's events of bots, set apart from clicks (0 when the
+		// job folded them in); null in rows written before the column.
+		iceberg.NestedField{ID: 16, Name: "bot_clicks", Type: iceberg.PrimitiveTypes.Int64},
 	)
 }
 
@@ -132,7 +136,11 @@ func windowDir(from, to time.Time) string {
 // holds for its window is not added again, and a race with another
 // publisher is resolved by re-reading the table.
 func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result) error {
-	data, err := encodeResult(r)
+	tbl, err := cat.LoadTable(ctx, Ident(AggregatesTable))
+	if err != nil {
+		return fmt.Errorf("icetable: publish result: %w", err)
+	}
+	data, err := encodeResult(r, tbl.Schema())
 	if err != nil {
 		return err
 	}
@@ -205,7 +213,26 @@ func publishEncoded(ctx context.Context, cat catalog.Catalog, store lake.Store, 
 	return fmt.Errorf("icetable: publish result: %d commits lost to concurrent publishers in a row", publishAttempts)
 }
 
-func encodeResult(r Result) ([]byte, error) {
+// aggFileSchema is the Parquet schema of aggRow with the field ids of the
+// table's schema, found by name: a catalog assigns a new table's ids
+// afresh (dense, in field order) and schema evolution gives an added field
+// the next free id, so the table's ids may differ from AggregatesSchema's.
+// A field the table lacks keeps its declared id.
+func aggFileSchema(table *iceberg.Schema) *parquet.Schema {
+	g := parquet.Group{}
+	for _, f := range aggRowSchema.Fields() {
+		id := f.ID()
+		if tf, ok := table.FindFieldByName(f.Name()); ok {
+			id = tf.ID
+		}
+		g[f.Name()] = parquet.FieldID(f, id)
+	}
+	return parquet.NewSchema("aggregates", g)
+}
+
+var aggRowSchema = parquet.SchemaOf(aggRow{})
+
+func encodeResult(r Result, table *iceberg.Schema) ([]byte, error) {
 	rows := make([]aggRow, len(r.Rows))
 	var computed, wm int64
 	if !r.ComputedAt.IsZero() {
@@ -219,6 +246,7 @@ func encodeResult(r Result) ([]byte, error) {
 			WindowStart: x.WindowStart.UnixMicro(), WindowEnd: x.WindowEnd.UnixMicro(), URL: x.URL, Country: x.Country,
 			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
+			BotClicks: &x.BotClicks,
 		}
 		if r.EventsSnapshot != 0 {
 			rows[i].EventsSnapshot = &r.EventsSnapshot
@@ -234,7 +262,15 @@ func encodeResult(r Result) ([]byte, error) {
 		}
 		rows[i].Final = &r.Final
 	}
-	return encodeRows(rows, "result")
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[aggRow](&buf, aggFileSchema(table), parquet.Compression(&tableZstd))
+	if _, err := w.Write(rows); err != nil {
+		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // required is a required field of a table schema.
@@ -402,6 +438,7 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 		computed, _ := col("computed_at").(*array.Timestamp)
 		wm, _ := col("watermark").(*array.Timestamp)
 		final, _ := col("final").(*array.Boolean)
+		bots, _ := col("bot_clicks").(*array.Int64) // likewise
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -432,6 +469,9 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 			if final != nil && final.IsValid(i) {
 				r.Final = final.Value(i)
 			}
+			if bots != nil && bots.IsValid(i) {
+				r.BotClicks = bots.Value(i)
+			}
 			rows = append(rows, r)
 		}
 	}
@@ -445,7 +485,12 @@ func ReadEvents(ctx context.Context, cat catalog.Catalog) ([]event.Event, error)
 	if err != nil {
 		return nil, fmt.Errorf("icetable: %w", err)
 	}
-	at, err := tbl.Scan(table.WithSelectedFields("user_id", "ts", "url", "country")).ToArrowTable(ctx)
+	fields := []string{"user_id", "ts", "url", "country"}
+	_, withBots := tbl.Schema().FindFieldByName("is_bot") // not in a table from before the field
+	if withBots {
+		fields = append(fields, "is_bot")
+	}
+	at, err := tbl.Scan(table.WithSelectedFields(fields...)).ToArrowTable(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("icetable: read %s: %w", EventsTable, err)
 	}
@@ -459,12 +504,20 @@ func ReadEvents(ctx context.Context, cat catalog.Catalog) ([]event.Event, error)
 		ts, _ := rec.Column(1).(*array.Timestamp)
 		url, _ := rec.Column(2).(*array.String)
 		country, _ := rec.Column(3).(*array.String)
-		if user == nil || ts == nil || url == nil || country == nil {
+		var isBot *array.Boolean
+		if withBots {
+			isBot, _ = rec.Column(4).(*array.Boolean)
+		}
+		if user == nil || ts == nil || url == nil || country == nil || (withBots && isBot == nil) {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", EventsTable, rec.Schema())
 		}
 		for i := range int(rec.NumRows()) {
-			events = append(events, event.Event{UserID: user.Value(i), Timestamp: int64(ts.Value(i)) / 1000,
-				URL: url.Value(i), Country: country.Value(i)})
+			e := event.Event{UserID: user.Value(i), Timestamp: int64(ts.Value(i)) / 1000,
+				URL: url.Value(i), Country: country.Value(i)}
+			if isBot != nil && isBot.IsValid(i) {
+				e.IsBot = isBot.Value(i)
+			}
+			events = append(events, e)
 		}
 	}
 	return events, nil

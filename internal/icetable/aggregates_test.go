@@ -18,7 +18,7 @@ func resultRows(from, to time.Time, n int, clicks int64) []schema.Row {
 	for i := range rows {
 		avg := 1.5
 		rows[i] = schema.Row{WindowStart: from, WindowEnd: to, URL: fmt.Sprintf("/p/%d", i), Country: "NL",
-			Clicks: clicks, UniqueUsers: 1, TotalTimeSpentS: 3, TimeSpentSamples: 2, AvgTimeSpentS: &avg}
+			Clicks: clicks, UniqueUsers: 1, TotalTimeSpentS: 3, TimeSpentSamples: 2, AvgTimeSpentS: &avg, BotClicks: int64(i % 3)}
 	}
 	return rows
 }
@@ -35,7 +35,9 @@ func aggregatesView(t *testing.T, cat catalog.Catalog) (clicksByJob map[string]i
 	clicksByJob = map[string]int64{}
 	for _, r := range got {
 		clicksByJob[r.Job] += r.Clicks
-		if r.AvgTimeSpentS == nil || *r.AvgTimeSpentS != 1.5 || r.WindowEnd.Sub(r.WindowStart) != time.Hour {
+		var i int
+		fmt.Sscanf(r.URL, "/p/%d", &i)
+		if r.AvgTimeSpentS == nil || *r.AvgTimeSpentS != 1.5 || r.WindowEnd.Sub(r.WindowStart) != time.Hour || r.BotClicks != int64(i%3) {
 			t.Errorf("row %+v: not as published", r)
 		}
 	}

@@ -277,6 +277,12 @@ func EnsureEvents(ctx context.Context, cat catalog.Catalog, store lake.Store, bu
 	if err != nil {
 		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
 	}
+	// A table created before an optional field of EventsSchema (is_bot)
+	// gains it here, before the check: evolution gives the field the next
+	// free id, the declared one (is_bot: 7).
+	if tbl, err = EvolveSchema(ctx, cat, EventsTable, EventsSchema()); err != nil {
+		return nil, err
+	}
 	if err := checkEvents(tbl, buckets); err != nil {
 		return nil, err
 	}
@@ -350,12 +356,18 @@ func tableProperties(extra iceberg.Properties) iceberg.Properties {
 }
 
 // checkEvents verifies that a loaded events table is the one this code
-// writes: the field ids of the data files and the lake's bucket count.
+// writes: the field ids of the data files and the lake's bucket count. An
+// optional field the table lacks (is_bot, in a table created before it) is
+// no mismatch: the data files' columns carry its id, and the field reads
+// them once schema evolution has added it.
 func checkEvents(tbl *table.Table, buckets int) error {
 	want := EventsSchema()
 	got := tbl.Schema()
 	for _, f := range want.Fields() {
 		g, ok := got.FindFieldByID(f.ID)
+		if !ok && !f.Required {
+			continue
+		}
 		if !ok || g.Name != f.Name || !g.Type.Equals(f.Type) {
 			return fmt.Errorf("icetable: table %s: field %d is not %s %s: the table was not created by this version", EventsTable, f.ID, f.Name, f.Type)
 		}

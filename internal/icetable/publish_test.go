@@ -101,8 +101,10 @@ func (l *testLake) commit(t testing.TB, source string, seq uint64, n int, rng *r
 	ctx := context.Background()
 	parts := map[lake.Partition][]event.Event{}
 	for range n {
+		u := rng.IntN(50)
 		ev := event.Event{
-			UserID:    fmt.Sprintf("user-%d", rng.IntN(50)),
+			UserID:    fmt.Sprintf("user-%d", u),
+			IsBot:     u%10 == 7, // a few crawlers
 			Timestamp: hour0.Add(time.Duration(rng.Int64N(int64(3 * time.Hour)))).UnixMilli(),
 			URL:       fmt.Sprintf("/p/%d", rng.IntN(10)),
 			Country:   "NL",

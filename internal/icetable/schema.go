@@ -22,6 +22,7 @@ const (
 	FieldCountry   = 4
 	FieldCity      = 5
 	FieldUserAgent = 6
+	FieldIsBot     = 7
 )
 
 // Partition field ids of the events table's spec.
@@ -31,7 +32,11 @@ const (
 )
 
 // EventsSchema is the schema of the events table. City and user agent are
-// optional in the event contract (a missing one is stored empty).
+// optional in the event contract (a missing one is stored empty). is_bot
+// (ingest's verdict on the user agent) is optional: added after the first
+// data files, which lack it; null reads as false. A table created before
+// it gains it by schema evolution (adding the optional fields of this
+// schema that the table lacks).
 func EventsSchema() *iceberg.Schema {
 	return iceberg.NewSchema(0,
 		iceberg.NestedField{ID: FieldUserID, Name: "user_id", Type: iceberg.PrimitiveTypes.String, Required: true},
@@ -40,6 +45,7 @@ func EventsSchema() *iceberg.Schema {
 		iceberg.NestedField{ID: FieldCountry, Name: "country", Type: iceberg.PrimitiveTypes.String, Required: true},
 		iceberg.NestedField{ID: FieldCity, Name: "city", Type: iceberg.PrimitiveTypes.String},
 		iceberg.NestedField{ID: FieldUserAgent, Name: "user_agent", Type: iceberg.PrimitiveTypes.String},
+		iceberg.NestedField{ID: FieldIsBot, Name: "is_bot", Type: iceberg.PrimitiveTypes.Bool},
 	)
 }
 

@@ -57,6 +57,7 @@ func randomEvents(r *rand.Rand, n int) []event.Event {
 			Country:   randString(r, 3),
 			City:      randString(r, 12),
 			UserAgent: randString(r, 120),
+			IsBot:     r.IntN(10) == 0,
 		}
 	}
 	// Edge values.
@@ -114,6 +115,7 @@ func generatedEvents(n, users int, byUser bool) []event.Event {
 			Country:   userCountry[u],
 			City:      genCities[(u*7+uint64(i%2))%uint64(len(genCities))],
 			UserAgent: genAgents[u%uint64(len(genAgents))],
+			IsBot:     u%17 == 0,
 		}
 		if r.IntN(100) < 3 {
 			e.City = ""
@@ -188,6 +190,7 @@ func TestParquetFileShape(t *testing.T) {
 	want := map[string]format.Encoding{
 		"user_id": format.RLEDictionary, "ts": format.DeltaBinaryPacked, "url": format.RLEDictionary,
 		"country": format.RLEDictionary, "city": format.RLEDictionary, "user_agent": format.RLEDictionary,
+		"is_bot": format.Plain,
 	}
 	for _, rg := range f.Metadata().RowGroups {
 		if len(rg.Columns) != len(want) {
@@ -299,6 +302,12 @@ func checkPageIndex(t *testing.T, f *parquet.File, evs []event.Event) {
 		"country":    func(e *event.Event) []byte { return []byte(e.Country) },
 		"city":       func(e *event.Event) []byte { return []byte(e.City) },
 		"user_agent": func(e *event.Event) []byte { return []byte(e.UserAgent) },
+		"is_bot": func(e *event.Event) []byte {
+			if e.IsBot {
+				return []byte{1}
+			}
+			return []byte{0}
+		},
 	}
 	less := func(name string, a, b []byte) bool {
 		if name == "ts" {
@@ -610,4 +619,78 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rowBeforeIsBot is a data file row as the lake wrote it before the is_bot
+// column was added.
+type rowBeforeIsBot struct {
+	UserID    string `parquet:"user_id,id(1),dict"`
+	Ts        int64  `parquet:"ts,id(2),timestamp(microsecond:utc),delta"`
+	URL       string `parquet:"url,id(3),dict"`
+	Country   string `parquet:"country,id(4),dict"`
+	City      string `parquet:"city,id(5),dict"`
+	UserAgent string `parquet:"user_agent,id(6),dict"`
+}
+
+// TestIsBotRoundTrip: is_bot survives both formats, and files written
+// before the column existed (Parquet without it, NDJSON without the key)
+// still decode, their events human.
+func TestIsBotRoundTrip(t *testing.T) {
+	evs := generatedEvents(3000, 200, true)
+	bots := 0
+	for _, e := range evs {
+		if e.IsBot {
+			bots++
+		}
+	}
+	if bots == 0 || bots == len(evs) {
+		t.Fatalf("%d bot events of %d: want some of each", bots, len(evs))
+	}
+	for _, f := range []lake.Format{lake.FormatParquet, lake.FormatNDJSONGzip} {
+		data, err := f.Encode(evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.Decode(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !slices.Equal(got, evs) {
+			t.Errorf("%s: is_bot lost in a round trip", f)
+		}
+	}
+
+	human := slices.Clone(evs)
+	old := make([]rowBeforeIsBot, len(evs))
+	for i := range human {
+		human[i].IsBot = false
+		r := lake.RowOf(&human[i])
+		old[i] = rowBeforeIsBot{r.UserID, r.Ts, r.URL, r.Country, r.City, r.UserAgent}
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[rowBeforeIsBot](&buf, parquet.Compression(&parquet.Zstd))
+	if _, err := w.Write(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := lake.DecodeParquet(buf.Bytes())
+	if err != nil {
+		t.Fatalf("a data file without is_bot: %v", err)
+	}
+	if !slices.Equal(got, human) {
+		t.Error("a data file without is_bot decodes to other events")
+	}
+
+	var nd bytes.Buffer
+	zw := gzip.NewWriter(&nd)
+	for _, e := range human[:10] {
+		fmt.Fprintf(zw, `{"user_id":%q,"timestamp_ms":%d,"url":%q,"country":%q,"city":%q,"user_agent":%q}`+"\n", e.UserID, e.Timestamp, e.URL, e.Country, e.City, e.UserAgent)
+	}
+	zw.Close()
+	got, err = lake.DecodeNDJSONGzip(nd.Bytes())
+	if err != nil || !slices.Equal(got, human[:10]) {
+		t.Errorf("an NDJSON file without is_bot: %v", err)
+	}
 }

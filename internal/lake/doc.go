@@ -71,8 +71,12 @@
 //	4   country     BYTE_ARRAY (UTF-8)                        string
 //	5   city        BYTE_ARRAY (UTF-8)                        string
 //	6   user_agent  BYTE_ARRAY (UTF-8)                        string
+//	7   is_bot      BOOLEAN                                   boolean (optional)
 //
-// FieldUserID … FieldUserAgent and ColumnUserID … ColumnUserAgent name them.
+// FieldUserID … FieldIsBot and ColumnUserID … ColumnIsBot name them. is_bot,
+// ingest's verdict on the user agent, was added later (Column.Added): files
+// written before it lack the column and still read, their events human;
+// the table's field is optional, and null reads as false.
 // In memory, event.Event.Timestamp stays epoch milliseconds: the codec
 // multiplies by 1000 when it writes ts and divides when it reads it. Within
 // a file, rows are in SortOrder: user_id ascending (by its bytes), then ts

@@ -43,7 +43,7 @@ func TestIcebergReadsDataFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("iceberg-go cannot take the file's schema: %v", err)
 	}
-	types := map[string]iceberg.Type{"string": iceberg.PrimitiveTypes.String, "timestamptz": iceberg.PrimitiveTypes.TimestampTz}
+	types := map[string]iceberg.Type{"string": iceberg.PrimitiveTypes.String, "timestamptz": iceberg.PrimitiveTypes.TimestampTz, "boolean": iceberg.PrimitiveTypes.Bool}
 	var fields []iceberg.NestedField
 	for _, c := range lake.Columns {
 		fields = append(fields, iceberg.NestedField{ID: c.FieldID, Name: c.Name, Type: types[c.Type], Required: true})

@@ -117,6 +117,10 @@ func TestParquetIcebergSchema(t *testing.T) {
 			if _, ok := ts.Unit.Value.(*format.MicroSeconds); !ok {
 				t.Errorf("column %s: unit %v, want micros", c.Name, ts.Unit.Value)
 			}
+		case "boolean":
+			if fd.Type().Kind() != parquet.Boolean || lt != nil {
+				t.Errorf("column %s: type %s %v, want BOOLEAN", c.Name, fd.Type().Kind(), lt)
+			}
 		default:
 			t.Errorf("column %s: unknown type %s", c.Name, c.Type)
 		}

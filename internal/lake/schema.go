@@ -18,6 +18,7 @@ const (
 	FieldCountry   = 4
 	FieldCity      = 5
 	FieldUserAgent = 6
+	FieldIsBot     = 7
 )
 
 // Column names of a Parquet data file.
@@ -28,26 +29,34 @@ const (
 	ColumnCountry   = "country"
 	ColumnCity      = "city"
 	ColumnUserAgent = "user_agent"
+	ColumnIsBot     = "is_bot"
 )
 
 // Column is one column of a Parquet data file as the Iceberg schema
-// declares it. Every column is required (never null).
+// declares it. Every column is required (never null) in the files that
+// have it.
 type Column struct {
 	FieldID int
 	Name    string
-	// Type is the Iceberg primitive type: "string", or "timestamptz"
-	// for ts (Parquet INT64 TIMESTAMP(MICROS, isAdjustedToUTC=true)).
+	// Type is the Iceberg primitive type: "string", "boolean", or
+	// "timestamptz" for ts (Parquet INT64 TIMESTAMP(MICROS,
+	// isAdjustedToUTC=true)).
 	Type string
+	// Added marks a column added to the layout after its first files: a
+	// file without it is still a data file of the layout, and reads the
+	// column's zero value (is_bot: false). The Iceberg field is optional.
+	Added bool
 }
 
 // Columns lists the columns of a Parquet data file, in file order.
 var Columns = []Column{
-	{FieldUserID, ColumnUserID, "string"},
-	{FieldTimestamp, ColumnTimestamp, "timestamptz"},
-	{FieldURL, ColumnURL, "string"},
-	{FieldCountry, ColumnCountry, "string"},
-	{FieldCity, ColumnCity, "string"},
-	{FieldUserAgent, ColumnUserAgent, "string"},
+	{FieldUserID, ColumnUserID, "string", false},
+	{FieldTimestamp, ColumnTimestamp, "timestamptz", false},
+	{FieldURL, ColumnURL, "string", false},
+	{FieldCountry, ColumnCountry, "string", false},
+	{FieldCity, ColumnCity, "string", false},
+	{FieldUserAgent, ColumnUserAgent, "string", false},
+	{FieldIsBot, ColumnIsBot, "boolean", true},
 }
 
 // SortOrder is the order of the rows of every data file, in the terms of an
@@ -66,17 +75,19 @@ type Row struct {
 	Country   string `parquet:"country,id(4),dict"`
 	City      string `parquet:"city,id(5),dict"`
 	UserAgent string `parquet:"user_agent,id(6),dict"`
+	// IsBot is ingest's verdict on the user agent (package bots).
+	IsBot bool `parquet:"is_bot,id(7)"`
 }
 
 // RowOf returns the file row of e.
 func RowOf(e *event.Event) Row {
-	return Row{UserID: e.UserID, Ts: e.Timestamp * 1000, URL: e.URL, Country: e.Country, City: e.City, UserAgent: e.UserAgent}
+	return Row{UserID: e.UserID, Ts: e.Timestamp * 1000, URL: e.URL, Country: e.Country, City: e.City, UserAgent: e.UserAgent, IsBot: e.IsBot}
 }
 
 // Event returns the event of the row, its time truncated to milliseconds
 // (toward negative infinity: a row at -1µs is at -1ms).
 func (r *Row) Event() event.Event {
-	return event.Event{UserID: r.UserID, Timestamp: floorDiv(r.Ts, 1000), URL: r.URL, Country: r.Country, City: r.City, UserAgent: r.UserAgent}
+	return event.Event{UserID: r.UserID, Timestamp: floorDiv(r.Ts, 1000), URL: r.URL, Country: r.Country, City: r.City, UserAgent: r.UserAgent, IsBot: r.IsBot}
 }
 
 // floorDiv is a / b rounded toward negative infinity, for b > 0.
@@ -91,17 +102,21 @@ func floorDiv(a, b int64) int64 {
 // rowSchema is the Parquet schema of Row.
 var rowSchema = parquet.SchemaOf(Row{})
 
-// checkSchema reports the first column of Columns that schema lacks or
-// declares otherwise (type, logical type, field id, optional or repeated).
+// checkSchema reports the first column of Columns that schema lacks (but
+// for added ones) or declares otherwise (type, logical type, field id,
+// optional or repeated).
 func checkSchema(schema *parquet.Schema) error {
 	for _, c := range Columns {
-		if _, ok := schema.Lookup(c.Name); !ok {
+		if _, ok := schema.Lookup(c.Name); !ok && !c.Added {
 			return fmt.Errorf("no column %q (field id %d, %s): not a data file of lake layout %d", c.Name, c.FieldID, c.Type, LayoutVersion)
 		}
 	}
 	for _, c := range Columns {
 		want, _ := rowSchema.Lookup(c.Name)
-		got, _ := schema.Lookup(c.Name)
+		got, ok := schema.Lookup(c.Name)
+		if !ok {
+			continue // an added column, absent from an older file
+		}
 		wt, gt := want.Node.Type(), got.Node.Type()
 		switch {
 		case got.MaxDefinitionLevel != 0 || got.MaxRepetitionLevel != 0:

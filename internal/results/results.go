@@ -91,6 +91,9 @@ type Meta struct {
 	// EventsSnapshot is the snapshot of the lake's Iceberg events table the
 	// job read; 0 if it read the lake's manifests.
 	EventsSnapshot int64 `json:"events_snapshot,omitempty"`
+	// IncludeBots: the job counted bots' events like anyone's (clicks,
+	// users, time spent; no bot_clicks); false: set apart in bot_clicks.
+	IncludeBots bool `json:"include_bots,omitempty"`
 
 	EventsRead     int64 `json:"events_read"`      // by the tasks, look-ahead included
 	EventsInWindow int64 `json:"events_in_window"` // counted in the result

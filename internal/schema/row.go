@@ -19,6 +19,10 @@ type Row struct {
 	// AvgTimeSpentS is TotalTimeSpentS / TimeSpentSamples, nil (JSON null)
 	// when there are no samples.
 	AvgTimeSpentS *float64 `json:"avg_time_spent_s"`
+	// BotClicks counts the window's events of bots (user agents of crawlers
+	// and automation tools), which the columns above leave out; zero when
+	// the job folded bots into them (--include-bots).
+	BotClicks int64 `json:"bot_clicks"`
 
 	// How final the row is: the provenance of the result it belongs to,
 	// the same on every row of a result (results.Commit sets them from
@@ -60,6 +64,7 @@ var Columns = []Column{
 	column("total_time_spent_s", floatKind, func(r *Row) *float64 { return &r.TotalTimeSpentS }),
 	column("time_spent_samples", intKind, func(r *Row) *int64 { return &r.TimeSpentSamples }),
 	column("avg_time_spent_s", optionalFloatKind, func(r *Row) **float64 { return &r.AvgTimeSpentS }),
+	column("bot_clicks", intKind, func(r *Row) *int64 { return &r.BotClicks }),
 	// Provenance: how final the row is (see Row). Not part of what a row
 	// counts: EqualMetrics ignores them.
 	column("revision", intKind, func(r *Row) *int64 { return &r.Revision }).provenance(),

@@ -21,20 +21,46 @@ type Key struct{ URL, Country string }
 type Row struct {
 	Clicks, Ms, Samples int64
 	Users               map[string]bool
+	BotClicks           int64
 }
 
 // Reference computes the window [from, to) the plain way: per user, the
 // events at or after from in (timestamp, url, country) order; an event
 // before to is a click, and its time spent is the gap to the user's next
 // event (wherever that is) when the gap is under the timeout.
+//
+// Bots are set apart: a bot's event (IsBot) in [from, to) counts in its
+// key's BotClicks and nowhere else, and the rest is computed over the other
+// events alone, as if the bots' were not there.
 func Reference(events []event.Event, from, to time.Time, timeout time.Duration) map[Key]*Row {
+	return ReferenceWith(events, from, to, timeout, false)
+}
+
+// ReferenceWith is Reference, with bots counted like anyone when
+// includeBots is set (BotClicks is then zero).
+func ReferenceWith(events []event.Event, from, to time.Time, timeout time.Duration, includeBots bool) map[Key]*Row {
+	out := map[Key]*Row{}
+	row := func(k Key) *Row {
+		a := out[k]
+		if a == nil {
+			a = &Row{Users: map[string]bool{}}
+			out[k] = a
+		}
+		return a
+	}
 	byUser := map[string][]event.Event{}
 	for _, e := range events {
-		if e.Timestamp >= from.UnixMilli() {
-			byUser[e.UserID] = append(byUser[e.UserID], e)
+		if e.Timestamp < from.UnixMilli() {
+			continue
 		}
+		if e.IsBot && !includeBots {
+			if e.Timestamp < to.UnixMilli() {
+				row(Key{e.URL, e.Country}).BotClicks++
+			}
+			continue
+		}
+		byUser[e.UserID] = append(byUser[e.UserID], e)
 	}
-	out := map[Key]*Row{}
 	for user, evs := range byUser {
 		slices.SortFunc(evs, func(a, b event.Event) int {
 			switch {
@@ -51,12 +77,7 @@ func Reference(events []event.Event, from, to time.Time, timeout time.Duration) 
 			if e.Timestamp >= to.UnixMilli() {
 				break
 			}
-			k := Key{e.URL, e.Country}
-			a := out[k]
-			if a == nil {
-				a = &Row{Users: map[string]bool{}}
-				out[k] = a
-			}
+			a := row(Key{e.URL, e.Country})
 			a.Clicks++
 			a.Users[user] = true
 			if i+1 < len(evs) {
@@ -78,9 +99,9 @@ func (r *Row) Diff(got schema.Row, from, to time.Time) string {
 	if !got.WindowStart.Equal(from) || !got.WindowEnd.Equal(to) {
 		errs = append(errs, fmt.Sprintf("window [%s, %s), want [%s, %s)", got.WindowStart, got.WindowEnd, from, to))
 	}
-	if got.Clicks != r.Clicks || got.UniqueUsers != int64(len(r.Users)) || got.TimeSpentSamples != r.Samples {
-		errs = append(errs, fmt.Sprintf("clicks/users/samples %d/%d/%d, want %d/%d/%d",
-			got.Clicks, got.UniqueUsers, got.TimeSpentSamples, r.Clicks, len(r.Users), r.Samples))
+	if got.Clicks != r.Clicks || got.UniqueUsers != int64(len(r.Users)) || got.TimeSpentSamples != r.Samples || got.BotClicks != r.BotClicks {
+		errs = append(errs, fmt.Sprintf("clicks/users/samples/bot clicks %d/%d/%d/%d, want %d/%d/%d/%d",
+			got.Clicks, got.UniqueUsers, got.TimeSpentSamples, got.BotClicks, r.Clicks, len(r.Users), r.Samples, r.BotClicks))
 	}
 	total := float64(r.Ms) / 1000
 	if !Close(got.TotalTimeSpentS, total) {

@@ -39,7 +39,8 @@ func StartEtcd(t testing.TB) []string {
 var (
 	countries = []string{"US", "DE", "FR", "GB", "JP", "BR", "IN", ""}
 	cities    = []string{"Springfield", "Berlin", "Paris", "London", "Tokyo"}
-	agents    = []string{"Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0 (iPhone)", "curl/8.0"}
+	botAgent  = "curl/8.0"
+	agents    = []string{"Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0 (iPhone)", botAgent}
 )
 
 // Events returns n random clicks of the given number of users, with
@@ -63,6 +64,9 @@ func Events(seed uint64, users, n int, from, to time.Time) []event.Event {
 		if out[i].Country == "" {
 			out[i].Country = event.UnknownCountry
 		}
+		// As ingest would flag it (package bots): a script's requests,
+		// mixed into users' sessions.
+		out[i].IsBot = out[i].UserAgent == botAgent
 	}
 	return out
 }

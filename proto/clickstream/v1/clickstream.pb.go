@@ -175,7 +175,12 @@ type JobSpec struct {
 	// Keep, per (url, country), the set of its users (64-bit hashes) in each
 	// task's partial, for roll-ups over windows. Unique users are exact
 	// without it: tasks cover disjoint users, and their counts add up.
-	UserSets      bool `protobuf:"varint,9,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
+	UserSets bool `protobuf:"varint,9,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
+	// Count the events of bots (the lake's is_bot: crawler and automation
+	// user agents) in clicks, unique users and time spent like anyone's.
+	// By default they are set apart: they count only in each row's
+	// bot_clicks, and the other columns are those of people alone.
+	IncludeBots   bool `protobuf:"varint,10,opt,name=include_bots,json=includeBots,proto3" json:"include_bots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -269,6 +274,13 @@ func (x *JobSpec) GetEventsSnapshot() int64 {
 func (x *JobSpec) GetUserSets() bool {
 	if x != nil {
 		return x.UserSets
+	}
+	return false
+}
+
+func (x *JobSpec) GetIncludeBots() bool {
+	if x != nil {
+		return x.IncludeBots
 	}
 	return false
 }
@@ -1201,7 +1213,10 @@ type RunTaskRequest struct {
 	FileSizes []int64 `protobuf:"varint,12,rep,packed,name=file_sizes,json=fileSizes,proto3" json:"file_sizes,omitempty"`
 	// Put each (url, country)'s set of user hashes in the partial (the
 	// job's user_sets).
-	UserSets      bool `protobuf:"varint,13,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
+	UserSets bool `protobuf:"varint,13,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
+	// Count bots' events like anyone's (the job's include_bots); by default
+	// they count only in the partial's bot clicks.
+	IncludeBots   bool `protobuf:"varint,14,opt,name=include_bots,json=includeBots,proto3" json:"include_bots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1327,6 +1342,13 @@ func (x *RunTaskRequest) GetUserSets() bool {
 	return false
 }
 
+func (x *RunTaskRequest) GetIncludeBots() bool {
+	if x != nil {
+		return x.IncludeBots
+	}
+	return false
+}
+
 type RunTaskResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -1438,7 +1460,7 @@ var File_clickstream_v1_clickstream_proto protoreflect.FileDescriptor
 
 const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\n" +
-	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x02\n" +
+	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x03\n" +
 	"\aJobSpec\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x17\n" +
@@ -1448,7 +1470,9 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x0fsession_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12!\n" +
 	"\fmax_attempts\x18\a \x01(\x05R\vmaxAttempts\x12'\n" +
 	"\x0fevents_snapshot\x18\b \x01(\x03R\x0eeventsSnapshot\x12\x1b\n" +
-	"\tuser_sets\x18\t \x01(\bR\buserSets\"\xea\x02\n" +
+	"\tuser_sets\x18\t \x01(\bR\buserSets\x12!\n" +
+	"\finclude_bots\x18\n" +
+	" \x01(\bR\vincludeBots\"\xea\x02\n" +
 	"\vJobProgress\x12\x1f\n" +
 	"\vtasks_total\x18\x01 \x01(\x05R\n" +
 	"tasksTotal\x12\x1d\n" +
@@ -1514,7 +1538,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x0fWatchJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x10WatchJobResponse\x12%\n" +
-	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\xe2\x03\n" +
+	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\x85\x04\n" +
 	"\x0eRunTaskRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x05R\x06taskId\x12\x16\n" +
@@ -1533,7 +1557,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"partialKey\x12\x1d\n" +
 	"\n" +
 	"file_sizes\x18\f \x03(\x03R\tfileSizes\x12\x1b\n" +
-	"\tuser_sets\x18\r \x01(\bR\buserSets\"\xc8\x02\n" +
+	"\tuser_sets\x18\r \x01(\bR\buserSets\x12!\n" +
+	"\finclude_bots\x18\x0e \x01(\bR\vincludeBots\"\xc8\x02\n" +
 	"\x0fRunTaskResponse\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12+\n" +
 	"\x11already_committed\x18\x02 \x01(\bR\x10alreadyCommitted\x12\x1f\n" +
