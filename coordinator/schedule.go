@@ -69,6 +69,9 @@ type Schedule struct {
 	// input to change. Windows that cannot be aggregated at all (an
 	// invalid job) are not retried.
 	RetryFailed time.Duration
+	// UserSets: windows keep their user sets beside their results, for
+	// roll-ups (clickstream rollup).
+	UserSets bool
 }
 
 // NewSchedule returns the default (disabled) schedule.
@@ -93,6 +96,7 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.Interval, "schedule-interval", s.Interval, "how often the lake is checked for complete windows")
 	fs.DurationVar(&s.IdleSource, "idle-source-timeout", s.IdleSource, "a source silent this long does not hold the watermark back")
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
+	fs.BoolVar(&s.UserSets, "schedule-user-sets", s.UserSets, "scheduled windows keep each (url, country)'s set of user hashes beside the result, for exact roll-ups (clickstream rollup)")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
@@ -318,6 +322,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		OutUri:         s.WindowOut(rec.From),
 		LakeUri:        c.cfg.Lake,
 		SessionTimeout: durationpb.New(c.cfg.SessionTimeout),
+		UserSets:       s.UserSets,
 	}
 	if strings.EqualFold(s.Format, "csv") {
 		pspec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV
