@@ -18,7 +18,7 @@ import (
 // SchemaVersion is recorded in the mapping's _meta; bump it with any
 // mapping change, a change of schema.Columns included (a changed mapping
 // needs a Rebuild into a new index).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // mapping is the explicit mapping of a document: the result fields of
 // schema.Columns, each with its type, and the indexer's own. It is strict:

@@ -163,6 +163,7 @@ func (p *Partial) Result(w Window) []schema.Row {
 			UniqueUsers:      r.Users,
 			TotalTimeSpentS:  total,
 			TimeSpentSamples: r.Samples,
+			Grain:            schema.GrainWindow,
 		}
 		if r.Samples > 0 {
 			// total/samples, computed in milliseconds first: the same value up

@@ -50,6 +50,7 @@ type aggRow struct {
 	AvgTimeSpentS    *float64 `parquet:"avg_time_spent_s,optional,id(9)"`
 	Job              string   `parquet:"job_id,dict,id(10)"`
 	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
+	Grain            *string  `parquet:"grain,optional,dict,id(21)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -70,6 +71,9 @@ func AggregatesSchema() *iceberg.Schema {
 		// The events table snapshot the job read; null if it read the
 		// lake's manifests.
 		iceberg.NestedField{ID: 11, Name: "events_snapshot", Type: iceberg.PrimitiveTypes.Int64},
+		// The row's grain (schema.Row.Grain): window, or a roll-up's day,
+		// week or month; null in rows written before the column.
+		iceberg.NestedField{ID: 21, Name: "grain", Type: iceberg.PrimitiveTypes.String},
 	)
 }
 
@@ -86,12 +90,21 @@ type Result struct {
 	// EventsSnapshot is the events table snapshot the job read (0: none).
 	EventsSnapshot int64
 	From, To       time.Time // the job's window
-	Rows           []schema.Row
+	// Grain is the result's grain (results.Meta.Grain): "" for a job's
+	// window, or a roll-up's. Results of different grains never replace
+	// each other's rows.
+	Grain string
+	Rows  []schema.Row
 }
 
-// windowDir is the folder of a window's data files in the table.
-func windowDir(from, to time.Time) string {
-	return fmt.Sprintf("%sdata/window=%s_%s/", aggregatesPrefix, from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
+// windowDir is the folder of a window's data files in the table; a
+// roll-up's are under grain=<grain>/.
+func windowDir(from, to time.Time, grain string) string {
+	g := ""
+	if grain != "" && grain != schema.GrainWindow {
+		g = "grain=" + grain + "/"
+	}
+	return fmt.Sprintf("%sdata/%swindow=%s_%s/", aggregatesPrefix, g, from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
 }
 
 // PublishResult makes r the aggregates table's rows of its window: in one
@@ -101,10 +114,14 @@ func windowDir(from, to time.Time) string {
 // holds for its window is not added again, and a race with another
 // publisher is resolved by re-reading the table.
 func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result) error {
-	dir := windowDir(r.From, r.To)
+	dir := windowDir(r.From, r.To, r.Grain)
 	key := dir + r.Run + ".parquet"
 	root := strings.TrimSuffix(store.URI(), "/") + "/"
-	data, err := encodeResult(r)
+	tbl, err := cat.LoadTable(ctx, Ident(AggregatesTable))
+	if err != nil {
+		return fmt.Errorf("icetable: publish result: %w", err)
+	}
+	data, err := encodeResult(r, tbl.Schema())
 	if err != nil {
 		return err
 	}
@@ -169,7 +186,24 @@ func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r
 	return fmt.Errorf("icetable: publish result: %d commits lost to concurrent publishers in a row", publishAttempts)
 }
 
-func encodeResult(r Result) ([]byte, error) {
+// fileSchema is the Parquet schema of T with each column's field id that
+// of the table's field of the same name: a table created by the catalog
+// numbers its fields afresh (1, 2, ... in order), so a field declared
+// with a later id, grain's 21, may hold another in a given table.
+func fileSchema[T any](ts *iceberg.Schema) (*parquet.Schema, error) {
+	s := parquet.SchemaOf(new(T))
+	g := parquet.Group{}
+	for _, f := range s.Fields() {
+		tf, ok := ts.FindFieldByName(f.Name())
+		if !ok {
+			return nil, fmt.Errorf("icetable: table %s has no field %q (an older schema?)", AggregatesTable, f.Name())
+		}
+		g[f.Name()] = parquet.FieldID(f, tf.ID)
+	}
+	return parquet.NewSchema(s.Name(), g), nil
+}
+
+func encodeResult(r Result, ts *iceberg.Schema) ([]byte, error) {
 	rows := make([]aggRow, len(r.Rows))
 	for i, x := range r.Rows {
 		rows[i] = aggRow{
@@ -180,8 +214,15 @@ func encodeResult(r Result) ([]byte, error) {
 		if r.EventsSnapshot != 0 {
 			rows[i].EventsSnapshot = &r.EventsSnapshot
 		}
+		if x.Grain != "" {
+			rows[i].Grain = &r.Rows[i].Grain
+		}
 	}
-	return encodeRows(rows, "result")
+	fs, err := fileSchema[aggRow](ts)
+	if err != nil {
+		return nil, err
+	}
+	return encodeRows(rows, "result", fs)
 }
 
 // required is a required field of a table schema.
@@ -195,9 +236,9 @@ var tableZstd = zstd.Codec{Level: zstd.SpeedDefault}
 
 // encodeRows writes rows as a Parquet file of a table (zstd), what
 // naming them in errors.
-func encodeRows[T any](rows []T, what string) ([]byte, error) {
+func encodeRows[T any](rows []T, what string, opts ...parquet.WriterOption) ([]byte, error) {
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&tableZstd))
+	w := parquet.NewGenericWriter[T](&buf, append([]parquet.WriterOption{parquet.Compression(&tableZstd)}, opts...)...)
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("icetable: encode %s: %w", what, err)
 	}
@@ -273,7 +314,7 @@ func (p ResultPublisher) PublishRows(ctx context.Context, out lake.Store, meta r
 	if _, err := EnsureAggregates(ctx, cat, store); err != nil {
 		return err
 	}
-	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, EventsSnapshot: meta.EventsSnapshot, Rows: rows})
+	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, EventsSnapshot: meta.EventsSnapshot, Grain: meta.Grain, Rows: rows})
 }
 
 // AggregateRow is a row of the aggregates table.
@@ -343,6 +384,7 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 		avg, _ := col("avg_time_spent_s").(*array.Float64)
 		job, _ := col("job_id").(*array.String)
 		snap, _ := col("events_snapshot").(*array.Int64) // nil in a table made before the column
+		grain, _ := col("grain").(*array.String)         // likewise
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -359,6 +401,9 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 			}
 			if snap != nil && snap.IsValid(i) {
 				r.EventsSnapshot = snap.Value(i)
+			}
+			if grain != nil && grain.IsValid(i) {
+				r.Grain = grain.Value(i)
 			}
 			rows = append(rows, r)
 		}

@@ -79,4 +79,27 @@ func testPublishResultReplacesItsWindow(t *testing.T, kind string) {
 	if rows != 6 || byJob["job-a"] != 0 || byJob["job-b"] != 10 || byJob["job-c"] != 28 {
 		t.Fatalf("after a re-run: %d rows, clicks %v; want window 1 from job-c only (28), window 2 from job-b (10)", rows, byJob)
 	}
+	// A roll-up of the same span (a grain other than window) neither
+	// replaces the window's rows nor is replaced by the window's next run.
+	day := resultRows(w1, w1.Add(time.Hour), 2, 100)
+	for i := range day {
+		day[i].Grain = schema.GrainDay
+	}
+	if err := icetable.PublishResult(ctx, l.cat, l.store, icetable.Result{Job: "rollup-1", Run: "r1", From: w1, To: w1.Add(time.Hour), Grain: schema.GrainDay, Rows: day}); err != nil {
+		t.Fatal(err)
+	}
+	publish("job-d", "run-1", w1, 1, 1)
+	byJob, rows, _ = aggregatesView(t, l.cat)
+	if rows != 5 || byJob["job-c"] != 0 || byJob["job-d"] != 1 || byJob["rollup-1"] != 200 || byJob["job-b"] != 10 {
+		t.Fatalf("after a roll-up and a re-run: %d rows, clicks %v; want job-d 1, rollup-1 200, job-b 10", rows, byJob)
+	}
+	got, err := icetable.ReadAggregates(ctx, l.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if (r.Job == "rollup-1") != (r.Grain == schema.GrainDay) {
+			t.Errorf("row of %s has grain %q", r.Job, r.Grain)
+		}
+	}
 }

@@ -19,7 +19,26 @@ type Row struct {
 	// AvgTimeSpentS is TotalTimeSpentS / TimeSpentSamples, nil (JSON null)
 	// when there are no samples.
 	AvgTimeSpentS *float64 `json:"avg_time_spent_s"`
+	// Grain is what the row aggregates: GrainWindow for a job's window,
+	// GrainDay, GrainWeek or GrainMonth for a roll-up of windows, whose
+	// rows also cover all countries of a URL (Country == All), all URLs of
+	// a country (URL == All), or everything.
+	Grain string `json:"grain"`
 }
+
+// Grains of rows.
+const (
+	GrainWindow = "window"
+	GrainDay    = "day"
+	GrainWeek   = "week"
+	GrainMonth  = "month"
+)
+
+// All is the URL or country of a roll-up row over all URLs or all
+// countries: the empty string, which no event carries (the event parser
+// rejects an empty url and reads a blank country as "unknown"), so it
+// never collides with a real key.
+const All = ""
 
 // Columns are the fields of Row, in order: the columns of a CSV result
 // file and the result fields of an Elasticsearch document.
@@ -35,6 +54,7 @@ var Columns = []Column{
 	column("total_time_spent_s", floatKind, func(r *Row) *float64 { return &r.TotalTimeSpentS }),
 	column("time_spent_samples", intKind, func(r *Row) *int64 { return &r.TimeSpentSamples }),
 	column("avg_time_spent_s", optionalFloatKind, func(r *Row) **float64 { return &r.AvgTimeSpentS }),
+	column("grain", keywordKind, func(r *Row) *string { return &r.Grain }),
 }
 
 // A Column is one field of Row.
