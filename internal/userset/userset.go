@@ -125,10 +125,15 @@ func (w *Encoder) Bytes() []byte {
 // Reader reads the entries of one set file in order. Open checks the
 // whole file, so nothing after it can fail.
 type Reader struct {
-	data []byte // entries
+	all  []byte // entries
+	data []byte // entries not yet read
 	keys int
 	left int
 }
+
+// Clone returns a reader of the same file from its first entry: readers
+// of one file share its bytes.
+func (r *Reader) Clone() *Reader { return &Reader{all: r.all, data: r.all, keys: r.keys, left: r.keys} }
 
 // Open checks data (its checksum, and every entry: lengths, key order,
 // sorted sets) and returns a reader of its entries. data must not change
@@ -149,7 +154,7 @@ func Open(data []byte) (*Reader, error) {
 	if k <= 0 || n > MaxKeys || k != uvarintLen(n) {
 		return nil, fmt.Errorf("%w: bad entry count", ErrCorrupt)
 	}
-	r := &Reader{data: rest[k:], keys: int(n), left: int(n)}
+	r := &Reader{all: rest[k:], data: rest[k:], keys: int(n), left: int(n)}
 	// Check every entry now.
 	c := *r
 	var prev Entry

@@ -1,0 +1,47 @@
+// Package rollup computes exact roll-ups of committed windows — a day, an
+// ISO week or a month of hourly results — from the user sets the windows
+// keep beside their results (package userset), never from events.
+//
+// Per period it produces, with grain day, week or month:
+//
+//	(url, country)   clicks, time spent and samples summed over the windows;
+//	                 unique users the size of the union of the windows' sets
+//	(url, "")        the same over all countries of the URL
+//	("", country)    over all URLs of the country
+//	("", "")         over everything
+//
+// (schema.All, the empty string, marks "all": no event has an empty URL
+// or country). Counters add up across windows because a job counts an
+// event in the window of its timestamp and takes its time spent from the
+// user's next event wherever it lies (the look-ahead), so the roll-up of
+// any split of a period equals one job over the period, row for row
+// (TestRollupEqualsOneJob).
+//
+// # Work and memory
+//
+// Keys are split into Config.Shards key ranges by a hash of the URL, each
+// merged by its own goroutine over every window's set files (a shard skips
+// the entries of other ranges without decoding their sets). A shard walks
+// the windows' entries in key order (a heap of one cursor per window);
+// per key it streams the k-way union of the windows' encoded sets, which
+// needs memory for one decoded hash per window, counts it, and appends it
+// to two unions: its URL's (all countries) and its country's (all URLs).
+// The URL's union is counted and fed to the shard's overall union when the
+// URL's last country is done. Country and overall unions of the shards
+// are united at the end.
+//
+// The unions buffer hashes (8 bytes each) within Config.MemoryBudget
+// (shared by the shards); a union that would grow beyond it spills the
+// largest buffer, sorted and deduplicated, to a run file, and is counted
+// by a k-way merge of its buffer and runs; more than maxFileRuns runs of
+// one union are merged into one, which bounds the files open at a time.
+//
+// # Usage
+//
+//	from, to, _ := rollup.Period(schema.GrainDay, t)
+//	rows, stats, err := rollup.Compute(ctx, rollup.Config{Shards: 4, MemoryBudget: 256 << 20}, schema.GrainDay, from, to, windows)
+//
+// Run finds the windows of each period under a scheduler's output, rolls
+// them up, commits each period's rows (package results) and publishes
+// them.
+package rollup

@@ -1,0 +1,546 @@
+package rollup
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
+	"github.com/dataco/clickstream/internal/userset"
+)
+
+// Sentinel errors of the package.
+var (
+	// ErrGrain reports a grain that is not day, week or month.
+	ErrGrain = errors.New("rollup: unknown grain")
+	// ErrWindows reports windows that cannot be rolled up into a period:
+	// overlapping, crossing the period's bounds, of different session
+	// timeouts, or without user sets.
+	ErrWindows = errors.New("rollup: windows cannot be rolled up")
+	// ErrIncomplete reports a period whose windows leave gaps (windows not
+	// processed, or without events) while gaps are not allowed.
+	ErrIncomplete = errors.New("rollup: windows do not cover the period")
+)
+
+// Period returns the period of grain that contains t, in UTC: a day, an
+// ISO week (from Monday) or a calendar month.
+func Period(grain string, t time.Time) (from, to time.Time, err error) {
+	t = t.UTC()
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	switch grain {
+	case schema.GrainDay:
+		return day, day.AddDate(0, 0, 1), nil
+	case schema.GrainWeek:
+		from = day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+		return from, from.AddDate(0, 0, 7), nil
+	case schema.GrainMonth:
+		from = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return from, from.AddDate(0, 1, 0), nil
+	}
+	return time.Time{}, time.Time{}, fmt.Errorf("%w %q (want day, week or month)", ErrGrain, grain)
+}
+
+// Periods returns the periods of grain that overlap [from, to), in order.
+func Periods(grain string, from, to time.Time) ([][2]time.Time, error) {
+	var out [][2]time.Time
+	for t := from; t.Before(to); {
+		a, b, err := Period(grain, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, [2]time.Time{a, b})
+		t = b
+	}
+	return out, nil
+}
+
+// Window is one committed window result: its output store and _SUCCESS.
+type Window struct {
+	Out  lake.Store
+	Meta results.Meta
+}
+
+// Config bounds a roll-up's work.
+type Config struct {
+	// Shards is how many key ranges (by a hash of the URL) are merged in
+	// parallel.
+	Shards int
+	// MemoryBudget bounds, in bytes, the hashes the unions buffer, all
+	// shards together (<= 0: no bound); beyond it they spill sorted runs
+	// to SpillDir.
+	MemoryBudget int64
+	// SpillDir is where a roll-up makes its temporary folder ("": the
+	// system's).
+	SpillDir string
+	// AllowGaps: a period whose windows leave gaps is rolled up anyway
+	// (gaps are listed in Stats.Gaps) instead of failing with
+	// ErrIncomplete. A window without events has no result, so a period
+	// with quiet hours has gaps.
+	AllowGaps bool
+}
+
+// Stats tells what a roll-up of one period did.
+type Stats struct {
+	Windows         int
+	Keys            int64 // (url, country) keys
+	HashesRead      int64 // hashes of the windows' sets
+	SetBytes        int64 // bytes of the windows' set files
+	PeakBufferBytes int64 // the unions' buffers at their peak, shards summed
+	Spills          int64 // sorted runs written to disk
+	SpilledBytes    int64
+	// LargestSet is the row with the most unique users and their number:
+	// what the largest union held (8 bytes a hash in memory, or spilled).
+	LargestSet      string
+	LargestSetUsers int64
+	Gaps            [][2]time.Time
+}
+
+// check sorts windows and checks that they can be rolled up into
+// [from, to): each inside it, none overlapping, the same session timeout,
+// each with user sets. It returns the gaps they leave.
+func check(windows []Window, from, to time.Time) ([][2]time.Time, error) {
+	slices.SortFunc(windows, func(a, b Window) int { return a.Meta.From.Compare(b.Meta.From) })
+	var gaps [][2]time.Time
+	at := from
+	for _, w := range windows {
+		m := w.Meta
+		switch {
+		case m.From.Before(from) || m.To.After(to):
+			return nil, fmt.Errorf("%w: window [%s, %s) of %s is not inside [%s, %s)", ErrWindows, fmtT(m.From), fmtT(m.To), w.Out.URI(), fmtT(from), fmtT(to))
+		case m.From.Before(at):
+			return nil, fmt.Errorf("%w: window [%s, %s) of %s overlaps the one before", ErrWindows, fmtT(m.From), fmtT(m.To), w.Out.URI())
+		case len(m.Sets) == 0:
+			return nil, fmt.Errorf("%w: %s keeps no user sets (run its window with --user-sets, or the scheduler with --schedule-user-sets)", ErrWindows, w.Out.URI())
+		case m.SessionTimeout != windows[0].Meta.SessionTimeout:
+			return nil, fmt.Errorf("%w: %s has session timeout %s, %s has %s", ErrWindows, w.Out.URI(), m.SessionTimeout, windows[0].Out.URI(), windows[0].Meta.SessionTimeout)
+		}
+		if m.From.After(at) {
+			gaps = append(gaps, [2]time.Time{at, m.From})
+		}
+		at = m.To
+	}
+	if at.Before(to) {
+		gaps = append(gaps, [2]time.Time{at, to})
+	}
+	return gaps, nil
+}
+
+func fmtT(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// counters are the additive part of a row.
+type counters struct {
+	clicks, ms, samples int64
+}
+
+func (c *counters) add(e *userset.Entry) {
+	c.clicks += e.Clicks
+	c.ms += e.TimeSpentMs
+	c.samples += e.Samples
+}
+
+func (c *counters) addC(o counters) {
+	c.clicks += o.clicks
+	c.ms += o.ms
+	c.samples += o.samples
+}
+
+// row is the output row of a key, computed as aggregate.Partial.Result
+// does (the same float operations, so rows compare equal).
+func row(from, to time.Time, grain, url, country string, c counters, users int64) schema.Row {
+	r := schema.Row{
+		WindowStart: from, WindowEnd: to, URL: url, Country: country, Grain: grain,
+		Clicks: c.clicks, UniqueUsers: users, TotalTimeSpentS: float64(c.ms) / 1000, TimeSpentSamples: c.samples,
+	}
+	if c.samples > 0 {
+		avg := float64(c.ms) / float64(c.samples) / 1000
+		r.AvgTimeSpentS = &avg
+	}
+	return r
+}
+
+// Compute rolls windows up into the period [from, to) of grain: per
+// (url, country), per url over all countries (country schema.All), per
+// country over all URLs (url schema.All) and overall, clicks, time spent
+// and samples summed, and unique users the size of the union of the
+// windows' sets. It reads only the windows' set files. Rows are sorted by
+// (URL, Country).
+func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) ([]schema.Row, Stats, error) {
+	var st Stats
+	if _, _, err := Period(grain, from); err != nil {
+		return nil, st, err
+	}
+	gaps, err := check(windows, from, to)
+	if err != nil {
+		return nil, st, err
+	}
+	st.Windows, st.Gaps = len(windows), gaps
+	if len(gaps) > 0 && !cfg.AllowGaps {
+		return nil, st, fmt.Errorf("%w: [%s, %s) has %d gaps, the first [%s, %s)", ErrIncomplete, fmtT(from), fmtT(to), len(gaps), fmtT(gaps[0][0]), fmtT(gaps[0][1]))
+	}
+	files := make([][]*userset.Reader, len(windows))
+	for i, w := range windows {
+		if files[i], err = results.ReadSets(ctx, w.Out, w.Meta); err != nil {
+			return nil, st, err
+		}
+		st.SetBytes += w.Meta.SetBytes
+		st.HashesRead += w.Meta.SetHashes
+	}
+	dir, err := os.MkdirTemp(cfg.SpillDir, "rollup-")
+	if err != nil {
+		return nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	shards := max(cfg.Shards, 1)
+	outs := make([]*shardOut, shards)
+	errs := make([]error, shards)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for s := range shards {
+		sdir := filepath.Join(dir, fmt.Sprintf("shard-%03d", s))
+		if err := os.Mkdir(sdir, 0o700); err != nil {
+			return nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+		}
+		var limit int64
+		if cfg.MemoryBudget > 0 {
+			limit = max(cfg.MemoryBudget/int64(shards), 1024)
+		}
+		sh := &shard{n: s, of: shards, grain: grain, from: from, to: to, b: newBudget(limit, sdir)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[s], errs[s] = sh.run(sctx, files)
+			if errs[s] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		if ctx.Err() != nil {
+			return nil, st, ctx.Err()
+		}
+		return nil, st, err
+	}
+	var rows []schema.Row
+	for _, o := range outs {
+		rows = append(rows, o.rows...)
+		st.Keys += o.keys
+		st.PeakBufferBytes += o.b.peak
+		if o.largestUsers > st.LargestSetUsers {
+			st.LargestSet, st.LargestSetUsers = o.largest, o.largestUsers
+		}
+	}
+	// All URLs: per country and overall, the union across the shards.
+	countries := map[string]counters{}
+	var total counters
+	for _, o := range outs {
+		for c, k := range o.countryCounters {
+			x := countries[c]
+			x.addC(k)
+			countries[c] = x
+			total.addC(k)
+		}
+	}
+	names := make([]string, 0, len(countries))
+	for c := range countries {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	count := func(us []*union) (int64, error) {
+		var srcs []source
+		var closers []func()
+		defer func() {
+			for _, c := range closers {
+				c()
+			}
+		}()
+		for _, u := range us {
+			if u == nil {
+				continue
+			}
+			s, c, err := u.sources()
+			if err != nil {
+				return 0, err
+			}
+			srcs, closers = append(srcs, s...), append(closers, c)
+		}
+		m, err := newMerger(srcs)
+		if err != nil {
+			return 0, err
+		}
+		n := int64(0)
+		for {
+			_, ok, err := m.next()
+			if err != nil {
+				return 0, err
+			}
+			if !ok {
+				return n, nil
+			}
+			n++
+		}
+	}
+	for _, c := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, st, err
+		}
+		us := make([]*union, 0, shards)
+		for _, o := range outs {
+			us = append(us, o.countries[c])
+		}
+		n, err := count(us)
+		if err != nil {
+			return nil, st, err
+		}
+		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n))
+		if n > st.LargestSetUsers {
+			st.LargestSet, st.LargestSetUsers = fmt.Sprintf("(all urls, %q)", c), n
+		}
+	}
+	if len(names) > 0 {
+		us := make([]*union, 0, shards)
+		for _, o := range outs {
+			us = append(us, o.all)
+		}
+		n, err := count(us)
+		if err != nil {
+			return nil, st, err
+		}
+		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n))
+		if n >= st.LargestSetUsers {
+			st.LargestSet, st.LargestSetUsers = "(all urls, all countries)", n
+		}
+	}
+	for _, o := range outs {
+		st.Spills += o.b.spills
+		st.SpilledBytes += o.b.spilled
+	}
+	slices.SortFunc(rows, func(a, b schema.Row) int { return userset.CompareKeys(a.URL, a.Country, b.URL, b.Country) })
+	return rows, st, nil
+}
+
+// shardOf is the key range of a URL.
+func shardOf(url string, shards int) int {
+	if shards == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(url))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// shard merges the keys of one key range.
+type shard struct {
+	n, of    int
+	grain    string
+	from, to time.Time
+	b        *budget
+}
+
+type shardOut struct {
+	rows            []schema.Row
+	keys            int64
+	countries       map[string]*union // sealed
+	countryCounters map[string]counters
+	all             *union // sealed
+	b               *budget
+	largest         string
+	largestUsers    int64
+}
+
+// cursor walks a window's set files, over the entries of one shard.
+type cursor struct {
+	files []*userset.Reader
+	i     int
+	rec   userset.Record
+	n, of int
+	last  string // URL of the last entry, and its shard
+	lastS int
+	seen  bool
+}
+
+func (c *cursor) advance() bool {
+	for c.i < len(c.files) {
+		rec, ok := c.files[c.i].Next()
+		if !ok {
+			c.i++
+			continue
+		}
+		if !c.seen || rec.URL != c.last {
+			c.last, c.lastS, c.seen = rec.URL, shardOf(rec.URL, c.of), true
+		}
+		if c.lastS != c.n {
+			continue
+		}
+		c.rec = rec
+		return true
+	}
+	return false
+}
+
+type cursorHeap []*cursor
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
+	return userset.CompareKeys(h[i].rec.URL, h[i].rec.Country, h[j].rec.URL, h[j].rec.Country) < 0
+}
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut, error) {
+	o := &shardOut{countries: map[string]*union{}, countryCounters: map[string]counters{}, all: newUnion(sh.b), b: sh.b}
+	var h cursorHeap
+	for _, fs := range files {
+		c := &cursor{n: sh.n, of: sh.of}
+		for _, f := range fs {
+			c.files = append(c.files, f.Clone())
+		}
+		if c.advance() {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+	var (
+		url     string
+		urlSet  = newUnion(sh.b)
+		urlC    counters
+		haveURL bool
+		group   []*cursor
+		srcs    []source
+	)
+	finishURL := func() error {
+		if !haveURL {
+			return nil
+		}
+		urlSet.seal()
+		ss, closeAll, err := urlSet.sources()
+		if err != nil {
+			return err
+		}
+		defer closeAll()
+		m, err := newMerger(ss)
+		if err != nil {
+			return err
+		}
+		n := int64(0)
+		for {
+			x, ok, err := m.next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			n++
+			if err := o.all.add(x); err != nil {
+				return err
+			}
+		}
+		urlSet.release()
+		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, url, schema.All, urlC, n))
+		if n > o.largestUsers {
+			o.largest, o.largestUsers = fmt.Sprintf("(%q, all countries)", url), n
+		}
+		urlC, haveURL = counters{}, false
+		return nil
+	}
+	for len(h) > 0 {
+		if o.keys%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		// The cursors at the smallest key.
+		group = group[:0]
+		top := h[0].rec
+		for len(h) > 0 && h[0].rec.URL == top.URL && h[0].rec.Country == top.Country {
+			group = append(group, heap.Pop(&h).(*cursor))
+		}
+		if !haveURL || top.URL != url {
+			if err := finishURL(); err != nil {
+				return nil, err
+			}
+			url, haveURL = top.URL, true
+		}
+		var c counters
+		srcs = srcs[:0]
+		for _, g := range group {
+			c.add(&g.rec.Entry)
+			srcs = append(srcs, &iterSource{it: g.rec.Set()})
+		}
+		cu := o.countries[top.Country]
+		if cu == nil {
+			cu = newUnion(sh.b)
+			o.countries[top.Country] = cu
+		}
+		m, err := newMerger(srcs)
+		if err != nil {
+			return nil, err
+		}
+		n := int64(0)
+		for {
+			x, ok, err := m.next()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			n++
+			if err := urlSet.add(x); err != nil {
+				return nil, err
+			}
+			if err := cu.add(x); err != nil {
+				return nil, err
+			}
+		}
+		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n))
+		o.keys++
+		urlC.addC(c)
+		cc := o.countryCounters[top.Country]
+		cc.addC(c)
+		o.countryCounters[top.Country] = cc
+		for _, g := range group {
+			if g.advance() {
+				heap.Push(&h, g)
+			}
+		}
+	}
+	if err := finishURL(); err != nil {
+		return nil, err
+	}
+	for _, u := range o.countries {
+		u.seal()
+	}
+	o.all.seal()
+	return o, nil
+}
+
+// WindowStart parses the start of a window folder name
+// (window=20261127T010000Z, coordinator.WindowOut).
+func WindowStart(folder string) (time.Time, bool) {
+	s, ok := strings.CutPrefix(folder, "window=")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("20060102T150405Z", s)
+	return t, err == nil
+}
