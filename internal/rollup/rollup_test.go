@@ -13,6 +13,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/results"
@@ -26,10 +27,14 @@ const timeout = aggregate.DefaultSessionTimeout
 // output store, with its user sets, as the coordinator does.
 func commitWindow(t testing.TB, events []event.Event, from, to time.Time) Window {
 	t.Helper()
+	return commitWindowTo(t, laketest.NewFile(t), events, from, to)
+}
+
+func commitWindowTo(t testing.TB, out lake.Store, events []event.Event, from, to time.Time) Window {
+	t.Helper()
 	ctx := context.Background()
 	w := aggregate.Window{From: from, To: to}
 	p := aggregate.Compute(events, w, timeout)
-	out := laketest.NewFile(t)
 	m := results.Meta{Job: "j", Run: results.RunName("j", 1), From: from, To: to, SessionTimeout: timeout.String()}
 	if err := results.WriteSets(ctx, out, &m, entries(p)); err != nil {
 		t.Fatal(err)

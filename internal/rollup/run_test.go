@@ -1,0 +1,109 @@
+package rollup
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dataco/clickstream/internal/cluster/clustertest"
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
+	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/schema"
+)
+
+type fakePublisher struct {
+	metas []results.Meta
+	fail  error
+}
+
+func (p *fakePublisher) Name() string { return "fake" }
+func (p *fakePublisher) Publish(ctx context.Context, out lake.Store, m results.Meta) error {
+	rows, got, err := results.ReadResult(ctx, out)
+	if err != nil {
+		return err
+	}
+	if got.Run != m.Run || int64(len(rows)) != m.Rows {
+		return errors.New("published meta is not the committed one")
+	}
+	p.metas = append(p.metas, m)
+	return p.fail
+}
+
+// TestRunOnS3: windows laid out as the scheduler does in the real S3
+// store; Run finds the day's windows (not the next day's), commits the
+// roll-up to its own folder, publishes it, and a second run replaces it.
+func TestRunOnS3(t *testing.T) {
+	ctx := context.Background()
+	base := laketest.NewS3(t)
+	from, to, _ := Period(schema.GrainDay, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	events := clustertest.Events(21, 200, 6_000, from, to.Add(2*time.Hour))
+	var windows []Window
+	for h := from; h.Before(to.Add(2 * time.Hour)); h = h.Add(time.Hour) {
+		ws, err := lake.Open(ctx, base.URI()+"/"+windowFolder(h), laketest.S3Options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := commitWindowTo(t, ws, events, h, h.Add(time.Hour))
+		if h.Before(to) {
+			windows = append(windows, w)
+		}
+	}
+	want, _, err := Compute(ctx, Config{Shards: 1}, schema.GrainDay, from, to, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	cfg := NewRunConfig()
+	cfg.Windows, cfg.From, cfg.S3, cfg.Shards = base.URI(), from.Add(3*time.Hour), laketest.S3Options(), 2
+	cfg.Publishers = []Publisher{pub}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 3; run++ {
+		reps, err := Run(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reps) != 1 || reps[0].Stats.Windows != 24 || !reps[0].From.Equal(from) || reps[0].Published[0] != "fake: ok" {
+			t.Fatalf("run %d: reports %+v", run, reps)
+		}
+		out, err := lake.Open(ctx, OutURI(base.URI()+"/rollup", schema.GrainDay, from), laketest.S3Options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, m, err := results.ReadResult(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Grain != schema.GrainDay || len(m.RollupOf) != 24 || !m.From.Equal(from) || !m.To.Equal(to) || m.Lake != "" && m.SessionTimeout == "" {
+			t.Fatalf("meta %+v", m)
+		}
+		if len(rows) != len(want) {
+			t.Fatalf("%d rows committed, want %d", len(rows), len(want))
+		}
+		for i := range rows {
+			if !schema.Equal(rows[i], want[i]) {
+				t.Fatalf("row %d: %+v, want %+v", i, rows[i], want[i])
+			}
+		}
+		objs, err := out.List(ctx, results.RunsPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := map[string]bool{}
+		for _, o := range objs {
+			r, _, _ := strings.Cut(strings.TrimPrefix(o.Key, results.RunsPrefix), "/")
+			runs[r] = true
+		}
+		if len(runs) != min(run, 2) {
+			t.Errorf("run %d: %d runs kept, want %d (the committed one and the one it replaced)", run, len(runs), min(run, 2))
+		}
+		time.Sleep(2 * time.Millisecond) // run names are in milliseconds
+	}
+	if len(pub.metas) != 3 {
+		t.Fatalf("%d publications, want 3", len(pub.metas))
+	}
+}
