@@ -70,9 +70,9 @@ to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), wit
 			w := cmd.OutOrStdout()
 			for _, r := range reps {
 				st := r.Stats
-				fmt.Fprintf(w, "rollup %s %s: %d windows, %d keys, %d rows in %.3fs; %d hashes read (%d set bytes); largest set %s: %d users; buffers peak %d bytes, %d spills (%d bytes); %d gaps -> %s",
+				fmt.Fprintf(w, "rollup %s %s: %d windows, %d keys, %d rows in %.3fs; %d hashes read (%d set bytes); largest set %s: %d users; %d exact, %d approximate rows; buffers peak %d bytes, %d spills (%d bytes); %d gaps -> %s",
 					r.Grain, r.From.Format("2006-01-02"), st.Windows, st.Keys, r.Rows, r.Duration.Seconds(), st.HashesRead, st.SetBytes,
-					st.LargestSet, st.LargestSetUsers, st.PeakBufferBytes, st.Spills, st.SpilledBytes, len(st.Gaps), r.Out)
+					st.LargestSet, st.LargestSetUsers, r.Rows-st.ApproximateRows, st.ApproximateRows, st.PeakBufferBytes, st.Spills, st.SpilledBytes, len(st.Gaps), r.Out)
 				if len(r.Published) > 0 {
 					fmt.Fprintf(w, " (%s)", strings.Join(r.Published, "; "))
 				}

@@ -51,6 +51,7 @@ type aggRow struct {
 	Job              string   `parquet:"job_id,dict,id(10)"`
 	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
 	Grain            *string  `parquet:"grain,optional,dict,id(21)"`
+	Approximate      *bool    `parquet:"approximate,optional,id(22)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -74,6 +75,9 @@ func AggregatesSchema() *iceberg.Schema {
 		// The row's grain (schema.Row.Grain): window, or a roll-up's day,
 		// week or month; null in rows written before the column.
 		iceberg.NestedField{ID: 21, Name: "grain", Type: iceberg.PrimitiveTypes.String},
+		// Whether unique_users is a sketch's estimate (roll-ups beyond
+		// their exact limit); null in rows written before the column.
+		iceberg.NestedField{ID: 22, Name: "approximate", Type: iceberg.PrimitiveTypes.Bool},
 	)
 }
 
@@ -216,6 +220,7 @@ func encodeResult(r Result, ts *iceberg.Schema) ([]byte, error) {
 		}
 		if x.Grain != "" {
 			rows[i].Grain = &r.Rows[i].Grain
+			rows[i].Approximate = &r.Rows[i].Approximate
 		}
 	}
 	fs, err := fileSchema[aggRow](ts)
@@ -385,6 +390,7 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 		job, _ := col("job_id").(*array.String)
 		snap, _ := col("events_snapshot").(*array.Int64) // nil in a table made before the column
 		grain, _ := col("grain").(*array.String)         // likewise
+		approx, _ := col("approximate").(*array.Boolean)
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -404,6 +410,9 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 			}
 			if grain != nil && grain.IsValid(i) {
 				r.Grain = grain.Value(i)
+			}
+			if approx != nil && approx.IsValid(i) {
+				r.Approximate = approx.Value(i)
 			}
 			rows = append(rows, r)
 		}

@@ -85,6 +85,7 @@ func testPublishResultReplacesItsWindow(t *testing.T, kind string) {
 	for i := range day {
 		day[i].Grain = schema.GrainDay
 	}
+	day[1].Approximate = true
 	if err := icetable.PublishResult(ctx, l.cat, l.store, icetable.Result{Job: "rollup-1", Run: "r1", From: w1, To: w1.Add(time.Hour), Grain: schema.GrainDay, Rows: day}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +101,9 @@ func testPublishResultReplacesItsWindow(t *testing.T, kind string) {
 	for _, r := range got {
 		if (r.Job == "rollup-1") != (r.Grain == schema.GrainDay) {
 			t.Errorf("row of %s has grain %q", r.Job, r.Grain)
+		}
+		if r.Approximate != (r.Job == "rollup-1" && r.URL == day[1].URL) {
+			t.Errorf("row %s %s: approximate %v", r.Job, r.URL, r.Approximate)
 		}
 	}
 }

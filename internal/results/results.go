@@ -115,6 +115,11 @@ type Meta struct {
 	// roll-up merged, each as "<output URI>#<run>".
 	Grain    string   `json:"grain,omitempty"`
 	RollupOf []string `json:"rollup_of,omitempty"`
+	// ApproximateRows are a roll-up's rows whose unique users a sketch
+	// estimated (schema.Row.Approximate), with relative standard error
+	// SketchRelError.
+	ApproximateRows int     `json:"approximate_rows,omitempty"`
+	SketchRelError  float64 `json:"sketch_rel_error,omitempty"`
 }
 
 // Ext is the file name extension of the format, dot included.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/axiomhq/hyperloglog"
+
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
@@ -87,6 +89,13 @@ type Config struct {
 	// ErrIncomplete. A window without events has no result, so a period
 	// with quiet hours has gaps.
 	AllowGaps bool
+	// ExactLimit: a union given more than this many hashes (duplicates
+	// across windows and keys included, so every key with more distinct
+	// users) is counted by a HyperLogLog++ sketch instead, and its row
+	// marked approximate (relative standard error SketchRelError). 0:
+	// always exact. The (url, country) rows are always exact: their union
+	// is streamed, never held.
+	ExactLimit int64
 }
 
 // Stats tells what a roll-up of one period did.
@@ -103,6 +112,8 @@ type Stats struct {
 	LargestSet      string
 	LargestSetUsers int64
 	Gaps            [][2]time.Time
+	// ApproximateRows are the rows counted by a sketch (ExactLimit).
+	ApproximateRows int
 }
 
 // check sorts windows and checks that they can be rolled up into
@@ -156,9 +167,9 @@ func (c *counters) addC(o counters) {
 
 // row is the output row of a key, computed as aggregate.Partial.Result
 // does (the same float operations, so rows compare equal).
-func row(from, to time.Time, grain, url, country string, c counters, users int64) schema.Row {
+func row(from, to time.Time, grain, url, country string, c counters, users int64, approx bool) schema.Row {
 	r := schema.Row{
-		WindowStart: from, WindowEnd: to, URL: url, Country: country, Grain: grain,
+		WindowStart: from, WindowEnd: to, URL: url, Country: country, Grain: grain, Approximate: approx,
 		Clicks: c.clicks, UniqueUsers: users, TotalTimeSpentS: float64(c.ms) / 1000, TimeSpentSamples: c.samples,
 	}
 	if c.samples > 0 {
@@ -217,6 +228,7 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 			limit = max(cfg.MemoryBudget/int64(shards), 1024)
 		}
 		sh := &shard{n: s, of: shards, grain: grain, from: from, to: to, b: newBudget(limit, sdir)}
+		sh.b.exactLimit = cfg.ExactLimit
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -258,39 +270,8 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		names = append(names, c)
 	}
 	slices.Sort(names)
-	count := func(us []*union) (int64, error) {
-		var srcs []source
-		var closers []func()
-		defer func() {
-			for _, c := range closers {
-				c()
-			}
-		}()
-		for _, u := range us {
-			if u == nil {
-				continue
-			}
-			s, c, err := u.sources()
-			if err != nil {
-				return 0, err
-			}
-			srcs, closers = append(srcs, s...), append(closers, c)
-		}
-		m, err := newMerger(srcs)
-		if err != nil {
-			return 0, err
-		}
-		n := int64(0)
-		for {
-			_, ok, err := m.next()
-			if err != nil {
-				return 0, err
-			}
-			if !ok {
-				return n, nil
-			}
-			n++
-		}
+	count := func(us []*union) (int64, bool, error) {
+		return countUnion(us)
 	}
 	for _, c := range names {
 		if err := ctx.Err(); err != nil {
@@ -300,11 +281,11 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		for _, o := range outs {
 			us = append(us, o.countries[c])
 		}
-		n, err := count(us)
+		n, approx, err := count(us)
 		if err != nil {
 			return nil, st, err
 		}
-		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n))
+		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n, approx))
 		if n > st.LargestSetUsers {
 			st.LargestSet, st.LargestSetUsers = fmt.Sprintf("(all urls, %q)", c), n
 		}
@@ -314,11 +295,11 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		for _, o := range outs {
 			us = append(us, o.all)
 		}
-		n, err := count(us)
+		n, approx, err := count(us)
 		if err != nil {
 			return nil, st, err
 		}
-		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n))
+		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n, approx))
 		if n >= st.LargestSetUsers {
 			st.LargestSet, st.LargestSetUsers = "(all urls, all countries)", n
 		}
@@ -327,8 +308,68 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		st.Spills += o.b.spills
 		st.SpilledBytes += o.b.spilled
 	}
+	for i := range rows {
+		if rows[i].Approximate {
+			st.ApproximateRows++
+		}
+	}
 	slices.SortFunc(rows, func(a, b schema.Row) int { return userset.CompareKeys(a.URL, a.Country, b.URL, b.Country) })
 	return rows, st, nil
+}
+
+// countUnion counts the union of sealed unions: exactly by a k-way merge,
+// or, if one of them is a sketch, by a sketch of them all.
+func countUnion(us []*union) (int64, bool, error) {
+	var srcs []source
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	var sk *hyperloglog.Sketch
+	for _, u := range us {
+		if u != nil && u.sk != nil {
+			if sk == nil {
+				sk = newSketch()
+			}
+			if err := sk.Merge(u.sk); err != nil {
+				return 0, false, fmt.Errorf("rollup: merge sketches: %w", err)
+			}
+		}
+	}
+	for _, u := range us {
+		if u == nil || u.sk != nil {
+			continue
+		}
+		s, c, err := u.sources()
+		if err != nil {
+			return 0, false, err
+		}
+		srcs, closers = append(srcs, s...), append(closers, c)
+	}
+	m, err := newMerger(srcs)
+	if err != nil {
+		return 0, false, err
+	}
+	n := int64(0)
+	for {
+		h, ok, err := m.next()
+		if err != nil {
+			return 0, false, err
+		}
+		if !ok {
+			break
+		}
+		if sk != nil {
+			sk.InsertHash(h)
+		}
+		n++
+	}
+	if sk != nil {
+		return int64(sk.Estimate()), true, nil
+	}
+	return n, false, nil
 }
 
 // shardOf is the key range of a URL.
@@ -431,31 +472,13 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			return nil
 		}
 		urlSet.seal()
-		ss, closeAll, err := urlSet.sources()
+		n, approx, err := countUnion([]*union{urlSet})
 		if err != nil {
 			return err
-		}
-		defer closeAll()
-		m, err := newMerger(ss)
-		if err != nil {
-			return err
-		}
-		n := int64(0)
-		for {
-			x, ok, err := m.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-			n++
-			if err := o.all.add(x); err != nil {
-				return err
-			}
 		}
 		urlSet.release()
-		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, url, schema.All, urlC, n))
+		urlSet = newUnion(sh.b)
+		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, url, schema.All, urlC, n, approx))
 		if n > o.largestUsers {
 			o.largest, o.largestUsers = fmt.Sprintf("(%q, all countries)", url), n
 		}
@@ -511,8 +534,11 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			if err := cu.add(x); err != nil {
 				return nil, err
 			}
+			if err := o.all.add(x); err != nil {
+				return nil, err
+			}
 		}
-		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n))
+		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n, false))
 		o.keys++
 		urlC.addC(c)
 		cc := o.countryCounters[top.Country]

@@ -308,3 +308,55 @@ func TestWindowsThatCannotRollUp(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { leaktest.Main(m) }
+
+// TestExactLimit: beyond --exact-limit a union becomes a sketch: its row
+// is marked approximate and within 4 standard errors of the exact count;
+// rows whose unions stay under the limit are exact; (url, country) rows
+// are always exact.
+func TestExactLimit(t *testing.T) {
+	ctx := context.Background()
+	from, to, _ := Period(schema.GrainDay, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	events := clustertest.Events(12, 20_000, 60_000, from, to)
+	var windows []Window
+	for h := from; h.Before(to); h = h.Add(2 * time.Hour) {
+		windows = append(windows, commitWindow(t, events, h, h.Add(2*time.Hour)))
+	}
+	exact, _, err := Compute(ctx, Config{Shards: 2}, schema.GrainDay, from, to, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 1_000
+	rows, st, err := Compute(ctx, Config{Shards: 2, ExactLimit: limit, MemoryBudget: 64 << 10, SpillDir: t.TempDir()}, schema.GrainDay, from, to, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(exact) {
+		t.Fatalf("%d rows, want %d", len(rows), len(exact))
+	}
+	approx, worst := 0, 0.0
+	for i, r := range rows {
+		e := exact[i]
+		if r.URL != e.URL || r.Country != e.Country || r.Clicks != e.Clicks || r.TotalTimeSpentS != e.TotalTimeSpentS {
+			t.Fatalf("row %d: %+v, exact %+v", i, r, e)
+		}
+		switch {
+		case r.URL != schema.All && r.Country != schema.All && r.Approximate:
+			t.Errorf("(url, country) row %q/%q is approximate", r.URL, r.Country)
+		case e.UniqueUsers > limit && !r.Approximate:
+			t.Errorf("row %q/%q: %d users, beyond the limit %d, counted exactly", r.URL, r.Country, e.UniqueUsers, limit)
+		case !r.Approximate && r.UniqueUsers != e.UniqueUsers:
+			t.Errorf("exact row %q/%q: %d users, want %d", r.URL, r.Country, r.UniqueUsers, e.UniqueUsers)
+		case r.Approximate:
+			approx++
+			rel := float64(r.UniqueUsers-e.UniqueUsers) / float64(e.UniqueUsers)
+			worst = max(worst, rel, -rel)
+			if rel > 4*SketchRelError || rel < -4*SketchRelError {
+				t.Errorf("row %q/%q: estimate %d, exact %d: error %.2f%%, beyond 4 standard errors", r.URL, r.Country, r.UniqueUsers, e.UniqueUsers, 100*rel)
+			}
+		}
+	}
+	t.Logf("%d approximate rows of %d, worst relative error %.3f%% (standard error %.2f%%)", approx, len(rows), 100*worst, 100*SketchRelError)
+	if approx == 0 || approx != st.ApproximateRows {
+		t.Fatalf("%d approximate rows, stats say %d", approx, st.ApproximateRows)
+	}
+}

@@ -68,6 +68,7 @@ func (c *RunConfig) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Shards, "shards", c.Shards, "key ranges (by URL) merged in parallel")
 	fs.Int64Var(&c.MemoryBudget, "memory-budget", c.MemoryBudget, "bytes of user hashes the unions keep in memory, shards together, before they spill sorted runs to --spill-dir (0: no limit)")
 	fs.StringVar(&c.SpillDir, "spill-dir", c.SpillDir, "folder for spilled runs (default: the system's temporary folder)")
+	fs.Int64Var(&c.ExactLimit, "exact-limit", c.ExactLimit, "count unique users exactly up to this many hashes per union; beyond, a HyperLogLog++ sketch (relative standard error 0.81%) and the row marked approximate (0: always exact)")
 	fs.BoolVar(&c.AllowGaps, "allow-gaps", c.AllowGaps, "roll up a period even if its windows leave gaps (hours without events have no result; missing windows are then missing data)")
 }
 
@@ -95,6 +96,9 @@ func (c *RunConfig) Validate() error {
 	}
 	if c.Shards < 1 || c.Shards > 1024 {
 		errs = append(errs, errors.New("--shards must be in [1, 1024]"))
+	}
+	if c.ExactLimit < 0 {
+		errs = append(errs, errors.New("--exact-limit must not be negative"))
 	}
 	if c.MemoryBudget < 0 {
 		errs = append(errs, errors.New("--memory-budget must not be negative"))
@@ -185,6 +189,9 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 			m.RollupOf = append(m.RollupOf, w.Out.URI()+"#"+w.Meta.Run)
 			m.EventsInWindow += w.Meta.EventsInWindow
 			m.SessionTimeout, m.Lake = w.Meta.SessionTimeout, w.Meta.Lake
+		}
+		if n := rep.Stats.ApproximateRows; n > 0 {
+			m.ApproximateRows, m.SketchRelError = n, SketchRelError
 		}
 		if n := len(rep.Stats.Gaps); n > 0 {
 			m.Warning = fmt.Sprintf("windows leave %d gaps, the first [%s, %s)", n, fmtT(rep.Stats.Gaps[0][0]), fmtT(rep.Stats.Gaps[0][1]))

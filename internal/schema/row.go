@@ -24,6 +24,9 @@ type Row struct {
 	// rows also cover all countries of a URL (Country == All), all URLs of
 	// a country (URL == All), or everything.
 	Grain string `json:"grain"`
+	// Approximate: UniqueUsers is a sketch's estimate (a roll-up's key
+	// beyond its exact limit), not an exact count.
+	Approximate bool `json:"approximate"`
 }
 
 // Grains of rows.
@@ -55,6 +58,7 @@ var Columns = []Column{
 	column("time_spent_samples", intKind, func(r *Row) *int64 { return &r.TimeSpentSamples }),
 	column("avg_time_spent_s", optionalFloatKind, func(r *Row) **float64 { return &r.AvgTimeSpentS }),
 	column("grain", keywordKind, func(r *Row) *string { return &r.Grain }),
+	column("approximate", boolKind, func(r *Row) *bool { return &r.Approximate }),
 }
 
 // A Column is one field of Row.
@@ -151,6 +155,12 @@ var (
 		format: func(n int64) string { return strconv.FormatInt(n, 10) },
 		parse:  func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) },
 		equal:  equal[int64],
+	}
+	boolKind = kind[bool]{
+		esType: "boolean",
+		format: strconv.FormatBool,
+		parse:  strconv.ParseBool,
+		equal:  equal[bool],
 	}
 	floatKind = kind[float64]{
 		esType: "double",

@@ -41,6 +41,7 @@ func TestColumnsFollowRow(t *testing.T) {
 		reflect.TypeFor[int64]():     "long",
 		reflect.TypeFor[float64]():   "double",
 		reflect.TypeFor[*float64]():  "double",
+		reflect.TypeFor[bool]():      "boolean",
 	}
 	fields := reflect.VisibleFields(reflect.TypeFor[Row]())
 	if len(fields) != len(Columns) {
@@ -170,7 +171,7 @@ func TestNDJSONRoundTrip(t *testing.T) {
 
 func TestReadCSVErrors(t *testing.T) {
 	header := strings.Join(Header(), ",") + "\n"
-	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,,window\n"
+	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,,window,false\n"
 	if rows, err := ReadCSV(strings.NewReader("")); err != nil || rows != nil {
 		t.Errorf("empty input: %v, %v", rows, err)
 	}
@@ -180,7 +181,8 @@ func TestReadCSVErrors(t *testing.T) {
 	for name, in := range map[string]string{
 		"other header":     strings.Replace(header, "clicks", "hits", 1) + row,
 		"short header":     "window_start,window_end\n",
-		"missing field":    header + strings.TrimSuffix(row, ",window\n") + "\n",
+		"missing field":    header + strings.TrimSuffix(row, ",false\n") + "\n",
+		"bad bool":         header + strings.Replace(row, ",false", ",maybe", 1),
 		"bad time":         header + strings.Replace(row, "2026-11-27T00:00:00Z", "yesterday", 1),
 		"bad int":          header + strings.Replace(row, ",1,1,", ",1,x,", 1),
 		"bad float":        header + strings.Replace(row, ",0,0,", ",0.0.1,0,", 1),
