@@ -189,6 +189,17 @@ func (u *union) add(h uint64) error {
 		return nil
 	}
 	if len(u.buf) == cap(u.buf) {
+		if len(u.buf) >= 1024 {
+			// Users recur across windows and keys: deduplicating a full
+			// buffer often frees half of it, which is cheaper than
+			// growing (and leaves less to sort at the end).
+			slices.Sort(u.buf)
+			u.buf = slices.Compact(u.buf)
+			if len(u.buf) <= cap(u.buf)/2 {
+				u.buf = append(u.buf, h)
+				return nil
+			}
+		}
 		// Growth is what the budget accounts for.
 		grow := int64(max(cap(u.buf), 64)) * 8
 		if u.b.limit > 0 && u.b.used+grow > u.b.limit {
