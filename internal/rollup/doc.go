@@ -26,15 +26,24 @@
 // per key it streams the k-way union of the windows' encoded sets, which
 // needs memory for one decoded hash per window, counts it, and appends it
 // to two unions: its URL's (all countries) and its country's (all URLs).
-// The URL's union is counted and fed to the shard's overall union when the
-// URL's last country is done. Country and overall unions of the shards
-// are united at the end.
+// The URL's union is counted when the URL's last country is done. At the
+// end each country's unions of the shards are merged and counted, and
+// their distinct hashes fed to one last union, everything's.
 //
-// The unions buffer hashes (8 bytes each) within Config.MemoryBudget
-// (shared by the shards); a union that would grow beyond it spills the
-// largest buffer, sorted and deduplicated, to a run file, and is counted
-// by a k-way merge of its buffer and runs; more than maxFileRuns runs of
-// one union are merged into one, which bounds the files open at a time.
+// The unions buffer hashes (8 bytes each) within Config.MemoryBudget,
+// shared by the shards and the last union; a full buffer is first sorted
+// and deduplicated in place (users recur across windows and URLs), and
+// grows only if that freed less than half of it. A union that would grow
+// beyond the budget spills the largest buffer, sorted and deduplicated,
+// to a run file, and is counted by a k-way merge of its buffer and runs;
+// more than maxFileRuns runs of one union are merged into one, which
+// bounds the files open at a time.
+//
+// With Config.ExactLimit, a union given more hashes than the limit
+// becomes a HyperLogLog++ sketch (2¹⁴ registers, relative standard error
+// 0.81%); its row, and every row built from it, is marked approximate.
+// The (url, country) rows are always exact: their union is streamed, not
+// held.
 //
 // # Usage
 //

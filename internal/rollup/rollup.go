@@ -225,7 +225,7 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		}
 		var limit int64
 		if cfg.MemoryBudget > 0 {
-			limit = max(cfg.MemoryBudget/int64(shards), 1024)
+			limit = max(cfg.MemoryBudget/int64(shards+1), 1024) // and a share for the overall union at the end
 		}
 		sh := &shard{n: s, of: shards, grain: grain, from: from, to: to, b: newBudget(limit, sdir)}
 		sh.b.exactLimit = cfg.ExactLimit
@@ -270,9 +270,19 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		names = append(names, c)
 	}
 	slices.Sort(names)
-	count := func(us []*union) (int64, bool, error) {
-		return countUnion(us)
+	// Per country over the shards, and everything: the union of the
+	// countries' streams (a user's countries are few), fed to one more
+	// union under the budget, or, once a country is approximate, to a
+	// sketch.
+	var allLimit int64
+	if cfg.MemoryBudget > 0 {
+		allLimit = max(cfg.MemoryBudget/int64(shards+1), 1024)
 	}
+	allB := newBudget(allLimit, dir)
+	allB.exactLimit = cfg.ExactLimit
+	all := newUnion(allB)
+	defer all.release()
+	var allSk *hyperloglog.Sketch
 	for _, c := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, st, err
@@ -281,29 +291,48 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		for _, o := range outs {
 			us = append(us, o.countries[c])
 		}
-		n, approx, err := count(us)
+		n, sk, err := countUnion(us, all.add)
 		if err != nil {
 			return nil, st, err
 		}
-		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n, approx))
+		if sk != nil {
+			if allSk == nil {
+				allSk = newSketch()
+			}
+			if err := allSk.Merge(sk); err != nil {
+				return nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
+			}
+		}
+		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n, sk != nil))
 		if n > st.LargestSetUsers {
 			st.LargestSet, st.LargestSetUsers = fmt.Sprintf("(all urls, %q)", c), n
 		}
 	}
 	if len(names) > 0 {
-		us := make([]*union, 0, shards)
-		for _, o := range outs {
-			us = append(us, o.all)
+		all.seal()
+		if allSk != nil {
+			if all.sk == nil {
+				if err := all.toSketch(); err != nil {
+					return nil, st, err
+				}
+			}
+			if err := allSk.Merge(all.sk); err != nil {
+				return nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
+			}
+			all.sk = allSk
 		}
-		n, approx, err := count(us)
+		n, sk, err := countUnion([]*union{all}, nil)
 		if err != nil {
 			return nil, st, err
 		}
-		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n, approx))
+		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n, sk != nil))
 		if n >= st.LargestSetUsers {
 			st.LargestSet, st.LargestSetUsers = "(all urls, all countries)", n
 		}
 	}
+	st.PeakBufferBytes += allB.peak
+	st.Spills += allB.spills
+	st.SpilledBytes += allB.spilled
 	for _, o := range outs {
 		st.Spills += o.b.spills
 		st.SpilledBytes += o.b.spilled
@@ -318,8 +347,9 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 }
 
 // countUnion counts the union of sealed unions: exactly by a k-way merge,
-// or, if one of them is a sketch, by a sketch of them all.
-func countUnion(us []*union) (int64, bool, error) {
+// feeding each distinct hash to feed (if not nil), or, if one of them is
+// a sketch, by a sketch of them all, which it returns.
+func countUnion(us []*union, feed func(uint64) error) (int64, *hyperloglog.Sketch, error) {
 	var srcs []source
 	var closers []func()
 	defer func() {
@@ -334,7 +364,7 @@ func countUnion(us []*union) (int64, bool, error) {
 				sk = newSketch()
 			}
 			if err := sk.Merge(u.sk); err != nil {
-				return 0, false, fmt.Errorf("rollup: merge sketches: %w", err)
+				return 0, nil, fmt.Errorf("rollup: merge sketches: %w", err)
 			}
 		}
 	}
@@ -344,32 +374,36 @@ func countUnion(us []*union) (int64, bool, error) {
 		}
 		s, c, err := u.sources()
 		if err != nil {
-			return 0, false, err
+			return 0, nil, err
 		}
 		srcs, closers = append(srcs, s...), append(closers, c)
 	}
 	m, err := newMerger(srcs)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
 	n := int64(0)
 	for {
 		h, ok, err := m.next()
 		if err != nil {
-			return 0, false, err
+			return 0, nil, err
 		}
 		if !ok {
 			break
 		}
 		if sk != nil {
 			sk.InsertHash(h)
+		} else if feed != nil {
+			if err := feed(h); err != nil {
+				return 0, nil, err
+			}
 		}
 		n++
 	}
 	if sk != nil {
-		return int64(sk.Estimate()), true, nil
+		return int64(sk.Estimate()), sk, nil
 	}
-	return n, false, nil
+	return n, nil, nil
 }
 
 // shardOf is the key range of a URL.
@@ -395,7 +429,6 @@ type shardOut struct {
 	keys            int64
 	countries       map[string]*union // sealed
 	countryCounters map[string]counters
-	all             *union // sealed
 	b               *budget
 	largest         string
 	largestUsers    int64
@@ -447,7 +480,7 @@ func (h *cursorHeap) Pop() any {
 }
 
 func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut, error) {
-	o := &shardOut{countries: map[string]*union{}, countryCounters: map[string]counters{}, all: newUnion(sh.b), b: sh.b}
+	o := &shardOut{countries: map[string]*union{}, countryCounters: map[string]counters{}, b: sh.b}
 	var h cursorHeap
 	for _, fs := range files {
 		c := &cursor{n: sh.n, of: sh.of}
@@ -472,10 +505,11 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			return nil
 		}
 		urlSet.seal()
-		n, approx, err := countUnion([]*union{urlSet})
+		n, sk, err := countUnion([]*union{urlSet}, nil)
 		if err != nil {
 			return err
 		}
+		approx := sk != nil
 		urlSet.release()
 		urlSet = newUnion(sh.b)
 		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, url, schema.All, urlC, n, approx))
@@ -534,9 +568,6 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			if err := cu.add(x); err != nil {
 				return nil, err
 			}
-			if err := o.all.add(x); err != nil {
-				return nil, err
-			}
 		}
 		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n, false))
 		o.keys++
@@ -556,7 +587,6 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 	for _, u := range o.countries {
 		u.seal()
 	}
-	o.all.seal()
 	return o, nil
 }
 
