@@ -498,7 +498,7 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 		urlC    counters
 		haveURL bool
 		group   []*cursor
-		srcs    []source
+		its     []userset.Iter
 	)
 	finishURL := func() error {
 		if !haveURL {
@@ -538,36 +538,24 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			url, haveURL = top.URL, true
 		}
 		var c counters
-		srcs = srcs[:0]
+		its = its[:0]
 		for _, g := range group {
 			c.add(&g.rec.Entry)
-			srcs = append(srcs, &iterSource{it: g.rec.Set()})
+			its = append(its, g.rec.Set())
 		}
 		cu := o.countries[top.Country]
 		if cu == nil {
 			cu = newUnion(sh.b)
 			o.countries[top.Country] = cu
 		}
-		m, err := newMerger(srcs)
+		n, err := streamUnion(its, func(x uint64) error {
+			if err := urlSet.add(x); err != nil {
+				return err
+			}
+			return cu.add(x)
+		})
 		if err != nil {
 			return nil, err
-		}
-		n := int64(0)
-		for {
-			x, ok, err := m.next()
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				break
-			}
-			n++
-			if err := urlSet.add(x); err != nil {
-				return nil, err
-			}
-			if err := cu.add(x); err != nil {
-				return nil, err
-			}
 		}
 		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n, false))
 		o.keys++
@@ -599,4 +587,74 @@ func WindowStart(folder string) (time.Time, bool) {
 	}
 	t, err := time.Parse("20060102T150405Z", s)
 	return t, err == nil
+}
+
+// streamUnion emits, in increasing order, each distinct hash of the
+// union of a key's sets (one per window), and returns how many. A key is
+// in few windows at a time: one set is read through, a few are merged by
+// a linear scan of their heads, more by a heap.
+func streamUnion(its []userset.Iter, emit func(uint64) error) (int64, error) {
+	n := int64(0)
+	switch {
+	case len(its) == 1:
+		for h, ok := its[0].Next(); ok; h, ok = its[0].Next() {
+			n++
+			if err := emit(h); err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	case len(its) <= 8:
+		var headsA [8]uint64
+		var liveA [8]int
+		heads, live := headsA[:0], liveA[:0]
+		for i := range its {
+			if h, ok := its[i].Next(); ok {
+				heads, live = append(heads, h), append(live, i)
+			}
+		}
+		for len(live) > 0 {
+			x := heads[0]
+			for _, h := range heads[1:] {
+				x = min(x, h)
+			}
+			n++
+			if err := emit(x); err != nil {
+				return n, err
+			}
+			for j := 0; j < len(live); {
+				if heads[j] != x {
+					j++
+					continue
+				}
+				if h, ok := its[live[j]].Next(); ok {
+					heads[j] = h
+					j++
+					continue
+				}
+				last := len(live) - 1
+				heads[j], live[j] = heads[last], live[last]
+				heads, live = heads[:last], live[:last]
+			}
+		}
+		return n, nil
+	}
+	srcs := make([]source, len(its))
+	for i := range its {
+		srcs[i] = &iterSource{it: its[i]}
+	}
+	m, err := newMerger(srcs)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		x, ok, err := m.next()
+		if err != nil || !ok {
+			return n, err
+		}
+		n++
+		if err := emit(x); err != nil {
+			return n, err
+		}
+	}
 }
