@@ -378,6 +378,17 @@ func countUnion(us []*union, feed func(uint64) error) (int64, *hyperloglog.Sketc
 		}
 		srcs, closers = append(srcs, s...), append(closers, c)
 	}
+	if ss, ok := onlySlice(srcs); ok && sk == nil {
+		// One sorted buffer, no runs (most URLs): no merge needed.
+		if feed != nil {
+			for _, h := range ss {
+				if err := feed(h); err != nil {
+					return 0, nil, err
+				}
+			}
+		}
+		return int64(len(ss)), nil, nil
+	}
 	m, err := newMerger(srcs)
 	if err != nil {
 		return 0, nil, err
@@ -657,4 +668,16 @@ func streamUnion(its []userset.Iter, emit func(uint64) error) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// onlySlice returns the hashes of srcs if it is a single in-memory run.
+func onlySlice(srcs []source) ([]uint64, bool) {
+	if len(srcs) != 1 {
+		return nil, len(srcs) == 0
+	}
+	s, ok := srcs[0].(*sliceSource)
+	if !ok {
+		return nil, false
+	}
+	return s.s, true
 }
