@@ -199,8 +199,11 @@ func fileSchema[T any](ts *iceberg.Schema) (*parquet.Schema, error) {
 	g := parquet.Group{}
 	for _, f := range s.Fields() {
 		tf, ok := ts.FindFieldByName(f.Name())
-		if !ok {
-			return nil, fmt.Errorf("icetable: table %s has no field %q (an older schema?)", AggregatesTable, f.Name())
+		switch {
+		case !ok && f.Optional():
+			continue // a table made before the column: the file leaves it out
+		case !ok:
+			return nil, fmt.Errorf("icetable: table %s has no field %q", AggregatesTable, f.Name())
 		}
 		g[f.Name()] = parquet.FieldID(f, tf.ID)
 	}

@@ -2,11 +2,15 @@ package icetable_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake/laketest"
@@ -105,5 +109,36 @@ func testPublishResultReplacesItsWindow(t *testing.T, kind string) {
 		if r.Approximate != (r.Job == "rollup-1" && r.URL == day[1].URL) {
 			t.Errorf("row %s %s: approximate %v", r.Job, r.URL, r.Approximate)
 		}
+	}
+}
+
+// TestPublishResultToATableWithoutGrain: a table created before the
+// grain and approximate fields still takes results (their files leave the
+// columns out), as before; the schema evolution adds the fields.
+func TestPublishResultToATableWithoutGrain(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLakeOn(t, laketest.NewFile(t), "sqlite")
+	var old []iceberg.NestedField
+	for _, f := range icetable.AggregatesSchema().Fields() {
+		if f.ID <= 11 {
+			old = append(old, f)
+		}
+	}
+	if err := l.cat.CreateNamespace(ctx, table.Identifier{icetable.Namespace}, iceberg.Properties{}); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+		t.Fatal(err)
+	}
+	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{1}, FieldID: 1000, Name: "window_start_day", Transform: iceberg.DayTransform{}})
+	if _, err := l.cat.CreateTable(ctx, icetable.Ident(icetable.AggregatesTable), iceberg.NewSchema(0, old...),
+		catalog.WithLocation(strings.TrimSuffix(l.store.URI(), "/")+"/aggregates"), catalog.WithPartitionSpec(&spec)); err != nil {
+		t.Fatal(err)
+	}
+	rows := resultRows(hour0, hour0.Add(time.Hour), 3, 10)
+	rows[0].Grain = schema.GrainWindow
+	if err := icetable.PublishResult(ctx, l.cat, l.store, icetable.Result{Job: "job-a", Run: "run-1", From: hour0, To: hour0.Add(time.Hour), Rows: rows}); err != nil {
+		t.Fatal(err)
+	}
+	byJob, n, _ := aggregatesView(t, l.cat)
+	if n != 3 || byJob["job-a"] != 30 {
+		t.Fatalf("%d rows, clicks %v; want 3 rows, 30 clicks", n, byJob)
 	}
 }
