@@ -153,7 +153,7 @@ func TestRollupEqualsOneJob(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					checkRows(t, rows, want, plain, from, to)
+					checkRows(t, schema.GrainDay, rows, want, plain, from, to)
 					if cfg.MemoryBudget > 0 && st.Spills == 0 {
 						t.Errorf("a budget of %d bytes spilled nothing (largest set %d users)", cfg.MemoryBudget, st.LargestSetUsers)
 					}
@@ -166,7 +166,7 @@ func TestRollupEqualsOneJob(t *testing.T) {
 	}
 }
 
-func checkRows(t *testing.T, rows []schema.Row, want map[[2]string]schema.Row, plain map[[2]string]*aggtest.Row, from, to time.Time) {
+func checkRows(t *testing.T, grain string, rows []schema.Row, want map[[2]string]schema.Row, plain map[[2]string]*aggtest.Row, from, to time.Time) {
 	t.Helper()
 	if len(rows) != len(plain) {
 		t.Errorf("%d rows, want %d", len(rows), len(plain))
@@ -176,15 +176,15 @@ func checkRows(t *testing.T, rows []schema.Row, want map[[2]string]schema.Row, p
 	}
 	for _, got := range rows {
 		k := [2]string{got.URL, got.Country}
-		if got.Grain != schema.GrainDay || !got.WindowStart.Equal(from) || !got.WindowEnd.Equal(to) {
-			t.Fatalf("row %+v: want grain day over [%s, %s)", got, from, to)
+		if got.Grain != grain || !got.WindowStart.Equal(from) || !got.WindowEnd.Equal(to) {
+			t.Fatalf("row %+v: want grain %s over [%s, %s)", got, grain, from, to)
 		}
 		if k[0] != schema.All && k[1] != schema.All {
 			w, ok := want[k]
 			if !ok {
 				t.Fatalf("row %q: not in the job's result", k)
 			}
-			w.Grain = schema.GrainDay
+			w.Grain = grain
 			if !schema.Equal(got, w) {
 				t.Errorf("row %q:\n got %+v\nwant %+v (the job over the whole period)", k, got, w)
 			}
@@ -358,5 +358,42 @@ func TestExactLimit(t *testing.T) {
 	t.Logf("%d approximate rows of %d, worst relative error %.3f%% (standard error %.2f%%)", approx, len(rows), 100*worst, 100*SketchRelError)
 	if approx == 0 || approx != st.ApproximateRows {
 		t.Fatalf("%d approximate rows, stats say %d", approx, st.ApproximateRows)
+	}
+}
+
+// TestWeekAndMonthEqualOneJob: the property over an ISO week of daily and
+// 6-hour windows, and over a month of daily windows.
+func TestWeekAndMonthEqualOneJob(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		grain string
+		at    time.Time
+		step  time.Duration
+	}{
+		{schema.GrainWeek, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), 24 * time.Hour},
+		{schema.GrainWeek, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), 6 * time.Hour},
+		{schema.GrainMonth, time.Date(2026, 2, 14, 0, 0, 0, 0, time.UTC), 24 * time.Hour},
+	} {
+		t.Run(c.grain+"/"+c.step.String(), func(t *testing.T) {
+			from, to, err := Period(c.grain, c.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := clustertest.Events(uint64(c.step), 500, 30_000, from, to)
+			w := aggregate.Window{From: from, To: to}
+			want := map[[2]string]schema.Row{}
+			for _, r := range aggregate.Compute(events, w, timeout).Result(w) {
+				want[[2]string{r.URL, r.Country}] = r
+			}
+			var windows []Window
+			for t0 := from; t0.Before(to); t0 = t0.Add(c.step) {
+				windows = append(windows, commitWindow(t, events, t0, t0.Add(c.step)))
+			}
+			rows, _, err := Compute(ctx, Config{Shards: 2}, c.grain, from, to, windows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRows(t, c.grain, rows, want, direct(events, from, to), from, to)
+		})
 	}
 }
