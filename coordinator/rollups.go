@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,6 +33,9 @@ type rollupRecord struct {
 	Error   string    `json:"error,omitempty"`
 	Out     string    `json:"out,omitempty"`
 	Updated time.Time `json:"updated"`
+	// Invalid: the day's windows cannot be rolled up as they are (e.g.
+	// run without user sets); no retry helps until they change.
+	Invalid bool `json:"invalid,omitempty"`
 
 	rev int64
 }
@@ -99,7 +103,7 @@ func (c *Coordinator) rollupTick(ctx context.Context, s Schedule, recs map[int64
 	for _, d := range days {
 		prev := done[d.from.Unix()]
 		if prev != nil && prev.Windows == d.fingerprint &&
-			(prev.State == windowDone || s.RetryFailed <= 0 || now.Sub(prev.Updated) < s.RetryFailed) {
+			(prev.State == windowDone || prev.Invalid || s.RetryFailed <= 0 || now.Sub(prev.Updated) < s.RetryFailed) {
 			continue
 		}
 		rec := &rollupRecord{From: d.from, Windows: d.fingerprint}
@@ -132,7 +136,7 @@ func (c *Coordinator) rollupTick(ctx context.Context, s Schedule, recs map[int64
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
-			rec.State, rec.Error = windowFailed, err.Error()
+			rec.State, rec.Error, rec.Invalid = windowFailed, err.Error(), errors.Is(err, rollup.ErrWindows)
 		}
 		c.metrics.scheduleRollups.WithLabelValues(rec.State).Inc()
 		c.logger.Info("day rolled up", "day", d.from, "state", rec.State, "out", rec.Out, "err", rec.Error, "duration", time.Since(start))

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +113,34 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 	}
 	if m2, _ := readDay(); m2.Run == m1.Run {
 		t.Fatal("the day's roll-up was not replaced")
+	}
+	// A window run without user sets: the day cannot be rolled up, and is
+	// not tried again until its windows change, whatever RetryFailed says.
+	out, err := lake.Open(ctx, WindowOut(base.URI(), day.Add(9*time.Hour)), lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := results.ReadMeta(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sets, m.Run = nil, "job-c-1"
+	if _, err := results.Commit(ctx, out, nil, m); err != nil {
+		t.Fatal(err)
+	}
+	recs[day.Add(9*time.Hour).Unix()].Job = "job-c"
+	s.RetryFailed = time.Nanosecond
+	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || !did {
+		t.Fatalf("a window without sets: rolled up %v, %v", did, err)
+	}
+	got, err := c.rollupRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got[day.Unix()]; r == nil || r.State != windowFailed || !r.Invalid || !strings.Contains(r.Error, "no user sets") {
+		t.Fatalf("record %+v: want failed, invalid, naming the missing sets", r)
+	}
+	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || did {
+		t.Fatalf("an invalid day tried again: %v, %v", did, err)
 	}
 }
