@@ -361,6 +361,34 @@ func WriteSets(ctx context.Context, out lake.Store, m *Meta, entries []userset.E
 	return nil
 }
 
+// WriteEncodedSets writes encoded entries (each encoder's entries sorted
+// by key, the encoders' keys disjoint: one key range each) as the set
+// files of the run m.Run, and records them in m, as WriteSets does.
+// Encoders without entries are left out.
+func WriteEncodedSets(ctx context.Context, out lake.Store, m *Meta, encs []*userset.Encoder) error {
+	if m.Run == "" || strings.Contains(m.Run, "/") {
+		return fmt.Errorf("results: write sets: bad run name %q", m.Run)
+	}
+	m.Sets, m.SetHashes, m.SetBytes = nil, 0, 0
+	for _, enc := range encs {
+		if enc.Keys() == 0 {
+			continue
+		}
+		data := enc.Bytes()
+		key := SetsKey(m.Run, len(m.Sets))
+		if err := out.Put(ctx, key, data); err != nil {
+			return fmt.Errorf("results: write sets %s: %w", key, err)
+		}
+		m.Sets = append(m.Sets, key)
+		m.SetHashes += enc.Hashes()
+		m.SetBytes += int64(len(data))
+	}
+	if len(m.Sets) == 0 { // an empty result keeps an empty set file: it has sets
+		return WriteSets(ctx, out, m, nil)
+	}
+	return nil
+}
+
 // ErrNoSets reports a committed result without user sets (its job ran
 // without them).
 var ErrNoSets = errors.New("results: the result keeps no user sets")

@@ -45,6 +45,12 @@
 // The (url, country) rows are always exact: their union is streamed, not
 // held.
 //
+// With Config.KeepSets, ComputeSets also returns the period's (url,
+// country) entries with their sets (a key's union is then held while it
+// is encoded), one encoder per key range; Run writes them beside the
+// period's result, so weeks and months roll up from days
+// (RunConfig.InputGrain).
+//
 // # Usage
 //
 //	from, to, _ := rollup.Period(schema.GrainDay, t)

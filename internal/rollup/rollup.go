@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +95,10 @@ type Config struct {
 	// always exact. The (url, country) rows are always exact: their union
 	// is streamed, never held.
 	ExactLimit int64
+	// KeepSets: ComputeSets also returns the (url, country) sets of the
+	// period, so that a longer period can be rolled up from this one's
+	// (days into a week). A key's union is then held while it is encoded.
+	KeepSets bool
 }
 
 // Stats tells what a roll-up of one period did.
@@ -186,29 +189,43 @@ func row(from, to time.Time, grain, url, country string, c counters, users int64
 // windows' sets. It reads only the windows' set files. Rows are sorted by
 // (URL, Country).
 func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) ([]schema.Row, Stats, error) {
-	var st Stats
+	cfg.KeepSets = false
+	rows, _, st, err := ComputeSets(ctx, cfg, grain, from, to, windows)
+	return rows, st, err
+}
+
+// ComputeSets is Compute that, with cfg.KeepSets, also returns the
+// period's (url, country) entries with their sets, as one encoder per
+// key range (each sorted by key; the ranges interleave), for
+// results.WriteEncodedSets.
+func ComputeSets(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) ([]schema.Row, []*userset.Encoder, Stats, error) {
+	rows, sets, st, err := compute(ctx, cfg, grain, from, to, windows)
+	return rows, sets, st, err
+}
+
+func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) (rows []schema.Row, sets []*userset.Encoder, st Stats, err error) {
 	if _, _, err := Period(grain, from); err != nil {
-		return nil, st, err
+		return nil, nil, st, err
 	}
 	gaps, err := check(windows, from, to)
 	if err != nil {
-		return nil, st, err
+		return nil, nil, st, err
 	}
 	st.Windows, st.Gaps = len(windows), gaps
 	if len(gaps) > 0 && !cfg.AllowGaps {
-		return nil, st, fmt.Errorf("%w: [%s, %s) has %d gaps, the first [%s, %s)", ErrIncomplete, fmtT(from), fmtT(to), len(gaps), fmtT(gaps[0][0]), fmtT(gaps[0][1]))
+		return nil, nil, st, fmt.Errorf("%w: [%s, %s) has %d gaps, the first [%s, %s)", ErrIncomplete, fmtT(from), fmtT(to), len(gaps), fmtT(gaps[0][0]), fmtT(gaps[0][1]))
 	}
 	files := make([][]*userset.Reader, len(windows))
 	for i, w := range windows {
 		if files[i], err = results.ReadSets(ctx, w.Out, w.Meta); err != nil {
-			return nil, st, err
+			return nil, nil, st, err
 		}
 		st.SetBytes += w.Meta.SetBytes
 		st.HashesRead += w.Meta.SetHashes
 	}
 	dir, err := os.MkdirTemp(cfg.SpillDir, "rollup-")
 	if err != nil {
-		return nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+		return nil, nil, st, fmt.Errorf("rollup: spill folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
 
@@ -221,13 +238,13 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 	for s := range shards {
 		sdir := filepath.Join(dir, fmt.Sprintf("shard-%03d", s))
 		if err := os.Mkdir(sdir, 0o700); err != nil {
-			return nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+			return nil, nil, st, fmt.Errorf("rollup: spill folder: %w", err)
 		}
 		var limit int64
 		if cfg.MemoryBudget > 0 {
 			limit = max(cfg.MemoryBudget/int64(shards+1), 1024) // and a share for the overall union at the end
 		}
-		sh := &shard{n: s, of: shards, grain: grain, from: from, to: to, b: newBudget(limit, sdir)}
+		sh := &shard{n: s, of: shards, grain: grain, from: from, to: to, b: newBudget(limit, sdir), keepSets: cfg.KeepSets}
 		sh.b.exactLimit = cfg.ExactLimit
 		wg.Add(1)
 		go func() {
@@ -241,13 +258,15 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		if ctx.Err() != nil {
-			return nil, st, ctx.Err()
+			return nil, nil, st, ctx.Err()
 		}
-		return nil, st, err
+		return nil, nil, st, err
 	}
-	var rows []schema.Row
 	for _, o := range outs {
 		rows = append(rows, o.rows...)
+		if o.enc != nil {
+			sets = append(sets, o.enc)
+		}
 		st.Keys += o.keys
 		st.PeakBufferBytes += o.b.peak
 		if o.largestUsers > st.LargestSetUsers {
@@ -285,7 +304,7 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 	var allSk *hyperloglog.Sketch
 	for _, c := range names {
 		if err := ctx.Err(); err != nil {
-			return nil, st, err
+			return nil, nil, st, err
 		}
 		us := make([]*union, 0, shards)
 		for _, o := range outs {
@@ -293,14 +312,14 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		}
 		n, sk, err := countUnion(us, all.add)
 		if err != nil {
-			return nil, st, err
+			return nil, nil, st, err
 		}
 		if sk != nil {
 			if allSk == nil {
 				allSk = newSketch()
 			}
 			if err := allSk.Merge(sk); err != nil {
-				return nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
+				return nil, nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
 			}
 		}
 		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n, sk != nil))
@@ -313,17 +332,17 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		if allSk != nil {
 			if all.sk == nil {
 				if err := all.toSketch(); err != nil {
-					return nil, st, err
+					return nil, nil, st, err
 				}
 			}
 			if err := allSk.Merge(all.sk); err != nil {
-				return nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
+				return nil, nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
 			}
 			all.sk = allSk
 		}
 		n, sk, err := countUnion([]*union{all}, nil)
 		if err != nil {
-			return nil, st, err
+			return nil, nil, st, err
 		}
 		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n, sk != nil))
 		if n >= st.LargestSetUsers {
@@ -343,7 +362,7 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		}
 	}
 	slices.SortFunc(rows, func(a, b schema.Row) int { return userset.CompareKeys(a.URL, a.Country, b.URL, b.Country) })
-	return rows, st, nil
+	return rows, sets, st, nil
 }
 
 // countUnion counts the union of sealed unions: exactly by a k-way merge,
@@ -433,6 +452,7 @@ type shard struct {
 	grain    string
 	from, to time.Time
 	b        *budget
+	keepSets bool
 }
 
 type shardOut struct {
@@ -440,6 +460,7 @@ type shardOut struct {
 	keys            int64
 	countries       map[string]*union // sealed
 	countryCounters map[string]counters
+	enc             *userset.Encoder // KeepSets: the range's (url, country) entries
 	b               *budget
 	largest         string
 	largestUsers    int64
@@ -492,14 +513,20 @@ func (h *cursorHeap) Pop() any {
 
 func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut, error) {
 	o := &shardOut{countries: map[string]*union{}, countryCounters: map[string]counters{}, b: sh.b}
+	var keyHashes []uint64
+	if sh.keepSets {
+		o.enc = userset.NewEncoder()
+	}
 	var h cursorHeap
+	// A cursor per set file: a window's files hold disjoint keys (one
+	// range of keys each, in order, or a roll-up's key ranges), so the
+	// cursors at a key are at most one per window.
 	for _, fs := range files {
-		c := &cursor{n: sh.n, of: sh.of}
 		for _, f := range fs {
-			c.files = append(c.files, f.Clone())
-		}
-		if c.advance() {
-			h = append(h, c)
+			c := &cursor{n: sh.n, of: sh.of, files: []*userset.Reader{f.Clone()}}
+			if c.advance() {
+				h = append(h, c)
+			}
 		}
 	}
 	heap.Init(&h)
@@ -559,7 +586,11 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			cu = newUnion(sh.b)
 			o.countries[top.Country] = cu
 		}
+		keyHashes = keyHashes[:0]
 		n, err := streamUnion(its, func(x uint64) error {
+			if o.enc != nil {
+				keyHashes = append(keyHashes, x)
+			}
 			if err := urlSet.add(x); err != nil {
 				return err
 			}
@@ -567,6 +598,12 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 		})
 		if err != nil {
 			return nil, err
+		}
+		if o.enc != nil {
+			if err := o.enc.Add(userset.Entry{URL: top.URL, Country: top.Country, Clicks: c.clicks, Users: n,
+				TimeSpentMs: c.ms, Samples: c.samples, Hashes: keyHashes}); err != nil {
+				return nil, err
+			}
 		}
 		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n, false))
 		o.keys++
@@ -587,17 +624,6 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 		u.seal()
 	}
 	return o, nil
-}
-
-// WindowStart parses the start of a window folder name
-// (window=20261127T010000Z, coordinator.WindowOut).
-func WindowStart(folder string) (time.Time, bool) {
-	s, ok := strings.CutPrefix(folder, "window=")
-	if !ok {
-		return time.Time{}, false
-	}
-	t, err := time.Parse("20060102T150405Z", s)
-	return t, err == nil
 }
 
 // streamUnion emits, in increasing order, each distinct hash of the

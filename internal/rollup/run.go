@@ -14,6 +14,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
+	"github.com/dataco/clickstream/internal/userset"
 )
 
 // Defaults of a roll-up run.
@@ -46,6 +47,10 @@ type RunConfig struct {
 	Grain    string
 	From, To time.Time // the periods overlapping [From, To)
 	Format   string
+	// InputGrain is what is rolled up: schema.GrainWindow, the windows
+	// under Windows, or schema.GrainDay, the day roll-ups under Out (a
+	// week or a month from its days' sets, kept with KeepSets).
+	InputGrain string
 	Config
 	S3         lake.S3Options
 	Publishers []Publisher
@@ -53,8 +58,8 @@ type RunConfig struct {
 
 // NewRunConfig returns the defaults.
 func NewRunConfig() RunConfig {
-	return RunConfig{Grain: schema.GrainDay, Format: string(results.NDJSON),
-		Config: Config{Shards: runtime.GOMAXPROCS(0), MemoryBudget: DefaultMemoryBudget}}
+	return RunConfig{Grain: schema.GrainDay, Format: string(results.NDJSON), InputGrain: schema.GrainWindow,
+		Config: Config{Shards: runtime.GOMAXPROCS(0), MemoryBudget: DefaultMemoryBudget, KeepSets: true}}
 }
 
 // AddFlags binds the configuration to flags.
@@ -69,6 +74,8 @@ func (c *RunConfig) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MemoryBudget, "memory-budget", c.MemoryBudget, "bytes of user hashes the unions keep in memory, shards together, before they spill sorted runs to --spill-dir (0: no limit)")
 	fs.StringVar(&c.SpillDir, "spill-dir", c.SpillDir, "folder for spilled runs (default: the system's temporary folder)")
 	fs.Int64Var(&c.ExactLimit, "exact-limit", c.ExactLimit, "count unique users exactly up to this many hashes per union; beyond, a HyperLogLog++ sketch (relative standard error 0.81%) and the row marked approximate (0: always exact)")
+	fs.BoolVar(&c.KeepSets, "keep-sets", c.KeepSets, "keep each period's (url, country) user sets beside its result, so that weeks and months can be rolled up from days (--input-grain day)")
+	fs.StringVar(&c.InputGrain, "input-grain", c.InputGrain, "what to roll up: window (the windows under --out) or day (the day roll-ups under --rollup-out, kept with --keep-sets)")
 	fs.BoolVar(&c.AllowGaps, "allow-gaps", c.AllowGaps, "roll up a period even if its windows leave gaps (hours without events have no result; missing windows are then missing data)")
 }
 
@@ -94,6 +101,12 @@ func (c *RunConfig) Validate() error {
 	if _, err := results.ParseFormat(c.Format); err != nil {
 		errs = append(errs, err)
 	}
+	switch {
+	case c.InputGrain != schema.GrainWindow && c.InputGrain != schema.GrainDay:
+		errs = append(errs, fmt.Errorf("--input-grain %q: want window or day", c.InputGrain))
+	case c.InputGrain == schema.GrainDay && c.Grain == schema.GrainDay:
+		errs = append(errs, errors.New("--input-grain day rolls up weeks or months, not days"))
+	}
 	if c.Shards < 1 || c.Shards > 1024 {
 		errs = append(errs, errors.New("--shards must be in [1, 1024]"))
 	}
@@ -118,6 +131,16 @@ func OutURI(base, grain string, from time.Time) string {
 // windowFolder is the folder of the window starting at t under the
 // windows' base (coordinator.WindowOut).
 func windowFolder(t time.Time) string { return "window=" + t.UTC().Format("20060102T150405Z") }
+
+// folderStart parses the start of a folder <prefix><20060102T150405Z>.
+func folderStart(prefix, folder string) (time.Time, bool) {
+	s, ok := strings.CutPrefix(folder, prefix)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("20060102T150405Z", s)
+	return t, err == nil
+}
 
 // Report is what Run did for one period.
 type Report struct {
@@ -147,13 +170,17 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 	if err != nil {
 		return nil, err
 	}
-	base, err := lake.Open(ctx, cfg.Windows, cfg.S3)
-	if err != nil {
-		return nil, fmt.Errorf("rollup: windows: %w", err)
-	}
 	outBase := cfg.Out
 	if outBase == "" {
 		outBase = strings.TrimSuffix(cfg.Windows, "/") + "/rollup"
+	}
+	inURI, inPrefix := cfg.Windows, "window="
+	if cfg.InputGrain == schema.GrainDay {
+		inURI, inPrefix = strings.TrimSuffix(outBase, "/")+"/grain="+schema.GrainDay, "period="
+	}
+	base, err := lake.Open(ctx, inURI, cfg.S3)
+	if err != nil {
+		return nil, fmt.Errorf("rollup: input: %w", err)
 	}
 	var reps []Report
 	for _, p := range periods {
@@ -161,12 +188,13 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 		rep := Report{Grain: cfg.Grain, From: p[0], To: p[1], Out: OutURI(outBase, cfg.Grain, p[0])}
 		var (
 			rows    []schema.Row
+			sets    []*userset.Encoder
 			windows []Window
 		)
 		for attempt := 1; ; attempt++ {
-			windows, err = Windows(ctx, base, cfg.S3, p[0], p[1])
+			windows, err = inputs(ctx, base, cfg.S3, inPrefix, p[0], p[1])
 			if err == nil {
-				rows, rep.Stats, err = Compute(ctx, cfg.Config, cfg.Grain, p[0], p[1], windows)
+				rows, sets, rep.Stats, err = ComputeSets(ctx, cfg.Config, cfg.Grain, p[0], p[1], windows)
 			}
 			if err == nil || !errors.Is(err, lake.ErrNotExist) || attempt == readAttempts {
 				break
@@ -195,6 +223,11 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 		}
 		if n := len(rep.Stats.Gaps); n > 0 {
 			m.Warning = fmt.Sprintf("windows leave %d gaps, the first [%s, %s)", n, fmtT(rep.Stats.Gaps[0][0]), fmtT(rep.Stats.Gaps[0][1]))
+		}
+		if cfg.KeepSets {
+			if err := results.WriteEncodedSets(ctx, out, &m, sets); err != nil {
+				return reps, err
+			}
 		}
 		m.DurationSeconds = time.Since(start).Seconds()
 		if m, err = results.Commit(ctx, out, rows, m); err != nil {
@@ -226,9 +259,15 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 // starts in [from, to): it lists the window folders of each day of the
 // range and reads each one's _SUCCESS.
 func Windows(ctx context.Context, base lake.Store, s3 lake.S3Options, from, to time.Time) ([]Window, error) {
+	return inputs(ctx, base, s3, "window=", from, to)
+}
+
+// inputs reads the committed results under base in folders
+// <prefix><start as 20060102T150405Z> whose start is in [from, to).
+func inputs(ctx context.Context, base lake.Store, s3 lake.S3Options, prefix string, from, to time.Time) ([]Window, error) {
 	var out []Window
 	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
-		objs, err := base.List(ctx, "window="+day.Format("20060102"))
+		objs, err := base.List(ctx, prefix+day.Format("20060102"))
 		if err != nil {
 			return nil, fmt.Errorf("rollup: list windows: %w", err)
 		}
@@ -237,11 +276,11 @@ func Windows(ctx context.Context, base lake.Store, s3 lake.S3Options, from, to t
 			if !ok || rest != results.SuccessKey {
 				continue
 			}
-			start, ok := WindowStart(folder)
+			start, ok := folderStart(prefix, folder)
 			if !ok || start.Before(from) || !start.Before(to) {
 				continue
 			}
-			ws, err := lake.Open(ctx, strings.TrimSuffix(base.URI(), "/")+"/"+windowFolder(start), s3)
+			ws, err := lake.Open(ctx, strings.TrimSuffix(base.URI(), "/")+"/"+folder, s3)
 			if err != nil {
 				return nil, fmt.Errorf("rollup: window %s: %w", folder, err)
 			}

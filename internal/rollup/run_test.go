@@ -107,3 +107,58 @@ func TestRunOnS3(t *testing.T) {
 		t.Fatalf("%d publications, want 3", len(pub.metas))
 	}
 }
+
+// TestWeekFromDays: the days' roll-ups keep their sets, and a week rolled
+// up from its seven days equals the week rolled up from its windows, row
+// for row.
+func TestWeekFromDays(t *testing.T) {
+	ctx := context.Background()
+	base := laketest.NewFile(t)
+	from, to, _ := Period(schema.GrainWeek, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
+	events := clustertest.Events(41, 300, 20_000, from, to)
+	for h := from; h.Before(to); h = h.Add(6 * time.Hour) {
+		ws, err := lake.Open(ctx, base.URI()+"/"+windowFolder(h), lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commitWindowTo(t, ws, events, h, h.Add(6*time.Hour))
+	}
+	run := func(grain, input, out string) []schema.Row {
+		t.Helper()
+		cfg := NewRunConfig()
+		cfg.Windows, cfg.Out, cfg.Grain, cfg.InputGrain, cfg.From, cfg.To = base.URI(), out, grain, input, from, to
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		reps, err := Run(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := lake.Open(ctx, reps[len(reps)-1].Out, lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, m, err := results.ReadResult(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Sets) == 0 || m.SetHashes == 0 {
+			t.Fatalf("%s roll-up of %ss kept no sets", grain, input)
+		}
+		return rows
+	}
+	days := base.URI() + "/rollup"
+	if n := len(run(schema.GrainDay, schema.GrainWindow, days)); n == 0 {
+		t.Fatal("no day rows")
+	}
+	fromDays := run(schema.GrainWeek, schema.GrainDay, days)
+	fromWindows := run(schema.GrainWeek, schema.GrainWindow, base.URI()+"/rollup-direct")
+	if len(fromDays) != len(fromWindows) {
+		t.Fatalf("%d rows from days, %d from windows", len(fromDays), len(fromWindows))
+	}
+	for i := range fromDays {
+		if !schema.Equal(fromDays[i], fromWindows[i]) {
+			t.Fatalf("row %d: from days %+v, from windows %+v", i, fromDays[i], fromWindows[i])
+		}
+	}
+}
