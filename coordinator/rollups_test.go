@@ -144,3 +144,20 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 		t.Fatalf("an invalid day tried again: %v, %v", did, err)
 	}
 }
+
+// TestUserSetsOfPartials: a merged partial's sets become the committed
+// entries, in key order; partials that did not carry sets give none
+// rather than empty sets.
+func TestUserSetsOfPartials(t *testing.T) {
+	p := aggregate.NewPartial()
+	p.Rows[aggregate.Key{URL: "/b", Country: "DE"}] = &aggregate.Row{Clicks: 3, Users: 2, UserHashes: []uint64{1, 9}, TimeSpentMs: 40, Samples: 1}
+	p.Rows[aggregate.Key{URL: "/a", Country: "US"}] = &aggregate.Row{Clicks: 1, Users: 1, UserHashes: []uint64{5}}
+	es := userSets(p)
+	if len(es) != 2 || es[0].URL != "/a" || es[1].Users != 2 || es[1].TimeSpentMs != 40 || len(es[1].Hashes) != 2 {
+		t.Fatalf("entries %+v", es)
+	}
+	p.Rows[aggregate.Key{URL: "/c", Country: "FR"}] = &aggregate.Row{Clicks: 4, Users: 3} // no set
+	if es := userSets(p); es != nil {
+		t.Fatalf("partials without sets gave entries %+v", es)
+	}
+}
