@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/results"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
@@ -139,6 +142,10 @@ func TestUserSetsReachTheTasks(t *testing.T) {
 	if with.Load() != 0 || without.Load() != 4 {
 		t.Fatalf("a job without user sets: %d tasks asked for them, %d not; want 0 and 4", with.Load(), without.Load())
 	}
+	ctx := context.Background()
+	if m, err := results.ReadMeta(ctx, h.out); err != nil || len(m.Sets) != 0 {
+		t.Fatalf("a job without user sets committed sets %v (%v)", m.Sets, err)
+	}
 	spec := h.spec()
 	spec.UserSets = true
 	j := h.run(cl, spec)
@@ -148,5 +155,38 @@ func TestUserSetsReachTheTasks(t *testing.T) {
 	}
 	if !j.GetSpec().GetUserSets() {
 		t.Error("the job's recorded spec lost user_sets")
+	}
+	// The committed run keeps each key's set: the hashes of exactly the
+	// users the reference finds, with the result's counters.
+	rows, m, err := results.ReadResult(ctx, h.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := results.ReadSets(ctx, h.out, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := aggtest.Reference(h.events, tFrom, tTo, aggregate.DefaultSessionTimeout)
+	n := 0
+	for _, r := range rs {
+		for rec, ok := r.Next(); ok; rec, ok = r.Next() {
+			want := ref[aggtest.Key{URL: rec.URL, Country: rec.Country}]
+			if want == nil {
+				t.Fatalf("set of (%q, %q), a key the reference does not have", rec.URL, rec.Country)
+			}
+			var hashes []uint64
+			for u := range want.Users {
+				hashes = append(hashes, aggregate.UserHash(u))
+			}
+			slices.Sort(hashes)
+			if got := rec.AppendHashes(nil); !slices.Equal(got, hashes) || rec.Clicks != want.Clicks ||
+				rec.TimeSpentMs != want.Ms || rec.Samples != want.Samples || rec.Users != int64(len(want.Users)) {
+				t.Fatalf("(%q, %q): %d hashes, counters %+v; want %d users, %+v", rec.URL, rec.Country, len(got), rec.Entry, len(hashes), want)
+			}
+			n++
+		}
+	}
+	if n != len(rows) || n != len(ref) || m.SetHashes == 0 {
+		t.Fatalf("%d sets, %d rows, %d reference keys, %d hashes", n, len(rows), len(ref), m.SetHashes)
 	}
 }

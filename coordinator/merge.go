@@ -16,6 +16,7 @@ import (
 	"github.com/dataco/clickstream/internal/ordered"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
+	"github.com/dataco/clickstream/internal/userset"
 )
 
 // planVersion is the format of plan.json.
@@ -175,6 +176,10 @@ func (c *Coordinator) committedResult(ctx context.Context, rec *jobRecord) (*res
 type merged struct {
 	rows []schema.Row
 	meta results.Meta // without Run, which the commit's attempt names
+	// sets are the per-key user sets the commit keeps (jobs with user
+	// sets; nil otherwise), sorted by key; they share the merged
+	// partial's memory.
+	sets []userset.Entry
 }
 
 // errPartialDigest reports a stored partial whose bytes are not those its
@@ -207,7 +212,14 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 	if total.Events == 0 && meta.Warning == "" {
 		meta.Warning = fmt.Sprintf("no events in %s: the result is empty", windowString(rec.Spec.From, rec.Spec.To))
 	}
-	return &merged{rows: total.Result(w), meta: meta}, nil
+	m := &merged{rows: total.Result(w), meta: meta}
+	if rec.Spec.UserSets {
+		m.sets = total.UserSetEntries()
+		if m.sets == nil {
+			m.meta.Warning = strings.TrimPrefix(m.meta.Warning+"; partials without user sets: none kept", "; ")
+		}
+	}
+	return m, nil
 }
 
 // commit writes a merged result as the run of the job's current merge
@@ -223,6 +235,11 @@ func (c *Coordinator) commit(ctx context.Context, rec *jobRecord, m *merged) (re
 	meta := m.meta
 	meta.Run = results.RunName(rec.ID, rec.MergeAttempt)
 	meta.DurationSeconds = time.Since(rec.Started).Seconds()
+	if m.sets != nil {
+		if err := results.WriteSets(ctx, out, &meta, m.sets); err != nil {
+			return results.Meta{}, err
+		}
+	}
 	c.hit(ctx, pointBeforeCommit)
 	committed, err := results.Commit(ctx, out, m.rows, meta)
 	if err == nil {

@@ -25,6 +25,7 @@ type metrics struct {
 
 	scheduleWindows   *prometheus.CounterVec
 	scheduleReruns    prometheus.Counter
+	scheduleRollups   *prometheus.CounterVec
 	scheduleLag       prometheus.Gauge
 	scheduleWatermark prometheus.Gauge
 
@@ -127,6 +128,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clickstream_coordinator_schedule_reruns_total",
 			Help: "Windows processed again because their input changed (late data).",
 		}),
+		scheduleRollups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clickstream_coordinator_schedule_rollups_total",
+			Help: "Days rolled up by the scheduler (--schedule-rollups), by outcome (done, failed).",
+		}, []string{"state"}),
 		scheduleLag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "clickstream_coordinator_schedule_watermark_lag_seconds",
 			Help: "Wall clock minus the lake's event-time watermark, as the scheduler last saw it.",
@@ -178,7 +183,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.clearCluster()
 	if reg != nil {
 		reg.MustRegister(m.refused, m.jobs, m.attempts, m.leader, m.merge, m.jobTime, m.jobsPruned, m.vacuumDeleted, m.vacuumFailures, m.maintenanceFailures,
-			m.scheduleWindows, m.scheduleReruns, m.scheduleLag, m.scheduleWatermark,
+			m.scheduleWindows, m.scheduleReruns, m.scheduleRollups, m.scheduleLag, m.scheduleWatermark,
 			m.attemptsStarted, m.suspects, m.workers, m.workerSlots, m.tasks, m.activeJobs)
 	}
 	return m

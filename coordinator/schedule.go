@@ -85,6 +85,18 @@ type Schedule struct {
 	// anyone's (JobSpec.include_bots); by default they count only in
 	// bot_clicks.
 	IncludeBots bool
+	// UserSets: windows keep their user sets beside their results, for
+	// roll-ups (clickstream rollup).
+	UserSets bool
+	// Rollups: once every window of a day is done and the day is
+	// complete, the leader rolls the day up (package rollup) into
+	// <Out>/rollup/grain=day/period=<day> and publishes it; again when a
+	// window of the day is run again. Implies UserSets.
+	Rollups bool
+	// RollupMemoryBudget and RollupSpillDir bound a day's roll-up
+	// (rollup.Config); 0: rollup.DefaultMemoryBudget.
+	RollupMemoryBudget int64
+	RollupSpillDir     string
 }
 
 // NewSchedule returns the default (disabled) schedule.
@@ -111,6 +123,10 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Format, "schedule-format", s.Format, "result format of scheduled jobs: ndjson or csv")
 	fs.BoolVar(&s.Provisional, "provisional", s.Provisional, "publish each window early, once the watermark passes its end + session timeout, as provisional (final=false), then finalize it once --lateness has passed with no late data")
 	fs.BoolVar(&s.IncludeBots, "schedule-include-bots", s.IncludeBots, "scheduled jobs count bots' events in clicks, unique users and time spent (default: only in bot_clicks)")
+	fs.BoolVar(&s.UserSets, "schedule-user-sets", s.UserSets, "scheduled windows keep each (url, country)'s set of user hashes beside the result, for exact roll-ups (clickstream rollup)")
+	fs.BoolVar(&s.Rollups, "schedule-rollups", s.Rollups, "after each closed day (all its windows done), roll the day up exactly from the windows' user sets into <schedule-out>/rollup/grain=day/period=<day> and publish it (implies --schedule-user-sets)")
+	fs.Int64Var(&s.RollupMemoryBudget, "schedule-rollup-memory-budget", s.RollupMemoryBudget, "bytes of user hashes a day's roll-up keeps in memory before it spills to --schedule-rollup-spill-dir (0: 256 MiB)")
+	fs.StringVar(&s.RollupSpillDir, "schedule-rollup-spill-dir", s.RollupSpillDir, "folder for a roll-up's spilled runs (default: the system's temporary folder)")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
@@ -134,6 +150,9 @@ func (s *Schedule) Validate() error {
 	}
 	if s.RetryFailed < 0 {
 		errs = append(errs, errors.New("--schedule-retry-failed must not be negative"))
+	}
+	if s.RollupMemoryBudget < 0 {
+		errs = append(errs, errors.New("--schedule-rollup-memory-budget must not be negative"))
 	}
 	if f := strings.ToLower(s.Format); f != "ndjson" && f != "csv" && f != "" {
 		errs = append(errs, fmt.Errorf("--schedule-format %q: want ndjson or csv", s.Format))
@@ -343,6 +362,11 @@ func (c *Coordinator) scheduleTick(ctx context.Context, s Schedule, snaps **lake
 		}
 		return true, c.submitWindow(ctx, s, rec, input, wm, complete(from))
 	}
+	if s.Rollups {
+		// Nothing to submit or wait for: the scheduler's turn goes to the
+		// days whose windows are all done.
+		return c.rollupTick(ctx, s, recs, complete)
+	}
 	return false, nil
 }
 
@@ -407,6 +431,7 @@ func (c *Coordinator) submitWindow(ctx context.Context, s Schedule, rec *windowR
 		LakeUri:        c.cfg.Lake,
 		SessionTimeout: durationpb.New(c.cfg.SessionTimeout),
 		IncludeBots:    s.IncludeBots,
+		UserSets:       s.UserSets || s.Rollups,
 	}
 	if strings.EqualFold(s.Format, "csv") {
 		pspec.Format = pb.OutputFormat_OUTPUT_FORMAT_CSV

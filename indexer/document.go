@@ -32,6 +32,20 @@ func DocID(windowStart, windowEnd time.Time, url, country string) string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
+// RowDocID is the document id of a row: DocID for a window row (as
+// before rows had a grain), and for a roll-up row the same hash with its
+// grain first, so that a day's roll-up never replaces a one-day window's
+// documents, nor a (url, all countries) row one of another grain.
+func RowDocID(r *schema.Row) string {
+	g := rowGrain(r.Grain)
+	if g == schema.GrainWindow {
+		return DocID(r.WindowStart, r.WindowEnd, r.URL, r.Country)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "grain=%d:%s\n%d\n%d\n%d:%s%d:%s", len(g), g, r.WindowStart.UnixMilli(), r.WindowEnd.UnixMilli(), len(r.URL), r.URL, len(r.Country), r.Country)
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
 // pending is one encoded document.
 type pending struct {
 	id   string
@@ -49,7 +63,7 @@ func (w *Writer) encode(rows []schema.Row, job, gen string, now time.Time) ([]pe
 	enc.SetEscapeHTML(false)
 	for i := range rows {
 		r := &rows[i]
-		id := DocID(r.WindowStart, r.WindowEnd, r.URL, r.Country)
+		id := RowDocID(r)
 		if j, dup := seen[id]; dup {
 			return nil, nil, fmt.Errorf("%w: rows %d and %d are both url %q country %q", ErrBadResult, j, i, truncate(r.URL, 200), r.Country)
 		}
@@ -57,6 +71,7 @@ func (w *Writer) encode(rows []schema.Row, job, gen string, now time.Time) ([]pe
 		buf.Reset()
 		doc := document{Row: *r, Job: job, Generation: gen, IndexedAt: now}
 		doc.WindowStart, doc.WindowEnd = r.WindowStart.UTC(), r.WindowEnd.UTC()
+		doc.Grain = rowGrain(r.Grain) // rows read from results older than the column
 		err := enc.Encode(&doc)
 		if err != nil {
 			rejections = append(rejections, Rejection{

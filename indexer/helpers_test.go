@@ -132,7 +132,7 @@ func esDo(t testing.TB, method, path string, body any, want ...int) map[string]a
 func windowCount(t testing.TB, index string, win aggregate.Window) int64 {
 	t.Helper()
 	esDo(t, http.MethodPost, "/"+index+"/_refresh", nil)
-	out := esDo(t, http.MethodPost, "/"+index+"/_count", map[string]any{"query": windowQuery(win)})
+	out := esDo(t, http.MethodPost, "/"+index+"/_count", map[string]any{"query": windowQuery(win, "")})
 	return int64(out["count"].(float64))
 }
 
@@ -140,7 +140,7 @@ func windowCount(t testing.TB, index string, win aggregate.Window) int64 {
 func windowClicks(t testing.TB, index string, win aggregate.Window) int64 {
 	t.Helper()
 	out := esDo(t, http.MethodPost, "/"+index+"/_search", map[string]any{
-		"size": 0, "query": windowQuery(win),
+		"size": 0, "query": windowQuery(win, ""),
 		"aggs": map[string]any{"clicks": map[string]any{"sum": map[string]any{"field": "clicks"}}},
 	})
 	return int64(out["aggregations"].(map[string]any)["clicks"].(map[string]any)["value"].(float64))
@@ -150,7 +150,7 @@ func windowClicks(t testing.TB, index string, win aggregate.Window) int64 {
 func windowIDs(t testing.TB, index string, win aggregate.Window) map[string]bool {
 	t.Helper()
 	out := esDo(t, http.MethodPost, "/"+index+"/_search", map[string]any{
-		"size": 10000, "_source": false, "query": windowQuery(win),
+		"size": 10000, "_source": false, "query": windowQuery(win, ""),
 	})
 	ids := map[string]bool{}
 	for _, h := range out["hits"].(map[string]any)["hits"].([]any) {

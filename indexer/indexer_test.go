@@ -339,7 +339,7 @@ func TestRebuildSwapsAliasAtomically(t *testing.T) {
 	var wg sync.WaitGroup
 	var reads atomic.Int64
 	var bad atomic.Value
-	base, query := esURL(t), `{"query":`+jsonString(t, windowQuery(winA))+`}`
+	base, query := esURL(t), `{"query":`+jsonString(t, windowQuery(winA, ""))+`}`
 	wg.Go(func() {
 		for !stop.Load() {
 			res, err := http.Post(base+"/"+cfg.Alias+"/_count", "application/json", strings.NewReader(query))

@@ -34,7 +34,7 @@ func TestDocumentsSayHowFinal(t *testing.T) {
 			t.Fatalf("%s: publish: %v", step, err)
 		}
 		esDo(t, http.MethodPost, "/"+cfg.Alias+"/_refresh", nil)
-		res := esDo(t, http.MethodPost, "/"+cfg.Alias+"/_search", map[string]any{"size": 100, "query": windowQuery(winA)})
+		res := esDo(t, http.MethodPost, "/"+cfg.Alias+"/_search", map[string]any{"size": 100, "query": windowQuery(winA, schema.GrainWindow)})
 		hits := res["hits"].(map[string]any)["hits"].([]any)
 		if len(hits) != 25 {
 			t.Fatalf("%s: %d documents, want 25", step, len(hits))
@@ -49,7 +49,7 @@ func TestDocumentsSayHowFinal(t *testing.T) {
 		}
 		// A dashboard's filter: only final documents.
 		res = esDo(t, http.MethodPost, "/"+cfg.Alias+"/_count", map[string]any{"query": map[string]any{"bool": map[string]any{
-			"filter": []any{windowQuery(winA), map[string]any{"term": map[string]any{"final": true}}},
+			"filter": []any{windowQuery(winA, schema.GrainWindow), map[string]any{"term": map[string]any{"final": true}}},
 		}}})
 		if n, want := res["count"].(float64), map[bool]float64{true: 25, false: 0}[final]; n != want {
 			t.Fatalf("%s: %v final documents, want %v", step, n, want)

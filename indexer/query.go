@@ -14,6 +14,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
 // MaxCountries bounds the countries TopURLs returns (there are fewer than
@@ -40,9 +41,10 @@ type CountryTop struct {
 // terms aggregation.
 func TopURLsQuery(window *aggregate.Window, perCountry int) []byte {
 	perCountry = max(perCountry, 1)
-	query := map[string]any{"match_all": map[string]any{}}
+	// Window documents only: roll-up rows would count their clicks again.
+	query := map[string]any{"bool": map[string]any{"filter": []any{grainQuery(schema.GrainWindow)}}}
 	if window != nil {
-		query = windowQuery(*window)
+		query = windowQuery(*window, schema.GrainWindow)
 	}
 	sumClicks := map[string]any{"sum": map[string]any{"field": "clicks"}}
 	order := []any{map[string]any{"clicks": "desc"}, map[string]any{"_key": "asc"}}

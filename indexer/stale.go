@@ -14,31 +14,56 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esutil"
 
 	"github.com/dataco/clickstream/internal/aggregate"
+	"github.com/dataco/clickstream/internal/schema"
 )
 
-// windowQuery matches the documents of a window.
-func windowQuery(win aggregate.Window) map[string]any {
+// windowQuery matches the documents of a window of a grain ("" is
+// schema.GrainWindow): a day's roll-up and a one-day window job are
+// different documents.
+func windowQuery(win aggregate.Window, grain string) map[string]any {
 	return map[string]any{"bool": map[string]any{"filter": []any{
 		map[string]any{"term": map[string]any{"window_start": fmtTime(win.From)}},
 		map[string]any{"term": map[string]any{"window_end": fmtTime(win.To)}},
+		grainQuery(grain),
 	}}}
+}
+
+// grainQuery matches the documents of a grain ("" is
+// schema.GrainWindow). Window documents indexed before rows had a grain
+// have none, and count as window documents.
+func grainQuery(grain string) map[string]any {
+	if grain = rowGrain(grain); grain != schema.GrainWindow {
+		return map[string]any{"term": map[string]any{"grain": grain}}
+	}
+	return map[string]any{"bool": map[string]any{"minimum_should_match": 1, "should": []any{
+		map[string]any{"term": map[string]any{"grain": grain}},
+		map[string]any{"bool": map[string]any{"must_not": []any{map[string]any{"exists": map[string]any{"field": "grain"}}}}},
+	}}}
+}
+
+// rowGrain is the grain of a row or result: "" is schema.GrainWindow.
+func rowGrain(g string) string {
+	if g == "" {
+		return schema.GrainWindow
+	}
+	return g
 }
 
 // finish refreshes the target, deletes the window's documents of other
 // generations and counts the window's documents.
-func (w *Writer) finish(ctx context.Context, win aggregate.Window, gen string, deadline time.Time) (stale int, count int64, err error) {
+func (w *Writer) finish(ctx context.Context, win aggregate.Window, grain, gen string, deadline time.Time) (stale int, count int64, err error) {
 	ix := w.ix
 	if _, _, err := ix.callRetry(ctx, "refresh "+w.index, deadline, func() esapi.Request {
 		return esapi.IndicesRefreshRequest{Index: []string{w.index}}
 	}); err != nil {
 		return 0, 0, err
 	}
-	stale, err = w.deleteStale(ctx, win, gen, deadline)
+	stale, err = w.deleteStale(ctx, win, grain, gen, deadline)
 	if err != nil {
 		return 0, 0, err
 	}
 	body, _, err := ix.callRetry(ctx, "count "+w.index, deadline, func() esapi.Request {
-		return esapi.CountRequest{Index: []string{w.index}, Body: jsonBody(map[string]any{"query": windowQuery(win)})}
+		return esapi.CountRequest{Index: []string{w.index}, Body: jsonBody(map[string]any{"query": windowQuery(win, grain)})}
 	})
 	if err != nil {
 		return stale, 0, err
@@ -62,9 +87,9 @@ const staleBatch = 1000
 // that minimal distributions (the integ-test zip of the dev stack) lack.
 // It is safe to run again: it only deletes documents the current result
 // does not have, and never a document changed since it was found.
-func (w *Writer) deleteStale(ctx context.Context, win aggregate.Window, gen string, deadline time.Time) (int, error) {
+func (w *Writer) deleteStale(ctx context.Context, win aggregate.Window, grain, gen string, deadline time.Time) (int, error) {
 	ix := w.ix
-	q := windowQuery(win)
+	q := windowQuery(win, grain)
 	q["bool"].(map[string]any)["must_not"] = []any{map[string]any{"term": map[string]any{"generation": gen}}}
 	search := map[string]any{"size": staleBatch, "_source": false, "seq_no_primary_term": true, "query": q}
 	deleted := 0

@@ -114,7 +114,7 @@ func (w *Writer) IndexResult(ctx context.Context, rows []schema.Row, meta result
 
 	// The finishing steps get their own retry budget: a long outage may
 	// have used up the first one, and they are cheap.
-	rep.Stale, rep.Count, err = w.finish(ctx, rep.Window, rep.Generation, time.Now().Add(ix.cfg.RetryTimeout))
+	rep.Stale, rep.Count, err = w.finish(ctx, rep.Window, meta.Grain, rep.Generation, time.Now().Add(ix.cfg.RetryTimeout))
 	if err != nil {
 		return rep, err
 	}
@@ -139,6 +139,9 @@ func resultWindow(rows []schema.Row, meta results.Meta) (aggregate.Window, error
 		return win, fmt.Errorf("%w: window %s is not in whole milliseconds (Elasticsearch dates are)", ErrBadResult, win)
 	}
 	for i := range rows {
+		if rowGrain(rows[i].Grain) != rowGrain(meta.Grain) {
+			return win, fmt.Errorf("%w: row %d has grain %q, the result's is %q", ErrBadResult, i, rows[i].Grain, rowGrain(meta.Grain))
+		}
 		if !rows[i].WindowStart.Equal(win.From) || !rows[i].WindowEnd.Equal(win.To) {
 			return win, fmt.Errorf("%w: row %d has window [%s, %s), the result's is %s", ErrBadResult, i,
 				fmtTime(rows[i].WindowStart), fmtTime(rows[i].WindowEnd), win)

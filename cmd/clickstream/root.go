@@ -91,7 +91,7 @@ aggregate time windows of the lake, and the results are indexed into Elasticsear
 		newGenCmd(), newIngestCmd(),
 		newCoordinatorCmd(), newWorkerCmd(),
 		newSubmitCmd(), newStatusCmd(), newCancelCmd(), newRunCmd(),
-		newIndexCmd(), newTopCmd(), newAuditCmd(), newVacuumCmd(), newMigrateCmd(), newPublishCmd(), newCompactCmd(), newEtcdAuthCmd(), newCertsCmd(),
+		newIndexCmd(), newRollupCmd(), newTopCmd(), newAuditCmd(), newVacuumCmd(), newMigrateCmd(), newPublishCmd(), newCompactCmd(), newEtcdAuthCmd(), newCertsCmd(),
 		newVersionCmd(),
 	)
 	for _, c := range root.Commands() {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/dataco/clickstream/internal/schema"
+	"github.com/dataco/clickstream/internal/userset"
 )
 
 // Key groups the aggregate: one row per (URL, country).
@@ -168,12 +169,35 @@ func (p *Partial) Result(w Window) []schema.Row {
 			TotalTimeSpentS:  total,
 			TimeSpentSamples: r.Samples,
 			BotClicks:        r.BotClicks,
+			Grain:            schema.GrainWindow,
 		}
 		if r.Samples > 0 {
 			// total/samples, computed in milliseconds first: the same value up
 			// to rounding, and 2001 ms / 3 prints as 0.667, not 0.6669999999999999.
 			avg := float64(r.TimeSpentMs) / float64(r.Samples) / 1000
 			out[i].AvgTimeSpentS = &avg
+		}
+	}
+	return out
+}
+
+// UserSetEntries returns the partial's keys, in order, with their counters
+// and user sets, as a result keeps them for roll-ups (package userset), or
+// nil if the partial does not carry the sets (a key's set smaller than its
+// users by more than hash collisions would explain, which happen with
+// probability about n²/2⁶⁵).
+func (p *Partial) UserSetEntries() []userset.Entry {
+	keys := p.Keys()
+	out := make([]userset.Entry, len(keys))
+	for i, k := range keys {
+		r := p.Rows[k]
+		if int64(len(r.UserHashes)) < r.Users-1 || len(r.UserHashes) == 0 && r.Users > 0 {
+			return nil
+		}
+		out[i] = userset.Entry{
+			URL: k.URL, Country: k.Country,
+			Clicks: r.Clicks, Users: r.Users, TimeSpentMs: r.TimeSpentMs, Samples: r.Samples, BotClicks: r.BotClicks,
+			Hashes: r.UserHashes,
 		}
 	}
 	return out

@@ -52,11 +52,13 @@ type aggRow struct {
 	EventsSnapshot   *int64   `parquet:"events_snapshot,optional,id(11)"`
 	// How final the row is (schema.Row); null in rows published before
 	// these columns existed.
-	Revision   *int64 `parquet:"revision,optional,id(12)"`
-	ComputedAt *int64 `parquet:"computed_at,optional,timestamp(microsecond),id(13)"`
-	Watermark  *int64 `parquet:"watermark,optional,timestamp(microsecond),id(14)"`
-	Final      *bool  `parquet:"final,optional,id(15)"`
-	BotClicks  *int64 `parquet:"bot_clicks,optional,id(16)"`
+	Revision    *int64  `parquet:"revision,optional,id(12)"`
+	ComputedAt  *int64  `parquet:"computed_at,optional,timestamp(microsecond),id(13)"`
+	Watermark   *int64  `parquet:"watermark,optional,timestamp(microsecond),id(14)"`
+	Final       *bool   `parquet:"final,optional,id(15)"`
+	BotClicks   *int64  `parquet:"bot_clicks,optional,id(16)"`
+	Grain       *string `parquet:"grain,optional,dict,id(17)"`
+	Approximate *bool   `parquet:"approximate,optional,id(18)"`
 }
 
 // AggregatesSchema is the schema of the aggregates table: the result row
@@ -89,6 +91,12 @@ func AggregatesSchema() *iceberg.Schema {
 		// The window's events of bots, set apart from clicks (0 when the
 		// job folded them in); null in rows written before the column.
 		iceberg.NestedField{ID: 16, Name: "bot_clicks", Type: iceberg.PrimitiveTypes.Int64},
+		// The row's grain (schema.Row.Grain): window, or a roll-up's day,
+		// week or month; null in rows written before the column.
+		iceberg.NestedField{ID: 17, Name: "grain", Type: iceberg.PrimitiveTypes.String},
+		// Whether unique_users is a sketch's estimate (roll-ups beyond
+		// their exact limit); null in rows written before the column.
+		iceberg.NestedField{ID: 18, Name: "approximate", Type: iceberg.PrimitiveTypes.Bool},
 	)
 }
 
@@ -121,12 +129,21 @@ type Result struct {
 	ComputedAt time.Time
 	Watermark  *time.Time
 	Final      bool
-	Rows       []schema.Row
+	// Grain is the result's grain (results.Meta.Grain): "" for a job's
+	// window, or a roll-up's. Results of different grains never replace
+	// each other's rows.
+	Grain string
+	Rows  []schema.Row
 }
 
-// windowDir is the folder of a window's data files in the table.
-func windowDir(from, to time.Time) string {
-	return fmt.Sprintf("%sdata/window=%s_%s/", aggregatesPrefix, from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
+// windowDir is the folder of a window's data files in the table; a
+// roll-up's are under grain=<grain>/.
+func windowDir(from, to time.Time, grain string) string {
+	g := ""
+	if grain != "" && grain != schema.GrainWindow {
+		g = "grain=" + grain + "/"
+	}
+	return fmt.Sprintf("%sdata/%swindow=%s_%s/", aggregatesPrefix, g, from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
 }
 
 // PublishResult makes r the aggregates table's rows of its window: in one
@@ -149,7 +166,7 @@ func PublishResult(ctx context.Context, cat catalog.Catalog, store lake.Store, r
 
 // publishEncoded is PublishResult with r's rows encoded as data.
 func publishEncoded(ctx context.Context, cat catalog.Catalog, store lake.Store, r Result, data []byte) error {
-	dir := windowDir(r.From, r.To)
+	dir := windowDir(r.From, r.To, r.Grain)
 	key := dir + r.Run + ".parquet"
 	root := strings.TrimSuffix(store.URI(), "/") + "/"
 	// The file first, under a name no other run uses: rewriting it for a
@@ -213,26 +230,27 @@ func publishEncoded(ctx context.Context, cat catalog.Catalog, store lake.Store, 
 	return fmt.Errorf("icetable: publish result: %d commits lost to concurrent publishers in a row", publishAttempts)
 }
 
-// aggFileSchema is the Parquet schema of aggRow with the field ids of the
-// table's schema, found by name: a catalog assigns a new table's ids
-// afresh (dense, in field order) and schema evolution gives an added field
-// the next free id, so the table's ids may differ from AggregatesSchema's.
-// A field the table lacks keeps its declared id.
-func aggFileSchema(table *iceberg.Schema) *parquet.Schema {
+// fileSchema is the Parquet schema of T with each column's field id that
+// of the table's field of the same name: a table created by the catalog
+// numbers its fields afresh (1, 2, ... in order), so a field declared
+// with a later id, grain's 21, may hold another in a given table.
+func fileSchema[T any](ts *iceberg.Schema) (*parquet.Schema, error) {
+	s := parquet.SchemaOf(new(T))
 	g := parquet.Group{}
-	for _, f := range aggRowSchema.Fields() {
-		id := f.ID()
-		if tf, ok := table.FindFieldByName(f.Name()); ok {
-			id = tf.ID
+	for _, f := range s.Fields() {
+		tf, ok := ts.FindFieldByName(f.Name())
+		switch {
+		case !ok && f.Optional():
+			continue // a table made before the column: the file leaves it out
+		case !ok:
+			return nil, fmt.Errorf("icetable: table %s has no field %q", AggregatesTable, f.Name())
 		}
-		g[f.Name()] = parquet.FieldID(f, id)
+		g[f.Name()] = parquet.FieldID(f, tf.ID)
 	}
-	return parquet.NewSchema("aggregates", g)
+	return parquet.NewSchema(s.Name(), g), nil
 }
 
-var aggRowSchema = parquet.SchemaOf(aggRow{})
-
-func encodeResult(r Result, table *iceberg.Schema) ([]byte, error) {
+func encodeResult(r Result, ts *iceberg.Schema) ([]byte, error) {
 	rows := make([]aggRow, len(r.Rows))
 	var computed, wm int64
 	if !r.ComputedAt.IsZero() {
@@ -261,16 +279,16 @@ func encodeResult(r Result, table *iceberg.Schema) ([]byte, error) {
 			rows[i].Watermark = &wm
 		}
 		rows[i].Final = &r.Final
+		if x.Grain != "" {
+			rows[i].Grain = &r.Rows[i].Grain
+			rows[i].Approximate = &r.Rows[i].Approximate
+		}
 	}
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[aggRow](&buf, aggFileSchema(table), parquet.Compression(&tableZstd))
-	if _, err := w.Write(rows); err != nil {
-		return nil, fmt.Errorf("icetable: encode result: %w", err)
+	fs, err := fileSchema[aggRow](ts)
+	if err != nil {
+		return nil, err
 	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("icetable: encode result: %w", err)
-	}
-	return buf.Bytes(), nil
+	return encodeRows(rows, "result", fs)
 }
 
 // required is a required field of a table schema.
@@ -284,9 +302,9 @@ var tableZstd = zstd.Codec{Level: zstd.SpeedDefault}
 
 // encodeRows writes rows as a Parquet file of a table (zstd), what
 // naming them in errors.
-func encodeRows[T any](rows []T, what string) ([]byte, error) {
+func encodeRows[T any](rows []T, what string, opts ...parquet.WriterOption) ([]byte, error) {
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&tableZstd))
+	w := parquet.NewGenericWriter[T](&buf, append([]parquet.WriterOption{parquet.Compression(&tableZstd)}, opts...)...)
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("icetable: encode %s: %w", what, err)
 	}
@@ -363,7 +381,7 @@ func (p ResultPublisher) PublishRows(ctx context.Context, out lake.Store, meta r
 		return err
 	}
 	return PublishResult(ctx, cat, store, Result{Job: meta.Job, Run: meta.Run, From: meta.From, To: meta.To, EventsSnapshot: meta.EventsSnapshot,
-		Revision: meta.Revision, ComputedAt: meta.ComputedAt, Watermark: meta.Watermark, Final: meta.Final, Rows: rows})
+		Revision: meta.Revision, ComputedAt: meta.ComputedAt, Watermark: meta.Watermark, Final: meta.Final, Grain: meta.Grain, Rows: rows})
 }
 
 // AggregateRow is a row of the aggregates table: the result row (its
@@ -439,6 +457,8 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 		wm, _ := col("watermark").(*array.Timestamp)
 		final, _ := col("final").(*array.Boolean)
 		bots, _ := col("bot_clicks").(*array.Int64) // likewise
+		grain, _ := col("grain").(*array.String)    // likewise
+		approx, _ := col("approximate").(*array.Boolean)
 		if start == nil || end == nil || url == nil || country == nil || clicks == nil || users == nil ||
 			total == nil || samples == nil || avg == nil || job == nil {
 			return nil, fmt.Errorf("icetable: read %s: unexpected arrow schema %s", AggregatesTable, rec.Schema())
@@ -471,6 +491,12 @@ func readAggregates(ctx context.Context, cat catalog.Catalog, opts ...table.Scan
 			}
 			if bots != nil && bots.IsValid(i) {
 				r.BotClicks = bots.Value(i)
+			}
+			if grain != nil && grain.IsValid(i) {
+				r.Grain = grain.Value(i)
+			}
+			if approx != nil && approx.IsValid(i) {
+				r.Approximate = approx.Value(i)
 			}
 			rows = append(rows, r)
 		}

@@ -2,11 +2,15 @@ package icetable_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake/laketest"
@@ -80,5 +84,75 @@ func testPublishResultReplacesItsWindow(t *testing.T, kind string) {
 	byJob, rows, _ = aggregatesView(t, l.cat)
 	if rows != 6 || byJob["job-a"] != 0 || byJob["job-b"] != 10 || byJob["job-c"] != 28 {
 		t.Fatalf("after a re-run: %d rows, clicks %v; want window 1 from job-c only (28), window 2 from job-b (10)", rows, byJob)
+	}
+	// A roll-up of the same span (a grain other than window) neither
+	// replaces the window's rows nor is replaced by the window's next run.
+	day := resultRows(w1, w1.Add(time.Hour), 2, 100)
+	for i := range day {
+		day[i].Grain = schema.GrainDay
+	}
+	day[1].Approximate = true
+	if err := icetable.PublishResult(ctx, l.cat, l.store, icetable.Result{Job: "rollup-1", Run: "r1", From: w1, To: w1.Add(time.Hour), Grain: schema.GrainDay, Rows: day}); err != nil {
+		t.Fatal(err)
+	}
+	publish("job-d", "run-1", w1, 1, 1)
+	byJob, rows, _ = aggregatesView(t, l.cat)
+	if rows != 5 || byJob["job-c"] != 0 || byJob["job-d"] != 1 || byJob["rollup-1"] != 200 || byJob["job-b"] != 10 {
+		t.Fatalf("after a roll-up and a re-run: %d rows, clicks %v; want job-d 1, rollup-1 200, job-b 10", rows, byJob)
+	}
+	got, err := icetable.ReadAggregates(ctx, l.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if (r.Job == "rollup-1") != (r.Grain == schema.GrainDay) {
+			t.Errorf("row of %s has grain %q", r.Job, r.Grain)
+		}
+		if r.Approximate != (r.Job == "rollup-1" && r.URL == day[1].URL) {
+			t.Errorf("row %s %s: approximate %v", r.Job, r.URL, r.Approximate)
+		}
+	}
+}
+
+// TestPublishResultToATableWithoutGrain: a table created before the
+// grain and approximate fields still takes results (their files leave the
+// columns out), as before; the schema evolution adds the fields.
+func TestPublishResultToATableWithoutGrain(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLakeOn(t, laketest.NewFile(t), "sqlite")
+	var old []iceberg.NestedField
+	for _, f := range icetable.AggregatesSchema().Fields() {
+		if f.ID <= 11 {
+			old = append(old, f)
+		}
+	}
+	if err := l.cat.CreateNamespace(ctx, table.Identifier{icetable.Namespace}, iceberg.Properties{}); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+		t.Fatal(err)
+	}
+	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{1}, FieldID: 1000, Name: "window_start_day", Transform: iceberg.DayTransform{}})
+	if _, err := l.cat.CreateTable(ctx, icetable.Ident(icetable.AggregatesTable), iceberg.NewSchema(0, old...),
+		catalog.WithLocation(strings.TrimSuffix(l.store.URI(), "/")+"/aggregates"), catalog.WithPartitionSpec(&spec)); err != nil {
+		t.Fatal(err)
+	}
+	rows := resultRows(hour0, hour0.Add(time.Hour), 3, 10)
+	rows[0].Grain = schema.GrainWindow
+	if err := icetable.PublishResult(ctx, l.cat, l.store, icetable.Result{Job: "job-a", Run: "run-1", From: hour0, To: hour0.Add(time.Hour), Rows: rows}); err != nil {
+		t.Fatal(err)
+	}
+	// The table has none of the appended columns (EnsureAggregates would
+	// add them): the file leaves them out, and they read as zero.
+	got, err := icetable.ReadAggregates(ctx, l.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clicks int64
+	for _, r := range got {
+		clicks += r.Clicks
+		if r.Job != "job-a" || r.Grain != "" || r.BotClicks != 0 || r.Revision != 0 {
+			t.Errorf("row %+v: want job-a's, without the appended columns", r)
+		}
+	}
+	if len(got) != 3 || clicks != 30 {
+		t.Fatalf("%d rows, %d clicks; want 3 rows, 30 clicks", len(got), clicks)
 	}
 }

@@ -5,6 +5,7 @@
 // Layout under the output store (the job's --out URI):
 //
 //	_runs/<run>/part-00000.ndjson   result files of one run (CSV: .csv, each with a header)
+//	_runs/<run>/sets-00000.bin      the run's user sets, if its job kept them (WriteSets, package userset)
 //	_SUCCESS                        JSON Meta naming the committed run and its files
 //	_jobs/<job>/partials/…          task partials while a job runs (see PartialKey)
 //

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/schema"
+	"github.com/dataco/clickstream/internal/userset"
 )
 
 // Keys of the output layout.
@@ -127,6 +128,24 @@ type Meta struct {
 	// timeout and the allowed lateness. A provisional result is false
 	// until Finalize commits it again as final.
 	Final bool `json:"final"`
+
+	// Sets are the run's user-set files (package userset), sorted by key
+	// across files: kept by jobs with user sets for roll-ups (WriteSets).
+	Sets []string `json:"sets,omitempty"`
+	// SetHashes and SetBytes are the hashes the set files hold and their
+	// size.
+	SetHashes int64 `json:"set_hashes,omitempty"`
+	SetBytes  int64 `json:"set_bytes,omitempty"`
+	// Grain is the roll-up grain of a roll-up's result (day, week, month);
+	// empty for a job's window. RollupOf names the window results a
+	// roll-up merged, each as "<output URI>#<run>".
+	Grain    string   `json:"grain,omitempty"`
+	RollupOf []string `json:"rollup_of,omitempty"`
+	// ApproximateRows are a roll-up's rows whose unique users a sketch
+	// estimated (schema.Row.Approximate), with relative standard error
+	// SketchRelError.
+	ApproximateRows int     `json:"approximate_rows,omitempty"`
+	SketchRelError  float64 `json:"sketch_rel_error,omitempty"`
 }
 
 // Ext is the file name extension of the format, dot included.
@@ -384,4 +403,107 @@ func ReadRun(ctx context.Context, out lake.Store, m Meta) ([]schema.Row, error) 
 		rows = append(rows, part...)
 	}
 	return rows, nil
+}
+
+// SetsFileBytes is about the largest set file WriteSets writes: a key's
+// entry is never split, so a file holding one key's large set may be
+// larger.
+const SetsFileBytes = 32 << 20
+
+// SetsKey is the key of the i-th set file of a run.
+func SetsKey(run string, i int) string { return fmt.Sprintf("%s%s/sets-%05d.bin", RunsPrefix, run, i) }
+
+// WriteSets writes entries, sorted by (URL, Country), as the set files of
+// the run m.Run (about SetsFileBytes each), and records them in m (Sets,
+// SetHashes, SetBytes) for the Commit that follows. Like the result
+// files, they belong to the run: a re-run's replace them, and Prune
+// deletes them with their run.
+func WriteSets(ctx context.Context, out lake.Store, m *Meta, entries []userset.Entry) error {
+	if m.Run == "" || strings.Contains(m.Run, "/") {
+		return fmt.Errorf("results: write sets: bad run name %q", m.Run)
+	}
+	m.Sets, m.SetHashes, m.SetBytes = nil, 0, 0
+	enc := userset.NewEncoder()
+	flush := func() error {
+		data := enc.Bytes()
+		key := SetsKey(m.Run, len(m.Sets))
+		if err := out.Put(ctx, key, data); err != nil {
+			return fmt.Errorf("results: write sets %s: %w", key, err)
+		}
+		m.Sets = append(m.Sets, key)
+		m.SetHashes += enc.Hashes()
+		m.SetBytes += int64(len(data))
+		enc = userset.NewEncoder()
+		return nil
+	}
+	for _, e := range entries {
+		if err := enc.Add(e); err != nil {
+			return fmt.Errorf("results: write sets: %w", err)
+		}
+		if enc.Size() >= SetsFileBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if enc.Keys() > 0 || len(m.Sets) == 0 {
+		return flush()
+	}
+	return nil
+}
+
+// WriteEncodedSets writes encoded entries (each encoder's entries sorted
+// by key, the encoders' keys disjoint: one key range each) as the set
+// files of the run m.Run, and records them in m, as WriteSets does.
+// Encoders without entries are left out.
+func WriteEncodedSets(ctx context.Context, out lake.Store, m *Meta, encs []*userset.Encoder) error {
+	if m.Run == "" || strings.Contains(m.Run, "/") {
+		return fmt.Errorf("results: write sets: bad run name %q", m.Run)
+	}
+	m.Sets, m.SetHashes, m.SetBytes = nil, 0, 0
+	for _, enc := range encs {
+		if enc.Keys() == 0 {
+			continue
+		}
+		data := enc.Bytes()
+		key := SetsKey(m.Run, len(m.Sets))
+		if err := out.Put(ctx, key, data); err != nil {
+			return fmt.Errorf("results: write sets %s: %w", key, err)
+		}
+		m.Sets = append(m.Sets, key)
+		m.SetHashes += enc.Hashes()
+		m.SetBytes += int64(len(data))
+	}
+	if len(m.Sets) == 0 { // an empty result keeps an empty set file: it has sets
+		return WriteSets(ctx, out, m, nil)
+	}
+	return nil
+}
+
+// ErrNoSets reports a committed result without user sets (its job ran
+// without them).
+var ErrNoSets = errors.New("results: the result keeps no user sets")
+
+// ReadSets reads and checks the set files of the run m names, in order.
+// A run pruned since m was read is an error matching lake.ErrNotExist.
+func ReadSets(ctx context.Context, out lake.Store, m Meta) ([]*userset.Reader, error) {
+	if len(m.Sets) == 0 {
+		return nil, fmt.Errorf("%w: %s (run %s)", ErrNoSets, out.URI(), m.Run)
+	}
+	var rs []*userset.Reader
+	for _, key := range m.Sets {
+		if !strings.HasPrefix(key, RunsPrefix+m.Run+"/") {
+			return nil, fmt.Errorf("%w in %s: set file %s is not in run %s", ErrBadMeta, out.URI(), key, m.Run)
+		}
+		data, err := out.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("results: read %s: %w", key, err)
+		}
+		r, err := userset.Open(data)
+		if err != nil {
+			return nil, fmt.Errorf("results: %s/%s: %w", out.URI(), key, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
 }

@@ -24,6 +24,15 @@ type Row struct {
 	// the job folded bots into them (--include-bots).
 	BotClicks int64 `json:"bot_clicks"`
 
+	// Grain is what the row aggregates: GrainWindow for a job's window,
+	// GrainDay, GrainWeek or GrainMonth for a roll-up of windows, whose
+	// rows also cover all countries of a URL (Country == All), all URLs of
+	// a country (URL == All), or everything.
+	Grain string `json:"grain"`
+	// Approximate: UniqueUsers is a sketch's estimate (a roll-up's key
+	// beyond its exact limit), not an exact count.
+	Approximate bool `json:"approximate"`
+
 	// How final the row is: the provenance of the result it belongs to,
 	// the same on every row of a result (results.Commit sets them from
 	// its results.Meta).
@@ -50,6 +59,20 @@ type Row struct {
 	Final bool `json:"final"`
 }
 
+// Grains of rows.
+const (
+	GrainWindow = "window"
+	GrainDay    = "day"
+	GrainWeek   = "week"
+	GrainMonth  = "month"
+)
+
+// All is the URL or country of a roll-up row over all URLs or all
+// countries: the empty string, which no event carries (the event parser
+// rejects an empty url and reads a blank country as "unknown"), so it
+// never collides with a real key.
+const All = ""
+
 // Columns are the fields of Row, in order: the columns of a CSV result
 // file and the result fields of an Elasticsearch document.
 var Columns = []Column{
@@ -65,6 +88,8 @@ var Columns = []Column{
 	column("time_spent_samples", intKind, func(r *Row) *int64 { return &r.TimeSpentSamples }),
 	column("avg_time_spent_s", optionalFloatKind, func(r *Row) **float64 { return &r.AvgTimeSpentS }),
 	column("bot_clicks", intKind, func(r *Row) *int64 { return &r.BotClicks }),
+	column("grain", keywordKind, func(r *Row) *string { return &r.Grain }),
+	column("approximate", boolKind, func(r *Row) *bool { return &r.Approximate }),
 	// Provenance: how final the row is (see Row). Not part of what a row
 	// counts: EqualMetrics ignores them.
 	column("revision", intKind, func(r *Row) *int64 { return &r.Revision }).provenance(),

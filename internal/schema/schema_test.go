@@ -27,7 +27,7 @@ func testRows() []Row {
 			Revision: 2, ComputedAt: from.Add(2*time.Hour + 123*time.Millisecond), Watermark: tptr(from.Add(90 * time.Minute).In(berlin)),
 			EventsSnapshot: 8_123_456_789_012_345_678, Final: true},
 		{WindowStart: from, WindowEnd: from.Add(time.Hour), URL: `/search?q="shoes",red`, Country: "",
-			Clicks: 1, UniqueUsers: 1, BotClicks: 7},
+			Clicks: 1, UniqueUsers: 1, BotClicks: 7, Grain: GrainDay, Approximate: true},
 		{WindowStart: from.Add(1500 * time.Millisecond).In(berlin), WindowEnd: from.Add(time.Hour + time.Nanosecond),
 			URL: "/café/ü\nline two", Country: "de", Clicks: math.MaxInt64, UniqueUsers: 1,
 			TotalTimeSpentS: 1e21, TimeSpentSamples: 1, AvgTimeSpentS: ptr(1e21)},
@@ -180,7 +180,7 @@ func TestNDJSONRoundTrip(t *testing.T) {
 
 func TestReadCSVErrors(t *testing.T) {
 	header := strings.Join(Header(), ",") + "\n"
-	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,,0,3,2026-11-27T02:00:00Z,,0,false\n"
+	row := "2026-11-27T00:00:00Z,2026-11-27T01:00:00Z,/a,US,1,1,0,0,,0,window,false,3,2026-11-27T02:00:00Z,,0,false\n"
 	if rows, err := ReadCSV(strings.NewReader("")); err != nil || rows != nil {
 		t.Errorf("empty input: %v, %v", rows, err)
 	}
@@ -198,7 +198,7 @@ func TestReadCSVErrors(t *testing.T) {
 		"bad average":      header + strings.Replace(row, ",0,0,,", ",0,0,n/a,", 1),
 		"bad bool":         header + strings.Replace(row, ",false", ",maybe", 1),
 		"bad watermark":    header + strings.Replace(row, "Z,,0,false", "Z,later,0,false", 1),
-		"bad bot clicks":   header + strings.Replace(row, ",,0,3,", ",,-,3,", 1),
+		"bad bot clicks":   header + strings.Replace(row, ",,0,window,", ",,-,window,", 1),
 		"int out of range": header + strings.Replace(row, ",1,1,", ",1,99999999999999999999,", 1),
 	} {
 		if rows, err := ReadCSV(strings.NewReader(in)); err == nil {
