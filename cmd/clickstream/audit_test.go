@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,18 +34,8 @@ func TestAuditPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs Elasticsearch")
 	}
-	esURL := strings.Split(os.Getenv(indexer.EnvURL), ",")[0]
-	if esURL == "" {
-		t.Fatalf("$%s is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)", indexer.EnvURL)
-	}
-	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
-	prometheus.DefaultRegisterer = prometheus.NewRegistry()
-	t.Cleanup(func() {
-		slog.SetDefault(oldLogger)
-		log.SetOutput(oldLogOut)
-		log.SetFlags(oldLogFlags)
-		prometheus.DefaultRegisterer = oldReg
-	})
+	esURL := strings.Split(stackEnv(t, indexer.EnvURL), ",")[0]
+	isolateCommands(t)
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	alias := "cs-audit-" + hex.EncodeToString(b)
@@ -303,10 +291,7 @@ func TestAuditKafkaOffsets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs Kafka")
 	}
-	brokers := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Fatal("$CLICKSTREAM_KAFKA_BROKERS is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)")
-	}
+	brokers := stackEnv(t, "CLICKSTREAM_KAFKA_BROKERS")
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	topic := "cs-audit-" + hex.EncodeToString(b)
@@ -360,18 +345,8 @@ func TestAuditKafkaIngest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs Kafka")
 	}
-	brokers := os.Getenv("CLICKSTREAM_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Fatal("$CLICKSTREAM_KAFKA_BROKERS is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)")
-	}
-	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
-	prometheus.DefaultRegisterer = prometheus.NewRegistry()
-	t.Cleanup(func() {
-		slog.SetDefault(oldLogger)
-		log.SetOutput(oldLogOut)
-		log.SetFlags(oldLogFlags)
-		prometheus.DefaultRegisterer = oldReg
-	})
+	brokers := stackEnv(t, "CLICKSTREAM_KAFKA_BROKERS")
+	isolateCommands(t)
 	t.Setenv(indexer.EnvURL, "") // no Elasticsearch hop
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)

@@ -7,10 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log"
-	"log/slog"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,7 +16,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
@@ -46,18 +42,8 @@ func TestBotsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs Kafka, S3, PostgreSQL and Elasticsearch")
 	}
-	esURL := strings.Split(os.Getenv(indexer.EnvURL), ",")[0]
-	if esURL == "" {
-		t.Fatalf("$%s is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)", indexer.EnvURL)
-	}
-	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
-	prometheus.DefaultRegisterer = prometheus.NewRegistry()
-	t.Cleanup(func() {
-		slog.SetDefault(oldLogger)
-		log.SetOutput(oldLogOut)
-		log.SetFlags(oldLogFlags)
-		prometheus.DefaultRegisterer = oldReg
-	})
+	esURL := strings.Split(stackEnv(t, indexer.EnvURL), ",")[0]
+	isolateCommands(t)
 	ctx := context.Background()
 	const (
 		seed    = 33

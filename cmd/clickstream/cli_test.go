@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +21,34 @@ import (
 )
 
 // writeEvents writes n valid events, and one malformed line, as NDJSON.
+// isolateCommands lets a test run commands in this process, as main runs
+// them. They set the default logger (which redirects the log package too)
+// and register metrics with the default registry (so a second ingest in
+// one process would panic): a fresh registry for the test, and all
+// restored after it.
+func isolateCommands(t *testing.T) {
+	t.Helper()
+	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = prometheus.NewRegistry()
+	t.Cleanup(func() {
+		slog.SetDefault(oldLogger)
+		log.SetOutput(oldLogOut)
+		log.SetFlags(oldLogFlags)
+		prometheus.DefaultRegisterer = oldReg
+	})
+}
+
+// stackEnv returns the variable name of the local stack's env file; a test
+// that needs it fails, not skips, without it.
+func stackEnv(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("$%s is not set: source the local stack's env file (set -a; . ~/.local/state/clickstream/env; set +a)", name)
+	}
+	return v
+}
+
 func writeEvents(t *testing.T, path string, n int) {
 	t.Helper()
 	var b bytes.Buffer

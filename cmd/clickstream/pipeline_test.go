@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"log"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dataco/clickstream/internal/aggregate/aggtest"
 	"github.com/dataco/clickstream/internal/bots"
@@ -34,18 +30,7 @@ import (
 // gives exactly the rows of an independent reference computed here from
 // the lines event.Parse accepts.
 func TestPipelineCLIMatchesReference(t *testing.T) {
-	// Commands run in this process, as main runs them. They set the
-	// default logger (which redirects the log package too) and register
-	// metrics with the default registry (so a second ingest in one process
-	// would panic): all are restored.
-	oldLogger, oldLogOut, oldLogFlags, oldReg := slog.Default(), log.Writer(), log.Flags(), prometheus.DefaultRegisterer
-	prometheus.DefaultRegisterer = prometheus.NewRegistry()
-	t.Cleanup(func() {
-		slog.SetDefault(oldLogger)
-		log.SetOutput(oldLogOut)
-		log.SetFlags(oldLogFlags)
-		prometheus.DefaultRegisterer = oldReg
-	})
+	isolateCommands(t)
 
 	dir := t.TempDir()
 	lakeURI := "file://" + filepath.ToSlash(filepath.Join(dir, "lake"))
