@@ -104,13 +104,13 @@ func (v lakeView) earliest() (time.Time, bool) {
 // down for longer than the table's snapshot retention) go unnoticed.
 func (v lakeView) inputs(first time.Time, window, ahead time.Duration, until time.Time) windowInputs {
 	in := windowInputs{first: first.UnixMilli(), window: window.Milliseconds(), of: make(map[int64]windowInput)}
-	last := floorDiv(until.UnixMilli()-in.first, in.window)
+	last := lake.FloorDiv(until.UnixMilli()-in.first, in.window)
 	// overlapping calls fn with the windows a file overlaps: window k reads
 	// [first+k·W, first+(k+1)·W+ahead), which the file overlaps when
 	// MaxTs >= first+k·W and MinTs < first+(k+1)·W+ahead.
 	overlapping := func(f lake.DataFile, fn func(k int64)) {
-		lo := max(0, floorDiv(f.MinTs-in.first-ahead.Milliseconds(), in.window))
-		hi := min(last, floorDiv(f.MaxTs-in.first, in.window))
+		lo := max(0, lake.FloorDiv(f.MinTs-in.first-ahead.Milliseconds(), in.window))
+		hi := min(last, lake.FloorDiv(f.MaxTs-in.first, in.window))
 		for k := lo; k <= hi; k++ {
 			fn(k)
 		}
@@ -176,7 +176,7 @@ func (in windowInputs) changed(old string, from time.Time) bool {
 }
 
 func (in windowInputs) index(from time.Time) int64 {
-	return floorDiv(from.UnixMilli()-in.first, in.window)
+	return lake.FloorDiv(from.UnixMilli()-in.first, in.window)
 }
 
 // inputKind is how an input was told: "files" (the lake's manifests) or

@@ -617,15 +617,6 @@ func scheduleWatermark(wms map[string]lake.Watermark, now time.Time, idle time.D
 	return time.UnixMilli(lo).UTC(), true
 }
 
-// floorDiv is a / b rounded toward negative infinity, for b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
-}
-
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

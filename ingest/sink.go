@@ -371,7 +371,7 @@ func (s *sink) plan(st *sourceState, b *batch, m *lake.Manifest) (commitPlan, er
 			continue
 		}
 		ts := r.ev.Timestamp
-		c := cell{hour: floorDiv(ts, hourMillis) * hourMillis, bucket: lake.BucketOfHash(r.hash, s.buckets)}
+		c := cell{hour: lake.FloorDiv(ts, hourMillis) * hourMillis, bucket: lake.BucketOfHash(r.hash, s.buckets)}
 		g, ok := slot[c]
 		if !ok {
 			g = int32(len(groups))
@@ -414,15 +414,6 @@ func (s *sink) plan(st *sourceState, b *batch, m *lake.Manifest) (commitPlan, er
 	}
 	pl.groups, pl.keys = groups, keys
 	return pl, nil
-}
-
-// floorDiv is a / b rounded toward negative infinity, for b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
 }
 
 // writeFile orders a partition's events in the lake's sort order

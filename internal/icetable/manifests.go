@@ -104,7 +104,7 @@ func planFiles(ctx context.Context, tbl *table.Table, src lake.Store, snapshot i
 	}
 	root := strings.TrimSuffix(src.URI(), "/") + "/"
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
-	firstHour, lastHour := int32(floorDiv(fromMs, 3_600_000)), int32(floorDiv(toMs-1, 3_600_000))
+	firstHour, lastHour := int32(lake.FloorDiv(fromMs, 3_600_000)), int32(lake.FloorDiv(toMs-1, 3_600_000))
 	out := map[int][]lake.DataFile{}
 	for _, m := range manifests {
 		if m.ManifestContent() != iceberg.ManifestContentData || int(m.PartitionSpecID()) != spec.ID() {
@@ -134,13 +134,4 @@ func planFiles(ctx context.Context, tbl *table.Table, src lake.Store, snapshot i
 		slices.SortFunc(out[b], func(x, y lake.DataFile) int { return strings.Compare(x.Key, y.Key) })
 	}
 	return out, nil
-}
-
-// floorDiv is a / b rounded toward negative infinity, for b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
 }

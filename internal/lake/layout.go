@@ -68,6 +68,16 @@ type Partition struct {
 	Bucket int
 }
 
+// FloorDiv is a / b rounded toward negative infinity, for b > 0: the
+// hour, bucket or window index of a time before 1970 too.
+func FloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
 // HourOf truncates an epoch-millisecond timestamp to its UTC hour.
 func HourOf(tsMillis int64) time.Time {
 	return time.UnixMilli(tsMillis).UTC().Truncate(time.Hour)

@@ -222,3 +222,14 @@ func TestHourIsIcebergHour(t *testing.T) {
 		}
 	}
 }
+
+func TestFloorDiv(t *testing.T) {
+	for _, tc := range []struct{ a, b, want int64 }{
+		{7, 2, 3}, {6, 2, 3}, {0, 5, 0}, {-1, 3_600_000, -1}, {-3_600_000, 3_600_000, -1},
+		{-3_600_001, 3_600_000, -2}, {-7, 2, -4},
+	} {
+		if got := lake.FloorDiv(tc.a, tc.b); got != tc.want {
+			t.Errorf("FloorDiv(%d, %d) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

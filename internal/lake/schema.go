@@ -87,16 +87,7 @@ func RowOf(e *event.Event) Row {
 // Event returns the event of the row, its time truncated to milliseconds
 // (toward negative infinity: a row at -1µs is at -1ms).
 func (r *Row) Event() event.Event {
-	return event.Event{UserID: r.UserID, Timestamp: floorDiv(r.Ts, 1000), URL: r.URL, Country: r.Country, City: r.City, UserAgent: r.UserAgent, IsBot: r.IsBot}
-}
-
-// floorDiv is a / b rounded toward negative infinity, for b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
+	return event.Event{UserID: r.UserID, Timestamp: FloorDiv(r.Ts, 1000), URL: r.URL, Country: r.Country, City: r.City, UserAgent: r.UserAgent, IsBot: r.IsBot}
 }
 
 // rowSchema is the Parquet schema of Row.
