@@ -91,6 +91,7 @@ func direct(events []event.Event, from, to time.Time) map[[2]string]*aggtest.Row
 		a.Clicks += r.Clicks
 		a.Ms += r.Ms
 		a.Samples += r.Samples
+		a.BotClicks += r.BotClicks
 		for u := range r.Users {
 			a.Users[u] = true
 		}
