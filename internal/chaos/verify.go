@@ -206,7 +206,8 @@ func (e esTotals) Totals(ctx context.Context, from, to time.Time) (docs, clicks 
 }
 
 // readResult reads a committed result directly from the harness's
-// versitygw: its rows, _SUCCESS, and the bytes of its files in order.
+// versitygw: its rows, _SUCCESS, and its rows' metrics (Row.Metrics) as
+// NDJSON, which a fault-free run's must equal byte for byte.
 func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]schema.Row, results.Meta, []byte, error) {
 	st, err := r.directStore(ctx, out)
 	if err != nil {
@@ -216,15 +217,17 @@ func (h *Harness) readResult(ctx context.Context, r *Run, out string) ([]schema.
 	if err != nil {
 		return nil, meta, nil, err
 	}
-	var data []byte
-	for _, f := range meta.Files {
-		b, err := st.Get(ctx, f)
-		if err != nil {
-			return nil, meta, nil, err
-		}
-		data = append(data, b...)
+	// What runs over the same input must agree on: the rows without their
+	// provenance (a revision, when it was computed), in one encoding.
+	metrics := make([]schema.Row, len(rows))
+	for i := range rows {
+		metrics[i] = rows[i].Metrics()
 	}
-	return rows, meta, data, nil
+	var data bytes.Buffer
+	if err := schema.WriteNDJSON(&data, metrics); err != nil {
+		return nil, meta, nil, err
+	}
+	return rows, meta, data.Bytes(), nil
 }
 
 // compareReference counts the clicks (bot clicks included) a result lacks

@@ -165,6 +165,14 @@ func EqualMetrics(a, b Row) bool {
 	return true
 }
 
+// Metrics returns r without its provenance (revision, computed_at,
+// watermark, events_snapshot, final: zero): what the row counts, whichever
+// run computed it. Rows of two runs over the same input have equal Metrics.
+func (r Row) Metrics() Row {
+	r.Revision, r.ComputedAt, r.Watermark, r.EventsSnapshot, r.Final = 0, time.Time{}, nil, 0, false
+	return r
+}
+
 // column is the Column of the field of Row that field points to, of kind k.
 func column[T any](name string, k kind[T], field func(*Row) *T) Column {
 	return Column{

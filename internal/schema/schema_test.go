@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
@@ -274,5 +275,24 @@ func TestReadCSVOlderHeader(t *testing.T) {
 	full := strings.Join(Header(), ",") + "\n" + strings.SplitN(old, "\n", 3)[1] + "\n"
 	if rows, err := ReadCSV(strings.NewReader(full)); err == nil {
 		t.Errorf("short record under the full header: no error, %+v", rows)
+	}
+}
+
+// TestMetrics: Metrics clears exactly the provenance columns.
+func TestMetrics(t *testing.T) {
+	r := testRows()[0]
+	m := r.Metrics()
+	var zero Row
+	for _, c := range Columns {
+		got, orig, z := fmt.Sprint(c.Value(&m)), fmt.Sprint(c.Value(&r)), fmt.Sprint(c.Value(&zero))
+		switch {
+		case c.Provenance && got != z:
+			t.Errorf("%s: %s after Metrics, want the zero value %s", c.Name, got, z)
+		case !c.Provenance && got != orig:
+			t.Errorf("%s: %s after Metrics, want %s", c.Name, got, orig)
+		}
+	}
+	if !EqualMetrics(r, m) || Equal(r, m) {
+		t.Errorf("Metrics(r) should equal r in metrics only")
 	}
 }
