@@ -45,17 +45,18 @@ type partialHeader struct {
 	Shards    int            `json:"shards"`
 	Rows      []partialRow   `json:"rows"`
 	Countries []partialUsers `json:"countries"`
-	// What the shard did.
-	Keys            int64          `json:"keys"`
-	Largest         string         `json:"largest,omitempty"`
-	LargestUsers    int64          `json:"largest_users,omitempty"`
-	PeakBufferBytes int64          `json:"peak_buffer_bytes"`
-	Spills          int64          `json:"spills"`
-	SpilledBytes    int64          `json:"spilled_bytes"`
-	Windows         int            `json:"windows"`
-	HashesRead      int64          `json:"hashes_read"`
-	SetBytes        int64          `json:"set_bytes"`
-	Gaps            [][2]time.Time `json:"gaps,omitempty"`
+	// What the shard read and found. Not its buffers' peak nor its
+	// spills: which buffer spills first may differ from one run to the
+	// next, and a partial's bytes must not (a task's attempts store the
+	// same partial).
+	Keys         int64          `json:"keys"`
+	Largest      string         `json:"largest,omitempty"`
+	LargestUsers int64          `json:"largest_users,omitempty"`
+	Windows      int            `json:"windows"`
+	HashesRead   int64          `json:"hashes_read"`
+	SetBytes     int64          `json:"set_bytes"`
+	Gaps         [][2]time.Time `json:"gaps,omitempty"`
+	Inputs       []Input        `json:"inputs"`
 }
 
 // partialRow is a row of a shard: what row() is built from.
@@ -118,7 +119,7 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 	}()
 	hd := partialHeader{Grain: grain, From: from.UTC(), To: to.UTC(), Shard: shard, Shards: shards,
 		Keys: o.keys, Largest: o.largest, LargestUsers: o.largestUsers,
-		Windows: st.Windows, HashesRead: st.HashesRead, SetBytes: st.SetBytes, Gaps: st.Gaps}
+		Windows: st.Windows, HashesRead: st.HashesRead, SetBytes: st.SetBytes, Gaps: st.Gaps, Inputs: st.Inputs}
 	for i, r := range o.rows {
 		c := o.rowCounters[i]
 		hd.Rows = append(hd.Rows, partialRow{URL: r.URL, Country: r.Country, Clicks: c.clicks,
@@ -156,7 +157,6 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 		}
 		hd.Countries = append(hd.Countries, pu)
 	}
-	hd.PeakBufferBytes, hd.Spills, hd.SpilledBytes = sh.b.peak, sh.b.spills, sh.b.spilled
 	head, err := json.Marshal(hd)
 	if err != nil {
 		return fmt.Errorf("rollup: encode partial: %w", err)
@@ -195,7 +195,8 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 
 // MergePartials merges the shard partials of every key range of one
 // roll-up (ComputeShard's, one per shard, in any order) into its rows,
-// sorted by (URL, Country): the rows of Compute with as many shards.
+// sorted by (URL, Country): the rows of Compute with as many shards. Its
+// Stats count the buffers and spills of the merge alone.
 // Each country's hashes are copied to a run under cfg.SpillDir while the
 // partials are read, so the merge holds at most cfg.MemoryBudget bytes
 // of hashes.
@@ -223,6 +224,7 @@ func MergePartials(ctx context.Context, cfg Config, grain string, from, to time.
 			}
 		}
 	}()
+	first := 0
 	for i, r := range partials {
 		if err := ctx.Err(); err != nil {
 			return nil, st, err
@@ -238,11 +240,23 @@ func MergePartials(ctx context.Context, cfg Config, grain string, from, to time.
 			return nil, st, fmt.Errorf("%w: key range %d given twice", ErrPartial, hd.Shard)
 		}
 		outs[hd.Shard] = o
-		st.Windows, st.HashesRead, st.SetBytes, st.Gaps = hd.Windows, hd.HashesRead, hd.SetBytes, hd.Gaps
+		if i > 0 && !slices.EqualFunc(hd.Inputs, st.Inputs, equalInput) {
+			return nil, st, fmt.Errorf("%w: key range %d read other windows than key range %d (a window was committed again meanwhile)", ErrPartial, hd.Shard, first)
+		}
+		if i == 0 {
+			first = hd.Shard
+		}
+		st.Windows, st.HashesRead, st.SetBytes, st.Gaps, st.Inputs = hd.Windows, hd.HashesRead, hd.SetBytes, hd.Gaps, hd.Inputs
 	}
 	limit := cfg.MemoryBudget
 	rows, _, err := merge(ctx, cfg.ExactLimit, limit, dir, grain, from, to, outs, &st)
 	return rows, st, err
+}
+
+func equalInput(a, b Input) bool {
+	return a.URI == b.URI && a.Run == b.Run && a.Final == b.Final && a.EventsInWindow == b.EventsInWindow &&
+		a.SessionTimeout == b.SessionTimeout && a.Lake == b.Lake &&
+		(a.Watermark == nil) == (b.Watermark == nil) && (a.Watermark == nil || a.Watermark.Equal(*b.Watermark))
 }
 
 func filepathShard(dir string, i int) string {
@@ -319,8 +333,8 @@ func readPartial(r io.Reader, dir string, exactLimit int64, grain string, from, 
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, hd, fmt.Errorf("%w: bytes after the last hash", ErrPartial)
 	}
-	// What the shard did, not the copy above.
-	b.peak, b.spills, b.spilled = hd.PeakBufferBytes, hd.Spills, hd.SpilledBytes
+	// The copies above are not spills of the roll-up's unions.
+	b.peak, b.spills, b.spilled = 0, 0, 0
 	return o, hd, nil
 }
 

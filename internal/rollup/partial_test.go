@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,8 +90,13 @@ func TestMergePartialsEqualsCompute(t *testing.T) {
 			if cfg.ExactLimit > 0 && st.ApproximateRows == 0 {
 				t.Errorf("no approximate row beyond the exact limit")
 			}
-			if cfg.MemoryBudget == 2048 && st.Spills == 0 {
+			if cfg.MemoryBudget == 2048 && wst.Spills == 0 {
 				t.Errorf("no spill under a budget of 2048 bytes")
+			}
+			// A partial's bytes are the same every time (a task's
+			// attempts store the same partial), spills or not.
+			if again := shardPartials(t, cfg, from, to, windows, shards); !slices.EqualFunc(again, parts, bytes.Equal) {
+				t.Errorf("a key range computed again gives other partial bytes")
 			}
 		})
 	}

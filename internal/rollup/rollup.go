@@ -117,6 +117,20 @@ type Stats struct {
 	Gaps            [][2]time.Time
 	// ApproximateRows are the rows counted by a sketch (ExactLimit).
 	ApproximateRows int
+	// Inputs are the committed results rolled up, in time order.
+	Inputs []Input
+}
+
+// Input is a committed result a roll-up read (a window, or a day of a
+// week): what the roll-up's provenance is made of (ResultMeta).
+type Input struct {
+	URI            string     `json:"uri"`
+	Run            string     `json:"run"`
+	Final          bool       `json:"final,omitempty"`
+	Watermark      *time.Time `json:"watermark,omitempty"`
+	EventsInWindow int64      `json:"events_in_window"`
+	SessionTimeout string     `json:"session_timeout,omitempty"`
+	Lake           string     `json:"lake,omitempty"`
 }
 
 // check sorts windows and checks that they can be rolled up into
@@ -275,6 +289,8 @@ func open(ctx context.Context, cfg Config, grain string, from, to time.Time, win
 		}
 		st.SetBytes += w.Meta.SetBytes
 		st.HashesRead += w.Meta.SetHashes
+		st.Inputs = append(st.Inputs, Input{URI: w.Out.URI(), Run: w.Meta.Run, Final: w.Meta.Final, Watermark: w.Meta.Watermark,
+			EventsInWindow: w.Meta.EventsInWindow, SessionTimeout: w.Meta.SessionTimeout, Lake: w.Meta.Lake})
 	}
 	return files, st, nil
 }
