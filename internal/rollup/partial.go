@@ -280,9 +280,13 @@ func readPartial(r io.Reader, dir string, exactLimit int64, grain string, from, 
 	if n > maxPartialHeader {
 		return nil, hd, fmt.Errorf("%w: header of %d bytes", ErrPartial, n)
 	}
-	head := make([]byte, n)
-	if _, err := io.ReadFull(br, head); err != nil {
+	// Read as it comes, not allocated from the length ahead.
+	head, err := io.ReadAll(io.LimitReader(br, int64(n)))
+	if err != nil {
 		return nil, hd, fmt.Errorf("%w: header: %w", ErrPartial, err)
+	}
+	if uint64(len(head)) != n {
+		return nil, hd, fmt.Errorf("%w: header of %d bytes, %d there", ErrPartial, n, len(head))
 	}
 	if err := json.Unmarshal(head, &hd); err != nil {
 		return nil, hd, fmt.Errorf("%w: header: %w", ErrPartial, err)

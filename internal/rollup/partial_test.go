@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/schema"
 )
 
@@ -136,4 +137,31 @@ func TestBadPartials(t *testing.T) {
 			t.Errorf("key range %d of %d: err %v, want ErrConfig", bad[0], bad[1], err)
 		}
 	}
+}
+
+// FuzzMergePartials feeds bytes to the merge as the partial of one of two
+// key ranges beside a good one: it refuses them with ErrPartial (or
+// merges them), never panics, and never allocates what a length claims
+// before the bytes are there.
+func FuzzMergePartials(f *testing.F) {
+	from, to, _ := Period(schema.GrainDay, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
+	events := clustertest.Events(15, 50, 500, from, to)
+	out := laketest.NewFile(f)
+	windows := []Window{commitWindowTo(f, out, events, from, to)}
+	var good [2]bytes.Buffer
+	for s := range 2 {
+		if err := ComputeShard(context.Background(), Config{}, schema.GrainDay, from, to, windows, s, 2, &good[s]); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Add(good[1].Bytes())
+	f.Add(good[1].Bytes()[:len(good[1].Bytes())-9])
+	f.Add([]byte(partialMagic + "\xff\xff\xff\xff\xff\xff\xff\x00{}"))
+	f.Add([]byte(partialMagic + "\x02\x00\x00\x00\x00\x00\x00\x00{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parts := []io.Reader{bytes.NewReader(good[0].Bytes()), bytes.NewReader(data)}
+		if _, _, err := MergePartials(context.Background(), Config{SpillDir: t.TempDir()}, schema.GrainDay, from, to, parts); err != nil && !errors.Is(err, ErrPartial) {
+			t.Fatalf("error %v does not match ErrPartial", err)
+		}
+	})
 }
