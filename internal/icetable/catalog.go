@@ -270,9 +270,9 @@ func EnsureEvents(ctx context.Context, cat catalog.Catalog, store lake.Store, bu
 		return nil, err
 	}
 	ident := Ident(EventsTable)
-	tbl, err := cat.LoadTable(ctx, ident)
+	_, err := cat.LoadTable(ctx, ident)
 	if errors.Is(err, catalog.ErrNoSuchTable) {
-		tbl, err = createEvents(ctx, cat, store, buckets)
+		_, err = createEvents(ctx, cat, store, buckets)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("icetable: table %s: %w", strings.Join(ident, "."), err)
@@ -280,7 +280,8 @@ func EnsureEvents(ctx context.Context, cat catalog.Catalog, store lake.Store, bu
 	// A table created before an optional field of EventsSchema (is_bot)
 	// gains it here, before the check: evolution gives the field the next
 	// free id, the declared one (is_bot: 7).
-	if tbl, err = EvolveSchema(ctx, cat, EventsTable, EventsSchema()); err != nil {
+	tbl, err := EvolveSchema(ctx, cat, EventsTable, EventsSchema())
+	if err != nil {
 		return nil, err
 	}
 	if err := checkEvents(tbl, buckets); err != nil {
