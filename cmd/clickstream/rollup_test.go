@@ -19,6 +19,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
 	"github.com/dataco/clickstream/internal/schema"
@@ -119,21 +120,23 @@ func (f *failAfterCommit) close() {
 	}
 }
 
-// TestRollupOnCluster: a roll-up job of a day of committed hourly
-// windows, run on a coordinator and three workers (one task per key
-// range), commits exactly the rows of rollup.Compute (all four kinds of
+// TestRollupOnCluster: a roll-up job of a day of hourly windows
+// committed to S3, run on a coordinator and three workers over gRPC (one
+// task per key range; output roots the test's bucket), commits exactly the rows of rollup.Compute (all four kinds of
 // rows, exact unique users) with the meta of a roll-up, its tasks spread
 // over several workers, though one task's first attempt is lost after
 // its partial was committed; `clickstream rollup --coordinator` does the
 // same; bad roll-up specs are refused.
 func TestRollupOnCluster(t *testing.T) {
 	ctx := context.Background()
-	base := "file://" + filepath.Join(t.TempDir(), "hourly")
+	s3 := laketest.S3Options()
+	bucket := laketest.NewS3(t)
+	base := bucket.URI() + "/hourly"
 	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	events := clustertest.Events(5, 400, 20_000, day, day.Add(24*time.Hour))
 	for hr := range 24 {
 		w := aggregate.Window{From: day.Add(time.Duration(hr) * time.Hour), To: day.Add(time.Duration(hr+1) * time.Hour)}
-		out, err := lake.Open(ctx, coordinator.WindowOut(base, w.From), lake.S3Options{})
+		out, err := lake.Open(ctx, coordinator.WindowOut(base, w.From), s3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,11 +149,11 @@ func TestRollupOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bs, err := lake.Open(ctx, base, lake.S3Options{})
+	bs, err := lake.Open(ctx, base, s3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	windows, err := rollup.Windows(ctx, bs, lake.S3Options{}, day, day.Add(24*time.Hour))
+	windows, err := rollup.Windows(ctx, bs, s3, day, day.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +165,9 @@ func TestRollupOnCluster(t *testing.T) {
 
 	runner := &failAfterCommit{bucket: 2, conns: map[string]*grpc.ClientConn{}, ran: map[string]int{}}
 	t.Cleanup(runner.close)
-	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 1, Logger: testLogger(t), LakeRoots: anyFile, OutputRoots: anyFile,
-		Coordinator: func(c *coordinator.Config) { c.Runner = runner }})
+	roots := []string{bucket.URI()}
+	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 1, Logger: testLogger(t), S3: s3, LakeRoots: anyFile, OutputRoots: roots,
+		Coordinator: func(c *coordinator.Config) { c.Runner, c.OutputRoots = runner, roots }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +185,7 @@ func TestRollupOnCluster(t *testing.T) {
 	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
 		t.Fatalf("job %s: %s", coordinator.StateName(j.GetState()), j.GetError())
 	}
-	out, err := lake.Open(ctx, outURI, lake.S3Options{})
+	out, err := lake.Open(ctx, outURI, s3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +226,7 @@ func TestRollupOnCluster(t *testing.T) {
 		"lake":          func(s *pb.JobSpec) { s.LakeUri = base },
 		"no windows":    func(s *pb.JobSpec) { s.Rollup.WindowsUri = "" },
 		"windows in it": func(s *pb.JobSpec) { s.Rollup.WindowsUri = outURI + "/x" },
+		"windows out":   func(s *pb.JobSpec) { s.Rollup.WindowsUri = "file:///etc" },
 	} {
 		s := proto.Clone(spec).(*pb.JobSpec)
 		bad(s)
