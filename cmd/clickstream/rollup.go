@@ -39,7 +39,9 @@ with user sets: --user-sets, --schedule-user-sets) into one result per period of
 overall (both ""), with clicks, exact unique users (the size of the union of the windows' sets),
 time spent and samples. Events are not read again. Each period's result goes to its own folder,
 <out>/rollup/grain=<grain>/period=<start> (--rollup-out), replacing an earlier roll-up of it, and
-to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), with grain set.`,
+to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), with grain set.
+With --coordinator, each period is a job of the cluster instead, one task per key range
+(--shards): the coordinator commits the period and runs its own publishers.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -163,11 +163,23 @@ func TestRollupOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var published struct {
+		sync.Mutex
+		metas []results.Meta
+	}
 	runner := &failAfterCommit{bucket: 2, conns: map[string]*grpc.ClientConn{}, ran: map[string]int{}}
 	t.Cleanup(runner.close)
 	roots := []string{bucket.URI()}
 	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 1, Logger: testLogger(t), S3: s3, LakeRoots: anyFile, OutputRoots: roots,
-		Coordinator: func(c *coordinator.Config) { c.Runner, c.OutputRoots = runner, roots }})
+		Coordinator: func(c *coordinator.Config) {
+			c.Runner, c.OutputRoots = runner, roots
+			c.Publishers = append(c.Publishers, coordinator.NewPublisher("probe", func(_ context.Context, out lake.Store, m results.Meta) error {
+				published.Lock()
+				defer published.Unlock()
+				published.metas = append(published.metas, m)
+				return nil
+			}))
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +209,18 @@ func TestRollupOnCluster(t *testing.T) {
 	if meta.Grain != schema.GrainDay || meta.Partitions != shards || len(meta.RollupOf) != 24 || !meta.Final || meta.Retries < 1 {
 		t.Errorf("meta: grain %q, %d partitions, rolls up %d windows, final %v, %d retries; want day, %d, 24, final, a retry",
 			meta.Grain, meta.Partitions, len(meta.RollupOf), meta.Final, meta.Retries, shards)
+	}
+	var pm results.Meta
+	waitFor(t, "the roll-up published", func() bool {
+		published.Lock()
+		defer published.Unlock()
+		if len(published.metas) > 0 {
+			pm = published.metas[0]
+		}
+		return len(published.metas) == 1
+	})
+	if m := pm; m.Grain != schema.GrainDay || m.Run != meta.Run {
+		t.Errorf("published %s run %s, committed %s", m.Grain, m.Run, meta.Run)
 	}
 	runner.mu.Lock()
 	if !runner.failed || len(runner.ran) < 2 {
