@@ -109,6 +109,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./internal/aggregate/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckTask$$' -fuzztime $(FUZZTIME) ./worker/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidSpec$$' -fuzztime $(FUZZTIME) ./coordinator/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidRollupSpec$$' -fuzztime $(FUZZTIME) ./coordinator/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckRollupTask$$' -fuzztime $(FUZZTIME) ./worker/
+	$(GO) test -run '^$$' -fuzz '^FuzzMergePartials$$' -fuzztime $(FUZZTIME) ./internal/rollup/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./internal/userset/
 
 ## proto: regenerate the gRPC code (committed) from proto/.

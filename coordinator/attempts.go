@@ -186,7 +186,7 @@ func (tm *term) runAttempt(j *jobRun, t *taskRun, a *attemptRun) {
 		WindowFrom: timestamppb.New(spec.From), WindowTo: timestamppb.New(spec.To),
 		SessionTimeout: durationpb.New(spec.SessionTimeout),
 		PartialUri:     spec.Out, PartialKey: results.PartialKey(j.rec.ID, t.pt.Bucket),
-		UserSets: spec.UserSets, IncludeBots: spec.IncludeBots,
+		UserSets: spec.UserSets, IncludeBots: spec.IncludeBots, Rollup: spec.Rollup.toPB(),
 	}
 	wid, addr := a.worker.info.ID, a.worker.info.Addr
 	tm.spawn(func() {

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/rollup"
 	"github.com/dataco/clickstream/internal/schema"
 )
 
@@ -49,7 +50,7 @@ func (tm *term) onMerged(j *jobRun, m *merged, err error) {
 	if tm.jobs[j.rec.ID] != j || j.phase != phaseMerging {
 		return
 	}
-	if errors.Is(err, errPartialDigest) {
+	if errors.Is(err, errPartialDigest) || errors.Is(err, rollup.ErrPartial) {
 		// Not the store failing: the partial was replaced after its worker
 		// committed it. Nothing of it is merged; the job fails, naming the
 		// task, and a new job computes every partial afresh.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/rollup"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -68,6 +69,61 @@ func FuzzValidSpec(f *testing.F) {
 			Format: formatToPB(js.Format), SessionTimeout: durationpb.New(js.SessionTimeout), MaxAttempts: int32(js.MaxAttempts),
 		})
 		if err != nil || again != js {
+			t.Fatalf("the accepted spec %+v validates to %+v, %v", js, again, err)
+		}
+	})
+}
+
+// FuzzValidRollupSpec feeds roll-up job specs to the submission checks:
+// what they accept is one period of a known grain, 1 to 1024 key ranges,
+// budgets not negative, an output and windows canonical and under
+// --output-root, the windows not inside the output; they refuse with
+// ErrInvalidJob only, never panic, and accept the JobSpec of what they
+// accepted as that very spec.
+func FuzzValidRollupSpec(f *testing.F) {
+	day := tFrom.Unix()
+	f.Add(day, day+24*3600, "day", "file:///results/hourly", "file:///results/hourly/rollup/grain=day/period=x", int32(4), int64(0), int64(0), "")
+	f.Add(day, day+7*24*3600, "week", "s3://results/jobs/w", "s3://results/jobs/r", int32(1024), int64(1<<20), int64(1000), "")
+	f.Add(day, day+3600, "day", "file:///results/hourly", "file:///results/r", int32(2), int64(0), int64(0), "")
+	f.Add(day, day+24*3600, "fortnight", "file:///etc", "file:///results/r", int32(0), int64(-1), int64(-1), "file:///data/lake")
+	f.Add(day, day+24*3600, "day", "file:///results/r/w", "file:///results/r", int32(1025), int64(0), int64(0), "")
+	cfg := NewConfig()
+	cfg.Lake = "file:///data/lake"
+	roots, err := lake.CanonicalRoots([]string{"file:///results", "s3://results/jobs"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg.OutputRoots = roots
+	f.Fuzz(func(t *testing.T, fromSec, toSec int64, grain, windows, out string, shards int32, budget, exact int64, lakeURI string) {
+		s := &pb.JobSpec{
+			From: &timestamppb.Timestamp{Seconds: fromSec}, To: &timestamppb.Timestamp{Seconds: toSec}, OutUri: out, LakeUri: lakeURI,
+			Rollup: &pb.RollupSpec{Grain: grain, WindowsUri: windows, Shards: shards, MemoryBudget: budget, ExactLimit: exact},
+		}
+		js, err := validSpec(&cfg, s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidJob) {
+				t.Fatalf("error %v does not match ErrInvalidJob", err)
+			}
+			return
+		}
+		r := js.Rollup
+		pf, pt, perr := rollup.Period(grain, js.From)
+		switch {
+		case r == nil || perr != nil || !pf.Equal(js.From) || !pt.Equal(js.To):
+			t.Fatalf("accepted [%v, %v) of grain %q", js.From, js.To, grain)
+		case r.Shards < 1 || r.Shards > maxRollupShards || r.MemoryBudget < 0 || r.ExactLimit < 0:
+			t.Fatalf("accepted %+v", r)
+		case !lake.Under(js.Out, roots) || !lake.Under(r.Windows, roots) || lake.Under(r.Windows, []string{js.Out}) || js.Lake != "":
+			t.Fatalf("accepted output %s, windows %s, lake %q for roots %v", js.Out, r.Windows, js.Lake, roots)
+		}
+		for _, uri := range []string{js.Out, r.Windows} {
+			if c, err := lake.Canonical(uri); err != nil || c != uri {
+				t.Fatalf("accepted store %s canonicalises to %q, %v", uri, c, err)
+			}
+		}
+		rec := jobRecord{ID: "j", Spec: js}
+		again, err := validSpec(&cfg, rec.toPB(nil, nil).GetSpec())
+		if err != nil || encode(again) != encode(js) {
 			t.Fatalf("the accepted spec %+v validates to %+v, %v", js, again, err)
 		}
 	})

@@ -43,7 +43,15 @@ func (c *Coordinator) loadPlan(ctx context.Context, rec *jobRecord) (*plan, erro
 		if rec.State != statePending {
 			return nil, fmt.Errorf("%w: the plan %s of this %s job is missing from %s", errBadPlan, key, rec.State, out.URI())
 		}
-		p, perr := c.makePlan(ctx, rec)
+		var (
+			p    *plan
+			perr error
+		)
+		if rec.Spec.Rollup != nil {
+			p = rollupPlan(rec)
+		} else {
+			p, perr = c.makePlan(ctx, rec)
+		}
 		if perr != nil {
 			return nil, perr
 		}
@@ -196,6 +204,9 @@ func (c *Coordinator) merge(ctx context.Context, rec *jobRecord, p *plan, k fina
 		return nil, err
 	}
 	c.hit(ctx, pointBeforeMerge)
+	if rec.Spec.Rollup != nil {
+		return c.mergeRollup(ctx, out, rec, p, k, digests)
+	}
 	total, err := c.mergePartials(ctx, out, rec.ID, p, digests)
 	if err != nil {
 		return nil, err
@@ -261,8 +272,30 @@ func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job str
 		return nil, fmt.Errorf("coordinator: %d partial digests for %d tasks", len(digests), len(p.Tasks))
 	}
 	total := aggregate.NewPartial()
-	err := ordered.Fetch(ctx, len(p.Tasks), c.cfg.MergeParallelism,
-		func(ctx context.Context, i int) (*aggregate.Partial, error) {
+	err := c.fetchPartials(ctx, out, job, p, digests, func(i int, data []byte) error {
+		q := aggregate.NewPartial()
+		if err := q.UnmarshalBinary(data); err != nil {
+			return fmt.Errorf("partial %s: %w", results.PartialKey(job, p.Tasks[i].Bucket), err)
+		}
+		total.Merge(q)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return total, nil
+}
+
+// fetchPartials reads the partials of p's tasks, MergeParallelism at a
+// time, checks each against its digest (no more bytes are read than the
+// digest's size), and hands them to use in task order. A partial that
+// does not match is an error matching errPartialDigest.
+func (c *Coordinator) fetchPartials(ctx context.Context, out lake.Store, job string, p *plan, digests []partialDigest, use func(i int, data []byte) error) error {
+	if len(digests) != len(p.Tasks) {
+		return fmt.Errorf("coordinator: %d partial digests for %d tasks", len(digests), len(p.Tasks))
+	}
+	return ordered.Fetch(ctx, len(p.Tasks), c.cfg.MergeParallelism,
+		func(ctx context.Context, i int) ([]byte, error) {
 			pt, want := p.Tasks[i], digests[i]
 			key := results.PartialKey(job, pt.Bucket)
 			data, err := out.GetSized(ctx, key, want.bytes)
@@ -276,20 +309,8 @@ func (c *Coordinator) mergePartials(ctx context.Context, out lake.Store, job str
 				return nil, fmt.Errorf("%w: task %d (bucket %d): partial %s has SHA-256 %x, its worker answered %x",
 					errPartialDigest, pt.Task, pt.Bucket, key, got, want.sha256)
 			}
-			q := aggregate.NewPartial()
-			if err := q.UnmarshalBinary(data); err != nil {
-				return nil, fmt.Errorf("partial %s: %w", key, err)
-			}
-			return q, nil
-		},
-		func(_ int, q *aggregate.Partial) error {
-			total.Merge(q)
-			return nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	return total, nil
+			return data, nil
+		}, use)
 }
 
 // cleanup removes a finished job's leftovers from its output store: its

@@ -102,6 +102,9 @@ type jobSpec struct {
 	Final bool `json:"final,omitempty"`
 	// IncludeBots: bots' events count like anyone's (no bot_clicks).
 	IncludeBots bool `json:"include_bots,omitempty"`
+	// Rollup: the job rolls up the committed windows of the period
+	// [From, To) instead of reading events (Lake is then empty).
+	Rollup *rollupSpec `json:"rollup,omitempty"`
 }
 
 // jobRecord is the value of Keys.Job. Any coordinator creates it (submit)
@@ -307,7 +310,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 			From: ts(r.Spec.From), To: ts(r.Spec.To), OutUri: r.Spec.Out, LakeUri: r.Spec.Lake,
 			Format: formatToPB(r.Spec.Format), SessionTimeout: durationpb.New(r.Spec.SessionTimeout),
 			MaxAttempts: int32(r.Spec.MaxAttempts), EventsSnapshot: r.Spec.EventsSnapshot,
-			UserSets: r.Spec.UserSets, IncludeBots: r.Spec.IncludeBots,
+			UserSets: r.Spec.UserSets, IncludeBots: r.Spec.IncludeBots, Rollup: r.Spec.Rollup.toPB(),
 		},
 		State:         stateToPB[r.State],
 		Progress:      p,

@@ -102,6 +102,15 @@ func (c *Coordinator) normalize(ctx context.Context, s *pb.JobSpec) (jobSpec, er
 		}
 		return js, fmt.Errorf("%w: output: %w", storeErrKind(err), err)
 	}
+	if js.Rollup != nil {
+		if _, err := c.output(ctx, js.Rollup.Windows); err != nil {
+			if errors.Is(err, lake.ErrOutsideRoot) {
+				return js, fmt.Errorf("%w: roll-up windows %s lead out of --output-root %s: %w", ErrInvalidJob, js.Rollup.Windows, strings.Join(c.cfg.OutputRoots, ","), err)
+			}
+			return js, fmt.Errorf("%w: roll-up windows: %w", storeErrKind(err), err)
+		}
+		return js, nil
+	}
 	src, err := c.store(ctx, js.Lake)
 	if err != nil {
 		return js, fmt.Errorf("%w: lake: %w", storeErrKind(err), err)
@@ -165,6 +174,9 @@ func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 	case js.MaxAttempts < 0 || js.MaxAttempts > 100:
 		return js, fmt.Errorf("%w: max attempts %d: want 1 to 100", ErrInvalidJob, js.MaxAttempts)
 	}
+	if s.GetRollup() != nil {
+		return validRollupSpec(cfg, s, js)
+	}
 	js.UserSets = s.GetUserSets()
 	js.IncludeBots = s.GetIncludeBots()
 	if js.EventsSnapshot = s.GetEventsSnapshot(); js.EventsSnapshot < 0 {
@@ -196,6 +208,26 @@ func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 	}
 	if overlaps(js.Out, js.Lake) {
 		return js, fmt.Errorf("%w: the output %s overlaps the lake %s; write results elsewhere", ErrInvalidJob, js.Out, js.Lake)
+	}
+	return js, nil
+}
+
+// validRollupSpec is validSpec's end for a roll-up job: the output as
+// for any job, then the roll-up's part (validRollup).
+func validRollupSpec(cfg *Config, s *pb.JobSpec, js jobSpec) (jobSpec, error) {
+	if s.GetOutUri() == "" {
+		return js, fmt.Errorf("%w: no output URI", ErrInvalidJob)
+	}
+	out, err := lake.Canonical(s.GetOutUri())
+	if err != nil {
+		return js, fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
+	}
+	js.Out = out
+	if roots := cfg.OutputRoots; len(roots) > 0 && !lake.Under(js.Out, roots) {
+		return js, fmt.Errorf("%w: output %s is not under --output-root %s", ErrInvalidJob, js.Out, strings.Join(roots, ","))
+	}
+	if err := validRollup(cfg, s, &js); err != nil {
+		return js, err
 	}
 	return js, nil
 }

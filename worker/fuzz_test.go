@@ -13,6 +13,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/rollup"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -92,6 +93,56 @@ func FuzzCheckTask(f *testing.F) {
 		tk2, err := checkTask(again, lakeRoots, outRoots)
 		if err != nil || tk2.lake != tk.lake || tk2.out != tk.out {
 			t.Fatalf("normalised request: %v, stores %s %s; first %s %s", err, tk2.lake, tk2.out, tk.lake, tk.out)
+		}
+	})
+}
+
+// FuzzCheckRollupTask feeds roll-up tasks to the worker's validation:
+// what it accepts reads windows under its --output-root or --lake-root
+// and writes its own partial under --output-root, both canonical, for a
+// key range of 1 to 1024 and a window that is one period of its grain;
+// it refuses with ErrBadRequest or ErrForbidden only and never panics.
+func FuzzCheckRollupTask(f *testing.F) {
+	day := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC).Unix()
+	f.Add("job-1", int32(1), "day", "file:///data/out/hourly", "file:///data/out/r", results.PartialKey("job-1", 1), day, int64(24*3600), int32(4), int64(0), "")
+	f.Add("job-1", int32(0), "week", "file:///data/lake/w", "s3://results/r", results.PartialKey("job-1", 0), day-3*24*3600, int64(7*24*3600), int32(1), int64(4096), "")
+	f.Add("j", int32(4), "day", "file:///etc", "file:///data/out/r", results.PartialKey("j", 4), day, int64(24*3600), int32(4), int64(-1), "file:///data/lake")
+	f.Add("j", int32(0), "month", "file:///data/out/../../etc", "file:///data/out/r", results.PartialKey("j", 0), day, int64(3600), int32(0), int64(0), "")
+	lakeRoots, err := lake.CanonicalRoots([]string{"file:///data/lake", "s3://lake/clicks"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	outRoots, err := lake.CanonicalRoots([]string{"file:///data/out/", "s3://results"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, job string, bucket int32, grain, windows, outURI, partialKey string, fromSec, periodSec int64, shards int32, budget int64, lakeURI string) {
+		req := &pb.RunTaskRequest{
+			JobId: job, TaskId: bucket, Bucket: bucket, Attempt: 1, LakeUri: lakeURI, PartialUri: outURI, PartialKey: partialKey,
+			WindowFrom: timestamppb.New(time.Unix(fromSec, 0)), WindowTo: timestamppb.New(time.Unix(fromSec+periodSec, 0)),
+			Rollup: &pb.RollupSpec{Grain: grain, WindowsUri: windows, Shards: shards, MemoryBudget: budget},
+		}
+		tk, err := checkTask(req, lakeRoots, outRoots)
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrForbidden) {
+				t.Fatalf("error %v matches neither ErrBadRequest nor ErrForbidden", err)
+			}
+			return
+		}
+		if !lake.Under(tk.lake, outRoots) && !lake.Under(tk.lake, lakeRoots) || !lake.Under(tk.out, outRoots) {
+			t.Fatalf("accepted windows %s, output %s", tk.lake, tk.out)
+		}
+		for _, uri := range []string{tk.lake, tk.out} {
+			if c, err := lake.Canonical(uri); err != nil || c != uri {
+				t.Fatalf("canonical store %s canonicalises to %q, %v", uri, c, err)
+			}
+		}
+		from, to, perr := rollup.Period(grain, tk.window.From)
+		if perr != nil || !from.Equal(tk.window.From) || !to.Equal(tk.window.To) || bucket < 0 || bucket >= shards || shards > maxRollupShards || budget < 0 || lakeURI != "" {
+			t.Fatalf("accepted %s of grain %q, key range %d of %d, budget %d, lake %q", tk.window, grain, bucket, shards, budget, lakeURI)
+		}
+		if own := results.PartialKey(job, int(bucket)); partialKey != own {
+			t.Fatalf("accepted partial key %q for job %q bucket %d", partialKey, job, bucket)
 		}
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/ordered"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/rollup"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -83,7 +84,7 @@ func checkTask(req *pb.RunTaskRequest, lakeRoots, outputRoots []string) (task, e
 		return t, fmt.Errorf("%w: attempt %d < 1", ErrBadRequest, req.GetAttempt())
 	case req.GetTaskId() < 0 || req.GetBucket() < 0:
 		return t, fmt.Errorf("%w: negative task %d or bucket %d", ErrBadRequest, req.GetTaskId(), req.GetBucket())
-	case req.GetLakeUri() == "" || req.GetPartialUri() == "" || req.GetPartialKey() == "":
+	case req.GetRollup() == nil && req.GetLakeUri() == "" || req.GetPartialUri() == "" || req.GetPartialKey() == "":
 		return t, fmt.Errorf("%w: lake_uri, partial_uri and partial_key are required", ErrBadRequest)
 	case req.GetWindowFrom() == nil || req.GetWindowTo() == nil:
 		return t, fmt.Errorf("%w: no window", ErrBadRequest)
@@ -101,6 +102,9 @@ func checkTask(req *pb.RunTaskRequest, lakeRoots, outputRoots []string) (task, e
 	t.timeout = req.GetSessionTimeout().AsDuration()
 	if t.timeout <= 0 {
 		t.timeout = aggregate.DefaultSessionTimeout
+	}
+	if req.GetRollup() != nil {
+		return checkRollupTask(t, lakeRoots, outputRoots)
 	}
 	if err := checkFiles(req.GetFileKeys(), req.GetFileSizes()); err != nil {
 		return t, err
@@ -286,6 +290,9 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 	if err != nil {
 		return nil, storeError("partial store", err)
 	}
+	if req.GetRollup() != nil {
+		return w.rollup(ctx, out, t)
+	}
 	src, err := w.stores.OpenUnder(ctx, t.lake, w.cfg.LakeRoots)
 	if err != nil {
 		return nil, storeError("lake", err)
@@ -303,11 +310,17 @@ func (w *Worker) compute(ctx context.Context, t task) (*pb.RunTaskResponse, erro
 	if err != nil {
 		return nil, fmt.Errorf("worker: encode partial: %w", err)
 	}
+	resp := &pb.RunTaskResponse{EventsRead: p.Read, EventsInWindow: p.Events, BytesRead: nbytes}
+	return w.commitPartial(ctx, out, req, data, resp)
+}
+
+// commitPartial puts a task's partial with put-if-absent once its
+// attempt is still leased (fencing), and completes resp with the
+// partial's size and SHA-256. A partial stored already by another
+// attempt must be these very bytes.
+func (w *Worker) commitPartial(ctx context.Context, out lake.Store, req *pb.RunTaskRequest, data []byte, resp *pb.RunTaskResponse) (*pb.RunTaskResponse, error) {
 	sum := sha256.Sum256(data)
-	resp := &pb.RunTaskResponse{
-		EventsRead: p.Read, EventsInWindow: p.Events, BytesRead: nbytes,
-		PartialBytes: int64(len(data)), PartialSha256: sum[:],
-	}
+	resp.PartialBytes, resp.PartialSha256 = int64(len(data)), sum[:]
 	w.crash.Hit(pointBeforePartial)
 	if err := w.fence(ctx, req); err != nil {
 		return nil, err
@@ -452,6 +465,8 @@ func toStatus(err error) error {
 		return status.FromContextError(err).Err()
 	case errors.Is(err, ErrBadRequest):
 		code = codes.InvalidArgument
+	case errors.Is(err, rollup.ErrWindows), errors.Is(err, rollup.ErrIncomplete):
+		code = codes.FailedPrecondition
 	case errors.Is(err, ErrForbidden), errors.Is(err, lake.ErrOutsideRoot):
 		code = codes.PermissionDenied
 	case errors.Is(err, ErrDraining):

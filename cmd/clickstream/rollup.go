@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
 // newRollupCmd: clickstream rollup --out URI --from T [--to T] --grain
@@ -21,7 +26,10 @@ import (
 func newRollupCmd() *cobra.Command {
 	cfg := rollup.NewRunConfig()
 	es := indexer.NewConfig()
-	var catalogURI, catalogPW string
+	var (
+		catalogURI, catalogPW string
+		cf                    clientFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "rollup --out URI --from T [--to T] [--grain day|week|month] [flags]",
 		Short: "roll committed windows up into exact daily, weekly or monthly rows, from the user sets they keep",
@@ -31,7 +39,9 @@ with user sets: --user-sets, --schedule-user-sets) into one result per period of
 overall (both ""), with clicks, exact unique users (the size of the union of the windows' sets),
 time spent and samples. Events are not read again. Each period's result goes to its own folder,
 <out>/rollup/grain=<grain>/period=<start> (--rollup-out), replacing an earlier roll-up of it, and
-to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), with grain set.`,
+to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), with grain set.
+With --coordinator, each period is a job of the cluster instead, one task per key range
+(--shards): the coordinator commits the period and runs its own publishers.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -47,6 +57,14 @@ to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), wit
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%w", err)
+			}
+			if cmd.Flags().Changed("coordinator") {
+				for _, f := range []string{"keep-sets", "input-grain", "es", "catalog", "spill-dir"} {
+					if cmd.Flags().Changed(f) {
+						return usageErrorf("--%s: not with --coordinator (the cluster rolls up windows, without keeping sets, and publishes with the coordinator's publishers)", f)
+					}
+				}
+				return rollupOnCluster(ctx, &cf, &cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			if err := requireStore("out", cfg.Windows); err != nil {
 				return err
@@ -96,5 +114,41 @@ to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), wit
 	cmd.Flags().StringVar(&catalogURI, "catalog", icetable.NoCatalog, "Iceberg catalog of the aggregates table the roll-ups are published to ('' : a file:// lake's own SQLite catalog; default none)")
 	cmd.Flags().StringVar(&catalogPW, "catalog-password-file", "", "file holding the password of a postgres:// --catalog")
 	es.AddFlags(cmd.Flags())
+	cf.add(cmd.Flags())
 	return cmd
+}
+
+// rollupOnCluster submits one roll-up job per period of cfg to the
+// coordinator (one task per key range, --shards) and follows each to its
+// end: the coordinator commits and publishes the period's result.
+func rollupOnCluster(ctx context.Context, cf *clientFlags, cfg *rollup.RunConfig, stdout, stderr io.Writer) error {
+	periods, err := rollup.Periods(cfg.Grain, cfg.From, cfg.To)
+	if err != nil {
+		return usageErrorf("%w", err)
+	}
+	format := pb.OutputFormat_OUTPUT_FORMAT_NDJSON
+	if cfg.Format == string(results.CSV) {
+		format = pb.OutputFormat_OUTPUT_FORMAT_CSV
+	}
+	c, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, p := range periods {
+		spec := &pb.JobSpec{
+			From: timestamppb.New(p[0]), To: timestamppb.New(p[1]), OutUri: rollup.OutURI(cfg.OutBase(), cfg.Grain, p[0]), Format: format,
+			Rollup: &pb.RollupSpec{Grain: cfg.Grain, WindowsUri: cfg.Windows, Shards: int32(cfg.Shards),
+				MemoryBudget: cfg.MemoryBudget, ExactLimit: cfg.ExactLimit, AllowGaps: cfg.AllowGaps},
+		}
+		j, err := c.SubmitWithKey(ctx, spec, coordinator.NewIdempotencyKey())
+		if err != nil {
+			return fmt.Errorf("rollup %s %s: %w", cfg.Grain, p[0].Format("2006-01-02"), err)
+		}
+		fmt.Fprintf(stderr, "rollup %s %s: submitted job %s\n", cfg.Grain, p[0].Format("2006-01-02"), j.GetId())
+		if err := waitJob(ctx, c, j.GetId(), stdout, stderr); err != nil {
+			return fmt.Errorf("rollup %s %s: %w", cfg.Grain, p[0].Format("2006-01-02"), err)
+		}
+	}
+	return nil
 }

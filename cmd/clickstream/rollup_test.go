@@ -4,16 +4,26 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/cluster/clustertest"
 	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/lake/laketest"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
 	"github.com/dataco/clickstream/internal/schema"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
 // TestRollupCommand: clickstream rollup over a bare path of hourly
@@ -64,5 +74,205 @@ func TestRollupCommand(t *testing.T) {
 	}
 	if last := rows[0]; last.URL != schema.All || last.Country != schema.All || last.Grain != schema.GrainDay {
 		t.Fatalf("first row %+v: want everything's", last)
+	}
+}
+
+// failAfterCommit is a TaskRunner that runs attempts on the workers over
+// gRPC, and loses the answer of the first attempt of one key range after
+// its worker committed the partial, as if the connection broke: the task
+// is retried, and the retry finds its partial stored already.
+type failAfterCommit struct {
+	bucket int32
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	failed bool
+	ran    map[string]int // worker id → attempts answered
+}
+
+func (f *failAfterCommit) RunTask(ctx context.Context, workerID, addr string, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+	f.mu.Lock()
+	conn := f.conns[addr]
+	if conn == nil {
+		var err error
+		if conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			f.mu.Unlock()
+			return nil, err
+		}
+		f.conns[addr] = conn
+	}
+	f.mu.Unlock()
+	resp, err := pb.NewWorkerServiceClient(conn).RunTask(ctx, req)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		f.ran[workerID]++
+	}
+	if err == nil && req.GetBucket() == f.bucket && !f.failed {
+		f.failed = true
+		return nil, status.Error(codes.Unavailable, "connection lost after the partial was committed")
+	}
+	return resp, err
+}
+
+func (f *failAfterCommit) close() {
+	for _, c := range f.conns {
+		c.Close()
+	}
+}
+
+// TestRollupOnCluster: a roll-up job of a day of hourly windows
+// committed to S3, run on a coordinator and three workers over gRPC (one
+// task per key range; output roots the test's bucket), commits exactly the rows of rollup.Compute (all four kinds of
+// rows, exact unique users) with the meta of a roll-up, its tasks spread
+// over several workers, though one task's first attempt is lost after
+// its partial was committed; `clickstream rollup --coordinator` does the
+// same; bad roll-up specs are refused.
+func TestRollupOnCluster(t *testing.T) {
+	ctx := context.Background()
+	s3 := laketest.S3Options()
+	bucket := laketest.NewS3(t)
+	base := bucket.URI() + "/hourly"
+	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	events := clustertest.Events(5, 400, 20_000, day, day.Add(24*time.Hour))
+	for hr := range 24 {
+		w := aggregate.Window{From: day.Add(time.Duration(hr) * time.Hour), To: day.Add(time.Duration(hr+1) * time.Hour)}
+		out, err := lake.Open(ctx, coordinator.WindowOut(base, w.From), s3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := aggregate.Compute(events, w, 0)
+		m := results.Meta{Job: "j", Run: "j-1", From: w.From, To: w.To, SessionTimeout: aggregate.DefaultSessionTimeout.String(), Final: true}
+		if err := results.WriteSets(ctx, out, &m, p.UserSetEntries()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := results.Commit(ctx, out, p.Result(w), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs, err := lake.Open(ctx, base, s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	windows, err := rollup.Windows(ctx, bs, s3, day, day.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shards = 4
+	want, _, err := rollup.Compute(ctx, rollup.Config{Shards: shards}, schema.GrainDay, day, day.Add(24*time.Hour), windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var published struct {
+		sync.Mutex
+		metas []results.Meta
+	}
+	runner := &failAfterCommit{bucket: 2, conns: map[string]*grpc.ClientConn{}, ran: map[string]int{}}
+	t.Cleanup(runner.close)
+	roots := []string{bucket.URI()}
+	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 1, Logger: testLogger(t), S3: s3, LakeRoots: anyFile, OutputRoots: roots,
+		Coordinator: func(c *coordinator.Config) {
+			c.Runner, c.OutputRoots = runner, roots
+			c.Publishers = append(c.Publishers, coordinator.NewPublisher("probe", func(_ context.Context, out lake.Store, m results.Meta) error {
+				published.Lock()
+				defer published.Unlock()
+				published.metas = append(published.metas, m)
+				return nil
+			}))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Close)
+	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+
+	outURI := rollup.OutURI(base+"/rollup", schema.GrainDay, day)
+	spec := &pb.JobSpec{From: timestamppb.New(day), To: timestamppb.New(day.Add(24 * time.Hour)), OutUri: outURI,
+		Rollup: &pb.RollupSpec{Grain: schema.GrainDay, WindowsUri: base, Shards: shards, MemoryBudget: 4096}}
+	j := submitAndWait(t, c, spec)
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job %s: %s", coordinator.StateName(j.GetState()), j.GetError())
+	}
+	out, err := lake.Open(ctx, outURI, s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, meta, err := results.ReadResult(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameRows(t, got, want)
+	if meta.Grain != schema.GrainDay || meta.Partitions != shards || len(meta.RollupOf) != 24 || !meta.Final || meta.Retries < 1 {
+		t.Errorf("meta: grain %q, %d partitions, rolls up %d windows, final %v, %d retries; want day, %d, 24, final, a retry",
+			meta.Grain, meta.Partitions, len(meta.RollupOf), meta.Final, meta.Retries, shards)
+	}
+	var pm results.Meta
+	waitFor(t, "the roll-up published", func() bool {
+		published.Lock()
+		defer published.Unlock()
+		if len(published.metas) > 0 {
+			pm = published.metas[0]
+		}
+		return len(published.metas) == 1
+	})
+	if m := pm; m.Grain != schema.GrainDay || m.Run != meta.Run {
+		t.Errorf("published %s run %s, committed %s", m.Grain, m.Run, meta.Run)
+	}
+	runner.mu.Lock()
+	if !runner.failed || len(runner.ran) < 2 {
+		t.Errorf("attempts answered per worker %v (an answer lost: %v): want tasks on 2 workers or more", runner.ran, runner.failed)
+	}
+	runner.mu.Unlock()
+
+	// The command submits the same job and follows it.
+	addr := lc.Coordinator.Addr()
+	code, stdout, stderr := runArgs(t, "rollup", "--coordinator", addr, "--out", base, "--from", "2026-01-05T10:00:00Z", "--shards", "3")
+	if code != 0 {
+		t.Fatalf("rollup --coordinator: exit %d, %s %s", code, stdout, stderr)
+	}
+	got, meta2, err := results.ReadResult(ctx, out)
+	if err != nil || meta2.Revision != meta.Revision+1 {
+		t.Fatalf("after the command: revision %d (before %d), %v", meta2.Revision, meta.Revision, err)
+	}
+	checkSameRows(t, got, want)
+
+	// Bad roll-up specs.
+	for name, bad := range map[string]func(*pb.JobSpec){
+		"grain":         func(s *pb.JobSpec) { s.Rollup.Grain = "fortnight" },
+		"not a period":  func(s *pb.JobSpec) { s.To = timestamppb.New(day.Add(2 * time.Hour)) },
+		"no shards":     func(s *pb.JobSpec) { s.Rollup.Shards = 0 },
+		"shards":        func(s *pb.JobSpec) { s.Rollup.Shards = 5000 },
+		"budget":        func(s *pb.JobSpec) { s.Rollup.MemoryBudget = -1 },
+		"lake":          func(s *pb.JobSpec) { s.LakeUri = base },
+		"no windows":    func(s *pb.JobSpec) { s.Rollup.WindowsUri = "" },
+		"windows in it": func(s *pb.JobSpec) { s.Rollup.WindowsUri = outURI + "/x" },
+		"windows out":   func(s *pb.JobSpec) { s.Rollup.WindowsUri = "file:///etc" },
+	} {
+		s := proto.Clone(spec).(*pb.JobSpec)
+		bad(s)
+		if _, err := c.Submit(ctx, s); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: err %v, want InvalidArgument", name, err)
+		}
+	}
+}
+
+func checkSameRows(t *testing.T, got, want []schema.Row) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, rollup.Compute %d", len(got), len(want))
+	}
+	kinds := map[[2]bool]bool{}
+	for i := range got {
+		if !schema.EqualMetrics(got[i], want[i]) || got[i].Grain != schema.GrainDay || got[i].Approximate {
+			t.Fatalf("row %d: %+v, rollup.Compute %+v", i, got[i], want[i])
+		}
+		kinds[[2]bool{got[i].URL == schema.All, got[i].Country == schema.All}] = true
+	}
+	if len(kinds) != 4 {
+		t.Fatalf("rows of %d kinds, want 4", len(kinds))
 	}
 }

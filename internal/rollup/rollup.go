@@ -117,6 +117,20 @@ type Stats struct {
 	Gaps            [][2]time.Time
 	// ApproximateRows are the rows counted by a sketch (ExactLimit).
 	ApproximateRows int
+	// Inputs are the committed results rolled up, in time order.
+	Inputs []Input
+}
+
+// Input is a committed result a roll-up read (a window, or a day of a
+// week): what the roll-up's provenance is made of (ResultMeta).
+type Input struct {
+	URI            string     `json:"uri"`
+	Run            string     `json:"run"`
+	Final          bool       `json:"final,omitempty"`
+	Watermark      *time.Time `json:"watermark,omitempty"`
+	EventsInWindow int64      `json:"events_in_window"`
+	SessionTimeout string     `json:"session_timeout,omitempty"`
+	Lake           string     `json:"lake,omitempty"`
 }
 
 // check sorts windows and checks that they can be rolled up into
@@ -207,24 +221,9 @@ func ComputeSets(ctx context.Context, cfg Config, grain string, from, to time.Ti
 }
 
 func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) (rows []schema.Row, sets []*userset.Encoder, st Stats, err error) {
-	if _, _, err := Period(grain, from); err != nil {
-		return nil, nil, st, err
-	}
-	gaps, err := check(windows, from, to)
+	files, st, err := open(ctx, cfg, grain, from, to, windows)
 	if err != nil {
 		return nil, nil, st, err
-	}
-	st.Windows, st.Gaps = len(windows), gaps
-	if len(gaps) > 0 && !cfg.AllowGaps {
-		return nil, nil, st, fmt.Errorf("%w: [%s, %s) has %d gaps, the first [%s, %s)", ErrIncomplete, fmtT(from), fmtT(to), len(gaps), fmtT(gaps[0][0]), fmtT(gaps[0][1]))
-	}
-	files := make([][]*userset.Reader, len(windows))
-	for i, w := range windows {
-		if files[i], err = results.ReadSets(ctx, w.Out, w.Meta); err != nil {
-			return nil, nil, st, err
-		}
-		st.SetBytes += w.Meta.SetBytes
-		st.HashesRead += w.Meta.SetHashes
 	}
 	dir, err := os.MkdirTemp(cfg.SpillDir, "rollup-")
 	if err != nil {
@@ -233,22 +232,22 @@ func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 	defer os.RemoveAll(dir)
 
 	shards := max(cfg.Shards, 1)
+	// Each shard, and the overall union at the end, has an equal share
+	// of the budget.
+	var limit int64
+	if cfg.MemoryBudget > 0 {
+		limit = max(cfg.MemoryBudget/int64(shards+1), 1024)
+	}
 	outs := make([]*shardOut, shards)
 	errs := make([]error, shards)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	for s := range shards {
-		sdir := filepath.Join(dir, fmt.Sprintf("shard-%03d", s))
-		if err := os.Mkdir(sdir, 0o700); err != nil {
-			return nil, nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+		sh, err := newShard(cfg, grain, from, to, s, shards, limit, dir)
+		if err != nil {
+			return nil, nil, st, err
 		}
-		var limit int64
-		if cfg.MemoryBudget > 0 {
-			limit = max(cfg.MemoryBudget/int64(shards+1), 1024) // and a share for the overall union at the end
-		}
-		sh := &shard{n: s, of: shards, grain: grain, from: from, to: to, b: newBudget(limit, sdir), keepSets: cfg.KeepSets}
-		sh.b.exactLimit = cfg.ExactLimit
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -265,6 +264,56 @@ func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		}
 		return nil, nil, st, err
 	}
+	rows, sets, err = merge(ctx, cfg.ExactLimit, limit, dir, grain, from, to, outs, &st)
+	return rows, sets, st, err
+}
+
+// open checks the windows against the period [from, to) of grain and
+// opens their set files.
+func open(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) (files [][]*userset.Reader, st Stats, err error) {
+	if _, _, err := Period(grain, from); err != nil {
+		return nil, st, err
+	}
+	gaps, err := check(windows, from, to)
+	if err != nil {
+		return nil, st, err
+	}
+	st.Windows, st.Gaps = len(windows), gaps
+	if len(gaps) > 0 && !cfg.AllowGaps {
+		return nil, st, fmt.Errorf("%w: [%s, %s) has %d gaps, the first [%s, %s)", ErrIncomplete, fmtT(from), fmtT(to), len(gaps), fmtT(gaps[0][0]), fmtT(gaps[0][1]))
+	}
+	files = make([][]*userset.Reader, len(windows))
+	for i, w := range windows {
+		if files[i], err = results.ReadSets(ctx, w.Out, w.Meta); err != nil {
+			return nil, st, err
+		}
+		st.SetBytes += w.Meta.SetBytes
+		st.HashesRead += w.Meta.SetHashes
+		st.Inputs = append(st.Inputs, Input{URI: w.Out.URI(), Run: w.Meta.Run, Final: w.Meta.Final, Watermark: w.Meta.Watermark,
+			EventsInWindow: w.Meta.EventsInWindow, SessionTimeout: w.Meta.SessionTimeout, Lake: w.Meta.Lake})
+	}
+	return files, st, nil
+}
+
+// newShard is key range n of of, spilling to its own folder under dir
+// beyond limit bytes (<= 0: no limit).
+func newShard(cfg Config, grain string, from, to time.Time, n, of int, limit int64, dir string) (*shard, error) {
+	sdir := filepath.Join(dir, fmt.Sprintf("shard-%03d", n))
+	if err := os.Mkdir(sdir, 0o700); err != nil {
+		return nil, fmt.Errorf("rollup: spill folder: %w", err)
+	}
+	sh := &shard{n: n, of: of, grain: grain, from: from, to: to, b: newBudget(limit, sdir), keepSets: cfg.KeepSets}
+	sh.b.exactLimit = cfg.ExactLimit
+	return sh, nil
+}
+
+// merge completes a roll-up from the outputs of all its key ranges, in
+// order: their rows, and per country and overall the union of the
+// shards' country unions, counted (the overall union spills to dir
+// beyond limit bytes). It adds to st what the shards and itself did.
+// The in-process roll-up (compute) and the merge of shard partials
+// (MergePartials) both end here.
+func merge(ctx context.Context, exactLimit, limit int64, dir, grain string, from, to time.Time, outs []*shardOut, st *Stats) (rows []schema.Row, sets []*userset.Encoder, err error) {
 	for _, o := range outs {
 		rows = append(rows, o.rows...)
 		if o.enc != nil {
@@ -296,33 +345,29 @@ func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 	// countries' streams (a user's countries are few), fed to one more
 	// union under the budget, or, once a country is approximate, to a
 	// sketch.
-	var allLimit int64
-	if cfg.MemoryBudget > 0 {
-		allLimit = max(cfg.MemoryBudget/int64(shards+1), 1024)
-	}
-	allB := newBudget(allLimit, dir)
-	allB.exactLimit = cfg.ExactLimit
+	allB := newBudget(limit, dir)
+	allB.exactLimit = exactLimit
 	all := newUnion(allB)
 	defer all.release()
 	var allSk *hyperloglog.Sketch
 	for _, c := range names {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, st, err
+			return nil, nil, err
 		}
-		us := make([]*union, 0, shards)
+		us := make([]*union, 0, len(outs))
 		for _, o := range outs {
 			us = append(us, o.countries[c])
 		}
 		n, sk, err := countUnion(us, all.add)
 		if err != nil {
-			return nil, nil, st, err
+			return nil, nil, err
 		}
 		if sk != nil {
 			if allSk == nil {
 				allSk = newSketch()
 			}
 			if err := allSk.Merge(sk); err != nil {
-				return nil, nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
+				return nil, nil, fmt.Errorf("rollup: merge sketches: %w", err)
 			}
 		}
 		rows = append(rows, row(from, to, grain, schema.All, c, countries[c], n, sk != nil))
@@ -335,17 +380,17 @@ func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		if allSk != nil {
 			if all.sk == nil {
 				if err := all.toSketch(); err != nil {
-					return nil, nil, st, err
+					return nil, nil, err
 				}
 			}
 			if err := allSk.Merge(all.sk); err != nil {
-				return nil, nil, st, fmt.Errorf("rollup: merge sketches: %w", err)
+				return nil, nil, fmt.Errorf("rollup: merge sketches: %w", err)
 			}
 			all.sk = allSk
 		}
 		n, sk, err := countUnion([]*union{all}, nil)
 		if err != nil {
-			return nil, nil, st, err
+			return nil, nil, err
 		}
 		rows = append(rows, row(from, to, grain, schema.All, schema.All, total, n, sk != nil))
 		if n >= st.LargestSetUsers {
@@ -365,7 +410,7 @@ func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 		}
 	}
 	slices.SortFunc(rows, func(a, b schema.Row) int { return userset.CompareKeys(a.URL, a.Country, b.URL, b.Country) })
-	return rows, sets, st, nil
+	return rows, sets, nil
 }
 
 // countUnion counts the union of sealed unions: exactly by a k-way merge,
@@ -460,6 +505,7 @@ type shard struct {
 
 type shardOut struct {
 	rows            []schema.Row
+	rowCounters     []counters // of rows, for a shard partial
 	keys            int64
 	countries       map[string]*union // sealed
 	countryCounters map[string]counters
@@ -554,6 +600,7 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 		urlSet.release()
 		urlSet = newUnion(sh.b)
 		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, url, schema.All, urlC, n, approx))
+		o.rowCounters = append(o.rowCounters, urlC)
 		if n > o.largestUsers {
 			o.largest, o.largestUsers = fmt.Sprintf("(%q, all countries)", url), n
 		}
@@ -609,6 +656,7 @@ func (sh *shard) run(ctx context.Context, files [][]*userset.Reader) (*shardOut,
 			}
 		}
 		o.rows = append(o.rows, row(sh.from, sh.to, sh.grain, top.URL, top.Country, c, n, false))
+		o.rowCounters = append(o.rowCounters, c)
 		o.keys++
 		urlC.addC(c)
 		cc := o.countryCounters[top.Country]

@@ -122,6 +122,14 @@ func (c *RunConfig) Validate() error {
 	return nil
 }
 
+// OutBase is the base URI of the roll-ups: Out, or <Windows>/rollup.
+func (c *RunConfig) OutBase() string {
+	if c.Out != "" {
+		return c.Out
+	}
+	return strings.TrimSuffix(c.Windows, "/") + "/rollup"
+}
+
 // OutURI is the result URI, under base, of the period of grain starting
 // at from: base/grain=day/period=20261127T000000Z.
 func OutURI(base, grain string, from time.Time) string {
@@ -170,10 +178,7 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 	if err != nil {
 		return nil, err
 	}
-	outBase := cfg.Out
-	if outBase == "" {
-		outBase = strings.TrimSuffix(cfg.Windows, "/") + "/rollup"
-	}
+	outBase := cfg.OutBase()
 	inURI, inPrefix := cfg.Windows, "window="
 	if cfg.InputGrain == schema.GrainDay {
 		inURI, inPrefix = strings.TrimSuffix(outBase, "/")+"/grain="+schema.GrainDay, "period="
@@ -191,8 +196,9 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 			sets    []*userset.Encoder
 			windows []Window
 		)
+		open := func(ctx context.Context, uri string) (lake.Store, error) { return lake.Open(ctx, uri, cfg.S3) }
 		for attempt := 1; ; attempt++ {
-			windows, err = inputs(ctx, base, cfg.S3, inPrefix, p[0], p[1])
+			windows, err = inputs(ctx, base, open, inPrefix, p[0], p[1])
 			if err == nil {
 				rows, sets, rep.Stats, err = ComputeSets(ctx, cfg.Config, cfg.Grain, p[0], p[1], windows)
 			}
@@ -215,18 +221,7 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 			Job: job, Run: results.RunName(job, 1), Format: format,
 			From: p[0], To: p[1], Grain: cfg.Grain, Partitions: max(cfg.Shards, 1), Started: start.UTC(),
 		}
-		m.Final, m.Watermark = provenance(windows, rep.Stats.Gaps)
-		for _, w := range windows {
-			m.RollupOf = append(m.RollupOf, w.Out.URI()+"#"+w.Meta.Run)
-			m.EventsInWindow += w.Meta.EventsInWindow
-			m.SessionTimeout, m.Lake = w.Meta.SessionTimeout, w.Meta.Lake
-		}
-		if n := rep.Stats.ApproximateRows; n > 0 {
-			m.ApproximateRows, m.SketchRelError = n, SketchRelError
-		}
-		if n := len(rep.Stats.Gaps); n > 0 {
-			m.Warning = fmt.Sprintf("windows leave %d gaps, the first [%s, %s)", n, fmtT(rep.Stats.Gaps[0][0]), fmtT(rep.Stats.Gaps[0][1]))
-		}
+		ResultMeta(&m, rep.Stats)
 		if cfg.KeepSets {
 			if err := results.WriteEncodedSets(ctx, out, &m, sets); err != nil {
 				return reps, err
@@ -258,34 +253,63 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 	return reps, nil
 }
 
-// provenance is how final a roll-up of windows is: final if every window
+// ResultMeta fills in m what a roll-up's result says of where it comes
+// from (st of Compute or MergePartials): how final it is and as of which
+// watermark, the runs it rolled up, their events, session timeout and
+// lake, its approximate rows and its gaps.
+func ResultMeta(m *results.Meta, st Stats) {
+	m.Final, m.Watermark = provenance(st.Inputs, st.Gaps)
+	m.RollupOf, m.EventsInWindow = nil, 0
+	for _, in := range st.Inputs {
+		m.RollupOf = append(m.RollupOf, in.URI+"#"+in.Run)
+		m.EventsInWindow += in.EventsInWindow
+		m.SessionTimeout, m.Lake = in.SessionTimeout, in.Lake
+	}
+	if n := st.ApproximateRows; n > 0 {
+		m.ApproximateRows, m.SketchRelError = n, SketchRelError
+	}
+	if n := len(st.Gaps); n > 0 {
+		m.Warning = fmt.Sprintf("windows leave %d gaps, the first [%s, %s)", n, fmtT(st.Gaps[0][0]), fmtT(st.Gaps[0][1]))
+	}
+}
+
+// provenance is how final a roll-up of inputs is: final if every input
 // was final and they leave no gap, as of the lowest of their watermarks
-// (nil if any window knew none).
-func provenance(windows []Window, gaps [][2]time.Time) (final bool, wm *time.Time) {
-	final = len(windows) > 0 && len(gaps) == 0
-	for i, w := range windows {
-		final = final && w.Meta.Final
+// (nil if any input knew none).
+func provenance(inputs []Input, gaps [][2]time.Time) (final bool, wm *time.Time) {
+	final = len(inputs) > 0 && len(gaps) == 0
+	for i, w := range inputs {
+		final = final && w.Final
 		switch {
-		case w.Meta.Watermark == nil:
+		case w.Watermark == nil:
 			return final, nil
-		case i == 0 || w.Meta.Watermark.Before(*wm):
-			t := w.Meta.Watermark.UTC()
+		case i == 0 || w.Watermark.Before(*wm):
+			t := w.Watermark.UTC()
 			wm = &t
 		}
 	}
 	return final, wm
 }
 
+// OpenFunc opens the store of a URI (lake.Open with the S3 options, or
+// a worker's, confined to its roots).
+type OpenFunc func(ctx context.Context, uri string) (lake.Store, error)
+
 // Windows reads the committed window results under base whose window
 // starts in [from, to): it lists the window folders of each day of the
 // range and reads each one's _SUCCESS.
 func Windows(ctx context.Context, base lake.Store, s3 lake.S3Options, from, to time.Time) ([]Window, error) {
-	return inputs(ctx, base, s3, "window=", from, to)
+	return inputs(ctx, base, func(ctx context.Context, uri string) (lake.Store, error) { return lake.Open(ctx, uri, s3) }, "window=", from, to)
+}
+
+// WindowsWith is Windows opening each window's store with open.
+func WindowsWith(ctx context.Context, base lake.Store, open OpenFunc, from, to time.Time) ([]Window, error) {
+	return inputs(ctx, base, open, "window=", from, to)
 }
 
 // inputs reads the committed results under base in folders
 // <prefix><start as 20060102T150405Z> whose start is in [from, to).
-func inputs(ctx context.Context, base lake.Store, s3 lake.S3Options, prefix string, from, to time.Time) ([]Window, error) {
+func inputs(ctx context.Context, base lake.Store, open OpenFunc, prefix string, from, to time.Time) ([]Window, error) {
 	var out []Window
 	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
 		objs, err := base.List(ctx, prefix+day.Format("20060102"))
@@ -301,7 +325,7 @@ func inputs(ctx context.Context, base lake.Store, s3 lake.S3Options, prefix stri
 			if !ok || start.Before(from) || !start.Before(to) {
 				continue
 			}
-			ws, err := lake.Open(ctx, strings.TrimSuffix(base.URI(), "/")+"/"+folder, s3)
+			ws, err := open(ctx, strings.TrimSuffix(base.URI(), "/")+"/"+folder)
 			if err != nil {
 				return nil, fmt.Errorf("rollup: window %s: %w", folder, err)
 			}

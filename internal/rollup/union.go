@@ -393,6 +393,35 @@ func (u *union) sources() ([]source, func(), error) {
 	return srcs, closeAll, nil
 }
 
+// single returns the sealed, exact union as one sorted source of its
+// distinct hashes, their number, and a function that closes it: the
+// buffer if nothing was spilled, else one run (the buffer spilled and
+// the runs merged).
+func (u *union) single() (source, int64, func(), error) {
+	u.seal()
+	if len(u.runs) == 0 {
+		return &sliceSource{s: u.buf}, int64(len(u.buf)), func() {}, nil
+	}
+	if err := u.spill(); err != nil {
+		return nil, 0, nil, err
+	}
+	if len(u.runs) > 1 {
+		if err := u.compact(); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	f, err := openRun(u.runs[0])
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	fi, err := f.f.Stat()
+	if err != nil {
+		f.close()
+		return nil, 0, nil, fmt.Errorf("rollup: spilled run: %w", err)
+	}
+	return f, fi.Size() / 8, f.close, nil
+}
+
 // release frees the buffer and deletes the runs.
 func (u *union) release() {
 	u.sk = nil

@@ -180,7 +180,12 @@ type JobSpec struct {
 	// user agents) in clicks, unique users and time spent like anyone's.
 	// By default they are set apart: they count only in each row's
 	// bot_clicks, and the other columns are those of people alone.
-	IncludeBots   bool `protobuf:"varint,10,opt,name=include_bots,json=includeBots,proto3" json:"include_bots,omitempty"`
+	IncludeBots bool `protobuf:"varint,10,opt,name=include_bots,json=includeBots,proto3" json:"include_bots,omitempty"`
+	// A roll-up of committed windows instead of a window of events: [from,
+	// to) is one period of rollup.grain, out_uri the period's result, and
+	// lake_uri, session_timeout, events_snapshot, user_sets and
+	// include_bots are unset. One task per key range (rollup.shards).
+	Rollup        *RollupSpec `protobuf:"bytes,11,opt,name=rollup,proto3" json:"rollup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -285,6 +290,110 @@ func (x *JobSpec) GetIncludeBots() bool {
 	return false
 }
 
+func (x *JobSpec) GetRollup() *RollupSpec {
+	if x != nil {
+		return x.Rollup
+	}
+	return nil
+}
+
+// RollupSpec is an exact roll-up of the committed windows of one period
+// (package rollup): they are read under windows_uri (window=<start>
+// folders, with their user sets), split by a hash of the URL into shards
+// key ranges.
+type RollupSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// day, week (ISO, from Monday) or month, in UTC.
+	Grain string `protobuf:"bytes,1,opt,name=grain,proto3" json:"grain,omitempty"`
+	// The base of the window results (the scheduler's --schedule-out).
+	WindowsUri string `protobuf:"bytes,2,opt,name=windows_uri,json=windowsUri,proto3" json:"windows_uri,omitempty"`
+	// Key ranges: one task each, 1 to 1024.
+	Shards int32 `protobuf:"varint,3,opt,name=shards,proto3" json:"shards,omitempty"`
+	// Bytes of user hashes one task (and the merge) keeps in memory before
+	// it spills sorted runs to disk; zero: no bound.
+	MemoryBudget int64 `protobuf:"varint,4,opt,name=memory_budget,json=memoryBudget,proto3" json:"memory_budget,omitempty"`
+	// Count unique users exactly up to this many hashes per union, beyond
+	// with a HyperLogLog++ sketch (the row marked approximate); zero:
+	// always exact.
+	ExactLimit int64 `protobuf:"varint,5,opt,name=exact_limit,json=exactLimit,proto3" json:"exact_limit,omitempty"`
+	// Roll up a period whose windows leave gaps.
+	AllowGaps     bool `protobuf:"varint,6,opt,name=allow_gaps,json=allowGaps,proto3" json:"allow_gaps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollupSpec) Reset() {
+	*x = RollupSpec{}
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollupSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollupSpec) ProtoMessage() {}
+
+func (x *RollupSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollupSpec.ProtoReflect.Descriptor instead.
+func (*RollupSpec) Descriptor() ([]byte, []int) {
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RollupSpec) GetGrain() string {
+	if x != nil {
+		return x.Grain
+	}
+	return ""
+}
+
+func (x *RollupSpec) GetWindowsUri() string {
+	if x != nil {
+		return x.WindowsUri
+	}
+	return ""
+}
+
+func (x *RollupSpec) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *RollupSpec) GetMemoryBudget() int64 {
+	if x != nil {
+		return x.MemoryBudget
+	}
+	return 0
+}
+
+func (x *RollupSpec) GetExactLimit() int64 {
+	if x != nil {
+		return x.ExactLimit
+	}
+	return 0
+}
+
+func (x *RollupSpec) GetAllowGaps() bool {
+	if x != nil {
+		return x.AllowGaps
+	}
+	return false
+}
+
 // JobProgress counts a job's tasks and work.
 type JobProgress struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -312,7 +421,7 @@ type JobProgress struct {
 
 func (x *JobProgress) Reset() {
 	*x = JobProgress{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[1]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +433,7 @@ func (x *JobProgress) String() string {
 func (*JobProgress) ProtoMessage() {}
 
 func (x *JobProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[1]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +446,7 @@ func (x *JobProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobProgress.ProtoReflect.Descriptor instead.
 func (*JobProgress) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{1}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JobProgress) GetTasksTotal() int32 {
@@ -442,7 +551,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[2]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +563,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[2]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +576,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{2}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JobResult) GetSuccessUri() string {
@@ -553,7 +662,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[3]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +674,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[3]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +687,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{3}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Job) GetId() string {
@@ -692,7 +801,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +813,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[4]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +826,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{4}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Publication) GetPublisher() string {
@@ -748,7 +857,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +869,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[5]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +882,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{5}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -799,7 +908,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +920,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[6]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +933,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{6}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -843,7 +952,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +964,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[7]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +977,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{7}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetJobRequest) GetId() string {
@@ -887,7 +996,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1008,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[8]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1021,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{8}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -932,7 +1041,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1053,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[9]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1066,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{9}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobsRequest) GetLimit() int32 {
@@ -976,7 +1085,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1097,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[10]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1110,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{10}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1020,7 +1129,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1141,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[11]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1154,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{11}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobRequest) GetId() string {
@@ -1064,7 +1173,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1185,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[12]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1198,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{12}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1108,7 +1217,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1229,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[13]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1242,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{13}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchJobRequest) GetId() string {
@@ -1152,7 +1261,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1273,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[14]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1286,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{14}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1216,14 +1325,18 @@ type RunTaskRequest struct {
 	UserSets bool `protobuf:"varint,13,opt,name=user_sets,json=userSets,proto3" json:"user_sets,omitempty"`
 	// Count bots' events like anyone's (the job's include_bots); by default
 	// they count only in the partial's bot clicks.
-	IncludeBots   bool `protobuf:"varint,14,opt,name=include_bots,json=includeBots,proto3" json:"include_bots,omitempty"`
+	IncludeBots bool `protobuf:"varint,14,opt,name=include_bots,json=includeBots,proto3" json:"include_bots,omitempty"`
+	// A roll-up's task (the job's rollup): the key range bucket of
+	// rollup.shards of the period [window_from, window_to); lake_uri and
+	// file_keys are then empty.
+	Rollup        *RollupSpec `protobuf:"bytes,15,opt,name=rollup,proto3" json:"rollup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunTaskRequest) Reset() {
 	*x = RunTaskRequest{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1348,7 @@ func (x *RunTaskRequest) String() string {
 func (*RunTaskRequest) ProtoMessage() {}
 
 func (x *RunTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[15]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1361,7 @@ func (x *RunTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunTaskRequest.ProtoReflect.Descriptor instead.
 func (*RunTaskRequest) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{15}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RunTaskRequest) GetJobId() string {
@@ -1349,6 +1462,13 @@ func (x *RunTaskRequest) GetIncludeBots() bool {
 	return false
 }
 
+func (x *RunTaskRequest) GetRollup() *RollupSpec {
+	if x != nil {
+		return x.Rollup
+	}
+	return nil
+}
+
 type RunTaskResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -1372,7 +1492,7 @@ type RunTaskResponse struct {
 
 func (x *RunTaskResponse) Reset() {
 	*x = RunTaskResponse{}
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[16]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1504,7 @@ func (x *RunTaskResponse) String() string {
 func (*RunTaskResponse) ProtoMessage() {}
 
 func (x *RunTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clickstream_v1_clickstream_proto_msgTypes[16]
+	mi := &file_clickstream_v1_clickstream_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1517,7 @@ func (x *RunTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunTaskResponse.ProtoReflect.Descriptor instead.
 func (*RunTaskResponse) Descriptor() ([]byte, []int) {
-	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{16}
+	return file_clickstream_v1_clickstream_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RunTaskResponse) GetWorkerId() string {
@@ -1460,7 +1580,7 @@ var File_clickstream_v1_clickstream_proto protoreflect.FileDescriptor
 
 const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\n" +
-	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x03\n" +
+	" clickstream/v1/clickstream.proto\x12\x0eclickstream.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x03\n" +
 	"\aJobSpec\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x17\n" +
@@ -1472,7 +1592,19 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x0fevents_snapshot\x18\b \x01(\x03R\x0eeventsSnapshot\x12\x1b\n" +
 	"\tuser_sets\x18\t \x01(\bR\buserSets\x12!\n" +
 	"\finclude_bots\x18\n" +
-	" \x01(\bR\vincludeBots\"\xea\x02\n" +
+	" \x01(\bR\vincludeBots\x122\n" +
+	"\x06rollup\x18\v \x01(\v2\x1a.clickstream.v1.RollupSpecR\x06rollup\"\xc0\x01\n" +
+	"\n" +
+	"RollupSpec\x12\x14\n" +
+	"\x05grain\x18\x01 \x01(\tR\x05grain\x12\x1f\n" +
+	"\vwindows_uri\x18\x02 \x01(\tR\n" +
+	"windowsUri\x12\x16\n" +
+	"\x06shards\x18\x03 \x01(\x05R\x06shards\x12#\n" +
+	"\rmemory_budget\x18\x04 \x01(\x03R\fmemoryBudget\x12\x1f\n" +
+	"\vexact_limit\x18\x05 \x01(\x03R\n" +
+	"exactLimit\x12\x1d\n" +
+	"\n" +
+	"allow_gaps\x18\x06 \x01(\bR\tallowGaps\"\xea\x02\n" +
 	"\vJobProgress\x12\x1f\n" +
 	"\vtasks_total\x18\x01 \x01(\x05R\n" +
 	"tasksTotal\x12\x1d\n" +
@@ -1538,7 +1670,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x0fWatchJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x10WatchJobResponse\x12%\n" +
-	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\x85\x04\n" +
+	"\x03job\x18\x01 \x01(\v2\x13.clickstream.v1.JobR\x03job\"\xb9\x04\n" +
 	"\x0eRunTaskRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x05R\x06taskId\x12\x16\n" +
@@ -1558,7 +1690,8 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\n" +
 	"file_sizes\x18\f \x03(\x03R\tfileSizes\x12\x1b\n" +
 	"\tuser_sets\x18\r \x01(\bR\buserSets\x12!\n" +
-	"\finclude_bots\x18\x0e \x01(\bR\vincludeBots\"\xc8\x02\n" +
+	"\finclude_bots\x18\x0e \x01(\bR\vincludeBots\x122\n" +
+	"\x06rollup\x18\x0f \x01(\v2\x1a.clickstream.v1.RollupSpecR\x06rollup\"\xc8\x02\n" +
 	"\x0fRunTaskResponse\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12+\n" +
 	"\x11already_committed\x18\x02 \x01(\bR\x10alreadyCommitted\x12\x1f\n" +
@@ -1605,70 +1738,73 @@ func file_clickstream_v1_clickstream_proto_rawDescGZIP() []byte {
 }
 
 var file_clickstream_v1_clickstream_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_clickstream_v1_clickstream_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_clickstream_v1_clickstream_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_clickstream_v1_clickstream_proto_goTypes = []any{
 	(OutputFormat)(0),             // 0: clickstream.v1.OutputFormat
 	(JobState)(0),                 // 1: clickstream.v1.JobState
 	(*JobSpec)(nil),               // 2: clickstream.v1.JobSpec
-	(*JobProgress)(nil),           // 3: clickstream.v1.JobProgress
-	(*JobResult)(nil),             // 4: clickstream.v1.JobResult
-	(*Job)(nil),                   // 5: clickstream.v1.Job
-	(*Publication)(nil),           // 6: clickstream.v1.Publication
-	(*SubmitJobRequest)(nil),      // 7: clickstream.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 8: clickstream.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),         // 9: clickstream.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 10: clickstream.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 11: clickstream.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 12: clickstream.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 13: clickstream.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 14: clickstream.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 15: clickstream.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 16: clickstream.v1.WatchJobResponse
-	(*RunTaskRequest)(nil),        // 17: clickstream.v1.RunTaskRequest
-	(*RunTaskResponse)(nil),       // 18: clickstream.v1.RunTaskResponse
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*RollupSpec)(nil),            // 3: clickstream.v1.RollupSpec
+	(*JobProgress)(nil),           // 4: clickstream.v1.JobProgress
+	(*JobResult)(nil),             // 5: clickstream.v1.JobResult
+	(*Job)(nil),                   // 6: clickstream.v1.Job
+	(*Publication)(nil),           // 7: clickstream.v1.Publication
+	(*SubmitJobRequest)(nil),      // 8: clickstream.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),     // 9: clickstream.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),         // 10: clickstream.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 11: clickstream.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 12: clickstream.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 13: clickstream.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 14: clickstream.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 15: clickstream.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 16: clickstream.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 17: clickstream.v1.WatchJobResponse
+	(*RunTaskRequest)(nil),        // 18: clickstream.v1.RunTaskRequest
+	(*RunTaskResponse)(nil),       // 19: clickstream.v1.RunTaskResponse
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
 }
 var file_clickstream_v1_clickstream_proto_depIdxs = []int32{
-	19, // 0: clickstream.v1.JobSpec.from:type_name -> google.protobuf.Timestamp
-	19, // 1: clickstream.v1.JobSpec.to:type_name -> google.protobuf.Timestamp
+	20, // 0: clickstream.v1.JobSpec.from:type_name -> google.protobuf.Timestamp
+	20, // 1: clickstream.v1.JobSpec.to:type_name -> google.protobuf.Timestamp
 	0,  // 2: clickstream.v1.JobSpec.format:type_name -> clickstream.v1.OutputFormat
-	20, // 3: clickstream.v1.JobSpec.session_timeout:type_name -> google.protobuf.Duration
-	2,  // 4: clickstream.v1.Job.spec:type_name -> clickstream.v1.JobSpec
-	1,  // 5: clickstream.v1.Job.state:type_name -> clickstream.v1.JobState
-	3,  // 6: clickstream.v1.Job.progress:type_name -> clickstream.v1.JobProgress
-	19, // 7: clickstream.v1.Job.created:type_name -> google.protobuf.Timestamp
-	19, // 8: clickstream.v1.Job.started:type_name -> google.protobuf.Timestamp
-	19, // 9: clickstream.v1.Job.finished:type_name -> google.protobuf.Timestamp
-	4,  // 10: clickstream.v1.Job.result:type_name -> clickstream.v1.JobResult
-	6,  // 11: clickstream.v1.Job.publications:type_name -> clickstream.v1.Publication
-	2,  // 12: clickstream.v1.SubmitJobRequest.spec:type_name -> clickstream.v1.JobSpec
-	5,  // 13: clickstream.v1.SubmitJobResponse.job:type_name -> clickstream.v1.Job
-	5,  // 14: clickstream.v1.GetJobResponse.job:type_name -> clickstream.v1.Job
-	5,  // 15: clickstream.v1.ListJobsResponse.jobs:type_name -> clickstream.v1.Job
-	5,  // 16: clickstream.v1.CancelJobResponse.job:type_name -> clickstream.v1.Job
-	5,  // 17: clickstream.v1.WatchJobResponse.job:type_name -> clickstream.v1.Job
-	19, // 18: clickstream.v1.RunTaskRequest.window_from:type_name -> google.protobuf.Timestamp
-	19, // 19: clickstream.v1.RunTaskRequest.window_to:type_name -> google.protobuf.Timestamp
-	20, // 20: clickstream.v1.RunTaskRequest.session_timeout:type_name -> google.protobuf.Duration
-	20, // 21: clickstream.v1.RunTaskResponse.duration:type_name -> google.protobuf.Duration
-	7,  // 22: clickstream.v1.CoordinatorService.SubmitJob:input_type -> clickstream.v1.SubmitJobRequest
-	9,  // 23: clickstream.v1.CoordinatorService.GetJob:input_type -> clickstream.v1.GetJobRequest
-	11, // 24: clickstream.v1.CoordinatorService.ListJobs:input_type -> clickstream.v1.ListJobsRequest
-	13, // 25: clickstream.v1.CoordinatorService.CancelJob:input_type -> clickstream.v1.CancelJobRequest
-	15, // 26: clickstream.v1.CoordinatorService.WatchJob:input_type -> clickstream.v1.WatchJobRequest
-	17, // 27: clickstream.v1.WorkerService.RunTask:input_type -> clickstream.v1.RunTaskRequest
-	8,  // 28: clickstream.v1.CoordinatorService.SubmitJob:output_type -> clickstream.v1.SubmitJobResponse
-	10, // 29: clickstream.v1.CoordinatorService.GetJob:output_type -> clickstream.v1.GetJobResponse
-	12, // 30: clickstream.v1.CoordinatorService.ListJobs:output_type -> clickstream.v1.ListJobsResponse
-	14, // 31: clickstream.v1.CoordinatorService.CancelJob:output_type -> clickstream.v1.CancelJobResponse
-	16, // 32: clickstream.v1.CoordinatorService.WatchJob:output_type -> clickstream.v1.WatchJobResponse
-	18, // 33: clickstream.v1.WorkerService.RunTask:output_type -> clickstream.v1.RunTaskResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 3: clickstream.v1.JobSpec.session_timeout:type_name -> google.protobuf.Duration
+	3,  // 4: clickstream.v1.JobSpec.rollup:type_name -> clickstream.v1.RollupSpec
+	2,  // 5: clickstream.v1.Job.spec:type_name -> clickstream.v1.JobSpec
+	1,  // 6: clickstream.v1.Job.state:type_name -> clickstream.v1.JobState
+	4,  // 7: clickstream.v1.Job.progress:type_name -> clickstream.v1.JobProgress
+	20, // 8: clickstream.v1.Job.created:type_name -> google.protobuf.Timestamp
+	20, // 9: clickstream.v1.Job.started:type_name -> google.protobuf.Timestamp
+	20, // 10: clickstream.v1.Job.finished:type_name -> google.protobuf.Timestamp
+	5,  // 11: clickstream.v1.Job.result:type_name -> clickstream.v1.JobResult
+	7,  // 12: clickstream.v1.Job.publications:type_name -> clickstream.v1.Publication
+	2,  // 13: clickstream.v1.SubmitJobRequest.spec:type_name -> clickstream.v1.JobSpec
+	6,  // 14: clickstream.v1.SubmitJobResponse.job:type_name -> clickstream.v1.Job
+	6,  // 15: clickstream.v1.GetJobResponse.job:type_name -> clickstream.v1.Job
+	6,  // 16: clickstream.v1.ListJobsResponse.jobs:type_name -> clickstream.v1.Job
+	6,  // 17: clickstream.v1.CancelJobResponse.job:type_name -> clickstream.v1.Job
+	6,  // 18: clickstream.v1.WatchJobResponse.job:type_name -> clickstream.v1.Job
+	20, // 19: clickstream.v1.RunTaskRequest.window_from:type_name -> google.protobuf.Timestamp
+	20, // 20: clickstream.v1.RunTaskRequest.window_to:type_name -> google.protobuf.Timestamp
+	21, // 21: clickstream.v1.RunTaskRequest.session_timeout:type_name -> google.protobuf.Duration
+	3,  // 22: clickstream.v1.RunTaskRequest.rollup:type_name -> clickstream.v1.RollupSpec
+	21, // 23: clickstream.v1.RunTaskResponse.duration:type_name -> google.protobuf.Duration
+	8,  // 24: clickstream.v1.CoordinatorService.SubmitJob:input_type -> clickstream.v1.SubmitJobRequest
+	10, // 25: clickstream.v1.CoordinatorService.GetJob:input_type -> clickstream.v1.GetJobRequest
+	12, // 26: clickstream.v1.CoordinatorService.ListJobs:input_type -> clickstream.v1.ListJobsRequest
+	14, // 27: clickstream.v1.CoordinatorService.CancelJob:input_type -> clickstream.v1.CancelJobRequest
+	16, // 28: clickstream.v1.CoordinatorService.WatchJob:input_type -> clickstream.v1.WatchJobRequest
+	18, // 29: clickstream.v1.WorkerService.RunTask:input_type -> clickstream.v1.RunTaskRequest
+	9,  // 30: clickstream.v1.CoordinatorService.SubmitJob:output_type -> clickstream.v1.SubmitJobResponse
+	11, // 31: clickstream.v1.CoordinatorService.GetJob:output_type -> clickstream.v1.GetJobResponse
+	13, // 32: clickstream.v1.CoordinatorService.ListJobs:output_type -> clickstream.v1.ListJobsResponse
+	15, // 33: clickstream.v1.CoordinatorService.CancelJob:output_type -> clickstream.v1.CancelJobResponse
+	17, // 34: clickstream.v1.CoordinatorService.WatchJob:output_type -> clickstream.v1.WatchJobResponse
+	19, // 35: clickstream.v1.WorkerService.RunTask:output_type -> clickstream.v1.RunTaskResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_clickstream_v1_clickstream_proto_init() }
@@ -1682,7 +1818,7 @@ func file_clickstream_v1_clickstream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clickstream_v1_clickstream_proto_rawDesc), len(file_clickstream_v1_clickstream_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,117 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dataco/clickstream/internal/lake"
+	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/rollup"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+)
+
+// maxRollupShards bounds a roll-up job's key ranges (its tasks).
+const maxRollupShards = 1024
+
+// rollupSpec is a roll-up job's part of its spec (pb.RollupSpec): the
+// committed windows under Windows, rolled up into the period [From, To)
+// of Grain by Shards tasks, one per key range.
+type rollupSpec struct {
+	Grain        string `json:"grain"`
+	Windows      string `json:"windows"`
+	Shards       int    `json:"shards"`
+	MemoryBudget int64  `json:"memory_budget,omitempty"`
+	ExactLimit   int64  `json:"exact_limit,omitempty"`
+	AllowGaps    bool   `json:"allow_gaps,omitempty"`
+}
+
+func (r *rollupSpec) toPB() *pb.RollupSpec {
+	if r == nil {
+		return nil
+	}
+	return &pb.RollupSpec{Grain: r.Grain, WindowsUri: r.Windows, Shards: int32(r.Shards),
+		MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps}
+}
+
+// validRollup completes validSpec for a roll-up job: [js.From, js.To)
+// one period of the grain, key ranges in [1, 1024], budgets not
+// negative, none of a window job's fields, and the windows' base a store
+// under --output-root (windows are results), not overlapping the output.
+func validRollup(cfg *Config, s *pb.JobSpec, js *jobSpec) error {
+	r := s.GetRollup()
+	from, to, err := rollup.Period(r.GetGrain(), js.From)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: roll-up: %w", ErrInvalidJob, err)
+	case !from.Equal(js.From) || !to.Equal(js.To):
+		return fmt.Errorf("%w: roll-up: [%s, %s) is not one %s; the %s of %s is [%s, %s)", ErrInvalidJob,
+			js.From.Format(time.RFC3339), js.To.Format(time.RFC3339), r.GetGrain(), r.GetGrain(), js.From.Format(time.RFC3339), from.Format(time.RFC3339), to.Format(time.RFC3339))
+	case r.GetShards() < 1 || r.GetShards() > maxRollupShards:
+		return fmt.Errorf("%w: roll-up: %d key ranges: want 1 to %d", ErrInvalidJob, r.GetShards(), maxRollupShards)
+	case r.GetMemoryBudget() < 0 || r.GetExactLimit() < 0:
+		return fmt.Errorf("%w: roll-up: negative memory budget %d or exact limit %d", ErrInvalidJob, r.GetMemoryBudget(), r.GetExactLimit())
+	case s.GetLakeUri() != "" || s.GetEventsSnapshot() != 0 || s.GetUserSets() || s.GetIncludeBots() || s.GetSessionTimeout().AsDuration() != 0:
+		return fmt.Errorf("%w: roll-up: lake, snapshot, user sets, bots and session timeout are the windows'; leave them unset", ErrInvalidJob)
+	case r.GetWindowsUri() == "":
+		return fmt.Errorf("%w: roll-up: no windows URI", ErrInvalidJob)
+	}
+	windows, err := lake.Canonical(r.GetWindowsUri())
+	if err != nil {
+		return fmt.Errorf("%w: roll-up windows: %w", ErrInvalidJob, err)
+	}
+	if roots := cfg.OutputRoots; len(roots) > 0 && !lake.Under(windows, roots) {
+		return fmt.Errorf("%w: roll-up windows %s are not under --output-root %s", ErrInvalidJob, windows, strings.Join(roots, ","))
+	}
+	if lake.Under(windows, []string{js.Out}) {
+		return fmt.Errorf("%w: roll-up windows %s are inside the output %s", ErrInvalidJob, windows, js.Out)
+	}
+	js.Rollup = &rollupSpec{Grain: r.GetGrain(), Windows: windows, Shards: int(r.GetShards()),
+		MemoryBudget: r.GetMemoryBudget(), ExactLimit: r.GetExactLimit(), AllowGaps: r.GetAllowGaps()}
+	js.SessionTimeout = 0
+	return nil
+}
+
+// rollupPlan plans a roll-up job: one task per key range, its bucket the
+// range's number.
+func rollupPlan(rec *jobRecord) *plan {
+	p := &plan{Version: planVersion, Job: rec.ID, Buckets: rec.Spec.Rollup.Shards}
+	for i := range rec.Spec.Rollup.Shards {
+		p.Tasks = append(p.Tasks, planTask{Task: i, Bucket: i})
+	}
+	return p
+}
+
+// mergeRollup merges a roll-up job's partials (each checked against its
+// digest) with rollup.MergePartials, into the result rollup.Run would
+// commit.
+func (c *Coordinator) mergeRollup(ctx context.Context, out lake.Store, rec *jobRecord, p *plan, k finalCounters, digests []partialDigest) (*merged, error) {
+	r := rec.Spec.Rollup
+	parts := make([]io.Reader, len(p.Tasks))
+	if err := c.fetchPartials(ctx, out, rec.ID, p, digests, func(i int, data []byte) error {
+		parts[i] = bytes.NewReader(data)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	cfg := rollup.Config{MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps}
+	rows, st, err := rollup.MergePartials(ctx, cfg, r.Grain, rec.Spec.From, rec.Spec.To, parts)
+	if err != nil {
+		return nil, fmt.Errorf("merge the key ranges: %w", err)
+	}
+	meta := results.Meta{
+		Job: rec.ID, Format: rec.Spec.Format, From: rec.Spec.From, To: rec.Spec.To, Grain: r.Grain,
+		Partitions: len(p.Tasks), Attempts: k.Attempts, Retries: k.Retries, Backups: k.Backups, Started: rec.Started,
+	}
+	rollup.ResultMeta(&meta, st)
+	if rec.Warning != "" {
+		meta.Warning = strings.TrimPrefix(rec.Warning+"; "+meta.Warning, "; ")
+	}
+	if len(rows) == 0 && meta.Warning == "" {
+		meta.Warning = fmt.Sprintf("no rows in the %s of %s: the result is empty", r.Grain, rec.Spec.From.Format(time.RFC3339))
+	}
+	return &merged{rows: rows, meta: meta}, nil
+}
