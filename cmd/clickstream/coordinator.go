@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/dataco/clickstream/coordinator"
@@ -67,11 +66,7 @@ viewer, operator or coordinator; without them it listens on loopback only (unles
 			// Elasticsearch URL the stack exports for the index command
 			// (CLICKSTREAM_ES_URL) does not turn indexing on.
 			if cmd.Flags().Changed("es") {
-				es.SecretsFromEnv(nil)
-				if err := es.Validate(); err != nil {
-					return usageErrorf("%w", err)
-				}
-				ix, err := indexer.New(es, slog.Default(), prometheus.DefaultRegisterer)
+				ix, err := openIndexer(es)
 				if err != nil {
 					return err
 				}

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/dataco/clickstream/indexer"
@@ -44,4 +45,15 @@ func newIndexCmd() *cobra.Command {
 	cfg.AddFlags(cmd.Flags())
 	flagenv.Alias(cmd.Flags(), "es", indexer.EnvURL)
 	return cmd
+}
+
+// openIndexer is the Elasticsearch publisher of the coordinator and of
+// roll-ups: es with its secrets from the environment, checked (a usage
+// error), its metrics in the default registry. The caller closes it.
+func openIndexer(es indexer.Config) (*indexer.Indexer, error) {
+	es.SecretsFromEnv(nil)
+	if err := es.Validate(); err != nil {
+		return nil, usageErrorf("%w", err)
+	}
+	return indexer.New(es, slog.Default(), prometheus.DefaultRegisterer)
 }

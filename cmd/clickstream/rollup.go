@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -73,11 +72,7 @@ With --coordinator, each period is a job of the cluster instead, one task per ke
 				cfg.Publishers = append(cfg.Publishers, icetable.ResultPublisher{Catalog: catalogURI, PasswordFile: catalogPW, S3: cfg.S3})
 			}
 			if cmd.Flags().Changed("es") {
-				es.SecretsFromEnv(nil)
-				if err := es.Validate(); err != nil {
-					return usageErrorf("%w", err)
-				}
-				ix, err := indexer.New(es, slog.Default(), prometheus.DefaultRegisterer)
+				ix, err := openIndexer(es)
 				if err != nil {
 					return err
 				}

@@ -419,35 +419,23 @@ func SetsKey(run string, i int) string { return fmt.Sprintf("%s%s/sets-%05d.bin"
 // files, they belong to the run: a re-run's replace them, and Prune
 // deletes them with their run.
 func WriteSets(ctx context.Context, out lake.Store, m *Meta, entries []userset.Entry) error {
-	if m.Run == "" || strings.Contains(m.Run, "/") {
-		return fmt.Errorf("results: write sets: bad run name %q", m.Run)
+	if err := startSets(m); err != nil {
+		return err
 	}
-	m.Sets, m.SetHashes, m.SetBytes = nil, 0, 0
 	enc := userset.NewEncoder()
-	flush := func() error {
-		data := enc.Bytes()
-		key := SetsKey(m.Run, len(m.Sets))
-		if err := out.Put(ctx, key, data); err != nil {
-			return fmt.Errorf("results: write sets %s: %w", key, err)
-		}
-		m.Sets = append(m.Sets, key)
-		m.SetHashes += enc.Hashes()
-		m.SetBytes += int64(len(data))
-		enc = userset.NewEncoder()
-		return nil
-	}
 	for _, e := range entries {
 		if err := enc.Add(e); err != nil {
 			return fmt.Errorf("results: write sets: %w", err)
 		}
 		if enc.Size() >= SetsFileBytes {
-			if err := flush(); err != nil {
+			if err := putSets(ctx, out, m, enc); err != nil {
 				return err
 			}
+			enc = userset.NewEncoder()
 		}
 	}
 	if enc.Keys() > 0 || len(m.Sets) == 0 {
-		return flush()
+		return putSets(ctx, out, m, enc)
 	}
 	return nil
 }
@@ -457,26 +445,42 @@ func WriteSets(ctx context.Context, out lake.Store, m *Meta, entries []userset.E
 // files of the run m.Run, and records them in m, as WriteSets does.
 // Encoders without entries are left out.
 func WriteEncodedSets(ctx context.Context, out lake.Store, m *Meta, encs []*userset.Encoder) error {
-	if m.Run == "" || strings.Contains(m.Run, "/") {
-		return fmt.Errorf("results: write sets: bad run name %q", m.Run)
+	if err := startSets(m); err != nil {
+		return err
 	}
-	m.Sets, m.SetHashes, m.SetBytes = nil, 0, 0
 	for _, enc := range encs {
 		if enc.Keys() == 0 {
 			continue
 		}
-		data := enc.Bytes()
-		key := SetsKey(m.Run, len(m.Sets))
-		if err := out.Put(ctx, key, data); err != nil {
-			return fmt.Errorf("results: write sets %s: %w", key, err)
+		if err := putSets(ctx, out, m, enc); err != nil {
+			return err
 		}
-		m.Sets = append(m.Sets, key)
-		m.SetHashes += enc.Hashes()
-		m.SetBytes += int64(len(data))
 	}
 	if len(m.Sets) == 0 { // an empty result keeps an empty set file: it has sets
-		return WriteSets(ctx, out, m, nil)
+		return putSets(ctx, out, m, userset.NewEncoder())
 	}
+	return nil
+}
+
+// startSets checks m's run name and clears what it records of set files.
+func startSets(m *Meta) error {
+	if m.Run == "" || strings.Contains(m.Run, "/") {
+		return fmt.Errorf("results: write sets: bad run name %q", m.Run)
+	}
+	m.Sets, m.SetHashes, m.SetBytes = nil, 0, 0
+	return nil
+}
+
+// putSets writes enc's file as the run's next set file and records it in m.
+func putSets(ctx context.Context, out lake.Store, m *Meta, enc *userset.Encoder) error {
+	data := enc.Bytes()
+	key := SetsKey(m.Run, len(m.Sets))
+	if err := out.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("results: write sets %s: %w", key, err)
+	}
+	m.Sets = append(m.Sets, key)
+	m.SetHashes += enc.Hashes()
+	m.SetBytes += int64(len(data))
 	return nil
 }
 
