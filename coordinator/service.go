@@ -185,17 +185,11 @@ func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 	if err := cfg.Limits.checkSpec(js); err != nil {
 		return js, err
 	}
-	if s.GetOutUri() == "" {
-		return js, fmt.Errorf("%w: no output URI", ErrInvalidJob)
-	}
-	out, err := lake.Canonical(s.GetOutUri())
+	out, err := validOut(cfg, s)
 	if err != nil {
-		return js, fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
+		return js, err
 	}
 	js.Out = out
-	if roots := cfg.OutputRoots; len(roots) > 0 && !lake.Under(js.Out, roots) {
-		return js, fmt.Errorf("%w: output %s is not under --output-root %s", ErrInvalidJob, js.Out, strings.Join(roots, ","))
-	}
 	lakeURI := s.GetLakeUri()
 	if lakeURI == "" {
 		lakeURI = cfg.Lake
@@ -212,20 +206,29 @@ func validSpec(cfg *Config, s *pb.JobSpec) (jobSpec, error) {
 	return js, nil
 }
 
-// validRollupSpec is validSpec's end for a roll-up job: the output as
-// for any job, then the roll-up's part (validRollup).
-func validRollupSpec(cfg *Config, s *pb.JobSpec, js jobSpec) (jobSpec, error) {
+// validOut is a job's output: canonical, and under --output-root.
+func validOut(cfg *Config, s *pb.JobSpec) (string, error) {
 	if s.GetOutUri() == "" {
-		return js, fmt.Errorf("%w: no output URI", ErrInvalidJob)
+		return "", fmt.Errorf("%w: no output URI", ErrInvalidJob)
 	}
 	out, err := lake.Canonical(s.GetOutUri())
 	if err != nil {
-		return js, fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
+		return "", fmt.Errorf("%w: output: %w", ErrInvalidJob, err)
+	}
+	if roots := cfg.OutputRoots; len(roots) > 0 && !lake.Under(out, roots) {
+		return "", fmt.Errorf("%w: output %s is not under --output-root %s", ErrInvalidJob, out, strings.Join(roots, ","))
+	}
+	return out, nil
+}
+
+// validRollupSpec is validSpec's end for a roll-up job: the output as
+// for any job, then the roll-up's part (validRollup).
+func validRollupSpec(cfg *Config, s *pb.JobSpec, js jobSpec) (jobSpec, error) {
+	out, err := validOut(cfg, s)
+	if err != nil {
+		return js, err
 	}
 	js.Out = out
-	if roots := cfg.OutputRoots; len(roots) > 0 && !lake.Under(js.Out, roots) {
-		return js, fmt.Errorf("%w: output %s is not under --output-root %s", ErrInvalidJob, js.Out, strings.Join(roots, ","))
-	}
 	if err := validRollup(cfg, s, &js); err != nil {
 		return js, err
 	}
