@@ -848,13 +848,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestSuspectWorkerGetsNoTask: a worker whose call failed as if it were
-// gone gets no further task, however long it keeps its registration,
-// while it does not answer the leader's probes; once it answers, it gets
-// tasks again. The other worker's tasks wait for those probes, not for
-// a time.
-func TestSuspectWorkerGetsNoTask(t *testing.T) {
-	h := newHarness(t, 8, 50, 1000)
+// suspectWorker adds the worker "a-flaky" to h: its first call fails as
+// if it were gone, and it answers no probe until its probe is reset.
+func suspectWorker(h *harness) *fakeWorker {
 	var flaky *fakeWorker
 	flaky = h.worker("a-flaky", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
 		if flaky.calls.Load() == 1 {
@@ -864,6 +860,17 @@ func TestSuspectWorkerGetsNoTask(t *testing.T) {
 	})
 	deaf := func(context.Context) error { return status.Error(codes.Unavailable, "connection refused") }
 	flaky.probe.Store(&deaf)
+	return flaky
+}
+
+// TestSuspectWorkerGetsNoTask: a worker whose call failed as if it were
+// gone gets no further task, however long it keeps its registration,
+// while it does not answer the leader's probes; once it answers, it gets
+// tasks again. The other worker's tasks wait for those probes, not for
+// a time.
+func TestSuspectWorkerGetsNoTask(t *testing.T) {
+	h := newHarness(t, 8, 50, 1000)
+	flaky := suspectWorker(h)
 	var gate atomic.Pointer[func() bool]
 	until := func(cond func() bool) { gate.Store(&cond) }
 	until(func() bool { return flaky.probes.Load() >= 3 })
@@ -893,15 +900,7 @@ func TestSuspectWorkerGetsNoTask(t *testing.T) {
 // worker does when its task counts change): it is alive.
 func TestSuspectWorkerBackOnRegistration(t *testing.T) {
 	h := newHarness(t, 8, 50, 1000)
-	var flaky *fakeWorker
-	flaky = h.worker("a-flaky", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
-		if flaky.calls.Load() == 1 {
-			return nil, status.Error(codes.Unavailable, "connection refused")
-		}
-		return computeTask(ctx, req)
-	})
-	deaf := func(context.Context) error { return status.Error(codes.Unavailable, "connection refused") }
-	flaky.probe.Store(&deaf)
+	flaky := suspectWorker(h)
 	var registered atomic.Bool
 	h.worker("b-ok", 1, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
 		// Hold the job until the suspect was probed, then registered

@@ -39,6 +39,17 @@ func testLogger(t *testing.T) *slog.Logger {
 // TestLocalClusterMatchesReference runs jobs on a coordinator and three
 // workers over loopback gRPC with an embedded etcd, on random data, and
 // compares each result with aggregate.Compute over all events at once.
+// dialCluster is a client of lc's coordinator, closed after the test.
+func dialCluster(t *testing.T, lc *localCluster) *coordinator.Client {
+	t.Helper()
+	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func TestLocalClusterMatchesReference(t *testing.T) {
 	ctx := context.Background()
 	lc, err := startLocalCluster(ctx, localClusterConfig{Workers: 3, Parallelism: 2, Logger: testLogger(t), LakeRoots: anyFile, OutputRoots: anyFile})
@@ -46,11 +57,7 @@ func TestLocalClusterMatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lc.Close)
-	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialCluster(t, lc)
 
 	for _, tc := range []struct {
 		name                   string
@@ -253,11 +260,7 @@ func TestCancelCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lc.Close)
-	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialCluster(t, lc)
 	out := laketest.NewFile(t)
 	j, err := c.Submit(ctx, &pb.JobSpec{From: timestamppb.New(testFrom), To: timestamppb.New(testTo), OutUri: out.URI(), LakeUri: src.URI()})
 	if err != nil {

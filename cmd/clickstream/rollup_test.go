@@ -184,11 +184,7 @@ func TestRollupOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lc.Close)
-	c, err := coordinator.Dial(lc.Coordinator.Addr(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialCluster(t, lc)
 
 	outURI := rollup.OutURI(base+"/rollup", schema.GrainDay, day)
 	spec := &pb.JobSpec{From: timestamppb.New(day), To: timestamppb.New(day.Add(24 * time.Hour)), OutUri: outURI,
