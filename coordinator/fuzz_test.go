@@ -11,6 +11,7 @@ import (
 	"github.com/dataco/clickstream/internal/aggregate"
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/rollup"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -82,11 +83,12 @@ func FuzzValidSpec(f *testing.F) {
 // accepted as that very spec.
 func FuzzValidRollupSpec(f *testing.F) {
 	day := tFrom.Unix()
-	f.Add(day, day+24*3600, "day", "file:///results/hourly", "file:///results/hourly/rollup/grain=day/period=x", int32(4), int64(0), int64(0), "")
-	f.Add(day, day+7*24*3600, "week", "s3://results/jobs/w", "s3://results/jobs/r", int32(1024), int64(1<<20), int64(1000), "")
-	f.Add(day, day+3600, "day", "file:///results/hourly", "file:///results/r", int32(2), int64(0), int64(0), "")
-	f.Add(day, day+24*3600, "fortnight", "file:///etc", "file:///results/r", int32(0), int64(-1), int64(-1), "file:///data/lake")
-	f.Add(day, day+24*3600, "day", "file:///results/r/w", "file:///results/r", int32(1025), int64(0), int64(0), "")
+	f.Add(day, day+24*3600, "day", "file:///results/hourly", "file:///results/hourly/rollup/grain=day/period=x", int32(4), int64(0), int64(0), "", "", false)
+	f.Add(day, day+7*24*3600, "week", "s3://results/jobs/w", "s3://results/jobs/r", int32(1024), int64(1<<20), int64(1000), "", "day", true)
+	f.Add(day, day+3600, "day", "file:///results/hourly", "file:///results/r", int32(2), int64(0), int64(0), "", "", false)
+	f.Add(day, day+24*3600, "fortnight", "file:///etc", "file:///results/r", int32(0), int64(-1), int64(-1), "file:///data/lake", "hour", false)
+	f.Add(day, day+24*3600, "day", "file:///results/r/w", "file:///results/r", int32(1025), int64(0), int64(0), "", "", false)
+	f.Add(day, day+24*3600, "day", "file:///results/r/rollup/grain=day", "file:///results/r/rollup/grain=day/period=x", int32(2), int64(0), int64(0), "", "day", true)
 	cfg := NewConfig()
 	cfg.Lake = "file:///data/lake"
 	roots, err := lake.CanonicalRoots([]string{"file:///results", "s3://results/jobs"})
@@ -94,10 +96,11 @@ func FuzzValidRollupSpec(f *testing.F) {
 		f.Fatal(err)
 	}
 	cfg.OutputRoots = roots
-	f.Fuzz(func(t *testing.T, fromSec, toSec int64, grain, windows, out string, shards int32, budget, exact int64, lakeURI string) {
+	f.Fuzz(func(t *testing.T, fromSec, toSec int64, grain, windows, out string, shards int32, budget, exact int64, lakeURI, inputGrain string, keepSets bool) {
 		s := &pb.JobSpec{
 			From: &timestamppb.Timestamp{Seconds: fromSec}, To: &timestamppb.Timestamp{Seconds: toSec}, OutUri: out, LakeUri: lakeURI,
-			Rollup: &pb.RollupSpec{Grain: grain, WindowsUri: windows, Shards: shards, MemoryBudget: budget, ExactLimit: exact},
+			Rollup: &pb.RollupSpec{Grain: grain, WindowsUri: windows, Shards: shards, MemoryBudget: budget, ExactLimit: exact,
+				InputGrain: inputGrain, KeepSets: keepSets},
 		}
 		js, err := validSpec(&cfg, s)
 		if err != nil {
@@ -113,6 +116,8 @@ func FuzzValidRollupSpec(f *testing.F) {
 			t.Fatalf("accepted [%v, %v) of grain %q", js.From, js.To, grain)
 		case r.Shards < 1 || r.Shards > maxRollupShards || r.MemoryBudget < 0 || r.ExactLimit < 0:
 			t.Fatalf("accepted %+v", r)
+		case r.InputGrain != "" && (r.InputGrain != schema.GrainDay || grain == schema.GrainDay) || r.KeepSets != keepSets:
+			t.Fatalf("accepted input grain %q (given %q) into %q, keeping sets %v (given %v)", r.InputGrain, inputGrain, grain, r.KeepSets, keepSets)
 		case !lake.Under(js.Out, roots) || !lake.Under(r.Windows, roots) || lake.Under(r.Windows, []string{js.Out}) || js.Lake != "":
 			t.Fatalf("accepted output %s, windows %s, lake %q for roots %v", js.Out, r.Windows, js.Lake, roots)
 		}

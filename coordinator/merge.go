@@ -188,6 +188,9 @@ type merged struct {
 	// sets; nil otherwise), sorted by key; they share the merged
 	// partial's memory.
 	sets []userset.Entry
+	// setFiles are a roll-up's encoded set files, one per key range, if
+	// it keeps sets (rollupSpec.KeepSets).
+	setFiles []results.SetFile
 }
 
 // errPartialDigest reports a stored partial whose bytes are not those its
@@ -246,8 +249,13 @@ func (c *Coordinator) commit(ctx context.Context, rec *jobRecord, m *merged) (re
 	meta := m.meta
 	meta.Run = results.RunName(rec.ID, rec.MergeAttempt)
 	meta.DurationSeconds = time.Since(rec.Started).Seconds()
-	if m.sets != nil {
+	switch {
+	case m.sets != nil:
 		if err := results.WriteSets(ctx, out, &meta, m.sets); err != nil {
+			return results.Meta{}, err
+		}
+	case m.setFiles != nil:
+		if err := results.WriteSetFiles(ctx, out, &meta, m.setFiles); err != nil {
 			return results.Meta{}, err
 		}
 	}

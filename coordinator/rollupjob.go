@@ -11,7 +11,9 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // maxRollupShards bounds a roll-up job's key ranges (its tasks).
@@ -27,6 +29,11 @@ type rollupSpec struct {
 	MemoryBudget int64  `json:"memory_budget,omitempty"`
 	ExactLimit   int64  `json:"exact_limit,omitempty"`
 	AllowGaps    bool   `json:"allow_gaps,omitempty"`
+	// KeepSets: the result keeps the period's user sets.
+	KeepSets bool `json:"keep_sets,omitempty"`
+	// InputGrain: what Windows holds, window results ("") or day
+	// roll-ups (schema.GrainDay).
+	InputGrain string `json:"input_grain,omitempty"`
 }
 
 func (r *rollupSpec) toPB() *pb.RollupSpec {
@@ -34,7 +41,27 @@ func (r *rollupSpec) toPB() *pb.RollupSpec {
 		return nil
 	}
 	return &pb.RollupSpec{Grain: r.Grain, WindowsUri: r.Windows, Shards: int32(r.Shards),
-		MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps}
+		MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps,
+		KeepSets: r.KeepSets, InputGrain: r.InputGrain}
+}
+
+// RollupJobSpec is the job that rolls up the period [from, to) of cfg
+// on the cluster: its windows (or, with input grain day, its days) into
+// cfg's output, in cfg.Shards key ranges, keeping sets if cfg does.
+func RollupJobSpec(cfg *rollup.RunConfig, from, to time.Time) *pb.JobSpec {
+	format := pb.OutputFormat_OUTPUT_FORMAT_NDJSON
+	if strings.EqualFold(cfg.Format, string(results.CSV)) {
+		format = pb.OutputFormat_OUTPUT_FORMAT_CSV
+	}
+	in, inputGrain := cfg.Windows, ""
+	if cfg.InputGrain == schema.GrainDay {
+		in, inputGrain = rollup.DayBase(cfg.OutBase()), schema.GrainDay
+	}
+	return &pb.JobSpec{
+		From: timestamppb.New(from), To: timestamppb.New(to), OutUri: rollup.OutURI(cfg.OutBase(), cfg.Grain, from), Format: format,
+		Rollup: &pb.RollupSpec{Grain: cfg.Grain, WindowsUri: in, Shards: int32(cfg.Shards), InputGrain: inputGrain,
+			MemoryBudget: cfg.MemoryBudget, ExactLimit: cfg.ExactLimit, AllowGaps: cfg.AllowGaps, KeepSets: cfg.KeepSets},
+	}
 }
 
 // validRollup completes validSpec for a roll-up job: [js.From, js.To)
@@ -59,6 +86,13 @@ func validRollup(cfg *Config, s *pb.JobSpec, js *jobSpec) error {
 	case r.GetWindowsUri() == "":
 		return fmt.Errorf("%w: roll-up: no windows URI", ErrInvalidJob)
 	}
+	if err := rollup.CheckInputGrain(r.GetInputGrain(), r.GetGrain()); err != nil {
+		return fmt.Errorf("%w: roll-up: %w", ErrInvalidJob, err)
+	}
+	inputGrain := r.GetInputGrain()
+	if inputGrain == schema.GrainWindow {
+		inputGrain = ""
+	}
 	windows, err := lake.Canonical(r.GetWindowsUri())
 	if err != nil {
 		return fmt.Errorf("%w: roll-up windows: %w", ErrInvalidJob, err)
@@ -70,7 +104,8 @@ func validRollup(cfg *Config, s *pb.JobSpec, js *jobSpec) error {
 		return fmt.Errorf("%w: roll-up windows %s are inside the output %s", ErrInvalidJob, windows, js.Out)
 	}
 	js.Rollup = &rollupSpec{Grain: r.GetGrain(), Windows: windows, Shards: int(r.GetShards()),
-		MemoryBudget: r.GetMemoryBudget(), ExactLimit: r.GetExactLimit(), AllowGaps: r.GetAllowGaps()}
+		MemoryBudget: r.GetMemoryBudget(), ExactLimit: r.GetExactLimit(), AllowGaps: r.GetAllowGaps(),
+		KeepSets: r.GetKeepSets(), InputGrain: inputGrain}
 	js.SessionTimeout = 0
 	return nil
 }
@@ -87,7 +122,7 @@ func rollupPlan(rec *jobRecord) *plan {
 
 // mergeRollup merges a roll-up job's partials (each checked against its
 // digest) with rollup.MergePartials, into the result rollup.Run would
-// commit.
+// commit, with the key ranges' set files if the roll-up keeps them.
 func (c *Coordinator) mergeRollup(ctx context.Context, out lake.Store, rec *jobRecord, p *plan, k finalCounters, digests []partialDigest) (*merged, error) {
 	r := rec.Spec.Rollup
 	parts := make([]io.Reader, len(p.Tasks))
@@ -98,7 +133,7 @@ func (c *Coordinator) mergeRollup(ctx context.Context, out lake.Store, rec *jobR
 		return nil, err
 	}
 	cfg := rollup.Config{MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps}
-	rows, st, err := rollup.MergePartials(ctx, cfg, r.Grain, rec.Spec.From, rec.Spec.To, parts)
+	rows, sets, st, err := rollup.MergePartials(ctx, cfg, r.Grain, rec.Spec.From, rec.Spec.To, parts)
 	if err != nil {
 		return nil, fmt.Errorf("merge the key ranges: %w", err)
 	}
@@ -113,5 +148,8 @@ func (c *Coordinator) mergeRollup(ctx context.Context, out lake.Store, rec *jobR
 	if len(rows) == 0 && meta.Warning == "" {
 		meta.Warning = fmt.Sprintf("no rows in the %s of %s: the result is empty", r.Grain, rec.Spec.From.Format(time.RFC3339))
 	}
-	return &merged{rows: rows, meta: meta}, nil
+	if r.KeepSets && sets == nil {
+		return nil, fmt.Errorf("merge the key ranges: the roll-up keeps sets, its partials carry none")
+	}
+	return &merged{rows: rows, meta: meta, setFiles: sets}, nil
 }

@@ -38,6 +38,9 @@ func checkRollupTask(t task, lakeRoots, outputRoots []string) (task, error) {
 	case r.GetWindowsUri() == "":
 		return t, fmt.Errorf("%w: roll-up: no windows URI", ErrBadRequest)
 	}
+	if err := rollup.CheckInputGrain(r.GetInputGrain(), r.GetGrain()); err != nil {
+		return t, fmt.Errorf("%w: roll-up: %w", ErrBadRequest, err)
+	}
 	if t.lake, err = lake.Canonical(r.GetWindowsUri()); err != nil {
 		return t, fmt.Errorf("%w: roll-up windows: %w", ErrBadRequest, err)
 	}
@@ -58,8 +61,9 @@ func checkRollupTask(t task, lakeRoots, outputRoots []string) (task, error) {
 }
 
 // rollup computes a roll-up's task: the key range of the period's
-// committed windows (rollup.ComputeShard), committed as its partial.
-// The windows are read under the root that holds their base.
+// committed windows or days (rollup.ComputeShard), committed as its
+// partial, with the key range's sets if the roll-up keeps them. The
+// inputs are read under the root that holds their base.
 func (w *Worker) rollup(ctx context.Context, out lake.Store, t task) (*pb.RunTaskResponse, error) {
 	req, r := t.req, t.req.GetRollup()
 	roots := w.cfg.OutputRoots
@@ -71,11 +75,11 @@ func (w *Worker) rollup(ctx context.Context, out lake.Store, t task) (*pb.RunTas
 		return nil, storeError("roll-up windows", err)
 	}
 	open := func(ctx context.Context, uri string) (lake.Store, error) { return w.stores.OpenUnder(ctx, uri, roots) }
-	windows, err := rollup.WindowsWith(ctx, base, open, t.window.From, t.window.To)
+	windows, err := rollup.Inputs(ctx, base, open, r.GetInputGrain(), t.window.From, t.window.To)
 	if err != nil {
-		return nil, fmt.Errorf("worker: roll-up windows: %w", err)
+		return nil, fmt.Errorf("worker: roll-up inputs: %w", err)
 	}
-	cfg := rollup.Config{MemoryBudget: r.GetMemoryBudget(), ExactLimit: r.GetExactLimit(), AllowGaps: r.GetAllowGaps()}
+	cfg := rollup.Config{MemoryBudget: r.GetMemoryBudget(), ExactLimit: r.GetExactLimit(), AllowGaps: r.GetAllowGaps(), KeepSets: r.GetKeepSets()}
 	var buf bytes.Buffer
 	if err := rollup.ComputeShard(ctx, cfg, r.GetGrain(), t.window.From, t.window.To, windows, int(req.GetBucket()), int(r.GetShards()), &buf); err != nil {
 		return nil, fmt.Errorf("worker: roll-up key range %d of %d: %w", req.GetBucket(), r.GetShards(), err)

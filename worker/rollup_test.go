@@ -42,6 +42,13 @@ func TestCheckRollupTask(t *testing.T) {
 		{"not a period", func(r *pb.RunTaskRequest) { r.WindowTo = timestamppb.New(day.Add(time.Hour)) }, ErrBadRequest},
 		{"lake files", func(r *pb.RunTaskRequest) { r.LakeUri = "file:///data/lake" }, ErrBadRequest},
 		{"negative budget", func(r *pb.RunTaskRequest) { r.Rollup.MemoryBudget = -1 }, ErrBadRequest},
+		{"keeping sets", func(r *pb.RunTaskRequest) { r.Rollup.KeepSets = true }, nil},
+		{"a week from days", func(r *pb.RunTaskRequest) {
+			r.Rollup.Grain, r.Rollup.InputGrain, r.Rollup.WindowsUri = "week", "day", "file:///data/out/rollup/grain=day"
+			r.WindowFrom, r.WindowTo = timestamppb.New(day.Add(-4*24*time.Hour)), timestamppb.New(day.Add(3*24*time.Hour))
+		}, nil},
+		{"a day from days", func(r *pb.RunTaskRequest) { r.Rollup.InputGrain = "day" }, ErrBadRequest},
+		{"input grain", func(r *pb.RunTaskRequest) { r.Rollup.InputGrain = "hour" }, ErrBadRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			req := proto.Clone(good).(*pb.RunTaskRequest)

@@ -8,15 +8,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/dataco/clickstream/coordinator"
 	"github.com/dataco/clickstream/indexer"
 	"github.com/dataco/clickstream/internal/icetable"
 	"github.com/dataco/clickstream/internal/lake"
-	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
-	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
 // newRollupCmd: clickstream rollup --out URI --from T [--to T] --grain
@@ -58,9 +55,9 @@ With --coordinator, each period is a job of the cluster instead, one task per ke
 				return usageErrorf("%w", err)
 			}
 			if cmd.Flags().Changed("coordinator") {
-				for _, f := range []string{"keep-sets", "input-grain", "es", "catalog", "spill-dir"} {
+				for _, f := range []string{"es", "catalog", "spill-dir"} {
 					if cmd.Flags().Changed(f) {
-						return usageErrorf("--%s: not with --coordinator (the cluster rolls up windows, without keeping sets, and publishes with the coordinator's publishers)", f)
+						return usageErrorf("--%s: not with --coordinator (the cluster publishes with the coordinator's publishers and spills to its workers' folders)", f)
 					}
 				}
 				return rollupOnCluster(ctx, &cf, &cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -121,22 +118,13 @@ func rollupOnCluster(ctx context.Context, cf *clientFlags, cfg *rollup.RunConfig
 	if err != nil {
 		return usageErrorf("%w", err)
 	}
-	format := pb.OutputFormat_OUTPUT_FORMAT_NDJSON
-	if cfg.Format == string(results.CSV) {
-		format = pb.OutputFormat_OUTPUT_FORMAT_CSV
-	}
 	c, err := cf.dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	for _, p := range periods {
-		spec := &pb.JobSpec{
-			From: timestamppb.New(p[0]), To: timestamppb.New(p[1]), OutUri: rollup.OutURI(cfg.OutBase(), cfg.Grain, p[0]), Format: format,
-			Rollup: &pb.RollupSpec{Grain: cfg.Grain, WindowsUri: cfg.Windows, Shards: int32(cfg.Shards),
-				MemoryBudget: cfg.MemoryBudget, ExactLimit: cfg.ExactLimit, AllowGaps: cfg.AllowGaps},
-		}
-		j, err := c.SubmitWithKey(ctx, spec, coordinator.NewIdempotencyKey())
+		j, err := c.SubmitWithKey(ctx, coordinator.RollupJobSpec(cfg, p[0], p[1]), coordinator.NewIdempotencyKey())
 		if err != nil {
 			return fmt.Errorf("rollup %s %s: %w", cfg.Grain, p[0].Format("2006-01-02"), err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -122,19 +123,23 @@ func (f *failAfterCommit) close() {
 
 // TestRollupOnCluster: a roll-up job of a day of hourly windows
 // committed to S3, run on a coordinator and three workers over gRPC (one
-// task per key range; output roots the test's bucket), commits exactly the rows of rollup.Compute (all four kinds of
-// rows, exact unique users) with the meta of a roll-up, its tasks spread
-// over several workers, though one task's first attempt is lost after
-// its partial was committed; `clickstream rollup --coordinator` does the
-// same; bad roll-up specs are refused.
+// task per key range; output roots the test's bucket), commits exactly
+// the rows of rollup.Compute (all four kinds of rows, exact unique
+// users) with the meta of a roll-up, its tasks spread over several
+// workers, though one task's first attempt is lost after its partial was
+// committed; `clickstream rollup --coordinator` does the same for two
+// days, keeping their sets (the set files of the roll-up in one
+// process), and rolls their week up from the days' sets (--input-grain
+// day), equal to rollup.Compute over the week's windows; bad roll-up
+// specs are refused.
 func TestRollupOnCluster(t *testing.T) {
 	ctx := context.Background()
 	s3 := laketest.S3Options()
 	bucket := laketest.NewS3(t)
 	base := bucket.URI() + "/hourly"
-	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	events := clustertest.Events(5, 400, 20_000, day, day.Add(24*time.Hour))
-	for hr := range 24 {
+	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) // a Monday
+	events := clustertest.Events(5, 400, 20_000, day, day.Add(48*time.Hour))
+	for hr := range 48 {
 		w := aggregate.Window{From: day.Add(time.Duration(hr) * time.Hour), To: day.Add(time.Duration(hr+1) * time.Hour)}
 		out, err := lake.Open(ctx, coordinator.WindowOut(base, w.From), s3)
 		if err != nil {
@@ -201,7 +206,7 @@ func TestRollupOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSameRows(t, got, want)
+	checkSameRows(t, got, want, schema.GrainDay)
 	if meta.Grain != schema.GrainDay || meta.Partitions != shards || len(meta.RollupOf) != 24 || !meta.Final || meta.Retries < 1 {
 		t.Errorf("meta: grain %q, %d partitions, rolls up %d windows, final %v, %d retries; want day, %d, 24, final, a retry",
 			meta.Grain, meta.Partitions, len(meta.RollupOf), meta.Final, meta.Retries, shards)
@@ -234,7 +239,63 @@ func TestRollupOnCluster(t *testing.T) {
 	if err != nil || meta2.Revision != meta.Revision+1 {
 		t.Fatalf("after the command: revision %d (before %d), %v", meta2.Revision, meta.Revision, err)
 	}
-	checkSameRows(t, got, want)
+	checkSameRows(t, got, want, schema.GrainDay)
+	if len(meta.Sets) != 0 {
+		t.Errorf("the job without keep_sets kept %d set files", len(meta.Sets))
+	}
+	// The command keeps the day's sets (--keep-sets is the default):
+	// those of the roll-up in one process, file for file.
+	_, wantSets, _, err := rollup.ComputeSets(ctx, rollup.Config{Shards: 3, KeepSets: true}, schema.GrainDay, day, day.Add(24*time.Hour), windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := results.ReadSets(ctx, out, meta2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sets) != len(wantSets) || meta2.SetHashes == 0 {
+		t.Fatalf("%d set files with %d hashes, in one process %d", len(sets), meta2.SetHashes, len(wantSets))
+	}
+	for i, key := range meta2.Sets {
+		data, err := out.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, wantSets[i].Data) {
+			t.Fatalf("set file %s differs from the roll-up's in one process", key)
+		}
+	}
+
+	// The next day, then the week from the two days' sets: the rows of
+	// the week rolled up from the windows.
+	if code, stdout, stderr := runArgs(t, "rollup", "--coordinator", addr, "--out", base, "--from", "2026-01-06T00:00:00Z", "--shards", "2"); code != 0 {
+		t.Fatalf("rollup --coordinator of the next day: exit %d, %s %s", code, stdout, stderr)
+	}
+	week := day.Add(7 * 24 * time.Hour)
+	if code, stdout, stderr := runArgs(t, "rollup", "--coordinator", addr, "--out", base, "--grain", "week", "--input-grain", "day",
+		"--from", "2026-01-07T00:00:00Z", "--allow-gaps", "--shards", "3", "--memory-budget", "4096"); code != 0 {
+		t.Fatalf("rollup --coordinator of the week from its days: exit %d, %s %s", code, stdout, stderr)
+	}
+	weekWindows, err := rollup.Windows(ctx, bs, s3, day, week)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWeek, _, err := rollup.Compute(ctx, rollup.Config{Shards: 1, AllowGaps: true}, schema.GrainWeek, day, week, weekWindows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wout, err := lake.Open(ctx, rollup.OutURI(base+"/rollup", schema.GrainWeek, day), s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotWeek, wmeta, err := results.ReadResult(ctx, wout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameRows(t, gotWeek, wantWeek, schema.GrainWeek)
+	if len(wmeta.RollupOf) != 2 || !strings.Contains(wmeta.RollupOf[0], "grain=day/period=20260105") || len(wmeta.Sets) == 0 {
+		t.Errorf("the week rolls up %v, keeps %d set files: want the two days, and sets", wmeta.RollupOf, len(wmeta.Sets))
+	}
 
 	// Bad roll-up specs.
 	for name, bad := range map[string]func(*pb.JobSpec){
@@ -247,6 +308,8 @@ func TestRollupOnCluster(t *testing.T) {
 		"no windows":    func(s *pb.JobSpec) { s.Rollup.WindowsUri = "" },
 		"windows in it": func(s *pb.JobSpec) { s.Rollup.WindowsUri = outURI + "/x" },
 		"windows out":   func(s *pb.JobSpec) { s.Rollup.WindowsUri = "file:///etc" },
+		"input grain":   func(s *pb.JobSpec) { s.Rollup.InputGrain = "hour" },
+		"days into day": func(s *pb.JobSpec) { s.Rollup.InputGrain = schema.GrainDay },
 	} {
 		s := proto.Clone(spec).(*pb.JobSpec)
 		bad(s)
@@ -256,14 +319,14 @@ func TestRollupOnCluster(t *testing.T) {
 	}
 }
 
-func checkSameRows(t *testing.T, got, want []schema.Row) {
+func checkSameRows(t *testing.T, got, want []schema.Row, grain string) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%d rows, rollup.Compute %d", len(got), len(want))
 	}
 	kinds := map[[2]bool]bool{}
 	for i := range got {
-		if !schema.EqualMetrics(got[i], want[i]) || got[i].Grain != schema.GrainDay || got[i].Approximate {
+		if !schema.EqualMetrics(got[i], want[i]) || got[i].Grain != grain || got[i].Approximate {
 			t.Fatalf("row %d: %+v, rollup.Compute %+v", i, got[i], want[i])
 		}
 		kinds[[2]bool{got[i].URL == schema.All, got[i].Country == schema.All}] = true

@@ -440,19 +440,32 @@ func WriteSets(ctx context.Context, out lake.Store, m *Meta, entries []userset.E
 	return nil
 }
 
-// WriteEncodedSets writes encoded entries (each encoder's entries sorted
-// by key, the encoders' keys disjoint: one key range each) as the set
-// files of the run m.Run, and records them in m, as WriteSets does.
-// Encoders without entries are left out.
-func WriteEncodedSets(ctx context.Context, out lake.Store, m *Meta, encs []*userset.Encoder) error {
+// SetFile is an encoded set file (userset.Encoder.Bytes) and the numbers
+// of entries and hashes it holds.
+type SetFile struct {
+	Data   []byte
+	Keys   int
+	Hashes int64
+}
+
+// EncodedSetFile is enc's file.
+func EncodedSetFile(enc *userset.Encoder) SetFile {
+	return SetFile{Data: enc.Bytes(), Keys: enc.Keys(), Hashes: enc.Hashes()}
+}
+
+// WriteSetFiles writes encoded set files (each one's entries sorted by
+// key, the files' keys disjoint: one key range each) as the set files of
+// the run m.Run, in order, and records them in m, as WriteSets does.
+// Files without entries are left out.
+func WriteSetFiles(ctx context.Context, out lake.Store, m *Meta, files []SetFile) error {
 	if err := startSets(m); err != nil {
 		return err
 	}
-	for _, enc := range encs {
-		if enc.Keys() == 0 {
+	for _, f := range files {
+		if f.Keys == 0 {
 			continue
 		}
-		if err := putSets(ctx, out, m, enc); err != nil {
+		if err := putSetFile(ctx, out, m, f); err != nil {
 			return err
 		}
 	}
@@ -473,14 +486,18 @@ func startSets(m *Meta) error {
 
 // putSets writes enc's file as the run's next set file and records it in m.
 func putSets(ctx context.Context, out lake.Store, m *Meta, enc *userset.Encoder) error {
-	data := enc.Bytes()
+	return putSetFile(ctx, out, m, EncodedSetFile(enc))
+}
+
+// putSetFile writes f as the run's next set file and records it in m.
+func putSetFile(ctx context.Context, out lake.Store, m *Meta, f SetFile) error {
 	key := SetsKey(m.Run, len(m.Sets))
-	if err := out.Put(ctx, key, data); err != nil {
+	if err := out.Put(ctx, key, f.Data); err != nil {
 		return fmt.Errorf("results: write sets %s: %w", key, err)
 	}
 	m.Sets = append(m.Sets, key)
-	m.SetHashes += enc.Hashes()
-	m.SetBytes += int64(len(data))
+	m.SetHashes += f.Hashes
+	m.SetBytes += int64(len(f.Data))
 	return nil
 }
 

@@ -15,7 +15,9 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 
+	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
+	"github.com/dataco/clickstream/internal/userset"
 )
 
 // A shard partial is what one key range of a roll-up leaves for the
@@ -26,9 +28,14 @@ import (
 // partials, each country's union and everything's, exactly as Compute
 // does across its shards (the same merge).
 //
+// With Config.KeepSets, a partial also carries the key range's (url,
+// country) entries with their sets, as a set file (package userset) for
+// the result's sets.
+//
 // Encoding: partialMagic, the header's length (uint64, little-endian),
 // the header (JSON), then for each country of the header without a
-// sketch, in order, its hashes (uint64s, little-endian, increasing).
+// sketch, in order, its hashes (uint64s, little-endian, increasing), then
+// the set file of SetFileBytes bytes, if any.
 const partialMagic = "clickstream-rollup-partial/1\n"
 
 // ErrPartial reports a shard partial that cannot be merged.
@@ -57,6 +64,11 @@ type partialHeader struct {
 	SetBytes     int64          `json:"set_bytes"`
 	Gaps         [][2]time.Time `json:"gaps,omitempty"`
 	Inputs       []Input        `json:"inputs"`
+	// The set file that ends the partial (KeepSets): its size, entries
+	// and hashes.
+	SetFileBytes  int64 `json:"set_file_bytes,omitempty"`
+	SetFileKeys   int   `json:"set_file_keys,omitempty"`
+	SetFileHashes int64 `json:"set_file_hashes,omitempty"`
 }
 
 // partialRow is a row of a shard: what row() is built from.
@@ -87,13 +99,10 @@ type partialUsers struct {
 // as Compute splits its work) of the roll-up of windows into the period
 // [from, to) of grain, and writes it to w as a shard partial for
 // MergePartials. cfg.MemoryBudget bounds this shard alone; cfg.Shards is
-// ignored; cfg.KeepSets is not supported.
+// ignored. With cfg.KeepSets the partial carries the key range's sets.
 func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window, shard, shards int, w io.Writer) error {
-	switch {
-	case shards < 1 || shard < 0 || shard >= shards:
+	if shards < 1 || shard < 0 || shard >= shards {
 		return fmt.Errorf("%w: key range %d of %d", ErrConfig, shard, shards)
-	case cfg.KeepSets:
-		return fmt.Errorf("%w: a shard partial keeps no sets", ErrConfig)
 	}
 	files, st, err := open(ctx, cfg, grain, from, to, windows)
 	if err != nil {
@@ -157,6 +166,11 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 		}
 		hd.Countries = append(hd.Countries, pu)
 	}
+	var setFile []byte
+	if o.enc != nil {
+		setFile = o.enc.Bytes()
+		hd.SetFileBytes, hd.SetFileKeys, hd.SetFileHashes = int64(len(setFile)), o.enc.Keys(), o.enc.Hashes()
+	}
 	head, err := json.Marshal(hd)
 	if err != nil {
 		return fmt.Errorf("rollup: encode partial: %w", err)
@@ -187,6 +201,7 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 			}
 		}
 	}
+	bw.Write(setFile)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("rollup: write partial: %w", err)
 	}
@@ -195,22 +210,24 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 
 // MergePartials merges the shard partials of every key range of one
 // roll-up (ComputeShard's, one per shard, in any order) into its rows,
-// sorted by (URL, Country): the rows of Compute with as many shards. Its
-// Stats count the buffers and spills of the merge alone.
+// sorted by (URL, Country): the rows of Compute with as many shards, and
+// the key ranges' set files, in key range order, if the partials carry
+// them (ComputeShard with Config.KeepSets). Its Stats count the buffers
+// and spills of the merge alone.
 // Each country's hashes are copied to a run under cfg.SpillDir while the
 // partials are read, so the merge holds at most cfg.MemoryBudget bytes
 // of hashes.
-func MergePartials(ctx context.Context, cfg Config, grain string, from, to time.Time, partials []io.Reader) ([]schema.Row, Stats, error) {
+func MergePartials(ctx context.Context, cfg Config, grain string, from, to time.Time, partials []io.Reader) ([]schema.Row, []results.SetFile, Stats, error) {
 	var st Stats
 	if _, _, err := Period(grain, from); err != nil {
-		return nil, st, err
+		return nil, nil, st, err
 	}
 	if len(partials) == 0 {
-		return nil, st, fmt.Errorf("%w: no partials", ErrPartial)
+		return nil, nil, st, fmt.Errorf("%w: no partials", ErrPartial)
 	}
 	dir, err := os.MkdirTemp(cfg.SpillDir, "rollup-merge-")
 	if err != nil {
-		return nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+		return nil, nil, st, fmt.Errorf("rollup: spill folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	outs := make([]*shardOut, len(partials))
@@ -224,33 +241,35 @@ func MergePartials(ctx context.Context, cfg Config, grain string, from, to time.
 			}
 		}
 	}()
-	first := 0
+	first, keep := 0, false
 	for i, r := range partials {
 		if err := ctx.Err(); err != nil {
-			return nil, st, err
+			return nil, nil, st, err
 		}
 		o, hd, err := readPartial(r, filepathShard(dir, i), cfg.ExactLimit, grain, from, to)
 		if err != nil {
-			return nil, st, fmt.Errorf("%w (partial %d)", err, i)
+			return nil, nil, st, fmt.Errorf("%w (partial %d)", err, i)
 		}
 		if hd.Shards != len(partials) {
-			return nil, st, fmt.Errorf("%w: partial %d is key range %d of %d, given %d partials", ErrPartial, i, hd.Shard, hd.Shards, len(partials))
+			return nil, nil, st, fmt.Errorf("%w: partial %d is key range %d of %d, given %d partials", ErrPartial, i, hd.Shard, hd.Shards, len(partials))
 		}
 		if outs[hd.Shard] != nil {
-			return nil, st, fmt.Errorf("%w: key range %d given twice", ErrPartial, hd.Shard)
+			return nil, nil, st, fmt.Errorf("%w: key range %d given twice", ErrPartial, hd.Shard)
 		}
 		outs[hd.Shard] = o
 		if i > 0 && !slices.EqualFunc(hd.Inputs, st.Inputs, equalInput) {
-			return nil, st, fmt.Errorf("%w: key range %d read other windows than key range %d (a window was committed again meanwhile)", ErrPartial, hd.Shard, first)
+			return nil, nil, st, fmt.Errorf("%w: key range %d read other windows than key range %d (a window was committed again meanwhile)", ErrPartial, hd.Shard, first)
 		}
 		if i == 0 {
-			first = hd.Shard
+			first, keep = hd.Shard, o.setFile != nil
+		} else if keep != (o.setFile != nil) {
+			return nil, nil, st, fmt.Errorf("%w: key range %d and key range %d differ in keeping sets", ErrPartial, hd.Shard, first)
 		}
 		st.Windows, st.HashesRead, st.SetBytes, st.Gaps, st.Inputs = hd.Windows, hd.HashesRead, hd.SetBytes, hd.Gaps, hd.Inputs
 	}
 	limit := cfg.MemoryBudget
-	rows, _, err := merge(ctx, cfg.ExactLimit, limit, dir, grain, from, to, outs, &st)
-	return rows, st, err
+	rows, sets, err := merge(ctx, cfg.ExactLimit, limit, dir, grain, from, to, outs, &st)
+	return rows, sets, st, err
 }
 
 func equalInput(a, b Input) bool {
@@ -334,12 +353,55 @@ func readPartial(r io.Reader, dir string, exactLimit int64, grain string, from, 
 		}
 		u.runs = []string{path}
 	}
+	if hd.SetFileBytes != 0 {
+		f, err := readSetFile(br, hd)
+		if err != nil {
+			return nil, hd, err
+		}
+		o.setFile = f
+	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, hd, fmt.Errorf("%w: bytes after the last hash", ErrPartial)
 	}
 	// The copies above are not spills of the roll-up's unions.
 	b.peak, b.spills, b.spilled = 0, 0, 0
 	return o, hd, nil
+}
+
+// readSetFile reads and checks the set file that ends a partial: the
+// entries and hashes its header says, each key in the partial's key
+// range.
+func readSetFile(r io.Reader, hd partialHeader) (*results.SetFile, error) {
+	if hd.SetFileBytes < 0 || hd.SetFileKeys < 0 || hd.SetFileHashes < 0 {
+		return nil, fmt.Errorf("%w: set file of %d bytes, %d keys, %d hashes", ErrPartial, hd.SetFileBytes, hd.SetFileKeys, hd.SetFileHashes)
+	}
+	// Read as it comes, not allocated from the length ahead.
+	data, err := io.ReadAll(io.LimitReader(r, hd.SetFileBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%w: set file: %w", ErrPartial, err)
+	}
+	if int64(len(data)) != hd.SetFileBytes {
+		return nil, fmt.Errorf("%w: set file of %d bytes, %d there", ErrPartial, hd.SetFileBytes, len(data))
+	}
+	sr, err := userset.Open(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: set file: %w", ErrPartial, err)
+	}
+	var hashes int64
+	for {
+		rec, ok := sr.Next()
+		if !ok {
+			break
+		}
+		if shardOf(rec.URL, hd.Shards) != hd.Shard {
+			return nil, fmt.Errorf("%w: set file of key range %d holds %q, of another", ErrPartial, hd.Shard, rec.URL)
+		}
+		hashes += int64(rec.Len())
+	}
+	if sr.Keys() != hd.SetFileKeys || hashes != hd.SetFileHashes {
+		return nil, fmt.Errorf("%w: set file of %d keys and %d hashes, header says %d and %d", ErrPartial, sr.Keys(), hashes, hd.SetFileKeys, hd.SetFileHashes)
+	}
+	return &results.SetFile{Data: data, Keys: sr.Keys(), Hashes: hashes}, nil
 }
 
 // readSource reads left increasing hashes from r.

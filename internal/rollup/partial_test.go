@@ -3,6 +3,8 @@ package rollup
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"slices"
@@ -58,18 +60,30 @@ func TestMergePartialsEqualsCompute(t *testing.T) {
 		{"in memory", Config{}},
 		{"tiny budget", Config{MemoryBudget: 2048, SpillDir: t.TempDir()}},
 		{"exact limit", Config{ExactLimit: 500, MemoryBudget: 64 << 10, SpillDir: t.TempDir()}},
+		{"keeping sets", Config{KeepSets: true, MemoryBudget: 2048, SpillDir: t.TempDir()}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.cfg
 			cfg.Shards = shards
-			want, wst, err := Compute(ctx, cfg, schema.GrainDay, from, to, windows)
+			want, wantSets, wst, err := ComputeSets(ctx, cfg, schema.GrainDay, from, to, windows)
 			if err != nil {
 				t.Fatal(err)
 			}
 			parts := shardPartials(t, cfg, from, to, windows, shards)
-			rows, st, err := MergePartials(ctx, cfg, schema.GrainDay, from, to, readers(parts, 2, 0, 1))
+			rows, sets, st, err := MergePartials(ctx, cfg, schema.GrainDay, from, to, readers(parts, 2, 0, 1))
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The key ranges' set files, in key range order, are those
+			// of the roll-up in one process.
+			if len(sets) != len(wantSets) || (cfg.KeepSets && len(sets) != shards) {
+				t.Fatalf("%d set files, ComputeSets %d (keeping sets: %v)", len(sets), len(wantSets), cfg.KeepSets)
+			}
+			for i := range sets {
+				if !bytes.Equal(sets[i].Data, wantSets[i].Data) || sets[i].Keys != wantSets[i].Keys || sets[i].Hashes != wantSets[i].Hashes {
+					t.Fatalf("set file %d: %d bytes, %d keys, %d hashes; ComputeSets %d, %d, %d", i,
+						len(sets[i].Data), sets[i].Keys, sets[i].Hashes, len(wantSets[i].Data), wantSets[i].Keys, wantSets[i].Hashes)
+				}
 			}
 			if len(rows) != len(want) {
 				t.Fatalf("%d rows, Compute %d", len(rows), len(want))
@@ -91,7 +105,7 @@ func TestMergePartialsEqualsCompute(t *testing.T) {
 			if cfg.ExactLimit > 0 && st.ApproximateRows == 0 {
 				t.Errorf("no approximate row beyond the exact limit")
 			}
-			if cfg.MemoryBudget == 2048 && wst.Spills == 0 {
+			if cfg.MemoryBudget == 2048 && !cfg.KeepSets && wst.Spills == 0 {
 				t.Errorf("no spill under a budget of 2048 bytes")
 			}
 			// A partial's bytes are the same every time (a task's
@@ -111,6 +125,10 @@ func TestBadPartials(t *testing.T) {
 	parts := shardPartials(t, Config{}, from, to, windows, 2)
 	truncated := parts[1][:len(parts[1])-3]
 	longer := append(append([]byte{}, parts[1]...), 0)
+	kept := shardPartials(t, Config{KeepSets: true}, from, to, windows, 2)
+	// A set file whose last byte changed: its checksum fails.
+	badSets := append([]byte{}, kept[1]...)
+	badSets[len(badSets)-1] ^= 0xff
 	for _, c := range []struct {
 		name  string
 		parts []io.Reader
@@ -123,10 +141,13 @@ func TestBadPartials(t *testing.T) {
 		{"truncated", []io.Reader{bytes.NewReader(parts[0]), bytes.NewReader(truncated)}, from},
 		{"trailing bytes", []io.Reader{bytes.NewReader(parts[0]), bytes.NewReader(longer)}, from},
 		{"not a partial", []io.Reader{bytes.NewReader(parts[0]), bytes.NewReader([]byte("{}"))}, from},
+		{"sets in one key range only", []io.Reader{bytes.NewReader(parts[0]), bytes.NewReader(kept[1])}, from},
+		{"sets of one key range as another's", []io.Reader{bytes.NewReader(kept[0]), bytes.NewReader(swapSetFile(t, kept[1], kept[0]))}, from},
+		{"damaged set file", []io.Reader{bytes.NewReader(kept[0]), bytes.NewReader(badSets)}, from},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, pto, _ := Period(schema.GrainDay, c.from)
-			if _, _, err := MergePartials(ctx, Config{}, schema.GrainDay, c.from, pto, c.parts); !errors.Is(err, ErrPartial) {
+			if _, _, _, err := MergePartials(ctx, Config{}, schema.GrainDay, c.from, pto, c.parts); !errors.Is(err, ErrPartial) {
 				t.Fatalf("err %v, want ErrPartial", err)
 			}
 		})
@@ -137,6 +158,37 @@ func TestBadPartials(t *testing.T) {
 			t.Errorf("key range %d of %d: err %v, want ErrConfig", bad[0], bad[1], err)
 		}
 	}
+}
+
+// swapSetFile is partial with its set file replaced by other's (and the
+// header's sizes with it).
+func swapSetFile(t *testing.T, partial, other []byte) []byte {
+	t.Helper()
+	hd, rest := splitPartial(t, partial)
+	ohd, orest := splitPartial(t, other)
+	hashes := rest[:len(rest)-int(hd.SetFileBytes)]
+	oset := orest[len(orest)-int(ohd.SetFileBytes):]
+	hd.SetFileBytes, hd.SetFileKeys, hd.SetFileHashes = ohd.SetFileBytes, ohd.SetFileKeys, ohd.SetFileHashes
+	head, err := json.Marshal(hd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append([]byte(partialMagic), binary.LittleEndian.AppendUint64(nil, uint64(len(head)))...)
+	out = append(out, head...)
+	out = append(out, hashes...)
+	return append(out, oset...)
+}
+
+// splitPartial decodes a partial's header and returns what follows it.
+func splitPartial(t *testing.T, p []byte) (partialHeader, []byte) {
+	t.Helper()
+	p = p[len(partialMagic):]
+	n := binary.LittleEndian.Uint64(p)
+	var hd partialHeader
+	if err := json.Unmarshal(p[8:8+n], &hd); err != nil {
+		t.Fatal(err)
+	}
+	return hd, p[8+n:]
 }
 
 // FuzzMergePartials feeds bytes to the merge as the partial of one of two
@@ -154,13 +206,18 @@ func FuzzMergePartials(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
+	var kept bytes.Buffer
+	if err := ComputeShard(context.Background(), Config{KeepSets: true}, schema.GrainDay, from, to, windows, 1, 2, &kept); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(good[1].Bytes())
+	f.Add(kept.Bytes())
 	f.Add(good[1].Bytes()[:len(good[1].Bytes())-9])
 	f.Add([]byte(partialMagic + "\xff\xff\xff\xff\xff\xff\xff\x00{}"))
 	f.Add([]byte(partialMagic + "\x02\x00\x00\x00\x00\x00\x00\x00{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parts := []io.Reader{bytes.NewReader(good[0].Bytes()), bytes.NewReader(data)}
-		if _, _, err := MergePartials(context.Background(), Config{SpillDir: t.TempDir()}, schema.GrainDay, from, to, parts); err != nil && !errors.Is(err, ErrPartial) {
+		if _, _, _, err := MergePartials(context.Background(), Config{SpillDir: t.TempDir()}, schema.GrainDay, from, to, parts); err != nil && !errors.Is(err, ErrPartial) {
 			t.Fatalf("error %v does not match ErrPartial", err)
 		}
 	})

@@ -212,15 +212,15 @@ func Compute(ctx context.Context, cfg Config, grain string, from, to time.Time, 
 }
 
 // ComputeSets is Compute that, with cfg.KeepSets, also returns the
-// period's (url, country) entries with their sets, as one encoder per
+// period's (url, country) entries with their sets, as one set file per
 // key range (each sorted by key; the ranges interleave), for
-// results.WriteEncodedSets.
-func ComputeSets(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) ([]schema.Row, []*userset.Encoder, Stats, error) {
+// results.WriteSetFiles.
+func ComputeSets(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) ([]schema.Row, []results.SetFile, Stats, error) {
 	rows, sets, st, err := compute(ctx, cfg, grain, from, to, windows)
 	return rows, sets, st, err
 }
 
-func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) (rows []schema.Row, sets []*userset.Encoder, st Stats, err error) {
+func compute(ctx context.Context, cfg Config, grain string, from, to time.Time, windows []Window) (rows []schema.Row, sets []results.SetFile, st Stats, err error) {
 	files, st, err := open(ctx, cfg, grain, from, to, windows)
 	if err != nil {
 		return nil, nil, st, err
@@ -313,11 +313,14 @@ func newShard(cfg Config, grain string, from, to time.Time, n, of int, limit int
 // beyond limit bytes). It adds to st what the shards and itself did.
 // The in-process roll-up (compute) and the merge of shard partials
 // (MergePartials) both end here.
-func merge(ctx context.Context, exactLimit, limit int64, dir, grain string, from, to time.Time, outs []*shardOut, st *Stats) (rows []schema.Row, sets []*userset.Encoder, err error) {
+func merge(ctx context.Context, exactLimit, limit int64, dir, grain string, from, to time.Time, outs []*shardOut, st *Stats) (rows []schema.Row, sets []results.SetFile, err error) {
 	for _, o := range outs {
 		rows = append(rows, o.rows...)
-		if o.enc != nil {
-			sets = append(sets, o.enc)
+		switch {
+		case o.enc != nil:
+			sets = append(sets, results.EncodedSetFile(o.enc))
+		case o.setFile != nil:
+			sets = append(sets, *o.setFile)
 		}
 		st.Keys += o.keys
 		st.PeakBufferBytes += o.b.peak
@@ -510,6 +513,7 @@ type shardOut struct {
 	countries       map[string]*union // sealed
 	countryCounters map[string]counters
 	enc             *userset.Encoder // KeepSets: the range's (url, country) entries
+	setFile         *results.SetFile // a shard partial's encoded entries, read by MergePartials
 	b               *budget
 	largest         string
 	largestUsers    int64

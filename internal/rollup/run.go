@@ -14,7 +14,6 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/schema"
-	"github.com/dataco/clickstream/internal/userset"
 )
 
 // Defaults of a roll-up run.
@@ -101,11 +100,8 @@ func (c *RunConfig) Validate() error {
 	if _, err := results.ParseFormat(c.Format); err != nil {
 		errs = append(errs, err)
 	}
-	switch {
-	case c.InputGrain != schema.GrainWindow && c.InputGrain != schema.GrainDay:
-		errs = append(errs, fmt.Errorf("--input-grain %q: want window or day", c.InputGrain))
-	case c.InputGrain == schema.GrainDay && c.Grain == schema.GrainDay:
-		errs = append(errs, errors.New("--input-grain day rolls up weeks or months, not days"))
+	if err := CheckInputGrain(c.InputGrain, c.Grain); err != nil {
+		errs = append(errs, fmt.Errorf("--input-grain: %w", err))
 	}
 	if c.Shards < 1 || c.Shards > 1024 {
 		errs = append(errs, errors.New("--shards must be in [1, 1024]"))
@@ -179,9 +175,9 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 		return nil, err
 	}
 	outBase := cfg.OutBase()
-	inURI, inPrefix := cfg.Windows, "window="
+	inURI := cfg.Windows
 	if cfg.InputGrain == schema.GrainDay {
-		inURI, inPrefix = strings.TrimSuffix(outBase, "/")+"/grain="+schema.GrainDay, "period="
+		inURI = DayBase(outBase)
 	}
 	base, err := lake.Open(ctx, inURI, cfg.S3)
 	if err != nil {
@@ -193,12 +189,12 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 		rep := Report{Grain: cfg.Grain, From: p[0], To: p[1], Out: OutURI(outBase, cfg.Grain, p[0])}
 		var (
 			rows    []schema.Row
-			sets    []*userset.Encoder
+			sets    []results.SetFile
 			windows []Window
 		)
 		open := func(ctx context.Context, uri string) (lake.Store, error) { return lake.Open(ctx, uri, cfg.S3) }
 		for attempt := 1; ; attempt++ {
-			windows, err = inputs(ctx, base, open, inPrefix, p[0], p[1])
+			windows, err = Inputs(ctx, base, open, cfg.InputGrain, p[0], p[1])
 			if err == nil {
 				rows, sets, rep.Stats, err = ComputeSets(ctx, cfg.Config, cfg.Grain, p[0], p[1], windows)
 			}
@@ -223,7 +219,7 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 		}
 		ResultMeta(&m, rep.Stats)
 		if cfg.KeepSets {
-			if err := results.WriteEncodedSets(ctx, out, &m, sets); err != nil {
+			if err := results.WriteSetFiles(ctx, out, &m, sets); err != nil {
 				return reps, err
 			}
 		}
@@ -295,6 +291,29 @@ func provenance(inputs []Input, gaps [][2]time.Time) (final bool, wm *time.Time)
 // a worker's, confined to its roots).
 type OpenFunc func(ctx context.Context, uri string) (lake.Store, error)
 
+// CheckInputGrain checks that a roll-up of grain can be made of
+// inputGrain: windows (schema.GrainWindow, or "") into any grain, days
+// into weeks and months.
+func CheckInputGrain(inputGrain, grain string) error {
+	switch inputGrain {
+	case schema.GrainWindow, "":
+		return nil
+	case schema.GrainDay:
+		if grain == schema.GrainDay {
+			return errors.New("input grain day rolls up weeks or months, not days")
+		}
+		return nil
+	}
+	return fmt.Errorf("input grain %q: want window or day", inputGrain)
+}
+
+// DayBase is the base URI of the day roll-ups under a roll-up base
+// (RunConfig.OutBase): what weeks and months are rolled up from with
+// input grain day.
+func DayBase(outBase string) string {
+	return strings.TrimSuffix(outBase, "/") + "/grain=" + schema.GrainDay
+}
+
 // Windows reads the committed window results under base whose window
 // starts in [from, to): it lists the window folders of each day of the
 // range and reads each one's _SUCCESS.
@@ -302,9 +321,18 @@ func Windows(ctx context.Context, base lake.Store, s3 lake.S3Options, from, to t
 	return inputs(ctx, base, func(ctx context.Context, uri string) (lake.Store, error) { return lake.Open(ctx, uri, s3) }, "window=", from, to)
 }
 
-// WindowsWith is Windows opening each window's store with open.
-func WindowsWith(ctx context.Context, base lake.Store, open OpenFunc, from, to time.Time) ([]Window, error) {
-	return inputs(ctx, base, open, "window=", from, to)
+// Inputs reads the committed results of inputGrain under base that start
+// in [from, to): the windows under the windows' base
+// (schema.GrainWindow, or ""), or the days under a DayBase
+// (schema.GrainDay). Each one's store is opened with open.
+func Inputs(ctx context.Context, base lake.Store, open OpenFunc, inputGrain string, from, to time.Time) ([]Window, error) {
+	switch inputGrain {
+	case schema.GrainWindow, "":
+		return inputs(ctx, base, open, "window=", from, to)
+	case schema.GrainDay:
+		return inputs(ctx, base, open, "period=", from, to)
+	}
+	return nil, fmt.Errorf("%w: input grain %q: want window or day", ErrConfig, inputGrain)
 }
 
 // inputs reads the committed results under base in folders

@@ -317,7 +317,15 @@ type RollupSpec struct {
 	// always exact.
 	ExactLimit int64 `protobuf:"varint,5,opt,name=exact_limit,json=exactLimit,proto3" json:"exact_limit,omitempty"`
 	// Roll up a period whose windows leave gaps.
-	AllowGaps     bool `protobuf:"varint,6,opt,name=allow_gaps,json=allowGaps,proto3" json:"allow_gaps,omitempty"`
+	AllowGaps bool `protobuf:"varint,6,opt,name=allow_gaps,json=allowGaps,proto3" json:"allow_gaps,omitempty"`
+	// Keep the period's (url, country) user sets beside its result, so
+	// that a longer period can be rolled up from this one's.
+	KeepSets bool `protobuf:"varint,7,opt,name=keep_sets,json=keepSets,proto3" json:"keep_sets,omitempty"`
+	// What is rolled up: "window" (or empty), the window results under
+	// windows_uri, or "day", the day roll-ups under windows_uri (a
+	// roll-up base's grain=day folder, kept with keep_sets) into a week
+	// or a month.
+	InputGrain    string `protobuf:"bytes,8,opt,name=input_grain,json=inputGrain,proto3" json:"input_grain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -392,6 +400,20 @@ func (x *RollupSpec) GetAllowGaps() bool {
 		return x.AllowGaps
 	}
 	return false
+}
+
+func (x *RollupSpec) GetKeepSets() bool {
+	if x != nil {
+		return x.KeepSets
+	}
+	return false
+}
+
+func (x *RollupSpec) GetInputGrain() string {
+	if x != nil {
+		return x.InputGrain
+	}
+	return ""
 }
 
 // JobProgress counts a job's tasks and work.
@@ -1593,7 +1615,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\tuser_sets\x18\t \x01(\bR\buserSets\x12!\n" +
 	"\finclude_bots\x18\n" +
 	" \x01(\bR\vincludeBots\x122\n" +
-	"\x06rollup\x18\v \x01(\v2\x1a.clickstream.v1.RollupSpecR\x06rollup\"\xc0\x01\n" +
+	"\x06rollup\x18\v \x01(\v2\x1a.clickstream.v1.RollupSpecR\x06rollup\"\xfe\x01\n" +
 	"\n" +
 	"RollupSpec\x12\x14\n" +
 	"\x05grain\x18\x01 \x01(\tR\x05grain\x12\x1f\n" +
@@ -1604,7 +1626,10 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\vexact_limit\x18\x05 \x01(\x03R\n" +
 	"exactLimit\x12\x1d\n" +
 	"\n" +
-	"allow_gaps\x18\x06 \x01(\bR\tallowGaps\"\xea\x02\n" +
+	"allow_gaps\x18\x06 \x01(\bR\tallowGaps\x12\x1b\n" +
+	"\tkeep_sets\x18\a \x01(\bR\bkeepSets\x12\x1f\n" +
+	"\vinput_grain\x18\b \x01(\tR\n" +
+	"inputGrain\"\xea\x02\n" +
 	"\vJobProgress\x12\x1f\n" +
 	"\vtasks_total\x18\x01 \x01(\x05R\n" +
 	"tasksTotal\x12\x1d\n" +
