@@ -26,6 +26,7 @@ import (
 	"github.com/dataco/clickstream/internal/leaktest"
 	"github.com/dataco/clickstream/internal/mtls"
 	"github.com/dataco/clickstream/internal/pki"
+	"github.com/dataco/clickstream/internal/rollup"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -228,6 +229,9 @@ func (r *fakeRunner) ProbeWorker(ctx context.Context, _, addr string) error {
 
 // computeTask does what a worker does, without gRPC.
 func computeTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+	if req.GetRollup() != nil {
+		return computeRollupTask(ctx, req)
+	}
 	src, err := lake.Open(ctx, req.GetLakeUri(), laketest.S3Options())
 	if err != nil {
 		return nil, err
@@ -264,8 +268,42 @@ func computeTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskRespon
 	if err != nil {
 		return nil, err
 	}
+	return putPartial(ctx, out, req, data, &pb.RunTaskResponse{EventsRead: p.Read, EventsInWindow: p.Events})
+}
+
+// computeRollupTask computes a roll-up's key range as a worker does
+// (rollup.ComputeShard), without gRPC.
+func computeRollupTask(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+	r := req.GetRollup()
+	open := func(ctx context.Context, uri string) (lake.Store, error) {
+		return lake.Open(ctx, uri, laketest.S3Options())
+	}
+	base, err := open(ctx, r.GetWindowsUri())
+	if err != nil {
+		return nil, err
+	}
+	out, err := open(ctx, req.GetPartialUri())
+	if err != nil {
+		return nil, err
+	}
+	from, to := req.GetWindowFrom().AsTime(), req.GetWindowTo().AsTime()
+	windows, err := rollup.Inputs(ctx, base, open, r.GetInputGrain(), from, to)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	cfg := rollup.Config{MemoryBudget: r.GetMemoryBudget(), ExactLimit: r.GetExactLimit(), AllowGaps: r.GetAllowGaps(), KeepSets: r.GetKeepSets()}
+	var buf bytes.Buffer
+	if err := rollup.ComputeShard(ctx, cfg, r.GetGrain(), from, to, windows, int(req.GetBucket()), int(r.GetShards()), &buf); err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return putPartial(ctx, out, req, buf.Bytes(), &pb.RunTaskResponse{})
+}
+
+// putPartial stores a task's partial, unless stored already, and
+// completes the answer with its digest.
+func putPartial(ctx context.Context, out lake.Store, req *pb.RunTaskRequest, data []byte, resp *pb.RunTaskResponse) (*pb.RunTaskResponse, error) {
 	sum := sha256.Sum256(data)
-	resp := &pb.RunTaskResponse{EventsRead: p.Read, EventsInWindow: p.Events, PartialBytes: int64(len(data)), PartialSha256: sum[:]}
+	resp.PartialBytes, resp.PartialSha256 = int64(len(data)), sum[:]
 	if err := out.PutIfAbsent(ctx, req.GetPartialKey(), data); errors.Is(err, lake.ErrExists) {
 		// As a worker does: vouch only for the bytes it computed.
 		if stored, err := out.Get(ctx, req.GetPartialKey()); err != nil || !bytes.Equal(stored, data) {

@@ -1,7 +1,9 @@
 // Daily roll-ups of the scheduler: once every window of a day is done and
-// the day is complete, the leader rolls the day up (package rollup) from
-// the windows' user sets, and again whenever one of the day's windows is
-// run again.
+// the day is complete, the leader submits a roll-up job of the day (one
+// task per key range, run by the workers like any job's), and again
+// whenever one of the day's windows is run again. A record in etcd
+// follows each day's roll-up job to its end, as a window's record follows
+// its job.
 
 package coordinator
 
@@ -13,13 +15,16 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/rollup"
 	"github.com/dataco/clickstream/internal/schema"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
 // rollupRecord is the scheduler's state of one day's roll-up, in etcd.
@@ -28,8 +33,10 @@ type rollupRecord struct {
 	// Windows fingerprints the day's window jobs the roll-up merged: a
 	// window run again (late data) changes it, and the day is rolled up
 	// again.
-	Windows string    `json:"windows"`
-	State   string    `json:"state"` // done, failed
+	Windows string `json:"windows"`
+	// Job is the day's latest roll-up job.
+	Job     string    `json:"job,omitempty"`
+	State   string    `json:"state"` // running, done, failed
 	Error   string    `json:"error,omitempty"`
 	Out     string    `json:"out,omitempty"`
 	Updated time.Time `json:"updated"`
@@ -86,19 +93,24 @@ func closedDays(recs map[int64]*windowRecord, window time.Duration, complete fun
 	return out
 }
 
-// rollupTick rolls up the first closed day whose roll-up is missing or
-// older than its windows, and records it. It reports whether it did.
-// A failed roll-up is recorded and tried again when the day's windows
-// change, or on the scheduler's RetryFailed.
+// rollupTick follows the running roll-up job, if any, to its end and
+// records its outcome; otherwise it submits the roll-up job of the first
+// closed day whose roll-up is missing or older than its windows. It
+// reports whether it changed anything. A day whose roll-up failed is
+// tried again when its windows change, or after the scheduler's
+// RetryFailed; a day whose windows cannot be rolled up (one without user
+// sets) only when they change.
 func (c *Coordinator) rollupTick(ctx context.Context, s Schedule, recs map[int64]*windowRecord, complete func(time.Time) bool) (bool, error) {
-	days := closedDays(recs, s.Window, complete)
-	if len(days) == 0 {
-		return false, nil
-	}
 	done, err := c.rollupRecords(ctx)
 	if err != nil {
 		return false, err
 	}
+	for _, r := range done {
+		if r.State == windowRunning {
+			return c.awaitRollup(ctx, r)
+		}
+	}
+	days := closedDays(recs, s.Window, complete)
 	now := time.Now()
 	for _, d := range days {
 		prev := done[d.from.Unix()]
@@ -110,39 +122,114 @@ func (c *Coordinator) rollupTick(ctx context.Context, s Schedule, recs map[int64
 		if prev != nil {
 			rec.rev = prev.rev
 		}
-		cfg := rollup.NewRunConfig()
-		cfg.Windows, cfg.Out, cfg.Grain, cfg.From, cfg.Format = s.Out, "", schema.GrainDay, d.from, s.Format
-		cfg.To = d.from.Add(24 * time.Hour)
-		cfg.AllowGaps = true // a window without events has no result
-		cfg.S3, cfg.SpillDir = c.cfg.S3, s.RollupSpillDir
-		if s.RollupMemoryBudget > 0 {
-			cfg.MemoryBudget = s.RollupMemoryBudget
-		}
-		for _, p := range c.cfg.Publishers {
-			cfg.Publishers = append(cfg.Publishers, p)
-		}
-		start := time.Now()
-		reps, err := rollup.Run(ctx, cfg, c.logger.With("component", "rollup"))
-		rec.State, rec.Updated = windowDone, time.Now().UTC()
-		for _, r := range reps {
-			rec.Out = r.Out
-			for _, p := range r.Published {
-				if !strings.HasSuffix(p, ": ok") {
-					rec.State, rec.Error = windowFailed, "publishing: "+p
-				}
-			}
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			rec.State, rec.Error, rec.Invalid = windowFailed, err.Error(), errors.Is(err, rollup.ErrWindows)
-		}
-		c.metrics.scheduleRollups.WithLabelValues(rec.State).Inc()
-		c.logger.Info("day rolled up", "day", d.from, "state", rec.State, "out", rec.Out, "err", rec.Error, "duration", time.Since(start))
-		return true, c.putRollup(ctx, rec)
+		return true, c.submitRollup(ctx, s, rec)
 	}
 	return false, nil
+}
+
+// rollupJob is the job rolling up the day starting at day into
+// <Out>/rollup/grain=day/period=<day>, keeping its sets (for weeks and
+// months from days).
+func (s *Schedule) rollupJob(day time.Time) *pb.JobSpec {
+	cfg := rollup.NewRunConfig()
+	cfg.Windows, cfg.Grain, cfg.Format = s.Out, schema.GrainDay, s.Format
+	cfg.Shards, cfg.MemoryBudget, cfg.AllowGaps = s.RollupShards, s.RollupMemoryBudget, true // a window without events has no result
+	return RollupJobSpec(&cfg, day, day.Add(24*time.Hour))
+}
+
+// submitRollup submits the roll-up job of rec's day and records it as
+// running in the same etcd transaction, provided the day's record is
+// still the one read (as submitWindow does). The day's windows are
+// checked first: a day that cannot be rolled up as it is (a window
+// without user sets) is recorded as failed and invalid, and no job is
+// submitted.
+func (c *Coordinator) submitRollup(ctx context.Context, s Schedule, rec *rollupRecord) error {
+	day := rec.From.Format(time.DateOnly)
+	spec := s.rollupJob(rec.From)
+	rec.Out = spec.GetOutUri()
+	invalid := func(err error) error {
+		rec.State, rec.Error, rec.Invalid, rec.Updated = windowFailed, err.Error(), true, time.Now().UTC()
+		c.metrics.scheduleRollups.WithLabelValues(windowFailed).Inc()
+		c.logger.Error("day cannot be rolled up; skipping it until its windows change", "day", day, "err", err)
+		return c.putRollup(ctx, rec)
+	}
+	if err := c.checkRollupInputs(ctx, s, rec.From); errors.Is(err, rollup.ErrWindows) {
+		return invalid(err)
+	} else if err != nil {
+		return fmt.Errorf("schedule: roll up %s: %w", day, err)
+	}
+	js, err := c.normalize(ctx, spec)
+	if status.Code(rpcError(err)) == codes.InvalidArgument {
+		return invalid(err)
+	}
+	if err != nil {
+		return fmt.Errorf("schedule: roll up %s: %w", day, err)
+	}
+	next := *rec
+	next.State, next.Error, next.Invalid, next.Updated = windowRunning, "", false, time.Now().UTC()
+	key := c.rollupKey(rec.From)
+	unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", rec.rev)
+	_, ok, err := c.submit(ctx, js, "", submitterScheduler, []clientv3.Cmp{unchanged}, func(id string) ([]clientv3.Op, error) {
+		next.Job = id
+		data, err := json.Marshal(&next)
+		if err != nil {
+			return nil, fmt.Errorf("encode roll-up: %w", err)
+		}
+		return []clientv3.Op{clientv3.OpPut(key, string(data))}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("schedule: roll up %s: %w", day, err)
+	}
+	if !ok {
+		c.logger.Warn("roll-up record changed since it was read (another leader?): not submitting", "day", day)
+		return nil
+	}
+	*rec = next
+	c.logger.Info("day roll-up submitted", "day", day, "job", rec.Job, "out", rec.Out)
+	return nil
+}
+
+// checkRollupInputs reads the committed windows of the day starting at
+// day and checks that they can be rolled up (rollup.Check): an error
+// matching rollup.ErrWindows says they cannot.
+func (c *Coordinator) checkRollupInputs(ctx context.Context, s Schedule, day time.Time) error {
+	base, err := c.output(ctx, s.Out)
+	if err != nil {
+		return err
+	}
+	open := func(ctx context.Context, uri string) (lake.Store, error) { return c.output(ctx, uri) }
+	windows, err := rollup.Inputs(ctx, base, open, schema.GrainWindow, day, day.Add(24*time.Hour))
+	if err != nil {
+		return err
+	}
+	_, err = rollup.Check(windows, day, day.Add(24*time.Hour))
+	return err
+}
+
+// awaitRollup waits for a day's running roll-up job and records its
+// outcome: done once committed and published, failed otherwise.
+func (c *Coordinator) awaitRollup(ctx context.Context, rec *rollupRecord) (bool, error) {
+	day := rec.From.Format(time.DateOnly)
+	j, err := c.awaitJob(ctx, rec.Job)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		rec.State, rec.Error = windowFailed, "job record gone: "+err.Error()
+		rec.Windows = "" // roll the day up again
+	case err != nil:
+		return false, fmt.Errorf("schedule: roll-up job %s of %s: %w", rec.Job, day, err)
+	case j == nil:
+		return false, nil // no longer the leader
+	case j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED:
+		rec.State, rec.Error = windowFailed, j.GetError()
+	case j.GetIndexerStatus() != "" && j.GetIndexerStatus() != indexOK:
+		rec.State, rec.Error = windowFailed, "publishing: "+j.GetIndexerStatus()
+	default:
+		rec.State, rec.Error = windowDone, ""
+	}
+	rec.Updated = time.Now().UTC()
+	c.metrics.scheduleRollups.WithLabelValues(rec.State).Inc()
+	c.logger.Info("day rolled up", "day", day, "job", rec.Job, "state", rec.State, "out", rec.Out, "err", rec.Error)
+	return true, c.putRollup(ctx, rec)
 }
 
 // putRollup writes rec if the day's record is still the one read (as
@@ -161,7 +248,9 @@ func (c *Coordinator) putRollup(ctx context.Context, rec *rollupRecord) error {
 	}
 	if !resp.Succeeded {
 		c.logger.Warn("roll-up record changed since it was read (another leader?): not overwriting it", "day", rec.From)
+		return nil
 	}
+	rec.rev = resp.Header.Revision
 	return nil
 }
 

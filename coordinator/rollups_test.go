@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
 	"github.com/dataco/clickstream/internal/schema"
+	pb "github.com/dataco/clickstream/proto/clickstream/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestClosedDays(t *testing.T) {
@@ -43,22 +47,40 @@ func TestClosedDays(t *testing.T) {
 	}
 }
 
-// TestScheduleRollsUpClosedDays: the scheduler's turn rolls up a closed
-// day from its committed windows, once; a window run again rolls it up
-// again.
+// TestScheduleRollsUpClosedDays: the scheduler's turn submits a roll-up
+// job of a closed day, and its next turn follows the job to its end: the
+// day's result is rollup.Compute's, keeps its sets and is published. A
+// window run again rolls the day up again (the next revision); a window
+// without user sets makes the day invalid, no job submitted, until its
+// windows change; a failed roll-up job is tried again after RetryFailed.
 func TestScheduleRollsUpClosedDays(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, 4, 0, 0)
 	base := laketest.NewFile(t)
 	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var published atomic.Int32
 	c := h.coordinator(func(cfg *Config) {
 		cfg.Schedule.Out = base.URI()
-		cfg.Schedule.Rollups = true
+		cfg.Schedule.Rollups, cfg.Schedule.RollupShards = true, 3
+		cfg.Publishers = append(cfg.Publishers, NewPublisher("probe", func(_ context.Context, _ lake.Store, m results.Meta) error {
+			if m.Grain == schema.GrainDay {
+				published.Add(1)
+			}
+			return nil
+		}))
 	})
+	var broken atomic.Bool
+	h.worker("w1", 2, func(ctx context.Context, req *pb.RunTaskRequest) (*pb.RunTaskResponse, error) {
+		if broken.Load() {
+			return nil, status.Error(codes.Internal, "disk full")
+		}
+		return computeTask(ctx, req)
+	})
+	waitUntil(t, "leader", 10*time.Second, c.IsLeader)
 	s := c.cfg.Schedule
 	events := clustertest.Events(3, 100, 3_000, day, day.Add(24*time.Hour))
 	recs := map[int64]*windowRecord{}
-	commit := func(from time.Time, job string) {
+	commit := func(from time.Time, job string, sets bool) {
 		t.Helper()
 		out, err := lake.Open(ctx, WindowOut(base.URI(), from), lake.S3Options{})
 		if err != nil {
@@ -67,8 +89,10 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 		w := aggregate.Window{From: from, To: from.Add(time.Hour)}
 		p := aggregate.Compute(events, w, aggregate.DefaultSessionTimeout)
 		m := results.Meta{Job: job, Run: results.RunName(job, 1), From: w.From, To: w.To, SessionTimeout: aggregate.DefaultSessionTimeout.String()}
-		if err := results.WriteSets(ctx, out, &m, p.UserSetEntries()); err != nil {
-			t.Fatal(err)
+		if sets {
+			if err := results.WriteSets(ctx, out, &m, p.UserSetEntries()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := results.Commit(ctx, out, p.Result(w), m); err != nil {
 			t.Fatal(err)
@@ -76,9 +100,23 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 		recs[from.Unix()] = &windowRecord{From: from, To: w.To, State: windowDone, Job: job}
 	}
 	for hr := range 24 {
-		commit(day.Add(time.Duration(hr)*time.Hour), "job-a")
+		commit(day.Add(time.Duration(hr)*time.Hour), "job-a", true)
 	}
 	complete := func(time.Time) bool { return true }
+	tick := func(want bool) {
+		t.Helper()
+		if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || did != want {
+			t.Fatalf("tick: changed something %v, %v; want %v", did, err, want)
+		}
+	}
+	record := func() *rollupRecord {
+		t.Helper()
+		got, err := c.rollupRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[day.Unix()]
+	}
 	readDay := func() (results.Meta, []schema.Row) {
 		t.Helper()
 		out, err := lake.Open(ctx, rollup.OutURI(base.URI()+"/rollup", schema.GrainDay, day), lake.S3Options{})
@@ -91,50 +129,75 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 		}
 		return m, rows
 	}
-	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || !did {
-		t.Fatalf("first tick: rolled up %v, %v", did, err)
+	tick(true) // submits the day's roll-up job
+	if r := record(); r == nil || r.State != windowRunning || r.Job == "" {
+		t.Fatalf("record %+v: want running, with its job", r)
+	}
+	tick(true) // follows it to its end
+	r := record()
+	if r.State != windowDone || r.Out != rollup.OutURI(base.URI()+"/rollup", schema.GrainDay, day) {
+		t.Fatalf("record %+v: want done, with the day's output", r)
+	}
+	j, err := c.GetJob(ctx, &pb.GetJobRequest{Id: r.Job})
+	if err != nil || j.GetJob().GetSpec().GetRollup().GetShards() != 3 || j.GetJob().GetProgress().GetTasksTotal() != 3 {
+		t.Fatalf("the roll-up job %+v, %v: want a roll-up of 3 tasks", j.GetJob(), err)
 	}
 	m1, rows := readDay()
-	if m1.Grain != schema.GrainDay || len(m1.RollupOf) != 24 || len(rows) == 0 {
-		t.Fatalf("day roll-up %+v with %d rows", m1, len(rows))
-	}
-	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || did {
-		t.Fatalf("second tick, nothing changed: rolled up %v, %v", did, err)
-	}
-	commit(day.Add(7*time.Hour), "job-b") // late data ran window 7 again
-	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || !did {
-		t.Fatalf("after a window's re-run: rolled up %v, %v", did, err)
-	}
-	if m2, _ := readDay(); m2.Run == m1.Run {
-		t.Fatal("the day's roll-up was not replaced")
-	}
-	// A window run without user sets: the day cannot be rolled up, and is
-	// not tried again until its windows change, whatever RetryFailed says.
-	out, err := lake.Open(ctx, WindowOut(base.URI(), day.Add(9*time.Hour)), lake.S3Options{})
+	windows, err := rollup.Windows(ctx, base, lake.S3Options{}, day, day.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := results.ReadMeta(ctx, out)
+	want, _, err := rollup.Compute(ctx, rollup.Config{Shards: 1}, schema.GrainDay, day, day.Add(24*time.Hour), windows)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Sets, m.Run = nil, "job-c-1"
-	if _, err := results.Commit(ctx, out, nil, m); err != nil {
-		t.Fatal(err)
+	if m1.Grain != schema.GrainDay || len(m1.RollupOf) != 24 || len(m1.Sets) != 3 || len(rows) != len(want) {
+		t.Fatalf("day roll-up %+v with %d rows, want %d, and 3 set files", m1, len(rows), len(want))
 	}
-	recs[day.Add(9*time.Hour).Unix()].Job = "job-c"
+	for i := range rows {
+		if !schema.EqualMetrics(rows[i], want[i]) {
+			t.Fatalf("row %d: %+v, rollup.Compute %+v", i, rows[i], want[i])
+		}
+	}
+	if n := published.Load(); n != 1 {
+		t.Fatalf("the day published %d times, want once", n)
+	}
+	tick(false) // nothing changed
+
+	commit(day.Add(7*time.Hour), "job-b", true) // late data ran window 7 again
+	tick(true)
+	tick(true)
+	if m2, _ := readDay(); m2.Run == m1.Run || m2.Revision != m1.Revision+1 {
+		t.Fatalf("the day's roll-up run %s revision %d, before %s %d: want the next revision", m2.Run, m2.Revision, m1.Run, m1.Revision)
+	}
+
+	// A window run without user sets: the day cannot be rolled up, no job
+	// is submitted, and it is not tried again until its windows change,
+	// whatever RetryFailed says.
+	commit(day.Add(9*time.Hour), "job-c", false)
 	s.RetryFailed = time.Nanosecond
-	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || !did {
-		t.Fatalf("a window without sets: rolled up %v, %v", did, err)
+	tick(true)
+	if r := record(); r == nil || r.State != windowFailed || !r.Invalid || r.Job != "" || !strings.Contains(r.Error, "no user sets") {
+		t.Fatalf("record %+v: want failed, invalid, no job, naming the missing sets", r)
 	}
-	got, err := c.rollupRecords(ctx)
-	if err != nil {
-		t.Fatal(err)
+	tick(false)
+
+	// A roll-up job that fails is recorded so, and submitted again once
+	// RetryFailed has passed.
+	commit(day.Add(9*time.Hour), "job-d", true)
+	broken.Store(true)
+	s.RetryFailed = time.Hour
+	tick(true)
+	tick(true)
+	if r := record(); r.State != windowFailed || r.Invalid || !strings.Contains(r.Error, "disk full") {
+		t.Fatalf("record %+v: want failed (not invalid), naming the cause", r)
 	}
-	if r := got[day.Unix()]; r == nil || r.State != windowFailed || !r.Invalid || !strings.Contains(r.Error, "no user sets") {
-		t.Fatalf("record %+v: want failed, invalid, naming the missing sets", r)
-	}
-	if did, err := c.rollupTick(ctx, s, recs, complete); err != nil || did {
-		t.Fatalf("an invalid day tried again: %v, %v", did, err)
+	tick(false)
+	broken.Store(false)
+	s.RetryFailed = time.Nanosecond
+	tick(true)
+	tick(true)
+	if r := record(); r.State != windowDone {
+		t.Fatalf("record %+v after the retry: want done", r)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
+	"github.com/dataco/clickstream/internal/rollup"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -29,6 +30,7 @@ const (
 	DefaultScheduleInterval = 10 * time.Second
 	DefaultIdleSource       = 2 * time.Minute
 	DefaultRetryFailed      = 15 * time.Minute
+	DefaultRollupShards     = 8
 	// scheduleMaxFailures is how often in a row a window's job may fail
 	// before the scheduler moves on to the next window; the window is
 	// tried again when its input changes or RetryFailed later.
@@ -89,14 +91,16 @@ type Schedule struct {
 	// roll-ups (clickstream rollup).
 	UserSets bool
 	// Rollups: once every window of a day is done and the day is
-	// complete, the leader rolls the day up (package rollup) into
-	// <Out>/rollup/grain=day/period=<day> and publishes it; again when a
-	// window of the day is run again. Implies UserSets.
+	// complete, the leader submits a roll-up job of the day (package
+	// rollup; RollupShards tasks) into <Out>/rollup/grain=day/period=<day>,
+	// which keeps the day's sets and is published like any job; again when
+	// a window of the day is run again. Implies UserSets.
 	Rollups bool
-	// RollupMemoryBudget and RollupSpillDir bound a day's roll-up
-	// (rollup.Config); 0: rollup.DefaultMemoryBudget.
+	// RollupShards is the number of key ranges (tasks) of a day's
+	// roll-up job; RollupMemoryBudget bounds each task's buffered hashes
+	// before it spills (rollup.Config; 0: no bound).
+	RollupShards       int
 	RollupMemoryBudget int64
-	RollupSpillDir     string
 }
 
 // NewSchedule returns the default (disabled) schedule.
@@ -108,6 +112,8 @@ func NewSchedule() Schedule {
 		IdleSource:  DefaultIdleSource,
 		Format:      "ndjson",
 		RetryFailed: DefaultRetryFailed,
+		// The budget of an in-process roll-up, per task.
+		RollupShards: DefaultRollupShards, RollupMemoryBudget: rollup.DefaultMemoryBudget,
 	}
 }
 
@@ -125,8 +131,8 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.IncludeBots, "schedule-include-bots", s.IncludeBots, "scheduled jobs count bots' events in clicks, unique users and time spent (default: only in bot_clicks)")
 	fs.BoolVar(&s.UserSets, "schedule-user-sets", s.UserSets, "scheduled windows keep each (url, country)'s set of user hashes beside the result, for exact roll-ups (clickstream rollup)")
 	fs.BoolVar(&s.Rollups, "schedule-rollups", s.Rollups, "after each closed day (all its windows done), roll the day up exactly from the windows' user sets into <schedule-out>/rollup/grain=day/period=<day> and publish it (implies --schedule-user-sets)")
-	fs.Int64Var(&s.RollupMemoryBudget, "schedule-rollup-memory-budget", s.RollupMemoryBudget, "bytes of user hashes a day's roll-up keeps in memory before it spills to --schedule-rollup-spill-dir (0: 256 MiB)")
-	fs.StringVar(&s.RollupSpillDir, "schedule-rollup-spill-dir", s.RollupSpillDir, "folder for a roll-up's spilled runs (default: the system's temporary folder)")
+	fs.IntVar(&s.RollupShards, "schedule-rollup-shards", s.RollupShards, "key ranges (tasks) of a day's roll-up job, 1 to 1024")
+	fs.Int64Var(&s.RollupMemoryBudget, "schedule-rollup-memory-budget", s.RollupMemoryBudget, "bytes of user hashes each task of a day's roll-up keeps in memory before it spills sorted runs to its worker's temporary folder (0: no bound)")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
 }
 
@@ -153,6 +159,9 @@ func (s *Schedule) Validate() error {
 	}
 	if s.RollupMemoryBudget < 0 {
 		errs = append(errs, errors.New("--schedule-rollup-memory-budget must not be negative"))
+	}
+	if s.Rollups && (s.RollupShards < 1 || s.RollupShards > maxRollupShards) {
+		errs = append(errs, fmt.Errorf("--schedule-rollup-shards must be in [1, %d]", maxRollupShards))
 	}
 	if f := strings.ToLower(s.Format); f != "ndjson" && f != "csv" && f != "" {
 		errs = append(errs, fmt.Errorf("--schedule-format %q: want ndjson or csv", s.Format))
@@ -494,57 +503,74 @@ const maxRetryWait = 24 * time.Hour
 
 // awaitWindow waits for a window's running job and records its outcome.
 func (c *Coordinator) awaitWindow(ctx context.Context, s Schedule, rec *windowRecord) (bool, error) {
-	for {
-		resp, err := c.GetJob(ctx, &pb.GetJobRequest{Id: rec.Job})
-		if status.Code(err) == codes.NotFound {
-			// Its record expired (--job-retention) before the window learnt
-			// the outcome: run the window again.
-			rec.State, rec.Error, rec.Input = windowFailed, "job record gone: "+err.Error(), ""
-			c.logger.Warn("window's job record is gone; running the window again", "window", rec.From, "job", rec.Job)
-			return true, c.putWindow(ctx, rec)
+	j, err := c.awaitJob(ctx, rec.Job)
+	if status.Code(err) == codes.NotFound {
+		// Its record expired (--job-retention) before the window learnt
+		// the outcome: run the window again.
+		rec.State, rec.Error, rec.Input = windowFailed, "job record gone: "+err.Error(), ""
+		c.logger.Warn("window's job record is gone; running the window again", "window", rec.From, "job", rec.Job)
+		return true, c.putWindow(ctx, rec)
+	}
+	if err != nil {
+		return false, fmt.Errorf("schedule: job %s of window %s: %w", rec.Job, rec.From.Format(time.RFC3339), err)
+	}
+	if j == nil {
+		return false, nil // the new leader takes over from etcd
+	}
+	if j.GetState() != pb.JobState_JOB_STATE_SUCCEEDED {
+		rec.State, rec.Error = windowFailed, j.GetError()
+		rec.Failures++
+		if rec.Failures < scheduleMaxFailures {
+			rec.Input = "" // try again on the next tick
 		}
+		c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
+		c.logger.Error("window job failed", "window", rec.From, "job", rec.Job, "failures", rec.Failures, "err", j.GetError())
+		return true, c.putWindow(ctx, rec)
+	}
+	if st := j.GetIndexerStatus(); st != "" && st != indexOK {
+		// Committed but not indexed: run the window again, which
+		// re-indexes it (documents are idempotent).
+		rec.State, rec.Error = windowFailed, "indexing: "+st
+		rec.Failures++
+		if rec.Failures < scheduleMaxFailures {
+			rec.Input = "" // try again on the next tick
+		}
+		c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
+		c.logger.Error("window indexing failed", "window", rec.From, "job", rec.Job, "err", st)
+		return true, c.putWindow(ctx, rec)
+	}
+	rec.State, rec.Failures = windowDone, 0
+	c.metrics.scheduleWindows.WithLabelValues("succeeded").Inc()
+	c.logger.Info("window done", "window", rec.From, "job", rec.Job, "out", s.WindowOut(rec.From), "indexer", j.GetIndexerStatus())
+	return true, c.putWindow(ctx, rec)
+}
+
+// awaitJob polls the job id until it has ended and, if it succeeded, its
+// publishers are done with it, and returns it; nil, and no error, once
+// this coordinator no longer leads (the new leader takes over).
+func (c *Coordinator) awaitJob(ctx context.Context, id string) (*pb.Job, error) {
+	for {
+		resp, err := c.GetJob(ctx, &pb.GetJobRequest{Id: id})
 		if err != nil {
-			return false, fmt.Errorf("schedule: job %s of window %s: %w", rec.Job, rec.From.Format(time.RFC3339), err)
+			return nil, err
 		}
 		j := resp.GetJob()
 		switch j.GetState() {
 		case pb.JobState_JOB_STATE_SUCCEEDED:
-			if j.GetIndexerStatus() == indexPending {
-				break // the result is committed; indexing is under way
+			if j.GetIndexerStatus() != indexPending {
+				return j, nil
 			}
-			if st := j.GetIndexerStatus(); st != "" && st != indexOK {
-				// Committed but not indexed: run the window again, which
-				// re-indexes it (documents are idempotent).
-				rec.State, rec.Error = windowFailed, "indexing: "+st
-				rec.Failures++
-				if rec.Failures < scheduleMaxFailures {
-					rec.Input = "" // try again on the next tick
-				}
-				c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
-				c.logger.Error("window indexing failed", "window", rec.From, "job", rec.Job, "err", st)
-				return true, c.putWindow(ctx, rec)
-			}
-			rec.State, rec.Failures = windowDone, 0
-			c.metrics.scheduleWindows.WithLabelValues("succeeded").Inc()
-			c.logger.Info("window done", "window", rec.From, "job", rec.Job, "out", s.WindowOut(rec.From), "indexer", j.GetIndexerStatus())
-			return true, c.putWindow(ctx, rec)
+			// The result is committed; publishing is under way.
 		case pb.JobState_JOB_STATE_FAILED, pb.JobState_JOB_STATE_CANCELLED:
-			rec.State, rec.Error = windowFailed, j.GetError()
-			rec.Failures++
-			if rec.Failures < scheduleMaxFailures {
-				rec.Input = "" // try again on the next tick
-			}
-			c.metrics.scheduleWindows.WithLabelValues("failed").Inc()
-			c.logger.Error("window job failed", "window", rec.From, "job", rec.Job, "failures", rec.Failures, "err", j.GetError())
-			return true, c.putWindow(ctx, rec)
+			return j, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 		if !c.IsLeader() {
-			return false, nil // the new leader takes over from etcd
+			return nil, nil
 		}
 	}
 }

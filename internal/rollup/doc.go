@@ -47,9 +47,12 @@
 //
 // With Config.KeepSets, ComputeSets also returns the period's (url,
 // country) entries with their sets (a key's union is then held while it
-// is encoded), one encoder per key range; Run writes them beside the
+// is encoded), one set file per key range; Run writes them beside the
 // period's result, so weeks and months roll up from days
-// (RunConfig.InputGrain).
+// (RunConfig.InputGrain, Inputs). On a cluster, ComputeShard computes one
+// key range (a task) into a shard partial, with the range's set file
+// when it keeps sets, and MergePartials completes the roll-up from all of
+// them, as Compute does from its shards.
 //
 // # Usage
 //

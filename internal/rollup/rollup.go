@@ -133,10 +133,11 @@ type Input struct {
 	Lake           string     `json:"lake,omitempty"`
 }
 
-// check sorts windows and checks that they can be rolled up into
+// Check sorts windows and checks that they can be rolled up into
 // [from, to): each inside it, none overlapping, the same session timeout,
-// each with user sets. It returns the gaps they leave.
-func check(windows []Window, from, to time.Time) ([][2]time.Time, error) {
+// each with user sets; an error matches ErrWindows. It returns the gaps
+// they leave.
+func Check(windows []Window, from, to time.Time) ([][2]time.Time, error) {
 	slices.SortFunc(windows, func(a, b Window) int { return a.Meta.From.Compare(b.Meta.From) })
 	var gaps [][2]time.Time
 	at := from
@@ -274,7 +275,7 @@ func open(ctx context.Context, cfg Config, grain string, from, to time.Time, win
 	if _, _, err := Period(grain, from); err != nil {
 		return nil, st, err
 	}
-	gaps, err := check(windows, from, to)
+	gaps, err := Check(windows, from, to)
 	if err != nil {
 		return nil, st, err
 	}
