@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -121,19 +120,24 @@ func rollupPlan(rec *jobRecord) *plan {
 }
 
 // mergeRollup merges a roll-up job's partials (each checked against its
-// digest) with rollup.MergePartials, into the result rollup.Run would
-// commit, with the key ranges' set files if the roll-up keeps them.
+// digest) as they are fetched (rollup.PartialMerger), into the result
+// rollup.Run would commit, with the key ranges' set files if the roll-up
+// keeps them.
 func (c *Coordinator) mergeRollup(ctx context.Context, out lake.Store, rec *jobRecord, p *plan, k finalCounters, digests []partialDigest) (*merged, error) {
 	r := rec.Spec.Rollup
-	parts := make([]io.Reader, len(p.Tasks))
-	if err := c.fetchPartials(ctx, out, rec.ID, p, digests, func(i int, data []byte) error {
-		parts[i] = bytes.NewReader(data)
-		return nil
+	cfg := rollup.Config{MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps}
+	m, err := rollup.NewPartialMerger(cfg, r.Grain, rec.Spec.From, rec.Spec.To, len(p.Tasks))
+	if err != nil {
+		return nil, fmt.Errorf("merge the key ranges: %w", err)
+	}
+	defer m.Close()
+	// Each partial is read as it arrives, MergeParallelism in flight.
+	if err := c.fetchPartials(ctx, out, rec.ID, p, digests, func(_ int, data []byte) error {
+		return m.Add(bytes.NewReader(data))
 	}); err != nil {
 		return nil, err
 	}
-	cfg := rollup.Config{MemoryBudget: r.MemoryBudget, ExactLimit: r.ExactLimit, AllowGaps: r.AllowGaps}
-	rows, sets, st, err := rollup.MergePartials(ctx, cfg, r.Grain, rec.Spec.From, rec.Spec.To, parts)
+	rows, sets, st, err := m.Finish(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("merge the key ranges: %w", err)
 	}

@@ -213,63 +213,118 @@ func ComputeShard(ctx context.Context, cfg Config, grain string, from, to time.T
 // sorted by (URL, Country): the rows of Compute with as many shards, and
 // the key ranges' set files, in key range order, if the partials carry
 // them (ComputeShard with Config.KeepSets). Its Stats count the buffers
-// and spills of the merge alone.
-// Each country's hashes are copied to a run under cfg.SpillDir while the
-// partials are read, so the merge holds at most cfg.MemoryBudget bytes
-// of hashes.
+// and spills of the merge alone. It is a PartialMerger given each
+// partial in turn.
 func MergePartials(ctx context.Context, cfg Config, grain string, from, to time.Time, partials []io.Reader) ([]schema.Row, []results.SetFile, Stats, error) {
-	var st Stats
-	if _, _, err := Period(grain, from); err != nil {
-		return nil, nil, st, err
+	m, err := NewPartialMerger(cfg, grain, from, to, len(partials))
+	if err != nil {
+		return nil, nil, Stats{}, err
 	}
-	if len(partials) == 0 {
-		return nil, nil, st, fmt.Errorf("%w: no partials", ErrPartial)
+	defer m.Close()
+	for _, r := range partials {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, Stats{}, err
+		}
+		if err := m.Add(r); err != nil {
+			return nil, nil, Stats{}, err
+		}
+	}
+	return m.Finish(ctx)
+}
+
+// A PartialMerger merges the shard partials of one roll-up as they come,
+// so that its caller need not hold them: Add copies each country's hashes
+// of a partial to a run under Config.SpillDir and keeps its rows (and its
+// set file), and Finish merges, holding at most Config.MemoryBudget bytes
+// of hashes. Close removes the runs.
+type PartialMerger struct {
+	cfg      Config
+	grain    string
+	from, to time.Time
+	dir      string
+	outs     []*shardOut
+	added    int
+	first    int  // the key range of the first partial added
+	keep     bool // whether the first partial carried a set file
+	st       Stats
+}
+
+// NewPartialMerger returns a merger of the n shard partials of the
+// roll-up of grain's period [from, to).
+func NewPartialMerger(cfg Config, grain string, from, to time.Time, n int) (*PartialMerger, error) {
+	if _, _, err := Period(grain, from); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: no partials", ErrPartial)
 	}
 	dir, err := os.MkdirTemp(cfg.SpillDir, "rollup-merge-")
 	if err != nil {
-		return nil, nil, st, fmt.Errorf("rollup: spill folder: %w", err)
+		return nil, fmt.Errorf("rollup: spill folder: %w", err)
 	}
-	defer os.RemoveAll(dir)
-	outs := make([]*shardOut, len(partials))
-	defer func() {
-		for _, o := range outs {
-			if o == nil {
-				continue
-			}
-			for _, u := range o.countries {
-				u.release()
-			}
-		}
-	}()
-	first, keep := 0, false
-	for i, r := range partials {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, st, err
-		}
-		o, hd, err := readPartial(r, filepathShard(dir, i), cfg.ExactLimit, grain, from, to)
-		if err != nil {
-			return nil, nil, st, fmt.Errorf("%w (partial %d)", err, i)
-		}
-		if hd.Shards != len(partials) {
-			return nil, nil, st, fmt.Errorf("%w: partial %d is key range %d of %d, given %d partials", ErrPartial, i, hd.Shard, hd.Shards, len(partials))
-		}
-		if outs[hd.Shard] != nil {
-			return nil, nil, st, fmt.Errorf("%w: key range %d given twice", ErrPartial, hd.Shard)
-		}
-		outs[hd.Shard] = o
-		if i > 0 && !slices.EqualFunc(hd.Inputs, st.Inputs, equalInput) {
-			return nil, nil, st, fmt.Errorf("%w: key range %d read other windows than key range %d (a window was committed again meanwhile)", ErrPartial, hd.Shard, first)
-		}
-		if i == 0 {
-			first, keep = hd.Shard, o.setFile != nil
-		} else if keep != (o.setFile != nil) {
-			return nil, nil, st, fmt.Errorf("%w: key range %d and key range %d differ in keeping sets", ErrPartial, hd.Shard, first)
-		}
-		st.Windows, st.HashesRead, st.SetBytes, st.Gaps, st.Inputs = hd.Windows, hd.HashesRead, hd.SetBytes, hd.Gaps, hd.Inputs
+	return &PartialMerger{cfg: cfg, grain: grain, from: from, to: to, dir: dir, outs: make([]*shardOut, n)}, nil
+}
+
+// Add reads the next partial, of any key range not added yet.
+func (m *PartialMerger) Add(r io.Reader) error {
+	i := m.added
+	if i == len(m.outs) {
+		return fmt.Errorf("%w: more than %d partials", ErrPartial, len(m.outs))
 	}
-	limit := cfg.MemoryBudget
-	rows, sets, err := merge(ctx, cfg.ExactLimit, limit, dir, grain, from, to, outs, &st)
+	o, hd, err := readPartial(r, filepathShard(m.dir, i), m.cfg.ExactLimit, m.grain, m.from, m.to)
+	if err != nil {
+		return fmt.Errorf("%w (partial %d)", err, i)
+	}
+	release := func() {
+		for _, u := range o.countries {
+			u.release()
+		}
+	}
+	switch {
+	case hd.Shards != len(m.outs):
+		release()
+		return fmt.Errorf("%w: partial %d is key range %d of %d, given %d partials", ErrPartial, i, hd.Shard, hd.Shards, len(m.outs))
+	case m.outs[hd.Shard] != nil:
+		release()
+		return fmt.Errorf("%w: key range %d given twice", ErrPartial, hd.Shard)
+	case i > 0 && !slices.EqualFunc(hd.Inputs, m.st.Inputs, equalInput):
+		release()
+		return fmt.Errorf("%w: key range %d read other windows than key range %d (a window was committed again meanwhile)", ErrPartial, hd.Shard, m.first)
+	case i > 0 && m.keep != (o.setFile != nil):
+		release()
+		return fmt.Errorf("%w: key range %d and key range %d differ in keeping sets", ErrPartial, hd.Shard, m.first)
+	}
+	if i == 0 {
+		m.first, m.keep = hd.Shard, o.setFile != nil
+	}
+	m.outs[hd.Shard] = o
+	m.added++
+	m.st.Windows, m.st.HashesRead, m.st.SetBytes, m.st.Gaps, m.st.Inputs = hd.Windows, hd.HashesRead, hd.SetBytes, hd.Gaps, hd.Inputs
+	return nil
+}
+
+// Finish merges the partials added, one of every key range, into the
+// roll-up's rows and set files (MergePartials).
+func (m *PartialMerger) Finish(ctx context.Context) ([]schema.Row, []results.SetFile, Stats, error) {
+	if m.added != len(m.outs) {
+		return nil, nil, m.st, fmt.Errorf("%w: %d partials of %d", ErrPartial, m.added, len(m.outs))
+	}
+	st := m.st
+	rows, sets, err := merge(ctx, m.cfg.ExactLimit, m.cfg.MemoryBudget, m.dir, m.grain, m.from, m.to, m.outs, &st)
 	return rows, sets, st, err
+}
+
+// Close releases the partials' unions and removes their runs.
+func (m *PartialMerger) Close() {
+	for _, o := range m.outs {
+		if o == nil {
+			continue
+		}
+		for _, u := range o.countries {
+			u.release()
+		}
+	}
+	os.RemoveAll(m.dir)
 }
 
 func equalInput(a, b Input) bool {

@@ -152,6 +152,27 @@ func TestBadPartials(t *testing.T) {
 			}
 		})
 	}
+	// A merger given too few or too many partials.
+	m, err := NewPartialMerger(Config{}, schema.GrainDay, from, to, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Add(bytes.NewReader(parts[1])); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := m.Finish(ctx); !errors.Is(err, ErrPartial) {
+		t.Errorf("finished with one partial of two: err %v, want ErrPartial", err)
+	}
+	if err := m.Add(bytes.NewReader(parts[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Add(bytes.NewReader(parts[0])); !errors.Is(err, ErrPartial) {
+		t.Errorf("a third partial of two: err %v, want ErrPartial", err)
+	}
+	if rows, _, _, err := m.Finish(ctx); err != nil || len(rows) == 0 {
+		t.Errorf("both partials: %d rows, %v", len(rows), err)
+	}
 	var b bytes.Buffer
 	for _, bad := range [][2]int{{2, 2}, {-1, 2}, {0, 0}} {
 		if err := ComputeShard(ctx, Config{}, schema.GrainDay, from, to, windows, bad[0], bad[1], &b); !errors.Is(err, ErrConfig) {
