@@ -127,9 +127,13 @@ func waitJob(ctx context.Context, c *coordinator.Client, id string, stdout, stde
 	return waitJobThen(ctx, c, id, stdout, stderr, false)
 }
 
-// publishedPoll is how often waitJobThen asks whether a succeeded job's
-// publications are done.
-const publishedPoll = 100 * time.Millisecond
+// waitJobThen asks whether a succeeded job's publications are done after
+// publishedPollMin, then twice as long each time, up to publishedPollMax:
+// a publication of a small result is done within tens of milliseconds.
+const (
+	publishedPollMin = 5 * time.Millisecond
+	publishedPollMax = 100 * time.Millisecond
+)
 
 // waitJobThen is waitJob; with published, it also waits for a succeeded
 // job's publications (the Iceberg table, the index) to finish, so that
@@ -137,13 +141,15 @@ const publishedPoll = 100 * time.Millisecond
 func waitJobThen(ctx context.Context, c *coordinator.Client, id string, stdout, stderr io.Writer, published bool) error {
 	p := coordinator.NewProgress(stderr, isTerminal(stderr))
 	j, err := c.Wait(ctx, id, p.Update)
+	poll := publishedPollMin
 	for err == nil && published && j.GetState() == pb.JobState_JOB_STATE_SUCCEEDED && j.GetIndexerStatus() == "pending" {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
-		case <-time.After(publishedPoll):
+		case <-time.After(poll):
 			j, err = c.Get(ctx, id)
 		}
+		poll = min(2*poll, publishedPollMax)
 	}
 	p.Done()
 	if err != nil {
