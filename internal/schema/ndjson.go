@@ -6,30 +6,183 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
 )
 
 // WriteNDJSON writes rows as newline-delimited JSON, one object a line,
 // with times in UTC RFC 3339, a null avg_time_spent_s when a row has no
-// time-spent samples and a null watermark when it is unknown.
+// time-spent samples and a null watermark when it is unknown: the bytes
+// encoding/json's Encoder writes for each Row (with HTML escaping off),
+// appended field by field without reflection (AppendJSON).
 func WriteNDJSON(w io.Writer, rows []Row) error {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var line []byte
 	for i := range rows {
-		r := rows[i]
-		r.WindowStart, r.WindowEnd, r.ComputedAt = r.WindowStart.UTC(), r.WindowEnd.UTC(), r.ComputedAt.UTC()
-		if r.Watermark != nil {
-			wm := r.Watermark.UTC()
-			r.Watermark = &wm
-		}
-		if err := enc.Encode(&r); err != nil {
+		var err error
+		if line, err = rows[i].AppendJSON(line[:0]); err != nil {
 			return fmt.Errorf("schema: write ndjson: row %d: %w", i, err)
+		}
+		if _, err := bw.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("schema: write ndjson: %w", err)
 		}
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("schema: write ndjson: %w", err)
 	}
 	return nil
+}
+
+// AppendJSON appends r as one JSON object to b, in the order and the
+// form of encoding/json (field names from the struct tags, floats as
+// encoding/json formats them, times in UTC RFC 3339 with nanoseconds,
+// nil pointers as null, strings escaped as with HTML escaping off). A
+// float that JSON cannot hold (NaN, ±Inf) or a time outside years 0 to
+// 9999 is an error, as it is for encoding/json.
+func (r *Row) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"window_start":`...)
+	if b, err = appendTime(b, r.WindowStart); err != nil {
+		return b, err
+	}
+	b = append(b, `,"window_end":`...)
+	if b, err = appendTime(b, r.WindowEnd); err != nil {
+		return b, err
+	}
+	b = append(b, `,"url":`...)
+	b = appendString(b, r.URL)
+	b = append(b, `,"country":`...)
+	b = appendString(b, r.Country)
+	b = append(b, `,"clicks":`...)
+	b = strconv.AppendInt(b, r.Clicks, 10)
+	b = append(b, `,"unique_users":`...)
+	b = strconv.AppendInt(b, r.UniqueUsers, 10)
+	b = append(b, `,"total_time_spent_s":`...)
+	if b, err = appendFloat(b, r.TotalTimeSpentS); err != nil {
+		return b, err
+	}
+	b = append(b, `,"time_spent_samples":`...)
+	b = strconv.AppendInt(b, r.TimeSpentSamples, 10)
+	b = append(b, `,"avg_time_spent_s":`...)
+	if r.AvgTimeSpentS == nil {
+		b = append(b, "null"...)
+	} else if b, err = appendFloat(b, *r.AvgTimeSpentS); err != nil {
+		return b, err
+	}
+	b = append(b, `,"bot_clicks":`...)
+	b = strconv.AppendInt(b, r.BotClicks, 10)
+	b = append(b, `,"grain":`...)
+	b = appendString(b, r.Grain)
+	b = append(b, `,"approximate":`...)
+	b = strconv.AppendBool(b, r.Approximate)
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendInt(b, r.Revision, 10)
+	b = append(b, `,"computed_at":`...)
+	if b, err = appendTime(b, r.ComputedAt); err != nil {
+		return b, err
+	}
+	b = append(b, `,"watermark":`...)
+	if r.Watermark == nil {
+		b = append(b, "null"...)
+	} else if b, err = appendTime(b, *r.Watermark); err != nil {
+		return b, err
+	}
+	b = append(b, `,"events_snapshot":`...)
+	b = strconv.AppendInt(b, r.EventsSnapshot, 10)
+	b = append(b, `,"final":`...)
+	b = strconv.AppendBool(b, r.Final)
+	return append(b, '}'), nil
+}
+
+// appendTime appends t in UTC as time.Time's MarshalJSON does.
+func appendTime(b []byte, t time.Time) ([]byte, error) {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, fmt.Errorf("schema: time %v: year outside [0,9999]", t)
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
+}
+
+// appendFloat appends f as encoding/json formats a float64: the shortest
+// decimal that reads back as f, in exponent form only below 1e-6 or from
+// 1e21 on, with a two-digit exponent shortened to one.
+func appendFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, fmt.Errorf("schema: unsupported float %v", f)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
+
+// appendString appends s as a JSON string, escaped as encoding/json does
+// with HTML escaping off: '"' and '\\' escaped, control characters as
+// \n, \r, \t, \b, \f or \u00XX, invalid UTF-8 as \ufffd, and U+2028 and U+2029
+// (line separators to JavaScript) as \u2028 and \u2029.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // ReadNDJSON reads rows written by WriteNDJSON. Unknown fields are ignored.
