@@ -2,7 +2,8 @@ package event
 
 import (
 	"time"
-	"unicode/utf8"
+
+	"github.com/dataco/clickstream/internal/jsonstr"
 )
 
 // TimestampLayout is the RFC 3339 layout Encode writes: UTC, milliseconds.
@@ -19,61 +20,16 @@ func Encode(e Event) []byte {
 // AppendEncode appends Encode(e) to dst and returns the extended slice.
 func AppendEncode(dst []byte, e Event) []byte {
 	dst = append(dst, `{"user_id":`...)
-	dst = AppendString(dst, e.UserID)
+	dst = jsonstr.Append(dst, e.UserID)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = time.UnixMilli(e.Timestamp).UTC().AppendFormat(dst, TimestampLayout)
 	dst = append(dst, `","url":`...)
-	dst = AppendString(dst, e.URL)
+	dst = jsonstr.Append(dst, e.URL)
 	dst = append(dst, `,"country":`...)
-	dst = AppendString(dst, e.Country)
+	dst = jsonstr.Append(dst, e.Country)
 	dst = append(dst, `,"city":`...)
-	dst = AppendString(dst, e.City)
+	dst = jsonstr.Append(dst, e.City)
 	dst = append(dst, `,"user_agent":`...)
-	dst = AppendString(dst, e.UserAgent)
+	dst = jsonstr.Append(dst, e.UserAgent)
 	return append(dst, '}')
-}
-
-// AppendString appends s as a JSON string. It escapes '"', '\' and control
-// characters, and replaces invalid UTF-8 with U+FFFD, as encoding/json does;
-// it does not escape HTML characters.
-func AppendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/jsonstr"
 )
 
 // Message is one generated Kafka record.
@@ -424,12 +425,12 @@ func (g *Generator) sessionID(u *user) []byte {
 func (g *Generator) str(c client, s string) []byte {
 	start := len(g.buf)
 	if !c.escapeHTML && !c.escapeSlash {
-		g.buf = event.AppendString(g.buf, s)
+		g.buf = jsonstr.Append(g.buf, s)
 		return g.buf[start:len(g.buf):len(g.buf)]
 	}
 	// Escape sequences never contain '/', '&', '<' or '>', so a byte-wise
 	// rewrite of the encoded string is safe.
-	for _, ch := range event.AppendString(nil, s) {
+	for _, ch := range jsonstr.Append(nil, s) {
 		switch {
 		case c.escapeSlash && ch == '/':
 			g.buf = append(g.buf, '\\', '/')

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dataco/clickstream/internal/event"
+	"github.com/dataco/clickstream/internal/jsonstr"
 )
 
 // invalidMix is the relative frequency of each rejection reason among
@@ -73,7 +74,7 @@ func (g *Generator) invalidMessage(u *user, ts int64, url string) Message {
 		case 0: // a batch instead of a message
 			m.Value = append(append([]byte{'['}, valid...), ']')
 		case 1: // JSON encoded twice
-			m.Value = event.AppendString(nil, string(valid))
+			m.Value = jsonstr.Append(nil, string(valid))
 		case 2:
 			m.Value = []byte("null")
 		case 3:

@@ -9,7 +9,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/dataco/clickstream/internal/jsonstr"
 )
 
 // WriteNDJSON writes rows as newline-delimited JSON, one object a line,
@@ -52,9 +53,9 @@ func (r *Row) AppendJSON(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"url":`...)
-	b = appendString(b, r.URL)
+	b = jsonstr.Append(b, r.URL)
 	b = append(b, `,"country":`...)
-	b = appendString(b, r.Country)
+	b = jsonstr.Append(b, r.Country)
 	b = append(b, `,"clicks":`...)
 	b = strconv.AppendInt(b, r.Clicks, 10)
 	b = append(b, `,"unique_users":`...)
@@ -74,7 +75,7 @@ func (r *Row) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"bot_clicks":`...)
 	b = strconv.AppendInt(b, r.BotClicks, 10)
 	b = append(b, `,"grain":`...)
-	b = appendString(b, r.Grain)
+	b = jsonstr.Append(b, r.Grain)
 	b = append(b, `,"approximate":`...)
 	b = strconv.AppendBool(b, r.Approximate)
 	b = append(b, `,"revision":`...)
@@ -127,62 +128,6 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-// appendString appends s as a JSON string, escaped as encoding/json does
-// with HTML escaping off: '"' and '\\' escaped, control characters as
-// \n, \r, \t, \b, \f or \u00XX, invalid UTF-8 as \ufffd, and U+2028 and U+2029
-// (line separators to JavaScript) as \u2028 and \u2029.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // ReadNDJSON reads rows written by WriteNDJSON. Unknown fields are ignored.
