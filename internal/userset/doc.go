@@ -2,14 +2,19 @@
 // (url, country), its counters and the sorted set of its users' 64-bit
 // hashes (aggregate.UserHash), compactly.
 //
-// # Format (version 1)
+// # Format (version 2)
 //
-//	file   := "CSUS" version:byte keys:uvarint entry* crc32c:uint32le
-//	entry  := url country clicks users time_spent_ms samples bot_clicks n:uvarint size:uvarint set
+//	file   := "CSUS" version:byte strings:uvarint string* keys:uvarint entry* crc32c:uint32le
+//	entry  := url:uvarint country:uvarint clicks users time_spent_ms samples bot_clicks n:uvarint size:uvarint set
 //	string := len:uvarint bytes
 //	set    := k:byte, then per hash its gap to the previous one (the first: to 0),
 //	          Golomb-Rice coded with parameter k (see rice.go)
 //
+// An entry names its URL and country by their index among the file's
+// strings, which are listed in order of first use, each once: most
+// entries hold a user or two, so spelling the URL out in each (version 1,
+// which Open still reads: entry := url:string country:string ...) made
+// the keys weigh more than the sets.
 // Entries are in strictly increasing (url, country) order; each set is
 // strictly increasing. The hashes of n distinct users are close to uniform
 // on 64 bits, so gaps are geometric-like around 2⁶⁴/n, and Rice coding

@@ -12,8 +12,10 @@ import (
 // Format constants.
 const (
 	// Magic starts every file; the byte after it is the format version.
-	Magic   = "CSUS"
-	Version = 1
+	Magic = "CSUS"
+	// Version is the format Encoder writes; Open reads it and version 1
+	// (URLs and countries spelled out in each entry).
+	Version = 2
 	// MaxString caps the length of a URL or country in a file.
 	MaxString = 1 << 16
 	// MaxKeys caps the entries of one file.
@@ -52,6 +54,9 @@ func CompareKeys(aURL, aCountry, bURL, bCountry string) int {
 // duplicates.
 type Encoder struct {
 	entries     []byte
+	strs        []string          // the file's strings, in order of first use
+	index       map[string]uint64 // string → its index in strs
+	strBytes    int               // of strs, encoded
 	keys        int
 	hashes      int64
 	lastURL     string
@@ -60,7 +65,7 @@ type Encoder struct {
 }
 
 // NewEncoder returns an empty encoder.
-func NewEncoder() *Encoder { return &Encoder{} }
+func NewEncoder() *Encoder { return &Encoder{index: map[string]uint64{}} }
 
 // Add appends e.
 func (w *Encoder) Add(e Entry) error {
@@ -84,8 +89,8 @@ func (w *Encoder) Add(e Entry) error {
 		w.scratch = appendRice(w.scratch, e.Hashes)
 	}
 	b := w.entries
-	b = appendString(b, e.URL)
-	b = appendString(b, e.Country)
+	b = w.appendRef(b, e.URL)
+	b = w.appendRef(b, e.Country)
 	for _, v := range [...]int64{e.Clicks, e.Users, e.TimeSpentMs, e.Samples, e.BotClicks} {
 		b = binary.AppendUvarint(b, uint64(v))
 	}
@@ -98,9 +103,17 @@ func (w *Encoder) Add(e Entry) error {
 	return nil
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+// appendRef appends the index of s among the file's strings, adding it
+// if it is new.
+func (w *Encoder) appendRef(b []byte, s string) []byte {
+	i, ok := w.index[s]
+	if !ok {
+		i = uint64(len(w.strs))
+		w.index[s] = i
+		w.strs = append(w.strs, s)
+		w.strBytes += uvarintLen(uint64(len(s))) + len(s)
+	}
+	return binary.AppendUvarint(b, i)
 }
 
 // Keys is the number of entries added.
@@ -110,14 +123,19 @@ func (w *Encoder) Keys() int { return w.keys }
 func (w *Encoder) Hashes() int64 { return w.hashes }
 
 // Size is about the size of the file so far.
-func (w *Encoder) Size() int { return len(w.entries) + 16 }
+func (w *Encoder) Size() int { return len(w.entries) + w.strBytes + 24 }
 
-// Bytes returns the file: the magic, the version, the number of entries,
-// the entries, and the CRC-32C of everything before it.
+// Bytes returns the file: the magic, the version, the strings, the number
+// of entries, the entries, and the CRC-32C of everything before it.
 func (w *Encoder) Bytes() []byte {
-	out := make([]byte, 0, len(w.entries)+len(Magic)+1+binary.MaxVarintLen64+4)
+	out := make([]byte, 0, w.Size())
 	out = append(out, Magic...)
 	out = append(out, Version)
+	out = binary.AppendUvarint(out, uint64(len(w.strs)))
+	for _, s := range w.strs {
+		out = binary.AppendUvarint(out, uint64(len(s)))
+		out = append(out, s...)
+	}
 	out = binary.AppendUvarint(out, uint64(w.keys))
 	out = append(out, w.entries...)
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crcTable))
@@ -126,15 +144,19 @@ func (w *Encoder) Bytes() []byte {
 // Reader reads the entries of one set file in order. Open checks the
 // whole file, so nothing after it can fail.
 type Reader struct {
-	all  []byte // entries
-	data []byte // entries not yet read
-	keys int
-	left int
+	all     []byte // entries
+	data    []byte // entries not yet read
+	keys    int
+	left    int
+	version byte
+	strs    []string // version 2: the file's strings
 }
 
 // Clone returns a reader of the same file from its first entry: readers
 // of one file share its bytes.
-func (r *Reader) Clone() *Reader { return &Reader{all: r.all, data: r.all, keys: r.keys, left: r.keys} }
+func (r *Reader) Clone() *Reader {
+	return &Reader{all: r.all, data: r.all, keys: r.keys, left: r.keys, version: r.version, strs: r.strs}
+}
 
 // Open checks data (its checksum, and every entry: lengths, key order,
 // sorted sets) and returns a reader of its entries. data must not change
@@ -143,22 +165,42 @@ func Open(data []byte) (*Reader, error) {
 	if len(data) < len(Magic)+1+1+4 || string(data[:len(Magic)]) != Magic {
 		return nil, fmt.Errorf("%w: no %s header", ErrCorrupt, Magic)
 	}
-	if v := data[len(Magic)]; v != Version {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrCorrupt, v, Version)
+	version := data[len(Magic)]
+	if version != 1 && version != Version {
+		return nil, fmt.Errorf("%w: version %d, want 1 or %d", ErrCorrupt, version, Version)
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
 	if got := crc32.Checksum(body, crcTable); got != sum {
 		return nil, fmt.Errorf("%w: checksum %08x, recorded %08x", ErrCorrupt, got, sum)
 	}
-	rest := body[len(Magic)+1:]
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > MaxKeys || k != uvarintLen(n) {
+	r := &Reader{data: body[len(Magic)+1:], version: version}
+	if version == Version {
+		n, err := r.uvarint()
+		// Each string takes a byte at least.
+		if err != nil || n > 2*MaxKeys || n > uint64(len(r.data)) {
+			return nil, fmt.Errorf("%w: bad string count", ErrCorrupt)
+		}
+		r.strs = make([]string, n)
+		seen := make(map[string]bool, n)
+		for i := range r.strs {
+			if r.strs[i], err = r.string(); err != nil {
+				return nil, fmt.Errorf("%w: string %d: %w", ErrCorrupt, i, err)
+			}
+			if seen[r.strs[i]] {
+				return nil, fmt.Errorf("%w: string %q twice", ErrCorrupt, r.strs[i])
+			}
+			seen[r.strs[i]] = true
+		}
+	}
+	n, err := r.uvarint()
+	if err != nil || n > MaxKeys {
 		return nil, fmt.Errorf("%w: bad entry count", ErrCorrupt)
 	}
-	r := &Reader{all: rest[k:], data: rest[k:], keys: int(n), left: int(n)}
+	r.all, r.keys, r.left = r.data, int(n), int(n)
 	// Check every entry now.
 	c := *r
 	var prev Entry
+	used := 0 // strings used so far: each first use is the next string
 	for i := 0; ; i++ {
 		e, ok, err := c.next()
 		if err != nil {
@@ -169,6 +211,14 @@ func Open(data []byte) (*Reader, error) {
 		}
 		if i > 0 && CompareKeys(prev.URL, prev.Country, e.URL, e.Country) >= 0 {
 			return nil, fmt.Errorf("%w: entry %d: key (%q, %q) not after (%q, %q)", ErrCorrupt, i, e.URL, e.Country, prev.URL, prev.Country)
+		}
+		for _, ref := range [2]int{e.url, e.country} {
+			switch {
+			case ref > used:
+				return nil, fmt.Errorf("%w: entry %d: string %d used before string %d", ErrCorrupt, i, ref, used)
+			case ref == used:
+				used++
+			}
 		}
 		it := e.Set()
 		for range e.n {
@@ -184,6 +234,9 @@ func Open(data []byte) (*Reader, error) {
 	if len(c.data) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the last entry", ErrCorrupt, len(c.data))
 	}
+	if used != len(r.strs) {
+		return nil, fmt.Errorf("%w: %d strings, %d of them used", ErrCorrupt, len(r.strs), used)
+	}
 	return r, nil
 }
 
@@ -196,6 +249,9 @@ type Record struct {
 	Entry
 	n     int
 	block []byte
+	// url and country: the indices of URL and Country among the file's
+	// strings (version 2); -1 in version 1.
+	url, country int
 }
 
 // Len is the number of hashes in the set.
@@ -226,13 +282,22 @@ func (r *Reader) next() (Record, bool, error) {
 	if r.left == 0 {
 		return Record{}, false, nil
 	}
-	var e Record
+	e := Record{url: -1, country: -1}
 	var err error
-	if e.URL, err = r.string(); err != nil {
-		return e, false, err
-	}
-	if e.Country, err = r.string(); err != nil {
-		return e, false, err
+	if r.version == 1 {
+		if e.URL, err = r.string(); err != nil {
+			return e, false, err
+		}
+		if e.Country, err = r.string(); err != nil {
+			return e, false, err
+		}
+	} else {
+		if e.URL, e.url, err = r.ref(); err != nil {
+			return e, false, err
+		}
+		if e.Country, e.country, err = r.ref(); err != nil {
+			return e, false, err
+		}
 	}
 	var v [7]uint64
 	for i := range v {
@@ -277,6 +342,18 @@ func (r *Reader) string() (string, error) {
 	s := string(r.data[:n])
 	r.data = r.data[n:]
 	return s, nil
+}
+
+// ref reads the index of one of the file's strings.
+func (r *Reader) ref() (string, int, error) {
+	i, err := r.uvarint()
+	if err != nil {
+		return "", 0, err
+	}
+	if i >= uint64(len(r.strs)) {
+		return "", 0, fmt.Errorf("string %d of %d", i, len(r.strs))
+	}
+	return r.strs[i], int(i), nil
 }
 
 func uvarintLen(v uint64) int {

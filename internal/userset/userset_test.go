@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -117,6 +118,86 @@ func TestOpenRejectsCorruption(t *testing.T) {
 	}
 }
 
+// encodeV1 writes entries in format version 1, each key spelled out, as
+// files written before version 2 are.
+func encodeV1(t testing.TB, entries []Entry) []byte {
+	t.Helper()
+	str := func(b []byte, s string) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	out := binary.AppendUvarint(append([]byte(Magic), 1), uint64(len(entries)))
+	for _, e := range entries {
+		out = str(str(out, e.URL), e.Country)
+		for _, v := range [...]int64{e.Clicks, e.Users, e.TimeSpentMs, e.Samples, e.BotClicks} {
+			out = binary.AppendUvarint(out, uint64(v))
+		}
+		var set []byte
+		if len(e.Hashes) > 0 {
+			set = appendRice(nil, e.Hashes)
+		}
+		out = binary.AppendUvarint(binary.AppendUvarint(out, uint64(len(e.Hashes))), uint64(len(set)))
+		out = append(out, set...)
+	}
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crcTable))
+}
+
+// TestReadsVersion1: files of format version 1 (written before the
+// strings were shared) read as they were written.
+func TestReadsVersion1(t *testing.T) {
+	in := sampleEntries(rand.New(rand.NewPCG(9, 10)))
+	got := decodeAll(t, encodeV1(t, in))
+	if len(got) != len(in) {
+		t.Fatalf("%d entries, want %d", len(got), len(in))
+	}
+	for i := range in {
+		if g, w := got[i], in[i]; g.URL != w.URL || g.Country != w.Country || g.Clicks != w.Clicks || g.BotClicks != w.BotClicks || !slices.Equal(g.Hashes, w.Hashes) {
+			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// TestStringsWrittenOnce: a file names each URL and country once, in the
+// order of first use, whatever its number of entries; Open refuses a
+// string twice, one never used and one used before those ahead of it.
+func TestStringsWrittenOnce(t *testing.T) {
+	enc := NewEncoder()
+	url := "https://shop.example.com/products/some-long-product-name"
+	for _, c := range []string{"BR", "DE", "FR", "US"} {
+		if err := enc.Add(Entry{URL: url, Country: c, Clicks: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := enc.Bytes()
+	if n := strings.Count(string(data), url); n != 1 {
+		t.Fatalf("the URL is written %d times, want once", n)
+	}
+	// Files built by hand: strings, then entries (url, country refs, the
+	// counters, n and size of an empty set).
+	file := func(strs []string, refs ...[2]int) []byte {
+		out := binary.AppendUvarint(append([]byte(Magic), Version), uint64(len(strs)))
+		for _, s := range strs {
+			out = append(binary.AppendUvarint(out, uint64(len(s))), s...)
+		}
+		out = binary.AppendUvarint(out, uint64(len(refs)))
+		for _, r := range refs {
+			out = binary.AppendUvarint(binary.AppendUvarint(out, uint64(r[0])), uint64(r[1]))
+			out = append(out, 1, 0, 0, 0, 0, 0, 0)
+		}
+		return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crcTable))
+	}
+	if _, err := Open(file([]string{"u", "c"}, [2]int{0, 1})); err != nil {
+		t.Fatalf("a good hand-built file: %v", err)
+	}
+	for name, bad := range map[string][]byte{
+		"a string twice":   file([]string{"u", "u"}, [2]int{0, 1}),
+		"a string unused":  file([]string{"u", "c", "x"}, [2]int{0, 1}),
+		"used out of turn": file([]string{"u", "c"}, [2]int{1, 0}),
+		"no such string":   file([]string{"u", "c"}, [2]int{0, 2}),
+	} {
+		if _, err := Open(bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
 // TestBytesPerHash measures the encoding's size per hash for sets of
 // several sizes (the numbers REPORT.md quotes).
 func TestBytesPerHash(t *testing.T) {
@@ -147,6 +228,7 @@ func FuzzOpen(f *testing.F) {
 		}
 	}
 	f.Add(enc.Bytes())
+	f.Add(encodeV1(f, sampleEntries(r)[:3]))
 	f.Add(NewEncoder().Bytes())
 	f.Add([]byte("CSUS\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -185,7 +267,11 @@ func checkOpen(t *testing.T, data []byte) {
 		if n != rd.Keys() {
 			t.Fatalf("%d entries read, %d recorded", n, rd.Keys())
 		}
-		if got := enc.Bytes(); string(got) != string(data) {
+		got := enc.Bytes()
+		if data[len(Magic)] == 1 {
+			got = encodeV1(t, decodeAll(t, got))
+		}
+		if string(got) != string(data) {
 			t.Fatalf("re-encoded %x, read %x", got, data)
 		}
 	}
