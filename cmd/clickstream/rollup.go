@@ -37,7 +37,8 @@ time spent and samples. Events are not read again. Each period's result goes to 
 <out>/rollup/grain=<grain>/period=<start> (--rollup-out), replacing an earlier roll-up of it, and
 to Elasticsearch (--es) and the lake's Iceberg aggregates table (--catalog), with grain set.
 With --coordinator, each period is a job of the cluster instead, one task per key range
-(--shards): the coordinator commits the period and runs its own publishers.`,
+(--shards): the coordinator commits the period, with its sets (--keep-sets), and runs its own
+publishers; weeks and months roll up from days there too (--input-grain day).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
