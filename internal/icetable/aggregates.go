@@ -234,8 +234,15 @@ func publishEncoded(ctx context.Context, cat catalog.Catalog, store lake.Store, 
 // of the table's field of the same name: a table created by the catalog
 // numbers its fields afresh (1, 2, ... in order), so a field declared
 // with a later id, grain's 21, may hold another in a given table.
+//
+// When the table has every field of T with the id T's tags give it (a
+// table this package made), that is T's own schema: parquet-go then
+// writes T's values column by column, without reflection on each row.
 func fileSchema[T any](ts *iceberg.Schema) (*parquet.Schema, error) {
 	s := parquet.SchemaOf(new(T))
+	if sameIDs(s, ts) {
+		return s, nil
+	}
 	g := parquet.Group{}
 	for _, f := range s.Fields() {
 		tf, ok := ts.FindFieldByName(f.Name())
@@ -248,6 +255,18 @@ func fileSchema[T any](ts *iceberg.Schema) (*parquet.Schema, error) {
 		g[f.Name()] = parquet.FieldID(f, tf.ID)
 	}
 	return parquet.NewSchema(s.Name(), g), nil
+}
+
+// sameIDs tells whether every field of s is a field of the table schema
+// ts of the same name and id.
+func sameIDs(s *parquet.Schema, ts *iceberg.Schema) bool {
+	for _, f := range s.Fields() {
+		tf, ok := ts.FindFieldByName(f.Name())
+		if !ok || tf.ID != f.ID() {
+			return false
+		}
+	}
+	return true
 }
 
 func encodeResult(r Result, ts *iceberg.Schema) ([]byte, error) {
@@ -264,7 +283,7 @@ func encodeResult(r Result, ts *iceberg.Schema) ([]byte, error) {
 			WindowStart: x.WindowStart.UnixMicro(), WindowEnd: x.WindowEnd.UnixMicro(), URL: x.URL, Country: x.Country,
 			Clicks: x.Clicks, UniqueUsers: x.UniqueUsers, TotalTimeSpentS: x.TotalTimeSpentS,
 			TimeSpentSamples: x.TimeSpentSamples, AvgTimeSpentS: x.AvgTimeSpentS, Job: r.Job,
-			BotClicks: &x.BotClicks,
+			BotClicks: &r.Rows[i].BotClicks,
 		}
 		if r.EventsSnapshot != 0 {
 			rows[i].EventsSnapshot = &r.EventsSnapshot
