@@ -329,15 +329,18 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 		}
 	}
 
-	if free := cap(r.c.recs) - len(r.c.recs); free < len(r.ts) {
-		// Double rather than let append grow by 1.25x: the records are
-		// most of a task's memory, and each regrowth copies them all.
-		grown := make([]rec, len(r.c.recs), max(2*cap(r.c.recs), len(r.c.recs)+len(r.ts)))
-		copy(grown, r.c.recs)
-		r.c.recs = grown
-	}
 	b := &r.c.b
 	ts, uids, urlIDs, ctryIDs := r.ts, r.uids[:len(r.ts)], r.urlIDs[:len(r.ts)], r.ctryIDs[:len(r.ts)]
+	kept := 0
+	for _, t := range ts {
+		if b.keep(t) {
+			kept++
+		}
+	}
+	if kept == 0 {
+		return nil
+	}
+	recs := make([]rec, 0, kept) // the row group's block
 	for i, t := range ts {
 		if !b.keep(t) {
 			continue
@@ -351,8 +354,12 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 			r.c.appendBot(k, t)
 			continue
 		}
-		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: k})
+		recs = append(recs, rec{ts: t, user: uids[i], key: k})
+		if t < b.to {
+			r.c.inWindow++
+		}
 	}
+	r.c.blocks = append(r.c.blocks, recs)
 	return nil
 }
 
