@@ -89,8 +89,6 @@ func ComputeWith(events []event.Event, w Window, sessionTimeout time.Duration, b
 	recs := make([]rec, 0, len(events))
 	userIDs := make(map[string]uint32)
 	var urls, countries stringColumn
-	urls.init()
-	countries.init()
 	var kt keyTable
 
 	// One-entry caches: consecutive events of a user, or on a URL, skip the
