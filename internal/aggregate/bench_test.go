@@ -58,9 +58,10 @@ func benchEvents(commits int) []event.Event {
 	}
 	slices.SortFunc(raws, func(a, b raw) int { return cmp.Compare(a.ts, b.ts) })
 	if commits > 0 {
-		per := (len(raws) + commits - 1) / commits
-		for lo := 0; lo < len(raws); lo += per {
-			c := raws[lo:min(lo+per, len(raws))]
+		// The commits are cut where benchParts cuts files, so that each
+		// file is one commit, sorted by user as ingest writes it.
+		for i := range commits {
+			c := raws[i*len(raws)/commits : (i+1)*len(raws)/commits]
 			// user ids are zero-padded, so numeric order is string order;
 			// pages in a tie are ordered by number, close enough for a
 			// benchmark (Compute sorts such ties itself).

@@ -23,11 +23,15 @@ type rec struct {
 // builder collects the kept events of one task and turns them into a
 // Partial. Compute and ComputeParquet differ only in how they fill it.
 type builder struct {
-	b     bounds
-	recs  []rec
-	users []string // user id strings by dense user id
-	keys  []Key    // keys by dense key id
-	read  int64
+	b bounds
+	// blocks hold the kept records of people in input order: one block for
+	// Compute, one per row group for ColumnReader, so that adding a row
+	// group never copies the records before it.
+	blocks   [][]rec
+	inWindow int      // records before b.to: bounds the (key, user) pairs
+	users    []string // user id strings by dense user id
+	keys     []Key    // keys by dense key id
+	read     int64
 	// noSets: the rows get no UserHashes (Users is counted all the same).
 	noSets bool
 	// bots is what bot events count in; botKeys holds the key of each
@@ -82,11 +86,9 @@ func Compute(events []event.Event, w Window, sessionTimeout time.Duration) *Part
 func ComputeWith(events []event.Event, w Window, sessionTimeout time.Duration, bots BotPolicy) *Partial {
 	c := builder{b: newBounds(w, sessionTimeout), read: int64(len(events)), bots: bots}
 	apart := bots == BotsApart
-	c.recs = make([]rec, 0, len(events))
+	recs := make([]rec, 0, len(events))
 	userIDs := make(map[string]uint32)
 	var urls, countries stringColumn
-	urls.init()
-	countries.init()
 	var kt keyTable
 
 	// One-entry caches: consecutive events of a user, or on a URL, skip the
@@ -121,8 +123,12 @@ func ComputeWith(events []event.Event, w Window, sessionTimeout time.Duration, b
 			c.appendBot(k, e.Timestamp)
 			continue
 		}
-		c.recs = append(c.recs, rec{ts: e.Timestamp, user: prevUID, key: k})
+		recs = append(recs, rec{ts: e.Timestamp, user: prevUID, key: k})
+		if e.Timestamp < c.b.to {
+			c.inWindow++
+		}
 	}
+	c.blocks = [][]rec{recs}
 	return c.finish()
 }
 
@@ -171,9 +177,11 @@ type acc struct {
 	last                       uint32 // stamp of the last user counted
 }
 
-// userSeg is the slice [start, end) of one user's records, and its hash.
+// userSeg is the slice [start, end) of block blk holding one user's
+// records, and the user's hash.
 type userSeg struct {
 	hash       uint64
+	blk        int
 	start, end int
 }
 
@@ -184,21 +192,15 @@ type userSeg struct {
 // key's set come out sorted and need no per-key sort. Exact distinct
 // counting uses a per-key stamp of the last user counted: O(1) per event.
 func (c *builder) finish() *Partial {
-	segs, recs := c.group()
+	segs, blocks := c.group()
 
 	accs := make([]acc, len(c.keys))
 	to, timeout := c.b.to, c.b.timeout
-	inWindow := 0 // bounds the (key, user) pairs
-	for i := range recs {
-		if recs[i].ts < to {
-			inWindow++
-		}
-	}
-	pairKeys := make([]uint32, 0, inWindow) // (key, user hash) in hash order
-	pairHashes := make([]uint64, 0, inWindow)
+	pairKeys := make([]uint32, 0, c.inWindow) // (key, user hash) in hash order
+	pairHashes := make([]uint64, 0, c.inWindow)
 	var events int64
 	for n, s := range segs {
-		seg := recs[s.start:s.end]
+		seg := blocks[s.blk][s.start:s.end]
 		if !c.sorted(seg) {
 			slices.SortFunc(seg, c.compareRecs)
 		}
@@ -284,58 +286,36 @@ func (c *builder) finish() *Partial {
 	return p
 }
 
-// group returns the user segments in UserHash order and the records they
-// index. Records already grouped by user (each user one contiguous run) are
-// used in place; otherwise a counting sort by user copies them, laid out in
-// hash order.
-func (c *builder) group() ([]userSeg, []rec) {
-	nu := len(c.users)
-	starts := make([]int, nu) // run start + 1; 0 = no run seen
-	ends := make([]int, nu)
-	grouped := true
-	prev := noID
-	for i := range c.recs {
-		u := c.recs[i].user
-		if u == prev {
-			continue
-		}
-		if starts[u] != 0 {
-			grouped = false
-			break
-		}
-		if prev != noID {
-			ends[prev] = i
-		}
-		starts[u] = i + 1
-		prev = u
-	}
-
-	segs := make([]userSeg, 0, nu)
-	if grouped {
-		if prev != noID {
-			ends[prev] = len(c.recs)
-		}
-		for u, s := range starts {
-			if s != 0 {
-				segs = append(segs, userSeg{hash: UserHash(c.users[u]), start: s - 1, end: ends[u]})
-			}
+// group returns the user segments in UserHash order and the blocks of
+// records they index. Records already grouped by user (each user one
+// contiguous run) are used in place, a run that continues into the next
+// block being copied into a block of its own; otherwise a counting sort by
+// user copies them into one block, laid out in hash order.
+func (c *builder) group() ([]userSeg, [][]rec) {
+	if segs, blocks, ok := c.groupedRuns(); ok {
+		for i := range segs {
+			segs[i].hash = UserHash(c.users[segs[i].hash])
 		}
 		sortSegs(segs)
-		return segs, c.recs
+		return segs, blocks
 	}
 
-	counts := ends // reuse: records per user
-	clear(counts)
-	for i := range c.recs {
-		counts[c.recs[i].user]++
+	counts := make([]int, len(c.users)) // records per user, then each user's next slot
+	n := 0
+	for _, blk := range c.blocks {
+		n += len(blk)
+		for i := range blk {
+			counts[blk[i].user]++
+		}
 	}
+	segs := make([]userSeg, 0, len(c.users))
 	for u, n := range counts {
 		if n != 0 {
 			segs = append(segs, userSeg{hash: UserHash(c.users[u]), start: u}) // start holds the user id until laid out
 		}
 	}
 	sortSegs(segs)
-	// Offsets in hash order; pos (reusing counts) is each user's next slot.
+	// Offsets in hash order.
 	off := 0
 	for i := range segs {
 		u := segs[i].start
@@ -344,13 +324,69 @@ func (c *builder) group() ([]userSeg, []rec) {
 		counts[u] = off
 		off += n
 	}
-	out := make([]rec, len(c.recs))
-	for _, r := range c.recs {
-		p := counts[r.user]
-		out[p] = r
-		counts[r.user] = p + 1
+	out := make([]rec, n)
+	for _, blk := range c.blocks {
+		for _, r := range blk {
+			p := counts[r.user]
+			out[p] = r
+			counts[r.user] = p + 1
+		}
 	}
-	return segs, out
+	return segs, [][]rec{out}
+}
+
+// groupedRuns returns one segment per user, in input order, with the user
+// id in place of the hash, if the records are grouped by user. A run that
+// starts in one block and ends in a later one is copied into a block
+// appended to the returned ones.
+func (c *builder) groupedRuns() ([]userSeg, [][]rec, bool) {
+	seen := make([]bool, len(c.users))
+	segs := make([]userSeg, 0, len(c.users))
+	prev := noID
+	for b, blk := range c.blocks {
+		for i := range blk {
+			u := blk[i].user
+			if u == prev {
+				continue
+			}
+			if seen[u] {
+				return nil, nil, false
+			}
+			seen[u] = true
+			segs = append(segs, userSeg{hash: uint64(u), blk: b, start: i})
+			prev = u
+		}
+	}
+	blocks := c.blocks
+	var copied []rec
+	for i := range segs {
+		s := &segs[i]
+		next := userSeg{blk: len(c.blocks)} // the end of the input
+		if i+1 < len(segs) {
+			next = segs[i+1]
+		}
+		if next.blk == s.blk {
+			s.end = next.start
+			continue
+		}
+		if next.blk == s.blk+1 && next.start == 0 || next.blk == len(c.blocks) && s.blk == len(c.blocks)-1 {
+			s.end = len(c.blocks[s.blk])
+			continue
+		}
+		start := len(copied)
+		copied = append(copied, c.blocks[s.blk][s.start:]...)
+		for b := s.blk + 1; b < next.blk; b++ {
+			copied = append(copied, c.blocks[b]...)
+		}
+		if next.blk < len(c.blocks) {
+			copied = append(copied, c.blocks[next.blk][:next.start]...)
+		}
+		s.blk, s.start, s.end = len(c.blocks), start, len(copied)
+	}
+	if copied != nil {
+		blocks = append(blocks[:len(blocks):len(blocks)], copied)
+	}
+	return segs, blocks, true
 }
 
 // sortSegs sorts segments by user hash (see hashsort: linear time, the

@@ -71,6 +71,9 @@
 // plus one copy of each distinct user id, URL and country: memory grows
 // with the task's events. ColumnReader decodes only the four columns it
 // needs, page by page, through the column chunk dictionaries, so strings
-// are looked up once per dictionary entry, not per row. Users are processed
-// in UserHash order, which yields each key's hash set already sorted.
+// are looked up once per dictionary entry, not per row (the user ids of
+// files sorted by user, as the lake writes them, by merging each ascending
+// dictionary with the ids seen before rather than by hashing). Users are
+// processed in UserHash order, which yields each key's hash set already
+// sorted.
 package aggregate

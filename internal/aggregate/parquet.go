@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -78,13 +79,9 @@ type ColumnReader struct {
 // NewColumnReader returns a reader aggregating window w. sessionTimeout <= 0
 // means DefaultSessionTimeout.
 func NewColumnReader(w Window, sessionTimeout time.Duration) *ColumnReader {
-	r := &ColumnReader{
+	return &ColumnReader{
 		c: builder{b: newBounds(w, sessionTimeout)},
 	}
-	r.users.init()
-	r.urls.init()
-	r.countr.init()
-	return r
 }
 
 // WithoutUserSets makes the partial's rows carry no UserHashes: Users is
@@ -329,15 +326,18 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 		}
 	}
 
-	if free := cap(r.c.recs) - len(r.c.recs); free < len(r.ts) {
-		// Double rather than let append grow by 1.25x: the records are
-		// most of a task's memory, and each regrowth copies them all.
-		grown := make([]rec, len(r.c.recs), max(2*cap(r.c.recs), len(r.c.recs)+len(r.ts)))
-		copy(grown, r.c.recs)
-		r.c.recs = grown
-	}
 	b := &r.c.b
 	ts, uids, urlIDs, ctryIDs := r.ts, r.uids[:len(r.ts)], r.urlIDs[:len(r.ts)], r.ctryIDs[:len(r.ts)]
+	kept := 0
+	for _, t := range ts {
+		if b.keep(t) {
+			kept++
+		}
+	}
+	if kept == 0 {
+		return nil
+	}
+	recs := make([]rec, 0, kept) // the row group's block
 	for i, t := range ts {
 		if !b.keep(t) {
 			continue
@@ -351,8 +351,12 @@ func (r *ColumnReader) addRowGroup(rg parquet.RowGroup, cols leafColumns) error 
 			r.c.appendBot(k, t)
 			continue
 		}
-		r.c.recs = append(r.c.recs, rec{ts: t, user: uids[i], key: k})
+		recs = append(recs, rec{ts: t, user: uids[i], key: k})
+		if t < b.to {
+			r.c.inWindow++
+		}
 	}
+	r.c.blocks = append(r.c.blocks, recs)
 	return nil
 }
 
@@ -479,9 +483,19 @@ func isMicros(t parquet.Type) bool {
 
 // stringColumn interns the values of one string column across files into
 // dense ids.
+//
+// Chunk dictionaries whose values are in ascending order, as the user ids of
+// files sorted by user are, are merged with the values seen so far, kept
+// in order: a walk over both, mostly sequential in memory, with no hash
+// lookup. The first dictionary out of order, or page without a dictionary,
+// turns the column to a hash map of the values for good.
 type stringColumn struct {
-	ids  map[string]uint32
-	strs []string
+	ids  map[string]uint32 // nil while dictionaries are merged
+	strs []string          // values by id
+
+	// While ids is nil: the ids in ascending order of their values, and
+	// the previous such slice, reused by the next merge.
+	sorted, spare []uint32
 
 	// The dictionary of the column chunk being read, and its translation
 	// table from dictionary index to id (noID until first used).
@@ -491,9 +505,20 @@ type stringColumn struct {
 	tab     []uint32
 }
 
-func (s *stringColumn) init() { s.ids = make(map[string]uint32) }
+// useMap turns the column to interning through the map ids.
+func (s *stringColumn) useMap() {
+	if s.ids != nil {
+		return
+	}
+	s.ids = make(map[string]uint32, len(s.strs))
+	for id, str := range s.strs {
+		s.ids[str] = uint32(id)
+	}
+	s.sorted, s.spare = nil, nil
+}
 
 func (s *stringColumn) intern(b []byte) uint32 {
+	s.useMap()
 	if id, ok := s.ids[string(b)]; ok { // no allocation for the lookup
 		return id
 	}
@@ -505,6 +530,7 @@ func (s *stringColumn) intern(b []byte) uint32 {
 }
 
 func (s *stringColumn) internString(str string) uint32 {
+	s.useMap()
 	id, ok := s.ids[str]
 	if !ok {
 		id = uint32(len(s.strs))
@@ -575,8 +601,75 @@ func (s *stringColumn) setDictionary(d parquet.Dictionary) error {
 		s.tab = make([]uint32, n)
 	}
 	s.tab = s.tab[:n]
+	if s.ids == nil && s.mergeDictionary() {
+		return nil
+	}
+	s.useMap()
 	for i := range s.tab {
 		s.tab[i] = noID
 	}
 	return nil
+}
+
+// value returns the dictionary value at index i.
+func (s *stringColumn) value(i int) []byte { return s.data[s.offsets[i]:s.offsets[i+1]] }
+
+// mergeDictionary fills the whole translation table, if the dictionary's
+// values are strictly ascending, by merging them with s.sorted: values
+// seen before keep their ids, new ones get the next ids. It reports false,
+// changing nothing, for a dictionary out of order.
+func (s *stringColumn) mergeDictionary() bool {
+	n := len(s.tab)
+	for i := 1; i < n; i++ {
+		if string(s.value(i-1)) >= string(s.value(i)) {
+			return false
+		}
+	}
+	added := 0
+	j := 0 // values up to here are below the current one
+	for i := range n {
+		v := s.value(i)
+		j += s.below(s.sorted[j:], v)
+		if j < len(s.sorted) && s.strs[s.sorted[j]] == string(v) {
+			s.tab[i] = s.sorted[j]
+			j++
+		} else {
+			s.tab[i] = noID
+			added++
+		}
+	}
+	if added == 0 {
+		return true
+	}
+	merged := slices.Grow(s.spare[:0], len(s.sorted)+added)
+	j = 0
+	for i := range n {
+		if s.tab[i] != noID {
+			continue
+		}
+		v := s.value(i)
+		k := j + s.below(s.sorted[j:], v)
+		merged = append(merged, s.sorted[j:k]...)
+		j = k
+		id := uint32(len(s.strs))
+		s.strs = append(s.strs, string(v))
+		s.tab[i] = id
+		merged = append(merged, id)
+	}
+	merged = append(merged, s.sorted[j:]...)
+	s.sorted, s.spare = merged, s.sorted
+	return true
+}
+
+// below returns how many of the ids, in ascending order of their values,
+// have a value below v. It gallops from the start: in a merge the next
+// value is mostly near.
+func (s *stringColumn) below(ids []uint32, v []byte) int {
+	hi := 1
+	for hi <= len(ids) && s.strs[ids[hi-1]] < string(v) {
+		hi *= 2
+	}
+	lo := hi / 2 // ids[:lo] are below v
+	hi = min(hi, len(ids))
+	return lo + sort.Search(hi-lo, func(k int) bool { return s.strs[ids[lo+k]] >= string(v) })
 }

@@ -140,6 +140,31 @@ func TestComputeParquetProperty(t *testing.T) {
 	}
 }
 
+// TestComputeParquetSortedThenNot reads files sorted by user (whose user
+// dictionaries are merged in order) followed by files that are not, and a
+// sorted one again: the user ids interned so far carry over to the hash map.
+func TestComputeParquetSortedThenNot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	evs := randomEvents(rng, genConfig{events: 4000, users: 150, urls: 20, countries: 5, span: 2 * time.Hour, tick: time.Second})
+	n := len(evs)
+	parts := [][]event.Event{evs[:n/4], evs[n/4 : n/2], evs[n/2 : 3*n/4], evs[3*n/4:]}
+	sortByUser(parts[0])
+	sortByUser(parts[1])
+	sortByTime(parts[2])
+	sortByUser(parts[3])
+	r := NewColumnReader(testWindow(), 10*time.Minute)
+	for i, p := range parts {
+		data := writeParquet(t, p, parquet.MaxRowsPerRowGroup(300))
+		if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		if merging := r.users.ids == nil; merging != (i < 2) {
+			t.Fatalf("after file %d: user dictionaries merged %v", i, merging)
+		}
+	}
+	checkSameAs(t, "ColumnReader", r.Partial(), Compute(evs, testWindow(), 10*time.Minute))
+}
+
 func TestComputeParquetLayoutCoverage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	evs := randomEvents(rng, genConfig{events: 3000, users: 50, urls: 10, countries: 3, span: time.Hour, tick: time.Second})
