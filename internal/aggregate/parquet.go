@@ -601,7 +601,7 @@ func (s *stringColumn) setDictionary(d parquet.Dictionary) error {
 		s.tab = make([]uint32, n)
 	}
 	s.tab = s.tab[:n]
-	if s.ids == nil && s.mergeDictionary() {
+	if s.ids == nil && len(s.sorted) <= mergeRatio*n+mergeFloor && s.mergeDictionary() {
 		return nil
 	}
 	s.useMap()
@@ -610,6 +610,16 @@ func (s *stringColumn) setDictionary(d parquet.Dictionary) error {
 	}
 	return nil
 }
+
+// A dictionary is merged only while the values seen so far are at most
+// mergeRatio times as many as its own, plus mergeFloor: a merge that adds
+// values rewrites the whole order, so many small dictionaries after many
+// values would make interning quadratic. Beyond, the column turns to the
+// map.
+const (
+	mergeRatio = 16
+	mergeFloor = 4096
+)
 
 // value returns the dictionary value at index i.
 func (s *stringColumn) value(i int) []byte { return s.data[s.offsets[i]:s.offsets[i+1]] }

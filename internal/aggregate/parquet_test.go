@@ -165,6 +165,29 @@ func TestComputeParquetSortedThenNot(t *testing.T) {
 	checkSameAs(t, "ColumnReader", r.Partial(), Compute(evs, testWindow(), 10*time.Minute))
 }
 
+// TestComputeParquetSmallDictionaryAfterMany: a sorted file of few users
+// after files of many more turns the user column to the hash map (a merge
+// would rewrite the whole order for a handful of values), with the same
+// partial.
+func TestComputeParquetSmallDictionaryAfterMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	many := randomEvents(rng, genConfig{events: 30_000, users: 8_000, urls: 20, countries: 5, span: 2 * time.Hour, tick: time.Second})
+	few := randomEvents(rng, genConfig{events: 200, users: 10, urls: 20, countries: 5, span: 2 * time.Hour, tick: time.Second})
+	sortByUser(many)
+	sortByUser(few)
+	r := NewColumnReader(testWindow(), 10*time.Minute)
+	for i, p := range [][]event.Event{many, few} {
+		data := writeParquet(t, p)
+		if err := r.AddFile(bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		if merging := r.users.ids == nil; merging != (i == 0) {
+			t.Fatalf("after file %d: user dictionaries merged %v", i, merging)
+		}
+	}
+	checkSameAs(t, "ColumnReader", r.Partial(), Compute(append(slices.Clone(many), few...), testWindow(), 10*time.Minute))
+}
+
 func TestComputeParquetLayoutCoverage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	evs := randomEvents(rng, genConfig{events: 3000, users: 50, urls: 10, countries: 3, span: time.Hour, tick: time.Second})
