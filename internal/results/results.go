@@ -258,18 +258,22 @@ func write(ctx context.Context, out lake.Store, rows []schema.Row, m Meta) (Meta
 	// (a CSV header) and not nothing.
 	for i, start := 0, 0; start == 0 || start < len(rows); i, start = i+1, start+per {
 		chunk := rows[start:min(start+per, len(rows))]
-		var buf bytes.Buffer
-		var err error
+		var (
+			data []byte
+			err  error
+		)
 		if m.Format == CSV {
+			var buf bytes.Buffer
 			err = schema.WriteCSV(&buf, chunk)
+			data = buf.Bytes()
 		} else {
-			err = schema.WriteNDJSON(&buf, chunk)
+			data, err = schema.AppendNDJSON(nil, chunk)
 		}
 		if err != nil {
 			return m, fmt.Errorf("results: commit: %w", err)
 		}
 		key := fmt.Sprintf("%s%s/part-%05d%s", RunsPrefix, m.Run, i, m.Format.Ext())
-		if err := out.Put(ctx, key, buf.Bytes()); err != nil {
+		if err := out.Put(ctx, key, data); err != nil {
 			return m, fmt.Errorf("results: commit: write %s: %w", key, err)
 		}
 		m.Files = append(m.Files, key)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -34,6 +35,25 @@ func WriteNDJSON(w io.Writer, rows []Row) error {
 		return fmt.Errorf("schema: write ndjson: %w", err)
 	}
 	return nil
+}
+
+// AppendNDJSON appends to dst what WriteNDJSON writes. It grows dst once,
+// by the first row's size an eighth over for each row: growing tens of MB
+// by doubling clears and copies them again and again.
+func AppendNDJSON(dst []byte, rows []Row) ([]byte, error) {
+	for i := range rows {
+		start := len(dst)
+		var err error
+		if dst, err = rows[i].AppendJSON(dst); err != nil {
+			return dst, fmt.Errorf("schema: write ndjson: row %d: %w", i, err)
+		}
+		dst = append(dst, '\n')
+		if i == 0 {
+			n := len(dst) - start
+			dst = slices.Grow(dst, (len(rows)-1)*(n+n/8))
+		}
+	}
+	return dst, nil
 }
 
 // AppendJSON appends r as one JSON object to b, in the order and the

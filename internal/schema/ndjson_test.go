@@ -43,6 +43,10 @@ func checkSameNDJSON(t *testing.T, rows []Row) {
 	if werr == nil && !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatalf("WriteNDJSON wrote\n%s\nencoding/json writes\n%s", got.Bytes(), want.Bytes())
 	}
+	appended, aerr := AppendNDJSON([]byte("x"), rows)
+	if (aerr != nil) != (werr != nil) || werr == nil && !bytes.Equal(appended[1:], want.Bytes()) {
+		t.Fatalf("AppendNDJSON appended %s (%v), encoding/json writes %s (%v)", appended, aerr, want.Bytes(), werr)
+	}
 }
 
 // TestWriteNDJSONIsEncodingJSON: the rows of the tests, and rows with
@@ -120,7 +124,17 @@ func BenchmarkWriteNDJSON(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		write func(io.Writer, []Row) error
-	}{{"append", WriteNDJSON}, {"encoding-json", referenceNDJSON}} {
+	}{
+		{"append", WriteNDJSON},
+		{"encoding-json", referenceNDJSON},
+		// Into memory, as a result file is made: a buffer growing by
+		// doubling, and AppendNDJSON (what results.Commit does).
+		{"buffer", func(_ io.Writer, rows []Row) error { var b bytes.Buffer; return WriteNDJSON(&b, rows) }},
+		{"append-memory", func(_ io.Writer, rows []Row) error {
+			_, err := AppendNDJSON(nil, rows)
+			return err
+		}},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
