@@ -112,8 +112,16 @@ func FormatSummary(w io.Writer, j *pb.Job) {
 			fmt.Fprintf(w, "  bots:        included in clicks, users and time spent\n")
 		}
 		fmt.Fprintf(w, "  result:      %s (%d files under %s)\n", r.GetSuccessUri(), len(r.GetFiles()), r.GetRun())
+		if ru := j.GetSpec().GetRollup(); ru != nil {
+			fmt.Fprintf(w, "  roll-up:     %s; %d exact, %d approximate rows; largest set %s: %d users (%d bytes as a union)\n",
+				ru.GetGrain(), r.GetRows()-r.GetApproximateRows(), r.GetApproximateRows(), r.GetLargestSet(), r.GetLargestSetUsers(), 8*r.GetLargestSetUsers())
+		}
 	}
-	fmt.Fprintf(w, "  partitions:  %d (user buckets)\n", pr.GetTasksTotal())
+	what := "user buckets"
+	if j.GetSpec().GetRollup() != nil {
+		what = "key ranges"
+	}
+	fmt.Fprintf(w, "  partitions:  %d (%s)\n", pr.GetTasksTotal(), what)
 	fmt.Fprintf(w, "  attempts:    %d (%d retries, %d backups)\n", pr.GetAttempts(), pr.GetRetries(), pr.GetBackups())
 	for _, p := range j.GetPublications() {
 		fmt.Fprintf(w, "  published:   %s: %s\n", p.GetPublisher(), p.GetStatus())

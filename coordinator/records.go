@@ -330,6 +330,7 @@ func (r *jobRecord) toPB(p *pb.JobProgress, coordinators []string) *pb.Job {
 		j.Result = &pb.JobResult{
 			SuccessUri: strings.TrimSuffix(r.Spec.Out, "/") + "/" + results.SuccessKey, Run: results.RunsPrefix + m.Run,
 			Files: m.Files, Rows: m.Rows, Events: m.EventsInWindow, Revision: m.Revision, Final: m.Final,
+			ApproximateRows: int64(m.ApproximateRows), LargestSet: m.LargestSet, LargestSetUsers: m.LargestSetUsers,
 		}
 	}
 	return j

@@ -207,6 +207,9 @@ func TestRollupOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSameRows(t, got, want, schema.GrainDay)
+	if meta.LargestSet == "" || meta.LargestSetUsers == 0 {
+		t.Errorf("meta: largest set %q of %d users", meta.LargestSet, meta.LargestSetUsers)
+	}
 	if meta.Grain != schema.GrainDay || meta.Partitions != shards || len(meta.RollupOf) != 24 || !meta.Final || meta.Retries < 1 {
 		t.Errorf("meta: grain %q, %d partitions, rolls up %d windows, final %v, %d retries; want day, %d, 24, final, a retry",
 			meta.Grain, meta.Partitions, len(meta.RollupOf), meta.Final, meta.Retries, shards)
@@ -234,6 +237,11 @@ func TestRollupOnCluster(t *testing.T) {
 	code, stdout, stderr := runArgs(t, "rollup", "--coordinator", addr, "--out", base, "--from", "2026-01-05T10:00:00Z", "--shards", "3")
 	if code != 0 {
 		t.Fatalf("rollup --coordinator: exit %d, %s %s", code, stdout, stderr)
+	}
+	// Its summary tells the exact/approximate split and the largest set.
+	if !strings.Contains(stdout, "roll-up:     day; ") || !strings.Contains(stdout, " 0 approximate rows; largest set (all urls, all countries): ") ||
+		!strings.Contains(stdout, "3 (key ranges)") {
+		t.Errorf("rollup --coordinator printed %q", stdout)
 	}
 	got, meta2, err := results.ReadResult(ctx, out)
 	if err != nil || meta2.Revision != meta.Revision+1 {

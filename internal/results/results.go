@@ -146,6 +146,11 @@ type Meta struct {
 	// SketchRelError.
 	ApproximateRows int     `json:"approximate_rows,omitempty"`
 	SketchRelError  float64 `json:"sketch_rel_error,omitempty"`
+	// LargestSet names a roll-up's row with the most unique users, and
+	// LargestSetUsers their number: what its largest union held (8 bytes
+	// a user in memory, or spilled).
+	LargestSet      string `json:"largest_set,omitempty"`
+	LargestSetUsers int64  `json:"largest_set_users,omitempty"`
 }
 
 // Ext is the file name extension of the format, dot included.

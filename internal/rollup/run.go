@@ -252,7 +252,7 @@ func Run(ctx context.Context, cfg RunConfig, logger *slog.Logger) ([]Report, err
 // ResultMeta fills in m what a roll-up's result says of where it comes
 // from (st of Compute or MergePartials): how final it is and as of which
 // watermark, the runs it rolled up, their events, session timeout and
-// lake, its approximate rows and its gaps.
+// lake, its approximate rows, its largest set and its gaps.
 func ResultMeta(m *results.Meta, st Stats) {
 	m.Final, m.Watermark = provenance(st.Inputs, st.Gaps)
 	m.RollupOf, m.EventsInWindow = nil, 0
@@ -264,6 +264,7 @@ func ResultMeta(m *results.Meta, st Stats) {
 	if n := st.ApproximateRows; n > 0 {
 		m.ApproximateRows, m.SketchRelError = n, SketchRelError
 	}
+	m.LargestSet, m.LargestSetUsers = st.LargestSet, st.LargestSetUsers
 	if n := len(st.Gaps); n > 0 {
 		m.Warning = fmt.Sprintf("windows leave %d gaps, the first [%s, %s)", n, fmtT(st.Gaps[0][0]), fmtT(st.Gaps[0][1]))
 	}

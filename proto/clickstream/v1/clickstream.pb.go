@@ -566,9 +566,16 @@ type JobResult struct {
 	// watermark had passed the window's end + session timeout + allowed
 	// lateness. Jobs submitted by hand are not; a provisional scheduled
 	// window is finalized later, by its window (the job record keeps false).
-	Final         bool `protobuf:"varint,7,opt,name=final,proto3" json:"final,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Final bool `protobuf:"varint,7,opt,name=final,proto3" json:"final,omitempty"`
+	// A roll-up's rows whose unique users a HyperLogLog++ sketch estimated
+	// (beyond its exact limit); the others are exact.
+	ApproximateRows int64 `protobuf:"varint,8,opt,name=approximate_rows,json=approximateRows,proto3" json:"approximate_rows,omitempty"`
+	// A roll-up's row with the most unique users, and their number: what
+	// its largest union held.
+	LargestSet      string `protobuf:"bytes,9,opt,name=largest_set,json=largestSet,proto3" json:"largest_set,omitempty"`
+	LargestSetUsers int64  `protobuf:"varint,10,opt,name=largest_set_users,json=largestSetUsers,proto3" json:"largest_set_users,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobResult) Reset() {
@@ -648,6 +655,27 @@ func (x *JobResult) GetFinal() bool {
 		return x.Final
 	}
 	return false
+}
+
+func (x *JobResult) GetApproximateRows() int64 {
+	if x != nil {
+		return x.ApproximateRows
+	}
+	return 0
+}
+
+func (x *JobResult) GetLargestSet() string {
+	if x != nil {
+		return x.LargestSet
+	}
+	return ""
+}
+
+func (x *JobResult) GetLargestSetUsers() int64 {
+	if x != nil {
+		return x.LargestSetUsers
+	}
+	return 0
 }
 
 // Job is a job's status.
@@ -1646,7 +1674,7 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"eventsRead\x12\x1d\n" +
 	"\n" +
-	"bytes_read\x18\v \x01(\x03R\tbytesRead\"\xb2\x01\n" +
+	"bytes_read\x18\v \x01(\x03R\tbytesRead\"\xaa\x02\n" +
 	"\tJobResult\x12\x1f\n" +
 	"\vsuccess_uri\x18\x01 \x01(\tR\n" +
 	"successUri\x12\x10\n" +
@@ -1655,7 +1683,12 @@ const file_clickstream_v1_clickstream_proto_rawDesc = "" +
 	"\x04rows\x18\x04 \x01(\x03R\x04rows\x12\x16\n" +
 	"\x06events\x18\x05 \x01(\x03R\x06events\x12\x1a\n" +
 	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x14\n" +
-	"\x05final\x18\a \x01(\bR\x05final\"\xd6\x04\n" +
+	"\x05final\x18\a \x01(\bR\x05final\x12)\n" +
+	"\x10approximate_rows\x18\b \x01(\x03R\x0fapproximateRows\x12\x1f\n" +
+	"\vlargest_set\x18\t \x01(\tR\n" +
+	"largestSet\x12*\n" +
+	"\x11largest_set_users\x18\n" +
+	" \x01(\x03R\x0flargestSetUsers\"\xd6\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.clickstream.v1.JobSpecR\x04spec\x12.\n" +
