@@ -60,7 +60,8 @@ type closedDay struct {
 // closedDays returns, in order, the days whose every window with a record
 // is done (or cannot be aggregated at all) and that are complete (their
 // last window is, by complete): a day's roll-up waits for its running and
-// failed windows. The fingerprint names the day's window jobs.
+// failed windows. The fingerprint names the day's window jobs and which
+// of them are still provisional.
 func closedDays(recs map[int64]*windowRecord, window time.Duration, complete func(from time.Time) bool) []closedDay {
 	byDay := map[time.Time][]*windowRecord{}
 	for _, r := range recs {
@@ -82,7 +83,13 @@ func closedDays(recs map[int64]*windowRecord, window time.Duration, complete fun
 				break
 			}
 			if r.State == windowDone {
-				fmt.Fprintf(h, "%d %s\n", r.From.Unix(), r.Job)
+				// A provisional window hashes apart: once it is finalized,
+				// the day is rolled up again, as final.
+				if r.Provisional {
+					fmt.Fprintf(h, "%d %s provisional\n", r.From.Unix(), r.Job)
+				} else {
+					fmt.Fprintf(h, "%d %s\n", r.From.Unix(), r.Job)
+				}
 			}
 		}
 		if closed {

@@ -45,6 +45,13 @@ func TestClosedDays(t *testing.T) {
 	if n := len(closedDays(recs, time.Hour, complete)); n != 2 {
 		t.Fatalf("%d closed days once day 2 is done, want 2", n)
 	}
+	// A provisional window finalized: the day is rolled up again, as final.
+	recs[day.Add(23*time.Hour).Unix()].Provisional = true
+	prov := closedDays(recs, time.Hour, complete)[0].fingerprint
+	recs[day.Add(23*time.Hour).Unix()].Provisional = false
+	if final := closedDays(recs, time.Hour, complete)[0].fingerprint; final == prov {
+		t.Fatal("finalizing a window did not change the day's fingerprint")
+	}
 }
 
 // TestScheduleRollsUpClosedDays: the scheduler's turn submits a roll-up
