@@ -122,7 +122,7 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got[day.Unix()]
+		return got[period{schema.GrainDay, day.Unix()}]
 	}
 	readDay := func() (results.Meta, []schema.Row) {
 		t.Helper()
@@ -206,5 +206,116 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 	tick(true)
 	if r := record(); r.State != windowDone {
 		t.Fatalf("record %+v after the retry: want done", r)
+	}
+}
+
+// TestScheduleRollsUpWeeks: with week among the grains, once a complete
+// week's days are rolled up, the scheduler submits the week's roll-up job
+// from the days' sets: its rows are those of the week's windows rolled up
+// (rollup.Compute), it waits for a day rolled up again, and then rolls
+// the week up again (the next revision). Grains without day are refused.
+func TestScheduleRollsUpWeeks(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, 4, 0, 0)
+	base := laketest.NewFile(t)
+	monday := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	c := h.coordinator(func(cfg *Config) {
+		cfg.Schedule.Out = base.URI()
+		cfg.Schedule.Rollups, cfg.Schedule.RollupShards = true, 2
+		cfg.Schedule.RollupGrains = []string{schema.GrainDay, schema.GrainWeek}
+	})
+	h.worker("w1", 2, nil)
+	waitUntil(t, "leader", 10*time.Second, c.IsLeader)
+	s := c.cfg.Schedule
+	events := clustertest.Events(4, 60, 4_000, monday, monday.Add(48*time.Hour))
+	recs := map[int64]*windowRecord{}
+	commit := func(from time.Time, job string) {
+		t.Helper()
+		out, err := lake.Open(ctx, WindowOut(base.URI(), from), lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := aggregate.Window{From: from, To: from.Add(6 * time.Hour)}
+		p := aggregate.Compute(events, w, aggregate.DefaultSessionTimeout)
+		m := results.Meta{Job: job, Run: results.RunName(job, 1), From: w.From, To: w.To, SessionTimeout: aggregate.DefaultSessionTimeout.String()}
+		if err := results.WriteSets(ctx, out, &m, p.UserSetEntries()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := results.Commit(ctx, out, p.Result(w), m); err != nil {
+			t.Fatal(err)
+		}
+		recs[from.Unix()] = &windowRecord{From: from, To: w.To, State: windowDone, Job: job}
+	}
+	s.Window = 6 * time.Hour
+	for hr := 0; hr < 48; hr += 6 { // Monday and Tuesday
+		commit(monday.Add(time.Duration(hr)*time.Hour), "job-a")
+	}
+	complete := func(time.Time) bool { return true }
+	// Ticks until nothing changes: each submits a job, or follows one.
+	settle := func() {
+		t.Helper()
+		for range 20 {
+			did, err := c.rollupTick(ctx, s, recs, complete)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !did {
+				return
+			}
+		}
+		t.Fatal("the roll-ups never settle")
+	}
+	readWeek := func() (results.Meta, []schema.Row) {
+		t.Helper()
+		out, err := lake.Open(ctx, rollup.OutURI(base.URI()+"/rollup", schema.GrainWeek, monday), lake.S3Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, m, err := results.ReadResult(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, rows
+	}
+	settle()
+	m1, rows := readWeek()
+	windows, err := rollup.Windows(ctx, base, lake.S3Options{}, monday, monday.Add(7*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := rollup.Compute(ctx, rollup.Config{Shards: 1, AllowGaps: true}, schema.GrainWeek, monday, monday.Add(7*24*time.Hour), windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m1.RollupOf) != 2 || !strings.Contains(m1.RollupOf[0], "grain=day/period=20260105") || len(rows) != len(want) {
+		t.Fatalf("week rolled up from %v with %d rows, want the two days and %d rows", m1.RollupOf, len(rows), len(want))
+	}
+	for i := range rows {
+		if !schema.EqualMetrics(rows[i], want[i]) || rows[i].Grain != schema.GrainWeek {
+			t.Fatalf("row %d: %+v, rollup.Compute %+v", i, rows[i], want[i])
+		}
+	}
+	// Late data on Tuesday: the day, then the week, are rolled up again.
+	commit(monday.Add(30*time.Hour), "job-b")
+	settle()
+	if m2, _ := readWeek(); m2.Revision != m1.Revision+1 {
+		t.Fatalf("week revision %d after a day's re-run, before %d", m2.Revision, m1.Revision)
+	}
+	got, err := c.rollupRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got[period{schema.GrainWeek, monday.Unix()}]; r == nil || r.State != windowDone || r.Grain != schema.GrainWeek {
+		t.Fatalf("week record %+v: want done", r)
+	}
+
+	bad := NewSchedule()
+	bad.Enabled, bad.Out, bad.Rollups, bad.RollupGrains = true, base.URI(), true, []string{schema.GrainWeek}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "include day") {
+		t.Errorf("grains without day: %v", err)
+	}
+	bad.RollupGrains = []string{schema.GrainDay, "fortnight"}
+	if err := bad.Validate(); err == nil {
+		t.Error("grain fortnight accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/dataco/clickstream/internal/lake"
 	"github.com/dataco/clickstream/internal/results"
 	"github.com/dataco/clickstream/internal/rollup"
+	"github.com/dataco/clickstream/internal/schema"
 	pb "github.com/dataco/clickstream/proto/clickstream/v1"
 )
 
@@ -96,9 +98,12 @@ type Schedule struct {
 	// which keeps the day's sets and is published like any job; again when
 	// a window of the day is run again. Implies UserSets.
 	Rollups bool
-	// RollupShards is the number of key ranges (tasks) of a day's
-	// roll-up job; RollupMemoryBudget bounds each task's buffered hashes
-	// before it spills (rollup.Config; 0: no bound).
+	// RollupGrains are the periods rolled up (with Rollups): days always,
+	// and weeks and months from the days' sets once they are complete.
+	RollupGrains []string
+	// RollupShards is the number of key ranges (tasks) of a roll-up job;
+	// RollupMemoryBudget bounds each task's buffered hashes before it
+	// spills (rollup.Config; 0: no bound).
 	RollupShards       int
 	RollupMemoryBudget int64
 }
@@ -113,7 +118,7 @@ func NewSchedule() Schedule {
 		Format:      "ndjson",
 		RetryFailed: DefaultRetryFailed,
 		// The budget of an in-process roll-up, per task.
-		RollupShards: DefaultRollupShards, RollupMemoryBudget: rollup.DefaultMemoryBudget,
+		RollupGrains: []string{schema.GrainDay}, RollupShards: DefaultRollupShards, RollupMemoryBudget: rollup.DefaultMemoryBudget,
 	}
 }
 
@@ -131,6 +136,7 @@ func (s *Schedule) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.IncludeBots, "schedule-include-bots", s.IncludeBots, "scheduled jobs count bots' events in clicks, unique users and time spent (default: only in bot_clicks)")
 	fs.BoolVar(&s.UserSets, "schedule-user-sets", s.UserSets, "scheduled windows keep each (url, country)'s set of user hashes beside the result, for exact roll-ups (clickstream rollup)")
 	fs.BoolVar(&s.Rollups, "schedule-rollups", s.Rollups, "after each closed day (all its windows done), roll the day up exactly from the windows' user sets into <schedule-out>/rollup/grain=day/period=<day> and publish it (implies --schedule-user-sets)")
+	fs.StringSliceVar(&s.RollupGrains, "schedule-rollup-grains", s.RollupGrains, "periods --schedule-rollups rolls up: day, and week (ISO) and month once complete, from the days' sets")
 	fs.IntVar(&s.RollupShards, "schedule-rollup-shards", s.RollupShards, "key ranges (tasks) of a day's roll-up job, 1 to 1024")
 	fs.Int64Var(&s.RollupMemoryBudget, "schedule-rollup-memory-budget", s.RollupMemoryBudget, "bytes of user hashes each task of a day's roll-up keeps in memory before it spills sorted runs to its worker's temporary folder (0: no bound)")
 	fs.DurationVar(&s.RetryFailed, "schedule-retry-failed", s.RetryFailed, "run a window whose job failed 3 times in a row again this long after its last failure, doubling after each further failure (0: only when its input changes)")
@@ -159,6 +165,14 @@ func (s *Schedule) Validate() error {
 	}
 	if s.RollupMemoryBudget < 0 {
 		errs = append(errs, errors.New("--schedule-rollup-memory-budget must not be negative"))
+	}
+	if s.Rollups && !slices.Contains(s.RollupGrains, schema.GrainDay) {
+		errs = append(errs, fmt.Errorf("--schedule-rollup-grains %s: weeks and months are rolled up from days; include day", strings.Join(s.RollupGrains, ",")))
+	}
+	for _, g := range s.RollupGrains {
+		if g != schema.GrainDay && g != schema.GrainWeek && g != schema.GrainMonth {
+			errs = append(errs, fmt.Errorf("--schedule-rollup-grains: %q is not day, week or month", g))
+		}
 	}
 	if s.Rollups && (s.RollupShards < 1 || s.RollupShards > maxRollupShards) {
 		errs = append(errs, fmt.Errorf("--schedule-rollup-shards must be in [1, %d]", maxRollupShards))
