@@ -66,9 +66,9 @@ func (c *Coordinator) rollupKey(grain string, from time.Time) string {
 	return c.cfg.EtcdPrefix + "/schedule/rollups/" + grain + "/" + from.UTC().Format("20060102")
 }
 
-// closedDay is a period whose inputs are all processed: a day whose
+// closedPeriod is a period whose inputs are all processed: a day whose
 // windows are, or a week or month whose days are rolled up.
-type closedDay struct {
+type closedPeriod struct {
 	grain       string
 	from        time.Time
 	fingerprint string
@@ -79,13 +79,13 @@ type closedDay struct {
 // last window is, by complete): a day's roll-up waits for its running and
 // failed windows. The fingerprint names the day's window jobs and which
 // of them are still provisional.
-func closedDays(recs map[int64]*windowRecord, window time.Duration, complete func(from time.Time) bool) []closedDay {
+func closedDays(recs map[int64]*windowRecord, window time.Duration, complete func(from time.Time) bool) []closedPeriod {
 	byDay := map[time.Time][]*windowRecord{}
 	for _, r := range recs {
 		d := r.From.UTC().Truncate(24 * time.Hour)
 		byDay[d] = append(byDay[d], r)
 	}
-	var out []closedDay
+	var out []closedPeriod
 	for d, rs := range byDay {
 		lastWindow := d.Add(24 * time.Hour).Add(-window)
 		if !complete(lastWindow) {
@@ -110,10 +110,10 @@ func closedDays(recs map[int64]*windowRecord, window time.Duration, complete fun
 			}
 		}
 		if closed {
-			out = append(out, closedDay{grain: schema.GrainDay, from: d, fingerprint: hex.EncodeToString(h.Sum(nil))[:16]})
+			out = append(out, closedPeriod{grain: schema.GrainDay, from: d, fingerprint: hex.EncodeToString(h.Sum(nil))[:16]})
 		}
 	}
-	slices.SortFunc(out, func(a, b closedDay) int { return a.from.Compare(b.from) })
+	slices.SortFunc(out, func(a, b closedPeriod) int { return a.from.Compare(b.from) })
 	return out
 }
 
@@ -124,7 +124,7 @@ func closedDays(recs map[int64]*windowRecord, window time.Duration, complete fun
 // a roll-up (no events, or windows not all done) is a gap, and rolls the
 // period up again once it has one. The fingerprint names the days'
 // roll-up jobs.
-func closedPeriods(grain string, days []*rollupRecord, window time.Duration, complete func(from time.Time) bool) []closedDay {
+func closedPeriods(grain string, days []*rollupRecord, window time.Duration, complete func(from time.Time) bool) []closedPeriod {
 	byPeriod := map[time.Time][]*rollupRecord{}
 	for _, r := range days {
 		from, _, err := rollup.Period(grain, r.From)
@@ -133,7 +133,7 @@ func closedPeriods(grain string, days []*rollupRecord, window time.Duration, com
 		}
 		byPeriod[from] = append(byPeriod[from], r)
 	}
-	var out []closedDay
+	var out []closedPeriod
 	for from, rs := range byPeriod {
 		_, to, _ := rollup.Period(grain, from)
 		if !complete(to.Add(-window)) {
@@ -152,10 +152,10 @@ func closedPeriods(grain string, days []*rollupRecord, window time.Duration, com
 			}
 		}
 		if closed {
-			out = append(out, closedDay{grain: grain, from: from, fingerprint: hex.EncodeToString(h.Sum(nil))[:16]})
+			out = append(out, closedPeriod{grain: grain, from: from, fingerprint: hex.EncodeToString(h.Sum(nil))[:16]})
 		}
 	}
-	slices.SortFunc(out, func(a, b closedDay) int { return a.from.Compare(b.from) })
+	slices.SortFunc(out, func(a, b closedPeriod) int { return a.from.Compare(b.from) })
 	return out
 }
 
