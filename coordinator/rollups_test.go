@@ -124,18 +124,7 @@ func TestScheduleRollsUpClosedDays(t *testing.T) {
 		}
 		return got[period{schema.GrainDay, day.Unix()}]
 	}
-	readDay := func() (results.Meta, []schema.Row) {
-		t.Helper()
-		out, err := lake.Open(ctx, rollup.OutURI(base.URI()+"/rollup", schema.GrainDay, day), lake.S3Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows, m, err := results.ReadResult(ctx, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m, rows
-	}
+	readDay := func() (results.Meta, []schema.Row) { return readRollup(t, base, schema.GrainDay, day) }
 	tick(true) // submits the day's roll-up job
 	if r := record(); r == nil || r.State != windowRunning || r.Job == "" {
 		t.Fatalf("record %+v: want running, with its job", r)
@@ -265,18 +254,7 @@ func TestScheduleRollsUpWeeks(t *testing.T) {
 		}
 		t.Fatal("the roll-ups never settle")
 	}
-	readWeek := func() (results.Meta, []schema.Row) {
-		t.Helper()
-		out, err := lake.Open(ctx, rollup.OutURI(base.URI()+"/rollup", schema.GrainWeek, monday), lake.S3Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows, m, err := results.ReadResult(ctx, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m, rows
-	}
+	readWeek := func() (results.Meta, []schema.Row) { return readRollup(t, base, schema.GrainWeek, monday) }
 	settle()
 	m1, rows := readWeek()
 	windows, err := rollup.Windows(ctx, base, lake.S3Options{}, monday, monday.Add(7*24*time.Hour))
@@ -318,4 +296,20 @@ func TestScheduleRollsUpWeeks(t *testing.T) {
 	if err := bad.Validate(); err == nil {
 		t.Error("grain fortnight accepted")
 	}
+}
+
+// readRollup reads the committed roll-up of grain's period starting at
+// from, under the scheduler's output base.
+func readRollup(t *testing.T, base lake.Store, grain string, from time.Time) (results.Meta, []schema.Row) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := lake.Open(ctx, rollup.OutURI(base.URI()+"/rollup", grain, from), lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, m, err := results.ReadResult(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, rows
 }
