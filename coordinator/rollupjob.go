@@ -47,17 +47,16 @@ func (r *rollupSpec) toPB() *pb.RollupSpec {
 // RollupJobSpec is the job that rolls up the period [from, to) of cfg
 // on the cluster: its windows (or, with input grain day, its days) into
 // cfg's output, in cfg.Shards key ranges, keeping sets if cfg does.
+// A format other than ndjson or csv (which cfg.Validate refuses) is
+// ndjson.
 func RollupJobSpec(cfg *rollup.RunConfig, from, to time.Time) *pb.JobSpec {
-	format := pb.OutputFormat_OUTPUT_FORMAT_NDJSON
-	if strings.EqualFold(cfg.Format, string(results.CSV)) {
-		format = pb.OutputFormat_OUTPUT_FORMAT_CSV
-	}
+	format, _ := results.ParseFormat(cfg.Format)
 	in, inputGrain := cfg.Windows, ""
 	if cfg.InputGrain == schema.GrainDay {
 		in, inputGrain = rollup.DayBase(cfg.OutBase()), schema.GrainDay
 	}
 	return &pb.JobSpec{
-		From: timestamppb.New(from), To: timestamppb.New(to), OutUri: rollup.OutURI(cfg.OutBase(), cfg.Grain, from), Format: format,
+		From: timestamppb.New(from), To: timestamppb.New(to), OutUri: rollup.OutURI(cfg.OutBase(), cfg.Grain, from), Format: formatToPB(format),
 		Rollup: &pb.RollupSpec{Grain: cfg.Grain, WindowsUri: in, Shards: int32(cfg.Shards), InputGrain: inputGrain,
 			MemoryBudget: cfg.MemoryBudget, ExactLimit: cfg.ExactLimit, AllowGaps: cfg.AllowGaps, KeepSets: cfg.KeepSets},
 	}

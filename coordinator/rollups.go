@@ -78,77 +78,72 @@ type closedPeriod struct {
 // is done (or cannot be aggregated at all) and that are complete (their
 // last window is, by complete): a day's roll-up waits for its running and
 // failed windows. The fingerprint names the day's window jobs and which
-// of them are still provisional.
+// of them are still provisional: once one is finalized, the day is rolled
+// up again, as final.
 func closedDays(recs map[int64]*windowRecord, window time.Duration, complete func(from time.Time) bool) []closedPeriod {
-	byDay := map[time.Time][]*windowRecord{}
+	ins := make([]periodInput, 0, len(recs))
 	for _, r := range recs {
-		d := r.From.UTC().Truncate(24 * time.Hour)
-		byDay[d] = append(byDay[d], r)
+		ins = append(ins, periodInput{from: r.From, state: r.State, job: r.Job, invalid: r.Invalid, provisional: r.Provisional})
 	}
-	var out []closedPeriod
-	for d, rs := range byDay {
-		lastWindow := d.Add(24 * time.Hour).Add(-window)
-		if !complete(lastWindow) {
-			continue
-		}
-		slices.SortFunc(rs, func(a, b *windowRecord) int { return a.From.Compare(b.From) })
-		h := sha256.New()
-		closed := true
-		for _, r := range rs {
-			if r.State != windowDone && !(r.State == windowFailed && r.Invalid) {
-				closed = false
-				break
-			}
-			if r.State == windowDone {
-				// A provisional window hashes apart: once it is finalized,
-				// the day is rolled up again, as final.
-				if r.Provisional {
-					fmt.Fprintf(h, "%d %s provisional\n", r.From.Unix(), r.Job)
-				} else {
-					fmt.Fprintf(h, "%d %s\n", r.From.Unix(), r.Job)
-				}
-			}
-		}
-		if closed {
-			out = append(out, closedPeriod{grain: schema.GrainDay, from: d, fingerprint: hex.EncodeToString(h.Sum(nil))[:16]})
-		}
-	}
-	slices.SortFunc(out, func(a, b closedPeriod) int { return a.from.Compare(b.from) })
-	return out
+	return closedOf(schema.GrainDay, ins, window, complete)
 }
 
 // closedPeriods returns, in order, the periods of grain (week, month) that
-// are complete (their last window is, by complete) and whose days' roll-
-// ups, as recorded in days, are all done (or cannot be made at all): a
-// period waits for its days' running and failed roll-ups; a day without
-// a roll-up (no events, or windows not all done) is a gap, and rolls the
-// period up again once it has one. The fingerprint names the days'
-// roll-up jobs.
+// are complete and whose days' roll-ups, as recorded in days, are all done
+// (or cannot be made at all): a period waits for its days' running and
+// failed roll-ups; a day without a roll-up (no events, or windows not all
+// done) is a gap, and rolls the period up again once it has one. The
+// fingerprint names the days' roll-up jobs.
 func closedPeriods(grain string, days []*rollupRecord, window time.Duration, complete func(from time.Time) bool) []closedPeriod {
-	byPeriod := map[time.Time][]*rollupRecord{}
+	ins := make([]periodInput, 0, len(days))
 	for _, r := range days {
-		from, _, err := rollup.Period(grain, r.From)
+		ins = append(ins, periodInput{from: r.From, state: r.State, job: r.Job, invalid: r.Invalid})
+	}
+	return closedOf(grain, ins, window, complete)
+}
+
+// periodInput is one input of a period's roll-up as the scheduler
+// recorded it: a window of a day, or a day of a week or month.
+type periodInput struct {
+	from        time.Time
+	state, job  string
+	invalid     bool
+	provisional bool
+}
+
+// closedOf groups ins by the period of grain holding them and returns, in
+// order, the periods that are complete (their last window of length
+// window is, by complete) and whose inputs are all done or invalid, with
+// a fingerprint of the done inputs' jobs.
+func closedOf(grain string, ins []periodInput, window time.Duration, complete func(from time.Time) bool) []closedPeriod {
+	byPeriod := map[time.Time][]periodInput{}
+	for _, in := range ins {
+		from, _, err := rollup.Period(grain, in.from)
 		if err != nil {
 			continue
 		}
-		byPeriod[from] = append(byPeriod[from], r)
+		byPeriod[from] = append(byPeriod[from], in)
 	}
 	var out []closedPeriod
-	for from, rs := range byPeriod {
+	for from, ins := range byPeriod {
 		_, to, _ := rollup.Period(grain, from)
 		if !complete(to.Add(-window)) {
 			continue
 		}
-		slices.SortFunc(rs, func(a, b *rollupRecord) int { return a.From.Compare(b.From) })
+		slices.SortFunc(ins, func(a, b periodInput) int { return a.from.Compare(b.from) })
 		h := sha256.New()
 		closed := true
-		for _, r := range rs {
-			if r.State != windowDone && !(r.State == windowFailed && r.Invalid) {
+		for _, in := range ins {
+			if in.state != windowDone && !(in.state == windowFailed && in.invalid) {
 				closed = false
 				break
 			}
-			if r.State == windowDone {
-				fmt.Fprintf(h, "%d %s\n", r.From.Unix(), r.Job)
+			switch {
+			case in.state != windowDone:
+			case in.provisional:
+				fmt.Fprintf(h, "%d %s provisional\n", in.from.Unix(), in.job)
+			default:
+				fmt.Fprintf(h, "%d %s\n", in.from.Unix(), in.job)
 			}
 		}
 		if closed {
